@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks need beyond Go: Redis (the reference reactor)
+# and Debian's Python with aiohttp and uvloop (the asyncio baseline). Safe to run again.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1 || need+=(python3-aiohttp)
+  /usr/bin/python3 -c 'import uvloop' >/dev/null 2>&1 || need+=(python3-uvloop)
+else
+  need+=(python3 python3-aiohttp python3-uvloop)
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing ${need[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  echo "deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
