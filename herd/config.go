@@ -1,0 +1,501 @@
+package herd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is a whole herd: the Places provider, logging, limits and the servers with their links.
+// LoadConfig, ParseConfig and DefaultConfig return a Config that has been validated, has every
+// default filled in and has symmetric links. A Config is plain data: copy it with Clone before
+// changing one that a running Server uses.
+type Config struct {
+	Places  PlacesConfig   `toml:"places"`
+	Log     LogConfig      `toml:"log"`
+	Limits  Limits         `toml:"limits"`
+	Servers []ServerConfig `toml:"server"`
+}
+
+// PlacesConfig selects and configures the Places provider (see package places).
+type PlacesConfig struct {
+	// Provider is "google", "google-v1" or "offline". Empty: "google" when a key is set (in the
+	// file or in GOOGLE_PLACES_API_KEY), else "offline".
+	Provider string `toml:"provider"`
+	// URL is the base URL of the API ("" means Google's own).
+	URL string `toml:"url"`
+	// Key is the API key; empty: the GOOGLE_PLACES_API_KEY environment variable.
+	Key string `toml:"key"`
+	// Timeout bounds one Places call (default 5s).
+	Timeout time.Duration `toml:"timeout"`
+	// CacheTTL keeps answers this long (default 0: no cache).
+	CacheTTL time.Duration `toml:"cache_ttl"`
+	// MaxConns bounds the HTTP connections to the API (default 0: the provider's default).
+	MaxConns int `toml:"max_conns"`
+	// Dataset is a GeoJSON file of places for the offline provider (default: the built-in one).
+	Dataset string `toml:"dataset"`
+}
+
+// LogConfig says where each server writes its log.
+type LogConfig struct {
+	// Dir holds one <Name>.log per server (default "logs"). "off" turns logging off.
+	Dir string `toml:"dir"`
+	// Level is "debug", "info" (default), "warn", "error" or "off". Input and output lines are
+	// logged at "info"; "warn" keeps only connection cut-offs, link failures and Places errors.
+	Level string `toml:"level"`
+	// Format is "text" (default) or "json".
+	Format string `toml:"format"`
+}
+
+// Off reports whether logging is turned off.
+func (c LogConfig) Off() bool { return c.Dir == "off" || c.Level == "off" }
+
+// Limits bound what one client or link may make a server hold.
+type Limits struct {
+	// MaxLine is the longest line accepted, without its "\n" (default 4096).
+	MaxLine int `toml:"max_line"`
+	// MaxUnsent is the most reply bytes a client may leave unread before it is cut off (default 1 MiB).
+	MaxUnsent int `toml:"max_unsent"`
+	// MaxPending is the most requests of one client waiting for their reply (default 256).
+	MaxPending int `toml:"max_pending"`
+	// MaxClients is the most client connections one server serves at once (default 10000).
+	MaxClients int `toml:"max_clients"`
+	// MaxLinkUnsent is the most unsent bytes on a link before it is closed and redialled (default 8 MiB).
+	MaxLinkUnsent int `toml:"max_link_unsent"`
+	// DialTimeout bounds one dial to a neighbour (default 1s).
+	DialTimeout time.Duration `toml:"dial_timeout"`
+	// BackoffBase is the first redial delay bound (default 100ms); it doubles up to BackoffCap (default 5s).
+	BackoffBase time.Duration `toml:"backoff_base"`
+	BackoffCap  time.Duration `toml:"backoff_cap"`
+}
+
+// ServerConfig is one server of the herd.
+type ServerConfig struct {
+	// Name is the server's name, as it appears in AT lines: no white space.
+	Name string `toml:"name"`
+	// Addr is the host:port the server listens on and its neighbours dial. Port 0 picks a free
+	// port at Start (see Herd).
+	Addr string `toml:"addr"`
+	// Peers names the server's neighbours. Links are symmetric: a link named on one side only
+	// is added to the other.
+	Peers []string `toml:"peers"`
+}
+
+// DefaultLimits returns the default limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxLine:       4096,
+		MaxUnsent:     1 << 20,
+		MaxPending:    256,
+		MaxClients:    10000,
+		MaxLinkUnsent: 8 << 20,
+		DialTimeout:   time.Second,
+		BackoffBase:   100 * time.Millisecond,
+		BackoffCap:    5 * time.Second,
+	}
+}
+
+// DefaultConfig returns the herd of SPEC §1: Hill, Jaquez, Smith, Singleton and Campbell on
+// 127.0.0.1:12000-12004, the offline Places provider (whatever the environment holds) and logs in
+// ./logs. Any goroutine may call it; each call returns a new Config.
+func DefaultConfig() *Config {
+	c := &Config{
+		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second},
+		Log:    LogConfig{Dir: "logs", Level: "info", Format: "text"},
+		Limits: DefaultLimits(),
+		Servers: []ServerConfig{
+			{Name: "Hill", Addr: "127.0.0.1:12000", Peers: []string{"Jaquez", "Smith"}},
+			{Name: "Jaquez", Addr: "127.0.0.1:12001", Peers: []string{"Hill", "Singleton"}},
+			{Name: "Smith", Addr: "127.0.0.1:12002", Peers: []string{"Hill", "Singleton", "Campbell"}},
+			{Name: "Singleton", Addr: "127.0.0.1:12003", Peers: []string{"Jaquez", "Smith", "Campbell"}},
+			{Name: "Campbell", Addr: "127.0.0.1:12004", Peers: []string{"Singleton", "Smith"}},
+		},
+	}
+	return c
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	d := *c
+	d.Servers = make([]ServerConfig, len(c.Servers))
+	for i, s := range c.Servers {
+		s.Peers = append([]string(nil), s.Peers...)
+		d.Servers[i] = s
+	}
+	return &d
+}
+
+// Server returns the config of the server called name, or nil.
+func (c *Config) Server(name string) *ServerConfig {
+	for i := range c.Servers {
+		if c.Servers[i].Name == name {
+			return &c.Servers[i]
+		}
+	}
+	return nil
+}
+
+// ConfigError is a problem with a config: the file, the line when known (0 if not), the key when
+// known, and what is wrong. LoadConfig and ParseConfig return one, or several joined with
+// errors.Join; find them with errors.As.
+type ConfigError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+	Err  error // the underlying error, if any
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("herd: config")
+	if e.File != "" {
+		b.WriteString(" ")
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":")
+			b.WriteString(strconv.Itoa(e.Line))
+		}
+	} else if e.Line > 0 {
+		b.WriteString(" line ")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// IsConfigError reports whether err holds a ConfigError.
+func IsConfigError(err error) bool {
+	var ce *ConfigError
+	return errors.As(err, &ce)
+}
+
+// LoadConfig reads, validates and completes the TOML config in the file at path.
+// Any goroutine may call it.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Msg: err.Error(), Err: err}
+	}
+	return ParseConfig(data, path)
+}
+
+// ParseConfig parses, validates and completes a TOML config; file names it in errors.
+// Missing keys take their defaults; GOOGLE_PLACES_API_KEY fills an empty key.
+func ParseConfig(data []byte, file string) (*Config, error) {
+	c := &Config{
+		Places: PlacesConfig{Timeout: 5 * time.Second},
+		Log:    LogConfig{Dir: "logs", Level: "info", Format: "text"},
+		Limits: DefaultLimits(),
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		ce := &ConfigError{File: file, Msg: err.Error(), Err: err}
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			ce.Line = pe.Position.Line
+			ce.Msg = pe.Message
+			if pe.LastKey != "" {
+				ce.Key = pe.LastKey
+			}
+		} else if m := tomlLineErr.FindStringSubmatch(err.Error()); m != nil {
+			ce.Line, _ = strconv.Atoi(m[1])
+			ce.Key, ce.Msg = m[2], m[3]
+		}
+		return nil, ce
+	}
+	loc := newKeyLocator(data)
+	var errs []error
+	for _, k := range md.Undecoded() {
+		errs = append(errs, &ConfigError{File: file, Line: loc.line(k), Key: k.String(), Msg: "unknown key"})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if c.Places.Key == "" {
+		c.Places.Key = os.Getenv("GOOGLE_PLACES_API_KEY")
+	}
+	if c.Places.Provider == "" {
+		if c.Places.Key != "" {
+			c.Places.Provider = "google"
+		} else {
+			c.Places.Provider = "offline"
+		}
+	}
+	if err := c.validate(file, loc); err != nil {
+		return nil, err
+	}
+	c.completeLinks()
+	return c, nil
+}
+
+// tomlLineErr matches the toml package's type errors, which are not ParseErrors.
+var tomlLineErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// Validate checks a Config built in code (DefaultConfig or a changed copy) and completes its links.
+func (c *Config) Validate() error {
+	if err := c.validate("", nil); err != nil {
+		return err
+	}
+	c.completeLinks()
+	return nil
+}
+
+func (c *Config) validate(file string, loc *keyLocator) error {
+	var errs []error
+	bad := func(line int, key, format string, args ...any) {
+		errs = append(errs, &ConfigError{File: file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	at := func(k ...string) int {
+		if loc == nil {
+			return 0
+		}
+		return loc.line(toml.Key(k))
+	}
+	switch c.Places.Provider {
+	case "google", "google-v1", "offline":
+	default:
+		bad(at("places", "provider"), "places.provider", "unknown provider %q (want google, google-v1 or offline)", c.Places.Provider)
+	}
+	if c.Places.Timeout <= 0 {
+		bad(at("places", "timeout"), "places.timeout", "must be a positive duration, got %v", c.Places.Timeout)
+	}
+	if c.Places.CacheTTL < 0 {
+		bad(at("places", "cache_ttl"), "places.cache_ttl", "must not be negative, got %v", c.Places.CacheTTL)
+	}
+	if c.Places.MaxConns < 0 {
+		bad(at("places", "max_conns"), "places.max_conns", "must not be negative, got %d", c.Places.MaxConns)
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error", "off":
+	default:
+		bad(at("log", "level"), "log.level", "unknown level %q (want debug, info, warn, error or off)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		bad(at("log", "format"), "log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+	if c.Log.Dir == "" {
+		c.Log.Dir = "logs"
+	}
+	l := &c.Limits
+	if l.MaxLine < 64 || l.MaxLine > 1<<24 {
+		bad(at("limits", "max_line"), "limits.max_line", "must be between 64 and 16777216, got %d", l.MaxLine)
+	}
+	positive := []struct {
+		key string
+		v   int
+	}{{"max_unsent", l.MaxUnsent}, {"max_pending", l.MaxPending}, {"max_clients", l.MaxClients}, {"max_link_unsent", l.MaxLinkUnsent}}
+	for _, p := range positive {
+		if p.v <= 0 {
+			bad(at("limits", p.key), "limits."+p.key, "must be positive, got %d", p.v)
+		}
+	}
+	durations := []struct {
+		key string
+		v   time.Duration
+	}{{"dial_timeout", l.DialTimeout}, {"backoff_base", l.BackoffBase}, {"backoff_cap", l.BackoffCap}}
+	for _, d := range durations {
+		if d.v <= 0 {
+			bad(at("limits", d.key), "limits."+d.key, "must be a positive duration, got %v", d.v)
+		}
+	}
+	if l.BackoffBase > 0 && l.BackoffCap > 0 && l.BackoffCap < l.BackoffBase {
+		bad(at("limits", "backoff_cap"), "limits.backoff_cap", "%v is less than backoff_base %v", l.BackoffCap, l.BackoffBase)
+	}
+
+	if len(c.Servers) == 0 {
+		bad(0, "server", "no [[server]] in the config")
+	}
+	names := make(map[string]int, len(c.Servers))
+	for i, s := range c.Servers {
+		idx := strconv.Itoa(i)
+		key := fmt.Sprintf("server[%d]", i)
+		switch {
+		case s.Name == "":
+			bad(at("server", idx, "name"), key+".name", "missing server name")
+		case strings.IndexFunc(s.Name, unicode.IsSpace) >= 0:
+			bad(at("server", idx, "name"), key+".name", "server name %q contains white space", s.Name)
+		default:
+			if j, dup := names[s.Name]; dup {
+				bad(at("server", idx, "name"), key+".name", "duplicate server name %q (also server[%d])", s.Name, j)
+			} else {
+				names[s.Name] = i
+			}
+		}
+		if err := checkAddr(s.Addr); err != nil {
+			bad(at("server", idx, "addr"), key+".addr", "%v", err)
+		}
+	}
+	for i, s := range c.Servers {
+		idx := strconv.Itoa(i)
+		key := fmt.Sprintf("server[%d].peers", i)
+		seen := make(map[string]bool, len(s.Peers))
+		for _, p := range s.Peers {
+			switch {
+			case p == s.Name:
+				bad(at("server", idx, "peers"), key, "server %q names itself as a peer", s.Name)
+			case seen[p]:
+				bad(at("server", idx, "peers"), key, "peer %q named twice", p)
+			default:
+				if _, ok := names[p]; !ok {
+					bad(at("server", idx, "peers"), key, "unknown peer %q (no [[server]] has that name)", p)
+				}
+			}
+			seen[p] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddr checks a host:port listen address.
+func checkAddr(addr string) error {
+	if addr == "" {
+		return errors.New("missing address (want host:port)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("bad address %q: %v", addr, strings.TrimPrefix(err.Error(), "address "+addr+": "))
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port in address %q", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		for _, r := range host {
+			if !(r == '-' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+				return fmt.Errorf("bad host in address %q", addr)
+			}
+		}
+	}
+	return nil
+}
+
+// completeLinks adds the missing half of every link named on one side only, and sorts nothing:
+// peers keep the order they were given, added ones follow.
+func (c *Config) completeLinks() {
+	idx := make(map[string]int, len(c.Servers))
+	for i, s := range c.Servers {
+		idx[s.Name] = i
+	}
+	for i := range c.Servers {
+		for _, p := range c.Servers[i].Peers {
+			j, ok := idx[p]
+			if !ok {
+				continue
+			}
+			if !contains(c.Servers[j].Peers, c.Servers[i].Name) {
+				c.Servers[j].Peers = append(c.Servers[j].Peers, c.Servers[i].Name)
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// keyLocator finds the line of a key in a TOML text. The toml package keeps key positions to
+// itself, so this is a light scan of table headers and "key =" lines: enough for the flat layout
+// of a herd config (dotted keys and inline tables give 0: unknown).
+type keyLocator struct {
+	lines map[string]int
+}
+
+func newKeyLocator(data []byte) *keyLocator {
+	k := &keyLocator{lines: make(map[string]int)}
+	table, base := "", ""
+	arrays := make(map[string]int)
+	for i, raw := range strings.Split(string(data), "\n") {
+		line := strings.TrimSpace(raw)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "[["):
+			end := strings.Index(line, "]]")
+			if end < 0 {
+				continue
+			}
+			name := strings.TrimSpace(line[2:end])
+			n := arrays[name]
+			arrays[name] = n + 1
+			table, base = name+"."+strconv.Itoa(n), name
+			k.set(table, i+1)
+			k.set(base, i+1)
+		case line[0] == '[':
+			end := strings.IndexByte(line, ']')
+			if end < 0 {
+				continue
+			}
+			table, base = strings.TrimSpace(line[1:end]), ""
+			k.set(table, i+1)
+		default:
+			eq := strings.IndexByte(line, '=')
+			if eq <= 0 {
+				continue
+			}
+			key := strings.Trim(strings.TrimSpace(line[:eq]), `"'`)
+			if base != "" {
+				// The toml package names keys of array tables without the index.
+				k.set(base+"."+key, i+1)
+			}
+			if table != "" {
+				key = table + "." + key
+			}
+			k.set(key, i+1)
+		}
+	}
+	return k
+}
+
+func (k *keyLocator) set(key string, line int) {
+	if _, ok := k.lines[key]; !ok {
+		k.lines[key] = line
+	}
+}
+
+// line returns the line of key, or of the closest enclosing table, or 0. Array-of-tables
+// elements are numbered in the key as the toml package numbers them (server.0.name).
+func (k *keyLocator) line(key toml.Key) int {
+	parts := []string(key)
+	for n := len(parts); n > 0; n-- {
+		if l, ok := k.lines[strings.Join(parts[:n], ".")]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+// sortedNames returns the names of c's servers, sorted.
+func (c *Config) sortedNames() []string {
+	names := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		names[i] = s.Name
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,180 @@
+package herd
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodConfig = `
+[places]
+provider = "offline"
+timeout = "2s"
+
+[log]
+dir = "off"
+
+[limits]
+max_line = 1000
+backoff_cap = "3s"
+
+[[server]]
+name = "A"
+addr = "127.0.0.1:0"
+peers = ["B"]
+
+[[server]]
+name = "B"
+addr = "127.0.0.1:0"
+peers = ["C"]
+
+[[server]]
+name = "C"
+addr = "127.0.0.1:0"
+`
+
+func TestParseConfigGood(t *testing.T) {
+	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	c, err := ParseConfig([]byte(goodConfig), "herd.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Places.Timeout != 2*time.Second || c.Limits.MaxLine != 1000 || c.Limits.BackoffCap != 3*time.Second {
+		t.Errorf("values not decoded: %+v %+v", c.Places, c.Limits)
+	}
+	if c.Limits.MaxPending != 256 || c.Limits.DialTimeout != time.Second {
+		t.Errorf("defaults not kept: %+v", c.Limits)
+	}
+	if !c.Log.Off() {
+		t.Errorf("log dir off not seen")
+	}
+	want := map[string][]string{"A": {"B"}, "B": {"C", "A"}, "C": {"B"}}
+	for _, s := range c.Servers {
+		if !reflect.DeepEqual(s.Peers, want[s.Name]) {
+			t.Errorf("%s peers = %v, want %v (links completed)", s.Name, s.Peers, want[s.Name])
+		}
+	}
+}
+
+func TestParseConfigProviderDefault(t *testing.T) {
+	base := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	c, err := ParseConfig([]byte(base), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Places.Provider != "offline" {
+		t.Errorf("no key: provider %q, want offline", c.Places.Provider)
+	}
+	t.Setenv("GOOGLE_PLACES_API_KEY", "k123")
+	c, err = ParseConfig([]byte(base), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Places.Provider != "google" || c.Places.Key != "k123" {
+		t.Errorf("env key: provider %q key %q, want google k123", c.Places.Provider, c.Places.Key)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	tests := []struct {
+		name, src string
+		line      int
+		want      string
+	}{
+		{"syntax", "[places\nprovider = 1\n", 2, "table name"},
+		{"unknown key", srv + "nmae = \"x\"\n", 4, "server.nmae: unknown key"},
+		{"unknown table key", "[places]\nprovidr = \"offline\"\n" + srv, 2, "places.providr: unknown key"},
+		{"unknown section", "[limitz]\nx = 1\n" + srv, 1, "limitz: unknown key"},
+		{"bad duration", "[places]\ntimeout = \"5 parsecs\"\n" + srv, 2, "timeout"},
+		{"negative duration", "[limits]\ndial_timeout = \"-1s\"\n" + srv, 2, "limits.dial_timeout: must be a positive duration"},
+		{"bad limit", "[limits]\nmax_pending = 0\n" + srv, 2, "limits.max_pending: must be positive"},
+		{"line limit", "[limits]\nmax_line = 10\n" + srv, 2, "limits.max_line"},
+		{"backoff order", "[limits]\nbackoff_base = \"1s\"\nbackoff_cap = \"10ms\"\n" + srv, 3, "less than backoff_base"},
+		{"provider", "[places]\nprovider = \"bing\"\n" + srv, 2, "unknown provider \"bing\""},
+		{"level", "[log]\nlevel = \"loud\"\n" + srv, 2, "unknown level"},
+		{"no servers", "[places]\n", 0, "no [[server]]"},
+		{"duplicate", srv + srv, 5, "duplicate server name \"A\""},
+		{"space in name", "[[server]]\nname = \"A B\"\naddr = \"127.0.0.1:1\"\n", 2, "contains white space"},
+		{"missing name", "[[server]]\naddr = \"127.0.0.1:1\"\n", 1, "missing server name"},
+		{"bad address", "[[server]]\nname = \"A\"\naddr = \"localhost\"\n", 3, "bad address \"localhost\""},
+		{"bad port", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:99999\"\n", 3, "bad port"},
+		{"missing address", "[[server]]\nname = \"A\"\n", 1, "missing address"},
+		{"unknown peer", srv + "peers = [\"Z\"]\n", 4, "unknown peer \"Z\""},
+		{"self link", srv + "peers = [\"A\"]\n", 4, "names itself"},
+		{"twice", srv + "peers = [\"B\", \"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n", 4, "named twice"},
+		{"type", srv + "peers = \"B\"\n", 4, "server.peers: incompatible types"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.src), "h.toml")
+			if err == nil {
+				t.Fatalf("ParseConfig(%q) = nil error", tt.src)
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v (%T) is not a *ConfigError", err, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+			if ce.Line != tt.line {
+				t.Errorf("error %q: line %d, want %d", err, ce.Line, tt.line)
+			}
+			if !strings.HasPrefix(err.Error(), "herd: config h.toml") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "herd.toml")
+	if err := os.WriteFile(p, []byte(goodConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(p); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(filepath.Join(dir, "missing.toml"))
+	if !IsConfigError(err) {
+		t.Errorf("missing file: %v is not a config error", err)
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Clone().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"Hill": "127.0.0.1:12000", "Jaquez": "127.0.0.1:12001", "Smith": "127.0.0.1:12002", "Singleton": "127.0.0.1:12003", "Campbell": "127.0.0.1:12004"}
+	for name, addr := range want {
+		s := c.Server(name)
+		if s == nil || s.Addr != addr {
+			t.Errorf("server %s = %+v, want addr %s", name, s, addr)
+		}
+	}
+	links := 0
+	for _, s := range c.Servers {
+		for _, p := range s.Peers {
+			if !contains(c.Server(p).Peers, s.Name) {
+				t.Errorf("link %s-%s is one-sided", s.Name, p)
+			}
+			links++
+		}
+	}
+	if links != 12 {
+		t.Errorf("%d link ends, want 12 (6 links)", links)
+	}
+	if c.Places.Provider != "offline" {
+		t.Errorf("provider %q, want offline", c.Places.Provider)
+	}
+}
