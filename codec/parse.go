@@ -1,0 +1,425 @@
+package codec
+
+import (
+	"errors"
+	"strconv"
+	"time"
+	"unsafe"
+)
+
+// Kind is the command of a line.
+type Kind uint8
+
+// The kinds of line.
+const (
+	Invalid Kind = iota
+	IAMAT
+	WHATSAT
+	AT
+)
+
+// String returns the command name ("IAMAT", "WHATSAT", "AT") or "Invalid".
+func (k Kind) String() string {
+	switch k {
+	case IAMAT:
+		return "IAMAT"
+	case WHATSAT:
+		return "WHATSAT"
+	case AT:
+		return "AT"
+	}
+	return "Invalid"
+}
+
+// MaxTimeDigits bounds the integer part of a time: at most 18 significant digits (leading
+// zeros do not count), so |Sec| < 1e18 and differences of two times cannot overflow int64.
+const MaxTimeDigits = 18
+
+// Time is a POSIX time kept exactly, normalised so 0 <= Nsec < 1e9 (-0.5 is
+// {-1, 500000000}). The zero value is the epoch.
+type Time struct {
+	Sec  int64
+	Nsec int32
+}
+
+// Compare returns -1, 0 or +1 as t is before, equal to or after u.
+func (t Time) Compare(u Time) int {
+	switch {
+	case t.Sec < u.Sec:
+		return -1
+	case t.Sec > u.Sec:
+		return 1
+	case t.Nsec < u.Nsec:
+		return -1
+	case t.Nsec > u.Nsec:
+		return 1
+	}
+	return 0
+}
+
+// FromTime returns t's POSIX time to the nanosecond.
+func FromTime(t time.Time) Time {
+	return Time{Sec: t.Unix(), Nsec: int32(t.Nanosecond())}
+}
+
+// ParseError says why a line is not a valid command. It wraps ErrInvalid. ParseLine
+// returns shared, immutable *ParseError values, so an invalid line costs no allocation.
+type ParseError struct {
+	Reason string
+}
+
+func (e *ParseError) Error() string { return "codec: invalid command: " + e.Reason }
+
+// Unwrap returns ErrInvalid.
+func (e *ParseError) Unwrap() error { return ErrInvalid }
+
+// ErrInvalid is wrapped by every error of ParseLine and ParseTime. The reply to any such
+// error is AppendInvalid(dst, line).
+var ErrInvalid = errors.New("codec: invalid command")
+
+var (
+	errEmpty      = &ParseError{"empty line"}
+	errNewline    = &ParseError{"newline inside the line"}
+	errCommand    = &ParseError{"unknown command"}
+	errFields     = &ParseError{"wrong number of fields"}
+	errLocation   = &ParseError{"bad location (want ISO 6709 like +34.068930-118.445127)"}
+	errLatRange   = &ParseError{"latitude out of [-90, 90]"}
+	errLngRange   = &ParseError{"longitude out of [-180, 180]"}
+	errTime       = &ParseError{"bad time (want [+-]S[.F] with 1 to 9 fraction digits)"}
+	errTimeRange  = &ParseError{"time has more than 18 integer digits"}
+	errRadius     = &ParseError{"bad radius (want digits with an optional fraction)"}
+	errRadiusZero = &ParseError{"radius must be greater than 0"}
+	errRadiusMax  = &ParseError{"radius must be at most 50 km"}
+	errBound      = &ParseError{"bad bound (want an integer 1 to 20)"}
+	errSkew       = &ParseError{"bad time difference (want a signed decimal)"}
+)
+
+// Message is a parsed line. Every []byte field aliases the line given to ParseLine, so it
+// is valid as long as that line is. The zero value is an Invalid message.
+type Message struct {
+	Kind     Kind
+	Server   []byte // AT: the server that accepted the IAMAT
+	Skew     []byte // AT: the time-difference field as sent
+	Client   []byte // IAMAT, WHATSAT, AT
+	Location []byte // IAMAT, AT: the ISO 6709 field as sent
+	LatText  []byte // IAMAT, AT: the latitude half of Location, with its sign
+	LngText  []byte // IAMAT, AT: the longitude half of Location, with its sign
+	Lat, Lng float64
+	TimeText []byte // IAMAT, AT: the client's time as sent
+	Time     Time
+	Radius   []byte  // WHATSAT: kilometres, as sent
+	RadiusKm float64 // WHATSAT
+	Bound    int     // WHATSAT
+}
+
+// isSpace reports the field separators of SPEC §2: space, \t, \r, \v, \f.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// maxFields is one more than the most any command has, to detect extra fields.
+const maxFields = 7
+
+// fields splits line at runs of white space into at most maxFields fields.
+func fields(line []byte, f *[maxFields][]byte) (int, error) {
+	n := 0
+	i := 0
+	for i < len(line) {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		j := i
+		for j < len(line) && !isSpace(line[j]) {
+			if line[j] == '\n' {
+				return 0, errNewline
+			}
+			j++
+		}
+		if n == maxFields {
+			return n + 1, nil
+		}
+		f[n] = line[i:j]
+		n++
+		i = j
+	}
+	return n, nil
+}
+
+// ParseLine parses one line (without its "\n"). Fields are separated by runs of space,
+// \t, \r, \v and \f; white space at either end is ignored; command names are
+// case-sensitive. It accepts exactly:
+//
+//	IAMAT <client> <location> <time>
+//	WHATSAT <client> <radius> <bound>
+//	AT <server> <skew> <client> <location> <time>
+//
+// where
+//   - location is ISO 6709 decimal degrees [+-]D{1,2}(.D+)?[+-]D{1,3}(.D+)? and nothing
+//     else, latitude in [-90, 90] and longitude in [-180, 180] (checked on the text, exactly);
+//   - time is [+-]?D+(.D{1,9})? with at most MaxTimeDigits significant integer digits;
+//   - radius is D+(.D+)?, with no sign or exponent ("1e1", ".5", "5." and "+5" are
+//     invalid; leading zeros are allowed), and 0 < radius <= 50;
+//   - bound is D+ with no sign (leading zeros are allowed), 1 <= bound <= 20;
+//   - skew (AT) is any decimal [+-]?D+(.D+)?, as this project writes it or a peer
+//     of another implementation might;
+//   - a client or server name is any field (no white space, no "\n").
+//
+// The returned error is a *ParseError wrapping ErrInvalid. ParseLine does not allocate.
+// It is safe to call from any goroutine.
+func ParseLine(line []byte) (Message, error) {
+	var f [maxFields][]byte
+	n, err := fields(line, &f)
+	if err != nil {
+		return Message{}, err
+	}
+	if n == 0 {
+		return Message{}, errEmpty
+	}
+	var m Message
+	switch bstr(f[0]) {
+	case "IAMAT":
+		if n != 4 {
+			return Message{}, errFields
+		}
+		m.Client = f[1]
+		if err := parseLocation(f[2], &m); err != nil {
+			return Message{}, err
+		}
+		if m.Time, err = ParseTime(f[3]); err != nil {
+			return Message{}, err
+		}
+		m.TimeText = f[3]
+		m.Kind = IAMAT
+	case "WHATSAT":
+		if n != 4 {
+			return Message{}, errFields
+		}
+		m.Client = f[1]
+		if m.RadiusKm, err = parseRadius(f[2]); err != nil {
+			return Message{}, err
+		}
+		m.Radius = f[2]
+		if m.Bound, err = parseBound(f[3]); err != nil {
+			return Message{}, err
+		}
+		m.Kind = WHATSAT
+	case "AT":
+		if n != 6 {
+			return Message{}, errFields
+		}
+		m.Server = f[1]
+		if !isDecimal(f[2], true) {
+			return Message{}, errSkew
+		}
+		m.Skew = f[2]
+		m.Client = f[3]
+		if err := parseLocation(f[4], &m); err != nil {
+			return Message{}, err
+		}
+		if m.Time, err = ParseTime(f[5]); err != nil {
+			return Message{}, err
+		}
+		m.TimeText = f[5]
+		m.Kind = AT
+	default:
+		return Message{}, errCommand
+	}
+	return m, nil
+}
+
+// bstr views b as a string without copying; the string must not outlive the call it is
+// passed to, and b must not change meanwhile.
+func bstr(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// isDecimal reports whether b is D+(.D+)?, with an optional sign if signed.
+func isDecimal(b []byte, signed bool) bool {
+	i := 0
+	if signed && len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		i++
+	}
+	j := digits(b, i)
+	if j == i {
+		return false
+	}
+	if j == len(b) {
+		return true
+	}
+	if b[j] != '.' {
+		return false
+	}
+	k := digits(b, j+1)
+	return k > j+1 && k == len(b)
+}
+
+// digits returns the index of the first non-digit of b at or after i.
+func digits(b []byte, i int) int {
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	return i
+}
+
+// coord parses [+-]D{1,maxInt}(.D+)? at b[i:] and returns its end, its integer value and
+// whether its fraction is all zeros; ok is false when the syntax is wrong.
+func coord(b []byte, i, maxInt int) (end, ip int, zeroFrac, ok bool) {
+	if i >= len(b) || (b[i] != '+' && b[i] != '-') {
+		return 0, 0, false, false
+	}
+	i++
+	j := digits(b, i)
+	if j == i || j-i > maxInt {
+		return 0, 0, false, false
+	}
+	for _, c := range b[i:j] {
+		ip = ip*10 + int(c-'0')
+	}
+	zeroFrac = true
+	if j < len(b) && b[j] == '.' {
+		k := digits(b, j+1)
+		if k == j+1 {
+			return 0, 0, false, false
+		}
+		for _, c := range b[j+1 : k] {
+			if c != '0' {
+				zeroFrac = false
+			}
+		}
+		j = k
+	}
+	return j, ip, zeroFrac, true
+}
+
+func parseLocation(b []byte, m *Message) error {
+	latEnd, lat, latZero, ok := coord(b, 0, 2)
+	if !ok {
+		return errLocation
+	}
+	lngEnd, lng, lngZero, ok := coord(b, latEnd, 3)
+	if !ok || lngEnd != len(b) {
+		return errLocation
+	}
+	if lat > 90 || lat == 90 && !latZero {
+		return errLatRange
+	}
+	if lng > 180 || lng == 180 && !lngZero {
+		return errLngRange
+	}
+	m.Location = b
+	m.LatText = b[:latEnd]
+	m.LngText = b[latEnd:]
+	// The syntax is checked, so these cannot fail; the text stays the exact value.
+	m.Lat, _ = strconv.ParseFloat(bstr(m.LatText), 64)
+	m.Lng, _ = strconv.ParseFloat(bstr(m.LngText), 64)
+	return nil
+}
+
+// ParseTime parses a POSIX time [+-]?D+(.D{1,9})? exactly, with at most MaxTimeDigits
+// significant integer digits. The error is a *ParseError wrapping ErrInvalid.
+func ParseTime(b []byte) (Time, error) {
+	i := 0
+	neg := false
+	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		neg = b[0] == '-'
+		i++
+	}
+	j := digits(b, i)
+	if j == i {
+		return Time{}, errTime
+	}
+	for i < j-1 && b[i] == '0' {
+		i++
+	}
+	if j-i > MaxTimeDigits {
+		return Time{}, errTimeRange
+	}
+	var sec int64
+	for _, c := range b[i:j] {
+		sec = sec*10 + int64(c-'0')
+	}
+	var nsec int64
+	if j < len(b) {
+		if b[j] != '.' {
+			return Time{}, errTime
+		}
+		k := digits(b, j+1)
+		if k == j+1 || k != len(b) || k-j-1 > 9 {
+			return Time{}, errTime
+		}
+		for _, c := range b[j+1 : k] {
+			nsec = nsec*10 + int64(c-'0')
+		}
+		for range 9 - (k - j - 1) {
+			nsec *= 10
+		}
+	}
+	if neg {
+		sec = -sec
+		if nsec > 0 {
+			sec--
+			nsec = 1e9 - nsec
+		}
+	}
+	return Time{Sec: sec, Nsec: int32(nsec)}, nil
+}
+
+// parseRadius checks D+(.D+)? with 0 < value <= 50, exactly on the text.
+func parseRadius(b []byte) (float64, error) {
+	if !isDecimal(b, false) {
+		return 0, errRadius
+	}
+	j := digits(b, 0)
+	i := 0
+	for i < j-1 && b[i] == '0' {
+		i++
+	}
+	ip := b[i:j]
+	nonzero := false
+	for _, c := range b {
+		if c >= '1' && c <= '9' {
+			nonzero = true
+			break
+		}
+	}
+	if !nonzero {
+		return 0, errRadiusZero
+	}
+	fracZero := true
+	for _, c := range b[j:] {
+		if c >= '1' && c <= '9' {
+			fracZero = false
+		}
+	}
+	if len(ip) > 2 || len(ip) == 2 && (ip[0] > '5' || ip[0] == '5' && (ip[1] > '0' || !fracZero)) {
+		return 0, errRadiusMax
+	}
+	km, _ := strconv.ParseFloat(bstr(b), 64)
+	return km, nil
+}
+
+// parseBound checks D+ with 1 <= value <= 20.
+func parseBound(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, errBound
+	}
+	v := 0
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, errBound
+		}
+		v = v*10 + int(c-'0')
+		if v > 20 {
+			return 0, errBound
+		}
+	}
+	if v < 1 {
+		return 0, errBound
+	}
+	return v, nil
+}

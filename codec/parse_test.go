@@ -1,0 +1,215 @@
+package codec
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseLine(t *testing.T) {
+	type want struct {
+		kind                       Kind
+		server, skew, client, loc  string
+		lat, lng, timeText, radius string
+		latF, lngF, km             float64
+		tm                         Time
+		bound                      int
+	}
+	good := []struct {
+		line string
+		w    want
+	}{
+		// SPEC §3 and §5 examples.
+		{"IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503", want{
+			kind: IAMAT, client: "kiwi.cs.ucla.edu", loc: "+34.068930-118.445127",
+			lat: "+34.068930", lng: "-118.445127", latF: 34.06893, lngF: -118.445127,
+			timeText: "1621464827.959498503", tm: Time{1621464827, 959498503}}},
+		{"AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503", want{
+			kind: AT, server: "Hill", skew: "+0.263873386", client: "kiwi.cs.ucla.edu",
+			loc: "+34.068930-118.445127", lat: "+34.068930", lng: "-118.445127",
+			latF: 34.06893, lngF: -118.445127,
+			timeText: "1621464827.959498503", tm: Time{1621464827, 959498503}}},
+		{"WHATSAT kiwi.cs.ucla.edu 10 5", want{kind: WHATSAT, client: "kiwi.cs.ucla.edu", radius: "10", km: 10, bound: 5}},
+		// White space of every kind, runs, and at both ends.
+		{" \t\r\v\fIAMAT\t\tc\v+1-2\f\r5 \t", want{kind: IAMAT, client: "c", loc: "+1-2", lat: "+1", lng: "-2", latF: 1, lngF: -2, timeText: "5", tm: Time{5, 0}}},
+		{"WHATSAT\rc\v0.5\f20", want{kind: WHATSAT, client: "c", radius: "0.5", km: 0.5, bound: 20}},
+		// Location limits.
+		{"IAMAT c +90-180 0", want{kind: IAMAT, client: "c", loc: "+90-180", lat: "+90", lng: "-180", latF: 90, lngF: -180, timeText: "0"}},
+		{"IAMAT c -90.000+180.0000 0", want{kind: IAMAT, client: "c", loc: "-90.000+180.0000", lat: "-90.000", lng: "+180.0000", latF: -90, lngF: 180, timeText: "0"}},
+		{"IAMAT c +89.999999999+179.999999999 0", want{kind: IAMAT, client: "c", loc: "+89.999999999+179.999999999", lat: "+89.999999999", lng: "+179.999999999", latF: 89.999999999, lngF: 179.999999999, timeText: "0"}},
+		{"IAMAT c -0+0 0", want{kind: IAMAT, client: "c", loc: "-0+0", lat: "-0", lng: "+0", timeText: "0"}},
+		// Times: signs, fractions, normalisation.
+		{"IAMAT c +1+1 -0.5", want{kind: IAMAT, client: "c", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "-0.5", tm: Time{-1, 500000000}}},
+		{"IAMAT c +1+1 +7.000000001", want{kind: IAMAT, client: "c", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "+7.000000001", tm: Time{7, 1}}},
+		{"IAMAT c +1+1 -12.000000001", want{kind: IAMAT, client: "c", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "-12.000000001", tm: Time{-13, 999999999}}},
+		{"IAMAT c +1+1 999999999999999999.999999999", want{kind: IAMAT, client: "c", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "999999999999999999.999999999", tm: Time{999999999999999999, 999999999}}},
+		{"IAMAT c +1+1 -0000999999999999999999", want{kind: IAMAT, client: "c", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "-0000999999999999999999", tm: Time{-999999999999999999, 0}}},
+		{"IAMAT c +1+1 -0.0", want{kind: IAMAT, client: "c", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "-0.0"}},
+		// Radius and bound limits; leading zeros allowed.
+		{"WHATSAT c 50 1", want{kind: WHATSAT, client: "c", radius: "50", km: 50, bound: 1}},
+		{"WHATSAT c 50.000 01", want{kind: WHATSAT, client: "c", radius: "50.000", km: 50, bound: 1}},
+		{"WHATSAT c 0.001 020", want{kind: WHATSAT, client: "c", radius: "0.001", km: 0.001, bound: 20}},
+		{"WHATSAT c 049.9 7", want{kind: WHATSAT, client: "c", radius: "049.9", km: 49.9, bound: 7}},
+		// AT skews of other forms; names are any non-space bytes.
+		{"AT Clark -3 a +1+1 1", want{kind: AT, server: "Clark", skew: "-3", client: "a", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "1", tm: Time{1, 0}}},
+		{"AT é 0.5 ?\x00 +1+1 1", want{kind: AT, server: "é", skew: "0.5", client: "?\x00", loc: "+1+1", lat: "+1", lng: "+1", latF: 1, lngF: 1, timeText: "1", tm: Time{1, 0}}},
+	}
+	for _, tc := range good {
+		m, err := ParseLine([]byte(tc.line))
+		if err != nil {
+			t.Errorf("ParseLine(%q) error %v, want nil", tc.line, err)
+			continue
+		}
+		got := want{kind: m.Kind, server: string(m.Server), skew: string(m.Skew), client: string(m.Client),
+			loc: string(m.Location), lat: string(m.LatText), lng: string(m.LngText), timeText: string(m.TimeText),
+			radius: string(m.Radius), latF: m.Lat, lngF: m.Lng, km: m.RadiusKm, tm: m.Time, bound: m.Bound}
+		if got != tc.w {
+			t.Errorf("ParseLine(%q) = %+v, want %+v", tc.line, got, tc.w)
+		}
+	}
+
+	bad := []struct {
+		line string
+		err  error
+	}{
+		{"", errEmpty},
+		{" \t\r\v\f", errEmpty},
+		{"iamat c +1+1 1", errCommand},
+		{"Iamat c +1+1 1", errCommand},
+		{"whatsat c 1 1", errCommand},
+		{"at S +0 c +1+1 1", errCommand},
+		{"? IAMAT c +1+1 1", errCommand},
+		{"IAMAT c +1+1", errFields},
+		{"IAMAT c +1+1 1 x", errFields},
+		{"IAMAT", errFields},
+		{"WHATSAT c 10", errFields},
+		{"WHATSAT c 10 5 5", errFields},
+		{"AT S +0 c +1+1", errFields},
+		{"AT S +0 c +1+1 1 x", errFields},
+		{"AT S +0 c +1+1 1 x y z", errFields},
+		{"IAMAT c\n +1+1 1", errNewline},
+		{"IAMAT c +1+1 1\n", errNewline},
+		// Locations.
+		{"IAMAT c 34.068930-118.445127 1", errLocation},
+		{"IAMAT c +34.068930118.445127 1", errLocation},
+		{"IAMAT c +34.068930-118.445127x 1", errLocation},
+		{"IAMAT c +34.068930 1", errLocation},
+		{"IAMAT c +100-1 1", errLocation},
+		{"IAMAT c +1-1000 1", errLocation},
+		{"IAMAT c +1.-1 1", errLocation},
+		{"IAMAT c +.5-1 1", errLocation},
+		{"IAMAT c +1-1. 1", errLocation},
+		{"IAMAT c ++1-1 1", errLocation},
+		{"IAMAT c +1--1 1", errLocation},
+		{"IAMAT c +1e1-1 1", errLocation},
+		{"IAMAT c +1,5-1 1", errLocation},
+		{"IAMAT c +1-1/ 1", errLocation},
+		{"IAMAT c +90.000000001-1 1", errLatRange},
+		{"IAMAT c -91-1 1", errLatRange},
+		{"IAMAT c +99+1 1", errLatRange},
+		{"IAMAT c +1+180.0000001 1", errLngRange},
+		{"IAMAT c +1-181 1", errLngRange},
+		{"IAMAT c +1+999 1", errLngRange},
+		// Times.
+		{"IAMAT c +1+1 1.", errTime},
+		{"IAMAT c +1+1 .5", errTime},
+		{"IAMAT c +1+1 1.0000000001", errTime},
+		{"IAMAT c +1+1 1e9", errTime},
+		{"IAMAT c +1+1 +-1", errTime},
+		{"IAMAT c +1+1 ++1", errTime},
+		{"IAMAT c +1+1 -", errTime},
+		{"IAMAT c +1+1 1.5.5", errTime},
+		{"IAMAT c +1+1 0x10", errTime},
+		{"IAMAT c +1+1 1000000000000000000", errTimeRange},
+		{"AT S +0 c +1+1 x", errTime},
+		// Radius.
+		{"WHATSAT c 1e1 5", errRadius},
+		{"WHATSAT c .5 5", errRadius},
+		{"WHATSAT c 5. 5", errRadius},
+		{"WHATSAT c +5 5", errRadius},
+		{"WHATSAT c -5 5", errRadius},
+		{"WHATSAT c 5km 5", errRadius},
+		{"WHATSAT c 0 5", errRadiusZero},
+		{"WHATSAT c 0.000 5", errRadiusZero},
+		{"WHATSAT c 000 5", errRadiusZero},
+		{"WHATSAT c 50.000001 5", errRadiusMax},
+		{"WHATSAT c 51 5", errRadiusMax},
+		{"WHATSAT c 60 5", errRadiusMax},
+		{"WHATSAT c 100 5", errRadiusMax},
+		{"WHATSAT c 0050.1 5", errRadiusMax},
+		// Bound.
+		{"WHATSAT c 10 0", errBound},
+		{"WHATSAT c 10 21", errBound},
+		{"WHATSAT c 10 +5", errBound},
+		{"WHATSAT c 10 -5", errBound},
+		{"WHATSAT c 10 5.0", errBound},
+		{"WHATSAT c 10 99999999999999999999999", errBound},
+		{"WHATSAT c 10 x", errBound},
+		// AT fields.
+		{"AT S 0.263873386s c +1+1 1", errSkew},
+		{"AT S +.5 c +1+1 1", errSkew},
+		{"AT S 1e-05 c +1+1 1", errSkew},
+		{"AT S + c +1+1 1", errSkew},
+		{"AT S +0 c +1 1", errLocation},
+	}
+	for _, tc := range bad {
+		m, err := ParseLine([]byte(tc.line))
+		if err != tc.err || !errors.Is(err, ErrInvalid) || m.Kind != Invalid {
+			t.Errorf("ParseLine(%q) = %v, %v; want Invalid, %v", tc.line, m.Kind, err, tc.err)
+		}
+	}
+}
+
+func TestParseErrorText(t *testing.T) {
+	_, err := ParseLine([]byte("WHATSAT c 51 5"))
+	var pe *ParseError
+	if !errors.As(err, &pe) || err.Error() != "codec: invalid command: radius must be at most 50 km" {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	cases := []struct {
+		in   string
+		want Time
+	}{
+		{"1621464827.959498503", Time{1621464827, 959498503}},
+		{"0", Time{}},
+		{"-0", Time{}},
+		{"+0.000000000", Time{}},
+		{"-0.5", Time{-1, 500000000}},
+		{"-1.000000001", Time{-2, 999999999}},
+		{"1.1", Time{1, 100000000}},
+		{"-999999999999999999.999999999", Time{-1000000000000000000, 1}},
+	}
+	for _, tc := range cases {
+		got, err := ParseTime([]byte(tc.in))
+		if err != nil || got != tc.want {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestTimeCompare(t *testing.T) {
+	ts := []Time{{-2, 999999999}, {-1, 0}, {-1, 500000000}, {0, 0}, {0, 1}, {1, 0}, {1621464827, 959498503}}
+	for i, a := range ts {
+		for j, b := range ts {
+			want := 0
+			if i < j {
+				want = -1
+			} else if i > j {
+				want = 1
+			}
+			if got := a.Compare(b); got != want {
+				t.Errorf("%v.Compare(%v) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+func TestKindString(t *testing.T) {
+	for k, s := range map[Kind]string{Invalid: "Invalid", IAMAT: "IAMAT", WHATSAT: "WHATSAT", AT: "AT", 9: "Invalid"} {
+		if k.String() != s {
+			t.Errorf("Kind(%d).String() = %q, want %q", k, k.String(), s)
+		}
+	}
+}
