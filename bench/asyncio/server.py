@@ -54,11 +54,12 @@ LINE_LIMIT_KEYS = ("max_line", "line", "line_length", "max_line_bytes", "line_by
 
 LOCATION_RE = re.compile(rb"([+-][0-9]{1,2}(?:\.[0-9]+)?)([+-][0-9]{1,3}(?:\.[0-9]+)?)")
 TIME_RE = re.compile(rb"([+-]?)([0-9]+)(?:\.([0-9]{1,9}))?")
-SKEW_RE = re.compile(rb"[+-][0-9]+\.[0-9]{9}")
+SKEW_RE = re.compile(rb"[+-]?[0-9]+(?:\.[0-9]+)?")
 RADIUS_RE = re.compile(rb"[0-9]+(?:\.[0-9]+)?")
 BOUND_RE = re.compile(rb"[0-9]+")
 
-INT64_MAX = (1 << 63) - 1
+# As codec.MaxTimeDigits: at most 18 significant integer digits.
+MAX_TIME_SEC = 10**18
 
 ZERO_RESULTS_BODY = (
     b'{\n   "html_attributions" : [],\n   "results" : [],\n   "status" : "ZERO_RESULTS"\n}\n'
@@ -86,7 +87,7 @@ def parse_time(field):
     if not m:
         raise Invalid("bad time")
     sec = int(m.group(2))
-    if sec > INT64_MAX:
+    if sec >= MAX_TIME_SEC:
         raise Invalid("time out of range")
     frac = (m.group(3) or b"").ljust(9, b"0")
     ns = sec * 1_000_000_000 + int(frac)
@@ -193,9 +194,10 @@ class Server:
         self.neighbour_hosts = {addr[0] for _, addr in self.neighbours}
         self.neighbour_hosts |= {socket.gethostbyname(h) for h in self.neighbour_hosts}
         places = cfg.get("places", {})
-        self.provider = places.get("provider", "google")
-        self.url = places.get("url", "https://maps.googleapis.com").rstrip("/")
         self.key = places.get("key") or os.environ.get("GOOGLE_PLACES_API_KEY", "")
+        # As the Go config: no provider means "google" with a key, else "offline".
+        self.provider = places.get("provider") or ("google" if self.key else "offline")
+        self.url = (places.get("url") or "https://maps.googleapis.com").rstrip("/")
         self.timeout = parse_duration(places.get("timeout"), 5.0)
         limits = cfg.get("limits", {})
         self.max_line = DEFAULT_MAX_LINE
@@ -393,11 +395,12 @@ class Server:
 async def amain(args):
     cfg = load_config(args.config)
     log = logging.getLogger("herd")
-    if args.no_log:
+    log_cfg = cfg.get("log", {})
+    if args.no_log or log_cfg.get("dir") == "off" or log_cfg.get("level") == "off":
         log.addHandler(logging.NullHandler())
         log.disabled = True
     else:
-        log_dir = cfg.get("log", {}).get("dir", "logs")
+        log_dir = log_cfg.get("dir") or "logs"
         os.makedirs(log_dir, exist_ok=True)
         handler = logging.FileHandler(os.path.join(log_dir, f"{args.name}.log"))
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

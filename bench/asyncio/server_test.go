@@ -1,0 +1,174 @@
+package asyncio_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// onePython starts one Python server "A" with no neighbours and returns its address.
+func onePython(t *testing.T, cfg herdConfig, extra ...string) string {
+	t.Helper()
+	needPython(t)
+	addr := freeAddr(t)
+	cfg.Nodes = []node{{Name: "A", Addr: addr}}
+	startPython(t, cfg.write(t), "A", extra...)
+	return addr
+}
+
+func TestIAMATReply(t *testing.T) {
+	for _, loop := range []string{"asyncio", "uvloop"} {
+		t.Run(loop, func(t *testing.T) {
+			var extra []string
+			if loop == "uvloop" {
+				needPython(t, "uvloop")
+				extra = []string{"--uvloop"}
+			}
+			addr := onePython(t, herdConfig{Provider: "offline"}, extra...)
+			for _, c := range []struct {
+				name  string
+				ctime func(now time.Time) string
+			}{
+				{"past", func(now time.Time) string { return posix(now.Add(-time.Second)) }},
+				{"future", func(now time.Time) string { return posix(now.Add(time.Hour)) }},
+				{"whole seconds", func(now time.Time) string { return strconv.FormatInt(now.Unix()-5, 10) }},
+				{"one digit", func(now time.Time) string { return posix(now)[:12] }},
+			} {
+				ctime := c.ctime(time.Now())
+				before := time.Now()
+				got := exchange(t, addr, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 "+ctime+"\n")
+				after := time.Now()
+				if err := checkAT(got, "A", "kiwi.cs.ucla.edu", "+34.068930-118.445127", ctime, before, after); err != nil {
+					t.Errorf("%s: %v", c.name, err)
+				}
+			}
+		})
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	addr := onePython(t, herdConfig{Provider: "offline", MaxLine: 100})
+	exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
+	long := "IAMAT " + strings.Repeat("x", 200)
+	for _, c := range []struct{ in, want string }{
+		{"FOO bar\n", "? FOO bar\n"},
+		{"iamat kiwi +34.068930-118.445127 1\n", "? iamat kiwi +34.068930-118.445127 1\n"},
+		{"IAMAT kiwi +34.068930-118.445127\n", "? IAMAT kiwi +34.068930-118.445127\n"},
+		{"IAMAT kiwi +34.068930-118.445127 1 2\n", "? IAMAT kiwi +34.068930-118.445127 1 2\n"},
+		{"IAMAT kiwi 34.068930-118.445127 1\n", "? IAMAT kiwi 34.068930-118.445127 1\n"},
+		{"IAMAT kiwi +90.000001+0 1\n", "? IAMAT kiwi +90.000001+0 1\n"},
+		{"IAMAT kiwi +0-180.5 1\n", "? IAMAT kiwi +0-180.5 1\n"},
+		{"IAMAT kiwi +1+1x 1\n", "? IAMAT kiwi +1+1x 1\n"},
+		{"IAMAT kiwi +1+1 1.0123456789\n", "? IAMAT kiwi +1+1 1.0123456789\n"},
+		{"IAMAT kiwi +1+1 1e9\n", "? IAMAT kiwi +1+1 1e9\n"},
+		{"IAMAT kiwi +1+1 1000000000000000000\n", "? IAMAT kiwi +1+1 1000000000000000000\n"},
+		{"WHATSAT nobody 10 5\n", "? WHATSAT nobody 10 5\n"},
+		{"WHATSAT kiwi 0 5\n", "? WHATSAT kiwi 0 5\n"},
+		{"WHATSAT kiwi 50.1 5\n", "? WHATSAT kiwi 50.1 5\n"},
+		{"WHATSAT kiwi 1e1 5\n", "? WHATSAT kiwi 1e1 5\n"},
+		{"WHATSAT kiwi 10 0\n", "? WHATSAT kiwi 10 0\n"},
+		{"WHATSAT kiwi 10 21\n", "? WHATSAT kiwi 10 21\n"},
+		{"WHATSAT kiwi 10\n", "? WHATSAT kiwi 10\n"},
+		{"AT A +0.1 kiwi\n", "? AT A +0.1 kiwi\n"},
+		{"\n", "? \n"},
+		{"FOO\r\n", "? FOO\n"},
+		{"FOO", "? FOO\n"},
+		// Lines pipelined after an invalid one are not processed.
+		{"FOO\nIAMAT kiwi +1+1 1\n", "? FOO\n"},
+		{long + "\n", "? " + long[:64] + "\n"},
+		{long, "? " + long[:64] + "\n"},
+	} {
+		if got := exchange(t, addr, c.in); got != c.want {
+			t.Errorf("reply to %q = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestPipelinedHalfClose(t *testing.T) {
+	addr := onePython(t, herdConfig{Provider: "offline"})
+	// Several commands on one connection, white space runs and a CRLF, and a last line
+	// without "\n" before the half-close: every reply comes back, in order.
+	in := "IAMAT a +1+1 100\r\n  IAMAT\tb  +2+2   200 \nWHATSAT a 1 1\nIAMAT c +3+3 300"
+	got := exchange(t, addr, in)
+	lines := strings.SplitAfter(got, "\n")
+	want := []string{"AT A ", "AT A ", "AT A ", "{", "   \"html_attributions\"", "   \"results\"", "   \"status\"", "}", "\n", "AT A "}
+	if len(lines) < len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Fatalf("line %d of %q: want prefix %q", i, got, w)
+		}
+	}
+	for i, client := range []string{"a +1+1 100", "b +2+2 200", "a +1+1 100", "", "", "", "", "", "", "c +3+3 300"} {
+		if client != "" && !strings.HasSuffix(lines[i], " "+client+"\n") {
+			t.Errorf("line %d = %q, want it to end with %q", i, lines[i], client)
+		}
+	}
+	if !strings.Contains(got, `"ZERO_RESULTS"`) {
+		t.Errorf("offline WHATSAT body is not ZERO_RESULTS: %q", got)
+	}
+}
+
+// TestNewerRule feeds AT lines straight in (every loopback connection may carry AT lines)
+// and checks the record kept: larger time first, compared exactly, then the larger line.
+func TestNewerRule(t *testing.T) {
+	needPython(t)
+	// AT lines are accepted from a neighbour's host: give A a neighbour on loopback, one
+	// that is not running (A's floods to it fail, which is fine).
+	addr := freeAddr(t)
+	cfg := herdConfig{Provider: "offline", Nodes: []node{
+		{Name: "A", Addr: addr, Peers: []string{"B"}},
+		{Name: "B", Addr: freeAddr(t)},
+	}}
+	startPython(t, cfg.write(t), "A")
+	const c = " c +1+1 "
+	for _, step := range []struct{ in, want string }{
+		{"AT M +0.000000000" + c + "1621464827.959498503", "AT M +0.000000000" + c + "1621464827.959498503"},
+		// Equal as float64, one nanosecond later: newer even though the line is smaller.
+		{"AT B +0.000000000" + c + "1621464827.959498504", "AT B +0.000000000" + c + "1621464827.959498504"},
+		// Equal times: the byte-wise larger line wins, the smaller one is dropped.
+		{"AT C +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
+		{"AT A +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
+		// Older: dropped.
+		{"AT Z +0.000000000" + c + "1621464827.9594985", "AT C +0.000000000" + c + "1621464827.959498504"},
+		// The same instant written differently is an equal time: the larger line wins.
+		{"AT A +0.000000000" + c + "1621464828", "AT A +0.000000000" + c + "1621464828"},
+		{"AT A +0.000000000" + c + "1621464828.0", "AT A +0.000000000" + c + "1621464828.0"},
+		{"AT A +0.000000000" + c + "1621464828", "AT A +0.000000000" + c + "1621464828.0"},
+	} {
+		if got := exchange(t, addr, step.in+"\n"); got != "" {
+			t.Fatalf("AT %q got a reply %q", step.in, got)
+		}
+		if !knows(addr, "c", step.want) {
+			t.Fatalf("after %q the record is not %q", step.in, step.want)
+		}
+	}
+}
+
+// TestFlooding runs a chain A - B - C of Python servers and checks that updates made at either
+// end reach the other, and that an older update does not replace a newer one.
+func TestFlooding(t *testing.T) {
+	needPython(t)
+	a, b, c := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := herdConfig{Provider: "offline", Nodes: []node{
+		{Name: "A", Addr: a, Peers: []string{"B"}},
+		{Name: "B", Addr: b, Peers: []string{"C"}},
+		{Name: "C", Addr: c},
+	}}
+	path := cfg.write(t)
+	for _, n := range cfg.Nodes {
+		startPython(t, path, n.Name)
+	}
+	at := strings.TrimSuffix(exchange(t, a, "IAMAT kiwi +34.068930-118.445127 1000.5\n"), "\n")
+	waitFor(t, "A's update at C", func() bool { return knows(c, "kiwi", at) })
+	at2 := strings.TrimSuffix(exchange(t, c, "IAMAT kiwi +1-1 1000.6\n"), "\n")
+	waitFor(t, "C's update at A", func() bool { return knows(a, "kiwi", at2) })
+	exchange(t, b, "IAMAT kiwi +2-2 999\n")
+	for _, addr := range []string{a, b, c} {
+		if !knows(addr, "kiwi", at2) {
+			t.Errorf("an older update replaced %q at %s", at2, addr)
+		}
+	}
+}
