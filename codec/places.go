@@ -1,0 +1,404 @@
+package codec
+
+import "errors"
+
+// ErrNoResults reports a Places body that is valid JSON but not an object with exactly one
+// top-level "results" member holding an array.
+var ErrNoResults = errors.New("codec: places body has no top-level \"results\" array")
+
+// ErrJSON reports input that is not valid JSON (RFC 8259, one value, white space around
+// it allowed). Errors about bad JSON wrap it.
+var ErrJSON = errors.New("codec: invalid JSON")
+
+// maxDepth bounds nesting, as encoding/json does.
+const maxDepth = 10000
+
+// JSONError says where JSON input went wrong. It wraps ErrJSON.
+type JSONError struct {
+	Offset int    // byte offset of the problem
+	Reason string // what was expected
+}
+
+func (e *JSONError) Error() string {
+	return "codec: invalid JSON at offset " + itoa(e.Offset) + ": " + e.Reason
+}
+
+// Unwrap returns ErrJSON.
+func (e *JSONError) Unwrap() error { return ErrJSON }
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+// scanner validates JSON in one pass. For AppendPlacesBody it also finds the top-level
+// "results" array: where it opens and closes, how many elements it has, and where its
+// elements end, as far as the cut needs them.
+type scanner struct {
+	b     []byte
+	err   *JSONError
+	depth int
+
+	// The cut: keep is how many elements to keep.
+	keep       int
+	found      int // top-level "results" members seen
+	open       int // index of its "["
+	close      int // index of its "]"
+	n          int // its elements
+	keepEnd    int // end of element keep-1
+	lastEnd    int // end of element n-1
+	resultsArr bool
+}
+
+func (s *scanner) fail(i int, reason string) int {
+	if s.err == nil {
+		s.err = &JSONError{Offset: i, Reason: reason}
+	}
+	return -1
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// value scans one value at b[i:] (no leading white space) and returns its end, or -1.
+// top marks the root value, whose members are searched for "results".
+func (s *scanner) value(i int, top bool) int {
+	b := s.b
+	if i >= len(b) {
+		return s.fail(i, "unexpected end of input")
+	}
+	switch c := b[i]; {
+	case c == '{':
+		return s.object(i, top)
+	case c == '[':
+		return s.array(i, nil)
+	case c == '"':
+		return s.str(i)
+	case c == '-' || isDigit(c):
+		return s.number(i)
+	case c == 't':
+		return s.literal(i, "true")
+	case c == 'f':
+		return s.literal(i, "false")
+	case c == 'n':
+		return s.literal(i, "null")
+	}
+	return s.fail(i, "expected a value")
+}
+
+func (s *scanner) literal(i int, lit string) int {
+	if len(s.b)-i < len(lit) || string(s.b[i:i+len(lit)]) != lit {
+		return s.fail(i, "expected "+lit)
+	}
+	return i + len(lit)
+}
+
+func (s *scanner) number(i int) int {
+	b := s.b
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		return s.fail(i, "expected a digit")
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return s.fail(j, "expected a digit after \".\"")
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return s.fail(j, "expected an exponent digit")
+		}
+		i = j
+	}
+	return i
+}
+
+func isHex(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// str scans a string at b[i] == '"' and returns the index after its closing quote.
+func (s *scanner) str(i int) int {
+	b := s.b
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return s.fail(i, "unexpected end of input in a string")
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(b)-i < 5 || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
+					return s.fail(i, "bad \\u escape")
+				}
+				i += 4
+			default:
+				return s.fail(i, "bad escape")
+			}
+		case c < 0x20:
+			return s.fail(i, "control character in a string")
+		}
+	}
+	return s.fail(i, "unexpected end of input in a string")
+}
+
+func (s *scanner) object(i int, top bool) int {
+	if s.depth++; s.depth > maxDepth {
+		return s.fail(i, "nesting too deep")
+	}
+	defer func() { s.depth-- }()
+	b := s.b
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return s.fail(i, "expected a member name")
+		}
+		k := i
+		if i = s.str(i); i < 0 {
+			return -1
+		}
+		isResults := top && keyIs(b[k+1:i-1], "results")
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return s.fail(i, "expected \":\"")
+		}
+		i = skipSpace(b, i+1)
+		if isResults {
+			s.found++
+			if i < len(b) && b[i] == '[' {
+				s.resultsArr = true
+				i = s.array(i, s)
+			} else {
+				s.resultsArr = false
+				i = s.value(i, false)
+			}
+		} else {
+			i = s.value(i, false)
+		}
+		if i < 0 {
+			return -1
+		}
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return i + 1
+		}
+		return s.fail(i, "expected \",\" or \"}\"")
+	}
+}
+
+// array scans an array at b[i] == '['. With cut set, it records the results array.
+func (s *scanner) array(i int, cut *scanner) int {
+	if s.depth++; s.depth > maxDepth {
+		return s.fail(i, "nesting too deep")
+	}
+	defer func() { s.depth-- }()
+	b := s.b
+	if cut != nil {
+		cut.open, cut.n, cut.keepEnd, cut.lastEnd = i, 0, i+1, i+1
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		if cut != nil {
+			cut.close = i
+		}
+		return i + 1
+	}
+	for {
+		if i = s.value(i, false); i < 0 {
+			return -1
+		}
+		if cut != nil {
+			cut.n++
+			cut.lastEnd = i
+			if cut.n <= cut.keep {
+				cut.keepEnd = i
+			}
+		}
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == ']' {
+			if cut != nil {
+				cut.close = i
+			}
+			return i + 1
+		}
+		return s.fail(i, "expected \",\" or \"]\"")
+	}
+}
+
+// keyIs reports whether the raw (still escaped) JSON string content raw decodes to want,
+// an ASCII string.
+func keyIs(raw []byte, want string) bool {
+	j := 0
+	for i := 0; i < len(raw); j++ {
+		if j >= len(want) {
+			return false
+		}
+		c := raw[i]
+		i++
+		if c == '\\' {
+			switch e := raw[i]; e {
+			case 'u':
+				r := 0
+				for _, h := range raw[i+1 : i+5] {
+					r = r<<4 | int(unhex(h))
+				}
+				i += 5
+				if r >= 0x80 {
+					return false
+				}
+				c = byte(r)
+			case '"', '\\', '/':
+				c = e
+				i++
+			default:
+				return false // \b \f \n \r \t: not in an ASCII key we look for
+			}
+		}
+		if c != want[j] {
+			return false
+		}
+	}
+	return j == len(want)
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+// scan validates all of b as one JSON value with white space around it.
+func (s *scanner) scan() error {
+	i := skipSpace(s.b, 0)
+	if i = s.value(i, true); i >= 0 {
+		if i = skipSpace(s.b, i); i < len(s.b) {
+			s.fail(i, "data after the value")
+		}
+	}
+	if s.err != nil {
+		return s.err
+	}
+	return nil
+}
+
+// AppendPlacesBody appends body with its top-level "results" array cut to at most bound
+// elements, then with every run of two or more "\n" squeezed to one and trailing "\n"s
+// removed (SPEC §4). It does not add the reply's final "\n\n".
+//
+// The elements kept are Google's bytes: one scan finds the array and its element spans,
+// and the dropped elements go with the commas before them, so the array closes in the
+// body's own style ("[\n   ...\n   ]", "[ a, b ]", or "[]" when nothing is kept).
+// Nothing is re-serialized. bound < 0 counts as 0.
+//
+// It returns an error (and dst unchanged) when body is not valid JSON (ErrJSON), or is not an
+// object with exactly one top-level "results" member holding an array (ErrNoResults); the
+// member name is compared after unescaping. The caller then sends an UNKNOWN_ERROR body
+// (AppendErrorBody). It does not allocate when dst has room, and does not keep body.
+// Safe to call from any goroutine.
+func AppendPlacesBody(dst, body []byte, bound int) ([]byte, error) {
+	s := scanner{b: body, keep: max(bound, 0)}
+	if err := s.scan(); err != nil {
+		return dst, err
+	}
+	if s.found != 1 || !s.resultsArr {
+		return dst, ErrNoResults
+	}
+	if s.n <= s.keep {
+		return appendSqueezed(dst, body, true), nil
+	}
+	if s.keep == 0 {
+		dst = appendSqueezed(dst, body[:s.open+1], false)
+		return appendSqueezed(dst, body[s.close:], true), nil
+	}
+	dst = appendSqueezed(dst, body[:s.keepEnd], false)
+	return appendSqueezed(dst, body[s.lastEnd:], true), nil
+}
+
+// appendSqueezed appends b with runs of "\n" squeezed to one (and, if last, trailing
+// "\n"s removed). Cuts never fall inside a newline run: they are right after a value's
+// last byte or its "[", and right before a "]" or after the last element, so a run can
+// only meet a cut from one side and squeezing the pieces equals squeezing the whole.
+func appendSqueezed(dst, b []byte, last bool) []byte {
+	if last {
+		for len(b) > 0 && b[len(b)-1] == '\n' {
+			b = b[:len(b)-1]
+		}
+	}
+	for len(b) > 0 {
+		i := indexNN(b)
+		if i < 0 {
+			return append(dst, b...)
+		}
+		dst = append(dst, b[:i+1]...)
+		j := i + 1
+		for j < len(b) && b[j] == '\n' {
+			j++
+		}
+		b = b[j:]
+	}
+	return dst
+}
+
+// indexNN returns the index of the first "\n\n" in b, or -1.
+func indexNN(b []byte) int {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == '\n' {
+			if b[i+1] == '\n' {
+				return i
+			}
+			i++
+		}
+	}
+	return -1
+}
