@@ -1,0 +1,64 @@
+package reactor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Dial connects to addr ("host:port") and serves the connection on this loop with a Protocol
+// from f. It never blocks: the connect runs on a goroutine of its own. On success
+// ConnectionMade runs on the loop; on failure, or if timeout (> 0) passes first, onError runs on
+// the loop with an error wrapping the cause. If the loop stops first, onError is not called.
+// Loop or any goroutine, after Start.
+func (l *Loop) Dial(addr string, f ProtocolFactory, timeout time.Duration, onError func(error)) {
+	if onError == nil {
+		onError = func(error) {}
+	}
+	if l.state.Load() >= stateStopping {
+		return
+	}
+	l.dialWG.Add(1)
+	go func() {
+		defer l.dialWG.Done()
+		select {
+		case <-l.started:
+		case <-l.stopCh:
+			return
+		}
+		err := l.dial(addr, f, timeout)
+		if err != nil {
+			err = fmt.Errorf("reactor: dial %s: %w", addr, err)
+			_ = l.CallSoonThreadsafe(func() { onError(err) })
+		}
+	}()
+}
+
+func (l *Loop) dial(addr string, f ProtocolFactory, timeout time.Duration) error {
+	ctx := l.rootCtx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	tag := &dialTag{factory: f, addr: addr}
+	ch, err := l.el.Enroll(gnet.NewContext(context.Background(), tag), nc)
+	if err != nil {
+		_ = nc.Close()
+		return err
+	}
+	// Never wait for this on the loop: gnet's worker needs the loop to run OnOpen.
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-l.stopCh:
+		return ErrClosed
+	}
+}

@@ -1,0 +1,132 @@
+package reactor
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// ignoreGnet lists goroutines that belong to gnet's process-wide worker pool (ants), which
+// outlive any one engine by design.
+var ignoreGnet = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
+	goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*Pool).purgeStaleWorkers"),
+	goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*Pool).ticktock"),
+}
+
+// startLoop starts a loop with the given listeners and stops it at the end of the test.
+func startLoop(t testing.TB, opts Options, listens ...ProtocolFactory) *Loop {
+	t.Helper()
+	return startLoopWith(t, opts, func(*Loop) []ProtocolFactory { return listens })
+}
+
+// startLoopWith is startLoop for factories that need the loop.
+func startLoopWith(t testing.TB, opts Options, listens func(l *Loop) []ProtocolFactory) *Loop {
+	t.Helper()
+	l := New(opts)
+	for _, f := range listens(l) {
+		if err := l.Listen("127.0.0.1:0", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Stop()
+		select {
+		case <-l.Done():
+		case <-time.After(10 * time.Second):
+			t.Error("loop did not stop")
+		}
+	})
+	return l
+}
+
+// onLoop runs fn on the loop and waits for it.
+func onLoop(t testing.TB, l *Loop, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if err := l.CallSoonThreadsafe(func() { fn(); close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("callback did not run")
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// echo writes back what it receives; it records events on the loop.
+type echo struct {
+	l       *Loop
+	t       *Transport
+	events  chan string
+	offLoop chan string
+}
+
+func (e *echo) check(ev string) {
+	if e.l != nil && !e.l.OnLoop() {
+		e.offLoop <- ev
+	}
+}
+
+func (e *echo) ConnectionMade(t *Transport) { e.t = t; e.check("made") }
+func (e *echo) DataReceived(p []byte)       { e.check("data"); e.t.Write(p) }
+func (e *echo) EOFReceived() bool           { e.check("eof"); return false }
+func (e *echo) ConnectionLost(err error) {
+	e.check("lost")
+	if e.events != nil {
+		e.events <- "lost"
+	}
+}
+
+// collector is a client protocol that gathers what it reads.
+type collector struct {
+	l       *Loop
+	t       *Transport
+	buf     bytes.Buffer
+	made    chan *Transport
+	lost    chan error
+	onData  func(c *collector)
+	offLoop chan string
+}
+
+func (c *collector) ConnectionMade(t *Transport) {
+	c.t = t
+	if c.l != nil && !c.l.OnLoop() {
+		c.offLoop <- "made"
+	}
+	if c.made != nil {
+		c.made <- t
+	}
+}
+func (c *collector) DataReceived(p []byte) {
+	if c.l != nil && !c.l.OnLoop() {
+		c.offLoop <- "data"
+	}
+	c.buf.Write(p)
+	if c.onData != nil {
+		c.onData(c)
+	}
+}
+func (c *collector) EOFReceived() bool { return false }
+func (c *collector) ConnectionLost(err error) {
+	if c.lost != nil {
+		c.lost <- err
+	}
+}

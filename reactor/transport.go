@@ -1,0 +1,525 @@
+package reactor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Protocol receives the events of one connection, like asyncio.Protocol. Every method runs on
+// the loop.
+type Protocol interface {
+	// ConnectionMade is called once, first, with the connection's transport.
+	ConnectionMade(t *Transport)
+	// DataReceived is called with bytes read. data is valid only during the call: copy what
+	// you keep.
+	DataReceived(data []byte)
+	// EOFReceived is called when the peer has closed its sending side. Return true to keep the
+	// transport open for writing (close it yourself later); false closes it.
+	EOFReceived() bool
+	// ConnectionLost is called once, last, when the connection is closed: err is nil on a
+	// clean close (Close, Abort, peer EOF, loop Stop) and says what failed otherwise.
+	ConnectionLost(err error)
+}
+
+// WriteFlowController is an optional interface of a Protocol: PauseWriting is called once when
+// the transport's write buffer rises above the high-water mark, ResumeWriting once when it has
+// drained to the low-water mark or below. Both run on the loop.
+type WriteFlowController interface {
+	PauseWriting()
+	ResumeWriting()
+}
+
+// Default write-buffer limits, as in asyncio.
+const (
+	defaultHigh = 64 << 10
+	defaultLow  = defaultHigh / 4
+)
+
+// watchInterval is how often the loop checks paused and closing transports for a drained
+// write buffer when nothing else wakes it (gnet has no drain callback).
+const watchInterval = time.Millisecond
+
+// DetachedWriteTimeout bounds how long the writer of a half-closed transport waits for the peer
+// to take queued bytes before giving up (see Transport).
+var DetachedWriteTimeout = 30 * time.Second
+
+// Transport is one TCP connection on the loop, like asyncio's transport. All methods are loop
+// only (Debug mode panics otherwise); none blocks.
+//
+// After the peer half-closes and EOFReceived returns true, gnet has already dropped the
+// connection, so the transport writes to a duplicate of the socket on its own: directly when the
+// kernel takes the bytes, else through one short-lived goroutine that writes what is left (with
+// DetachedWriteTimeout) and then closes. That rare path is the only goroutine a connection ever
+// gets.
+type Transport struct {
+	l        *Loop
+	id       uint64
+	c        gnet.Conn // nil once gnet has closed the connection
+	proto    Protocol
+	fc       WriteFlowController
+	high     int
+	low      int
+	paused   bool
+	closing  bool // Close called: no more writes, close when drained
+	closeNow bool // close in the gnet callback that is running
+	lost     bool // ConnectionLost scheduled
+	lostErr  error
+	outbound bool
+	local    net.Addr
+	remote   net.Addr
+
+	// Half-closed ("detached") mode.
+	detached bool
+	dfd      int // dup of the socket, -1 once handed to the writer or closed
+	w        *detachedWriter
+}
+
+// ID returns a number unique among the loop's transports. Any goroutine.
+func (t *Transport) ID() uint64 { return t.id }
+
+// RemoteAddr returns the peer's address (a copy taken at connect). Any goroutine.
+func (t *Transport) RemoteAddr() net.Addr { return t.remote }
+
+// LocalAddr returns the local address (a copy taken at connect). Any goroutine.
+func (t *Transport) LocalAddr() net.Addr { return t.local }
+
+// Outbound reports whether the connection was made by Dial. Any goroutine.
+func (t *Transport) Outbound() bool { return t.outbound }
+
+// Protocol returns the transport's protocol. Loop only.
+func (t *Transport) Protocol() Protocol { return t.proto }
+
+// IsClosing reports whether Close or Abort was called or the connection is lost. Loop only.
+func (t *Transport) IsClosing() bool { return t.closing || t.lost }
+
+// Write queues p to be sent; p may be reused after Write returns. Writes after Close or after
+// the connection is lost are dropped. Loop only.
+func (t *Transport) Write(p []byte) {
+	t.l.checkLoop("Transport.Write")
+	if t.closing || t.lost || len(p) == 0 {
+		return
+	}
+	if t.detached {
+		t.writeDetached(p)
+		return
+	}
+	_, _ = t.c.Write(p) // a hard error closes the conn inside Write: OnClose marks t lost
+	t.afterWrite()
+}
+
+// Writev is Write for several buffers, sent in order with one system call when possible.
+// The buffers may be reused after Writev returns. Loop only.
+func (t *Transport) Writev(bufs [][]byte) {
+	t.l.checkLoop("Transport.Writev")
+	if t.closing || t.lost {
+		return
+	}
+	if t.detached {
+		for _, b := range bufs {
+			t.writeDetached(b)
+		}
+		return
+	}
+	_, _ = t.c.Writev(bufs)
+	t.afterWrite()
+}
+
+func (t *Transport) afterWrite() {
+	if t.lost || t.c == nil || t.paused || t.fc == nil {
+		return
+	}
+	if t.c.OutboundBuffered() > t.high {
+		t.paused = true
+		t.l.run("PauseWriting", t.fc.PauseWriting)
+		t.l.watchAdd(t)
+	}
+}
+
+// WriteBufferSize returns the bytes queued and not yet taken by the kernel. Loop only.
+func (t *Transport) WriteBufferSize() int {
+	if t.c != nil {
+		return t.c.OutboundBuffered()
+	}
+	if t.w != nil {
+		return t.w.buffered()
+	}
+	return 0
+}
+
+// SetWriteBufferLimits sets the high- and low-water marks of the write buffer that drive
+// PauseWriting and ResumeWriting (defaults 64 KiB and 16 KiB). high <= 0 means 64 KiB;
+// low <= 0 means high/4; low is capped at high. Loop only.
+func (t *Transport) SetWriteBufferLimits(high, low int) {
+	t.l.checkLoop("Transport.SetWriteBufferLimits")
+	if high <= 0 {
+		high = defaultHigh
+	}
+	if low <= 0 {
+		low = high / 4
+	}
+	low = min(low, high)
+	t.high, t.low = high, low
+	if t.c != nil {
+		t.afterWrite()
+		if t.paused {
+			t.l.watchAdd(t)
+		}
+	}
+}
+
+// Close closes the transport once its write buffer has been sent; data received meanwhile is
+// discarded. ConnectionLost(nil) follows. Idempotent. Loop only.
+func (t *Transport) Close() {
+	t.l.checkLoop("Transport.Close")
+	if t.closing || t.lost {
+		return
+	}
+	t.closing = true
+	if t.detached {
+		t.closeDetached()
+		return
+	}
+	if t.c.OutboundBuffered() == 0 {
+		t.closeGnet()
+		return
+	}
+	t.l.watchAdd(t)
+}
+
+// Abort closes the transport now, dropping what is queued (gnet makes one non-blocking attempt
+// to send it). ConnectionLost(nil) follows. Idempotent. Loop only.
+func (t *Transport) Abort() {
+	t.l.checkLoop("Transport.Abort")
+	t.abortOnLoop(nil)
+}
+
+func (t *Transport) abortOnLoop(err error) {
+	if t.lost {
+		return
+	}
+	t.closing = true
+	if err != nil && t.lostErr == nil {
+		t.lostErr = err
+	}
+	if t.detached {
+		if t.w != nil {
+			t.w.abort() // the writer's own report then finds t lost
+		}
+		t.closeDFD()
+		t.l.connLost(t, t.lostErr)
+		return
+	}
+	t.closeGnet()
+}
+
+// closeGnet closes the gnet connection: at the end of its own callback if one runs, else now.
+func (t *Transport) closeGnet() {
+	if t.c == nil {
+		return
+	}
+	if t.l.cur == t {
+		t.closeNow = true
+		return
+	}
+	_ = t.l.el.Close(t.c) // synchronous: OnClose runs inside
+}
+
+// traffic handles readable data of a transport. Loop only (gnet's OnTraffic).
+func (l *Loop) traffic(t *Transport, c gnet.Conn) gnet.Action {
+	buf, _ := c.Next(-1)
+	if t.closing || t.lost {
+		if t.closeNow || (t.closing && c.OutboundBuffered() == 0) {
+			return gnet.Close
+		}
+		return gnet.None
+	}
+	if len(buf) > 0 {
+		l.cur = t
+		ok := l.run("DataReceived", func() { t.proto.DataReceived(buf) })
+		l.cur = nil
+		if !ok {
+			t.abortOnLoop(errors.New("reactor: panic in DataReceived"))
+			return gnet.Close
+		}
+	}
+	if t.closeNow {
+		return gnet.Close
+	}
+	if t.paused {
+		l.checkTransport(t)
+	}
+	return gnet.None
+}
+
+// connClosed is gnet's OnClose for a transport: decide between ConnectionLost and half-close.
+func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
+	delete(l.conns, t.id)
+	delete(l.watch, t)
+	if t.lost {
+		t.c = nil
+		return
+	}
+	if isEOF(err) && !t.closing && !l.stopping {
+		l.cur = t
+		keep := false
+		ok := l.run("EOFReceived", func() { keep = t.proto.EOFReceived() })
+		l.cur = nil
+		if ok && keep && !t.closing && !t.closeNow {
+			if derr := t.detach(c); derr == nil {
+				return
+			} else {
+				t.lostErr = derr
+			}
+		}
+		err = nil
+	} else if isEOF(err) || t.closing {
+		err = nil
+	}
+	t.c = nil
+	if t.lostErr != nil {
+		err = t.lostErr
+	}
+	l.connLost(t, err)
+}
+
+// connLost marks t lost and schedules ConnectionLost(err), once.
+func (l *Loop) connLost(t *Transport, err error) {
+	if t.lost {
+		return
+	}
+	t.lost = true
+	t.closing = true
+	delete(l.conns, t.id)
+	delete(l.watch, t)
+	delete(l.detached, t)
+	p := t.proto
+	if p == nil {
+		return
+	}
+	h := &Handle{fn: func() { p.ConnectionLost(err) }, index: -1}
+	l.ready = append(l.ready, h)
+	l.wake()
+}
+
+// detach switches t to writing on a duplicate of the socket, inside gnet's OnClose (before
+// gnet closes the fd). Whatever gnet still holds must leave first, or it would be lost.
+func (t *Transport) detach(c gnet.Conn) error {
+	if c.OutboundBuffered() > 0 {
+		_ = c.Flush()
+		if n := c.OutboundBuffered(); n > 0 {
+			return fmt.Errorf("reactor: peer half-closed with %d bytes the kernel would not take", n)
+		}
+	}
+	fd, err := c.Dup()
+	if err != nil {
+		return fmt.Errorf("reactor: dup for half-close: %w", err)
+	}
+	t.c = nil
+	t.detached = true
+	t.dfd = fd
+	if t.paused {
+		t.paused = false
+		t.l.run("ResumeWriting", t.fc.ResumeWriting)
+	}
+	t.l.detached[t] = struct{}{}
+	return nil
+}
+
+func (t *Transport) closeDFD() {
+	if t.dfd >= 0 {
+		_ = unix.Close(t.dfd)
+		t.dfd = -1
+	}
+}
+
+func (t *Transport) writeDetached(p []byte) {
+	if t.w != nil {
+		t.w.push(p)
+		return
+	}
+	for len(p) > 0 {
+		n, err := unix.Write(t.dfd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.closeDFD()
+			t.l.connLost(t, fmt.Errorf("reactor: write: %w", err))
+			return
+		}
+		p = p[n:]
+	}
+	if len(p) == 0 {
+		return
+	}
+	if err := t.startWriter(p); err != nil {
+		t.closeDFD()
+		t.l.connLost(t, err)
+	}
+}
+
+func (t *Transport) closeDetached() {
+	if t.w != nil {
+		t.w.close()
+		return
+	}
+	t.closeDFD()
+	t.l.connLost(t, t.lostErr)
+}
+
+// detachedWriter drains the rest of a half-closed transport's output off the loop.
+type detachedWriter struct {
+	mu      sync.Mutex
+	q       [][]byte
+	n       int
+	closing bool
+	signal  chan struct{}
+	nc      net.Conn
+}
+
+func (t *Transport) startWriter(rest []byte) error {
+	f := os.NewFile(uintptr(t.dfd), "reactor-detached")
+	nc, err := net.FileConn(f) // dups the fd again
+	_ = f.Close()
+	t.dfd = -1
+	if err != nil {
+		return fmt.Errorf("reactor: half-close writer: %w", err)
+	}
+	w := &detachedWriter{signal: make(chan struct{}, 1), nc: nc}
+	w.push(rest)
+	t.w = w
+	l := t.l
+	l.writeWG.Add(1)
+	go func() {
+		defer l.writeWG.Done()
+		err := w.run()
+		if pe := l.CallSoonThreadsafe(func() {
+			if err == nil {
+				err = t.lostErr
+			}
+			l.connLost(t, err)
+		}); pe != nil {
+			// The loop is stopping; finish's leftovers run nothing for us, so it is dropped.
+			return
+		}
+	}()
+	return nil
+}
+
+func (w *detachedWriter) push(p []byte) {
+	w.mu.Lock()
+	w.q = append(w.q, append([]byte(nil), p...))
+	w.n += len(p)
+	w.mu.Unlock()
+	w.kick()
+}
+
+func (w *detachedWriter) kick() {
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *detachedWriter) buffered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+func (w *detachedWriter) close() {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.kick()
+}
+
+// abort closes the socket under the writer, which then returns. Any goroutine.
+func (w *detachedWriter) abort() { _ = w.nc.Close() }
+
+func (w *detachedWriter) run() error {
+	defer w.nc.Close()
+	for {
+		w.mu.Lock()
+		q, closing := w.q, w.closing
+		w.q = nil
+		w.mu.Unlock()
+		if len(q) == 0 {
+			if closing {
+				return nil
+			}
+			<-w.signal
+			continue
+		}
+		for _, b := range q {
+			_ = w.nc.SetWriteDeadline(time.Now().Add(DetachedWriteTimeout))
+			if _, err := w.nc.Write(b); err != nil {
+				return fmt.Errorf("reactor: write: %w", err)
+			}
+			w.mu.Lock()
+			w.n -= len(b)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// closeWriter makes a detached writer finish at once (loop stopping). Any goroutine.
+func (t *Transport) closeWriter() {
+	if w := t.w; w != nil {
+		w.abort()
+		w.close()
+	}
+}
+
+// watchAdd puts t on the list checked each pass and every watchInterval while not empty.
+func (l *Loop) watchAdd(t *Transport) {
+	l.watch[t] = struct{}{}
+	if l.watchTimer == nil {
+		l.watchTimer = l.callAt(time.Now().Add(watchInterval), l.watchTick)
+	}
+}
+
+func (l *Loop) watchTick() {
+	l.watchTimer = nil
+	l.checkWatch()
+	if len(l.watch) > 0 {
+		l.watchTimer = l.callAt(time.Now().Add(watchInterval), l.watchTick)
+	}
+}
+
+// checkWatch resumes writing and finishes closes of transports whose buffers drained.
+func (l *Loop) checkWatch() {
+	for t := range l.watch {
+		l.checkTransport(t)
+	}
+}
+
+func (l *Loop) checkTransport(t *Transport) {
+	if t.lost || t.c == nil {
+		delete(l.watch, t)
+		return
+	}
+	n := t.c.OutboundBuffered()
+	if t.paused && n <= t.low {
+		t.paused = false
+		l.run("ResumeWriting", t.fc.ResumeWriting)
+	}
+	if t.closing && !t.lost && t.c != nil && t.c.OutboundBuffered() == 0 {
+		delete(l.watch, t)
+		t.closeGnet()
+		return
+	}
+	if !t.paused && !t.closing {
+		delete(l.watch, t)
+	}
+}
