@@ -36,7 +36,8 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.eng = eng
 	h.l.eng = eng
 	for _, s := range h.l.listens {
-		fd, err := eng.DupListener(s.network, s.address)
+		fd, err := eng.DupListener("tcp", s.address) // gnet files tcp4 and tcp6 under "tcp"
+
 		if err != nil {
 			h.bootErr <- fmt.Errorf("reactor: listener %s: %w", s.proto, err)
 			return gnet.Shutdown

@@ -169,11 +169,28 @@ func (l *Loop) Listen(addr string, f ProtocolFactory) error {
 	if !ok || !strings.HasPrefix(network, "tcp") {
 		return fmt.Errorf("reactor: listen %q: only tcp addresses are supported", addr)
 	}
-	if _, _, err := net.SplitHostPort(address); err != nil {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
 		return fmt.Errorf("reactor: listen %q: %w", addr, err)
+	}
+	// gnet finds a listener again (DupListener) by its address text, so two listeners on port 0
+	// of one host must differ in it: "0", "00", ... all mean port 0.
+	for l.hasListen(address) && strings.Trim(port, "0") == "" {
+		port += "0"
+		address = net.JoinHostPort(host, port)
+		proto = network + "://" + address
 	}
 	l.listens = append(l.listens, &listenSpec{proto: proto, network: network, address: address, factory: f})
 	return nil
+}
+
+func (l *Loop) hasListen(address string) bool {
+	for _, s := range l.listens {
+		if s.address == address {
+			return true
+		}
+	}
+	return false
 }
 
 // Addrs returns the bound listen addresses, in Listen order. It is meaningful after Start has

@@ -1,0 +1,287 @@
+package reactor
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestCallSoonFIFOAndNextPass(t *testing.T) {
+	l := startLoop(t, Options{Debug: true})
+	var got []string
+	done := make(chan struct{})
+	onLoop(t, l, func() {
+		for i := range 5 {
+			l.CallSoon(func() {
+				got = append(got, fmt.Sprint("a", i))
+				if i == 0 {
+					// Queued during a pass: must run after everything already queued.
+					l.CallSoon(func() { got = append(got, "nested") })
+				}
+			})
+		}
+		h := l.CallSoon(func() { got = append(got, "cancelled") })
+		h.Cancel()
+		h.Cancel() // idempotent
+		l.CallSoon(func() { close(done) })
+	})
+	<-done
+	onLoop(t, l, func() {})
+	want := "[a0 a1 a2 a3 a4 nested]"
+	if s := fmt.Sprint(got); s != want {
+		t.Fatalf("order %s, want %s", s, want)
+	}
+}
+
+func TestCallSoonDoesNotStarveIO(t *testing.T) {
+	l := startLoop(t, Options{}, func() Protocol { return &echo{} })
+	var spins int
+	stop := false
+	var spin func()
+	spin = func() {
+		spins++
+		if !stop {
+			l.CallSoon(spin)
+		}
+	}
+	onLoop(t, l, func() { l.CallSoon(spin) })
+	nc, err := net.Dial("tcp", l.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(nc)
+	for i := range 20 {
+		fmt.Fprintf(nc, "ping %d\n", i)
+		line, err := r.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("ping %d\n", i) {
+			t.Fatalf("echo %d: %q %v", i, line, err)
+		}
+	}
+	var n int
+	onLoop(t, l, func() { stop = true; n = spins })
+	if n == 0 {
+		t.Fatal("the self-requeuing callback never ran")
+	}
+}
+
+func TestCallSoonThreadsafeManyGoroutines(t *testing.T) {
+	l := startLoop(t, Options{})
+	const G, N = 16, 8000 // 128k calls
+	last := make([]int, G)
+	bad := 0
+	total := 0
+	var wg sync.WaitGroup
+	for g := range G {
+		last[g] = -1
+		wg.Go(func() {
+			for i := range N {
+				if err := l.CallSoonThreadsafe(func() {
+					if last[g] != i-1 {
+						bad++
+					}
+					last[g] = i
+					total++
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var gotTotal, gotBad int
+	waitFor(t, "all calls", func() bool {
+		onLoop(t, l, func() { gotTotal, gotBad = total, bad })
+		return gotTotal == G*N
+	})
+	if gotBad != 0 {
+		t.Fatalf("%d calls out of per-goroutine order", gotBad)
+	}
+}
+
+func TestCallLaterOrderCancelNeverEarly(t *testing.T) {
+	l := startLoop(t, Options{Debug: true})
+	type fired struct {
+		name     string
+		early    time.Duration
+		deadline time.Time
+	}
+	var got []fired
+	done := make(chan struct{})
+	onLoop(t, l, func() {
+		tests := []struct {
+			name string
+			d    time.Duration
+		}{
+			{"c", 30 * time.Millisecond},
+			{"a", 10 * time.Millisecond},
+			{"z", 0},
+			{"b", 20 * time.Millisecond},
+			{"b2", 20 * time.Millisecond}, // equal deadlines keep scheduling order
+			{"neg", -time.Second},
+		}
+		start := l.Time()
+		for _, tc := range tests {
+			h := l.CallLater(tc.d, nil)
+			when := h.When()
+			h.Cancel()
+			_ = when
+			dl := start.Add(tc.d)
+			l.CallAt(dl, func() {
+				now := l.Time()
+				got = append(got, fired{tc.name, dl.Sub(now), dl})
+			})
+		}
+		x := l.CallLater(15*time.Millisecond, func() { got = append(got, fired{name: "cancelled"}) })
+		l.CallLater(5*time.Millisecond, func() { x.Cancel() })
+		l.CallLater(40*time.Millisecond, func() { close(done) })
+	})
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timers did not fire")
+	}
+	var names []string
+	for _, f := range got {
+		names = append(names, f.name)
+		if f.early > 0 {
+			t.Errorf("timer %s fired %v early", f.name, f.early)
+		}
+	}
+	if s := fmt.Sprint(names); s != "[neg z a b b2 c]" {
+		t.Fatalf("order %s, want [neg z a b b2 c]", s)
+	}
+}
+
+func TestTimerCancelCompaction(t *testing.T) {
+	l := startLoop(t, Options{})
+	var fired, heap int
+	done := make(chan struct{})
+	onLoop(t, l, func() {
+		for i := range 1000 {
+			h := l.CallLater(time.Hour+time.Duration(i), func() { fired++ })
+			h.Cancel()
+		}
+		heap = len(l.timers)
+		l.CallLater(time.Millisecond, func() { close(done) })
+	})
+	<-done
+	if heap > 200 {
+		t.Errorf("heap holds %d entries after 1000 cancels; want compaction", heap)
+	}
+	if fired != 0 {
+		t.Errorf("%d cancelled timers fired", fired)
+	}
+}
+
+func TestStopFromCallbackAndTwice(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(l *Loop)
+	}{
+		{"callback", func(l *Loop) { _ = l.CallSoonThreadsafe(l.Stop) }},
+		{"goroutine", func(l *Loop) { l.Stop(); l.Stop() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := New(Options{})
+			if err := l.Start(); err != nil {
+				t.Fatal(err)
+			}
+			tc.stop(l)
+			select {
+			case <-l.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("not stopped")
+			}
+			if err := l.Wait(); err != nil {
+				t.Fatalf("Wait: %v", err)
+			}
+			if err := l.CallSoonThreadsafe(func() {}); !errors.Is(err, ErrClosed) {
+				t.Fatalf("CallSoonThreadsafe after stop: %v, want ErrClosed", err)
+			}
+			l.Stop()
+		})
+	}
+}
+
+func TestStopBeforeStart(t *testing.T) {
+	l := New(Options{})
+	l.Stop()
+	<-l.Done()
+	if err := l.Start(); !errors.Is(err, ErrRunning) {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+}
+
+func TestListenErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := New(Options{})
+	if err := l.Listen(ln.Addr().String(), func() Protocol { return &echo{} }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(); err == nil {
+		l.Stop()
+		<-l.Done()
+		t.Fatal("Start on a busy port succeeded")
+	}
+	for _, addr := range []string{"udp://127.0.0.1:0", "nonsense"} {
+		if err := New(Options{}).Listen(addr, func() Protocol { return &echo{} }); err == nil {
+			t.Errorf("Listen(%q) succeeded", addr)
+		}
+	}
+}
+
+func TestTwoListeners(t *testing.T) {
+	type tagged struct{ echo }
+	l := New(Options{})
+	var which [2]int
+	for i := range 2 {
+		if err := l.Listen("127.0.0.1:0", func() Protocol { which[i]++; return &echo{} }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Stop(); <-l.Done() }()
+	addrs := l.Addrs()
+	if len(addrs) != 2 || addrs[0].String() == addrs[1].String() {
+		t.Fatalf("Addrs = %v", addrs)
+	}
+	for i, a := range addrs {
+		nc, err := net.Dial("tcp", a.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "accept", func() bool {
+			n := 0
+			onLoop(t, l, func() { n = which[i] })
+			return n == 1
+		})
+		nc.Close()
+	}
+}
+
+func TestDebugWrongGoroutinePanics(t *testing.T) {
+	l := startLoop(t, Options{Debug: true})
+	defer func() {
+		r := recover()
+		if r == nil {
+			t.Fatal("CallSoon off the loop did not panic in Debug mode")
+		}
+		if s := fmt.Sprint(r); s != "reactor: CallSoon called off the loop goroutine" {
+			t.Fatalf("panic %q", s)
+		}
+	}()
+	l.CallSoon(func() {})
+}
