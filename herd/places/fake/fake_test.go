@@ -1,0 +1,155 @@
+package fake
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/valyala/fasthttp"
+)
+
+func start(t *testing.T, opts Options) (*Server, string) {
+	t.Helper()
+	s := New(opts)
+	base, err := s.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, base
+}
+
+func do(t *testing.T, method, url string, hdr map[string]string, body string) (int, []byte) {
+	t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod(method)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	req.SetBodyString(body)
+	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...)
+}
+
+func TestLegacyBody(t *testing.T) {
+	s, base := start(t, Options{})
+	code, body := do(t, "GET", base+"/maps/api/place/nearbysearch/json?location=34.068930,-118.445127&radius=10000&key=k", nil, "")
+	if code != 200 {
+		t.Fatalf("HTTP %d", code)
+	}
+	v, err := codec.ParseJSON(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := codec.AppendStyled(nil, v); !bytes.Equal(again, body) {
+		t.Fatalf("not in Google's layout")
+	}
+	for _, want := range []string{`"status" : "OK"`, " & ", `\u003c`, `\u003e`, "’", `"rating" : 4,`, `"next_page_token"`} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("body lacks %q", want)
+		}
+	}
+	var doc struct{ Results []json.RawMessage }
+	if err := json.Unmarshal(body, &doc); err != nil || len(doc.Results) != 20 {
+		t.Fatalf("%d results, err %v", len(doc.Results), err)
+	}
+	// Deterministic from the location.
+	_, again := do(t, "GET", base+"/maps/api/place/nearbysearch/json?location=34.068930,-118.445127&radius=10000&key=k", nil, "")
+	if !bytes.Equal(body, again) {
+		t.Error("two answers for one question differ")
+	}
+	if s.Count() != 2 {
+		t.Errorf("Count = %d, want 2", s.Count())
+	}
+	r := s.Requests()[0]
+	if r.Method != "GET" || r.Path != "/maps/api/place/nearbysearch/json" || r.Query.Get("location") != "34.068930,-118.445127" ||
+		r.Query.Get("radius") != "10000" || r.Query.Get("key") != "k" {
+		t.Errorf("recorded %+v", r)
+	}
+}
+
+func TestKnobs(t *testing.T) {
+	s, base := start(t, Options{})
+	legacy := base + "/maps/api/place/nearbysearch/json?location=1,2&radius=10&key=k"
+	v1 := base + "/v1/places:searchNearby"
+	v1body := `{"maxResultCount":3,"locationRestriction":{"circle":{"center":{"latitude":1,"longitude":2},"radius":10}}}`
+	mask := map[string]string{"X-Goog-FieldMask": "places.id", "X-Goog-Api-Key": "k"}
+	tests := []struct {
+		name     string
+		opts     Options
+		method   string
+		url      string
+		hdr      map[string]string
+		body     string
+		wantCode int
+		want     string
+	}{
+		{"status", Options{Status: "OVER_QUERY_LIMIT", StatusMessage: "slow down"}, "GET", legacy, nil, "", 200,
+			"{\n   \"error_message\" : \"slow down\",\n   \"html_attributions\" : [],\n   \"results\" : [],\n   \"status\" : \"OVER_QUERY_LIMIT\"\n}\n"},
+		{"http", Options{HTTPStatus: 503}, "GET", legacy, nil, "", 503, "Service Unavailable"},
+		{"malformed", Options{Malformed: true}, "GET", legacy, nil, "", 200, "<html>"},
+		{"bad key", Options{Key: "right"}, "GET", legacy, nil, "", 200, "The provided API key is invalid."},
+		{"zero", Options{Results: -1}, "GET", legacy, nil, "", 200, `"status" : "ZERO_RESULTS"`},
+		{"no location", Options{}, "GET", base + "/maps/api/place/nearbysearch/json?radius=10", nil, "", 200, `"status" : "INVALID_REQUEST"`},
+		{"v1 ok", Options{}, "POST", v1, mask, v1body, 200, `"places": [`},
+		{"v1 empty", Options{Results: -1}, "POST", v1, mask, v1body, 200, "{}\n"},
+		{"v1 no mask", Options{}, "POST", v1, nil, v1body, 400, "FieldMask is a required parameter"},
+		{"v1 error", Options{V1Error: "RESOURCE_EXHAUSTED", StatusMessage: "quota"}, "POST", v1, mask, v1body, 429, `"status": "RESOURCE_EXHAUSTED"`},
+		{"v1 forced legacy status", Options{Status: "REQUEST_DENIED"}, "POST", v1, mask, v1body, 403, `"PERMISSION_DENIED"`},
+		{"v1 http", Options{HTTPStatus: 502}, "POST", v1, mask, v1body, 502, "Bad Gateway"},
+		{"v1 bad key", Options{Key: "right"}, "POST", v1, mask, v1body, 400, "API key not valid"},
+		{"not found", Options{}, "GET", base + "/nope", nil, "", 404, "Not Found"},
+	}
+	for _, tt := range tests {
+		s.Set(tt.opts)
+		code, body := do(t, tt.method, tt.url, tt.hdr, tt.body)
+		if code != tt.wantCode || !strings.Contains(string(body), tt.want) {
+			t.Errorf("%s: HTTP %d %q, want %d containing %q", tt.name, code, body, tt.wantCode, tt.want)
+		}
+	}
+	s.Set(Options{})
+	_, body := do(t, "POST", v1, mask, v1body)
+	var ans struct{ Places []map[string]any }
+	if err := json.Unmarshal(body, &ans); err != nil || len(ans.Places) != 3 {
+		t.Errorf("v1: %d places (maxResultCount 3), err %v", len(ans.Places), err)
+	}
+	last := s.Requests()[len(s.Requests())-1]
+	if last.Header["X-Goog-Fieldmask"] != "places.id" || string(last.Body) != v1body {
+		t.Errorf("recorded %+v", last)
+	}
+}
+
+func TestHangReleasedByClose(t *testing.T) {
+	s, base := start(t, Options{Hang: true})
+	done := make(chan error, 1)
+	go func() {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(base + "/maps/api/place/nearbysearch/json?location=1,2&radius=3")
+		done <- fasthttp.DoTimeout(req, resp, 50*time.Millisecond)
+	}()
+	if err := <-done; err == nil {
+		t.Fatal("a hanging request answered")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if s.Count() != 1 {
+		t.Fatalf("Count = %d", s.Count())
+	}
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}

@@ -1,0 +1,189 @@
+// Package places answers a WHATSAT's question, "what is near this location?", with a body in the
+// shape and byte layout of Google's legacy Places Nearby Search.
+//
+// Three providers are built by New:
+//   - "google": the legacy Nearby Search (GET .../maps/api/place/nearbysearch/json). Google's
+//     bytes pass through unchanged, whatever their status.
+//   - "google-v1": Places API (New), POST .../v1/places:searchNearby, whose answer is mapped to the
+//     legacy shape and written in Google's legacy layout.
+//   - "offline": a radius search over a city dataset embedded in the binary (GeoNames, CC-BY 4.0),
+//     or over the user's own GeoJSON file. It needs no network and no key.
+//
+// Providers are called off the event loop, from any goroutine, concurrently. They never fail
+// without a body: on failure they return the UNKNOWN_ERROR body of the spec and an error for logs.
+// New wraps every provider so that identical requests in flight at the same time are made once,
+// optionally caches answers for a TTL, and counts what happens in a Metrics.
+package places
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Provider names accepted by Config.Provider.
+const (
+	Google   = "google"
+	GoogleV1 = "google-v1"
+	Offline  = "offline"
+)
+
+// Defaults used by New for zero Config fields.
+const (
+	DefaultGoogleURL   = "https://maps.googleapis.com"
+	DefaultGoogleV1URL = "https://places.googleapis.com"
+	DefaultTimeout     = 5 * time.Second
+	DefaultMaxConns    = 64
+	// MaxResults is the most results a provider returns: Google's page size.
+	MaxResults = 20
+	// MaxBodySize bounds an upstream response body.
+	MaxBodySize = 4 << 20
+)
+
+// Request is one Nearby Search question. The text fields are what goes on the wire where the
+// provider sends text (the legacy query string); the numbers are used everywhere else. A zero
+// text field is derived from its number. Request is a value: it keeps no reference to its input.
+type Request struct {
+	Lat, Lng   string  // decimal degrees as text, with sign (codec Message.LatText/LngText)
+	RadiusM    string  // metres as text (codec.AppendRadiusMetres)
+	LatF, LngF float64 // the same, as numbers
+	RadiusMF   float64
+	Bound      int // 1..20; providers may ignore it (the herd cuts the results anyway)
+}
+
+// Provider answers Nearby Search requests. Nearby is called off the loop, from any goroutine,
+// concurrently.
+//
+// It ALWAYS returns a body to send: Google's legacy shape and layout, ending with one "\n". On
+// failure that is the UNKNOWN_ERROR body of SPEC §4 and err says what failed (for logs; it never
+// holds the API key). A status that Google itself sent (REQUEST_DENIED, OVER_QUERY_LIMIT,
+// INVALID_REQUEST) comes back as Google's body with a *StatusError. The body is owned by the
+// caller and must not be modified: it may be shared between callers (coalescing, cache).
+type Provider interface {
+	Nearby(ctx context.Context, req Request) (body []byte, err error)
+	Name() string
+}
+
+// Config selects and tunes a provider. The zero Config is the offline provider over the
+// embedded dataset.
+type Config struct {
+	Provider string        // "google" | "google-v1" | "offline"; "" means offline
+	URL      string        // base URL; "" means Google's
+	Key      string        // API key; required by google and google-v1
+	Timeout  time.Duration // per upstream call; 0 means DefaultTimeout
+	CacheTTL time.Duration // 0 = no cache
+	MaxConns int           // upstream connections at most; 0 means DefaultMaxConns
+	Dataset  string        // offline: optional GeoJSON file of the user's own places
+	// CacheSize bounds the cache's entries; 0 means 10000.
+	CacheSize int
+}
+
+// Metrics counts what a provider built by New did. Every field may be read from any goroutine
+// at any time; only the package writes them.
+type Metrics struct {
+	Calls     atomic.Uint64 // Nearby calls
+	Upstream  atomic.Uint64 // calls that reached the underlying provider (not shared, not cached)
+	Errors    atomic.Uint64 // upstream calls that returned an error
+	Shared    atomic.Uint64 // calls answered by another caller's identical request in flight
+	CacheHits atomic.Uint64 // calls answered from the cache
+	LatencyNs atomic.Uint64 // total time spent in upstream calls, in nanoseconds
+	MaxNs     atomic.Uint64 // longest upstream call, in nanoseconds
+}
+
+// MetricsOf returns the Metrics of a provider built by New, or nil for any other provider.
+// Any goroutine.
+func MetricsOf(p Provider) *Metrics {
+	if m, ok := p.(interface{ Metrics() *Metrics }); ok {
+		return m.Metrics()
+	}
+	return nil
+}
+
+// Errors. Every error a provider returns wraps one of these (errors.Is), except *StatusError.
+var (
+	ErrConfig    = errors.New("places: bad config")
+	ErrTimeout   = errors.New("places: timeout")
+	ErrTransport = errors.New("places: transport error")
+	ErrHTTP      = errors.New("places: HTTP")
+	ErrBadBody   = errors.New("places: bad response body")
+)
+
+// StatusError reports that Google answered with a status other than OK or ZERO_RESULTS. The
+// body returned with it is Google's (legacy) or its legacy mapping (v1), not UNKNOWN_ERROR.
+type StatusError struct {
+	Status  string // legacy status, e.g. "REQUEST_DENIED"
+	Message string // error_message, key removed
+}
+
+func (e *StatusError) Error() string {
+	if e.Message == "" {
+		return "places: status " + e.Status
+	}
+	return "places: status " + e.Status + ": " + e.Message
+}
+
+// New builds the provider cfg names, wrapped with request coalescing, the optional cache and
+// Metrics (see MetricsOf). Any goroutine. The offline provider loads its dataset here.
+func New(cfg Config) (Provider, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	var (
+		p   provider
+		err error
+	)
+	switch cfg.Provider {
+	case Google:
+		p, err = newGoogle(cfg)
+	case GoogleV1:
+		p, err = newGoogleV1(cfg)
+	case Offline, "":
+		p, err = newOffline(cfg)
+	default:
+		err = fmt.Errorf("%w: unknown provider %q (want google, google-v1 or offline)", ErrConfig, cfg.Provider)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return wrap(p, cfg), nil
+}
+
+// provider is what a concrete provider gives the wrapper: the Provider methods plus the key
+// under which two requests are the same question for it.
+type provider interface {
+	Provider
+	key(req Request) string
+}
+
+// normalize fills the text fields of req from its numbers (and the reverse), and drops a
+// leading "+" from the text, which Google does not need.
+func normalize(req Request) Request {
+	if req.Lat == "" {
+		req.Lat = strconv.FormatFloat(req.LatF, 'f', -1, 64)
+	} else if req.LatF == 0 {
+		req.LatF, _ = strconv.ParseFloat(req.Lat, 64)
+	}
+	if req.Lng == "" {
+		req.Lng = strconv.FormatFloat(req.LngF, 'f', -1, 64)
+	} else if req.LngF == 0 {
+		req.LngF, _ = strconv.ParseFloat(req.Lng, 64)
+	}
+	if req.RadiusM == "" {
+		req.RadiusM = strconv.FormatFloat(req.RadiusMF, 'f', -1, 64)
+	} else if req.RadiusMF == 0 {
+		req.RadiusMF, _ = strconv.ParseFloat(req.RadiusM, 64)
+	}
+	req.Lat = strings.TrimPrefix(req.Lat, "+")
+	req.Lng = strings.TrimPrefix(req.Lng, "+")
+	if req.Bound <= 0 || req.Bound > MaxResults {
+		req.Bound = MaxResults
+	}
+	return req
+}
