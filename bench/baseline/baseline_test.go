@@ -1,0 +1,500 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/herd/places/fake"
+)
+
+// node is one server of a test herd.
+type node struct {
+	name  string
+	peers []string
+}
+
+// testConfig returns a herd config whose servers listen on 127.0.0.1:0, with Places at url
+// ("" for the offline provider) and extra TOML for [limits].
+func testConfig(t *testing.T, url, limits string, nodes ...node) *herd.Config {
+	t.Helper()
+	var b strings.Builder
+	if url == "" {
+		b.WriteString("[places]\nprovider = \"offline\"\n")
+	} else {
+		fmt.Fprintf(&b, "[places]\nprovider = \"google\"\nurl = %q\nkey = \"test-key\"\ntimeout = \"2s\"\n", url)
+	}
+	b.WriteString("[log]\ndir = \"off\"\n")
+	if limits != "" {
+		b.WriteString("[limits]\n" + limits + "\n")
+	}
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "[[server]]\nname = %q\naddr = \"127.0.0.1:0\"\npeers = [", n.name)
+		for i, p := range n.peers {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", p)
+		}
+		b.WriteString("]\n")
+	}
+	cfg, err := herd.ParseConfig([]byte(b.String()), "test.toml")
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, b.String())
+	}
+	return cfg
+}
+
+// testHerd is a herd of baseline servers in this process.
+type testHerd struct {
+	t       *testing.T
+	cfg     *herd.Config
+	prov    places.Provider
+	mu      sync.Mutex
+	addrs   map[string]string // where each server listens (fixed once first bound)
+	servers map[string]*Server
+}
+
+func newHerd(t *testing.T, cfg *herd.Config) *testHerd {
+	t.Helper()
+	prov, err := places.New(places.Config{
+		Provider: cfg.Places.Provider, URL: cfg.Places.URL, Key: cfg.Places.Key, Timeout: cfg.Places.Timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &testHerd{t: t, cfg: cfg, prov: prov, addrs: map[string]string{}, servers: map[string]*Server{}}
+	t.Cleanup(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, s := range h.servers {
+			s.Close()
+		}
+	})
+	return h
+}
+
+// reserve binds each named server's port (and frees it) so neighbours know where to dial
+// before the server starts.
+func (h *testHerd) reserve(names ...string) {
+	for _, n := range names {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.mu.Lock()
+		h.addrs[n] = ln.Addr().String()
+		h.mu.Unlock()
+		ln.Close()
+	}
+}
+
+// start starts the named servers and returns the address of the first.
+func (h *testHerd) start(names ...string) string {
+	h.t.Helper()
+	for _, n := range names {
+		s, err := NewServer(h.cfg, n, h.prov, nil)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.mu.Lock()
+		addr, ok := h.addrs[n]
+		h.mu.Unlock()
+		if !ok {
+			addr = "127.0.0.1:0"
+		}
+		if err := s.Listen(addr); err != nil {
+			h.t.Fatal(err)
+		}
+		s.SetPeerAddr(h.addr)
+		h.mu.Lock()
+		h.addrs[n] = s.Addr().String()
+		h.servers[n] = s
+		h.mu.Unlock()
+		s.Start()
+	}
+	return h.addr(names[0])
+}
+
+// stop closes the named server; its address stays reserved for a restart.
+func (h *testHerd) stop(name string) {
+	h.mu.Lock()
+	s := h.servers[name]
+	delete(h.servers, name)
+	h.mu.Unlock()
+	s.Close()
+}
+
+func (h *testHerd) addr(name string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a, ok := h.addrs[name]; ok {
+		return a
+	}
+	return "127.0.0.1:1" // not started yet: the dial fails and is retried
+}
+
+// exchange sends input, half-closes, and returns all the server writes until it closes.
+func exchange(t *testing.T, addr, input string) string {
+	t.Helper()
+	out, err := tryExchange(addr, input)
+	if err != nil {
+		t.Fatalf("exchange with %s: %v (got %q)", addr, err, out)
+	}
+	return out
+}
+
+func tryExchange(addr, input string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.WriteString(c, input); err != nil {
+		return "", err
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// waitFor polls cond until it holds, failing the test after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// knows reports whether the server at addr holds the AT line want for client.
+func knows(addr, client, want string) bool {
+	out, err := tryExchange(addr, "WHATSAT "+client+" 1 1\n")
+	return err == nil && strings.HasPrefix(out, want+"\n")
+}
+
+func posix(tm time.Time) string { return fmt.Sprintf("%d.%09d", tm.Unix(), tm.Nanosecond()) }
+
+func TestIAMATReply(t *testing.T) {
+	addr := newHerd(t, testConfig(t, "", "", node{name: "Hill"})).start("Hill")
+	for _, ctime := range []string{
+		posix(time.Now().Add(-time.Second)), posix(time.Now().Add(time.Hour)), "1621464827.959498503", "-5.5", "7",
+	} {
+		before := codec.FromTime(time.Now())
+		got := exchange(t, addr, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 "+ctime+"\n")
+		after := codec.FromTime(time.Now())
+		f := strings.Fields(got)
+		if len(f) != 6 || got != strings.Join(f, " ")+"\n" || f[0] != "AT" || f[1] != "Hill" ||
+			f[3] != "kiwi.cs.ucla.edu" || f[4] != "+34.068930-118.445127" || f[5] != ctime {
+			t.Errorf("reply %q is not AT Hill <skew> kiwi.cs.ucla.edu +34.068930-118.445127 %s", got, ctime)
+			continue
+		}
+		// The skew is exact: client time + skew is the receive time, inside the exchange.
+		ct, _ := codec.ParseTime([]byte(ctime))
+		lo := codec.AppendSkew(nil, before, ct)
+		hi := codec.AppendSkew(nil, after, ct)
+		skew, err := codec.ParseTime([]byte(f[2]))
+		loT, _ := codec.ParseTime(lo)
+		hiT, _ := codec.ParseTime(hi)
+		if err != nil || len(f[2]) < 12 || f[2][len(f[2])-10] != '.' || skew.Compare(loT) < 0 || skew.Compare(hiT) > 0 {
+			t.Errorf("skew %q: want a signed 9-digit value in [%s, %s]", f[2], lo, hi)
+		}
+	}
+}
+
+// TestProtocol is the table of protocol cases: each is one connection's input and the exact
+// output, after a setup that stores kiwi (whose AT line replaces {at}).
+func TestProtocol(t *testing.T) {
+	f := fake.New(fake.Options{})
+	base, err := f.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	addr := newHerd(t, testConfig(t, base, "max_line = 100", node{name: "Hill"})).start("Hill")
+	at := strings.TrimSuffix(exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
+	places := func(bound int) string {
+		body, err := codec.AppendPlacesBody(nil, fake.LegacyBody(34.068930, -118.445127, 10000, 20), bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at + "\n" + string(body) + "\n\n"
+	}
+	long := "IAMAT " + strings.Repeat("x", 200)
+	for _, c := range []struct{ name, in, want string }{
+		{"whatsat", "WHATSAT kiwi 10 3\n", places(3)},
+		{"whatsat bound 20", "WHATSAT kiwi 10 20\n", places(20)},
+		{"whatsat white space", " WHATSAT\tkiwi  10 1 \r\n", places(1)},
+		{"whatsat at half-close", "WHATSAT kiwi 10 2", places(2)},
+		{"pipelined", "WHATSAT kiwi 10 1\nWHATSAT kiwi 10 2\n", places(1) + places(2)},
+		{"unknown command", "FOO bar\n", "? FOO bar\n"},
+		{"lower case", "iamat kiwi +1+1 1\n", "? iamat kiwi +1+1 1\n"},
+		{"too few fields", "IAMAT kiwi +1+1\n", "? IAMAT kiwi +1+1\n"},
+		{"too many fields", "IAMAT kiwi +1+1 1 2\n", "? IAMAT kiwi +1+1 1 2\n"},
+		{"unsigned location", "IAMAT kiwi 34.068930-118.445127 1\n", "? IAMAT kiwi 34.068930-118.445127 1\n"},
+		{"latitude range", "IAMAT kiwi +90.000001+0 1\n", "? IAMAT kiwi +90.000001+0 1\n"},
+		{"longitude range", "IAMAT kiwi +0-180.5 1\n", "? IAMAT kiwi +0-180.5 1\n"},
+		{"10 fraction digits", "IAMAT kiwi +1+1 1.0123456789\n", "? IAMAT kiwi +1+1 1.0123456789\n"},
+		{"exponent", "IAMAT kiwi +1+1 1e9\n", "? IAMAT kiwi +1+1 1e9\n"},
+		{"unknown client", "WHATSAT nobody 10 5\n", "? WHATSAT nobody 10 5\n"},
+		{"radius 0", "WHATSAT kiwi 0 5\n", "? WHATSAT kiwi 0 5\n"},
+		{"radius 50.1", "WHATSAT kiwi 50.1 5\n", "? WHATSAT kiwi 50.1 5\n"},
+		{"bound 21", "WHATSAT kiwi 10 21\n", "? WHATSAT kiwi 10 21\n"},
+		{"bound 0", "WHATSAT kiwi 10 0\n", "? WHATSAT kiwi 10 0\n"},
+		{"AT from a non-neighbour", "AT Hill +0.1 kiwi +1+1 1\n", "? AT Hill +0.1 kiwi +1+1 1\n"},
+		{"empty line", "\n", "? \n"},
+		{"CRLF", "FOO\r\n", "? FOO\n"},
+		{"no newline", "FOO", "? FOO\n"},
+		{"lines after an invalid one", "FOO\nIAMAT kiwi +1+1 1\n", "? FOO\n"},
+		{"replies before an invalid one", "WHATSAT kiwi 10 1\nFOO\nWHATSAT kiwi 10 1\n", places(1) + "? FOO\n"},
+		{"line too long", long + "\nIAMAT kiwi +1+1 1\n", "? " + long[:64] + "\n"},
+		{"line too long, no newline", long, "? " + long[:64] + "\n"},
+	} {
+		if got := exchange(t, addr, c.in); got != c.want {
+			t.Errorf("%s: reply to %q =\n%q\nwant\n%q", c.name, c.in, got, c.want)
+		}
+	}
+	if n := f.Count(); n == 0 {
+		t.Errorf("the fake Places was never asked")
+	}
+	q := f.Requests()[0].Query
+	if q.Get("location") != "34.068930,-118.445127" || q.Get("radius") != "10000" || q.Get("key") != "test-key" {
+		t.Errorf("Places query = %v", q)
+	}
+}
+
+// TestPipelinedOrder: a WHATSAT waiting on a slow Places holds the replies after it.
+func TestPipelinedOrder(t *testing.T) {
+	f := fake.New(fake.Options{Delay: 200 * time.Millisecond, Results: 1})
+	base, err := f.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	addr := newHerd(t, testConfig(t, base, "", node{name: "Hill"})).start("Hill")
+	exchange(t, addr, "IAMAT a +1+1 1\n")
+	got := exchange(t, addr, "IAMAT b +2+2 2\nWHATSAT a 5 1\nIAMAT c +3+3 3\nWHATSAT b 5 1\nIAMAT d +4+4 4")
+	var order []string
+	for _, line := range strings.Split(got, "\n") {
+		if strings.HasPrefix(line, "AT ") {
+			order = append(order, strings.Fields(line)[3])
+		}
+	}
+	if want := "b a c b d"; strings.Join(order, " ") != want {
+		t.Errorf("AT lines for %v, want %s; reply:\n%s", order, want, got)
+	}
+	if !strings.HasSuffix(got, " d +4+4 4\n") {
+		t.Errorf("the last line (sent without a newline before the half-close) was not answered last: %q", got)
+	}
+}
+
+func TestPlacesFailures(t *testing.T) {
+	f := fake.New(fake.Options{})
+	base, err := f.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	addr := newHerd(t, testConfig(t, base, "", node{name: "Hill"})).start("Hill")
+	at := strings.TrimSuffix(exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1\n"), "\n")
+	for _, c := range []struct {
+		name   string
+		opts   fake.Options
+		status string
+	}{
+		{"denied passes through", fake.Options{Status: "REQUEST_DENIED", StatusMessage: "The provided API key is invalid."}, `"status" : "REQUEST_DENIED"`},
+		{"HTTP error", fake.Options{HTTPStatus: 500}, `"status" : "UNKNOWN_ERROR"`},
+		{"not JSON", fake.Options{Malformed: true}, `"status" : "UNKNOWN_ERROR"`},
+		{"timeout", fake.Options{Hang: true}, `"status" : "UNKNOWN_ERROR"`},
+	} {
+		f.Set(c.opts)
+		got := exchange(t, addr, "WHATSAT kiwi 1.5 3\n")
+		body, ok := strings.CutPrefix(got, at+"\n")
+		if !ok || !strings.HasSuffix(body, "}\n\n") || strings.Count(body, "\n\n") != 1 || !strings.Contains(body, c.status) {
+			t.Errorf("%s: reply %q, want the AT line, a body with %s, and a blank line", c.name, got, c.status)
+		}
+	}
+}
+
+func TestFlooding(t *testing.T) {
+	// A chain Hill - Jaquez - Smith, plus Campbell that starts late.
+	h := newHerd(t, testConfig(t, "", "backoff_base = \"20ms\"\nbackoff_cap = \"200ms\"",
+		node{"Hill", []string{"Jaquez"}}, node{"Jaquez", []string{"Smith"}}, node{"Smith", []string{"Campbell"}}, node{"Campbell", nil}))
+	h.reserve("Hill", "Jaquez", "Smith", "Campbell")
+	hill, smith := h.start("Hill"), h.start("Smith")
+	jaquez := h.start("Jaquez")
+	at := strings.TrimSuffix(exchange(t, hill, "IAMAT kiwi +34.068930-118.445127 1000.5\n"), "\n")
+	waitFor(t, "Hill's update at Smith", func() bool { return knows(smith, "kiwi", at) })
+	at2 := strings.TrimSuffix(exchange(t, smith, "IAMAT kiwi +1-1 1000.6\n"), "\n")
+	waitFor(t, "Smith's update at Hill", func() bool { return knows(hill, "kiwi", at2) })
+	exchange(t, jaquez, "IAMAT kiwi +2-2 999\n") // older: dropped, not flooded
+	for _, a := range []string{hill, jaquez, smith} {
+		if !knows(a, "kiwi", at2) {
+			t.Errorf("an older update replaced %q at %s", at2, a)
+		}
+	}
+	// A server that comes up later gets what its neighbour holds by the resync, with no
+	// new update; so does one that restarts.
+	campbell := h.start("Campbell")
+	waitFor(t, "the resync to Campbell", func() bool { return knows(campbell, "kiwi", at2) })
+	h.stop("Jaquez")
+	at3 := strings.TrimSuffix(exchange(t, hill, "IAMAT other +3-3 5\n"), "\n")
+	jaquez = h.start("Jaquez")
+	waitFor(t, "the resync to the restarted Jaquez", func() bool { return knows(jaquez, "other", at3) && knows(jaquez, "kiwi", at2) })
+	waitFor(t, "Hill's update through the restarted Jaquez", func() bool { return knows(campbell, "other", at3) })
+}
+
+// TestLinkAcceptsAT: AT lines from a neighbour's host are applied with no reply, by the
+// newer rule (exact times, then the larger line).
+func TestLinkAcceptsAT(t *testing.T) {
+	h := newHerd(t, testConfig(t, "", "", node{"Hill", []string{"Jaquez"}}, node{"Jaquez", nil}))
+	h.reserve("Jaquez") // never started: Hill's link keeps redialling, which is fine
+	hill := h.start("Hill")
+	const c = " c +1+1 "
+	for _, step := range []struct{ in, want string }{
+		{"AT M +0.000000000" + c + "1621464827.959498503", "AT M +0.000000000" + c + "1621464827.959498503"},
+		{"AT B +0.000000000" + c + "1621464827.959498504", "AT B +0.000000000" + c + "1621464827.959498504"},
+		{"AT C +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
+		{"AT A +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
+		{"AT Z +0.000000000" + c + "1621464827.9594985", "AT C +0.000000000" + c + "1621464827.959498504"},
+	} {
+		if got := exchange(t, hill, step.in+"\n"); got != "" {
+			t.Fatalf("AT %q got a reply %q", step.in, got)
+		}
+		if !knows(hill, "c", step.want) {
+			t.Fatalf("after %q the record is not %q", step.in, step.want)
+		}
+	}
+}
+
+func TestMaxClients(t *testing.T) {
+	addr := newHerd(t, testConfig(t, "", "max_clients = 1", node{name: "Hill"})).start("Hill")
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// The first client is served...
+	io.WriteString(first, "IAMAT a +1+1 1\n")
+	first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := first.Read(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// ...and a second one at the same time is closed without a reply.
+	if got, err := tryExchange(addr, "IAMAT b +1+1 1\n"); got != "" {
+		t.Errorf("a client over max_clients got %q (%v)", got, err)
+	}
+	first.Close()
+	waitFor(t, "a client slot to free up", func() bool {
+		got, _ := tryExchange(addr, "IAMAT b +1+1 1\n")
+		return strings.HasPrefix(got, "AT Hill ")
+	})
+}
+
+func TestCloseAnswersWhatIsOwed(t *testing.T) {
+	f := fake.New(fake.Options{Delay: 300 * time.Millisecond, Results: 1})
+	base, err := f.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := newHerd(t, testConfig(t, base, "", node{name: "Hill"}))
+	addr := h.start("Hill")
+	exchange(t, addr, "IAMAT a +1+1 1\n")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "WHATSAT a 1 1\n")
+	waitFor(t, "the WHATSAT to reach Places", func() bool { return f.Count() > 0 })
+	h.stop("Hill")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.HasPrefix(got, []byte("AT Hill ")) || !bytes.HasSuffix(got, []byte("}\n\n")) {
+		t.Errorf("after Close: %q, %v; want the whole WHATSAT reply", got, err)
+	}
+}
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "herd.toml")
+	logs := filepath.Join(dir, "logs")
+	toml := fmt.Sprintf("[places]\nprovider = \"offline\"\n[log]\ndir = %q\n"+
+		"[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"B\"]\n"+
+		"[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\n", logs)
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want []string // servers started
+	}{
+		{[]string{"run", "-config", path}, []string{"A", "B"}},
+		{[]string{"-config", path}, []string{"A", "B"}},
+		{[]string{"serve", "-config", path, "-no-log", "B"}, []string{"B"}},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan []*Server, 1)
+		started = func(s []*Server) { got <- s }
+		var stdout, stderr bytes.Buffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, c.args, &stdout, &stderr) }()
+		var servers []*Server
+		select {
+		case servers = <-got:
+		case err := <-done:
+			t.Fatalf("run(%q) = %v before starting; stderr %s", c.args, err, stderr.String())
+		}
+		var names []string
+		for _, s := range servers {
+			names = append(names, s.Name())
+			if reply := exchange(t, s.Addr().String(), "IAMAT x +1+1 1\n"); !strings.HasPrefix(reply, "AT "+s.Name()+" ") {
+				t.Errorf("%s answered %q", s.Name(), reply)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run(%q) = %v", c.args, err)
+		}
+		started = nil
+		if strings.Join(names, " ") != strings.Join(c.want, " ") {
+			t.Errorf("run(%q) started %v, want %v", c.args, names, c.want)
+		}
+		for _, n := range c.want {
+			if !strings.Contains(stdout.String(), n+" listening on 127.0.0.1:") {
+				t.Errorf("run(%q) printed %q, want %q", c.args, stdout.String(), n+" listening on ...")
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(logs, "A.log")); err != nil || !bytes.Contains(b, []byte("IAMAT x")) {
+		t.Errorf("A.log: %v, %q; want the input line logged", err, b)
+	}
+	for _, args := range [][]string{{"serve", "-config", path}, {"run", "A"}, {"bogus"}, {"-nope"}} {
+		if err := run(context.Background(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("run(%q) = %v, want a usage error", args, err)
+		}
+	}
+	os.WriteFile(path, []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\nbogus = 1\n"), 0o644)
+	if err := run(context.Background(), []string{"-config", path}, io.Discard, io.Discard); !herd.IsConfigError(err) {
+		t.Errorf("run with a bad config = %v, want a config error", err)
+	}
+}

@@ -1,0 +1,158 @@
+// Command baseline is the herd server in the goroutine-per-connection model: a net.Listener,
+// one goroutine per client connection and one per neighbour link, and the record table under a
+// sync.Mutex. It shares codec, the herd record table and config, and the Places providers with
+// the reactor server (cmd/herd), so a comparison between the two measures only the I/O model.
+//
+//	go run ./bench/baseline run [-config herd.toml] [-no-log]          every server of the config
+//	go run ./bench/baseline serve [-config herd.toml] [-no-log] NAME   one server
+//
+// With no config it runs the default five-server herd with the offline Places provider. It
+// prints "NAME listening on ADDR" for each server, and stops gracefully on SIGINT or SIGTERM.
+//
+// Differences from the reactor server, all from the model: a client's lines are handled one
+// after the other by its goroutine, so at most one request per client is pending (the rest
+// wait in the kernel's socket buffer, which is TCP's own flow control); replies are gathered
+// per read and written once the read's lines are answered (or before a WHATSAT waits on
+// Places, or past max_unsent bytes); a client that leaves its replies unread for 10 s once the
+// kernel's buffer is full is cut off; identical Places requests in flight are shared by the
+// provider, as in the reactor server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/herd/places"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if errors.Is(err, errUsage) || herd.IsConfigError(err) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("baseline: usage: baseline [run|serve] [-config FILE] [-no-log] [NAME]")
+
+// started is called by run once every server listens (tests use it to find the addresses).
+var started func([]*Server)
+
+// run parses args, starts the servers and serves until ctx is done, then closes them.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && (args[0] == "run" || args[0] == "serve") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("baseline "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "herd TOML config (default: the five-server herd, offline Places)")
+	noLog := fs.Bool("no-log", false, "write no log files (for benchmarks)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	var names []string
+	switch {
+	case cmd == "serve" && fs.NArg() == 1:
+		names = fs.Args()
+	case cmd == "run" && fs.NArg() == 0:
+	default:
+		return errUsage
+	}
+
+	cfg := herd.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = herd.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	if *noLog {
+		cfg.Log.Dir = "off"
+	}
+	if names == nil {
+		for _, sc := range cfg.Servers {
+			names = append(names, sc.Name)
+		}
+	}
+	prov, err := places.New(places.Config{
+		Provider: cfg.Places.Provider,
+		URL:      cfg.Places.URL,
+		Key:      cfg.Places.Key,
+		Timeout:  cfg.Places.Timeout,
+		CacheTTL: cfg.Places.CacheTTL,
+		MaxConns: cfg.Places.MaxConns,
+		Dataset:  cfg.Places.Dataset,
+	})
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+
+	var (
+		servers []*Server
+		closers []io.Closer
+	)
+	defer func() {
+		for _, s := range servers {
+			s.Close()
+		}
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for _, name := range names {
+		log, w, err := herd.OpenLog(cfg.Log, name)
+		if err != nil {
+			return err
+		}
+		if w != nil {
+			closers = append(closers, w)
+		}
+		s, err := NewServer(cfg, name, prov, log)
+		if err != nil {
+			return err
+		}
+		if err := s.Listen(cfg.Server(name).Addr); err != nil {
+			return err
+		}
+		servers = append(servers, s)
+	}
+	// Servers of this process are dialed where they really listen (port 0 picks one).
+	var mu sync.Mutex
+	bound := map[string]string{}
+	for _, s := range servers {
+		bound[s.Name()] = s.Addr().String()
+	}
+	for _, s := range servers {
+		s.SetPeerAddr(func(peer string) string {
+			mu.Lock()
+			defer mu.Unlock()
+			if a, ok := bound[peer]; ok {
+				return a
+			}
+			return cfg.Server(peer).Addr
+		})
+		fmt.Fprintf(stdout, "%s listening on %s\n", s.Name(), s.Addr())
+	}
+	for _, s := range servers {
+		s.Start()
+	}
+	if started != nil {
+		started(servers)
+	}
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/herd/places"
+)
+
+const (
+	// readSize is each connection's read buffer; the Decoder keeps what a line needs beyond it.
+	readSize = 8 << 10
+	// writeTimeout cuts off a client that leaves its replies unread this long (the kernel's
+	// socket buffer full and MaxUnsent bytes waiting): the goroutine model's per-client limit
+	// on unsent bytes.
+	writeTimeout = 10 * time.Second
+	// lingerTimeout bounds how long a connection closed after "?" reads what the client still
+	// sends, so the close does not reset the connection before the client reads the reply.
+	lingerTimeout = time.Second
+)
+
+// Server is one server of the herd in the goroutine-per-connection model: a net.Listener, one
+// goroutine per client connection and one per neighbour link, and the record table under a
+// mutex. It shares codec, herd.Table and the Places providers with the reactor server, so only
+// the I/O model differs.
+//
+// Create it with NewServer, then Listen and Start (or Serve); Close stops it. Its methods may
+// be called from any goroutine.
+type Server struct {
+	name   string
+	limits herd.Limits
+	places places.Provider
+	log    *slog.Logger
+
+	mu    sync.Mutex // guards table and the links' up state and queues
+	table *herd.Table
+
+	ln        net.Listener
+	peers     []string                 // neighbour names
+	peerAddr  func(name string) string // the address to dial for a neighbour
+	peerHosts map[netip.Addr]bool      // AT lines are accepted from these hosts
+	links     []*link
+	clients   atomic.Int64
+	connMu    sync.Mutex
+	conns     map[net.Conn]struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewServer returns the server called name of cfg, asking prov for WHATSAT and logging to log
+// (nil: no log). It does not listen yet.
+func NewServer(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) (*Server, error) {
+	me := cfg.Server(name)
+	if me == nil {
+		return nil, fmt.Errorf("baseline: no server %q in the config", name)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	addrs := map[string]string{}
+	for _, sc := range cfg.Servers {
+		addrs[sc.Name] = sc.Addr
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		name:      name,
+		limits:    cfg.Limits,
+		places:    prov,
+		log:       log,
+		table:     herd.NewTable(),
+		peers:     append([]string(nil), me.Peers...),
+		peerAddr:  func(n string) string { return addrs[n] },
+		peerHosts: map[netip.Addr]bool{},
+		conns:     map[net.Conn]struct{}{},
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	for _, p := range s.peers {
+		if err := s.addPeerHost(addrs[p]); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// addPeerHost lets AT lines in from the host of a neighbour's address.
+func (s *Server) addPeerHost(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("baseline: neighbour address %q: %w", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		s.peerHosts[ip.Unmap()] = true
+		return nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+	if err != nil {
+		return fmt.Errorf("baseline: neighbour host %q: %w", host, err)
+	}
+	for _, ip := range ips {
+		s.peerHosts[ip.Unmap()] = true
+	}
+	return nil
+}
+
+// Name returns the server's name.
+func (s *Server) Name() string { return s.name }
+
+// Listen binds the server's address (port 0 picks a free port; see Addr).
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("baseline: %s: %w", s.name, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound listen address (after Listen).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// SetPeerAddr overrides where the neighbours are dialed (for a herd whose servers listen on
+// port 0). Call before Start. lookup is called from the link goroutines.
+func (s *Server) SetPeerAddr(lookup func(name string) string) { s.peerAddr = lookup }
+
+// Start starts accepting clients and dialing the neighbours, in the background.
+func (s *Server) Start() {
+	for _, p := range s.peers {
+		l := &link{s: s, peer: p, wake: make(chan struct{}, 1)}
+		s.links = append(s.links, l)
+		s.wg.Add(1)
+		go l.run()
+	}
+	s.wg.Add(1)
+	go s.accept()
+}
+
+// Close stops accepting, lets each client connection answer what it has read, closes the
+// links and waits for every goroutine. It may be called more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.ln.Close()
+		s.connMu.Lock()
+		for c := range s.conns {
+			// Wake the reader: it answers what it holds, then closes.
+			c.SetReadDeadline(time.Now())
+		}
+		s.connMu.Unlock()
+		for _, l := range s.links {
+			l.closeConn()
+		}
+	})
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: back off as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			s.log.Error("accept", "err", err)
+			return
+		}
+		delay = 0
+		if s.limits.MaxClients > 0 && s.clients.Load() >= int64(s.limits.MaxClients) {
+			s.log.Warn("too many clients, connection refused", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		s.clients.Add(1)
+		s.connMu.Lock()
+		s.conns[c] = struct{}{}
+		s.connMu.Unlock()
+		s.wg.Add(1)
+		go s.serve(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// conn is one client connection, owned by its goroutine.
+type conn struct {
+	s       *Server
+	c       net.Conn
+	peer    bool   // from a neighbour's host: AT lines accepted
+	out     []byte // replies not yet written
+	remote  string
+	invalid bool
+}
+
+func (s *Server) serve(nc net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.connMu.Lock()
+		delete(s.conns, nc)
+		s.connMu.Unlock()
+		s.clients.Add(-1)
+	}()
+	c := &conn{s: s, c: nc, remote: nc.RemoteAddr().String()}
+	if ap, err := netip.ParseAddrPort(c.remote); err == nil {
+		c.peer = s.peerHosts[ap.Addr().Unmap()]
+	}
+	s.log.Info("connection", "remote", c.remote)
+	err := c.loop()
+	if c.invalid {
+		lingerClose(nc)
+	} else {
+		nc.Close()
+	}
+	s.log.Info("connection closed", "remote", c.remote, "err", err)
+}
+
+// loop reads and answers lines until the client half-closes, sends an invalid line, or fails.
+// Lines are handled one after the other, so replies go out in request order; a WHATSAT
+// blocks this goroutine (and only this connection) while Places answers.
+func (c *conn) loop() error {
+	dec := codec.NewDecoder(c.s.limits.MaxLine)
+	buf := make([]byte, readSize)
+	for {
+		n, rerr := c.c.Read(buf)
+		dec.Feed(buf[:n])
+		for {
+			line, ok, err := dec.Next()
+			if err != nil {
+				c.s.log.Info("line too long", "remote", c.remote)
+				c.out = codec.AppendTooLong(c.out, line)
+				c.invalid = true
+				return c.flush()
+			}
+			if !ok {
+				break
+			}
+			if !c.handle(line) {
+				return c.flush()
+			}
+			if len(c.out) >= c.s.limits.MaxUnsent {
+				if err := c.flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if rerr != nil {
+			// EOF (a half-close) or a read deadline (Close): answer a last line
+			// without "\n", then everything owed, and close.
+			if line := dec.Final(); line != nil && (rerr == io.EOF) {
+				c.handle(line)
+			}
+			if err := c.flush(); err != nil {
+				return err
+			}
+			if rerr == io.EOF {
+				return nil
+			}
+			return rerr
+		}
+		// The read buffer is drained: one write for all its replies.
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// flush writes the replies gathered so far in one write.
+func (c *conn) flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.c.Write(c.out)
+	c.out = c.out[:0]
+	return err
+}
+
+// handle answers one line into c.out and reports whether the connection goes on.
+func (c *conn) handle(line []byte) bool {
+	s := c.s
+	recv := codec.FromTime(time.Now())
+	s.log.Info("in", "remote", c.remote, "line", line)
+	m, err := codec.ParseLine(line)
+	if err == nil && m.Kind == codec.AT && !c.peer {
+		err = errors.New("baseline: AT line from a host that is not a neighbour")
+	}
+	if err == nil && m.Kind == codec.WHATSAT {
+		err = c.whatsat(&m)
+	}
+	if err != nil {
+		s.log.Info("invalid", "remote", c.remote, "err", err)
+		c.out = codec.AppendInvalid(c.out, line)
+		c.invalid = true
+		return false
+	}
+	switch m.Kind {
+	case codec.IAMAT:
+		start := len(c.out)
+		c.out = codec.AppendAT(c.out, s.name, recv, &m)
+		s.apply(&m, c.out[start:])
+		s.log.Info("out", "remote", c.remote, "line", c.out[start:len(c.out)-1])
+	case codec.AT:
+		s.apply(&m, line)
+	}
+	return true
+}
+
+// whatsat appends the reply to a WHATSAT, or returns an error for an unknown client.
+func (c *conn) whatsat(m *codec.Message) error {
+	s := c.s
+	s.mu.Lock()
+	r := s.table.Get(m.Client)
+	if r == nil {
+		s.mu.Unlock()
+		return errors.New("baseline: WHATSAT for an unknown client")
+	}
+	// The record's storage is reused by a newer Apply: copy what is needed.
+	at := append([]byte(nil), r.Line...)
+	req := places.Request{Lat: string(r.Lat), Lng: string(r.Lng), LatF: r.LatF, LngF: r.LngF, Bound: m.Bound}
+	s.mu.Unlock()
+	req.RadiusM = string(codec.AppendRadiusMetres(nil, m.Radius))
+	req.RadiusMF = m.RadiusKm * 1000
+	// Send what is owed before waiting on Places.
+	if err := c.flush(); err != nil {
+		return nil // the connection is gone; the caller's flush reports it
+	}
+	// Not s.ctx: a server that is closing still finishes the replies it owes.
+	body, err := s.places.Nearby(context.Background(), req)
+	if err != nil {
+		s.log.Warn("places", "err", err)
+	}
+	start := len(c.out)
+	c.out = append(c.out, at...)
+	c.out = append(c.out, '\n')
+	out, perr := codec.AppendPlacesBody(c.out, body, m.Bound)
+	if perr != nil {
+		s.log.Warn("places body", "err", perr)
+		eb := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: the answer is not a Nearby Search body")
+		out, _ = codec.AppendPlacesBody(c.out, eb, m.Bound)
+	}
+	c.out = append(out, "\n\n"...)
+	s.log.Info("out", "remote", c.remote, "bytes", len(c.out)-start)
+	return nil
+}
+
+// apply stores a record if it is newer and floods it to every link that is up.
+func (s *Server) apply(m *codec.Message, line []byte) {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.table.Apply(m, line) {
+		return
+	}
+	for _, l := range s.links {
+		l.enqueueLocked(line)
+	}
+}
+
+// lingerClose closes a connection after an invalid line: it half-closes, then reads what the
+// client still sends for a moment, so the client gets the "?" reply rather than a reset.
+func lingerClose(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		c.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.Copy(io.Discard, io.LimitReader(c, 1<<20))
+	}
+	c.Close()
+}
