@@ -17,6 +17,7 @@ type shared struct {
 	metrics Metrics
 	cache   *cache // nil: off
 	now     func() time.Time
+	joined  func() // test hook: called once a caller has joined (or started) the shared call
 }
 
 func wrap(p provider, cfg Config) *shared {
@@ -54,7 +55,9 @@ func (s *shared) Nearby(ctx context.Context, req Request) ([]byte, error) {
 			return body, nil
 		}
 	}
+	leader := false // set only by this caller's function, if it is the one that runs
 	ch := s.group.DoChan(k, func() (any, error) {
+		leader = true
 		// The call belongs to every caller that joins it: no single caller's ctx may end it.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout+time.Second)
 		defer cancel()
@@ -76,9 +79,12 @@ func (s *shared) Nearby(ctx context.Context, req Request) ([]byte, error) {
 		}
 		return result{body, err}, nil
 	})
+	if s.joined != nil {
+		s.joined()
+	}
 	select {
 	case r := <-ch:
-		if r.Shared {
+		if !leader {
 			s.metrics.Shared.Add(1)
 		}
 		res := r.Val.(result)

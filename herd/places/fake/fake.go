@@ -49,6 +49,8 @@ type Options struct {
 	Key string
 	// Results is the number of places in a page; 0 means 20, negative means none.
 	Results int
+	// Body, if not nil, is sent as the legacy answer byte for byte (HTTP 200), e.g. a real capture.
+	Body []byte
 }
 
 // Request is one recorded request.
@@ -71,6 +73,7 @@ type Server struct {
 	hang    chan struct{}
 	closing sync.Once
 	served  chan struct{}
+	hold    chan struct{} // not nil: requests wait until it is closed (Release)
 }
 
 // New returns a fake with the given options; it is not listening yet.
@@ -133,6 +136,26 @@ func (s *Server) Options() Options {
 	return s.opts
 }
 
+// Hold makes requests that arrive from now on wait (after being counted and recorded) until
+// Release or Close, so a test can line up concurrent callers.
+func (s *Server) Hold() {
+	s.mu.Lock()
+	if s.hold == nil {
+		s.hold = make(chan struct{})
+	}
+	s.mu.Unlock()
+}
+
+// Release lets held requests go on.
+func (s *Server) Release() {
+	s.mu.Lock()
+	if s.hold != nil {
+		close(s.hold)
+		s.hold = nil
+	}
+	s.mu.Unlock()
+}
+
 // Count returns how many requests arrived (counted as they arrive, before any delay).
 func (s *Server) Count() int64 { return s.count.Load() }
 
@@ -168,9 +191,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.mu.Lock()
 	s.reqs = append(s.reqs, r)
 	opts := s.opts
+	hold := s.hold
 	s.mu.Unlock()
 	s.count.Add(1)
 
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-s.hang:
+		}
+	}
 	if opts.Hang {
 		<-s.hang
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
@@ -204,6 +234,10 @@ func (s *Server) legacy(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
 	}
 	if o.Status != "" {
 		ctx.SetBody(codec.AppendErrorBody(nil, o.Status, o.StatusMessage))
+		return
+	}
+	if o.Body != nil {
+		ctx.SetBody(o.Body)
 		return
 	}
 	if o.Key != "" && r.Query.Get("key") != o.Key {

@@ -1,0 +1,484 @@
+package places
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/herd/places/fake"
+)
+
+// testKey holds characters that need escaping in a query string.
+const testKey = "AIza-test&key=1/2"
+
+func startFake(t testing.TB, opts fake.Options) (*fake.Server, string) {
+	t.Helper()
+	s := fake.New(opts)
+	base, err := s.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, base
+}
+
+func newProvider(t testing.TB, cfg Config) *shared {
+	t.Helper()
+	if cfg.Key == "" {
+		cfg.Key = testKey
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.(*shared)
+}
+
+var ucla = Request{Lat: "+34.068930", Lng: "-118.445127", RadiusM: "10000", LatF: 34.068930, LngF: -118.445127, RadiusMF: 10000, Bound: 5}
+
+// noKey fails the test if the key shows anywhere in a body or an error.
+func noKey(t *testing.T, what string, body []byte, err error) {
+	t.Helper()
+	for _, k := range []string{testKey, "AIza-test", "AIza-test%26key"} {
+		if bytes.Contains(body, []byte(k)) {
+			t.Errorf("%s: key in body:\n%s", what, body)
+		}
+		if err != nil && strings.Contains(err.Error(), k) {
+			t.Errorf("%s: key in error: %v", what, err)
+		}
+	}
+}
+
+func TestGoogleQuery(t *testing.T) {
+	f, base := startFake(t, fake.Options{Key: testKey})
+	p := newProvider(t, Config{Provider: Google, URL: base})
+	body, err := p.Nearby(context.Background(), ucla)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fake.LegacyBody(34.068930, -118.445127, 10000, 20)
+	if !bytes.Equal(body, want) {
+		t.Fatalf("body is not Google's bytes:\n%s", body)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	r := reqs[0]
+	if r.Method != "GET" || r.Path != LegacyPath {
+		t.Errorf("%s %s", r.Method, r.Path)
+	}
+	for k, v := range map[string]string{"location": "34.068930,-118.445127", "radius": "10000", "key": testKey} {
+		if got := r.Query.Get(k); got != v {
+			t.Errorf("query %s = %q, want %q", k, got, v)
+		}
+	}
+	if ua := r.Header["User-Agent"]; ua != userAgent {
+		t.Errorf("User-Agent %q", ua)
+	}
+	// Numbers only: the text is derived.
+	f.Reset()
+	if _, err := p.Nearby(context.Background(), Request{LatF: -33.8670522, LngF: 151.1957362, RadiusMF: 1500.5}); err != nil {
+		t.Fatal(err)
+	}
+	r = f.Requests()[0]
+	if r.Query.Get("location") != "-33.8670522,151.1957362" || r.Query.Get("radius") != "1500.5" {
+		t.Errorf("query %v", r.Query)
+	}
+}
+
+// TestGooglePassThrough: whatever Google sends with a status, the reply carries its bytes.
+func TestGooglePassThrough(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(fixtures, "*.json"))
+	if len(files) == 0 {
+		t.Skipf("no fixtures in %s (the shared fixtures live beside the repo as ../shared/fixtures/places)", fixtures)
+	}
+	f, base := startFake(t, fake.Options{})
+	p := newProvider(t, Config{Provider: Google, URL: base})
+	for _, file := range files {
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Set(fake.Options{Body: want})
+		body, err := p.Nearby(context.Background(), ucla)
+		if !bytes.Equal(body, want) {
+			t.Errorf("%s: body differs:\n%s", filepath.Base(file), body)
+		}
+		var head struct{ Status string }
+		_ = json.Unmarshal(want, &head)
+		var se *StatusError
+		switch head.Status {
+		case "OK", "ZERO_RESULTS":
+			if err != nil {
+				t.Errorf("%s: err %v", filepath.Base(file), err)
+			}
+		default:
+			if !errors.As(err, &se) || se.Status != head.Status {
+				t.Errorf("%s: err %v, want a StatusError %s", filepath.Base(file), err, head.Status)
+			}
+		}
+		// Every real capture is in the layout our writer makes.
+		v, perr := codec.ParseJSON(want)
+		if perr != nil || !bytes.Equal(codec.AppendStyled(nil, v), want) {
+			t.Errorf("%s: not reproduced by codec.AppendStyled", filepath.Base(file))
+		}
+	}
+}
+
+// errorBody parses an UNKNOWN_ERROR (or other error) body and returns status and message.
+func errorBody(t *testing.T, body []byte) (status, msg string) {
+	t.Helper()
+	p := parseBody(t, body)
+	if len(p.Results) != 0 {
+		t.Errorf("error body with results:\n%s", body)
+	}
+	v, _ := codec.ParseJSON(body)
+	msg, _ = get(v.(codec.Object), "error_message").(string)
+	return p.Status, msg
+}
+
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+func TestFailures(t *testing.T) {
+	f, base := startFake(t, fake.Options{})
+	refused := refusedURL(t)
+	tests := []struct {
+		name       string
+		provider   string
+		url        string // "" = the fake
+		opts       fake.Options
+		timeout    time.Duration
+		wantStatus string
+		wantMsg    string // substring of error_message
+		wantErr    error  // errors.Is, or nil for a *StatusError
+	}{
+		{"timeout", Google, "", fake.Options{Hang: true}, 100 * time.Millisecond, "UNKNOWN_ERROR", "places: timeout after 100ms", ErrTimeout},
+		{"refused", Google, refused, fake.Options{}, time.Second, "UNKNOWN_ERROR", "connection refused", ErrTransport},
+		{"HTTP 500", Google, "", fake.Options{HTTPStatus: 500}, time.Second, "UNKNOWN_ERROR", "places: HTTP 500", ErrHTTP},
+		{"HTTP 403", Google, "", fake.Options{HTTPStatus: 403}, time.Second, "UNKNOWN_ERROR", "places: HTTP 403", ErrHTTP},
+		{"not JSON", Google, "", fake.Options{Malformed: true}, time.Second, "UNKNOWN_ERROR", "not JSON", ErrBadBody},
+		{"no status", Google, "", fake.Options{Body: []byte(`{"results":[]}`)}, time.Second, "UNKNOWN_ERROR", "no status", ErrBadBody},
+		{"JSON array", Google, "", fake.Options{Body: []byte(`[1]`)}, time.Second, "UNKNOWN_ERROR", "not JSON", ErrBadBody},
+		{"v1 timeout", GoogleV1, "", fake.Options{Hang: true}, 100 * time.Millisecond, "UNKNOWN_ERROR", "places: timeout after 100ms", ErrTimeout},
+		{"v1 refused", GoogleV1, refused, fake.Options{}, time.Second, "UNKNOWN_ERROR", "connection refused", ErrTransport},
+		{"v1 HTTP 502", GoogleV1, "", fake.Options{HTTPStatus: 502}, time.Second, "UNKNOWN_ERROR", "places: HTTP 502", ErrHTTP},
+		{"v1 not JSON", GoogleV1, "", fake.Options{Malformed: true}, time.Second, "UNKNOWN_ERROR", "not JSON", ErrBadBody},
+		{"v1 INVALID_ARGUMENT", GoogleV1, "", fake.Options{V1Error: "INVALID_ARGUMENT", StatusMessage: "Longitude must be in the range [-180.0, +180.0]."}, time.Second,
+			"INVALID_REQUEST", "Longitude must be in the range [-180.0, +180.0].", nil},
+		{"v1 PERMISSION_DENIED", GoogleV1, "", fake.Options{V1Error: "PERMISSION_DENIED", StatusMessage: "Method doesn't allow unregistered callers"}, time.Second,
+			"REQUEST_DENIED", "Method doesn't allow unregistered callers", nil},
+		{"v1 UNAUTHENTICATED", GoogleV1, "", fake.Options{V1Error: "UNAUTHENTICATED", StatusMessage: "no"}, time.Second, "REQUEST_DENIED", "no", nil},
+		{"v1 RESOURCE_EXHAUSTED", GoogleV1, "", fake.Options{V1Error: "RESOURCE_EXHAUSTED", StatusMessage: "Quota exceeded"}, time.Second, "OVER_QUERY_LIMIT", "Quota exceeded", nil},
+		{"v1 INTERNAL", GoogleV1, "", fake.Options{V1Error: "INTERNAL", StatusMessage: "oops"}, time.Second, "UNKNOWN_ERROR", "oops", nil},
+		{"v1 key echoed", GoogleV1, "", fake.Options{V1Error: "INVALID_ARGUMENT", StatusMessage: "API key " + testKey + " not valid"}, time.Second,
+			"INVALID_REQUEST", "API key REDACTED not valid", nil},
+		{"v1 bad key", GoogleV1, "", fake.Options{Key: "another"}, time.Second, "INVALID_REQUEST", "API key not valid", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.Set(tt.opts)
+			url := tt.url
+			if url == "" {
+				url = base
+			}
+			p := newProvider(t, Config{Provider: tt.provider, URL: url, Timeout: tt.timeout})
+			body, err := p.Nearby(context.Background(), ucla)
+			noKey(t, tt.name, body, err)
+			status, msg := errorBody(t, body)
+			if status != tt.wantStatus || !strings.Contains(msg, tt.wantMsg) {
+				t.Errorf("status %q message %q, want %q with %q", status, msg, tt.wantStatus, tt.wantMsg)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || err.Error() != msg {
+					t.Errorf("err %v, want %v with the message %q", err, tt.wantErr, msg)
+				}
+				want := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
+				if !bytes.Equal(body, want) {
+					t.Errorf("body\n%s\nwant\n%s", body, want)
+				}
+			} else {
+				var se *StatusError
+				if !errors.As(err, &se) || se.Status != status || se.Message != msg {
+					t.Errorf("err %v, want StatusError{%s, %q}", err, status, msg)
+				}
+			}
+			if m := MetricsOf(p); m.Errors.Load() != 1 || m.Calls.Load() != 1 {
+				t.Errorf("metrics: calls %d errors %d", m.Calls.Load(), m.Errors.Load())
+			}
+		})
+	}
+}
+
+func TestGoogleV1(t *testing.T) {
+	f, base := startFake(t, fake.Options{Key: testKey})
+	p := newProvider(t, Config{Provider: GoogleV1, URL: base})
+	req := ucla
+	req.Bound = 7
+	body, err := p.Nearby(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Requests()[0]
+	if r.Method != "POST" || r.Path != V1Path || r.Header["X-Goog-Api-Key"] != testKey ||
+		r.Header["X-Goog-Fieldmask"] != V1FieldMask || !strings.HasPrefix(r.Header["Content-Type"], "application/json") {
+		t.Errorf("request %s %s %v", r.Method, r.Path, r.Header)
+	}
+	if len(r.Query) != 0 {
+		t.Errorf("query %v: the key belongs in the header", r.Query)
+	}
+	var q struct {
+		MaxResultCount      int
+		LocationRestriction struct {
+			Circle struct {
+				Center struct{ Latitude, Longitude float64 }
+				Radius float64
+			}
+		}
+	}
+	if err := json.Unmarshal(r.Body, &q); err != nil {
+		t.Fatalf("request body %s: %v", r.Body, err)
+	}
+	c := q.LocationRestriction.Circle
+	if q.MaxResultCount != 7 || c.Center.Latitude != 34.068930 || c.Center.Longitude != -118.445127 || c.Radius != 10000 {
+		t.Errorf("request body %s", r.Body)
+	}
+
+	got := parseBody(t, body)
+	want := fake.Places(34.068930, -118.445127, 10000, 7)
+	if got.Status != "OK" || len(got.Results) != len(want) {
+		t.Fatalf("status %s, %d results", got.Status, len(got.Results))
+	}
+	for i, w := range want {
+		g := got.Results[i]
+		if g.Name != w.Name || g.PlaceID != w.ID || g.Vicinity != w.Vicinity || g.Lat != w.Lat || g.Lng != w.Lng ||
+			strings.Join(g.Types, ",") != strings.Join(w.Types, ",") || g.GlobalCode != "86HJQ934+Q7" {
+			t.Errorf("result %d = %+v, want %+v", i, g, w)
+		}
+	}
+	// Fields beyond the common ones, checked on the bytes.
+	v, _ := codec.ParseJSON(body)
+	res := get(v.(codec.Object), "results").(codec.Array)
+	for i, w := range want {
+		o := res[i].(codec.Object)
+		if w.Price >= 0 {
+			if n, _ := get(o, "price_level").(codec.Number); string(n) != string(rune('0'+w.Price)) {
+				t.Errorf("result %d: price_level %v, want %d", i, get(o, "price_level"), w.Price)
+			}
+		} else if get(o, "price_level") != nil {
+			t.Errorf("result %d: price_level present", i)
+		}
+		if oh, ok := get(o, "opening_hours").(codec.Object); ok != (w.OpenNow >= 0) || (ok && get(oh, "open_now") != (w.OpenNow == 1)) {
+			t.Errorf("result %d: opening_hours %v, want open %d", i, get(o, "opening_hours"), w.OpenNow)
+		}
+		if get(o, "business_status") != w.Status || get(o, "scope") != "GOOGLE" || get(o, "reference") != w.ID {
+			t.Errorf("result %d: %v", i, o)
+		}
+		icon, _ := get(o, "icon").(string)
+		if !strings.HasPrefix(icon, "https://maps.gstatic.com/mapfiles/place_api/icons/v1/png_71/") || !strings.HasSuffix(icon, "-71.png") {
+			t.Errorf("result %d: icon %q", i, icon)
+		}
+	}
+	if !bytes.Contains(body, []byte(`"rating" : 4,`)) {
+		t.Errorf("integer rating not kept verbatim:\n%s", body)
+	}
+
+	// Empty answer: ZERO_RESULTS in the legacy shape.
+	f.Set(fake.Options{Results: -1})
+	body, err = p.Nearby(context.Background(), Request{LatF: 1, LngF: 2, RadiusMF: 3})
+	if err != nil || string(body) != "{\n   \"html_attributions\" : [],\n   \"results\" : [],\n   \"status\" : \"ZERO_RESULTS\"\n}\n" {
+		t.Errorf("empty: %v\n%s", err, body)
+	}
+}
+
+func TestLegacyIcon(t *testing.T) {
+	tests := []struct{ mask, want string }{
+		{"https://maps.gstatic.com/mapfiles/place_api/icons/v2/restaurant_pinlet", "https://maps.gstatic.com/mapfiles/place_api/icons/v1/png_71/restaurant-71.png"},
+		{"https://maps.gstatic.com/mapfiles/place_api/icons/v2/generic_pinlet", "https://maps.gstatic.com/mapfiles/place_api/icons/v1/png_71/generic_business-71.png"},
+		{"https://example.com/x_pinlet", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := legacyIcon(tt.mask); got != tt.want {
+			t.Errorf("legacyIcon(%q) = %q, want %q", tt.mask, got, tt.want)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Provider: "bing"}, `unknown provider "bing"`},
+		{Config{Provider: Google}, "needs an API key"},
+		{Config{Provider: GoogleV1}, "needs an API key"},
+		{Config{Provider: Google, Key: "k", URL: "ftp://x"}, "want http(s)://host[:port]"},
+		{Config{Provider: Google, Key: "k", URL: "::"}, "want http(s)://host[:port]"},
+	}
+	for _, tt := range tests {
+		_, err := New(tt.cfg)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New(%+v) = %v, want ErrConfig with %q", tt.cfg, err, tt.want)
+		}
+	}
+	for _, name := range []string{Google, GoogleV1, Offline} {
+		p, err := New(Config{Provider: name, Key: "k"})
+		if err != nil || p.Name() != name {
+			t.Errorf("New(%s) = %v, %v", name, p, err)
+		}
+	}
+}
+
+// TestCoalescing: N identical requests in flight make one upstream call.
+func TestCoalescing(t *testing.T) {
+	for _, provider := range []string{Google, GoogleV1} {
+		t.Run(provider, func(t *testing.T) {
+			const n = 16
+			f, base := startFake(t, fake.Options{})
+			p := newProvider(t, Config{Provider: provider, URL: base})
+			var joined atomic.Int32
+			p.joined = func() { joined.Add(1) }
+			f.Hold()
+			bodies := make([][]byte, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					bodies[i], _ = p.Nearby(context.Background(), ucla)
+				}()
+			}
+			waitFor(t, func() bool { return joined.Load() == n && f.Count() >= 1 })
+			f.Release()
+			wg.Wait()
+			if f.Count() != 1 {
+				t.Errorf("%d upstream calls, want 1", f.Count())
+			}
+			for i := range bodies {
+				if !bytes.Equal(bodies[i], bodies[0]) || len(bodies[i]) == 0 {
+					t.Fatalf("caller %d got another body", i)
+				}
+			}
+			m := MetricsOf(p)
+			if m.Calls.Load() != n || m.Upstream.Load() != 1 || m.Shared.Load() != n-1 {
+				t.Errorf("metrics calls %d upstream %d shared %d", m.Calls.Load(), m.Upstream.Load(), m.Shared.Load())
+			}
+			// A different question is another call.
+			other := ucla
+			other.RadiusM, other.RadiusMF = "5000", 5000
+			if _, err := p.Nearby(context.Background(), other); err != nil || f.Count() != 2 {
+				t.Errorf("another radius: err %v, %d calls", err, f.Count())
+			}
+		})
+	}
+}
+
+// TestCallerGivesUp: a caller whose ctx ends gets UNKNOWN_ERROR at once; the others still get
+// Google's answer.
+func TestCallerGivesUp(t *testing.T) {
+	f, base := startFake(t, fake.Options{})
+	p := newProvider(t, Config{Provider: Google, URL: base})
+	f.Hold()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []byte)
+	go func() {
+		body, _ := p.Nearby(context.Background(), ucla)
+		done <- body
+	}()
+	waitFor(t, func() bool { return f.Count() == 1 })
+	cancel()
+	body, err := p.Nearby(ctx, ucla)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v", err)
+	}
+	if status, msg := errorBody(t, body); status != "UNKNOWN_ERROR" || msg != "places: context canceled" {
+		t.Errorf("%s %q", status, msg)
+	}
+	f.Release()
+	if body := <-done; !bytes.Contains(body, []byte(`"status" : "OK"`)) {
+		t.Errorf("the waiting caller got\n%s", body)
+	}
+}
+
+func TestCache(t *testing.T) {
+	f, base := startFake(t, fake.Options{})
+	p := newProvider(t, Config{Provider: Google, URL: base, CacheTTL: time.Minute, CacheSize: 2})
+	now := time.Unix(1e9, 0)
+	p.now = func() time.Time { return now }
+	ctx := context.Background()
+	first, _ := p.Nearby(ctx, ucla)
+	second, _ := p.Nearby(ctx, ucla)
+	if f.Count() != 1 || !bytes.Equal(first, second) || MetricsOf(p).CacheHits.Load() != 1 {
+		t.Errorf("within TTL: %d calls, hits %d", f.Count(), MetricsOf(p).CacheHits.Load())
+	}
+	now = now.Add(time.Minute)
+	p.Nearby(ctx, ucla)
+	if f.Count() != 2 {
+		t.Errorf("after TTL: %d calls, want 2", f.Count())
+	}
+	// Failures are not cached.
+	f.Set(fake.Options{HTTPStatus: 500})
+	other := Request{LatF: 1, LngF: 2, RadiusMF: 3}
+	p.Nearby(ctx, other)
+	p.Nearby(ctx, other)
+	if f.Count() != 4 {
+		t.Errorf("errors cached: %d calls, want 4", f.Count())
+	}
+	// The size bound holds.
+	f.Set(fake.Options{})
+	for i := range 5 {
+		p.Nearby(ctx, Request{LatF: float64(i), LngF: 2, RadiusMF: 3})
+	}
+	if n := len(p.cache.m); n > 2 {
+		t.Errorf("cache holds %d entries, bound 2", n)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkGoogle measures one call's overhead against the local fake (no coalescing: each
+// iteration waits for its answer, so no two are in flight together).
+func BenchmarkGoogle(b *testing.B) {
+	for _, provider := range []string{Google, GoogleV1} {
+		b.Run(provider, func(b *testing.B) {
+			_, base := startFake(b, fake.Options{})
+			p := newProvider(b, Config{Provider: provider, URL: base})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Nearby(ctx, ucla); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
