@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -377,6 +378,9 @@ func (t *Transport) closeDetached() {
 	t.l.connLost(t, t.lostErr)
 }
 
+// writersStarted counts detached writers, for tests.
+var writersStarted atomic.Int64
+
 // detachedWriter drains the rest of a half-closed transport's output off the loop.
 type detachedWriter struct {
 	mu      sync.Mutex
@@ -395,6 +399,7 @@ func (t *Transport) startWriter(rest []byte) error {
 	if err != nil {
 		return fmt.Errorf("reactor: half-close writer: %w", err)
 	}
+	writersStarted.Add(1)
 	w := &detachedWriter{signal: make(chan struct{}, 1), nc: nc}
 	w.push(rest)
 	t.w = w

@@ -1,0 +1,395 @@
+package reactor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// pattern returns n bytes (n <= 8 MiB) that reveal loss or reordering: each 4-byte word holds
+// its own offset.
+func pattern(n int) []byte { return patternBytes()[:n] }
+
+var patternBytes = sync.OnceValue(func() []byte {
+	b := make([]byte, 8<<20)
+	for i := 0; i < len(b); i += 4 {
+		binary.BigEndian.PutUint32(b[i:], uint32(i))
+	}
+	return b
+})
+
+// funcProto is a Protocol made of optional funcs.
+type funcProto struct {
+	made   func(t *Transport)
+	data   func(p []byte)
+	eof    func() bool
+	lost   func(err error)
+	pause  func()
+	resume func()
+}
+
+func (f *funcProto) ConnectionMade(t *Transport) {
+	if f.made != nil {
+		f.made(t)
+	}
+}
+func (f *funcProto) DataReceived(p []byte) {
+	if f.data != nil {
+		f.data(p)
+	}
+}
+func (f *funcProto) EOFReceived() bool {
+	if f.eof != nil {
+		return f.eof()
+	}
+	return false
+}
+func (f *funcProto) ConnectionLost(err error) {
+	if f.lost != nil {
+		f.lost(err)
+	}
+}
+
+type flowProto struct{ funcProto }
+
+func (f *flowProto) PauseWriting()  { f.pause() }
+func (f *flowProto) ResumeWriting() { f.resume() }
+
+func dialNet(t *testing.T, l *Loop) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", l.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	return nc
+}
+
+func TestFlowControlPauseResumeOnce(t *testing.T) {
+	var pauses, resumes, written atomic.Int64
+	lost := make(chan error, 1)
+	chunk := make([]byte, 64<<10)
+	l := startLoopWith(t, Options{Debug: true}, func(l *Loop) []ProtocolFactory {
+		return []ProtocolFactory{func() Protocol {
+			p := &flowProto{}
+			var tr *Transport
+			paused := false
+			p.made = func(t *Transport) {
+				tr = t
+				var pump func()
+				pump = func() { // write until paused, once
+					for !paused {
+						tr.Write(chunk)
+						written.Add(int64(len(chunk)))
+					}
+				}
+				l.CallSoon(pump)
+			}
+			p.pause = func() {
+				paused = true
+				pauses.Add(1)
+				if tr.WriteBufferSize() <= 64<<10 {
+					panic("paused below the high-water mark")
+				}
+			}
+			p.resume = func() {
+				resumes.Add(1)
+				if tr.WriteBufferSize() > 16<<10 {
+					panic("resumed above the low-water mark")
+				}
+				tr.Close()
+			}
+			p.lost = func(err error) { lost <- err }
+			return p
+		}}
+	})
+	nc := dialNet(t, l)
+	waitFor(t, "PauseWriting", func() bool { return pauses.Load() == 1 })
+	n, err := io.Copy(io.Discard, nc) // reading again drains the buffer: ResumeWriting, then Close
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != written.Load() {
+		t.Fatalf("read %d bytes, server wrote %d", n, written.Load())
+	}
+	if err := <-lost; err != nil {
+		t.Fatalf("ConnectionLost(%v)", err)
+	}
+	if p, r := pauses.Load(), resumes.Load(); p != 1 || r != 1 {
+		t.Fatalf("PauseWriting x%d, ResumeWriting x%d; want 1 each", p, r)
+	}
+}
+
+func TestConnectionLoss(t *testing.T) {
+	big := pattern(8 << 20)
+	tests := []struct {
+		name string
+		made func(t *Transport)     // server side
+		peer func(nc *net.TCPConn)   // client side
+		want func(got []byte) string // check on what the client read
+		err  bool                    // ConnectionLost error expected
+	}{
+		{
+			name: "peer closes",
+			peer: func(nc *net.TCPConn) { nc.Write([]byte("bye")); nc.Close() },
+		},
+		{
+			name: "peer resets",
+			peer: func(nc *net.TCPConn) { nc.SetLinger(0); nc.Close() },
+			err:  true,
+		},
+		{
+			name: "close after 8 MB",
+			made: func(t *Transport) { t.Write(big); t.Close(); t.Write([]byte("dropped")) },
+			want: func(got []byte) string {
+				if !bytes.Equal(got, big) {
+					return "client did not get the 8 MB intact"
+				}
+				return ""
+			},
+		},
+		{
+			name: "abort",
+			made: func(t *Transport) { t.Write(big); t.Abort(); t.Abort() },
+			want: func(got []byte) string {
+				if len(got) > len(big) || !bytes.Equal(got, big[:len(got)]) {
+					return "client got bytes that were not sent"
+				}
+				return ""
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lost := make(chan error, 2)
+			l := startLoop(t, Options{Debug: true}, func() Protocol {
+				return &funcProto{made: tc.made, lost: func(err error) { lost <- err }}
+			})
+			nc := dialNet(t, l).(*net.TCPConn)
+			if tc.peer != nil {
+				tc.peer(nc)
+			} else {
+				got, _ := io.ReadAll(nc) // an abort may end in a reset
+				if msg := tc.want(got); msg != "" {
+					t.Fatal(msg)
+				}
+			}
+			var err error
+			select {
+			case err = <-lost:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no ConnectionLost")
+			}
+			if (err != nil) != tc.err {
+				t.Fatalf("ConnectionLost(%v), want error: %v", err, tc.err)
+			}
+			onLoop(t, l, func() {}) // a second ConnectionLost would be queued by now
+			if len(lost) != 0 {
+				t.Fatal("ConnectionLost ran twice")
+			}
+		})
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	for _, size := range []int{100, 8 << 20} { // direct write; the writer goroutine
+		answer := pattern(size)
+		closed := make(chan struct{})
+		writers := writersStarted.Load()
+		lost := make(chan error, 1)
+		l := startLoopWith(t, Options{Debug: true}, func(l *Loop) []ProtocolFactory {
+			return []ProtocolFactory{func() Protocol {
+				var tr *Transport
+				var req bytes.Buffer
+				return &funcProto{
+					made: func(t *Transport) { tr = t },
+					data: func(p []byte) { req.Write(p) },
+					eof: func() bool {
+						if req.String() != "request" {
+							panic("bad request " + req.String())
+						}
+						l.CallLater(100*time.Millisecond, func() {
+							tr.Write(answer[:size/2])
+							tr.Writev([][]byte{answer[size/2:]})
+							tr.Close()
+							close(closed)
+						})
+						return true
+					},
+					lost: func(err error) { lost <- err },
+				}
+			}}
+		})
+		nc := dialNet(t, l).(*net.TCPConn)
+		if _, err := nc.Write([]byte("request")); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		<-closed // the server wrote everything before the client reads: 8 MiB overflows the kernel
+		got, err := io.ReadAll(nc) // the full answer, then EOF
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if !bytes.Equal(got, answer) {
+			t.Fatalf("size %d: got %d bytes, want the %d-byte answer", size, len(got), len(answer))
+		}
+		if err := <-lost; err != nil {
+			t.Fatalf("size %d: ConnectionLost(%v)", size, err)
+		}
+		if used := writersStarted.Load() - writers; (size > 1<<20) != (used == 1) {
+			t.Errorf("size %d: %d writer goroutines started", size, used)
+		}
+	}
+}
+
+func TestDialRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	l := startLoop(t, Options{Debug: true})
+	errc := make(chan error, 1)
+	l.Dial(addr, func() Protocol { t.Error("connected to a closed port"); return &echo{} }, time.Second, func(err error) {
+		if !l.OnLoop() {
+			t.Error("onError off the loop")
+		}
+		errc <- err
+	})
+	select {
+	case err := <-errc:
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("err = %v, want ECONNREFUSED", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error")
+	}
+}
+
+// fullListener returns the address of a loopback listener that never accepts and whose accept
+// queue (backlog 0) is already full, so the kernel drops further SYNs and a connect hangs.
+// That is the loopback way to get an address that never answers.
+func fullListener(t *testing.T) string {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := (&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sa.(*syscall.SockaddrInet4).Port}).String()
+	for range 16 {
+		nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return addr // full
+		}
+		t.Cleanup(func() { nc.Close() })
+	}
+	t.Skip("could not fill the accept queue of a loopback listener")
+	return ""
+}
+
+func TestDialTimeout(t *testing.T) {
+	addr := fullListener(t)
+	l := startLoop(t, Options{Debug: true})
+	errc := make(chan error, 1)
+	const timeout = 200 * time.Millisecond
+	start := time.Now()
+	l.Dial(addr, func() Protocol { return &echo{} }, timeout, func(err error) { errc <- err })
+	select {
+	case err := <-errc:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("err = %v, want a timeout", err)
+		}
+		if d := time.Since(start); d < timeout {
+			t.Fatalf("timed out after %v, before the %v timeout", d, timeout)
+		}
+	case <-time.After(timeout + 10*time.Second):
+		t.Fatal("no timeout error")
+	}
+}
+
+func TestStopTearsDown(t *testing.T) {
+	defer goleak.VerifyNone(t, append(ignoreGnet, goleak.IgnoreCurrent())...)
+	var lostCount atomic.Int64
+	fnDone := make(chan struct{})
+	l := New(Options{Debug: true})
+	mk := func() Protocol {
+		return &funcProto{lost: func(err error) {
+			if err != nil {
+				t.Errorf("ConnectionLost(%v) at stop", err)
+			}
+			lostCount.Add(1)
+		}}
+	}
+	if err := l.Listen("127.0.0.1:0", mk); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", l.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	made := make(chan struct{})
+	l.Dial(l.Addrs()[0].String(), func() Protocol {
+		p := mk().(*funcProto)
+		p.made = func(*Transport) { close(made) }
+		return p
+	}, time.Second, func(err error) { t.Error(err) })
+	<-made
+	timerFired := false
+	onLoop(t, l, func() {
+		l.CallLater(time.Hour, func() { timerFired = true })
+		f := Go(l, func(ctx context.Context) (int, error) {
+			<-ctx.Done()
+			close(fnDone)
+			return 0, ctx.Err()
+		})
+		f.AddDoneCallback(func(*Future[int]) {})
+	})
+	waitFor(t, "three transports", func() bool {
+		n := 0
+		onLoop(t, l, func() { n = len(l.conns) })
+		return n == 3
+	})
+	go l.Stop()
+	select {
+	case <-l.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not finish")
+	}
+	<-fnDone
+	if n := lostCount.Load(); n != 3 {
+		t.Fatalf("ConnectionLost ran %d times, want 3", n)
+	}
+	if timerFired {
+		t.Fatal("a pending timer fired during stop")
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("client connection still open after Stop")
+	}
+}
