@@ -2,12 +2,12 @@ package reactor
 
 import (
 	"bytes"
-	"encoding/binary"
-	"sync"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -135,7 +135,7 @@ func TestConnectionLoss(t *testing.T) {
 	big := pattern(8 << 20)
 	tests := []struct {
 		name string
-		made func(t *Transport)     // server side
+		made func(t *Transport)      // server side
 		peer func(nc *net.TCPConn)   // client side
 		want func(got []byte) string // check on what the client read
 		err  bool                    // ConnectionLost error expected
@@ -238,7 +238,7 @@ func TestHalfClose(t *testing.T) {
 		if err := nc.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
-		<-closed // the server wrote everything before the client reads: 8 MiB overflows the kernel
+		<-closed                   // the server wrote everything before the client reads: 8 MiB overflows the kernel
 		got, err := io.ReadAll(nc) // the full answer, then EOF
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
