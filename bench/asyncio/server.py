@@ -252,7 +252,8 @@ class Server:
                 except asyncio.LimitOverrunError:
                     held = await reader.read(TOO_LONG_ECHO)
                     self.log.info("%s: line too long", peer)
-                    writer.write(b"? " + held.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n")
+                    held = held.split(b"\n", 1)[0]  # as codec.AppendTooLong
+                    writer.write(b"? " + held + b"\n")
                     await writer.drain()
                     break
                 if not await self.handle_line(strip_line(raw), peer_host, writer):
