@@ -1,0 +1,45 @@
+// Package codec is the herd's wire protocol as bytes, with no I/O: line framing,
+// parsing IAMAT, WHATSAT and AT lines, exact POSIX times, the AT and "?" replies, and
+// Google Places' JSON (its layout, and cutting "results" while keeping Google's bytes).
+//
+// # Lines
+//
+// A message is one line ending in "\n"; a "\r" just before it is dropped (SPEC §2).
+// ScanLine frames a line at the start of a buffer someone else holds (gnet's inbound
+// buffer, read with Peek and consumed with Discard); Decoder frames a stream fed to it in
+// chunks (net.Conn code). Both enforce a line limit (DefaultMaxLine, 4096 bytes), count
+// bytes held for an unfinished line against it, and give the same lines and errors however
+// the stream was cut. A too-long line is answered with "? " and its first TooLongEcho (64)
+// bytes.
+//
+// ParseLine splits a line at runs of space, \t, \r, \v and \f and checks each field
+// strictly; its doc lists the accepted forms. Decisions this package makes where SPEC is
+// silent:
+//   - a time has at most MaxTimeDigits (18) significant integer digits and at most 9
+//     fraction digits, an optional sign, and no exponent; it is kept as its text (to echo)
+//     and as an exact Time (to compare), never as a float64;
+//   - a radius is digits with an optional fraction of at least one digit ("10", "0.5",
+//     "007"); "1e1", ".5", "5.", "+5" are invalid; 0 < radius <= 50 is checked on the text;
+//   - a bound is digits only (no sign; leading zeros allowed), 1 <= bound <= 20;
+//   - an AT line's skew may be any decimal with an optional sign, so peers of other
+//     implementations interoperate, while this package always writes "+S.FFFFFFFFF";
+//   - ranges (latitude, longitude, radius) are checked exactly on the text, so
+//     "+90.0000000000000000001" is out of range even though it rounds to 90.
+//
+// Messages alias the line they were parsed from. Parsing and the append-style encoders
+// (AppendAT, AppendSkew, AppendInvalid, AppendRadiusMetres) do not allocate, and errors
+// are shared values, so an invalid line costs no allocation either.
+//
+// # Google's JSON
+//
+// AppendPlacesBody cuts a Places body's top-level "results" array to the WHATSAT bound
+// in one scan, keeping Google's bytes, and squeezes newlines as SPEC §4 asks.
+// AppendStyled writes a tree of Object, Array, Number and Go scalars in Google's own
+// layout (jsoncpp's StyledWriter, described in fixtures/places/README.md), for providers
+// that build bodies; ParseJSON reads a body into that tree, keeping number tokens
+// verbatim, so AppendStyled(ParseJSON(body)) reproduces every real capture byte for
+// byte. AppendErrorBody writes the UNKNOWN_ERROR (or any status) body.
+//
+// Everything in this package is safe to call from any goroutine, except that one
+// Decoder belongs to one goroutine.
+package codec
