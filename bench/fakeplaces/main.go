@@ -1,0 +1,70 @@
+// Command fakeplaces serves the fake Google Places (legacy Nearby Search and Places API (New)
+// searchNearby) on a local address, for benchmarks and manual runs:
+//
+//	go run ./bench/fakeplaces -addr 127.0.0.1:8099 -delay 50ms
+//
+// Point a herd at it with the places provider's url = "http://127.0.0.1:8099" (any key).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/herd-project/herd/herd/places/fake"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "fakeplaces:", err)
+		os.Exit(2)
+	}
+}
+
+// run serves until ctx ends. It prints the base URL on stdout once listening.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fakeplaces", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8099", "listen address (loopback; port 0 picks one)")
+	var o fake.Options
+	fs.DurationVar(&o.Delay, "delay", 0, "latency added to every answer")
+	fs.StringVar(&o.Status, "status", "", "force a legacy status (REQUEST_DENIED, OVER_QUERY_LIMIT, INVALID_REQUEST, UNKNOWN_ERROR, ZERO_RESULTS)")
+	fs.StringVar(&o.StatusMessage, "message", "", "error_message sent with -status (or the v1 error's message)")
+	fs.IntVar(&o.HTTPStatus, "http-status", 0, "answer every request with this HTTP status")
+	fs.BoolVar(&o.Malformed, "malformed", false, "send bodies that are not JSON")
+	fs.BoolVar(&o.Hang, "hang", false, "never answer (until stopped)")
+	fs.StringVar(&o.Key, "key", "", "accept only this API key (default: any)")
+	fs.IntVar(&o.Results, "results", 20, "places per answer, 1..20 (negative: none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	s := fake.New(o)
+	base, err := s.StartOn(*addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, base)
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		return errors.New("stop timed out")
+	}
+	return nil
+}
