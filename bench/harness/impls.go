@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Implementations a scenario can run.
+const (
+	implHerd     = "herd"       // the reactor server, logging on
+	implHerdNoLg = "herd-nolog" // the reactor server, logging off
+	implBaseline = "baseline"   // goroutine per connection
+	implAsyncio  = "asyncio"    // Python asyncio, after the seed's design
+	implUvloop   = "uvloop"     // the same on uvloop
+	implRedis    = "redis"      // inline SET, the reference single-threaded reactor
+)
+
+var implLabels = map[string]string{
+	implHerd:     "herd reactor (log on)",
+	implHerdNoLg: "herd reactor (log off)",
+	implBaseline: "goroutine baseline",
+	implAsyncio:  "Python asyncio",
+	implUvloop:   "Python asyncio + uvloop",
+	implRedis:    "Redis (inline SET)",
+}
+
+// tools holds the built binaries and what is missing, and why.
+type tools struct {
+	repo    string
+	work    string
+	bin     map[string]string // herd, baseline, fakeplaces, loadgen -> path
+	missing map[string]string // implementation or tool -> reason it is not available
+	python  string
+	script  string
+	redis   string
+}
+
+// binaries built with go build: name -> package directory.
+var binaries = []struct{ name, pkg string }{
+	{"loadgen", "bench/loadgen"},
+	{"herd", "cmd/herd"},
+	{"baseline", "bench/baseline"},
+	{"fakeplaces", "bench/fakeplaces"},
+}
+
+// prepare builds the binaries into work/bin and checks Python and Redis. Nothing missing is
+// fatal here: each scenario reports what it could not run.
+func prepare(ctx context.Context, repo, work string, logf func(string, ...any)) *tools {
+	t := &tools{repo: repo, work: work, bin: map[string]string{}, missing: map[string]string{}}
+	binDir := filepath.Join(work, "bin")
+	_ = os.MkdirAll(binDir, 0o755)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, b := range binaries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reason := ""
+			if !hasGoFiles(filepath.Join(repo, b.pkg)) {
+				reason = "no Go source in ./" + b.pkg
+			} else {
+				start := time.Now()
+				out, err := runCmd(ctx, repo, 10*time.Minute, "go", "build", "-o", filepath.Join(binDir, b.name), "./"+b.pkg)
+				if err != nil {
+					reason = "go build ./" + b.pkg + " failed: " + firstLine(out+" "+err.Error())
+				} else {
+					logf("built %s in %.1fs", b.name, time.Since(start).Seconds())
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if reason != "" {
+				t.missing[b.name] = reason
+			} else {
+				t.bin[b.name] = filepath.Join(binDir, b.name)
+			}
+		}()
+	}
+	wg.Wait()
+	if r, ok := t.missing["herd"]; ok {
+		t.missing[implHerd], t.missing[implHerdNoLg] = r, r
+	}
+	if r, ok := t.missing["baseline"]; ok {
+		t.missing[implBaseline] = r
+	}
+
+	t.python = "/usr/bin/python3"
+	t.script = filepath.Join(repo, "bench", "asyncio", "server.py")
+	switch {
+	case !exists(t.python):
+		t.missing[implAsyncio] = t.python + " not found"
+	case !exists(t.script):
+		t.missing[implAsyncio] = "no bench/asyncio/server.py"
+	default:
+		if out, err := runCmd(ctx, repo, 30*time.Second, t.python, "-c", "import aiohttp"); err != nil {
+			t.missing[implAsyncio] = t.python + " cannot import aiohttp: " + firstLine(out)
+		}
+	}
+	if r, ok := t.missing[implAsyncio]; ok {
+		t.missing[implUvloop] = r
+	} else if out, err := runCmd(ctx, repo, 30*time.Second, t.python, "-c", "import uvloop"); err != nil {
+		t.missing[implUvloop] = t.python + " cannot import uvloop: " + firstLine(out)
+	}
+	if p, err := exec.LookPath("redis-server"); err != nil {
+		t.missing[implRedis] = "redis-server not found in PATH"
+	} else {
+		t.redis = p
+	}
+	return t
+}
+
+func hasGoFiles(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".go") && !strings.HasSuffix(e.Name(), "_test.go") {
+			return true
+		}
+	}
+	return false
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// server is one server of a topology.
+type server struct {
+	name  string
+	port  int
+	peers []string
+}
+
+func (s server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// topology is a herd config the harness writes: its servers, an optional probe (a
+// pseudo-server at loadgen's listen address, a neighbour of probeOf) and the Places provider.
+type topology struct {
+	servers   []server
+	probe     string // host:port or ""
+	probeOf   string
+	placesURL string // "" for the offline provider
+	logDir    string // "off" or a directory
+}
+
+// newTopology gives the named topology fresh ports: "single" (Hill alone) or "five" (the
+// default herd of SPEC §1).
+func newTopology(kind string) (*topology, error) {
+	var ss []server
+	switch kind {
+	case "single":
+		ss = []server{{name: "Hill"}}
+	case "five":
+		ss = []server{
+			{name: "Hill", peers: []string{"Jaquez", "Smith"}},
+			{name: "Jaquez", peers: []string{"Hill", "Singleton"}},
+			{name: "Smith", peers: []string{"Hill", "Singleton", "Campbell"}},
+			{name: "Singleton", peers: []string{"Jaquez", "Smith", "Campbell"}},
+			{name: "Campbell", peers: []string{"Singleton", "Smith"}},
+		}
+	default:
+		return nil, fmt.Errorf("harness: unknown topology %q", kind)
+	}
+	for i := range ss {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ss[i].port = p
+	}
+	return &topology{servers: ss, logDir: "off"}, nil
+}
+
+// toml renders the topology as a herd config.
+func (tp *topology) toml() string {
+	var b strings.Builder
+	b.WriteString("[places]\n")
+	if tp.placesURL == "" {
+		b.WriteString("provider = \"offline\"\n")
+	} else {
+		fmt.Fprintf(&b, "provider = \"google\"\nurl = %q\nkey = \"bench\"\n", tp.placesURL)
+	}
+	b.WriteString("timeout = \"5s\"\n\n[log]\n")
+	fmt.Fprintf(&b, "dir = %q\n\n", tp.logDir)
+	b.WriteString("[limits]\nmax_clients = 20000\nmax_pending = 1024\nbackoff_base = \"50ms\"\nbackoff_cap = \"250ms\"\n")
+	for _, s := range tp.servers {
+		peers := append([]string(nil), s.peers...)
+		if tp.probe != "" && s.name == tp.probeOf {
+			peers = append(peers, "Probe")
+		}
+		fmt.Fprintf(&b, "\n[[server]]\nname = %q\naddr = %q\npeers = [%s]\n", s.name, s.addr(), quoteList(peers))
+	}
+	if tp.probe != "" {
+		fmt.Fprintf(&b, "\n[[server]]\nname = \"Probe\"\naddr = %q\npeers = [%q]\n", tp.probe, tp.probeOf)
+	}
+	return b.String()
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// argv returns the command that serves one server of a config under an implementation.
+func (t *tools) argv(impl, config, name string) []string {
+	switch impl {
+	case implHerd, implHerdNoLg:
+		return []string{t.bin["herd"], "serve", "-config", config, name}
+	case implBaseline:
+		return []string{t.bin["baseline"], "serve", "-config", config, name}
+	case implAsyncio:
+		return []string{t.python, t.script, "--config", config, name}
+	case implUvloop:
+		return []string{t.python, t.script, "--config", config, "--uvloop", name}
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+// Command harness runs every benchmark scenario against every server implementation, each as
+// its own process, and regenerates BENCHMARKS.md (with PNG charts) from the results: the
+// reactor server (cmd/herd, logging on and off), the goroutine-per-connection baseline
+// (bench/baseline), the Python asyncio baseline (bench/asyncio, plain and uvloop) and Redis
+// (inline SET) as the reference single-threaded reactor, all driven by bench/loadgen.
+//
+//	go run ./bench/harness            the full run (about 15 minutes), writes BENCHMARKS.md
+//	go run ./bench/harness -smoke     seconds: start everything, check the replies, write nothing
+//
+// An implementation that is missing or does not build is reported as not available, with the
+// reason; the other results are still measured.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	smoke    bool
+	runs     int
+	duration time.Duration
+	warmup   time.Duration
+	only     map[string]bool
+	impls    map[string]bool
+	out      string
+	charts   string
+	repo     string
+	work     string
+	keep     bool
+	verbose  bool
+	allocs   bool
+}
+
+const usageText = `harness runs every benchmark scenario against every server implementation and
+regenerates BENCHMARKS.md and its charts from scratch (or, with -smoke, only checks that every
+implementation starts and answers correctly).
+
+Usage: go run ./bench/harness [flags]
+
+Scenarios (-only takes these ids, comma-separated):
+`
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		_, _ = io.WriteString(stderr, usageText)
+		for _, s := range scenarios {
+			fmt.Fprintf(stderr, "  %-10s %s\n", s.id, s.title)
+		}
+		fmt.Fprintf(stderr, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
+		fs.PrintDefaults()
+	}
+	var only, impls string
+	fs.BoolVar(&o.smoke, "smoke", false, "only start every implementation and check its replies (seconds); write no report")
+	fs.IntVar(&o.runs, "runs", 3, "runs of each scenario for each implementation (the report gives the median and min-max)")
+	fs.DurationVar(&o.duration, "d", 3*time.Second, "measured time of each run")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring in each run")
+	fs.StringVar(&only, "only", "", "run only these scenario `ids` (comma-separated; default all)")
+	fs.StringVar(&impls, "impls", "", "run only these `implementations` (comma-separated; default all)")
+	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report path, relative to the repository root")
+	fs.StringVar(&o.charts, "charts", "bench/charts", "chart directory, relative to the repository root")
+	fs.StringVar(&o.repo, "repo", "", "repository root (default: the directory holding go.mod above the working directory)")
+	fs.StringVar(&o.work, "work", "", "work directory for binaries, configs and logs (default: a new temporary directory)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (server logs, configs)")
+	fs.BoolVar(&o.verbose, "v", false, "log every command")
+	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("harness: unexpected argument %q", fs.Arg(0))
+	}
+	if o.runs < 1 || o.duration <= 0 || o.warmup < 0 {
+		return nil, errors.New("harness: -runs must be at least 1 and -d positive")
+	}
+	o.only = set(only)
+	o.impls = set(impls)
+	for id := range o.only {
+		if scenarioByID(id) == nil {
+			return nil, fmt.Errorf("harness: unknown scenario %q", id)
+		}
+	}
+	for im := range o.impls {
+		if implLabels[im] == "" {
+			return nil, fmt.Errorf("harness: unknown implementation %q", im)
+		}
+	}
+	return o, nil
+}
+
+func set(list string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}
+
+var allImpls = []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop, implRedis}
+
+// findRepo walks up from dir to the directory holding go.mod.
+func findRepo(dir string) (string, error) {
+	for {
+		if exists(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", errors.New("harness: no go.mod above the working directory (use -repo)")
+		}
+		dir = up
+	}
+}
+
+// run is the whole command.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.repo == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		if o.repo, err = findRepo(wd); err != nil {
+			return err
+		}
+	}
+	if o.work == "" {
+		if o.work, err = os.MkdirTemp("", "herd-bench-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(o.work)
+		}
+	}
+	h := &harness{o: o, stdout: stdout, stderr: stderr, started: time.Now()}
+	h.logf("work directory %s", o.work)
+	h.t = prepare(ctx, o.repo, o.work, h.logf)
+	if r, ok := h.t.missing["loadgen"]; ok {
+		return fmt.Errorf("harness: the load generator is not available: %s", r)
+	}
+	for _, im := range allImpls {
+		if r, ok := h.t.missing[im]; ok {
+			h.logf("%s not available: %s", im, r)
+		}
+	}
+	if o.smoke {
+		return h.smoke(ctx)
+	}
+	return h.full(ctx)
+}

@@ -1,0 +1,509 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Markers around the part of BENCHMARKS.md written by hand; a regenerated report keeps it.
+const (
+	handBegin = "<!-- BEGIN HAND-WRITTEN: kept as is when the harness regenerates this file -->"
+	handEnd   = "<!-- END HAND-WRITTEN -->"
+)
+
+const handDefault = `_To be written after the final run: what the numbers mean, which results are limited by the
+load generator or the two shared cores rather than by the servers, and what would change them._`
+
+// target is one goal of the report with its measured figure.
+type target struct {
+	ID       string
+	What     string
+	Goal     string
+	Measured string
+	Verdict  string // "pass", "FAIL", "n/a" or "info"
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+func fmtRatio(s spread) string {
+	if !s.ok() {
+		return "n/a"
+	}
+	if s.N == 1 {
+		return fmt.Sprintf("%.2fx", s.Med)
+	}
+	return fmt.Sprintf("%.2fx (%.2f-%.2f)", s.Med, s.Min, s.Max)
+}
+
+func fmtUs(s spread) string {
+	if !s.ok() {
+		return "n/a"
+	}
+	if s.N == 1 {
+		return us(s.Med)
+	}
+	return fmt.Sprintf("%s (%s-%s)", us(s.Med), us(s.Min), us(s.Max))
+}
+
+// us formats microseconds readably.
+func us(v float64) string {
+	switch {
+	case v >= 10000:
+		return fmt.Sprintf("%.0f ms", v/1000)
+	case v >= 1000:
+		return fmt.Sprintf("%.2f ms", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0f us", v)
+	default:
+		return fmt.Sprintf("%.1f us", v)
+	}
+}
+
+// num formats a count with thousands separators.
+func num(v float64) string {
+	neg := v < 0
+	s := fmt.Sprintf("%.0f", math.Abs(v))
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func fmtNum(s spread) string {
+	if !s.ok() {
+		return "n/a"
+	}
+	if s.N == 1 {
+		return num(s.Med)
+	}
+	return fmt.Sprintf("%s (%s-%s)", num(s.Med), num(s.Min), num(s.Max))
+}
+
+func (h *harness) why(id, impl string) string {
+	if r := h.failure(id, impl); r != "" {
+		return "n/a: " + shorten(r, 120)
+	}
+	return "n/a: not measured"
+}
+
+func shorten(s string, n int) string {
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// targets computes the report's goals from the measurements.
+func (h *harness) targets(allocs []allocLine, allocErr string) []target {
+	var ts []target
+	ratioTarget := func(id, what, goal, scen, a, b string, f metric, ok func(float64) bool) {
+		r := h.ratio(scen, a, b, f)
+		t := target{ID: id, What: what, Goal: goal}
+		if !r.ok() {
+			t.Measured = h.why(scen, a)
+			if h.failure(scen, a) == "" {
+				t.Measured = h.why(scen, b)
+			}
+			t.Verdict = "n/a"
+		} else {
+			t.Measured, t.Verdict = fmtRatio(r), verdict(ok(r.Med))
+		}
+		ts = append(ts, t)
+	}
+	absTarget := func(id, what, goal, scen, impl string, f metric, show func(spread) string, ok func(float64) bool) {
+		s := h.stat(scen, impl, f)
+		t := target{ID: id, What: what, Goal: goal}
+		if !s.ok() {
+			t.Measured, t.Verdict = h.why(scen, impl), "n/a"
+		} else {
+			t.Measured, t.Verdict = show(s), verdict(ok(s.Med))
+		}
+		ts = append(ts, t)
+	}
+	ge := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
+	le := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		l := implLabels[im]
+		ratioTarget("1a", l+" vs Redis, 64 conns x 16 pipelined (throughput)", ">= 1.0x", "p16", im, implRedis, mThroughput, ge(1.0))
+	}
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		l := implLabels[im]
+		ratioTarget("1b", l+" vs Redis, 64 conns, no pipelining (throughput)", ">= 0.95x", "p1", im, implRedis, mThroughput, ge(0.95))
+	}
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		ratioTarget("2a", implLabels[im]+" vs goroutine baseline, 10,000 conns (throughput)", ">= 1.2x", "c10k", im, implBaseline, mThroughput, ge(1.2))
+	}
+	ratioTarget("2b", "herd reactor vs goroutine baseline, memory per idle connection", "<= 0.33x", "idle10k", implHerd, implBaseline, mRSS, le(1.0/3))
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		ratioTarget("3", implLabels[im]+" vs Python asyncio, five-server herd (throughput)", ">= 50x", "herd5", im, implAsyncio, mThroughput, ge(50))
+	}
+	r := h.ratio("herd5", implHerd, implUvloop, mThroughput)
+	t := target{ID: "3", What: "herd reactor (log on) vs Python asyncio + uvloop, five-server herd", Goal: "for information", Measured: fmtRatio(r), Verdict: "info"}
+	if !r.ok() {
+		t.Measured = h.why("herd5", implUvloop)
+	}
+	ts = append(ts, t)
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		absTarget("4a", implLabels[im]+": propagation p99 at 1,000 updates/s", "<= 1 ms", "prop1k", im, mP99, fmtUs, le(1000))
+	}
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		absTarget("4b", implLabels[im]+": propagation p99 at 10,000 updates/s", "<= 5 ms", "prop10k", im, mP99, fmtUs, le(5000))
+	}
+	allowed := float64(whatsatConns) / placesDelay.Seconds()
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		frac := resMetric(func(m measurement) float64 { return m.Res.Throughput / allowed })
+		absTarget("5a", fmt.Sprintf("%s: WHATSAT replies/s as a share of the %s/s the 50 ms latency allows", implLabels[im], num(allowed)),
+			">= 70%", "whatsat", im, frac, func(s spread) string {
+				return fmt.Sprintf("%.0f%% (%.0f-%.0f%%)", 100*s.Med, 100*s.Min, 100*s.Max)
+			}, ge(0.70))
+		absTarget("5b", implLabels[im]+": IAMAT p99 on other connections during that load", "<= 2 ms", "whatsat", im, mSideP99, fmtUs, le(2000))
+	}
+	at := target{ID: "6", What: "allocations per IAMAT, end to end (" + allocsCommand + ")", Goal: "report", Verdict: "info"}
+	switch {
+	case allocErr != "":
+		at.Measured, at.Verdict = shorten(allocErr, 160), "n/a"
+	case len(allocs) == 0:
+		at.Measured, at.Verdict = "not measured", "n/a"
+	default:
+		var parts []string
+		for _, a := range allocs {
+			parts = append(parts, fmt.Sprintf("%s: %g allocs/op, %g B/op", a.Name, a.AllocsPerOp, a.BytesPerOp))
+		}
+		at.Measured = strings.Join(parts, "; ")
+	}
+	ts = append(ts, at)
+	return ts
+}
+
+// refs says what each throughput scenario's ratio column compares against.
+var refs = map[string]string{"p16": implRedis, "p1": implRedis, "c10k": implBaseline, "herd5": implAsyncio, "idle10k": implBaseline}
+
+func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
+	impls := sc.impls
+	fmt.Fprintf(b, "### %s (`%s`)\n\n", sc.title, sc.id)
+	if sc.id != "idle10k" && sc.id != "prop1k" && sc.id != "prop10k" {
+		fmt.Fprintf(b, "![%s](%s)\n\n", sc.id, h.chartRel(sc.id))
+	}
+	ref := refs[sc.id]
+	switch sc.metric {
+	case "rss":
+		fmt.Fprintf(b, "| implementation | server memory per connection (median, min-max) | vs %s |\n| --- | --- | --- |\n", implLabels[ref])
+		for _, im := range impls {
+			s := h.stat(sc.id, im, mRSS)
+			if !s.ok() {
+				fmt.Fprintf(b, "| %s | %s | |\n", implLabels[im], h.why(sc.id, im))
+				continue
+			}
+			fmt.Fprintf(b, "| %s | %s bytes (%s-%s) | %s |\n", implLabels[im], num(s.Med), num(s.Min), num(s.Max),
+				fmtRatio(h.ratio(sc.id, im, ref, mRSS)))
+		}
+	case "p99":
+		b.WriteString("| implementation | p50 | p99 (median, min-max) | p99.9 | max | updates lost | loadgen CPU |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+		for _, im := range impls {
+			s := h.stat(sc.id, im, mP99)
+			if !s.ok() {
+				fmt.Fprintf(b, "| %s | %s | | | | | |\n", implLabels[im], h.why(sc.id, im))
+				continue
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% |\n", implLabels[im], us(h.stat(sc.id, im, mP50).Med), fmtUs(s),
+				us(h.stat(sc.id, im, mP999).Med), us(h.stat(sc.id, im, mMax).Med), num(sumVals(h.values(sc.id, im, mLost))),
+				100*h.stat(sc.id, im, mCPU).Med)
+		}
+	default:
+		extra := ""
+		if ref != "" {
+			extra = " vs " + implLabels[ref] + " |"
+		}
+		side := sc.id == "whatsat"
+		if side {
+			extra = " IAMAT p99 alongside |"
+		}
+		fmt.Fprintf(b, "| implementation | replies/s (median, min-max) | p50 | p99 | p99.9 | errors | loadgen CPU |%s\n", extra)
+		b.WriteString("| --- | --- | --- | --- | --- | --- | --- |")
+		if extra != "" {
+			b.WriteString(" --- |")
+		}
+		b.WriteString("\n")
+		for _, im := range impls {
+			s := h.stat(sc.id, im, mThroughput)
+			if !s.ok() {
+				fmt.Fprintf(b, "| %s | %s | | | | | |", implLabels[im], h.why(sc.id, im))
+				if extra != "" {
+					b.WriteString(" |")
+				}
+				b.WriteString("\n")
+				continue
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% |", implLabels[im], fmtNum(s), us(h.stat(sc.id, im, mP50).Med),
+				us(h.stat(sc.id, im, mP99).Med), us(h.stat(sc.id, im, mP999).Med), num(sumVals(h.values(sc.id, im, mErrors))),
+				100*h.stat(sc.id, im, mCPU).Med)
+			switch {
+			case side:
+				fmt.Fprintf(b, " %s |", fmtUs(h.stat(sc.id, im, mSideP99)))
+			case ref != "" && im == ref:
+				b.WriteString(" 1x |")
+			case ref != "":
+				fmt.Fprintf(b, " %s |", fmtRatio(h.ratio(sc.id, im, ref, mThroughput)))
+			}
+			b.WriteString("\n")
+		}
+	}
+	for _, im := range impls {
+		if n, reason := h.failures(sc.id, im); n > 0 && h.stat(sc.id, im, func(m measurement) (float64, bool) { return 0, m.Err == "" }).ok() {
+			fmt.Fprintf(b, "\n%s: %d of its runs failed (%s).\n", implLabels[im], n, shorten(reason, 200))
+		}
+	}
+	b.WriteString("\n")
+}
+
+func sumVals(vs []float64) float64 {
+	t := 0.0
+	for _, v := range vs {
+		t += v
+	}
+	return t
+}
+
+func (h *harness) chartRel(id string) string {
+	return filepath.ToSlash(filepath.Join(h.o.charts, id+".png"))
+}
+
+// slower lists, from the numbers, every comparison where the reactor was not ahead.
+func (h *harness) slower() []string {
+	var out []string
+	for _, sc := range scenarios {
+		if sc.metric != "throughput" {
+			continue
+		}
+		for _, herdImpl := range []string{implHerd, implHerdNoLg} {
+			for _, other := range sc.impls {
+				if other == implHerd || other == implHerdNoLg {
+					continue
+				}
+				r := h.ratio(sc.id, herdImpl, other, mThroughput)
+				if r.ok() && r.Med < 1.0 {
+					out = append(out, fmt.Sprintf("%s: %s did %s the throughput of %s.", sc.title, implLabels[herdImpl], fmtRatio(r), implLabels[other]))
+				}
+				p := h.ratio(sc.id, herdImpl, other, mP99)
+				if p.ok() && p.Med > 1.0 {
+					out = append(out, fmt.Sprintf("%s: %s had %s the p99 latency of %s.", sc.title, implLabels[herdImpl], fmtRatio(p), implLabels[other]))
+				}
+			}
+		}
+	}
+	for _, sc := range scenarios {
+		if sc.metric != "p99" {
+			continue
+		}
+		for _, other := range sc.impls {
+			if other == implHerd || other == implHerdNoLg {
+				continue
+			}
+			r := h.ratio(sc.id, implHerd, other, mP99)
+			if r.ok() && r.Med > 1.0 {
+				out = append(out, fmt.Sprintf("%s: %s had %s the p99 propagation time of %s.", sc.title, implLabels[implHerd], fmtRatio(r), implLabels[other]))
+			}
+		}
+	}
+	return out
+}
+
+// observations are facts derived from the numbers that bear on where the reactor is not faster.
+func (h *harness) observations() []string {
+	var out []string
+	// Pipelining: how much of each server's P=16 rate survives at P=1.
+	for _, im := range []string{implHerd, implRedis, implBaseline} {
+		a, b := h.stat("p1", im, mThroughput), h.stat("p16", im, mThroughput)
+		if a.ok() && b.ok() && b.Med > 0 {
+			out = append(out, fmt.Sprintf("Without pipelining %s keeps %.0f%% of its pipelined rate (%s/s vs %s/s): each request then costs a read and a write system call on both sides of the socket, so the kernel and the shared cores, not the server's own code, set the pace.",
+				implLabels[im], 100*a.Med/b.Med, num(a.Med), num(b.Med)))
+		}
+	}
+	// The load generator's share of the machine.
+	for _, id := range []string{"p16", "p1", "c10k"} {
+		c := h.stat(id, implHerd, mCPU)
+		if c.ok() {
+			out = append(out, fmt.Sprintf("In `%s` the load generator itself used %.0f%% of one core (of %d) while driving the reactor.", id, 100*c.Med, h.cores()))
+		}
+	}
+	// Logging.
+	for _, id := range []string{"p16", "p1", "c10k", "herd5"} {
+		r := h.ratio(id, implHerdNoLg, implHerd, mThroughput)
+		if r.ok() {
+			out = append(out, fmt.Sprintf("In `%s` turning logging off changed the reactor's throughput by %+.0f%% (log off / log on = %s).", id, 100*(r.Med-1), fmtRatio(r)))
+		}
+	}
+	return out
+}
+
+func (h *harness) cores() int {
+	n, _ := os.ReadFile("/proc/cpuinfo")
+	c := strings.Count(string(n), "\nprocessor")
+	if strings.HasPrefix(string(n), "processor") {
+		c++
+	}
+	return c
+}
+
+// writeReport regenerates BENCHMARKS.md and the charts.
+func (h *harness) writeReport(ctx context.Context, allocs []allocLine, allocErr string) error {
+	env := collectEnv(ctx, h.t)
+	path := filepath.Join(h.o.repo, h.o.out)
+	hand := handDefault
+	if old, err := os.ReadFile(path); err == nil {
+		if _, rest, ok := strings.Cut(string(old), handBegin); ok {
+			if body, _, ok := strings.Cut(rest, handEnd); ok {
+				hand = strings.TrimSpace(body)
+			}
+		}
+	}
+	chartDir := filepath.Join(h.o.repo, h.o.charts)
+	if err := os.MkdirAll(chartDir, 0o755); err != nil {
+		return err
+	}
+	if err := h.charts(chartDir); err != nil {
+		h.logf("charts: %v", err)
+	}
+	md := h.markdown(env, allocs, allocErr, hand)
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		return err
+	}
+	h.logf("wrote %s and charts in %s", path, chartDir)
+	return nil
+}
+
+func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand string) string {
+	var b strings.Builder
+	b.WriteString("# Benchmarks\n\n")
+	fmt.Fprintf(&b, "Generated by `go run ./bench/harness` (`bash scripts/bench.sh`) on %s from one run on one machine; "+
+		"every figure below comes from that run. Do not edit by hand, except the section marked as hand-written, which "+
+		"the harness keeps. Each scenario ran %d times for each implementation (runs interleaved across the "+
+		"implementations), each run %v of measurement after %v of warm-up, with a fresh server process; tables give the "+
+		"median and the min-max over the runs, and ratios are medians of the per-run ratios of runs made back to back.\n\n",
+		env.Date, h.o.runs, h.o.duration, h.o.warmup)
+
+	b.WriteString("## Machine and versions\n\n| | |\n| --- | --- |\n")
+	row := func(k, v string) {
+		if v == "" {
+			v = "n/a"
+		}
+		fmt.Fprintf(&b, "| %s | %s |\n", k, v)
+	}
+	row("CPU", env.CPU)
+	row("cores", fmt.Sprint(env.Cores))
+	row("memory", env.Memory)
+	row("kernel", env.Kernel)
+	row("load average at the end", env.Load)
+	row("Go", env.Go)
+	row("gnet", env.Gnet)
+	row("Redis", env.Redis)
+	row("Python", env.Python)
+	row("aiohttp", env.Aiohttp)
+	row("uvloop", env.Uvloop)
+	row("commit", env.Commit)
+	b.WriteString("\nEverything (servers, load generator, fake Places) shares the same cores over loopback, so ratios between " +
+		"implementations measured in the same run carry the conclusions, not absolute rates.\n\n")
+
+	var unavailable []string
+	for _, im := range allImpls {
+		if r, ok := h.t.missing[im]; ok {
+			unavailable = append(unavailable, fmt.Sprintf("- %s: not available: %s", implLabels[im], r))
+		}
+	}
+	if len(unavailable) > 0 {
+		b.WriteString("Not measured in this run:\n\n" + strings.Join(unavailable, "\n") + "\n\n")
+	}
+
+	b.WriteString("## Targets\n\n| # | what | goal | measured (median, min-max) | |\n| --- | --- | --- | --- | --- |\n")
+	for _, t := range h.targets(allocs, allocErr) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t.ID, t.What, t.Goal, t.Measured, t.Verdict)
+	}
+	b.WriteString("\n## Results\n\n")
+	b.WriteString("Latencies are per request, from the write of its batch (closed loop) or from its intended send time " +
+		"(open loop: propagation and the IAMAT load alongside WHATSAT), to the end of its reply; \"loadgen CPU\" is the " +
+		"load generator's own CPU time over the run's wall time.\n\n")
+	for _, sc := range scenarios {
+		if len(h.o.only) > 0 && !h.o.only[sc.id] {
+			continue
+		}
+		h.scenarioTable(&b, sc)
+		if sc.metric == "p99" {
+			fmt.Fprintf(&b, "![%s](%s)\n\n", sc.id, h.chartRel(sc.id))
+		}
+	}
+	b.WriteString("### Allocations per IAMAT\n\n")
+	fmt.Fprintf(&b, "`%s`\n\n", allocsCommand)
+	switch {
+	case allocErr != "":
+		b.WriteString(allocErr + "\n\n")
+	case len(allocs) == 0:
+		b.WriteString("Not measured in this run.\n\n")
+	default:
+		b.WriteString("```\n")
+		for _, a := range allocs {
+			b.WriteString(a.Line + "\n")
+		}
+		b.WriteString("```\n\n")
+	}
+
+	b.WriteString("## Where the reactor is not faster\n\n")
+	b.WriteString("Generated from the numbers above.\n\n")
+	sl := h.slower()
+	if len(sl) == 0 {
+		b.WriteString("In this run the reactor led every throughput comparison and no other implementation had a lower p99.\n\n")
+	} else {
+		for _, s := range sl {
+			b.WriteString("- " + s + "\n")
+		}
+		b.WriteString("\n")
+	}
+	for _, s := range h.observations() {
+		b.WriteString("- " + s + "\n")
+	}
+	b.WriteString("\n" + handBegin + "\n\n" + hand + "\n\n" + handEnd + "\n\n")
+
+	b.WriteString("## How it was run\n\n")
+	b.WriteString("```sh\nbash scripts/bench.sh        # = go run ./bench/harness: builds, runs everything, rewrites this file and bench/charts/\n```\n\n")
+	b.WriteString("The harness builds each binary with `go build -o $WORK/bin/NAME` (`./cmd/herd`, `./bench/baseline`, " +
+		"`./bench/fakeplaces`, `./bench/loadgen`), writes a config per run with fresh loopback ports, starts each server as its own " +
+		"process, waits until it listens (and, for the five-server herd, until an update made at Hill is known at Campbell), " +
+		"runs the load generator and stops the servers with SIGTERM. One example of each command:\n\n")
+	last := ""
+	for _, c := range h.commands {
+		if c.Scenario != last {
+			fmt.Fprintf(&b, "`%s`:\n\n", c.Scenario)
+			last = c.Scenario
+		}
+		fmt.Fprintf(&b, "```sh\n# %s\n%s\n```\n\n", c.What, c.Line)
+	}
+	if len(h.configs) > 0 {
+		b.WriteString("Configs (ports are picked fresh for each run; the reactor with logging off and the servers' log directories differ only in `[log] dir`):\n\n")
+		keys := make([]string, 0, len(h.configs))
+		for k := range h.configs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s:\n\n```toml\n%s```\n\n", k, h.configs[k])
+		}
+	}
+	return b.String()
+}

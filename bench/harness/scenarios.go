@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/herd-project/herd/bench/internal/result"
+)
+
+// scenario is one benchmark: which implementations it runs and how one run goes.
+type scenario struct {
+	id     string
+	title  string
+	impls  []string
+	metric string // what the charts and ratios compare: "throughput", "p99" or "rss"
+	run    func(ctx context.Context, h *harness, sc *scenario, impl string, tag string) measurement
+}
+
+// Fixed parameters of the scenarios.
+const (
+	pipelineDepth = 16
+	manyConns     = 10000
+	herdConns     = 64
+	whatsatConns  = 1000
+	placesDelay   = 50 * time.Millisecond
+	sideRate      = 2000 // IAMAT/s on other connections during the WHATSAT load
+	sideConns     = 16
+)
+
+var goServers = []string{implHerd, implHerdNoLg, implBaseline}
+
+var scenarios = []*scenario{
+	{id: "p16", title: "IAMAT, one server, 64 connections, 16 pipelined", metric: "throughput",
+		impls: []string{implHerd, implHerdNoLg, implBaseline, implRedis}, run: single(64, pipelineDepth)},
+	{id: "p1", title: "IAMAT, one server, 64 connections, no pipelining", metric: "throughput",
+		impls: []string{implHerd, implHerdNoLg, implBaseline, implRedis}, run: single(64, 1)},
+	{id: "c10k", title: "IAMAT, one server, 10,000 connections", metric: "throughput",
+		impls: goServers, run: single(manyConns, 1)},
+	{id: "idle10k", title: "10,000 idle connections: server memory per connection", metric: "rss",
+		impls: []string{implHerd, implBaseline}, run: idle},
+	{id: "herd5", title: "IAMAT at Hill of the five-server herd (flooding), 64 connections", metric: "throughput",
+		impls: []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop}, run: herd5},
+	{id: "prop1k", title: "Propagation Hill -> Campbell at 1,000 updates/s", metric: "p99",
+		impls: []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop}, run: propagation(1000, 1)},
+	{id: "prop10k", title: "Propagation Hill -> Campbell at 10,000 updates/s", metric: "p99",
+		impls: goServers, run: propagation(10000, 4)},
+	{id: "whatsat", title: "WHATSAT, 1,000 clients, Places answering in 50 ms, with IAMAT load alongside", metric: "throughput",
+		impls: goServers, run: whatsat},
+}
+
+func scenarioByID(id string) *scenario {
+	for _, s := range scenarios {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (h *harness) window() []string {
+	return []string{"-d", h.o.duration.String(), "-warmup", h.o.warmup.String()}
+}
+
+func fail(sc *scenario, impl string, err error) measurement {
+	return measurement{Scenario: sc.id, Impl: impl, Err: err.Error()}
+}
+
+// finish turns a loadgen result into a measurement, checking that the servers survived.
+func finish(sc *scenario, impl string, d *deployment, res *result.Result, err error) measurement {
+	if err == nil {
+		err = d.check()
+	}
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	return measurement{Scenario: sc.id, Impl: impl, Res: res}
+}
+
+// single measures closed-loop IAMAT (Redis: inline SET) on one server with no neighbours.
+func single(conns, depth int) func(context.Context, *harness, *scenario, string, string) measurement {
+	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
+		tp, err := newTopology("single")
+		if err != nil {
+			return fail(sc, impl, err)
+		}
+		d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+		if err != nil {
+			return fail(sc, impl, err)
+		}
+		defer d.stop()
+		args := []string{"-addr", tp.servers[0].addr(), "-c", strconv.Itoa(conns), "-P", strconv.Itoa(depth)}
+		if impl == implRedis {
+			args = append(args, "-scenario", "raw", "-template", "SET k:%d v")
+		} else {
+			args = append(args, "-scenario", "iamat")
+		}
+		res, err := h.loadgen(ctx, sc.id, "loadgen", append(args, h.window()...)...)
+		return finish(sc, impl, d, res, err)
+	}
+}
+
+// idle measures the server's resident memory per idle connection.
+func idle(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
+	tp, err := newTopology("single")
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	defer d.stop()
+	res, err := h.loadgen(ctx, sc.id, "loadgen", "-scenario", "idle", "-addr", tp.servers[0].addr(),
+		"-c", strconv.Itoa(manyConns), "-pid", strconv.Itoa(d.procs[0].pid()), "-settle", "2s")
+	return finish(sc, impl, d, res, err)
+}
+
+// herd5 measures IAMAT at Hill of the five-server herd, every update flooded.
+func herd5(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
+	tp, err := newTopology("five")
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	defer d.stop()
+	if err := waitLinked(ctx, tp, 30*time.Second); err != nil {
+		return fail(sc, impl, err)
+	}
+	res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "iamat", "-addr", tp.servers[0].addr(),
+		"-c", strconv.Itoa(herdConns), "-P", "1"}, h.window()...)...)
+	return finish(sc, impl, d, res, err)
+}
+
+// propagation times updates from Hill until Campbell floods them to the probe.
+func propagation(rate, conns int) func(context.Context, *harness, *scenario, string, string) measurement {
+	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
+		tp, err := newTopology("five")
+		if err != nil {
+			return fail(sc, impl, err)
+		}
+		port, err := freePort()
+		if err != nil {
+			return fail(sc, impl, err)
+		}
+		tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), "Campbell"
+		d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+		if err != nil {
+			return fail(sc, impl, err)
+		}
+		defer d.stop()
+		res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "propagation",
+			"-addr", tp.servers[0].addr(), "-listen", tp.probe, "-rate", strconv.Itoa(rate), "-c", strconv.Itoa(conns)},
+			h.window()...)...)
+		return finish(sc, impl, d, res, err)
+	}
+}
+
+// whatsat drives WHATSAT on 1,000 connections against a Places API that answers in 50 ms,
+// while an open-loop IAMAT load on other connections measures the latency everyone else sees.
+func whatsat(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
+	if r, ok := h.t.missing[impl]; ok {
+		return fail(sc, impl, fmt.Errorf("not available: %s", r))
+	}
+	fake, url, err := h.startFake(ctx, sc.id, placesDelay, tag)
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	tp, err := newTopology("single")
+	if err != nil {
+		fake.stop()
+		return fail(sc, impl, err)
+	}
+	tp.placesURL = url
+	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+	if err != nil {
+		fake.stop()
+		return fail(sc, impl, err)
+	}
+	d.extra = append(d.extra, fake)
+	defer d.stop()
+	addr := tp.servers[0].addr()
+	var wg sync.WaitGroup
+	var side *result.Result
+	var sideErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// WHATSAT's loadgen first sends an IAMAT per client: start measuring a little later,
+		// and stop a little earlier, so this window lies inside the WHATSAT one.
+		sd := max(h.o.duration-500*time.Millisecond, time.Second)
+		side, sideErr = h.loadgen(ctx, sc.id, "loadgen (IAMAT alongside)", "-scenario", "iamat", "-addr", addr,
+			"-prefix", "side", "-rate", strconv.Itoa(sideRate), "-c", strconv.Itoa(sideConns),
+			"-d", sd.String(), "-warmup", (h.o.warmup + 500*time.Millisecond).String())
+	}()
+	res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "whatsat", "-addr", addr,
+		"-c", strconv.Itoa(whatsatConns), "-P", "1"}, h.window()...)...)
+	wg.Wait()
+	if err == nil {
+		err = sideErr
+	}
+	m := finish(sc, impl, d, res, err)
+	m.Side = side
+	return m
+}
+
+// full runs every selected scenario and writes the report.
+func (h *harness) full(ctx context.Context) error {
+	for _, sc := range scenarios {
+		if len(h.o.only) > 0 && !h.o.only[sc.id] {
+			continue
+		}
+		var impls []string
+		for _, im := range sc.impls {
+			if len(h.o.impls) > 0 && !h.o.impls[im] {
+				continue
+			}
+			if r, ok := h.t.missing[im]; ok {
+				h.ms = append(h.ms, measurement{Scenario: sc.id, Impl: im, Err: "not available: " + r})
+				continue
+			}
+			impls = append(impls, im)
+		}
+		// Runs interleave the implementations, so slow drift of the machine hits all alike.
+		for run := 1; run <= h.o.runs; run++ {
+			for _, im := range impls {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				start := time.Now()
+				m := sc.run(ctx, h, sc, im, h.tag(sc.id, im, strconv.Itoa(run)))
+				m.Run = run
+				h.ms = append(h.ms, m)
+				h.logf("%-8s run %d/%d %-11s %s (%.1fs)", sc.id, run, h.o.runs, im, m.brief(), time.Since(start).Seconds())
+			}
+		}
+	}
+	var allocs []allocLine
+	var allocErr string
+	if h.o.allocs && (len(h.o.only) == 0 || h.o.only["allocs"]) {
+		allocs, allocErr = h.measureAllocs(ctx)
+		if allocErr != "" {
+			h.logf("allocations: %s", allocErr)
+		}
+	}
+	return h.writeReport(ctx, allocs, allocErr)
+}
+
+// brief is a one-line summary of a measurement for the progress log.
+func (m measurement) brief() string {
+	if m.Err != "" {
+		return "FAILED: " + m.Err
+	}
+	r := m.Res
+	s := ""
+	switch r.Scenario {
+	case "idle":
+		s = fmt.Sprintf("%.0f bytes/conn", r.RSSPerConn)
+	case "propagation":
+		s = fmt.Sprintf("p50 %.0fus p99 %.0fus lost %d", r.Latency.P50, r.Latency.P99, r.Lost)
+	default:
+		s = fmt.Sprintf("%.0f/s p50 %.0fus p99 %.0fus", r.Throughput, r.Latency.P50, r.Latency.P99)
+	}
+	if m.Side != nil {
+		s += fmt.Sprintf("; IAMAT alongside p99 %.0fus", m.Side.Latency.P99)
+	}
+	if r.Errors > 0 {
+		s += fmt.Sprintf(" errors %d %v", r.Errors, r.ErrorKinds)
+	}
+	return s
+}
