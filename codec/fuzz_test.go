@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -38,8 +39,16 @@ func FuzzParseLine(f *testing.F) {
 			}
 			return
 		}
-		if m.Kind != IAMAT && m.Kind != AT {
+		if m.Kind == WHATSAT {
+			if km, _ := strconv.ParseFloat(string(m.Radius), 64); km != m.RadiusKm || !(km > 0 && km <= 50) {
+				t.Fatalf("%q: RadiusKm %v, strconv %v", line, m.RadiusKm, km)
+			}
 			return
+		}
+		lat, _ := strconv.ParseFloat(string(m.LatText), 64)
+		lng, _ := strconv.ParseFloat(string(m.LngText), 64)
+		if lat != m.Lat || lng != m.Lng || lat < -90 || lat > 90 || lng < -180 || lng > 180 {
+			t.Fatalf("%q: Lat, Lng = %v, %v; strconv %v, %v", line, m.Lat, m.Lng, lat, lng)
 		}
 		recv := Time{Sec: sec % 1e18, Nsec: int32(nsec % 1e9)}
 		if recv.Sec < 0 && recv.Nsec > 0 {

@@ -112,10 +112,10 @@ type Message struct {
 	Bound    int     // WHATSAT
 }
 
-// isSpace reports the field separators of SPEC §2: space, \t, \r, \v, \f.
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
-}
+// spaces marks the field separators of SPEC §2: space, \t, \r, \v, \f.
+var spaces = [256]bool{' ': true, '\t': true, '\r': true, '\v': true, '\f': true}
+
+func isSpace(c byte) bool { return spaces[c] }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
@@ -315,9 +315,51 @@ func parseLocation(b []byte, m *Message) error {
 	m.LatText = b[:latEnd]
 	m.LngText = b[latEnd:]
 	// The syntax is checked, so these cannot fail; the text stays the exact value.
-	m.Lat, _ = strconv.ParseFloat(bstr(m.LatText), 64)
-	m.Lng, _ = strconv.ParseFloat(bstr(m.LngText), 64)
+	m.Lat = decimalFloat(m.LatText)
+	m.Lng = decimalFloat(m.LngText)
 	return nil
+}
+
+// pow10 holds the powers of ten a float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// decimalFloat converts a checked decimal [+-]?D+(.D+)? to the nearest float64. With at
+// most 15 significant digits the mantissa and the power of ten are exact, so one
+// (correctly rounded) division gives the nearest float64; longer inputs go to strconv.
+func decimalFloat(b []byte) float64 {
+	neg := false
+	i := 0
+	if b[0] == '+' || b[0] == '-' {
+		neg = b[0] == '-'
+		i++
+	}
+	var mant uint64
+	nd, frac := 0, 0
+	seenDot := false
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c == '.' {
+			seenDot = true
+			continue
+		}
+		if nd > 0 || c != '0' {
+			nd++
+		}
+		mant = mant*10 + uint64(c-'0')
+		if seenDot {
+			frac++
+		}
+		if nd > 15 || frac >= len(pow10) {
+			f, _ := strconv.ParseFloat(bstr(b), 64)
+			return f
+		}
+	}
+	f := float64(mant) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f
 }
 
 // ParseTime parses a POSIX time [+-]?D+(.D{1,9})? exactly, with at most MaxTimeDigits
@@ -399,8 +441,7 @@ func parseRadius(b []byte) (float64, error) {
 	if len(ip) > 2 || len(ip) == 2 && (ip[0] > '5' || ip[0] == '5' && (ip[1] > '0' || !fracZero)) {
 		return 0, errRadiusMax
 	}
-	km, _ := strconv.ParseFloat(bstr(b), 64)
-	return km, nil
+	return decimalFloat(b), nil
 }
 
 // parseBound checks D+ with 1 <= value <= 20.

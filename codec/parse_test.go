@@ -2,6 +2,8 @@ package codec
 
 import (
 	"errors"
+	"math"
+	"strconv"
 	"testing"
 )
 
@@ -210,6 +212,17 @@ func TestKindString(t *testing.T) {
 	for k, s := range map[Kind]string{Invalid: "Invalid", IAMAT: "IAMAT", WHATSAT: "WHATSAT", AT: "AT", 9: "Invalid"} {
 		if k.String() != s {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, k.String(), s)
+		}
+	}
+}
+
+func TestDecimalFloat(t *testing.T) {
+	for _, s := range []string{"+34.068930", "-118.445127", "0", "-0", "+90", "0.0015", "50", "1.23456789012345",
+		"1.234567890123456", "0.000000000000000000000001", "12345678901234567890.5", "-87.64432069999999",
+		"00000000000000000000001.5", "+89.999999999999999999", "+0.1", "0.3", "9007199254740993"} {
+		want, _ := strconv.ParseFloat(s, 64)
+		if got := decimalFloat([]byte(s)); got != want || math.Signbit(got) != math.Signbit(want) {
+			t.Errorf("decimalFloat(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
