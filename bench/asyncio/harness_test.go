@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ type herdConfig struct {
 	Provider string // "google" (with URL) or "offline"
 	URL      string
 	Timeout  string
-	MaxLine  int
+	Limits   string // TOML lines for [limits] (the Python server reads max_line only)
 	Nodes    []node
 }
 
@@ -74,8 +75,8 @@ func (c herdConfig) write(t *testing.T) string {
 		timeout = "5s"
 	}
 	fmt.Fprintf(&b, "timeout = %q\n\n[log]\ndir = \"off\"\n\n", timeout)
-	if c.MaxLine > 0 {
-		fmt.Fprintf(&b, "[limits]\nmax_line = %d\n\n", c.MaxLine)
+	if c.Limits != "" {
+		fmt.Fprintf(&b, "[limits]\n%s\n\n", c.Limits)
 	}
 	for _, n := range c.Nodes {
 		fmt.Fprintf(&b, "[[server]]\nname = %q\naddr = %q\npeers = [", n.Name, n.Addr)
@@ -95,8 +96,8 @@ func (c herdConfig) write(t *testing.T) string {
 }
 
 // startPython runs server.py for the named server and returns once it listens. The process
-// is stopped (SIGTERM, then SIGKILL) when the test ends.
-func startPython(t *testing.T, config, name string, extra ...string) {
+// is stopped (SIGTERM, then SIGKILL) by the returned function or when the test ends.
+func startPython(t *testing.T, config, name string, extra ...string) (stop func()) {
 	t.Helper()
 	args := append([]string{"server.py", "--config", config}, extra...)
 	args = append(args, name)
@@ -105,8 +106,8 @@ func startPython(t *testing.T, config, name string, extra ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,15 +125,19 @@ func startPython(t *testing.T, config, name string, extra ...string) {
 		cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-ready:
 	case <-exited:
@@ -140,6 +145,7 @@ func startPython(t *testing.T, config, name string, extra ...string) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("server.py %s did not listen within 20s: %s", name, stderr.String())
 	}
+	return stop
 }
 
 // exchange sends input on a new connection, half-closes it, and returns everything the server
@@ -225,4 +231,42 @@ func checkAT(reply, server, client, location, ctime string, before, after time.T
 			", not between the request and the reply")
 	}
 	return nil
+}
+
+// syncBuffer is a strings.Builder that a process may write while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// osMkdirTemp makes a directory that outlives any one test (for a binary built once);
+// TestMain removes it.
+func osMkdirTemp() (string, error) {
+	dir, err := os.MkdirTemp("", "herd-asyncio-test-")
+	if err == nil {
+		tempDirs = append(tempDirs, dir)
+	}
+	return dir, err
+}
+
+var tempDirs []string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range tempDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
 }

@@ -48,7 +48,7 @@ func TestIAMATReply(t *testing.T) {
 }
 
 func TestInvalid(t *testing.T) {
-	addr := onePython(t, herdConfig{Provider: "offline", MaxLine: 100})
+	addr := onePython(t, herdConfig{Provider: "offline", Limits: "max_line = 100"})
 	exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
 	long := "IAMAT " + strings.Repeat("x", 200)
 	for _, c := range []struct{ in, want string }{
