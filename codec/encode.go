@@ -7,7 +7,8 @@ import (
 
 // AppendAT appends "AT <server> <skew> <client> <location> <time>\n" for the IAMAT (or AT)
 // m received at recv: the skew is recv - m.Time (AppendSkew), and the client, location
-// and time are m's fields byte for byte as sent. It does not allocate when dst has room.
+// and time are m's fields byte for byte as sent. server must be a valid field (no white
+// space, not empty). It does not allocate when dst has room and keeps nothing of m.
 // Safe to call from any goroutine.
 func AppendAT(dst []byte, server string, recv Time, m *Message) []byte {
 	dst = append(dst, "AT "...)

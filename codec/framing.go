@@ -10,7 +10,8 @@ const DefaultMaxLine = 4096
 
 // TooLongEcho is how many bytes of a too-long line the reply echoes: the reply is
 // "? " followed by the first TooLongEcho bytes of the line (AppendInvalid of the echo
-// that ScanLine and Decoder.Next return with ErrLineTooLong).
+// that ScanLine and Decoder.Next return with ErrLineTooLong; with a limit below
+// TooLongEcho, the first limit+1 bytes).
 const TooLongEcho = 64
 
 // ErrLineTooLong reports a line longer than the limit. Bytes held for a line that has not
@@ -36,7 +37,7 @@ func ScanLine(buf []byte, max int) (line []byte, n int, err error) {
 	}
 	// Only the first max+1 bytes can hold an acceptable line's "\n".
 	lim := buf
-	if len(lim) > max+1 {
+	if len(lim)-1 > max {
 		lim = lim[:max+1]
 	}
 	i := bytes.IndexByte(lim, '\n')
@@ -51,7 +52,11 @@ func ScanLine(buf []byte, max int) (line []byte, n int, err error) {
 
 // echo returns the first TooLongEcho (at most max+1) bytes of the line at the start of b.
 func echo(b []byte, max int) []byte {
-	if n := min(TooLongEcho, max+1); len(b) > n {
+	n := TooLongEcho
+	if max < n {
+		n = max + 1
+	}
+	if len(b) > n {
 		b = b[:n]
 	}
 	if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -123,7 +128,7 @@ func (d *Decoder) Next() (line []byte, ok bool, err error) {
 	max := d.max()
 	rest := d.buf[d.start:]
 	lim := rest
-	if len(lim) > max+1 {
+	if len(lim)-1 > max {
 		lim = lim[:max+1]
 	}
 	i := bytes.IndexByte(lim[d.scanned:], '\n')

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -38,6 +39,8 @@ func TestScanLine(t *testing.T) {
 		{long + "\nnext\n", 70, long[:TooLongEcho], 0, ErrLineTooLong},
 		{"0123456789ab\nnext", 10, "0123456789a", 0, ErrLineTooLong},
 		{long + "\n", 0, long, len(long) + 1, nil}, // 0: DefaultMaxLine
+		{long + "\n", math.MaxInt, long, len(long) + 1, nil},
+		{long, math.MaxInt, "", 0, nil},
 	}
 	for _, tc := range cases {
 		line, n, err := ScanLine([]byte(tc.buf), tc.max)
@@ -84,6 +87,14 @@ func TestDecoder(t *testing.T) {
 	}
 	if d.Final() != nil || d.Buffered() != 0 {
 		t.Fatal("Final or Buffered after the error")
+	}
+	huge := NewDecoder(math.MaxInt)
+	huge.Feed([]byte("a\nb"))
+	if line, ok, err := huge.Next(); !ok || err != nil || string(line) != "a" {
+		t.Fatalf("Decoder(MaxInt): %q, %v, %v", line, ok, err)
+	}
+	if line, ok, err := huge.Next(); ok || err != nil || line != nil {
+		t.Fatalf("Decoder(MaxInt): %q, %v, %v", line, ok, err)
 	}
 	var zero Decoder
 	zero.Feed([]byte(strings.Repeat("y", DefaultMaxLine) + "\n"))

@@ -339,6 +339,21 @@ func TestAppendPlacesBody(t *testing.T) {
 	}
 }
 
+func TestAppendSqueezed(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", ""},
+		{"\n\n\n", ""},
+		{"{\n\n\n   \"status\" : \"REQUEST_DENIED\"\n\n}\n\n", "{\n   \"status\" : \"REQUEST_DENIED\"\n}"},
+		{"a\nb\r\n\r\nc\n", "a\nb\r\n\r\nc"},
+		{"\n\na", "\na"},
+	}
+	for _, tc := range cases {
+		if got := string(AppendSqueezed([]byte("x"), []byte(tc.in))); got != "x"+tc.want {
+			t.Errorf("AppendSqueezed(%q) = %q, want %q", tc.in, got, "x"+tc.want)
+		}
+	}
+}
+
 func TestAppendStyled(t *testing.T) {
 	long := Array{}
 	for range 25 {

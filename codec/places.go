@@ -344,8 +344,9 @@ func (s *scanner) scan() error {
 // It returns an error (and dst unchanged) when body is not valid JSON (ErrJSON), or is not an
 // object with exactly one top-level "results" member holding an array (ErrNoResults); the
 // member name is compared after unescaping. The caller then sends an UNKNOWN_ERROR body
-// (AppendErrorBody). It does not allocate when dst has room, and does not keep body.
-// Safe to call from any goroutine.
+// (AppendErrorBody); or, for a valid body without "results" (ErrNoResults) that it wants
+// to pass through as Google sent it, AppendSqueezed(dst, body). It does not allocate when
+// dst has room, and does not keep body. Safe to call from any goroutine.
 func AppendPlacesBody(dst, body []byte, bound int) ([]byte, error) {
 	s := scanner{b: body, keep: max(bound, 0)}
 	if err := s.scan(); err != nil {
@@ -363,6 +364,13 @@ func AppendPlacesBody(dst, body []byte, bound int) ([]byte, error) {
 	}
 	dst = appendSqueezed(dst, body[:s.keepEnd], false)
 	return appendSqueezed(dst, body[s.lastEnd:], true), nil
+}
+
+// AppendSqueezed appends b with every run of two or more "\n" squeezed to one and
+// trailing "\n"s removed, as SPEC §4 asks of a WHATSAT reply's JSON; AppendPlacesBody
+// does this itself. It does not allocate when dst has room. Safe to call from any goroutine.
+func AppendSqueezed(dst, b []byte) []byte {
+	return appendSqueezed(dst, b, true)
 }
 
 // appendSqueezed appends b with runs of "\n" squeezed to one (and, if last, trailing
