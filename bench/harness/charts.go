@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"image/color"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
@@ -67,6 +68,7 @@ func (h *harness) charts(dir string) error {
 			return err
 		}
 		bars.LineStyle.Width = vg.Length(0)
+		bars.Color = color.RGBA{R: 70, G: 130, B: 180, A: 255}
 		p.Add(bars)
 		eb, err := plotter.NewYErrorBars(rangeBars{ss})
 		if err != nil {

@@ -27,6 +27,7 @@ type harness struct {
 	started time.Time
 	seq     int
 
+	logMu    sync.Mutex // serializes logf
 	mu       sync.Mutex
 	ms       []measurement
 	commands []command // one example of each distinct command, for the report
@@ -51,6 +52,8 @@ type command struct {
 }
 
 func (h *harness) logf(format string, args ...any) {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
 	fmt.Fprintf(h.stderr, "[%6.1fs] %s\n", time.Since(h.started).Seconds(), fmt.Sprintf(format, args...))
 }
 

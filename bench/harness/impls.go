@@ -149,6 +149,7 @@ type topology struct {
 	probe     string // host:port or ""
 	probeOf   string
 	placesURL string // "" for the offline provider
+	placesMax int    // [places] max_conns when > 0
 	logDir    string // "off" or a directory
 }
 
@@ -188,6 +189,9 @@ func (tp *topology) toml() string {
 		b.WriteString("provider = \"offline\"\n")
 	} else {
 		fmt.Fprintf(&b, "provider = \"google\"\nurl = %q\nkey = \"bench\"\n", tp.placesURL)
+		if tp.placesMax > 0 {
+			fmt.Fprintf(&b, "max_conns = %d\n", tp.placesMax)
+		}
 	}
 	b.WriteString("timeout = \"5s\"\n\n[log]\n")
 	fmt.Fprintf(&b, "dir = %q\n\n", tp.logDir)

@@ -100,6 +100,9 @@ func (h *harness) why(id, impl string) string {
 	if r := h.failure(id, impl); r != "" {
 		return "n/a: " + shorten(r, 120)
 	}
+	if lost := sumVals(h.values(id, impl, mLost)); lost > 0 && !h.stat(id, impl, mP99).ok() {
+		return fmt.Sprintf("n/a: every update was lost (%s)", num(lost))
+	}
 	return "n/a: not measured"
 }
 
@@ -212,7 +215,7 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 				fmt.Fprintf(b, "| %s | %s | |\n", implLabels[im], h.why(sc.id, im))
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %s bytes (%s-%s) | %s |\n", implLabels[im], num(s.Med), num(s.Min), num(s.Max),
+			fmt.Fprintf(b, "| %s | %s bytes | %s |\n", implLabels[im], fmtNum(s),
 				fmtRatio(h.ratio(sc.id, im, ref, mRSS)))
 		}
 	case "p99":
@@ -280,6 +283,14 @@ func sumVals(vs []float64) float64 {
 		t += v
 	}
 	return t
+}
+
+// repoPath resolves p against the repository root unless it is absolute.
+func (h *harness) repoPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(h.o.repo, p)
 }
 
 func (h *harness) chartRel(id string) string {
@@ -366,7 +377,7 @@ func (h *harness) cores() int {
 // writeReport regenerates BENCHMARKS.md and the charts.
 func (h *harness) writeReport(ctx context.Context, allocs []allocLine, allocErr string) error {
 	env := collectEnv(ctx, h.t)
-	path := filepath.Join(h.o.repo, h.o.out)
+	path := h.repoPath(h.o.out)
 	hand := handDefault
 	if old, err := os.ReadFile(path); err == nil {
 		if _, rest, ok := strings.Cut(string(old), handBegin); ok {
@@ -375,7 +386,7 @@ func (h *harness) writeReport(ctx context.Context, allocs []allocLine, allocErr 
 			}
 		}
 	}
-	chartDir := filepath.Join(h.o.repo, h.o.charts)
+	chartDir := h.repoPath(h.o.charts)
 	if err := os.MkdirAll(chartDir, 0o755); err != nil {
 		return err
 	}

@@ -92,12 +92,14 @@ func single(conns, depth int) func(context.Context, *harness, *scenario, string,
 		}
 		defer d.stop()
 		args := []string{"-addr", tp.servers[0].addr(), "-c", strconv.Itoa(conns), "-P", strconv.Itoa(depth)}
+		what := "loadgen"
 		if impl == implRedis {
 			args = append(args, "-scenario", "raw", "-template", "SET k:%d v")
+			what = "loadgen (Redis)"
 		} else {
 			args = append(args, "-scenario", "iamat")
 		}
-		res, err := h.loadgen(ctx, sc.id, "loadgen", append(args, h.window()...)...)
+		res, err := h.loadgen(ctx, sc.id, what, append(args, h.window()...)...)
 		return finish(sc, impl, d, res, err)
 	}
 }
@@ -177,6 +179,9 @@ func whatsat(ctx context.Context, h *harness, sc *scenario, impl, tag string) me
 		return fail(sc, impl, err)
 	}
 	tp.placesURL = url
+	// One upstream connection per client: the default pool (64) would cap replies at
+	// 64 / 50 ms = 1,280/s whatever the server's design.
+	tp.placesMax = whatsatConns
 	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
 	if err != nil {
 		fake.stop()

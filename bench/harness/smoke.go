@@ -45,7 +45,12 @@ func (h *harness) smokeChecks(ctx context.Context) []smokeCheck {
 			continue
 		}
 		if r, ok := h.t.missing[im]; ok {
-			out = append(out, smokeCheck{Impl: im, Status: "not available", Detail: r})
+			// Missing source is "not available"; source that does not build is a failure.
+			status := "not available"
+			if strings.HasPrefix(r, "go build") {
+				status = "FAILED"
+			}
+			out = append(out, smokeCheck{Impl: im, Status: status, Detail: r})
 			continue
 		}
 		start := time.Now()

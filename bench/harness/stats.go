@@ -41,10 +41,10 @@ func resMetric(f func(m measurement) float64) metric {
 
 var (
 	mThroughput = resMetric(func(m measurement) float64 { return m.Res.Throughput })
-	mP50        = resMetric(func(m measurement) float64 { return m.Res.Latency.P50 })
-	mP99        = resMetric(func(m measurement) float64 { return m.Res.Latency.P99 })
-	mP999       = resMetric(func(m measurement) float64 { return m.Res.Latency.P999 })
-	mMax        = resMetric(func(m measurement) float64 { return m.Res.Latency.Max })
+	mP50        = resMetric(func(m measurement) float64 { return lat(m, m.Res.Latency.P50) })
+	mP99        = resMetric(func(m measurement) float64 { return lat(m, m.Res.Latency.P99) })
+	mP999       = resMetric(func(m measurement) float64 { return lat(m, m.Res.Latency.P999) })
+	mMax        = resMetric(func(m measurement) float64 { return lat(m, m.Res.Latency.Max) })
 	mRSS        = resMetric(func(m measurement) float64 { return m.Res.RSSPerConn })
 	mErrors     = resMetric(func(m measurement) float64 { return float64(m.Res.Errors) })
 	mLost       = resMetric(func(m measurement) float64 { return float64(m.Res.Lost) })
@@ -58,6 +58,14 @@ var (
 		return m.Side.Latency.P99, true
 	}
 )
+
+// lat is v, or NaN (no figure) when the run recorded no latency at all.
+func lat(m measurement, v float64) float64 {
+	if m.Res.Latency.Count == 0 {
+		return math.NaN()
+	}
+	return v
+}
 
 // values returns the metric over the successful runs of impl in scenario id.
 func (h *harness) values(id, impl string, f metric) []float64 {

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/herd-project/herd/bench/internal/result"
+)
+
+// TestSmoke builds every implementation, starts each one and checks its replies
+// (go run ./bench/harness -smoke). It needs redis-server and /usr/bin/python3 with aiohttp.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("smoke test of every server implementation: skipped with -short")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("smoke test needs redis-server in PATH (apt-get install redis-server)")
+	}
+	if err := exec.Command("/usr/bin/python3", "-c", "import aiohttp").Run(); err != nil {
+		t.Skip("smoke test needs /usr/bin/python3 with aiohttp (apt-get install python3-aiohttp)")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := findRepo(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err = run(context.Background(), []string{"-smoke", "-repo", repo, "-work", t.TempDir()}, &out, &errb)
+	t.Logf("smoke:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, errb.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if strings.Contains(line, "not available") {
+			t.Logf("not checked: %s", line)
+		}
+	}
+}
+
+func TestTopologyConfig(t *testing.T) {
+	tp, err := newTopology("five")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.probe, tp.probeOf = "127.0.0.1:1", "Campbell"
+	tp.placesURL, tp.placesMax = "http://127.0.0.1:2", 1000
+	cfg := tp.toml()
+	for _, want := range []string{
+		`provider = "google"`, `url = "http://127.0.0.1:2"`, "max_conns = 1000", `dir = "off"`,
+		`peers = ["Singleton", "Smith", "Probe"]`, "name = \"Probe\"\naddr = \"127.0.0.1:1\"\npeers = [\"Campbell\"]",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %q:\n%s", want, cfg)
+		}
+	}
+	ports := map[int]bool{}
+	for _, s := range tp.servers {
+		if s.port == 0 || ports[s.port] {
+			t.Errorf("server %s has port %d (duplicate or zero)", s.name, s.port)
+		}
+		ports[s.port] = true
+	}
+	if _, err := newTopology("seven"); err == nil {
+		t.Error("unknown topology accepted")
+	}
+}
+
+func TestParseBench(t *testing.T) {
+	out := `goos: linux
+BenchmarkIAMAT-2            	 2009056	      1161 ns/op	       0 B/op	       0 allocs/op
+BenchmarkIAMATPipelined-2   	  149875	     11780.5 ns/op	      16 B/op	       1 allocs/op
+BenchmarkOther-2   	  10	     5 ns/op
+PASS
+`
+	got := parseBench(out)
+	want := []allocLine{
+		{Name: "BenchmarkIAMAT-2", NsPerOp: 1161, BytesPerOp: 0, AllocsPerOp: 0},
+		{Name: "BenchmarkIAMATPipelined-2", NsPerOp: 11780.5, BytesPerOp: 16, AllocsPerOp: 1},
+		{Name: "BenchmarkOther-2", NsPerOp: 5, AllocsPerOp: -1},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("parseBench: %d lines, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		g := got[i]
+		g.Line = ""
+		if g != want[i] {
+			t.Errorf("line %d: %+v, want %+v", i, g, want[i])
+		}
+	}
+}
+
+func TestSummarizeVals(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want spread
+	}{
+		{nil, spread{}},
+		{[]float64{3}, spread{1, 3, 3, 3}},
+		{[]float64{5, 1, 3}, spread{3, 3, 1, 5}},
+		{[]float64{4, 1, 3, 2}, spread{4, 2.5, 1, 4}},
+	}
+	for _, tc := range tests {
+		if got := summarizeVals(tc.in); got != tc.want {
+			t.Errorf("summarizeVals(%v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func res(thr, p99 float64) *result.Result {
+	return &result.Result{Throughput: thr, Latency: result.Summary{Count: 1, P99: p99}, Seconds: 1}
+}
+
+// synthetic returns a harness holding made-up measurements.
+func synthetic() *harness {
+	h := &harness{o: &options{runs: 3, charts: "bench/charts"}, t: &tools{missing: map[string]string{implUvloop: "no uvloop"}}}
+	add := func(sc, impl string, run int, r *result.Result) {
+		h.ms = append(h.ms, measurement{Scenario: sc, Impl: impl, Run: run, Res: r})
+	}
+	for run := 1; run <= 3; run++ {
+		f := float64(run)
+		add("p16", implHerd, run, res(400e3+f*1e3, 900))
+		add("p16", implRedis, run, res(300e3, 800))
+		add("p1", implHerd, run, res(90e3, 900))
+		add("p1", implRedis, run, res(100e3, 800))
+		add("prop1k", implHerd, run, res(0, 500+f))
+		add("idle10k", implHerd, run, &result.Result{RSSPerConn: 2000})
+		add("idle10k", implBaseline, run, &result.Result{RSSPerConn: 10000})
+	}
+	h.ms = append(h.ms, measurement{Scenario: "herd5", Impl: implAsyncio, Run: 1, Err: "not available: no python"})
+	return h
+}
+
+func TestTargets(t *testing.T) {
+	h := synthetic()
+	got := map[string]string{}
+	for _, tg := range h.targets(nil, "not available: no benchmark") {
+		got[tg.ID+" "+tg.What] = tg.Verdict + " " + tg.Measured
+	}
+	check := func(key, want string) {
+		t.Helper()
+		for k, v := range got {
+			if strings.HasPrefix(k, key) {
+				if !strings.HasPrefix(v, want) {
+					t.Errorf("%s: %q, want prefix %q", k, v, want)
+				}
+				return
+			}
+		}
+		t.Errorf("no target %q in %v", key, got)
+	}
+	check("1a herd reactor (log on)", "pass 1.34x")
+	check("1b herd reactor (log on)", "FAIL 0.90x")
+	check("2b", "pass 0.20x")
+	check("3 herd reactor (log on) vs Python asyncio,", "n/a n/a: not available: no python")
+	check("4a herd reactor (log on)", "pass 502 us")
+	check("4b herd reactor (log on)", "n/a")
+	check("6", "n/a not available: no benchmark")
+}
+
+func TestMarkdownKeepsHandWritten(t *testing.T) {
+	h := synthetic()
+	dir := t.TempDir()
+	h.o.repo = dir
+	h.o.out = "BENCHMARKS.md"
+	h.o.charts = filepath.Join(dir, "charts")
+	old := "# old\n" + handBegin + "\n\nThe lead's words.\n\n" + handEnd + "\nold tail\n"
+	if err := os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.stderr = io.Discard
+	h.t.repo = dir
+	if err := h.writeReport(context.Background(), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	for _, want := range []string{"The lead's words.", "## Targets", "| 1a |", "## Where the reactor is not faster",
+		"did 0.90x", "goroutine baseline"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "old tail") {
+		t.Error("report kept text outside the hand-written section")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "charts", "p16.png")); err != nil {
+		t.Errorf("chart not written: %v", err)
+	}
+}
+
+func TestModuleVersion(t *testing.T) {
+	dir := t.TempDir()
+	gomod := filepath.Join(dir, "go.mod")
+	os.WriteFile(gomod, []byte("module x\n\nrequire (\n\tgithub.com/panjf2000/gnet/v2 v2.9.7 // indirect\n)\nrequire github.com/a/b v1.0.0\n"), 0o644)
+	if v := moduleVersion(gomod, "github.com/panjf2000/gnet/v2"); v != "v2.9.7" {
+		t.Errorf("gnet version %q", v)
+	}
+	if v := moduleVersion(gomod, "github.com/a/b"); v != "v1.0.0" {
+		t.Errorf("a/b version %q", v)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{{"-only", "nope"}, {"-impls", "nope"}, {"-runs", "0"}, {"extra"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", args)
+		}
+	}
+	o, err := parseFlags([]string{"-only", "p16,p1", "-impls", "herd,redis"}, io.Discard)
+	if err != nil || !o.only["p1"] || !o.impls["redis"] || len(o.only) != 2 {
+		t.Errorf("parseFlags: %+v, %v", o, err)
+	}
+}
