@@ -87,8 +87,8 @@ type Loop struct {
 	wakeConn gnet.Conn // loop only
 
 	// Loop-owned.
-	ready      []*Handle
-	readySpare []*Handle
+	ready      []readyItem
+	readySpare []readyItem
 	timers     timerHeap
 	nCancelled int
 	timer      *time.Timer
@@ -324,7 +324,7 @@ func (l *Loop) Time() time.Time { return time.Now() }
 func (l *Loop) CallSoon(fn func()) *Handle {
 	l.checkLoop("CallSoon")
 	h := &Handle{fn: fn, l: l, index: -1}
-	l.ready = append(l.ready, h)
+	l.ready = append(l.ready, readyItem{h: h})
 	l.wake()
 	return h
 }
@@ -344,6 +344,26 @@ func (l *Loop) CallSoonThreadsafe(fn func()) error {
 	}
 	l.mu.Unlock()
 	return nil
+}
+
+// readyItem is a callback in the ready queue: a Handle (CallSoon, due timers) or a bare
+// function (thread-safe calls and the loop's own work), which saves an allocation.
+type readyItem struct {
+	h  *Handle
+	fn func()
+}
+
+// take returns the function to run, or nil if the handle was cancelled.
+func (it readyItem) take() func() {
+	if it.h == nil {
+		return it.fn
+	}
+	if it.h.cancelled {
+		return nil
+	}
+	fn := it.h.fn
+	it.h.fn = nil
+	return fn
 }
 
 // wake makes the loop run a pass soon. Any goroutine.
@@ -384,7 +404,7 @@ func (l *Loop) pass() gnet.Action {
 	l.tsq = l.tsqSpare[:0]
 	l.mu.Unlock()
 	for _, fn := range q {
-		l.ready = append(l.ready, &Handle{fn: fn, index: -1})
+		l.ready = append(l.ready, readyItem{fn: fn})
 	}
 	clear(q)
 	l.tsqSpare = q[:0]
@@ -405,21 +425,18 @@ func (l *Loop) pass() gnet.Action {
 				break
 			}
 			l.popTimer()
-			l.ready = append(l.ready, h)
+			l.ready = append(l.ready, readyItem{h: h})
 		}
 		l.resetTimer()
 	}
 
 	batch := l.ready
 	l.ready = l.readySpare[:0]
-	for i, h := range batch {
-		batch[i] = nil
-		if h.cancelled {
-			continue
+	for i := range batch {
+		if fn := batch[i].take(); fn != nil {
+			l.run("callback", fn)
 		}
-		fn := h.fn
-		h.fn = nil
-		l.run("callback", fn)
+		batch[i] = readyItem{}
 	}
 	l.readySpare = batch[:0]
 
@@ -487,17 +504,15 @@ func (l *Loop) shutdownOnLoop() gnet.Action {
 		}
 		l.mu.Unlock()
 		for _, fn := range q {
-			l.ready = append(l.ready, &Handle{fn: fn, index: -1})
+			l.ready = append(l.ready, readyItem{fn: fn})
 		}
 		if len(l.ready) == 0 {
 			break
 		}
 		batch := l.ready
 		l.ready = nil
-		for _, h := range batch {
-			if !h.cancelled && h.fn != nil {
-				fn := h.fn
-				h.fn = nil
+		for _, it := range batch {
+			if fn := it.take(); fn != nil {
 				l.run("callback", fn)
 			}
 		}
@@ -532,9 +547,12 @@ func (l *Loop) finish(err error) {
 	l.writeWG.Wait()
 	// The loop goroutine has exited: leftovers (ConnectionLost of connections gnet closed on
 	// its own) run here, still one at a time.
-	for _, h := range l.ready {
-		if !h.cancelled && h.fn != nil {
-			l.run("callback", h.fn)
+	for t := range l.detached {
+		t.closeDFD()
+	}
+	for _, it := range l.ready {
+		if fn := it.take(); fn != nil {
+			l.run("callback", fn)
 		}
 	}
 	l.ready = nil

@@ -304,8 +304,7 @@ func (l *Loop) connLost(t *Transport, err error) {
 	if p == nil {
 		return
 	}
-	h := &Handle{fn: func() { p.ConnectionLost(err) }, index: -1}
-	l.ready = append(l.ready, h)
+	l.ready = append(l.ready, readyItem{fn: func() { l.run("ConnectionLost", func() { p.ConnectionLost(err) }) }})
 	l.wake()
 }
 

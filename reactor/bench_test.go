@@ -1,0 +1,199 @@
+package reactor
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+func BenchmarkCallSoonThreadsafeRoundTrip(b *testing.B) {
+	l := startLoop(b, Options{})
+	ch := make(chan struct{})
+	fn := func() { ch <- struct{}{} }
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.CallSoonThreadsafe(fn); err != nil {
+			b.Fatal(err)
+		}
+		<-ch
+	}
+}
+
+// BenchmarkCallSoon measures callbacks run per second on the loop; one op is a batch of 1000.
+func BenchmarkCallSoon(b *testing.B) {
+	const batch = 1000
+	l := startLoop(b, Options{})
+	done := make(chan struct{})
+	n := 0
+	cb := func() {
+		n++
+		if n == batch {
+			done <- struct{}{}
+		}
+	}
+	start := func() {
+		n = 0
+		for range batch {
+			l.CallSoon(cb)
+		}
+	}
+	b.ReportAllocs()
+	t0 := time.Now()
+	iters := 0
+	for b.Loop() {
+		_ = l.CallSoonThreadsafe(start)
+		<-done
+		iters++
+	}
+	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "callbacks/s")
+}
+
+// BenchmarkCallLater measures timers scheduled and fired per second; one op is 1000 timers with
+// deadlines spread over 100 µs.
+func BenchmarkCallLater(b *testing.B) {
+	const batch = 1000
+	l := startLoop(b, Options{})
+	done := make(chan struct{})
+	n := 0
+	cb := func() {
+		n++
+		if n == batch {
+			done <- struct{}{}
+		}
+	}
+	start := func() {
+		n = 0
+		for i := range batch {
+			l.CallLater(time.Duration(i%100)*time.Microsecond, cb)
+		}
+	}
+	b.ReportAllocs()
+	t0 := time.Now()
+	iters := 0
+	for b.Loop() {
+		_ = l.CallSoonThreadsafe(start)
+		<-done
+		iters++
+	}
+	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "timers/s")
+}
+
+// netEcho is the baseline: the same echo with net and one goroutine per connection.
+func netEcho(b *testing.B) (addr string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Go(func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String(), func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+}
+
+// echoClients drives conns connections in rounds: in each op every connection sends one line
+// and reads the reply. It reports requests per second.
+func echoClients(b *testing.B, addr string, conns int) {
+	line := []byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\n")
+	type client struct {
+		c   net.Conn
+		r   *bufio.Reader
+		go_ chan struct{}
+	}
+	var wg sync.WaitGroup
+	cs := make([]*client, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cs[i] = &client{c: c, r: bufio.NewReader(c), go_: make(chan struct{}, 1)}
+	}
+	errs := make(chan error, conns)
+	var quit sync.WaitGroup
+	for _, cl := range cs {
+		quit.Go(func() {
+			for range cl.go_ {
+				if _, err := cl.c.Write(line); err != nil {
+					errs <- err
+				} else if _, err := cl.r.ReadSlice('\n'); err != nil {
+					errs <- err
+				}
+				wg.Done()
+			}
+		})
+	}
+	b.ReportAllocs()
+	t0 := time.Now()
+	rounds := 0
+	for b.Loop() {
+		wg.Add(conns)
+		for _, cl := range cs {
+			cl.go_ <- struct{}{}
+		}
+		wg.Wait()
+		rounds++
+	}
+	b.ReportMetric(float64(rounds*conns)/time.Since(t0).Seconds(), "req/s")
+	b.StopTimer()
+	for _, cl := range cs {
+		close(cl.go_)
+		cl.c.Close()
+	}
+	quit.Wait()
+	select {
+	case err := <-errs:
+		if err != io.EOF {
+			b.Fatal(err)
+		}
+	default:
+	}
+}
+
+func BenchmarkEcho(b *testing.B) {
+	for _, conns := range []int{1, 64, 1000} {
+		b.Run(fmt.Sprintf("reactor/conns=%d", conns), func(b *testing.B) {
+			l := startLoop(b, Options{}, func() Protocol { return &echo{} })
+			echoClients(b, l.Addrs()[0].String(), conns)
+		})
+		b.Run(fmt.Sprintf("net/conns=%d", conns), func(b *testing.B) {
+			addr, stop := netEcho(b)
+			defer stop()
+			echoClients(b, addr, conns)
+		})
+	}
+}
