@@ -250,23 +250,3 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
-
-// osMkdirTemp makes a directory that outlives any one test (for a binary built once);
-// TestMain removes it.
-func osMkdirTemp() (string, error) {
-	dir, err := os.MkdirTemp("", "herd-asyncio-test-")
-	if err == nil {
-		tempDirs = append(tempDirs, dir)
-	}
-	return dir, err
-}
-
-var tempDirs []string
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, d := range tempDirs {
-		os.RemoveAll(d)
-	}
-	os.Exit(code)
-}

@@ -1,16 +1,13 @@
 package asyncio_test
 
 import (
-	"bufio"
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/herd/places/fake"
 )
@@ -47,71 +44,28 @@ func startHerd(t *testing.T, path, name string) (stop func()) {
 	return stop
 }
 
-var (
-	baselineOnce sync.Once
-	baselineBin  string
-	baselineErr  error
-	baselineOut  []byte
-)
-
-// startBaseline runs the goroutine baseline (../baseline), built once per test binary, as a
-// process: `baseline serve -config path -no-log name`.
+// startBaseline runs a goroutine baseline server (bench/baseline/server) in this process.
 func startBaseline(t *testing.T, path, name string) (stop func()) {
 	t.Helper()
-	baselineOnce.Do(func() {
-		dir, err := osMkdirTemp()
-		if err != nil {
-			baselineErr = err
-			return
-		}
-		baselineBin = filepath.Join(dir, "baseline")
-		baselineOut, baselineErr = exec.Command("go", "build", "-o", baselineBin, "../baseline").CombinedOutput()
-	})
-	if baselineErr != nil {
-		t.Fatalf("go build ../baseline: %v\n%s", baselineErr, baselineOut)
-	}
-	cmd := exec.Command(baselineBin, "serve", "-config", path, "-no-log", name)
-	stdout, err := cmd.StdoutPipe()
+	cfg, err := herd.LoadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := new(syncBuffer)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
+	prov, err := herd.NewProvider(cfg.Places)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ready, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), name+" listening on ") {
-				close(ready)
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
+	s, err := server.New(cfg, name, prov, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(cfg.Server(name).Addr); err != nil {
+		t.Fatalf("baseline server %s: %v (port taken?)", name, err)
+	}
+	s.Start()
 	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-exited
-				t.Errorf("baseline %s did not stop on SIGTERM", name)
-			}
-		})
-	}
+	stop = func() { once.Do(func() { s.Close() }) }
 	t.Cleanup(stop)
-	select {
-	case <-ready:
-	case <-exited:
-		t.Fatalf("baseline %s exited before listening (port taken?): %s", name, stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("baseline %s did not listen within 20s: %s", name, stderr.String())
-	}
 	return stop
 }
 

@@ -211,11 +211,12 @@ class Server:
         self.session = None
 
     async def start(self):
-        import aiohttp
+        if self.provider != "offline":
+            import aiohttp  # only when used: it is most of the start-up time
 
-        self.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-        )
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            )
         self.server = await asyncio.start_server(
             self.handle_client, self.addr[0], self.addr[1], limit=self.max_line
         )
@@ -229,7 +230,8 @@ class Server:
         await self.server.wait_closed()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=1)
-        await self.session.close()
+        if self.session is not None:
+            await self.session.close()
 
     def spawn(self, coro):
         task = asyncio.create_task(coro)

@@ -9,13 +9,7 @@
 // With no config it runs the default five-server herd with the offline Places provider. It
 // prints "NAME listening on ADDR" for each server, and stops gracefully on SIGINT or SIGTERM.
 //
-// Differences from the reactor server, all from the model: a client's lines are handled one
-// after the other by its goroutine, so at most one request per client is pending (the rest
-// wait in the kernel's socket buffer, which is TCP's own flow control); replies are gathered
-// per read and written once the read's lines are answered (or before a WHATSAT waits on
-// Places, or past max_unsent bytes); a client that leaves its replies unread for 10 s once the
-// kernel's buffer is full is cut off; identical Places requests in flight are shared by the
-// provider, as in the reactor server.
+// The server itself is package server (bench/baseline/server).
 package main
 
 import (
@@ -29,8 +23,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
-	"github.com/herd-project/herd/herd/places"
 )
 
 func main() {
@@ -49,7 +43,7 @@ func main() {
 var errUsage = errors.New("baseline: usage: baseline [run|serve] [-config FILE] [-no-log] [NAME]")
 
 // started is called by run once every server listens (tests use it to find the addresses).
-var started func([]*Server)
+var started func([]*server.Server)
 
 // run parses args, starts the servers and serves until ctx is done, then closes them.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -88,21 +82,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			names = append(names, sc.Name)
 		}
 	}
-	prov, err := places.New(places.Config{
-		Provider: cfg.Places.Provider,
-		URL:      cfg.Places.URL,
-		Key:      cfg.Places.Key,
-		Timeout:  cfg.Places.Timeout,
-		CacheTTL: cfg.Places.CacheTTL,
-		MaxConns: cfg.Places.MaxConns,
-		Dataset:  cfg.Places.Dataset,
-	})
+	prov, err := herd.NewProvider(cfg.Places)
 	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
+		return err
 	}
 
 	var (
-		servers []*Server
+		servers []*server.Server
 		closers []io.Closer
 	)
 	defer func() {
@@ -121,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if w != nil {
 			closers = append(closers, w)
 		}
-		s, err := NewServer(cfg, name, prov, log)
+		s, err := server.New(cfg, name, prov, log)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,16 @@
-package main
+// Package server is the herd server in the goroutine-per-connection model, the baseline the
+// reactor server (package herd) is measured against: a net.Listener, one goroutine per client
+// connection and one per neighbour link, and the record table under a sync.Mutex. It shares
+// codec, herd.Table, the herd config and the Places providers with the reactor server, so only
+// the I/O model differs. Command baseline (the parent directory) runs it.
+//
+// Differences from the reactor server, all from the model: a client's lines are handled one
+// after the other by its goroutine, so at most one request per client is pending (the rest
+// wait in the kernel's socket buffer, which is TCP's own flow control); replies are gathered
+// per read and written once the read's lines are answered (or before a WHATSAT waits on
+// Places, or past max_unsent bytes); a client that leaves its replies unread for 10 s once the
+// kernel's buffer is full is cut off.
+package server
 
 import (
 	"context"
@@ -34,7 +46,7 @@ const (
 // mutex. It shares codec, herd.Table and the Places providers with the reactor server, so only
 // the I/O model differs.
 //
-// Create it with NewServer, then Listen and Start (or Serve); Close stops it. Its methods may
+// Create it with New, then Listen and Start (or Serve); Close stops it. Its methods may
 // be called from any goroutine.
 type Server struct {
 	name   string
@@ -59,12 +71,12 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// NewServer returns the server called name of cfg, asking prov for WHATSAT and logging to log
+// New returns the server called name of cfg, asking prov for WHATSAT and logging to log
 // (nil: no log). It does not listen yet.
-func NewServer(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) (*Server, error) {
+func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) (*Server, error) {
 	me := cfg.Server(name)
 	if me == nil {
-		return nil, fmt.Errorf("baseline: no server %q in the config", name)
+		return nil, fmt.Errorf("server: no server %q in the config", name)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -100,7 +112,7 @@ func NewServer(cfg *herd.Config, name string, prov places.Provider, log *slog.Lo
 func (s *Server) addPeerHost(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("baseline: neighbour address %q: %w", addr, err)
+		return fmt.Errorf("server: neighbour address %q: %w", addr, err)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		s.peerHosts[ip.Unmap()] = true
@@ -108,7 +120,7 @@ func (s *Server) addPeerHost(addr string) error {
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
 	if err != nil {
-		return fmt.Errorf("baseline: neighbour host %q: %w", host, err)
+		return fmt.Errorf("server: neighbour host %q: %w", host, err)
 	}
 	for _, ip := range ips {
 		s.peerHosts[ip.Unmap()] = true
@@ -123,7 +135,7 @@ func (s *Server) Name() string { return s.name }
 func (s *Server) Listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("baseline: %s: %w", s.name, err)
+		return fmt.Errorf("server: %s: %w", s.name, err)
 	}
 	s.ln = ln
 	return nil
@@ -307,7 +319,7 @@ func (c *conn) handle(line []byte) bool {
 	s.log.Info("in", "remote", c.remote, "line", line)
 	m, err := codec.ParseLine(line)
 	if err == nil && m.Kind == codec.AT && !c.peer {
-		err = errors.New("baseline: AT line from a host that is not a neighbour")
+		err = errors.New("server: AT line from a host that is not a neighbour")
 	}
 	if err == nil && m.Kind == codec.WHATSAT {
 		err = c.whatsat(&m)
@@ -337,7 +349,7 @@ func (c *conn) whatsat(m *codec.Message) error {
 	r := s.table.Get(m.Client)
 	if r == nil {
 		s.mu.Unlock()
-		return errors.New("baseline: WHATSAT for an unknown client")
+		return errors.New("server: WHATSAT for an unknown client")
 	}
 	// The record's storage is reused by a newer Apply: copy what is needed.
 	at := append([]byte(nil), r.Line...)

@@ -1,14 +1,10 @@
-package main
+package server
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -105,7 +101,7 @@ func (h *testHerd) reserve(names ...string) {
 func (h *testHerd) start(names ...string) string {
 	h.t.Helper()
 	for _, n := range names {
-		s, err := NewServer(h.cfg, n, h.prov, nil)
+		s, err := New(h.cfg, n, h.prov, nil)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -431,70 +427,5 @@ func TestCloseAnswersWhatIsOwed(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if err != nil || !bytes.HasPrefix(got, []byte("AT Hill ")) || !bytes.HasSuffix(got, []byte("}\n\n")) {
 		t.Errorf("after Close: %q, %v; want the whole WHATSAT reply", got, err)
-	}
-}
-
-func TestRun(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "herd.toml")
-	logs := filepath.Join(dir, "logs")
-	toml := fmt.Sprintf("[places]\nprovider = \"offline\"\n[log]\ndir = %q\n"+
-		"[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"B\"]\n"+
-		"[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\n", logs)
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		args []string
-		want []string // servers started
-	}{
-		{[]string{"run", "-config", path}, []string{"A", "B"}},
-		{[]string{"-config", path}, []string{"A", "B"}},
-		{[]string{"serve", "-config", path, "-no-log", "B"}, []string{"B"}},
-	} {
-		ctx, cancel := context.WithCancel(context.Background())
-		got := make(chan []*Server, 1)
-		started = func(s []*Server) { got <- s }
-		var stdout, stderr bytes.Buffer
-		done := make(chan error, 1)
-		go func() { done <- run(ctx, c.args, &stdout, &stderr) }()
-		var servers []*Server
-		select {
-		case servers = <-got:
-		case err := <-done:
-			t.Fatalf("run(%q) = %v before starting; stderr %s", c.args, err, stderr.String())
-		}
-		var names []string
-		for _, s := range servers {
-			names = append(names, s.Name())
-			if reply := exchange(t, s.Addr().String(), "IAMAT x +1+1 1\n"); !strings.HasPrefix(reply, "AT "+s.Name()+" ") {
-				t.Errorf("%s answered %q", s.Name(), reply)
-			}
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run(%q) = %v", c.args, err)
-		}
-		started = nil
-		if strings.Join(names, " ") != strings.Join(c.want, " ") {
-			t.Errorf("run(%q) started %v, want %v", c.args, names, c.want)
-		}
-		for _, n := range c.want {
-			if !strings.Contains(stdout.String(), n+" listening on 127.0.0.1:") {
-				t.Errorf("run(%q) printed %q, want %q", c.args, stdout.String(), n+" listening on ...")
-			}
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(logs, "A.log")); err != nil || !bytes.Contains(b, []byte("IAMAT x")) {
-		t.Errorf("A.log: %v, %q; want the input line logged", err, b)
-	}
-	for _, args := range [][]string{{"serve", "-config", path}, {"run", "A"}, {"bogus"}, {"-nope"}} {
-		if err := run(context.Background(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) {
-			t.Errorf("run(%q) = %v, want a usage error", args, err)
-		}
-	}
-	os.WriteFile(path, []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\nbogus = 1\n"), 0o644)
-	if err := run(context.Background(), []string{"-config", path}, io.Discard, io.Discard); !herd.IsConfigError(err) {
-		t.Errorf("run with a bad config = %v, want a config error", err)
 	}
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-project/herd/bench/baseline/server"
+	"github.com/herd-project/herd/herd"
+)
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "herd.toml")
+	logs := filepath.Join(dir, "logs")
+	toml := fmt.Sprintf("[places]\nprovider = \"offline\"\n[log]\ndir = %q\n"+
+		"[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"B\"]\n"+
+		"[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\n", logs)
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want []string // servers started
+	}{
+		{[]string{"run", "-config", path}, []string{"A", "B"}},
+		{[]string{"-config", path}, []string{"A", "B"}},
+		{[]string{"serve", "-config", path, "-no-log", "B"}, []string{"B"}},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan []*server.Server, 1)
+		started = func(s []*server.Server) { got <- s }
+		var stdout, stderr bytes.Buffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, c.args, &stdout, &stderr) }()
+		var servers []*server.Server
+		select {
+		case servers = <-got:
+		case err := <-done:
+			t.Fatalf("run(%q) = %v before starting; stderr %s", c.args, err, stderr.String())
+		}
+		var names []string
+		for _, s := range servers {
+			names = append(names, s.Name())
+			if reply := exchange(t, s.Addr().String(), "IAMAT x +1+1 1\n"); !strings.HasPrefix(reply, "AT "+s.Name()+" ") {
+				t.Errorf("%s answered %q", s.Name(), reply)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run(%q) = %v", c.args, err)
+		}
+		started = nil
+		if strings.Join(names, " ") != strings.Join(c.want, " ") {
+			t.Errorf("run(%q) started %v, want %v", c.args, names, c.want)
+		}
+		for _, n := range c.want {
+			if !strings.Contains(stdout.String(), n+" listening on 127.0.0.1:") {
+				t.Errorf("run(%q) printed %q, want %q", c.args, stdout.String(), n+" listening on ...")
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(logs, "A.log")); err != nil || !bytes.Contains(b, []byte("IAMAT x")) {
+		t.Errorf("A.log: %v, %q; want the input line logged", err, b)
+	}
+	for _, args := range [][]string{{"serve", "-config", path}, {"run", "A"}, {"bogus"}, {"-nope"}} {
+		if err := run(context.Background(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("run(%q) = %v, want a usage error", args, err)
+		}
+	}
+	os.WriteFile(path, []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\nbogus = 1\n"), 0o644)
+	if err := run(context.Background(), []string{"-config", path}, io.Discard, io.Discard); !herd.IsConfigError(err) {
+		t.Errorf("run with a bad config = %v, want a config error", err)
+	}
+}
+
+// exchange sends input, half-closes, and returns all the server writes until it closes.
+func exchange(t *testing.T, addr, input string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	io.WriteString(c, input)
+	c.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
