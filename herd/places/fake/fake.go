@@ -74,6 +74,18 @@ type Server struct {
 	closing sync.Once
 	served  chan struct{}
 	hold    chan struct{} // not nil: requests wait until it is closed (Release)
+	bodies  sync.Map      // answers already built, so the fake costs little in benchmarks
+}
+
+// body returns make(lat, lng, radius, n), built once per distinct question.
+func (s *Server) body(api string, lat, lng, radius float64, n int, make func(lat, lng, radius float64, n int) []byte) []byte {
+	k := fmt.Sprintf("%s|%v|%v|%v|%d", api, lat, lng, radius, n)
+	if b, ok := s.bodies.Load(k); ok {
+		return b.([]byte)
+	}
+	b := make(lat, lng, radius, n)
+	s.bodies.Store(k, b)
+	return b
 }
 
 // New returns a fake with the given options; it is not listening yet.
@@ -250,7 +262,7 @@ func (s *Server) legacy(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
 		ctx.SetBody(codec.AppendErrorBody(nil, "INVALID_REQUEST", ""))
 		return
 	}
-	ctx.SetBody(LegacyBody(lat, lng, radius, o.count()))
+	ctx.SetBody(s.body("legacy", lat, lng, radius, o.count(), LegacyBody))
 }
 
 func (o *Options) count() int {
@@ -345,7 +357,7 @@ func (s *Server) v1(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
 		n = q.MaxResultCount
 	}
 	c := q.LocationRestriction.Circle
-	ctx.SetBody(V1Body(c.Center.Latitude, c.Center.Longitude, c.Radius, n))
+	ctx.SetBody(s.body("v1", c.Center.Latitude, c.Center.Longitude, c.Radius, n, V1Body))
 }
 
 func parseLocation(s string) (lat, lng float64, ok bool) {
