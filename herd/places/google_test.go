@@ -162,6 +162,7 @@ func refusedURL(t *testing.T) string {
 func TestFailures(t *testing.T) {
 	f, base := startFake(t, fake.Options{})
 	refused := refusedURL(t)
+	huge := []byte(`{"results":[],"status":"OK","x":"` + strings.Repeat("a", MaxBodySize) + `"}`)
 	tests := []struct {
 		name       string
 		provider   string
@@ -178,6 +179,7 @@ func TestFailures(t *testing.T) {
 		{"HTTP 403", Google, "", fake.Options{HTTPStatus: 403}, time.Second, "UNKNOWN_ERROR", "places: HTTP 403", ErrHTTP},
 		{"not JSON", Google, "", fake.Options{Malformed: true}, time.Second, "UNKNOWN_ERROR", "not JSON", ErrBadBody},
 		{"no status", Google, "", fake.Options{Body: []byte(`{"results":[]}`)}, time.Second, "UNKNOWN_ERROR", "no status", ErrBadBody},
+		{"too large", Google, "", fake.Options{Body: huge}, time.Second, "UNKNOWN_ERROR", "body size exceeds the given limit", ErrTransport},
 		{"JSON array", Google, "", fake.Options{Body: []byte(`[1]`)}, time.Second, "UNKNOWN_ERROR", "not JSON", ErrBadBody},
 		{"v1 timeout", GoogleV1, "", fake.Options{Hang: true}, 100 * time.Millisecond, "UNKNOWN_ERROR", "places: timeout after 100ms", ErrTimeout},
 		{"v1 refused", GoogleV1, refused, fake.Options{}, time.Second, "UNKNOWN_ERROR", "connection refused", ErrTransport},
