@@ -14,7 +14,7 @@ import (
 // V1FieldMask names exactly the Place fields the v1 provider maps to the legacy shape.
 const V1FieldMask = "places.id,places.displayName,places.location,places.viewport,places.types," +
 	"places.rating,places.userRatingCount,places.shortFormattedAddress,places.businessStatus," +
-	"places.currentOpeningHours.openNow,places.priceLevel,places.plusCode," +
+	"places.currentOpeningHours,places.priceLevel,places.plusCode," +
 	"places.iconMaskBaseUri,places.iconBackgroundColor"
 
 // googleV1 is the Places API (New) provider; it maps the answer to the legacy shape and layout.
