@@ -37,6 +37,10 @@ type WriteFlowController interface {
 	ResumeWriting()
 }
 
+// ErrUnsent is the ConnectionLost error when the peer closed while bytes were still queued
+// that the kernel would not take (gnet drops a connection on EOF; see the package doc).
+var ErrUnsent = errors.New("reactor: peer closed with bytes unsent")
+
 // Default write-buffer limits, as in asyncio.
 const (
 	defaultHigh = 64 << 10
@@ -70,6 +74,7 @@ type Transport struct {
 	paused   bool
 	closing  bool // Close called: no more writes, close when drained
 	closeNow bool // close in the gnet callback that is running
+	aborted  bool
 	lost     bool // ConnectionLost scheduled
 	lostErr  error
 	outbound bool
@@ -206,6 +211,7 @@ func (t *Transport) abortOnLoop(err error) {
 		return
 	}
 	t.closing = true
+	t.aborted = true
 	if err != nil && t.lostErr == nil {
 		t.lostErr = err
 	}
@@ -267,20 +273,28 @@ func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
 		t.c = nil
 		return
 	}
-	if isEOF(err) && !t.closing && !l.stopping {
+	eof := isEOF(err)
+	if eof && !t.closing && !l.stopping {
 		l.cur = t
 		keep := false
 		ok := l.run("EOFReceived", func() { keep = t.proto.EOFReceived() })
 		l.cur = nil
 		if ok && keep && !t.closing && !t.closeNow {
-			if derr := t.detach(c); derr == nil {
+			derr := t.detach(c)
+			if derr == nil {
 				return
-			} else {
-				t.lostErr = derr
 			}
+			t.lostErr = derr
 		}
-		err = nil
-	} else if isEOF(err) || t.closing {
+	}
+	if eof && !t.aborted && c.OutboundBuffered() > 0 {
+		// gnet makes one more non-blocking attempt after OnClose and drops the rest.
+		_ = c.Flush()
+		if n := c.OutboundBuffered(); n > 0 && t.lostErr == nil {
+			t.lostErr = fmt.Errorf("%w (up to %d bytes)", ErrUnsent, n)
+		}
+	}
+	if eof || t.closing {
 		err = nil
 	}
 	t.c = nil
@@ -314,7 +328,7 @@ func (t *Transport) detach(c gnet.Conn) error {
 	if c.OutboundBuffered() > 0 {
 		_ = c.Flush()
 		if n := c.OutboundBuffered(); n > 0 {
-			return fmt.Errorf("reactor: peer half-closed with %d bytes the kernel would not take", n)
+			return fmt.Errorf("%w (%d bytes)", ErrUnsent, n)
 		}
 	}
 	fd, err := c.Dup()

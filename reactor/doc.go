@@ -1,0 +1,95 @@
+// Package reactor is an event loop in the manner of Python's asyncio, for Go, on one gnet
+// engine with exactly one event loop.
+//
+// # The model
+//
+// A Loop owns one goroutine (gnet's event-loop goroutine). Everything the program does on
+// the loop runs there, one callback at a time: protocol events of every connection (inbound
+// from Listen, outbound from Dial), callbacks given to CallSoon and CallLater, and the done
+// callbacks of Futures. State shared only by such callbacks needs no locks. Other goroutines
+// reach the loop through CallSoonThreadsafe; blocking work leaves it through Go, whose result
+// comes back as a Future completed on the loop.
+//
+// The names follow asyncio's (CPython Lib/asyncio: events.py, base_events.py, protocols.py,
+// transports.py, futures.py):
+//
+//	asyncio                                  reactor
+//	loop.call_soon(cb)                       (*Loop).CallSoon(fn) *Handle
+//	loop.call_soon_threadsafe(cb)            (*Loop).CallSoonThreadsafe(fn) error
+//	loop.call_later(d, cb), call_at          (*Loop).CallLater(d, fn), CallAt(when, fn)
+//	Handle.cancel(), TimerHandle.cancel()    (*Handle).Cancel()
+//	loop.time()                              (*Loop).Time()
+//	loop.run_in_executor(None, fn)           Go(l, fn) *Future[T]
+//	Future: result, done, cancel,            (*Future[T]).Result, Done, Cancel,
+//	  add_done_callback, set_result            AddDoneCallback, SetResult
+//	Protocol.connection_made(t)              Protocol.ConnectionMade(t)
+//	Protocol.data_received(data)             Protocol.DataReceived(data)
+//	Protocol.eof_received()                  Protocol.EOFReceived() bool
+//	Protocol.connection_lost(exc)            Protocol.ConnectionLost(err)
+//	Protocol.pause_writing/resume_writing    WriteFlowController.PauseWriting/ResumeWriting
+//	Transport.write, writelines              (*Transport).Write, Writev
+//	Transport.close, abort, is_closing       (*Transport).Close, Abort, IsClosing
+//	Transport.get_write_buffer_size          (*Transport).WriteBufferSize
+//	Transport.set_write_buffer_limits        (*Transport).SetWriteBufferLimits (64 KiB, high/4)
+//	loop.create_server                       (*Loop).Listen, then Start or Run
+//	loop.create_connection                   (*Loop).Dial
+//	loop.run_forever / stop                  (*Loop).Run / Stop (and Start, Wait, Done)
+//	loop.set_debug(True)                     Options.Debug (slow callbacks, wrong goroutine)
+//
+// # One pass of the loop
+//
+// As in asyncio's _run_once, a pass runs the callbacks that were ready when it began: those
+// from CallSoon, those posted with CallSoonThreadsafe, and timers whose deadline has passed.
+// Callbacks scheduled during the pass run in the next one, after the loop has polled its
+// sockets again, so a callback that keeps rescheduling itself cannot starve I/O. CallSoon is
+// FIFO; CallSoonThreadsafe keeps the order of each calling goroutine; timers run in deadline
+// order (ties in scheduling order) and never before their deadline.
+//
+// The pass is driven by a waker: a socketpair whose one end is a gnet connection on the loop
+// and whose other end the loop writes one byte to, only when no wake-up is pending. gnet's own
+// task queue (EventLoop.Execute) is not used: it runs tasks posted from the loop in the same
+// pass and loses FIFO order beyond about a thousand queued tasks. Timers are a heap on the loop
+// with one runtime timer set to the earliest deadline; Cancel is O(1) and lazy.
+//
+// # Connections
+//
+// A Transport wraps a gnet connection. Write copies what the kernel does not take at once;
+// PauseWriting is called once when the queued bytes exceed the high-water mark and
+// ResumeWriting once when they fall to the low-water mark (gnet has no drain callback, so the
+// loop checks paused and closing transports each pass and every millisecond while any exists).
+// Close waits for the queue to drain; Abort does not. ConnectionLost runs exactly once per
+// transport, scheduled like any callback.
+//
+// gnet closes a connection as soon as read returns end-of-file. asyncio lets a protocol keep
+// writing after the peer's EOF (EOFReceived returning true), and so does reactor: the transport
+// then writes to a duplicate of the socket itself, and if the kernel does not take everything
+// at once, one short-lived goroutine writes the rest and closes. That is the only goroutine a
+// connection ever gets.
+//
+// # Example
+//
+//	type echo struct{ t *reactor.Transport }
+//
+//	func (e *echo) ConnectionMade(t *reactor.Transport) { e.t = t }
+//	func (e *echo) DataReceived(p []byte)               { e.t.Write(p) }
+//	func (e *echo) EOFReceived() bool                   { return false }
+//	func (e *echo) ConnectionLost(err error)            {}
+//
+//	l := reactor.New(reactor.Options{})
+//	_ = l.Listen("127.0.0.1:7000", func() reactor.Protocol { return &echo{} })
+//	_ = l.Start()
+//	_ = l.CallSoonThreadsafe(func() {
+//		l.CallLater(time.Minute, l.Stop)
+//	})
+//	_ = l.Wait()
+//
+// # Limits
+//
+// TCP only. gnet cannot pause reading, so a protocol that must bound its input closes the
+// transport. gnet's logger is process-wide: with several loops in one process, gnet's warnings
+// go to the Logger of the loop started last. When the peer closes its side while bytes are
+// still queued (the kernel would not take them), gnet drops the connection after one more
+// non-blocking attempt: ConnectionLost then gets an error wrapping ErrUnsent, and a protocol
+// that asked to keep writing (EOFReceived true) is not kept open. asyncio would go on flushing.
+// A Dial in flight when the loop stops may leave one of gnet's pool goroutines blocked.
+package reactor
