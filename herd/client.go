@@ -1,0 +1,332 @@
+package herd
+
+import (
+	"net"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/reactor"
+)
+
+// transport is what a connection needs of *reactor.Transport (a fake in benchmarks).
+type transport interface {
+	Write(p []byte)
+	Close()
+	Abort()
+	WriteBufferSize() int
+	RemoteAddr() net.Addr
+	ID() uint64
+}
+
+// slot is one reply in a connection's queue: replies leave in request order, so a WHATSAT's slot
+// holds back the ones behind it until Places answers.
+type slot struct {
+	buf   []byte
+	ready bool
+}
+
+// clientConn is the protocol of one accepted connection: a client, or a neighbour sending
+// AT lines. Every method runs on the loop.
+type clientConn struct {
+	s *Server
+	t transport
+
+	id      uint64
+	pending []byte  // the start of a line split across reads
+	out     []byte  // replies gathered during one event, written at its end in one write
+	q       []*slot // replies waiting behind a WHATSAT; q[head:] are live
+	head    int
+	qBytes  int // bytes held in q
+	waiting int // WHATSATs waiting on Places
+
+	stop     bool // no more lines are processed: invalid line, too long, cut off
+	eof      bool // the client half-closed
+	closing  bool // Close or Abort called
+	lost     bool // ConnectionLost ran
+	rejected bool // closed at once: over max_clients or shutting down
+}
+
+func (s *Server) newClient() *clientConn { return &clientConn{s: s} }
+
+// ConnectionMade implements reactor.Protocol.
+func (c *clientConn) ConnectionMade(t *reactor.Transport) { c.attach(t) }
+
+func (c *clientConn) attach(t transport) {
+	s := c.s
+	c.t, c.id = t, t.ID()
+	if s.stopping || len(s.clients) >= s.lim.MaxClients {
+		c.rejected, c.stop, c.closing = true, true, true
+		s.metrics.ClientsRejected.Add(1)
+		why := "over max_clients"
+		if s.stopping {
+			why = "shutting down"
+		}
+		s.log.Warn("connection refused", "conn", c.id, "remote", addrString(t.RemoteAddr()), "why", why, "clients", len(s.clients))
+		t.Abort()
+		return
+	}
+	s.clients[c.id] = c
+	s.metrics.ClientsOpen.Add(1)
+	s.metrics.ClientsTotal.Add(1)
+	if s.logInfo {
+		s.log.Info("open", "conn", c.id, "remote", addrString(t.RemoteAddr()))
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// DataReceived implements reactor.Protocol: it answers every complete line, in order, and
+// writes the replies of this read in one write.
+func (c *clientConn) DataReceived(data []byte) {
+	if c.stop {
+		return
+	}
+	s := c.s
+	recv := codec.FromTime(s.now()) // the moment these lines were read
+	buf := data
+	if len(c.pending) > 0 {
+		c.pending = append(c.pending, data...)
+		buf = c.pending
+	}
+	off := 0
+	for !c.stop {
+		line, n, err := codec.ScanLine(buf[off:], s.lim.MaxLine)
+		if err != nil {
+			c.tooLong(buf[off:])
+			break
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+		c.handleLine(line, recv)
+	}
+	rest := buf[off:]
+	switch {
+	case c.stop || len(rest) == 0:
+		c.pending = c.pending[:0]
+	case len(c.pending) > 0:
+		c.pending = c.pending[:copy(c.pending, rest)]
+	default:
+		c.pending = append(c.pending[:0], rest...)
+	}
+	if len(c.pending) == 0 && cap(c.pending) > 64<<10 {
+		c.pending = nil
+	}
+	c.flushOut()
+}
+
+// EOFReceived implements reactor.Protocol: a last line without "\n" is still a line, and the
+// connection stays open until every reply owed is written.
+func (c *clientConn) EOFReceived() bool {
+	c.eof = true
+	if !c.stop && len(c.pending) > 0 {
+		line := c.pending
+		if line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		c.handleLine(line, codec.FromTime(c.s.now()))
+	}
+	c.pending = nil
+	if c.s.logInfo {
+		c.s.log.Info("eof", "conn", c.id, "owed", len(c.q)-c.head)
+	}
+	c.flushOut()
+	return true
+}
+
+// ConnectionLost implements reactor.Protocol.
+func (c *clientConn) ConnectionLost(err error) {
+	c.lost = true
+	if c.rejected {
+		return
+	}
+	s := c.s
+	delete(s.clients, c.id)
+	s.metrics.ClientsOpen.Add(-1)
+	if err != nil {
+		s.log.Info("close", "conn", c.id, "err", err)
+	} else if s.logInfo {
+		s.log.Info("close", "conn", c.id)
+	}
+	s.checkDrained()
+}
+
+// handleLine answers one line (no "\n"; valid only during the call). Loop only.
+func (c *clientConn) handleLine(line []byte, recv codec.Time) {
+	s := c.s
+	if s.logInfo {
+		s.log.Info("in", "conn", c.id, "line", string(line))
+	}
+	m, err := codec.ParseLine(line)
+	if err != nil {
+		c.invalid(line, err.Error())
+		return
+	}
+	switch m.Kind {
+	case codec.IAMAT:
+		s.metrics.IAMATs.Add(1)
+		s.scratch = codec.AppendAT(s.scratch[:0], s.name, recv, &m)
+		c.reply(s.scratch)
+		at := s.scratch[:len(s.scratch)-1]
+		if s.table.Apply(&m, at) {
+			s.metrics.Stored.Add(1)
+			s.flood(at)
+		}
+	case codec.WHATSAT:
+		r := s.table.Get(m.Client)
+		if r == nil {
+			c.invalid(line, "unknown client")
+			return
+		}
+		if c.waiting >= s.lim.MaxPending {
+			c.cutOff("max_pending requests waiting")
+			return
+		}
+		s.metrics.WHATSATs.Add(1)
+		sl := &slot{buf: make([]byte, 0, len(r.Line)+1+1024)}
+		sl.buf = append(sl.buf, r.Line...)
+		sl.buf = append(sl.buf, '\n')
+		c.q = append(c.q, sl)
+		c.qBytes += len(sl.buf)
+		c.waiting++
+		s.askPlaces(c, sl, r, &m)
+	case codec.AT:
+		if !s.isPeerHost(c.t.RemoteAddr()) {
+			c.invalid(line, "AT line from a host that is not a neighbour's")
+			return
+		}
+		s.metrics.PeerUpdates.Add(1)
+		if s.table.Apply(&m, line) {
+			s.metrics.Stored.Add(1)
+			s.flood(line)
+		}
+	default:
+		c.invalid(line, "unknown command")
+	}
+}
+
+// invalid answers "? line" and stops reading: the connection closes once the replies before it
+// and this one are written.
+func (c *clientConn) invalid(line []byte, why string) {
+	s := c.s
+	s.metrics.Invalid.Add(1)
+	if s.logInfo {
+		s.log.Info("invalid", "conn", c.id, "why", why)
+	}
+	s.scratch = codec.AppendInvalid(s.scratch[:0], line)
+	c.reply(s.scratch)
+	c.stop = true
+}
+
+// tooLong answers "? " and the first bytes of a line over the limit, and stops reading.
+func (c *clientConn) tooLong(held []byte) {
+	s := c.s
+	s.metrics.Invalid.Add(1)
+	s.log.Warn("line too long", "conn", c.id, "max_line", s.lim.MaxLine)
+	s.scratch = codec.AppendTooLong(s.scratch[:0], held)
+	c.reply(s.scratch)
+	c.stop = true
+}
+
+// reply queues a finished reply (copied) behind the replies owed before it.
+func (c *clientConn) reply(b []byte) {
+	if c.s.logInfo {
+		c.s.log.Info("out", "conn", c.id, "line", string(b[:len(b)-1]))
+	}
+	if c.head == len(c.q) {
+		c.out = append(c.out, b...)
+		return
+	}
+	sl := &slot{buf: append([]byte(nil), b...), ready: true}
+	c.q = append(c.q, sl)
+	c.qBytes += len(b)
+}
+
+// whatsatDone is called when a WHATSAT's slot has its reply. Loop only.
+func (c *clientConn) whatsatDone(sl *slot) {
+	sl.ready = true
+	c.waiting--
+	if c.s.logInfo {
+		first := sl.buf
+		for i, b := range first {
+			if b == '\n' {
+				first = first[:i]
+				break
+			}
+		}
+		c.s.log.Info("out", "conn", c.id, "line", string(first), "bytes", len(sl.buf))
+	}
+	for c.head < len(c.q) && c.q[c.head].ready {
+		b := c.q[c.head].buf
+		c.out = append(c.out, b...)
+		c.q[c.head] = nil
+		c.head++
+	}
+	c.recount()
+	c.flushOut()
+}
+
+// recount recomputes the bytes held in the queue and compacts it.
+func (c *clientConn) recount() {
+	if c.head == len(c.q) {
+		c.q, c.head, c.qBytes = c.q[:0], 0, 0
+		return
+	}
+	n := 0
+	for _, sl := range c.q[c.head:] {
+		n += len(sl.buf)
+	}
+	c.qBytes = n
+}
+
+// flushOut writes the gathered replies in one write, enforces max_unsent, and closes the
+// connection if it is finished.
+func (c *clientConn) flushOut() {
+	if c.closing || c.lost {
+		c.out = c.out[:0]
+		return
+	}
+	if len(c.out) > 0 {
+		c.t.Write(c.out)
+		c.out = c.out[:0]
+		if cap(c.out) > 64<<10 {
+			c.out = nil
+		}
+	}
+	if unsent := c.t.WriteBufferSize() + c.qBytes; unsent > c.s.lim.MaxUnsent {
+		c.cutOff("max_unsent reply bytes not read")
+		return
+	}
+	c.maybeFinish()
+}
+
+// cutOff drops a client that exceeds a limit.
+func (c *clientConn) cutOff(why string) {
+	if c.closing || c.lost {
+		return
+	}
+	s := c.s
+	c.stop, c.closing = true, true
+	s.metrics.ClientsCut.Add(1)
+	s.log.Warn("client cut off", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "why", why,
+		"unsent", c.t.WriteBufferSize()+c.qBytes+len(c.out), "waiting", c.waiting)
+	c.out = c.out[:0]
+	c.t.Abort()
+}
+
+// maybeFinish closes the connection once nothing more will be written to it: after an invalid
+// line, after the client's half-close, or when the server stops, and no reply is owed.
+func (c *clientConn) maybeFinish() {
+	if c.closing || c.lost {
+		return
+	}
+	if (c.stop || c.eof || c.s.stopping) && c.head == len(c.q) && len(c.out) == 0 {
+		c.closing = true
+		c.t.Close()
+	}
+}

@@ -1,0 +1,139 @@
+package herd
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+)
+
+// fakeTransport stands in for a reactor transport in tests that drive a connection directly.
+type fakeTransport struct {
+	out    strings.Builder
+	closed bool
+	abort  bool
+	n      int
+}
+
+func (f *fakeTransport) Write(p []byte)       { f.n += len(p); f.out.Write(p) }
+func (f *fakeTransport) Close()               { f.closed = true }
+func (f *fakeTransport) Abort()               { f.abort = true }
+func (f *fakeTransport) WriteBufferSize() int { return 0 }
+func (f *fakeTransport) ID() uint64           { return 1 }
+func (f *fakeTransport) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
+
+// discardTransport counts bytes only (benchmarks).
+type discardTransport struct{ fakeTransport }
+
+func (f *discardTransport) Write(p []byte) { f.n += len(p) }
+
+// newDirectServer is a server that is never started: its connections are driven by the test.
+func newDirectServer(t testing.TB) *Server {
+	t.Helper()
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}), hillClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Every cut of a stream into two reads gives the same replies and the same close.
+func TestSplitEveryOffset(t *testing.T) {
+	stream := kiwiIAMAT + "\r\nIAMAT b +1+1 1621464828\n\tIAMAT  c +2+2 1621464828 \nBAD LINE\nIAMAT d +1+1 1\n"
+	want := kiwiAT + "\nAT Hill +0.223371889 b +1+1 1621464828\nAT Hill +0.223371889 c +2+2 1621464828\n? BAD LINE\n"
+	for cut := 0; cut <= len(stream); cut++ {
+		s := newDirectServer(t)
+		ft := &fakeTransport{}
+		c := s.newClient()
+		c.attach(ft)
+		c.DataReceived([]byte(stream[:cut]))
+		c.DataReceived([]byte(stream[cut:]))
+		if got := ft.out.String(); got != want || !ft.closed {
+			t.Errorf("cut %d: %q closed %v", cut, got, ft.closed)
+		}
+		if _, ok := s.Record("d"); ok {
+			t.Errorf("cut %d: line after the invalid one processed", cut)
+		}
+	}
+}
+
+// A line over the limit gives the same echo however the stream is cut.
+func TestTooLongEveryOffset(t *testing.T) {
+	stream := "IAMAT " + strings.Repeat("y", 5000) + " +1+1 1\n"
+	want := "? " + stream[:64] + "\n"
+	for cut := 0; cut <= len(stream); cut += 97 {
+		s := newDirectServer(t)
+		ft := &fakeTransport{}
+		c := s.newClient()
+		c.attach(ft)
+		c.DataReceived([]byte(stream[:cut]))
+		c.DataReceived([]byte(stream[cut:]))
+		if got := ft.out.String(); got != want || !ft.closed {
+			t.Errorf("cut %d: %q closed %v", cut, got, ft.closed)
+		}
+	}
+}
+
+// The IAMAT path end to end, from the bytes read to the reply written and the record stored,
+// for 1000 known clients that keep moving (every IAMAT is newer and replaces a record): no
+// socket, a transport that discards.
+func BenchmarkIAMAT(b *testing.B) {
+	s := newDirectServer(b)
+	ft := &discardTransport{}
+	c := s.newClient()
+	c.attach(ft)
+	const clients = 1000
+	lines := make([][]byte, clients)
+	for i := range lines {
+		lines[i] = fmt.Appendf(nil, "IAMAT client%04d.example.org +34.068930-118.445127 1621464827.000000000\n", i)
+		c.DataReceived(lines[i])
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		line := lines[i%clients]
+		setFraction(line[len(line)-10:len(line)-1], 1+i/clients)
+		c.DataReceived(line)
+		i++
+	}
+	if ft.n == 0 || s.metrics.Stored.Load() < uint64(i) {
+		b.Fatalf("stored %d of %d", s.metrics.Stored.Load(), i)
+	}
+}
+
+// setFraction writes n as 9 digits into d.
+func setFraction(d []byte, n int) {
+	for k := len(d) - 1; k >= 0; k-- {
+		d[k] = byte('0' + n%10)
+		n /= 10
+	}
+}
+
+// BenchmarkIAMATPipelined is 16 IAMATs per read, as a pipelining client sends them.
+func BenchmarkIAMATPipelined(b *testing.B) {
+	s := newDirectServer(b)
+	ft := &discardTransport{}
+	c := s.newClient()
+	c.attach(ft)
+	var read []byte
+	var fracs []int
+	for j := range 16 {
+		read = fmt.Appendf(read, "IAMAT client%04d.example.org +34.068930-118.445127 1621464827.000000000\n", j)
+		fracs = append(fracs, len(read)-10)
+	}
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		n++
+		for _, f := range fracs {
+			setFraction(read[f:f+9], n)
+		}
+		c.DataReceived(read)
+	}
+	if s.metrics.Stored.Load() < uint64(16*n) {
+		b.Fatalf("stored %d of %d", s.metrics.Stored.Load(), 16*n)
+	}
+}

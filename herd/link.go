@@ -1,0 +1,238 @@
+package herd
+
+import (
+	"time"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/reactor"
+)
+
+// Link write-buffer marks: a resync is sent in chunks and waits for the buffer to drain below
+// the low mark once it has passed the high one, so a big table never piles up in memory.
+const (
+	linkHigh  = 256 << 10
+	linkLow   = 64 << 10
+	linkChunk = 64 << 10
+)
+
+// link is this server's connection to one neighbour, which it dials itself. Floods go out on
+// links; a neighbour's own link to this server arrives as an ordinary client connection whose
+// AT lines are accepted because they come from a neighbour's host. All fields are loop-owned.
+type link struct {
+	s    *Server
+	name string
+	addr string
+
+	t       *reactor.Transport
+	gen     int // bumped at every dial and at stop: a late ConnectionMade of an old dial closes itself
+	up      bool
+	dialing bool
+	stopped bool
+	paused  bool
+	upAt    time.Time
+	attempt int
+	failed  int // dials failed in a row (logged at the first)
+	timer   *reactor.Handle
+	out     []byte    // flood lines gathered during this pass
+	resync  []*Record // records still to send since the link came up
+}
+
+// dial connects to the neighbour unless already connected or connecting.
+func (l *link) dial() {
+	s := l.s
+	if l.stopped || l.dialing || l.up || s.stopping {
+		return
+	}
+	l.dialing = true
+	l.gen++
+	gen := l.gen
+	s.loop.Dial(l.addr, func() reactor.Protocol { return &linkProto{l: l, gen: gen} }, s.lim.DialTimeout, func(err error) {
+		if gen != l.gen {
+			return
+		}
+		l.dialing = false
+		l.failed++
+		if l.failed == 1 {
+			s.log.Warn("link dial failed", "peer", l.name, "addr", l.addr, "err", err)
+		} else {
+			s.log.Debug("link dial failed", "peer", l.name, "addr", l.addr, "err", err, "attempt", l.failed)
+		}
+		l.redialLater()
+	})
+}
+
+// redialLater schedules the next dial with exponential backoff and full jitter.
+func (l *link) redialLater() {
+	s := l.s
+	if l.stopped || s.stopping || l.timer != nil {
+		return
+	}
+	d := backoff(s.lim.BackoffBase, s.lim.BackoffCap, l.attempt)
+	l.attempt++
+	l.timer = s.loop.CallLater(d, func() {
+		l.timer = nil
+		l.dial()
+	})
+}
+
+// stop ends the link for good: no more dials; an up link is closed once its output is written.
+func (l *link) stop() {
+	l.stopped = true
+	l.gen++
+	l.timer.Cancel()
+	l.timer = nil
+	if l.up {
+		l.flush()
+		if l.t != nil {
+			l.t.Close()
+		}
+	}
+}
+
+// flush writes the gathered output in one write and closes the link if its unsent bytes pass
+// the limit (it is redialled, and the resync makes up for what was dropped).
+func (l *link) flush() {
+	if !l.up || len(l.out) == 0 {
+		return
+	}
+	l.t.Write(l.out)
+	l.out = l.out[:0]
+	if cap(l.out) > 1<<20 {
+		l.out = nil
+	}
+	if n := l.t.WriteBufferSize(); n > l.s.lim.MaxLinkUnsent {
+		s := l.s
+		s.metrics.LinkOverflows.Add(1)
+		s.log.Warn("link over its output limit: closing it", "peer", l.name, "unsent", n, "max_link_unsent", s.lim.MaxLinkUnsent)
+		l.t.Abort()
+	}
+}
+
+// continueResync sends the next chunks of the resync until it is done or the link's write
+// buffer is above its high mark (ResumeWriting continues it).
+func (l *link) continueResync() {
+	for l.up && !l.paused && len(l.resync) > 0 {
+		i := 0
+		for ; i < len(l.resync) && len(l.out) < linkChunk; i++ {
+			l.out = append(l.out, l.resync[i].Line...)
+			l.out = append(l.out, '\n')
+		}
+		clear(l.resync[:i])
+		l.resync = l.resync[i:]
+		l.s.metrics.FloodLines.Add(uint64(i))
+		l.flush()
+	}
+	if len(l.resync) == 0 {
+		l.resync = nil
+	}
+}
+
+// linkProto is the Protocol of one dialled connection of a link.
+type linkProto struct {
+	l       *link
+	gen     int
+	dead    bool   // a stale connection: closed at once, ignored
+	pending []byte // a line from the neighbour split across reads
+}
+
+func (p *linkProto) ConnectionMade(t *reactor.Transport) {
+	l, s := p.l, p.l.s
+	if p.gen != l.gen || l.stopped || s.stopping {
+		p.dead = true
+		t.Close()
+		return
+	}
+	l.dialing, l.failed = false, 0
+	l.t, l.up, l.paused = t, true, false
+	l.upAt = s.loop.Time()
+	t.SetWriteBufferLimits(linkHigh, linkLow)
+	s.metrics.LinksUp.Add(1)
+	s.metrics.LinkUps.Add(1)
+	s.log.Info("link up", "peer", l.name, "addr", l.addr, "records", s.table.Len())
+	l.resync = make([]*Record, 0, s.table.Len())
+	s.table.Range(func(r *Record) bool {
+		l.resync = append(l.resync, r)
+		return true
+	})
+	l.continueResync()
+}
+
+// DataReceived accepts AT lines a neighbour sends back on this link (a herd mixing in servers
+// that answer on the connection they were dialled on); anything else is ignored.
+func (p *linkProto) DataReceived(data []byte) {
+	if p.dead {
+		return
+	}
+	s := p.l.s
+	buf := data
+	if len(p.pending) > 0 {
+		p.pending = append(p.pending, data...)
+		buf = p.pending
+	}
+	off := 0
+	for {
+		line, n, err := codec.ScanLine(buf[off:], s.lim.MaxLine)
+		if err != nil {
+			s.log.Warn("link: line too long from peer", "peer", p.l.name)
+			p.l.t.Abort()
+			return
+		}
+		if n == 0 {
+			break
+		}
+		off += n
+		if m, err := codec.ParseLine(line); err == nil && m.Kind == codec.AT {
+			s.metrics.PeerUpdates.Add(1)
+			if s.table.Apply(&m, line) {
+				s.metrics.Stored.Add(1)
+				s.flood(line)
+			}
+		} else {
+			s.log.Debug("link: ignored line from peer", "peer", p.l.name, "line", string(line))
+		}
+	}
+	if rest := buf[off:]; len(rest) > 0 {
+		p.pending = append(p.pending[:0], rest...)
+	} else {
+		p.pending = p.pending[:0]
+	}
+}
+
+func (p *linkProto) EOFReceived() bool { return false }
+
+func (p *linkProto) ConnectionLost(err error) {
+	if p.dead {
+		return
+	}
+	l, s := p.l, p.l.s
+	l.up, l.t, l.paused = false, nil, false
+	l.out, l.resync = l.out[:0], nil
+	s.metrics.LinksUp.Add(-1)
+	if s.loop.Time().Sub(l.upAt) > s.lim.BackoffCap {
+		l.attempt = 0 // it was up a good while: the next failure starts the backoff afresh
+	}
+	if err != nil {
+		s.log.Warn("link down", "peer", l.name, "err", err)
+	} else {
+		s.log.Info("link down", "peer", l.name)
+	}
+	l.redialLater()
+}
+
+// PauseWriting implements reactor.WriteFlowController.
+func (p *linkProto) PauseWriting() {
+	if !p.dead {
+		p.l.paused = true
+	}
+}
+
+// ResumeWriting implements reactor.WriteFlowController.
+func (p *linkProto) ResumeWriting() {
+	if p.dead {
+		return
+	}
+	p.l.paused = false
+	if len(p.l.resync) > 0 {
+		p.l.continueResync()
+	}
+}

@@ -1,0 +1,597 @@
+package herd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/reactor"
+)
+
+// Option changes how NewServer or NewHerd builds a server.
+type Option func(*options)
+
+type options struct {
+	now      func() time.Time
+	provider places.Provider
+	logger   *slog.Logger
+	debug    bool
+	workers  int
+}
+
+// WithClock makes the server take receive times from now instead of time.Now (tests use it to
+// check AT lines byte for byte). now is called on the loop.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithProvider makes the server ask p instead of the provider the config names.
+func WithProvider(p places.Provider) Option { return func(o *options) { o.provider = p } }
+
+// WithLogger makes the server log to l instead of the file the config names.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithDebug turns on the reactor's debug mode (slow-callback warnings, wrong-goroutine panics).
+func WithDebug(on bool) Option { return func(o *options) { o.debug = on } }
+
+// WithWorkers sets the size of the pool that runs Places calls off the loop (default 64).
+func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
+
+// Metrics counts what a server did. Any goroutine may read the fields at any time.
+type Metrics struct {
+	ClientsOpen     atomic.Int64  // client connections open now
+	ClientsTotal    atomic.Uint64 // client connections accepted
+	ClientsRejected atomic.Uint64 // connections closed at once: over max_clients, or shutting down
+	ClientsCut      atomic.Uint64 // clients cut off at max_unsent or max_pending
+	Invalid         atomic.Uint64 // "?" replies
+	IAMATs          atomic.Uint64
+	WHATSATs        atomic.Uint64
+	PeerUpdates     atomic.Uint64 // AT lines received from neighbours
+	Stored          atomic.Uint64 // records Apply stored (changed)
+	PlacesCalls     atomic.Uint64 // Places requests started (identical ones in flight counted once)
+	PlacesShared    atomic.Uint64 // WHATSATs that joined an identical request in flight
+	PlacesErrors    atomic.Uint64
+	LinksUp         atomic.Int64  // links up now
+	LinkUps         atomic.Uint64 // times a link came up
+	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
+	FloodLines      atomic.Uint64 // lines queued on links (floods and resyncs)
+}
+
+// Server is one server of the herd: a listener, its clients, its links to its neighbours and
+// its record table, all owned by one reactor loop.
+//
+// NewServer, Start, Addr, Shutdown, Metrics and Record may be called from any goroutine but
+// the loop (Start and Shutdown once each).
+type Server struct {
+	name string
+	cfg  *Config // a private clone
+	sc   ServerConfig
+	lim  Limits
+	opts options
+
+	loop    *reactor.Loop
+	prov    places.Provider
+	log     *slog.Logger
+	logw    *LogWriter
+	logInfo bool // log lines in and out (checked once: the level never changes)
+	now     func() time.Time
+
+	addr     atomic.Pointer[net.TCPAddr]
+	started  atomic.Bool
+	shutOnce sync.Once
+	shutErr  error
+	metrics  Metrics
+
+	// Loop-owned state.
+	table      *Table
+	clients    map[uint64]*clientConn
+	links      []*link
+	peerIPs    map[netip.Addr]bool
+	peerLocal  bool // a neighbour listens on an unspecified address: loopback counts as its host
+	inflight   map[string]*placesCall
+	stopping   bool
+	drained    chan struct{} // closed when stopping and no client is owed a reply
+	floodSoon  bool          // a flushLinks is scheduled
+	scratch    []byte        // AT lines under construction
+	keyScratch []byte
+}
+
+// NewServer builds the server called name of cfg (validated by LoadConfig, ParseConfig or
+// Validate). It opens the server's log and builds its Places provider (unless given one) but
+// does not listen yet: see Start. An unknown name or a provider the config cannot build gives
+// a *ConfigError.
+func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	cfg = cfg.Clone()
+	sc := cfg.Server(name)
+	if sc == nil {
+		return nil, &ConfigError{Msg: fmt.Sprintf("no server named %q in the config (servers: %v)", name, cfg.sortedNames())}
+	}
+	s := &Server{
+		name:     name,
+		cfg:      cfg,
+		sc:       *sc,
+		lim:      cfg.Limits,
+		opts:     o,
+		now:      o.now,
+		table:    NewTable(),
+		clients:  make(map[uint64]*clientConn),
+		inflight: make(map[string]*placesCall),
+		peerIPs:  make(map[netip.Addr]bool),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.prov = o.provider
+	if s.prov == nil {
+		p, err := NewProvider(cfg.Places)
+		if err != nil {
+			return nil, err
+		}
+		s.prov = p
+	}
+	if o.logger != nil {
+		s.log = o.logger
+	} else {
+		l, w, err := OpenLog(cfg.Log, name)
+		if err != nil {
+			return nil, err
+		}
+		s.log, s.logw = l, w
+	}
+	s.log = s.log.With("server", name)
+	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: o.workers})
+	for _, p := range sc.Peers {
+		s.links = append(s.links, &link{s: s, name: p})
+	}
+	return s, nil
+}
+
+// NewProvider builds the Places provider a config names (with request coalescing and the
+// optional cache). Any goroutine.
+func NewProvider(c PlacesConfig) (places.Provider, error) {
+	p, err := places.New(places.Config{
+		Provider: c.Provider, URL: c.URL, Key: c.Key, Timeout: c.Timeout,
+		CacheTTL: c.CacheTTL, MaxConns: c.MaxConns, Dataset: c.Dataset,
+	})
+	if err != nil {
+		return nil, &ConfigError{Key: "places", Msg: err.Error(), Err: err}
+	}
+	return p, nil
+}
+
+// Name returns the server's name. Any goroutine.
+func (s *Server) Name() string { return s.name }
+
+// Metrics returns the server's counters. Any goroutine.
+func (s *Server) Metrics() *Metrics { return &s.metrics }
+
+// Provider returns the server's Places provider. Any goroutine.
+func (s *Server) Provider() places.Provider { return s.prov }
+
+// Addr returns the address the server listens on, once Start has returned (nil before).
+func (s *Server) Addr() net.Addr {
+	if a := s.addr.Load(); a != nil {
+		return a
+	}
+	return nil
+}
+
+// Start listens on the server's address and starts its links to its neighbours, at the
+// addresses the config gives them. It returns once the server accepts connections.
+func (s *Server) Start() error {
+	if err := s.listen(); err != nil {
+		return err
+	}
+	return s.startLinks(nil)
+}
+
+// listen binds the listener and starts the loop.
+func (s *Server) listen() error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("herd: server already started")
+	}
+	if err := s.loop.Listen(s.sc.Addr, func() reactor.Protocol { return s.newClient() }); err != nil {
+		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
+	}
+	if err := s.loop.Start(); err != nil {
+		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
+	}
+	if addrs := s.loop.Addrs(); len(addrs) > 0 {
+		if ta, ok := addrs[0].(*net.TCPAddr); ok {
+			s.addr.Store(ta)
+		} else if ap, err := netip.ParseAddrPort(addrs[0].String()); err == nil {
+			s.addr.Store(net.TCPAddrFromAddrPort(ap))
+		}
+	}
+	s.log.Info("listening", "addr", s.Addr())
+	return nil
+}
+
+// startLinks tells the loop its neighbours' addresses (peers overrides the config's) and starts
+// dialling them.
+func (s *Server) startLinks(peers map[string]string) error {
+	addrs := make(map[string]string, len(s.links))
+	ips := make(map[netip.Addr]bool)
+	local := false
+	for _, l := range s.links {
+		a := peers[l.name]
+		if a == "" {
+			a = s.cfg.Server(l.name).Addr
+		}
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("herd: %s: peer %s: %w", s.name, l.name, err)
+		}
+		ip, err := netip.ParseAddr(host)
+		switch {
+		case host == "" || (err == nil && ip.IsUnspecified()):
+			local = true
+			a = net.JoinHostPort("127.0.0.1", port)
+		case err == nil:
+			ips[ip.Unmap()] = true
+		default:
+			// A host name: resolve it now, off the loop, for the AT-line address check.
+			found, _ := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+			for _, f := range found {
+				ips[f.Unmap()] = true
+			}
+		}
+		addrs[l.name] = a
+	}
+	return s.loop.CallSoonThreadsafe(func() {
+		s.peerIPs, s.peerLocal = ips, local
+		if s.stopping {
+			return
+		}
+		for _, l := range s.links {
+			l.addr = addrs[l.name]
+			l.dial()
+		}
+	})
+}
+
+// isPeerHost reports whether addr's IP is the host of a neighbour. Loop only.
+func (s *Server) isPeerHost(addr net.Addr) bool {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	return s.peerIPs[ip] || (s.peerLocal && ip.IsLoopback())
+}
+
+// Record returns the AT line the server holds for client, as it stands on the loop now.
+// Any goroutine but the loop; false if unknown or the server is not running.
+func (s *Server) Record(client string) (string, bool) {
+	type res struct {
+		line string
+		ok   bool
+	}
+	if !s.started.Load() {
+		// No loop running: the table is the caller's.
+		if r := s.table.Get([]byte(client)); r != nil {
+			return string(r.Line), true
+		}
+		return "", false
+	}
+	ch := make(chan res, 1)
+	if err := s.loop.CallSoonThreadsafe(func() {
+		if r := s.table.Get([]byte(client)); r != nil {
+			ch <- res{string(r.Line), true}
+		} else {
+			ch <- res{}
+		}
+	}); err != nil {
+		return "", false
+	}
+	select {
+	case r := <-ch:
+		return r.line, r.ok
+	case <-s.loop.Done():
+		return "", false
+	}
+}
+
+// Shutdown stops the server gracefully: it stops taking new clients (they are closed at once),
+// closes idle clients, writes every reply it owes (WHATSATs waiting on Places included) until
+// ctx is done, then closes its links, stops its loop and flushes its log. It returns ctx's error
+// if the replies owed were not all written in time. Any goroutine but the loop; idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutOnce.Do(func() { s.shutErr = s.shutdown(ctx) })
+	return s.shutErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	var err error
+	if s.started.Load() {
+		drained := make(chan struct{})
+		if s.loop.CallSoonThreadsafe(func() { s.beginStop(drained) }) == nil {
+			select {
+			case <-drained:
+			case <-ctx.Done():
+				err = fmt.Errorf("herd: %s: shutdown: replies still owed: %w", s.name, ctx.Err())
+			case <-s.loop.Done():
+			}
+		}
+		s.loop.Stop()
+		select {
+		case <-s.loop.Done():
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("herd: %s: shutdown: loop still stopping: %w", s.name, ctx.Err())
+			}
+		}
+	}
+	s.log.Info("stopped")
+	if s.logw != nil {
+		if cerr := s.logw.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// beginStop runs on the loop: no more redials, links flushed and closed once written, idle
+// clients closed, busy ones closed after their last reply.
+func (s *Server) beginStop(drained chan struct{}) {
+	s.stopping = true
+	s.drained = drained
+	s.log.Info("shutting down", "clients", len(s.clients))
+	s.flushLinks()
+	for _, l := range s.links {
+		l.stop()
+	}
+	for _, c := range s.clients {
+		c.maybeFinish()
+	}
+	s.checkDrained()
+}
+
+// checkDrained closes s.drained once no client is left. Loop only.
+func (s *Server) checkDrained() {
+	if s.stopping && s.drained != nil && len(s.clients) == 0 {
+		close(s.drained)
+		s.drained = nil
+	}
+}
+
+// flood queues an AT line (without "\n") on every link that is up, to be flushed once this
+// loop pass is over. Loop only.
+func (s *Server) flood(line []byte) {
+	any := false
+	for _, l := range s.links {
+		if l.up {
+			l.out = append(l.out, line...)
+			l.out = append(l.out, '\n')
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	s.metrics.FloodLines.Add(1)
+	if s.logInfo {
+		s.log.Info("flood", "line", string(line))
+	}
+	if !s.floodSoon {
+		s.floodSoon = true
+		s.loop.CallSoon(s.flushLinks)
+	}
+}
+
+// flushLinks writes each link's gathered output in one write. Loop only.
+func (s *Server) flushLinks() {
+	s.floodSoon = false
+	for _, l := range s.links {
+		l.flush()
+	}
+}
+
+// backoff returns the delay before redial number attempt (0-based): full jitter over an
+// exponentially growing bound, base * 2^attempt capped at the configured cap.
+func backoff(base, cap time.Duration, attempt int) time.Duration {
+	bound := cap
+	if attempt < 30 {
+		if b := base << attempt; b > 0 && b < cap {
+			bound = b
+		}
+	}
+	return rand.N(bound) + 1
+}
+
+// placesCall is one Places request in flight and the WHATSATs waiting for it.
+type placesCall struct {
+	key     string
+	waiters []waiter
+	start   time.Time
+}
+
+type waiter struct {
+	c     *clientConn
+	slot  *slot
+	bound int
+}
+
+// askPlaces starts (or joins) the Places request for record r and radius; the reply goes into
+// sl when it comes back. Loop only.
+func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message) {
+	k := s.keyScratch[:0]
+	k = append(k, r.Lat...)
+	k = append(k, ',')
+	k = append(k, r.Lng...)
+	k = append(k, ',')
+	k = codec.AppendRadiusMetres(k, m.Radius)
+	s.keyScratch = k
+	w := waiter{c: c, slot: sl, bound: m.Bound}
+	if call, ok := s.inflight[string(k)]; ok {
+		call.waiters = append(call.waiters, w)
+		s.metrics.PlacesShared.Add(1)
+		return
+	}
+	radius := string(k[len(r.Lat)+len(r.Lng)+2:])
+	req := places.Request{
+		Lat: string(r.Lat), Lng: string(r.Lng), RadiusM: radius,
+		LatF: r.LatF, LngF: r.LngF, RadiusMF: m.RadiusKm * 1000, Bound: m.Bound,
+	}
+	call := &placesCall{key: string(k), waiters: []waiter{w}, start: s.loop.Time()}
+	s.inflight[call.key] = call
+	s.metrics.PlacesCalls.Add(1)
+	if s.logInfo {
+		s.log.Info("places call", "provider", s.prov.Name(), "location", req.Lat+","+req.Lng, "radius_m", radius)
+	}
+	prov := s.prov
+	f := reactor.Go(s.loop, func(ctx context.Context) ([]byte, error) { return prov.Nearby(ctx, req) })
+	f.AddDoneCallback(func(f *reactor.Future[[]byte]) {
+		body, err := f.Result()
+		s.placesDone(call, body, err)
+	})
+}
+
+// placesDone fills the reply slots waiting on call. Loop only.
+func (s *Server) placesDone(call *placesCall, body []byte, err error) {
+	delete(s.inflight, call.key)
+	took := s.loop.Time().Sub(call.start)
+	if err != nil {
+		s.metrics.PlacesErrors.Add(1)
+		s.log.Warn("places failed", "request", call.key, "took", took, "err", err)
+	} else if s.logInfo {
+		s.log.Info("places answer", "request", call.key, "took", took, "bytes", len(body))
+	}
+	if len(body) == 0 {
+		msg := "no answer"
+		if err != nil {
+			msg = err.Error()
+		}
+		body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
+	}
+	for _, w := range call.waiters {
+		if w.c.lost {
+			continue
+		}
+		sl := w.slot
+		n := len(sl.buf)
+		var perr error
+		sl.buf, perr = codec.AppendPlacesBody(sl.buf, body, w.bound)
+		if perr != nil {
+			s.log.Warn("places body rejected", "request", call.key, "err", perr)
+			eb := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "bad response from Places: "+perr.Error())
+			sl.buf, _ = codec.AppendPlacesBody(sl.buf[:n], eb, w.bound)
+		}
+		sl.buf = append(sl.buf, '\n', '\n')
+		w.c.whatsatDone(sl)
+	}
+}
+
+// Herd runs every server of a config in one process, one loop each.
+type Herd struct {
+	cfg     *Config
+	servers []*Server
+	byName  map[string]*Server
+}
+
+// NewHerd builds every server of cfg (see NewServer). The servers share one Places provider
+// (built once, unless an option gives one). Any goroutine.
+func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.provider == nil {
+		p, err := NewProvider(cfg.Places)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts[:len(opts):len(opts)], WithProvider(p))
+	}
+	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server)}
+	for _, sc := range cfg.Servers {
+		s, err := NewServer(cfg, sc.Name, opts...)
+		if err != nil {
+			h.closeLogs()
+			return nil, err
+		}
+		h.servers = append(h.servers, s)
+		h.byName[sc.Name] = s
+	}
+	return h, nil
+}
+
+func (h *Herd) closeLogs() {
+	for _, s := range h.servers {
+		if s.logw != nil {
+			s.logw.Close()
+		}
+	}
+}
+
+// Start binds every server's listener first (so addresses with port 0 get their port), then
+// starts the links with the bound addresses. On error the servers already started are stopped.
+func (h *Herd) Start() error {
+	for i, s := range h.servers {
+		if err := s.listen(); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for _, t := range h.servers[:i] {
+				t.Shutdown(ctx)
+			}
+			for _, t := range h.servers[i:] {
+				if t.logw != nil {
+					t.logw.Close()
+				}
+			}
+			return err
+		}
+		h.cfg.Server(s.name).Addr = s.Addr().String()
+	}
+	addrs := make(map[string]string, len(h.servers))
+	for _, s := range h.servers {
+		addrs[s.name] = s.Addr().String()
+	}
+	for _, s := range h.servers {
+		if err := s.startLinks(addrs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Servers returns the herd's servers in config order.
+func (h *Herd) Servers() []*Server { return h.servers }
+
+// Server returns the server called name, or nil.
+func (h *Herd) Server(name string) *Server { return h.byName[name] }
+
+// Config returns the herd's config with the addresses the servers are bound to (after Start).
+// The caller may change the copy it gets.
+func (h *Herd) Config() *Config { return h.cfg.Clone() }
+
+// Shutdown shuts every server down at once (see Server.Shutdown) and returns their errors joined.
+func (h *Herd) Shutdown(ctx context.Context) error {
+	errs := make([]error, len(h.servers))
+	var wg sync.WaitGroup
+	for i, s := range h.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// itoa is strconv.Itoa, named for the log calls that use it.
+func itoa(n int) string { return strconv.Itoa(n) }

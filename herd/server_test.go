@@ -1,0 +1,550 @@
+package herd
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/herd/places/fake"
+)
+
+const (
+	kiwiIAMAT = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
+	kiwiAT    = "AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
+)
+
+// hillClock is the receive time that gives the skew of SPEC §3's example.
+var hillClock = WithClock(fixedClock(1621464828, 223371889))
+
+func TestIAMATReplyExact(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\n")
+	if got := c.line(); got != kiwiAT+"\n" {
+		t.Fatalf("reply %q, want %q", got, kiwiAT+"\n")
+	}
+	if line, ok := s.Record("kiwi.cs.ucla.edu"); !ok || line != kiwiAT {
+		t.Errorf("record %q %v", line, ok)
+	}
+}
+
+func TestIAMATSkews(t *testing.T) {
+	tests := []struct {
+		clock      func() time.Time
+		time, skew string
+	}{
+		{fixedClock(100, 0), "100", "+0.000000000"},
+		{fixedClock(100, 0), "112.000000001", "-12.000000001"},
+		{fixedClock(1, 5), "-1.5", "+2.500000005"},
+		{fixedClock(1621464828, 223371889), "1621464827.959498503", "+0.263873386"},
+	}
+	for _, tt := range tests {
+		cfg := testConfig(t, "", ServerConfig{Name: "S"})
+		s := startServer(t, cfg, "S", WithClock(tt.clock))
+		c := dial(t, s.Addr())
+		c.send("IAMAT c +1.5-2.25 " + tt.time + "\r\n")
+		want := "AT S " + tt.skew + " c +1.5-2.25 " + tt.time + "\n"
+		if got := c.line(); got != want {
+			t.Errorf("time %s: reply %q, want %q", tt.time, got, want)
+		}
+	}
+}
+
+// The reply always describes this IAMAT, even when the stored record is newer.
+func TestIAMATOlderStillAnswered(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", WithClock(fixedClock(2000, 0)))
+	c := dial(t, s.Addr())
+	c.send("IAMAT a +1+1 1000\nIAMAT a +2+2 999\n")
+	if got := c.line(); got != "AT Hill +1000.000000000 a +1+1 1000\n" {
+		t.Errorf("first reply %q", got)
+	}
+	if got := c.line(); got != "AT Hill +1001.000000000 a +2+2 999\n" {
+		t.Errorf("second reply %q", got)
+	}
+	if line, _ := s.Record("a"); line != "AT Hill +1000.000000000 a +1+1 1000" {
+		t.Errorf("stored %q, want the newer record", line)
+	}
+}
+
+// whatsatWant is the reply to "WHATSAT kiwi.cs.ucla.edu <radius> <bound>" after kiwiIAMAT, as the
+// fake's body cut by codec.
+func whatsatWant(t *testing.T, radiusM float64, n, bound int) string {
+	t.Helper()
+	body, err := codec.AppendPlacesBody(nil, fake.LegacyBody(34.068930, -118.445127, radiusM, n), bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kiwiAT + "\n" + string(body) + "\n\n"
+}
+
+func TestWHATSATReplyExact(t *testing.T) {
+	f, url := startFake(t, fake.Options{})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	if got := c.line(); got != kiwiAT+"\n" {
+		t.Fatalf("IAMAT reply %q", got)
+	}
+	got := c.whatsat()
+	if want := whatsatWant(t, 10000, 20, 5); got != want {
+		t.Fatalf("WHATSAT reply:\n%s\nwant:\n%s", got, want)
+	}
+	if strings.Count(got, "\"place_id\"") != 5 {
+		t.Errorf("reply has %d places, want 5", strings.Count(got, "\"place_id\""))
+	}
+	reqs := f.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d Places requests, want 1", len(reqs))
+	}
+	q := reqs[0].Query
+	if q.Get("location") != "34.068930,-118.445127" || q.Get("radius") != "10000" || q.Get("key") != "test-key" {
+		t.Errorf("Places asked %v", q)
+	}
+	// A fractional radius is sent exactly, in metres.
+	c.send("WHATSAT kiwi.cs.ucla.edu 0.0015 20\n")
+	if got, want := c.whatsat(), whatsatWant(t, 1.5, 20, 20); got != want {
+		t.Errorf("WHATSAT 0.0015 20 reply differs:\n%s", got)
+	}
+	if r := f.Requests(); len(r) != 2 || r[1].Query.Get("radius") != "1.5" {
+		t.Errorf("second request %v", r[len(r)-1].Query)
+	}
+}
+
+func TestWHATSATPlacesFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   fake.Options
+		status string
+	}{
+		{"http 500", fake.Options{HTTPStatus: 500}, `"status" : "UNKNOWN_ERROR"`},
+		{"malformed", fake.Options{Malformed: true}, `"status" : "UNKNOWN_ERROR"`},
+		{"denied", fake.Options{Status: "REQUEST_DENIED", StatusMessage: "nope"}, `"status" : "REQUEST_DENIED"`},
+		{"zero", fake.Options{Results: -1}, `"status" : "ZERO_RESULTS"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, url := startFake(t, tt.opts)
+			cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+			s := startServer(t, cfg, "Hill", hillClock)
+			c := dial(t, s.Addr())
+			c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+			c.line()
+			got := c.whatsat()
+			if !strings.HasPrefix(got, kiwiAT+"\n{\n") || !strings.Contains(got, tt.status) || !strings.HasSuffix(got, "}\n\n") {
+				t.Errorf("reply %q, want the AT line, a body with %s, a blank line", got, tt.status)
+			}
+			if strings.Contains(got, "\n\n\n") || strings.Count(got, "\n\n") != 1 {
+				t.Errorf("reply %q has a blank line inside", got)
+			}
+			if strings.Contains(got, "test-key") {
+				t.Errorf("reply leaks the key: %q", got)
+			}
+		})
+	}
+}
+
+func TestWHATSATTimeout(t *testing.T) {
+	_, url := startFake(t, fake.Options{Hang: true})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	cfg.Places.Timeout = 200 * time.Millisecond
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.line()
+	if got := c.whatsat(); !strings.Contains(got, `"status" : "UNKNOWN_ERROR"`) {
+		t.Errorf("reply %q", got)
+	}
+}
+
+func TestInvalidLines(t *testing.T) {
+	_, url := startFake(t, fake.Options{})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	// A known client, so that WHATSAT errors are about the fields.
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\n")
+	c.line()
+	bad := []string{
+		"",
+		"   ",
+		"HELLO",
+		"iamat kiwi +34.068930-118.445127 1621464827.959498503",
+		"IAMAT kiwi +34.068930-118.445127",
+		"IAMAT kiwi +34.068930-118.445127 1621464827.959498503 extra",
+		"IAMAT kiwi 34.068930-118.445127 1621464827.959498503",
+		"IAMAT kiwi +91-118 1621464827",
+		"IAMAT kiwi +34-181 1621464827",
+		"IAMAT kiwi +34.068930-118.445127x 1621464827",
+		"IAMAT kiwi +34-118 16214648x7",
+		"IAMAT kiwi +34-118 1.1234567890",
+		"WHATSAT kiwi.cs.ucla.edu 0 5",
+		"WHATSAT kiwi.cs.ucla.edu 51 5",
+		"WHATSAT kiwi.cs.ucla.edu 10 0",
+		"WHATSAT kiwi.cs.ucla.edu 10 21",
+		"WHATSAT kiwi.cs.ucla.edu 10 2.5",
+		"WHATSAT kiwi.cs.ucla.edu 10",
+		"WHATSAT nobody 10 5",
+		"\t WHATSAT\tnobody  10 5 ",
+	}
+	for _, line := range bad {
+		c := dial(t, s.Addr())
+		// The pipelined IAMAT after the bad line must not be processed.
+		c.send(line + "\nIAMAT after +1+1 1\n")
+		if got, want := c.readAll(), "? "+line+"\n"; got != want {
+			t.Errorf("line %q: got %q, want %q then close", line, got, want)
+		}
+	}
+	if _, ok := s.Record("after"); ok {
+		t.Errorf("a line pipelined after an invalid one was processed")
+	}
+	// The first client is still served.
+	c.send("WHATSAT kiwi.cs.ucla.edu 10 1\n")
+	if got := c.whatsat(); !strings.HasPrefix(got, kiwiAT+"\n") {
+		t.Errorf("first client: %q", got)
+	}
+}
+
+// Replies before an invalid line are written, then the "?" line, then the close.
+func TestInvalidAfterPending(t *testing.T) {
+	_, url := startFake(t, fake.Options{Delay: 100 * time.Millisecond})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 2\nBAD\nIAMAT x +1+1 1\n")
+	got := c.readAll()
+	want := kiwiAT + "\n" + strings.TrimPrefix(whatsatWant(t, 10000, 20, 2), kiwiAT+"\n") + "? BAD\n"
+	want = kiwiAT + "\n" + want
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestPipelinedInOrderWithSlowPlaces(t *testing.T) {
+	_, url := startFake(t, fake.Options{Delay: 150 * time.Millisecond})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 3\nIAMAT b +1+1 1621464828\nWHATSAT kiwi.cs.ucla.edu 10 1\nIAMAT c +1+1 1621464828\n")
+	if got := c.line(); got != kiwiAT+"\n" {
+		t.Fatalf("1: %q", got)
+	}
+	if got, want := c.whatsat(), whatsatWant(t, 10000, 20, 3); got != want {
+		t.Fatalf("2: %q", got)
+	}
+	if got := c.line(); got != "AT Hill +0.223371889 b +1+1 1621464828\n" {
+		t.Fatalf("3: %q", got)
+	}
+	if got, want := c.whatsat(), whatsatWant(t, 10000, 20, 1); got != want {
+		t.Fatalf("4: %q", got)
+	}
+	if got := c.line(); got != "AT Hill +0.223371889 c +1+1 1621464828\n" {
+		t.Fatalf("5: %q", got)
+	}
+	// The IAMATs behind the WHATSAT were stored at once, not when their replies left.
+	if _, ok := s.Record("c"); !ok {
+		t.Errorf("c not stored")
+	}
+}
+
+// A WHATSAT waiting on a hung Places does not hold up another client's IAMAT.
+func TestSlowPlacesDoesNotBlockOthers(t *testing.T) {
+	f, url := startFake(t, fake.Options{Hang: true})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c1 := dial(t, s.Addr())
+	c1.send(kiwiIAMAT + "\n")
+	c1.line()
+	c1.send("WHATSAT kiwi.cs.ucla.edu 10 5\n")
+	waitFor(t, "the Places request", func() bool { return f.Count() == 1 })
+	c2 := dial(t, s.Addr())
+	c2.send("IAMAT other +1+1 1621464828\n")
+	if got := c2.line(); got != "AT Hill +0.223371889 other +1+1 1621464828\n" {
+		t.Fatalf("c2: %q", got)
+	}
+	// Causality: c2 was answered while c1's request was still held by the fake.
+	if s.Metrics().PlacesErrors.Load() != 0 {
+		t.Fatal("the Places call ended before c2 was answered")
+	}
+	f.Close() // releases the hung request: an error, so UNKNOWN_ERROR
+	if got := c1.whatsat(); !strings.HasPrefix(got, kiwiAT+"\n") || !strings.Contains(got, "UNKNOWN_ERROR") {
+		t.Errorf("c1: %q", got)
+	}
+}
+
+func TestHalfCloseGetsAnswers(t *testing.T) {
+	_, url := startFake(t, fake.Options{Delay: 100 * time.Millisecond})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5") // the last line has no "\n"
+	if err := c.conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got := c.readAll()
+	if want := kiwiAT + "\n" + whatsatWant(t, 10000, 20, 5); got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestHalfCloseIdle(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT)
+	c.conn.CloseWrite()
+	if got := c.readAll(); got != kiwiAT+"\n" {
+		t.Errorf("got %q", got)
+	}
+	c = dial(t, s.Addr())
+	c.conn.CloseWrite()
+	c.eof()
+}
+
+// Every way of cutting a stream into reads gives the same replies.
+func TestSplitReads(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	stream := kiwiIAMAT + "\r\nIAMAT b +1+1 1621464828\n"
+	want := kiwiAT + "\nAT Hill +0.223371889 b +1+1 1621464828\n"
+	for _, cut := range []int{1, 5, len(kiwiIAMAT), len(kiwiIAMAT) + 1, len(kiwiIAMAT) + 2, len(stream) - 1} {
+		c := dial(t, s.Addr())
+		c.send(stream[:cut])
+		c.send(stream[cut:]) // often a second read; TestSplitEveryOffset forces it
+
+		if got := c.line() + c.line(); got != want {
+			t.Errorf("cut %d: %q", cut, got)
+		}
+	}
+}
+
+func TestLineTooLong(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	big := bytes.Repeat([]byte("A"), 1<<20)
+	c := dial(t, s.Addr())
+	go c.conn.Write(append(big, '\n')) // the server closes before it has read it all
+	got := c.readAll()
+	if want := "? " + string(big[:64]) + "\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// A line just at the limit is fine (and invalid for other reasons).
+	c = dial(t, s.Addr())
+	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
+	c.send(line + "\n")
+	if got := c.line(); !strings.HasPrefix(got, "AT Hill ") {
+		t.Errorf("line of 4096 bytes: %q", got[:40])
+	}
+	c.send(line + "x\n")
+	if got := c.readAll(); got != "? "+line[:64]+"\n" {
+		t.Errorf("line of 4097 bytes: %q", got)
+	}
+}
+
+func TestBinaryGarbage(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	garbage := []byte{0, 1, 2, 0xff, 0xfe, 'I', 'A', 0x80, '\n', 'x', '\n'}
+	c.send(string(garbage))
+	got := c.readAll()
+	want := string(codec.AppendInvalid(nil, garbage[:8]))
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	c = dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\n")
+	if got := c.line(); got != kiwiAT+"\n" {
+		t.Errorf("after garbage: %q", got)
+	}
+}
+
+// AT lines are accepted only from a neighbour's host.
+func TestATFromNeighbourHostOnly(t *testing.T) {
+	at := "AT Other +0.500000000 z +1+1 1621464827"
+	// Hill's neighbour lives on another host: a loopback AT line is invalid.
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Far"}}, ServerConfig{Name: "Far", Addr: "192.0.2.1:9"})
+	s := startServer(t, cfg, "Hill")
+	c := dial(t, s.Addr())
+	c.send(at + "\n")
+	if got := c.readAll(); got != "? "+at+"\n" {
+		t.Errorf("AT from a stranger: %q", got)
+	}
+	// A loopback neighbour: accepted, stored, no reply.
+	cfg = testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Near"}}, ServerConfig{Name: "Near", Addr: "127.0.0.1:1"})
+	s = startServer(t, cfg, "Hill")
+	c = dial(t, s.Addr())
+	c.send(at + "\n")
+	waitFor(t, "the peer update", func() bool { l, _ := s.Record("z"); return l == at })
+	c.conn.CloseWrite()
+	if got := c.readAll(); got != "" {
+		t.Errorf("AT from a neighbour got a reply: %q", got)
+	}
+}
+
+func TestMaxClients(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	cfg.Limits.MaxClients = 2
+	s := startServer(t, cfg, "Hill", hillClock)
+	a, b := dial(t, s.Addr()), dial(t, s.Addr())
+	a.send(kiwiIAMAT + "\n")
+	b.send(kiwiIAMAT + "\n")
+	a.line()
+	b.line()
+	c := dial(t, s.Addr())
+	c.eof()
+	if n := s.Metrics().ClientsRejected.Load(); n != 1 {
+		t.Errorf("rejected %d, want 1", n)
+	}
+	a.conn.Close()
+	waitFor(t, "a's close", func() bool { return s.Metrics().ClientsOpen.Load() == 1 })
+	d := dial(t, s.Addr())
+	d.send(kiwiIAMAT + "\n")
+	if got := d.line(); got != kiwiAT+"\n" {
+		t.Errorf("after a slot freed: %q", got)
+	}
+}
+
+// A client that sends and never reads is cut off at max_unsent; others are served meanwhile.
+func TestNonReadingClientCutOff(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	cfg.Limits.MaxUnsent = 64 << 10
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.conn.SetReadBuffer(4096)
+	var batch bytes.Buffer
+	for i := range 1000 {
+		fmt.Fprintf(&batch, "IAMAT client-%d-%s +1+1 1621464828\n", i, strings.Repeat("p", 100))
+	}
+	done := make(chan error, 1)
+	go func() {
+		for {
+			c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.conn.Write(batch.Bytes()); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	waitFor(t, "the cut-off", func() bool { return s.Metrics().ClientsCut.Load() == 1 })
+	if err := <-done; err == nil {
+		t.Error("writer never failed")
+	}
+	o := dial(t, s.Addr())
+	o.send(kiwiIAMAT + "\n")
+	if got := o.line(); got != kiwiAT+"\n" {
+		t.Errorf("other client: %q", got)
+	}
+}
+
+// Too many WHATSATs waiting: cut off.
+func TestMaxPending(t *testing.T) {
+	f, url := startFake(t, fake.Options{Hang: true})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	cfg.Limits.MaxPending = 3
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\n")
+	c.line()
+	c.send(strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 4))
+	c.eof()
+	if s.Metrics().ClientsCut.Load() != 1 {
+		t.Errorf("not counted as cut off")
+	}
+	f.Close()
+}
+
+// Identical requests in flight are made once.
+func TestIdenticalRequestsShared(t *testing.T) {
+	f, url := startFake(t, fake.Options{Delay: 200 * time.Millisecond})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\n")
+	c.line()
+	const n = 8
+	cs := make([]*client, n)
+	for i := range cs {
+		cs[i] = dial(t, s.Addr())
+		cs[i].send(fmt.Sprintf("WHATSAT kiwi.cs.ucla.edu 10 %d\n", i+1))
+	}
+	for i, c := range cs {
+		if got, want := c.whatsat(), whatsatWant(t, 10000, 20, i+1); got != want {
+			t.Errorf("client %d: %q", i, got)
+		}
+	}
+	if got := f.Count(); got >= n {
+		t.Errorf("%d Places requests for %d identical WHATSATs in flight", got, n)
+	}
+}
+
+func TestManyClients(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", hillClock)
+	const n = 1000
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fmt.Fprintf(c, "IAMAT m%d +1+1 1621464828\n", i)
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			buf := make([]byte, 128)
+			k, err := c.Read(buf)
+			want := fmt.Sprintf("AT Hill +0.223371889 m%d +1+1 1621464828\n", i)
+			if err != nil || string(buf[:k]) != want {
+				errs <- fmt.Errorf("client %d: %q %v", i, buf[:k], err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := s.Metrics().ClientsOpen.Load(); got != n {
+		t.Errorf("open clients %d, want %d", got, n)
+	}
+}
+
+func TestShutdownFinishesReplies(t *testing.T) {
+	f, url := startFake(t, fake.Options{Delay: 200 * time.Millisecond})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s, err := NewServer(cfg, "Hill", hillClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	idle := dial(t, s.Addr())
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.line()
+	waitFor(t, "the Places request", func() bool { return f.Count() == 1 })
+	shutdown(t, s)
+	if got, want := c.readAll(), whatsatWant(t, 10000, 20, 5); got != want {
+		t.Errorf("reply owed at shutdown: %q", got)
+	}
+	idle.eof()
+	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
+		t.Errorf("still accepting after shutdown")
+	}
+}
