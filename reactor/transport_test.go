@@ -393,3 +393,72 @@ func TestStopTearsDown(t *testing.T) {
 		t.Fatal("client connection still open after Stop")
 	}
 }
+
+func TestHalfCloseWithUnsentBytes(t *testing.T) {
+	lost := make(chan error, 1)
+	wrote := make(chan struct{})
+	l := startLoop(t, Options{Debug: true}, func() Protocol {
+		return &funcProto{
+			made: func(t *Transport) { t.Write(pattern(8 << 20)); close(wrote) }, // more than the kernel takes
+			eof:  func() bool { return true },
+			lost: func(err error) { lost <- err },
+		}
+	})
+	nc := dialNet(t, l).(*net.TCPConn)
+	<-wrote
+	if err := nc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-lost; !errors.Is(err, ErrUnsent) {
+		t.Fatalf("ConnectionLost(%v), want ErrUnsent", err)
+	}
+}
+
+func TestLoopsInParallel(t *testing.T) {
+	const n = 3
+	loops := make([]*Loop, n)
+	var wg sync.WaitGroup
+	for i := range loops {
+		loops[i] = New(Options{})
+		if err := loops[i].Listen("127.0.0.1:0", func() Protocol { return &echo{} }); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if err := loops[i].Start(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	// Each loop dials the next one's listener and gets an echo back.
+	got := make(chan string, n)
+	for i, l := range loops {
+		next := loops[(i+1)%n].Addrs()[0].String()
+		l.Dial(next, func() Protocol {
+			return &funcProto{
+				made: func(t *Transport) { t.Write([]byte("ping")) },
+				data: func(p []byte) { got <- string(p) },
+			}
+		}, time.Second, func(err error) { t.Error(err) })
+	}
+	for range n {
+		select {
+		case s := <-got:
+			if s != "ping" {
+				t.Fatalf("got %q", s)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no echo")
+		}
+	}
+	for _, l := range loops {
+		wg.Go(l.Stop)
+	}
+	wg.Wait()
+	for _, l := range loops {
+		<-l.Done()
+	}
+}
