@@ -1,0 +1,248 @@
+package herd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startHerd starts the default five-server herd of SPEC §1 on 127.0.0.1:0.
+func startHerd(t *testing.T) *Herd {
+	t.Helper()
+	cfg := DefaultConfig()
+	for i := range cfg.Servers {
+		cfg.Servers[i].Addr = "127.0.0.1:0"
+	}
+	cfg.Log.Dir = "off"
+	cfg.Limits.BackoffBase = 10 * time.Millisecond
+	cfg.Limits.BackoffCap = 100 * time.Millisecond
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, h) })
+	return h
+}
+
+// waitRecord waits until every server in servers holds want for client.
+func waitRecord(t *testing.T, servers []*Server, client, want string) {
+	t.Helper()
+	for _, s := range servers {
+		waitFor(t, fmt.Sprintf("%s to hold %q for %s", s.Name(), want, client), func() bool {
+			got, _ := s.Record(client)
+			return got == want
+		})
+	}
+}
+
+// iamat sends one IAMAT to s and returns the AT line of the reply (without "\n").
+func iamat(t *testing.T, s *Server, client, loc, tm string) string {
+	t.Helper()
+	c := dial(t, s.Addr())
+	c.send("IAMAT " + client + " " + loc + " " + tm + "\n")
+	r := c.line()
+	if !strings.HasPrefix(r, "AT "+s.Name()+" ") {
+		t.Fatalf("IAMAT reply %q", r)
+	}
+	c.conn.Close()
+	return strings.TrimSuffix(r, "\n")
+}
+
+func TestHerdUpdateReachesAll(t *testing.T) {
+	h := startHerd(t)
+	for i, s := range h.Servers() {
+		client := fmt.Sprintf("c%d", i)
+		line := iamat(t, s, client, "+1+1", fmt.Sprint(1000+i))
+		waitRecord(t, h.Servers(), client, line)
+	}
+	for _, s := range h.Servers() {
+		if up := s.Metrics().LinksUp.Load(); up != int64(len(DefaultConfig().Server(s.Name()).Peers)) {
+			t.Errorf("%s: %d links up", s.Name(), up)
+		}
+	}
+}
+
+func TestHerdOlderNeverOverwritesNewer(t *testing.T) {
+	h := startHerd(t)
+	newer := iamat(t, h.Server("Hill"), "x", "+1+1", "200")
+	waitRecord(t, h.Servers(), "x", newer)
+	older := iamat(t, h.Server("Campbell"), "x", "+2+2", "100")
+	if !strings.HasSuffix(older, " x +2+2 100") {
+		t.Fatalf("the reply to an older IAMAT must describe it: %q", older)
+	}
+	// A marker sent after it travels the same links in order: once it is everywhere, the older
+	// update would have arrived too, had it been flooded.
+	marker := iamat(t, h.Server("Campbell"), "marker", "+1+1", "1")
+	waitRecord(t, h.Servers(), "marker", marker)
+	for _, s := range h.Servers() {
+		if got, _ := s.Record("x"); got != newer {
+			t.Errorf("%s holds %q, want %q", s.Name(), got, newer)
+		}
+	}
+}
+
+func TestHerdEqualTimesConverge(t *testing.T) {
+	h := startHerd(t)
+	var wg sync.WaitGroup
+	lines := make([]string, len(h.Servers()))
+	for i, s := range h.Servers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := dial(t, s.Addr())
+			c.send(fmt.Sprintf("IAMAT e +%d+%d 300.5\n", i, i))
+			lines[i] = strings.TrimSuffix(c.line(), "\n")
+		}()
+	}
+	wg.Wait()
+	want := lines[0]
+	for _, l := range lines[1:] {
+		if l > want {
+			want = l
+		}
+	}
+	waitRecord(t, h.Servers(), "e", want)
+}
+
+// A server stopped and restarted gets every record back by resync.
+func TestHerdRestartResync(t *testing.T) {
+	h := startHerd(t)
+	hill := h.Server("Hill")
+	var want []string
+	for i := range 20 {
+		want = append(want, iamat(t, hill, fmt.Sprintf("r%d", i), "+1+1", "10"))
+	}
+	for i, l := range want {
+		waitRecord(t, h.Servers(), fmt.Sprintf("r%d", i), l)
+	}
+	smith := h.Server("Smith")
+	shutdown(t, smith)
+	late := iamat(t, hill, "late", "+3+3", "20")
+	s2, err := NewServer(h.Config(), "Smith", WithProvider(stubProvider{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Start(); err != nil {
+		t.Fatalf("restart on %s: %v", smith.Addr(), err)
+	}
+	defer shutdown(t, s2)
+	for i, l := range want {
+		waitRecord(t, []*Server{s2}, fmt.Sprintf("r%d", i), l)
+	}
+	waitRecord(t, []*Server{s2}, "late", late)
+}
+
+// Stopping the middle of the herd (Smith and Singleton) cuts Hill and Jaquez off from Campbell;
+// restarting them heals the partition and both sides converge.
+func TestHerdPartitionHeals(t *testing.T) {
+	h := startHerd(t)
+	before := iamat(t, h.Server("Jaquez"), "b", "+1+1", "5")
+	waitRecord(t, h.Servers(), "b", before)
+	shutdown(t, h.Server("Smith"))
+	shutdown(t, h.Server("Singleton"))
+	west := iamat(t, h.Server("Hill"), "w", "+1+1", "6")
+	east := iamat(t, h.Server("Campbell"), "e", "+1+1", "6")
+	newer := iamat(t, h.Server("Campbell"), "b", "+2+2", "7")
+	waitRecord(t, []*Server{h.Server("Jaquez")}, "w", west)
+	if _, ok := h.Server("Jaquez").Record("e"); ok {
+		t.Fatal("an update crossed the partition")
+	}
+	var healed []*Server
+	for _, name := range []string{"Smith", "Singleton"} {
+		s, err := NewServer(h.Config(), name, WithProvider(stubProvider{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer shutdown(t, s)
+		healed = append(healed, s)
+	}
+	all := []*Server{h.Server("Hill"), h.Server("Jaquez"), h.Server("Campbell"), healed[0], healed[1]}
+	waitRecord(t, all, "w", west)
+	waitRecord(t, all, "e", east)
+	waitRecord(t, all, "b", newer)
+}
+
+// sinkListener accepts connections and never reads from them, with a small receive buffer.
+func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln, &wg, func() int { mu.Lock(); defer mu.Unlock(); return len(conns) }
+}
+
+// A neighbour that never reads its link does not make the sender hold its floods without
+// bound: past max_link_unsent the link is closed (and redialled).
+func TestNonReadingNeighbour(t *testing.T) {
+	ln, _, accepted := sinkListener(t)
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
+	cfg.Limits.MaxLinkUnsent = 256 << 10
+	s := startServer(t, cfg, "A")
+	waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+	c := dial(t, s.Addr())
+	pad := strings.Repeat("p", 900)
+	var batch bytes.Buffer
+	n := 0
+	for s.Metrics().LinkOverflows.Load() == 0 {
+		if n > 200000 {
+			t.Fatalf("no overflow after %d floods of 1 KB", n)
+		}
+		batch.Reset()
+		for range 100 {
+			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
+			n++
+		}
+		c.send(batch.String())
+		for range 100 {
+			c.line()
+		}
+	}
+	waitFor(t, "the redial", func() bool { return accepted() >= 2 })
+	c.send("IAMAT still +1+1 1\n")
+	if got := c.line(); !strings.HasPrefix(got, "AT A ") {
+		t.Errorf("after the overflow: %q", got)
+	}
+}
