@@ -53,6 +53,7 @@ type Server struct {
 	limits herd.Limits
 	places places.Provider
 	log    *slog.Logger
+	logIO  bool // input and output lines are logged (checked first: no cost when off)
 
 	mu    sync.Mutex // guards table and the links' up state and queues
 	table *herd.Table
@@ -91,6 +92,7 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 		limits:    cfg.Limits,
 		places:    prov,
 		log:       log,
+		logIO:     log.Enabled(context.Background(), slog.LevelInfo),
 		table:     herd.NewTable(),
 		peers:     append([]string(nil), me.Peers...),
 		peerAddr:  func(n string) string { return addrs[n] },
@@ -165,7 +167,9 @@ func (s *Server) Start() {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
-		s.ln.Close()
+		if s.ln != nil {
+			s.ln.Close()
+		}
 		s.connMu.Lock()
 		for c := range s.conns {
 			// Wake the reader: it answers what it holds, then closes.
@@ -316,7 +320,9 @@ func (c *conn) flush() error {
 func (c *conn) handle(line []byte) bool {
 	s := c.s
 	recv := codec.FromTime(time.Now())
-	s.log.Info("in", "remote", c.remote, "line", line)
+	if s.logIO {
+		s.log.Info("in", "remote", c.remote, "line", line)
+	}
 	m, err := codec.ParseLine(line)
 	if err == nil && m.Kind == codec.AT && !c.peer {
 		err = errors.New("server: AT line from a host that is not a neighbour")
@@ -335,7 +341,9 @@ func (c *conn) handle(line []byte) bool {
 		start := len(c.out)
 		c.out = codec.AppendAT(c.out, s.name, recv, &m)
 		s.apply(&m, c.out[start:])
-		s.log.Info("out", "remote", c.remote, "line", c.out[start:len(c.out)-1])
+		if s.logIO {
+			s.log.Info("out", "remote", c.remote, "line", c.out[start:len(c.out)-1])
+		}
 	case codec.AT:
 		s.apply(&m, line)
 	}
@@ -376,7 +384,9 @@ func (c *conn) whatsat(m *codec.Message) error {
 		out, _ = codec.AppendPlacesBody(c.out, eb, m.Bound)
 	}
 	c.out = append(out, "\n\n"...)
-	s.log.Info("out", "remote", c.remote, "bytes", len(c.out)-start)
+	if s.logIO {
+		s.log.Info("out", "remote", c.remote, "bytes", len(c.out)-start)
+	}
 	return nil
 }
 

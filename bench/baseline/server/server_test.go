@@ -24,7 +24,7 @@ type node struct {
 
 // testConfig returns a herd config whose servers listen on 127.0.0.1:0, with Places at url
 // ("" for the offline provider) and extra TOML for [limits].
-func testConfig(t *testing.T, url, limits string, nodes ...node) *herd.Config {
+func testConfig(t testing.TB, url, limits string, nodes ...node) *herd.Config {
 	t.Helper()
 	var b strings.Builder
 	if url == "" {
@@ -55,7 +55,7 @@ func testConfig(t *testing.T, url, limits string, nodes ...node) *herd.Config {
 
 // testHerd is a herd of baseline servers in this process.
 type testHerd struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     *herd.Config
 	prov    places.Provider
 	mu      sync.Mutex
@@ -63,7 +63,7 @@ type testHerd struct {
 	servers map[string]*Server
 }
 
-func newHerd(t *testing.T, cfg *herd.Config) *testHerd {
+func newHerd(t testing.TB, cfg *herd.Config) *testHerd {
 	t.Helper()
 	prov, err := places.New(places.Config{
 		Provider: cfg.Places.Provider, URL: cfg.Places.URL, Key: cfg.Places.Key, Timeout: cfg.Places.Timeout,
