@@ -171,7 +171,11 @@ func (s *Server) Release() {
 // Count returns how many requests arrived (counted as they arrive, before any delay).
 func (s *Server) Count() int64 { return s.count.Load() }
 
-// Requests returns a copy of the requests recorded so far, in arrival order.
+// MaxRecorded bounds the requests kept for Requests; past it the older half is forgotten.
+const MaxRecorded = 10000
+
+// Requests returns a copy of the requests recorded so far (at most MaxRecorded, the newest),
+// in arrival order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,6 +205,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		r.Header[string(k)] = string(v)
 	}
 	s.mu.Lock()
+	if len(s.reqs) >= MaxRecorded {
+		// A long benchmark must not grow the fake without bound: keep the newer half.
+		s.reqs = append(s.reqs[:0], s.reqs[len(s.reqs)-MaxRecorded/2:]...)
+	}
 	s.reqs = append(s.reqs, r)
 	opts := s.opts
 	hold := s.hold
