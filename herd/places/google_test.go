@@ -382,8 +382,11 @@ func TestCoalescing(t *testing.T) {
 				}
 			}
 			m := MetricsOf(p)
-			if m.Calls.Load() != n || m.Upstream.Load() != 1 || m.Shared.Load() != n-1 {
-				t.Errorf("metrics calls %d upstream %d shared %d", m.Calls.Load(), m.Upstream.Load(), m.Shared.Load())
+			if m.Calls.Load() != n || m.Upstream.Load() != 1 || m.Shared.Load() != n-1 || m.Errors.Load() != 0 {
+				t.Errorf("metrics calls %d upstream %d shared %d errors %d", m.Calls.Load(), m.Upstream.Load(), m.Shared.Load(), m.Errors.Load())
+			}
+			if m.LatencyNs.Load() == 0 || m.MaxNs.Load() != m.LatencyNs.Load() {
+				t.Errorf("latency %d ns, max %d ns: one call, so both equal and non-zero", m.LatencyNs.Load(), m.MaxNs.Load())
 			}
 			// A different question is another call.
 			other := ucla
