@@ -13,7 +13,7 @@ import (
 // from f. It never blocks: the connect runs on a goroutine of its own. On success
 // ConnectionMade runs on the loop; on failure, or if timeout (> 0) passes first, onError runs on
 // the loop with an error wrapping the cause. If the loop stops first, onError is not called.
-// Loop or any goroutine, after Start.
+// Loop or any goroutine; called before Start, the connect waits until the loop runs.
 func (l *Loop) Dial(addr string, f ProtocolFactory, timeout time.Duration, onError func(error)) {
 	if onError == nil {
 		onError = func(error) {}

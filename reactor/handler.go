@@ -34,7 +34,6 @@ type handler struct {
 // OnBoot runs on gnet's Run goroutine before the loop exists: learn the bound addresses.
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.eng = eng
-	h.l.eng = eng
 	for _, s := range h.l.listens {
 		fd, err := eng.DupListener("tcp", s.address) // gnet files tcp4 and tcp6 under "tcp"
 

@@ -38,6 +38,10 @@ type Options struct {
 	SlowCallback  time.Duration // debug threshold, default 100ms
 	Workers       int           // executor pool size for Go(); default 64
 	ReadBufferCap int           // gnet read buffer; default 64 KiB
+
+	// HalfCloseWriteTimeout bounds how long the writer of a half-closed transport waits for
+	// the peer to take queued bytes (see Transport); default 30s.
+	HalfCloseWriteTimeout time.Duration
 }
 
 // ProtocolFactory makes the Protocol of one new connection. It is called on the loop.
@@ -66,7 +70,6 @@ type Loop struct {
 
 	// Set before started is closed; read-only afterwards.
 	el      gnet.EventLoop
-	eng     gnet.Engine
 	started chan struct{}
 	done    chan struct{}
 	runErr  error
@@ -127,6 +130,9 @@ func New(opts Options) *Loop {
 	}
 	if opts.ReadBufferCap <= 0 {
 		opts.ReadBufferCap = 64 << 10
+	}
+	if opts.HalfCloseWriteTimeout <= 0 {
+		opts.HalfCloseWriteTimeout = 30 * time.Second
 	}
 	log := opts.Logger
 	if log == nil {
@@ -546,7 +552,8 @@ func (l *Loop) finish(err error) {
 	l.workWG.Wait()
 	l.writeWG.Wait()
 	// The loop goroutine has exited: leftovers (ConnectionLost of connections gnet closed on
-	// its own) run here, still one at a time.
+	// its own) run here, still one at a time, and this goroutine stands in for the loop.
+	l.loopGID.Store(goid())
 	for t := range l.detached {
 		t.closeDFD()
 	}

@@ -60,7 +60,11 @@ func (l *Loop) callAt(when time.Time, fn func()) *Handle {
 	h := &Handle{fn: fn, when: when, l: l, seq: l.timerSeq}
 	l.pushTimer(h)
 	if h.index == 0 {
-		l.resetTimer()
+		if !when.After(time.Now()) {
+			l.wake() // due already: no need for the runtime timer's goroutine hop
+		} else {
+			l.resetTimer()
+		}
 	}
 	return h
 }

@@ -51,17 +51,13 @@ const (
 // write buffer when nothing else wakes it (gnet has no drain callback).
 const watchInterval = time.Millisecond
 
-// DetachedWriteTimeout bounds how long the writer of a half-closed transport waits for the peer
-// to take queued bytes before giving up (see Transport).
-var DetachedWriteTimeout = 30 * time.Second
-
 // Transport is one TCP connection on the loop, like asyncio's transport. All methods are loop
 // only (Debug mode panics otherwise); none blocks.
 //
 // After the peer half-closes and EOFReceived returns true, gnet has already dropped the
 // connection, so the transport writes to a duplicate of the socket on its own: directly when the
 // kernel takes the bytes, else through one short-lived goroutine that writes what is left (with
-// DetachedWriteTimeout) and then closes. That rare path is the only goroutine a connection ever
+// Options.HalfCloseWriteTimeout) and then closes. That rare path is the only goroutine a connection ever
 // gets.
 type Transport struct {
 	l        *Loop
@@ -402,6 +398,7 @@ type detachedWriter struct {
 	closing bool
 	signal  chan struct{}
 	nc      net.Conn
+	timeout time.Duration
 }
 
 func (t *Transport) startWriter(rest []byte) error {
@@ -413,7 +410,7 @@ func (t *Transport) startWriter(rest []byte) error {
 		return fmt.Errorf("reactor: half-close writer: %w", err)
 	}
 	writersStarted.Add(1)
-	w := &detachedWriter{signal: make(chan struct{}, 1), nc: nc}
+	w := &detachedWriter{signal: make(chan struct{}, 1), nc: nc, timeout: t.l.opts.HalfCloseWriteTimeout}
 	w.push(rest)
 	t.w = w
 	l := t.l
@@ -480,7 +477,7 @@ func (w *detachedWriter) run() error {
 			continue
 		}
 		for _, b := range q {
-			_ = w.nc.SetWriteDeadline(time.Now().Add(DetachedWriteTimeout))
+			_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 			if _, err := w.nc.Write(b); err != nil {
 				return fmt.Errorf("reactor: write: %w", err)
 			}
