@@ -283,7 +283,7 @@ class Server:
             elif cmd == b"WHATSAT":
                 reply = await self.whatsat(fields)
             elif cmd == b"AT" and peer_host in self.neighbour_hosts:
-                self.at(fields)
+                self.at(fields, line)
                 return True
             else:
                 raise Invalid("unknown command")
@@ -310,7 +310,7 @@ class Server:
         self.store(client, t, line)
         return line + b"\n"
 
-    def at(self, fields):
+    def at(self, fields, line):
         if len(fields) != 6:
             raise Invalid("AT wants 5 fields")
         _, _, skew, client, location, ctime = fields
@@ -318,7 +318,8 @@ class Server:
             raise Invalid("bad skew")
         parse_location(location)
         t = parse_time(ctime)
-        self.store(client, t, b" ".join(fields))
+        # Stored and flooded as received, as the Go servers do, so ties break the same way.
+        self.store(client, t, line)
 
     def store(self, client, t, line):
         if not newer(t, line, self.records.get(client)):
