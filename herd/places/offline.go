@@ -81,7 +81,14 @@ type index struct {
 
 type offline struct {
 	idx *index
+	// memo keeps recent answers: they never change, and a herd asks about the same few
+	// client locations again and again.
+	mu   sync.Mutex
+	memo map[string][]byte
 }
+
+// memoSize bounds offline.memo (bodies are a few KiB: at most about 60 MiB).
+const memoSize = 4096
 
 func newOffline(cfg Config) (*offline, error) {
 	var (
@@ -93,13 +100,13 @@ func newOffline(cfg Config) (*offline, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &offline{idx: buildIndex(ps)}, nil
+		return &offline{idx: buildIndex(ps), memo: map[string][]byte{}}, nil
 	}
 	idx, err := embeddedIndex()
 	if err != nil {
 		return nil, err
 	}
-	return &offline{idx: idx}, nil
+	return &offline{idx: idx, memo: map[string][]byte{}}, nil
 }
 
 // embeddedIndex loads the embedded dataset once per process (about 0.2 s, 20 MB): every
@@ -123,11 +130,33 @@ func (o *offline) key(req Request) string {
 // Nearby returns the places within req.RadiusMF metres of (LatF, LngF), nearest first, at most
 // MaxResults, as a legacy body. Any goroutine; it never fails.
 func (o *offline) Nearby(_ context.Context, req Request) ([]byte, error) {
+	k := o.key(req)
+	o.mu.Lock()
+	body, ok := o.memo[k]
+	o.mu.Unlock()
+	if ok {
+		return body, nil
+	}
+	body = o.answer(req)
+	o.mu.Lock()
+	if len(o.memo) >= memoSize {
+		for k := range o.memo { // drop an arbitrary entry
+			delete(o.memo, k)
+			break
+		}
+	}
+	o.memo[k] = body
+	o.mu.Unlock()
+	return body, nil
+}
+
+// answer computes the body for req (no memo).
+func (o *offline) answer(req Request) []byte {
 	hits := o.idx.search(req.LatF, req.LngF, req.RadiusMF, nil)
 	if len(hits) > MaxResults {
 		hits = hits[:MaxResults]
 	}
-	return appendOfflineBody(nil, o.idx.places, hits), nil
+	return appendOfflineBody(nil, o.idx.places, hits)
 }
 
 type hit struct {

@@ -333,12 +333,17 @@ func BenchmarkOffline(b *testing.B) {
 			req := Request{LatF: 34.068930, LngF: -118.445127, RadiusMF: radius, Bound: 20}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := o.Nearby(context.Background(), req); err != nil {
-					b.Fatal(err)
-				}
+				o.answer(req)
 			}
 		})
 	}
+	b.Run("memo", func(b *testing.B) {
+		req := Request{LatF: 34.068930, LngF: -118.445127, RadiusMF: 10000, Bound: 20}
+		b.ReportAllocs()
+		for b.Loop() {
+			o.Nearby(context.Background(), req)
+		}
+	})
 	b.Run("search-only-50km", func(b *testing.B) {
 		hits := make([]hit, 0, 1024)
 		b.ReportAllocs()
@@ -346,4 +351,18 @@ func BenchmarkOffline(b *testing.B) {
 			hits = o.idx.search(34.068930, -118.445127, 50000, hits[:0])
 		}
 	})
+}
+
+func TestOfflineMemo(t *testing.T) {
+	p := newOfflineT(t, Config{})
+	o := p.(*shared).p.(*offline)
+	req := Request{LatF: 48.85341, LngF: 2.3488, RadiusMF: 2000}
+	first, _ := p.Nearby(context.Background(), req)
+	second, _ := p.Nearby(context.Background(), req)
+	if !bytes.Equal(first, second) || !bytes.Equal(first, o.answer(req)) {
+		t.Error("a remembered answer differs from a computed one")
+	}
+	if len(o.memo) != 1 {
+		t.Errorf("memo holds %d answers, want 1", len(o.memo))
+	}
 }
