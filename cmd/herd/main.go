@@ -1,0 +1,230 @@
+// Command herd runs a proxy herd: every server of a config in one process (herd run), or one
+// server of it (herd serve NAME). See herd -h.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/herd-project/herd/herd"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// usageError is a bad command line: exit code 2, like a bad config.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return "herd: " + e.msg + " (see herd -h)" }
+
+// exitCode maps run's error to the process's exit code: 0 on success (a signal included),
+// 2 for a bad command line or config, 1 for anything else.
+func exitCode(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue), herd.IsConfigError(err):
+		return 2
+	}
+	return 1
+}
+
+const usage = `herd runs a proxy herd of servers that share client locations (IAMAT), flood them to
+each other (AT) and answer what is near a client (WHATSAT) from Google Places or an offline dataset.
+
+Usage:
+  herd run   [-config FILE] [-grace D]        every server of the config in this process
+  herd serve [-config FILE] [-grace D] NAME   the server called NAME only
+  herd version                                print the version
+  herd help                                   this text
+
+Flags:
+  -config FILE   the herd's TOML config. Without it: the default herd of five servers
+                 (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004, the offline
+                 Places provider (no key, no network) and logs in ./logs.
+  -grace D       how long a stop (SIGINT or SIGTERM) may take to finish the replies owed
+                 (default 10s).
+
+Config (all keys optional but [[server]]; defaults shown):
+  [places]
+  provider = "offline"     # google | google-v1 | offline; default google when a key is set
+  url = ""                 # base URL of the API; "" means Google's
+  key = ""                 # or the GOOGLE_PLACES_API_KEY environment variable
+  timeout = "5s"
+  cache_ttl = "0s"         # keep answers this long; 0: no cache
+  max_conns = 0            # HTTP connections to the API; 0: the provider's default (64)
+  dataset = ""             # offline: a GeoJSON file of your own places
+  [log]
+  dir = "logs"             # one <Name>.log per server; "off" turns logging off
+  level = "info"           # debug | info | warn | error | off
+  format = "text"          # text | json
+  [limits]
+  max_line = 4096          # bytes in a line, without its newline
+  max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
+  max_pending = 256        # WHATSATs of one client waiting on Places
+  max_clients = 10000      # client connections per server
+  max_link_unsent = 8388608 # unsent bytes on a link before it is closed and redialled
+  dial_timeout = "1s"
+  backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
+  backoff_cap = "5s"
+  [[server]]               # one per server
+  name = "Hill"
+  addr = "127.0.0.1:12000" # port 0: a free port, printed at start (herd run)
+  peers = ["Jaquez", "Smith"] # links are symmetric: naming one side is enough
+
+Exit status: 0 after a stop by signal, 2 for a bad command line or config, 1 otherwise.
+`
+
+// run is the whole program: args without the program name; it returns when ctx is done (the
+// servers then stop gracefully) or on an error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &usageError{"missing command: run, serve or version"}
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "herd", version())
+		return nil
+	case "run", "serve":
+	default:
+		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	fs := flag.NewFlagSet("herd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "the herd's TOML config")
+	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		return &usageError{err.Error()}
+	}
+	var name string
+	switch {
+	case cmd == "serve" && fs.NArg() != 1:
+		return &usageError{"herd serve needs the name of one server"}
+	case cmd == "serve":
+		name = fs.Arg(0)
+	case fs.NArg() != 0:
+		return &usageError{fmt.Sprintf("herd run takes no arguments, got %q", strings.Join(fs.Args(), " "))}
+	}
+	if *grace <= 0 {
+		return &usageError{"-grace must be positive"}
+	}
+
+	cfg := herd.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = herd.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	if cmd == "serve" {
+		return serve(ctx, cfg, name, *grace, stdout)
+	}
+	return runHerd(ctx, cfg, *grace, stdout)
+}
+
+func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer) error {
+	h, err := herd.NewHerd(cfg)
+	if err != nil {
+		return err
+	}
+	if err := h.Start(); err != nil {
+		return err
+	}
+	bound := h.Config()
+	for _, s := range h.Servers() {
+		fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", s.Name(), s.Addr(), strings.Join(bound.Server(s.Name()).Peers, ", "))
+	}
+	hello(stdout, bound, h.Servers()[0].Addr().String())
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "herd: stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return h.Shutdown(sctx)
+}
+
+func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Duration, stdout io.Writer) error {
+	s, err := herd.NewServer(cfg, name)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		s.Shutdown(sctx)
+		return err
+	}
+	sc := cfg.Server(name)
+	fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", name, s.Addr(), strings.Join(sc.Peers, ", "))
+	hello(stdout, cfg, s.Addr().String())
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "herd: stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+// hello says how to talk to the herd.
+func hello(w io.Writer, cfg *herd.Config, addr string) {
+	host, port := addr, ""
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		host, port = addr[:i], addr[i+1:]
+	}
+	logs := "logs in " + cfg.Log.Dir + "/ (one file per server)"
+	if cfg.Log.Off() {
+		logs = "logging off"
+	}
+	fmt.Fprintf(w, "herd: Places provider %s; %s\n", cfg.Places.Provider, logs)
+	fmt.Fprintf(w, `herd: try it:
+  nc %s %s
+  IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 %d.000000000
+  WHATSAT kiwi.cs.ucla.edu 10 5
+herd: stop with Ctrl-C
+`, host, port, time.Now().Unix())
+}
+
+// version returns the module version, or the VCS revision of a development build.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
+			v = s.Value
+			if len(v) > 12 {
+				v = v[:12]
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v + " " + bi.GoVersion
+}

@@ -1,0 +1,389 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer that run writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testConfig writes a three-server config on port 0 with logs in dir.
+func testConfig(t *testing.T, dir string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+[places]
+provider = "offline"
+
+[log]
+dir = %q
+
+[limits]
+backoff_base = "10ms"
+backoff_cap = "100ms"
+
+[[server]]
+name = "Alpha"
+addr = "127.0.0.1:0"
+peers = ["Beta"]
+
+[[server]]
+name = "Beta"
+addr = "127.0.0.1:0"
+peers = ["Gamma"]
+
+[[server]]
+name = "Gamma"
+addr = "127.0.0.1:0"
+`, filepath.Join(dir, "logs"))
+	p := filepath.Join(dir, "herd.toml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var listening = regexp.MustCompile(`herd: (\S+) listening on (\S+)`)
+
+// addrs parses the "listening on" lines of the output.
+func addrs(out string) map[string]string {
+	m := make(map[string]string)
+	for _, sm := range listening.FindAllStringSubmatch(out, -1) {
+		m[sm[1]] = sm[2]
+	}
+	return m
+}
+
+// talk sends lines on a new connection, half-closes, and returns all the server sent.
+func talk(t *testing.T, addr, lines string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, lines); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read from %s: %v (%q)", addr, err, b)
+	}
+	return string(b)
+}
+
+func TestRunArgs(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"Nobody\"]\n"), 0o644)
+	tests := []struct {
+		args []string
+		code int
+		out  string // in stdout, or in the error
+	}{
+		{[]string{"-h"}, 0, "herd run"},
+		{[]string{"help"}, 0, "max_link_unsent"},
+		{[]string{"run", "-h"}, 0, "-config FILE"},
+		{[]string{"version"}, 0, "herd "},
+		{nil, 2, "missing command"},
+		{[]string{"fly"}, 2, `unknown command "fly"`},
+		{[]string{"run", "-bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"run", "extra"}, 2, "takes no arguments"},
+		{[]string{"serve"}, 2, "needs the name"},
+		{[]string{"run", "-grace", "0s"}, 2, "-grace"},
+		{[]string{"run", "-config", filepath.Join(dir, "missing.toml")}, 2, "missing.toml"},
+		{[]string{"run", "-config", bad}, 2, `bad.toml:4: server[0].peers: unknown peer "Nobody"`},
+		{[]string{"serve", "-config", bad, "A"}, 2, "unknown peer"},
+		{[]string{"serve", "Nobody"}, 2, `no server named "Nobody"`},
+	}
+	for _, tt := range tests {
+		var stdout, stderr syncBuffer
+		err := run(context.Background(), tt.args, &stdout, &stderr)
+		if got := exitCode(err); got != tt.code {
+			t.Errorf("herd %v: exit %d (%v), want %d", tt.args, got, err, tt.code)
+		}
+		text := stdout.String()
+		if err != nil {
+			text = err.Error()
+		}
+		if !strings.Contains(text, tt.out) {
+			t.Errorf("herd %v: %q does not contain %q", tt.args, text, tt.out)
+		}
+	}
+}
+
+// run in-process: a three-server herd on port 0, an update at one end read at the other,
+// stopped by cancelling the context.
+func TestRunInProcess(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"run", "-config", cfg}, &stdout, &stderr) }()
+	waitFor(t, "the herd to start", func() bool { return strings.Contains(stdout.String(), "stop with Ctrl-C") })
+	a := addrs(stdout.String())
+	if len(a) != 3 {
+		t.Fatalf("listening lines: %q", stdout.String())
+	}
+	got := talk(t, a["Alpha"], "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
+	if !strings.HasPrefix(got, "AT Alpha ") || !strings.HasSuffix(got, " kiwi +34.068930-118.445127 1621464827.959498503\n") {
+		t.Fatalf("IAMAT reply %q", got)
+	}
+	// Gamma hears of kiwi through Beta; its WHATSAT answers with Alpha's AT line.
+	at := strings.TrimSuffix(got, "\n")
+	var reply string
+	waitFor(t, "the flood to reach Gamma", func() bool {
+		reply = talk(t, a["Gamma"], "WHATSAT kiwi 10 2\n")
+		return !strings.HasPrefix(reply, "?")
+	})
+	if !strings.HasPrefix(reply, at+"\n{\n") || !strings.HasSuffix(reply, "}\n\n") {
+		t.Errorf("WHATSAT reply %q", reply)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "logs", "Alpha.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"msg=in", "IAMAT kiwi", "msg=out", "msg=\"link up\"", "msg=stopped"} {
+		if !bytes.Contains(log, []byte(want)) {
+			t.Errorf("Alpha.log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// buildHerd builds the binary once per test run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func buildHerd(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "herdbin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "herd")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// proc is the binary running as a child process.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	done   chan error
+}
+
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(buildHerd(t), args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), "GOOGLE_PLACES_API_KEY=")
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	copied := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			p.stdout.Write(append(sc.Bytes(), '\n'))
+		}
+		close(copied)
+	}()
+	go func() { <-copied; p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM; stdout %q stderr %q", p.stdout.String(), p.stderr.String())
+	}
+	return -1
+}
+
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		return 0
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit")
+	}
+	return -1
+}
+
+func TestProcessRun(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir, "run", "-config", testConfig(t, dir))
+	waitFor(t, "the herd to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
+	a := addrs(p.stdout.String())
+	got := talk(t, a["Beta"], "IAMAT phone +1.5-2.5 1700000000\n")
+	if !strings.HasPrefix(got, "AT Beta ") {
+		t.Fatalf("reply %q", got)
+	}
+	if !strings.Contains(p.stdout.String(), "nc 127.0.0.1 ") {
+		t.Errorf("no nc hint in %q", p.stdout.String())
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.stderr.String())
+	}
+}
+
+func TestProcessServe(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir, "serve", "-config", testConfig(t, dir), "Gamma")
+	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
+	a := addrs(p.stdout.String())
+	if len(a) != 1 || a["Gamma"] == "" {
+		t.Fatalf("listening lines: %q", p.stdout.String())
+	}
+	got := talk(t, a["Gamma"], "IAMAT phone +1.5-2.5 1700000000\nWHATSAT phone 5 3\n")
+	if !strings.HasPrefix(got, "AT Gamma ") || !strings.HasSuffix(got, "}\n\n") {
+		t.Fatalf("reply %q", got)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.stderr.String())
+	}
+}
+
+func TestProcessBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[[server]]\nname = \"A\"\nadress = \"127.0.0.1:0\"\n"), 0o644)
+	p := start(t, dir, "run", "-config", bad)
+	if code := p.wait(t); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "bad.toml:3: server.adress: unknown key") {
+		t.Errorf("stderr %q does not name the problem", s)
+	}
+}
+
+// The default herd, with no config, on 127.0.0.1:12000-12004: only when those ports are free.
+func TestProcessDefaultHerd(t *testing.T) {
+	for port := 12000; port <= 12004; port++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Skipf("port %d is taken (%v): not running the default herd", port, err)
+		}
+		ln.Close()
+	}
+	dir := t.TempDir()
+	p := start(t, dir, "run")
+	waitFor(t, "the herd to start", func() bool {
+		return strings.Contains(p.stdout.String(), "stop with Ctrl-C") || strings.Contains(p.stderr.String(), "herd:")
+	})
+	a := addrs(p.stdout.String())
+	want := map[string]string{"Hill": "127.0.0.1:12000", "Jaquez": "127.0.0.1:12001", "Smith": "127.0.0.1:12002", "Singleton": "127.0.0.1:12003", "Campbell": "127.0.0.1:12004"}
+	for name, addr := range want {
+		if a[name] != addr {
+			t.Errorf("%s on %q, want %s (stderr %q)", name, a[name], addr, p.stderr.String())
+		}
+	}
+	if got := talk(t, "127.0.0.1:12000", "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"); !strings.HasPrefix(got, "AT Hill ") {
+		t.Errorf("reply %q", got)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "logs", "Hill.log")); err != nil {
+		t.Errorf("default log: %v", err)
+	}
+}
