@@ -257,6 +257,9 @@ func TestProtocol(t *testing.T) {
 		{"bound 0", "WHATSAT kiwi 10 0\n", "? WHATSAT kiwi 10 0\n"},
 		{"AT from a non-neighbour", "AT Hill +0.1 kiwi +1+1 1\n", "? AT Hill +0.1 kiwi +1+1 1\n"},
 		{"empty line", "\n", "? \n"},
+		{"white space only", "   \n", "?    \n"},
+		{"fractional bound", "WHATSAT kiwi 10 2.5\n", "? WHATSAT kiwi 10 2.5\n"},
+		{"binary garbage", "\x00\x01\x02\xff\xfeIA\x80\nx\n", "? \x00\x01\x02\xff\xfeIA\x80\n"},
 		{"CRLF", "FOO\r\n", "? FOO\n"},
 		{"no newline", "FOO", "? FOO\n"},
 		{"lines after an invalid one", "FOO\nIAMAT kiwi +1+1 1\n", "? FOO\n"},
@@ -427,5 +430,71 @@ func TestCloseAnswersWhatIsOwed(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if err != nil || !bytes.HasPrefix(got, []byte("AT Hill ")) || !bytes.HasSuffix(got, []byte("}\n\n")) {
 		t.Errorf("after Close: %q, %v; want the whole WHATSAT reply", got, err)
+	}
+}
+
+func TestLineLimit(t *testing.T) {
+	addr := newHerd(t, testConfig(t, "", "", node{name: "Hill"})).start("Hill")
+	// A line of exactly max_line (4096) bytes is served; one byte more is not.
+	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
+	if got := exchange(t, addr, line+"\n"); !strings.HasPrefix(got, "AT Hill ") {
+		t.Errorf("line of 4096 bytes: %.40q", got)
+	}
+	if got := exchange(t, addr, line+"x\n"); got != "? "+line[:64]+"\n" {
+		t.Errorf("line of 4097 bytes: %q", got)
+	}
+	// A 1 MiB line: the server answers and closes without reading it all.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big := bytes.Repeat([]byte("A"), 1<<20)
+	go c.Write(append(big, '\n'))
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	got, _ := io.ReadAll(c)
+	if want := "? " + string(big[:64]) + "\n"; string(got) != want {
+		t.Errorf("1 MiB line: %.80q", got)
+	}
+}
+
+// Every way of cutting a stream into two writes gives the same replies.
+func TestSplitWrites(t *testing.T) {
+	addr := newHerd(t, testConfig(t, "", "", node{name: "Hill"})).start("Hill")
+	stream := "IAMAT a +1+1 1\r\nIAMAT b +2+2 2\n"
+	for cut := 1; cut < len(stream); cut++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, stream[:cut])
+		io.WriteString(c, stream[cut:])
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		lines := strings.Split(string(got), "\n")
+		if err != nil || len(lines) != 3 || !strings.HasSuffix(lines[0], " a +1+1 1") || !strings.HasSuffix(lines[1], " b +2+2 2") || lines[2] != "" {
+			t.Errorf("cut %d: %q, %v", cut, got, err)
+		}
+	}
+}
+
+// AT lines are accepted only from a neighbour's host.
+func TestATFromNeighbourHostOnly(t *testing.T) {
+	at := "AT Other +0.500000000 z +1+1 1621464827"
+	far := testConfig(t, "", "", node{"Hill", []string{"Far"}}, node{"Far", nil})
+	far.Server("Far").Addr = "192.0.2.1:9" // TEST-NET-1: never dialled successfully
+	s, err := New(far, "Hill", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	defer s.Close()
+	if got := exchange(t, s.Addr().String(), at+"\n"); got != "? "+at+"\n" {
+		t.Errorf("AT from a stranger: %q", got)
 	}
 }
