@@ -462,3 +462,77 @@ func TestLoopsInParallel(t *testing.T) {
 		<-l.Done()
 	}
 }
+
+func TestClosePaths(t *testing.T) {
+	tests := []struct {
+		name    string
+		proto   func(l *Loop) *funcProto
+		send    bool   // client sends a line first
+		want    string // what the client reads before EOF
+		wantErr bool
+	}{
+		{
+			name: "close in ConnectionMade",
+			proto: func(*Loop) *funcProto {
+				return &funcProto{made: func(t *Transport) { t.Write([]byte("hi")); t.Close() }}
+			},
+			want: "hi",
+		},
+		{
+			name: "abort from a timer",
+			proto: func(l *Loop) *funcProto {
+				return &funcProto{made: func(t *Transport) { l.CallLater(time.Millisecond, t.Abort) }}
+			},
+		},
+		{
+			name: "close from DataReceived",
+			proto: func(*Loop) *funcProto {
+				var tr *Transport
+				return &funcProto{
+					made: func(t *Transport) { tr = t },
+					data: func([]byte) { tr.Write([]byte("bye")); tr.Close(); tr.Close() },
+				}
+			},
+			send: true,
+			want: "bye",
+		},
+		{
+			name: "panic in DataReceived",
+			proto: func(*Loop) *funcProto {
+				return &funcProto{data: func([]byte) { panic("protocol bug") }}
+			},
+			send:    true,
+			wantErr: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lost := make(chan error, 2)
+			l := startLoopWith(t, Options{Debug: true}, func(l *Loop) []ProtocolFactory {
+				return []ProtocolFactory{func() Protocol {
+					p := tc.proto(l)
+					p.lost = func(err error) { lost <- err }
+					return p
+				}}
+			})
+			nc := dialNet(t, l)
+			if tc.send {
+				if _, err := nc.Write([]byte("line\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := io.ReadAll(nc)
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("client read %q, %v; want %q", got, err, tc.want)
+			}
+			err = <-lost
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("ConnectionLost(%v), want error: %v", err, tc.wantErr)
+			}
+			onLoop(t, l, func() {})
+			if len(lost) != 0 {
+				t.Fatal("ConnectionLost ran twice")
+			}
+		})
+	}
+}
