@@ -38,6 +38,7 @@ type clientConn struct {
 	qBytes  int // bytes held in q
 	waiting int // WHATSATs waiting on Places
 
+	peerHost int8 // AT lines allowed: 0 not checked yet, 1 yes, -1 no
 	stop     bool // no more lines are processed: invalid line, too long, cut off
 	eof      bool // the client half-closed
 	closing  bool // Close or Abort called
@@ -196,7 +197,13 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 		c.waiting++
 		s.askPlaces(c, sl, r, &m)
 	case codec.AT:
-		if !s.isPeerHost(c.t.RemoteAddr()) {
+		if c.peerHost == 0 {
+			c.peerHost = -1
+			if s.isPeerHost(c.t.RemoteAddr()) {
+				c.peerHost = 1
+			}
+		}
+		if c.peerHost < 0 {
 			c.invalid(line, "AT line from a host that is not a neighbour's")
 			return
 		}

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -371,15 +370,15 @@ func (s *Server) checkDrained() {
 // flood queues an AT line (without "\n") on every link that is up, to be flushed once this
 // loop pass is over. Loop only.
 func (s *Server) flood(line []byte) {
-	any := false
+	queued := false
 	for _, l := range s.links {
 		if l.up {
 			l.out = append(l.out, line...)
 			l.out = append(l.out, '\n')
-			any = true
+			queued = true
 		}
 	}
-	if !any {
+	if !queued {
 		return
 	}
 	s.metrics.FloodLines.Add(1)
@@ -592,6 +591,3 @@ func (h *Herd) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
-
-// itoa is strconv.Itoa, named for the log calls that use it.
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,74 @@
+// Package herd is the proxy herd server of SPEC.md: clients say where they are (IAMAT), servers
+// flood what they learn to their neighbours (AT), and any server answers what is near a client
+// (WHATSAT) through a Places provider.
+//
+// # One loop per server
+//
+// A Server owns one reactor.Loop, and everything it knows belongs to that loop: the record
+// Table, the client connections, the links to its neighbours and the Places requests in flight.
+// Nothing is locked and no connection has a goroutine. Places calls run on the loop's executor
+// (reactor.Go) and their completions come back to the loop. The only other goroutines are the
+// log writer (one per server, see LogWriter) and what the reactor and the Places client run.
+//
+// # Decisions
+//
+// Where SPEC.md leaves a choice, this package makes these:
+//
+//   - Records. Table.Apply is the only place where "newer wins" is decided (codec.Newer): client
+//     IAMATs, neighbours' AT lines and resyncs all go through it, and only what it reports as
+//     changed is flooded. The reply to an IAMAT always describes that IAMAT, stored or not.
+//   - Links. Each server dials every neighbour itself and floods over the links it dialled (one
+//     per neighbour). A neighbour's own link arrives as an ordinary client connection: its AT
+//     lines are accepted because its remote address is a neighbour's host (SPEC §5), and it gets
+//     no replies. Since links are symmetric in the config, both directions exist, and an update
+//     reaches a neighbour over the link its sender dialled. AT lines a neighbour sends back on a
+//     link this server dialled are accepted too.
+//   - Neighbour hosts. A neighbour's host is the IP of its address in the config (a host name is
+//     resolved when the links start). A neighbour on an unspecified address (":12001",
+//     "0.0.0.0:12001") is dialled on 127.0.0.1 and counts loopback as its host. On a loopback herd
+//     every local connection may therefore send AT lines, as SPEC §5 says.
+//   - Redials. Exponential backoff with full jitter: the n-th retry waits a random time in
+//     (0, min(backoff_cap, backoff_base*2^n)], so the first comes within backoff_base (100 ms).
+//     The count restarts when a link that stayed up longer than backoff_cap goes down.
+//   - Resync. When a link comes up the dialling server sends every record it holds. The resync
+//     is sent in 64 KiB chunks and pauses while the link's write buffer is above 256 KiB (the
+//     transport's PauseWriting/ResumeWriting), so a big table never piles up in memory; floods
+//     meanwhile go out as usual (order does not matter: newer wins).
+//   - Flood output is gathered per link and written once per loop pass. A link whose unsent
+//     bytes pass max_link_unsent is aborted and redialled; the resync repairs what was dropped.
+//     Metrics.LinkOverflows counts it.
+//   - Reply order. Each connection has a queue of reply slots. Replies that are ready when the
+//     queue is empty are gathered during one read and written in one write; behind a WHATSAT
+//     waiting on Places, later replies wait in their slots, and the completion writes every
+//     reply that became ready in one write. A WHATSAT reply (the AT line held when the request
+//     was read, the cut body, the blank line) is always one write.
+//   - WHATSAT. The stored location text (with its sign) and the radius in metres
+//     (codec.AppendRadiusMetres) make the request; identical requests in flight are made once
+//     in the loop (and once more in the provider's coalescing). A body that codec cannot cut
+//     is replaced by an UNKNOWN_ERROR body. A provider that returns no body at all is treated
+//     the same way.
+//   - Invalid lines get "? <line>"; then no later line of that connection is processed, the
+//     replies owed before it are written in order, and the connection is closed once they and
+//     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
+//     An empty line is invalid too.
+//   - Half-close. After a client half-closes, a last line without "\n" is still a line; the
+//     connection stays open until every reply owed is written, then the server closes it.
+//   - Limits. A client whose unread reply bytes (the transport's buffer plus the replies queued
+//     behind a WHATSAT) pass max_unsent, or that has more than max_pending WHATSATs waiting,
+//     is cut off: aborted, with a log line saying why. A connection over max_clients is accepted
+//     and closed at once, with a log line. Memory per client is therefore bounded by max_line +
+//     max_unsent plus the WHATSATs it may have waiting.
+//   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients: new connections are accepted
+//     and closed at once until the loop stops (the reactor has no way to close a listener
+//     alone). Idle clients are closed; busy ones are closed after their last reply; links are
+//     flushed and closed; no more redials. After the grace period whatever is left is dropped.
+//   - Config. Missing keys take their defaults (see Limits and DefaultConfig). places.provider
+//     defaults to "google" when a key is set (in the file or GOOGLE_PLACES_API_KEY) and to
+//     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown
+//     keys, duplicate or white-space names, unknown peers, self links, bad addresses, durations
+//     and limits are errors (*ConfigError) that name the file, the line and the key.
+//   - Logs: one file per server, <log.dir>/<Name>.log, appended to, in slog text (or JSON)
+//     form: every line in and out, connections opening and closing, links up and down, Places
+//     calls, answers and failures. A full log queue drops records (LogWriter.Dropped) rather than
+//     block the loop. log.level = "off" (or log.dir = "off") turns logging off, for benchmarks.
+package herd
