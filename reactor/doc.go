@@ -55,10 +55,10 @@
 //
 // A Transport wraps a gnet connection. Write copies what the kernel does not take at once;
 // PauseWriting is called once when the queued bytes exceed the high-water mark and
-// ResumeWriting once when they fall to the low-water mark (gnet has no drain callback, so the
-// loop checks paused and closing transports each pass and every millisecond while any exists).
-// Close waits for the queue to drain; Abort does not. ConnectionLost runs exactly once per
-// transport, scheduled like any callback.
+// ResumeWriting once when they fall to the low-water mark. gnet has no drain callback, so the
+// loop checks paused and closing transports on each pass and on a timer (1 ms, backing off to
+// 32 ms while nothing drains). Close waits for the queue to drain; Abort does not.
+// ConnectionLost runs exactly once per transport, scheduled like any callback.
 //
 // gnet closes a connection as soon as read returns end-of-file. asyncio lets a protocol keep
 // writing after the peer's EOF (EOFReceived returning true), and so does reactor: the transport

@@ -101,6 +101,7 @@ type Loop struct {
 	conns      map[uint64]*Transport
 	watch      map[*Transport]struct{} // paused or closing-with-pending transports
 	watchTimer *Handle
+	watchDelay time.Duration
 	nextID     uint64
 	cur        *Transport // transport whose gnet callback is running
 	stopping   bool

@@ -47,9 +47,13 @@ const (
 	defaultLow  = defaultHigh / 4
 )
 
-// watchInterval is how often the loop checks paused and closing transports for a drained
-// write buffer when nothing else wakes it (gnet has no drain callback).
-const watchInterval = time.Millisecond
+// The loop checks paused and closing transports for a drained write buffer on every pass and,
+// when nothing else wakes it, on a timer (gnet has no drain callback): first after
+// watchMin, then backing off to watchMax while no buffer shrinks.
+const (
+	watchMin = time.Millisecond
+	watchMax = 32 * time.Millisecond
+)
 
 // Transport is one TCP connection on the loop, like asyncio's transport. All methods are loop
 // only (Debug mode panics otherwise); none blocks.
@@ -71,6 +75,7 @@ type Transport struct {
 	closing  bool // Close called: no more writes, close when drained
 	closeNow bool // close in the gnet callback that is running
 	aborted  bool
+	lastSize int  // write buffer size at the last watch check
 	lost     bool // ConnectionLost scheduled
 	lostErr  error
 	outbound bool
@@ -496,35 +501,46 @@ func (t *Transport) closeWriter() {
 	}
 }
 
-// watchAdd puts t on the list checked each pass and every watchInterval while not empty.
+// watchAdd puts t on the watch list.
 func (l *Loop) watchAdd(t *Transport) {
 	l.watch[t] = struct{}{}
+	l.watchDelay = watchMin
 	if l.watchTimer == nil {
-		l.watchTimer = l.callAt(time.Now().Add(watchInterval), l.watchTick)
+		l.watchTimer = l.callAt(time.Now().Add(l.watchDelay), l.watchTick)
 	}
 }
 
 func (l *Loop) watchTick() {
 	l.watchTimer = nil
-	l.checkWatch()
+	if !l.checkWatch() {
+		l.watchDelay = min(2*l.watchDelay, watchMax)
+	} else {
+		l.watchDelay = watchMin
+	}
 	if len(l.watch) > 0 {
-		l.watchTimer = l.callAt(time.Now().Add(watchInterval), l.watchTick)
+		l.watchTimer = l.callAt(time.Now().Add(l.watchDelay), l.watchTick)
 	}
 }
 
-// checkWatch resumes writing and finishes closes of transports whose buffers drained.
-func (l *Loop) checkWatch() {
+// checkWatch resumes writing and finishes closes of transports whose buffers drained. It
+// reports whether any watched buffer shrank since the last check.
+func (l *Loop) checkWatch() (progress bool) {
 	for t := range l.watch {
-		l.checkTransport(t)
+		if l.checkTransport(t) {
+			progress = true
+		}
 	}
+	return progress
 }
 
-func (l *Loop) checkTransport(t *Transport) {
+func (l *Loop) checkTransport(t *Transport) (progress bool) {
 	if t.lost || t.c == nil {
 		delete(l.watch, t)
-		return
+		return true
 	}
 	n := t.c.OutboundBuffered()
+	progress = n < t.lastSize
+	t.lastSize = n
 	if t.paused && n <= t.low {
 		t.paused = false
 		l.run("ResumeWriting", t.fc.ResumeWriting)
@@ -532,9 +548,10 @@ func (l *Loop) checkTransport(t *Transport) {
 	if t.closing && !t.lost && t.c != nil && t.c.OutboundBuffered() == 0 {
 		delete(l.watch, t)
 		t.closeGnet()
-		return
+		return true
 	}
 	if !t.paused && !t.closing {
 		delete(l.watch, t)
 	}
+	return progress
 }
