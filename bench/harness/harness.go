@@ -43,6 +43,10 @@ type measurement struct {
 	Res      *result.Result
 	Side     *result.Result // whatsat: the IAMAT load on other connections
 	Err      string
+	// ServerCPU is the CPU the server processes used during the load, in cores (CPU seconds
+	// per second of the load generator's run); PlacesCPU the same for the fake Places.
+	ServerCPU float64
+	PlacesCPU float64
 }
 
 type command struct {
@@ -104,6 +108,33 @@ func (d *deployment) stop() {
 		go func() { defer wg.Done(); p.stop() }()
 	}
 	wg.Wait()
+}
+
+// cpu returns the CPU seconds used so far by the servers and by the extra processes.
+func (d *deployment) cpu() (servers, extra float64) {
+	for _, p := range d.procs {
+		v, _ := cpuSeconds(p.pid())
+		servers += v
+	}
+	for _, p := range d.extra {
+		v, _ := cpuSeconds(p.pid())
+		extra += v
+	}
+	return servers, extra
+}
+
+// meter starts measuring the deployment's CPU; the returned function records the usage per
+// second of wall time into m.
+func (d *deployment) meter() func(m *measurement) {
+	s0, e0 := d.cpu()
+	t0 := time.Now()
+	return func(m *measurement) {
+		s1, e1 := d.cpu()
+		el := time.Since(t0).Seconds()
+		if el > 0 {
+			m.ServerCPU, m.PlacesCPU = (s1-s0)/el, (e1-e0)/el
+		}
+	}
 }
 
 // check returns an error if a server process has died.

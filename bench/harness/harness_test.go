@@ -177,7 +177,7 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h.stderr = io.Discard
+	h.stderr, h.stdout = io.Discard, io.Discard
 	h.t.repo = dir
 	if err := h.writeReport(context.Background(), nil, ""); err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ var binaries = []struct{ name, pkg string }{
 
 // prepare builds the binaries into work/bin and checks Python and Redis. Nothing missing is
 // fatal here: each scenario reports what it could not run.
-func prepare(ctx context.Context, repo, work string, logf func(string, ...any)) *tools {
+func prepare(ctx context.Context, repo, work string, prebuilt map[string]string, logf func(string, ...any)) *tools {
 	t := &tools{repo: repo, work: work, bin: map[string]string{}, missing: map[string]string{}}
 	binDir := filepath.Join(work, "bin")
 	_ = os.MkdirAll(binDir, 0o755)
@@ -62,6 +62,16 @@ func prepare(ctx context.Context, repo, work string, logf func(string, ...any)) 
 		go func() {
 			defer wg.Done()
 			reason := ""
+			if p, ok := prebuilt[b.name]; ok {
+				mu.Lock()
+				defer mu.Unlock()
+				if !exists(p) {
+					t.missing[b.name] = "no such file: " + p
+				} else {
+					t.bin[b.name] = p
+				}
+				return
+			}
 			if !hasGoFiles(filepath.Join(repo, b.pkg)) {
 				reason = "no Go source in ./" + b.pkg
 			} else {

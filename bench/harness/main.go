@@ -52,6 +52,7 @@ type options struct {
 	keep     bool
 	verbose  bool
 	allocs   bool
+	bins     map[string]string // prebuilt binaries by name, instead of go build
 }
 
 const usageText = `harness runs every benchmark scenario against every server implementation and
@@ -75,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprintf(stderr, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
 		fs.PrintDefaults()
 	}
-	var only, impls string
+	var only, impls, bins string
 	fs.BoolVar(&o.smoke, "smoke", false, "only start every implementation and check its replies (seconds); write no report")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each scenario for each implementation (the report gives the median and min-max)")
 	fs.DurationVar(&o.duration, "d", 3*time.Second, "measured time of each run")
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (server logs, configs)")
 	fs.BoolVar(&o.verbose, "v", false, "log every command")
 	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/")
+	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,6 +99,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.runs < 1 || o.duration <= 0 || o.warmup < 0 {
 		return nil, errors.New("harness: -runs must be at least 1 and -d positive")
+	}
+	o.bins = map[string]string{}
+	for _, kv := range strings.Split(bins, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || v == "" {
+			return nil, fmt.Errorf("harness: -bin %q: want name=path", kv)
+		}
+		if v, err := filepath.Abs(v); err == nil {
+			o.bins[k] = v
+		}
 	}
 	o.only = set(only)
 	o.impls = set(impls)
@@ -164,7 +179,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	h := &harness{o: o, stdout: stdout, stderr: stderr, started: time.Now()}
 	h.logf("work directory %s", o.work)
-	h.t = prepare(ctx, o.repo, o.work, h.logf)
+	h.t = prepare(ctx, o.repo, o.work, o.bins, h.logf)
 	if r, ok := h.t.missing["loadgen"]; ok {
 		return fmt.Errorf("harness: the load generator is not available: %s", r)
 	}

@@ -219,16 +219,16 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 				fmtRatio(h.ratio(sc.id, im, ref, mRSS)))
 		}
 	case "p99":
-		b.WriteString("| implementation | p50 | p99 (median, min-max) | p99.9 | max | updates lost | loadgen CPU |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+		b.WriteString("| implementation | p50 | p99 (median, min-max) | p99.9 | max | updates lost | servers CPU | loadgen CPU |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, im := range impls {
 			s := h.stat(sc.id, im, mP99)
 			if !s.ok() {
-				fmt.Fprintf(b, "| %s | %s | | | | | |\n", implLabels[im], h.why(sc.id, im))
+				fmt.Fprintf(b, "| %s | %s | | | | | | |\n", implLabels[im], h.why(sc.id, im))
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% |\n", implLabels[im], us(h.stat(sc.id, im, mP50).Med), fmtUs(s),
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% |\n", implLabels[im], us(h.stat(sc.id, im, mP50).Med), fmtUs(s),
 				us(h.stat(sc.id, im, mP999).Med), us(h.stat(sc.id, im, mMax).Med), num(sumVals(h.values(sc.id, im, mLost))),
-				100*h.stat(sc.id, im, mCPU).Med)
+				100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med)
 		}
 	default:
 		extra := ""
@@ -237,30 +237,23 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 		}
 		side := sc.id == "whatsat"
 		if side {
-			extra = " IAMAT p99 alongside |"
+			extra = " IAMAT p99 alongside | fake Places CPU |"
 		}
-		fmt.Fprintf(b, "| implementation | replies/s (median, min-max) | p50 | p99 | p99.9 | errors | loadgen CPU |%s\n", extra)
-		b.WriteString("| --- | --- | --- | --- | --- | --- | --- |")
-		if extra != "" {
-			b.WriteString(" --- |")
-		}
-		b.WriteString("\n")
+		cols := 8 + strings.Count(extra, "|")
+		fmt.Fprintf(b, "| implementation | replies/s (median, min-max) | p50 | p99 | p99.9 | errors | server CPU | loadgen CPU |%s\n", extra)
+		b.WriteString("|" + strings.Repeat(" --- |", cols) + "\n")
 		for _, im := range impls {
 			s := h.stat(sc.id, im, mThroughput)
 			if !s.ok() {
-				fmt.Fprintf(b, "| %s | %s | | | | | |", implLabels[im], h.why(sc.id, im))
-				if extra != "" {
-					b.WriteString(" |")
-				}
-				b.WriteString("\n")
+				fmt.Fprintf(b, "| %s | %s |%s\n", implLabels[im], h.why(sc.id, im), strings.Repeat(" |", cols-2))
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% |", implLabels[im], fmtNum(s), us(h.stat(sc.id, im, mP50).Med),
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% |", implLabels[im], fmtNum(s), us(h.stat(sc.id, im, mP50).Med),
 				us(h.stat(sc.id, im, mP99).Med), us(h.stat(sc.id, im, mP999).Med), num(sumVals(h.values(sc.id, im, mErrors))),
-				100*h.stat(sc.id, im, mCPU).Med)
+				100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med)
 			switch {
 			case side:
-				fmt.Fprintf(b, " %s |", fmtUs(h.stat(sc.id, im, mSideP99)))
+				fmt.Fprintf(b, " %s | %.0f%% |", fmtUs(h.stat(sc.id, im, mSideP99)), 100*h.stat(sc.id, im, mPlacesCPU).Med)
 			case ref != "" && im == ref:
 				b.WriteString(" 1x |")
 			case ref != "":
@@ -398,6 +391,9 @@ func (h *harness) writeReport(ctx context.Context, allocs []allocLine, allocErr 
 		return err
 	}
 	h.logf("wrote %s and charts in %s", path, chartDir)
+	for _, t := range h.targets(allocs, allocErr) {
+		fmt.Fprintf(h.stdout, "%-3s %-5s %-10s %s: %s\n", t.ID, t.Verdict, t.Goal, t.What, t.Measured)
+	}
 	return nil
 }
 
@@ -449,8 +445,9 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 	}
 	b.WriteString("\n## Results\n\n")
 	b.WriteString("Latencies are per request, from the write of its batch (closed loop) or from its intended send time " +
-		"(open loop: propagation and the IAMAT load alongside WHATSAT), to the end of its reply; \"loadgen CPU\" is the " +
-		"load generator's own CPU time over the run's wall time.\n\n")
+		"(open loop: propagation and the IAMAT load alongside WHATSAT), to the end of its reply. \"server CPU\" is the CPU " +
+		"time of the server processes (all of them for a herd) and \"loadgen CPU\" the load generator's own, each over the " +
+		"run's wall time: 100% is one core of the " + fmt.Sprint(env.Cores) + ".\n\n")
 	for _, sc := range scenarios {
 		if len(h.o.only) > 0 && !h.o.only[sc.id] {
 			continue

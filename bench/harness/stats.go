@@ -51,7 +51,9 @@ var (
 	mCPU        = resMetric(func(m measurement) float64 {
 		return (m.Res.CPU.UserS + m.Res.CPU.SystemS) / (m.Res.Seconds + m.Res.WarmupS)
 	})
-	mSideP99 = func(m measurement) (float64, bool) {
+	mServerCPU = resMetric(func(m measurement) float64 { return m.ServerCPU })
+	mPlacesCPU = resMetric(func(m measurement) float64 { return m.PlacesCPU })
+	mSideP99   = func(m measurement) (float64, bool) {
 		if m.Err != "" || m.Side == nil {
 			return 0, false
 		}

@@ -17,10 +17,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -315,8 +317,8 @@ func printText(w io.Writer, r *result.Result) {
 			r.IdleConns, r.RSSBefore, r.RSSAfter, r.RSSPerConn)
 	} else {
 		fmt.Fprintf(w, "requests %d  replies %d  throughput %.0f/s", r.Requests, r.Replies, r.Throughput)
-		for k, v := range r.Kinds {
-			fmt.Fprintf(w, "  %s %d", k, v)
+		for _, k := range slices.Sorted(maps.Keys(r.Kinds)) {
+			fmt.Fprintf(w, "  %s %d", k, r.Kinds[k])
 		}
 		fmt.Fprintln(w)
 		name := "latency"
@@ -330,8 +332,8 @@ func printText(w io.Writer, r *result.Result) {
 		}
 	}
 	fmt.Fprintf(w, "errors %d", r.Errors)
-	for k, v := range r.ErrorKinds {
-		fmt.Fprintf(w, "  %s %d", k, v)
+	for _, k := range slices.Sorted(maps.Keys(r.ErrorKinds)) {
+		fmt.Fprintf(w, "  %s %d", k, r.ErrorKinds[k])
 	}
 	if r.Checked > 0 {
 		fmt.Fprintf(w, "  (checked %d replies)", r.Checked)
