@@ -137,3 +137,48 @@ func BenchmarkIAMATPipelined(b *testing.B) {
 		b.Fatalf("stored %d of %d", s.metrics.Stored.Load(), 16*n)
 	}
 }
+
+// feedDirect feeds chunks to a fresh direct connection, then an EOF, and returns what it wrote.
+func feedDirect(t testing.TB, chunks ...[]byte) (string, bool) {
+	s := newDirectServer(t)
+	ft := &fakeTransport{}
+	c := s.newClient()
+	c.attach(ft)
+	for _, ch := range chunks {
+		c.DataReceived(ch)
+	}
+	c.EOFReceived()
+	return ft.out.String(), ft.closed
+}
+
+// Whatever the bytes and however they are cut, the replies are the same, every reply line is an
+// AT line or a "?" line, and after a "?" line nothing more is written.
+func FuzzClientStream(f *testing.F) {
+	f.Add([]byte(kiwiIAMAT+"\nIAMAT b +1+1 1\n"), uint16(10))
+	f.Add([]byte("WHATSAT x 10 5\nIAMAT x +1+1 1\n"), uint16(3))
+	f.Add([]byte("IAMAT a +1+1 1\r\n\r\nAT S +0.1 a +1+1 2\n"), uint16(17))
+	f.Add([]byte("IAMAT a +1+1 1\nWHATSAT a 10 5\nIAMAT c +1+1 1\n"), uint16(30))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		k := int(cut) % (len(data) + 1)
+		whole, closedW := feedDirect(t, data)
+		split, closedS := feedDirect(t, data[:k], data[k:])
+		if whole != split || closedW != closedS {
+			t.Fatalf("cut at %d: %q (closed %v), whole: %q (closed %v)", k, split, closedS, whole, closedW)
+		}
+		lines := strings.SplitAfter(whole, "\n")
+		for i, l := range lines {
+			if l == "" {
+				continue
+			}
+			if !strings.HasSuffix(l, "\n") {
+				t.Fatalf("reply without newline: %q", l)
+			}
+			if !strings.HasPrefix(l, "AT Hill ") && !strings.HasPrefix(l, "? ") {
+				t.Fatalf("reply line %q", l)
+			}
+			if strings.HasPrefix(l, "? ") && strings.Join(lines[i+1:], "") != "" {
+				t.Fatalf("replies after %q: %q", l, lines[i+1:])
+			}
+		}
+	})
+}
