@@ -219,16 +219,16 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 				fmtRatio(h.ratio(sc.id, im, ref, mRSS)))
 		}
 	case "p99":
-		b.WriteString("| implementation | p50 | p99 (median, min-max) | p99.9 | max | updates lost | servers CPU | loadgen CPU |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		b.WriteString("| implementation | p50 | p99 (median, min-max) | p99.9 | max | updates lost | Hill's reply p99 | servers CPU | loadgen CPU |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, im := range impls {
 			s := h.stat(sc.id, im, mP99)
 			if !s.ok() {
-				fmt.Fprintf(b, "| %s | %s | | | | | | |\n", implLabels[im], h.why(sc.id, im))
+				fmt.Fprintf(b, "| %s | %s | | | | | | | |\n", implLabels[im], h.why(sc.id, im))
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% |\n", implLabels[im], us(h.stat(sc.id, im, mP50).Med), fmtUs(s),
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% |\n", implLabels[im], us(h.stat(sc.id, im, mP50).Med), fmtUs(s),
 				us(h.stat(sc.id, im, mP999).Med), us(h.stat(sc.id, im, mMax).Med), num(sumVals(h.values(sc.id, im, mLost))),
-				100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med)
+				us(h.stat(sc.id, im, mReplyP99).Med), 100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med)
 		}
 	default:
 		extra := ""

@@ -49,8 +49,18 @@ var (
 	mErrors     = resMetric(func(m measurement) float64 { return float64(m.Res.Errors) })
 	mLost       = resMetric(func(m measurement) float64 { return float64(m.Res.Lost) })
 	mCPU        = resMetric(func(m measurement) float64 {
-		return (m.Res.CPU.UserS + m.Res.CPU.SystemS) / (m.Res.Seconds + m.Res.WarmupS)
+		wall := m.Res.WallS
+		if wall <= 0 {
+			wall = m.Res.Seconds + m.Res.WarmupS
+		}
+		return (m.Res.CPU.UserS + m.Res.CPU.SystemS) / wall
 	})
+	mReplyP99 = func(m measurement) (float64, bool) {
+		if m.Err != "" || m.Res == nil || m.Res.ReplyLatency == nil || m.Res.ReplyLatency.Count == 0 {
+			return 0, false
+		}
+		return m.Res.ReplyLatency.P99, true
+	}
 	mServerCPU = resMetric(func(m measurement) float64 { return m.ServerCPU })
 	mPlacesCPU = resMetric(func(m measurement) float64 { return m.PlacesCPU })
 	mSideP99   = func(m measurement) (float64, bool) {

@@ -228,6 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	u0, s0 := cpuTime()
+	wall0 := time.Now()
 	var res *result.Result
 	var stopBar func()
 	if !o.quiet && isTerminal(stderr) {
@@ -252,6 +253,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	u1, s1 := cpuTime()
+	res.WallS = time.Since(wall0).Seconds()
 	res.CPU.UserS = (u1 - u0).Seconds()
 	res.CPU.SystemS = (s1 - s0).Seconds()
 	if res.Requests > 0 {
@@ -342,7 +344,7 @@ func printText(w io.Writer, r *result.Result) {
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintf(w, "  %s\n", s)
 	}
-	fmt.Fprintf(w, "loadgen cpu user %.2fs sys %.2fs (%.2f us/request)\n", r.CPU.UserS, r.CPU.SystemS, r.CPU.PerRequestUs)
+	fmt.Fprintf(w, "loadgen cpu user %.2fs sys %.2fs over %.2fs (%.2f us/request)\n", r.CPU.UserS, r.CPU.SystemS, r.WallS, r.CPU.PerRequestUs)
 }
 
 func printSummary(w io.Writer, name string, s result.Summary) {

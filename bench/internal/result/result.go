@@ -46,6 +46,9 @@ type Result struct {
 	RSSPerConn float64 `json:"rss_per_conn_bytes,omitempty"`
 
 	CPU CPU `json:"cpu"`
+	// WallS is the whole run's wall time in seconds: connecting, setup, warm-up, the window
+	// and the wait for stragglers.
+	WallS float64 `json:"wall_seconds"`
 }
 
 // Summary holds latency percentiles in microseconds.
