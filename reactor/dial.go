@@ -18,10 +18,9 @@ func (l *Loop) Dial(addr string, f ProtocolFactory, timeout time.Duration, onErr
 	if onError == nil {
 		onError = func(error) {}
 	}
-	if l.state.Load() >= stateStopping {
+	if !l.track(&l.dialWG) {
 		return
 	}
-	l.dialWG.Add(1)
 	go func() {
 		defer l.dialWG.Done()
 		select {

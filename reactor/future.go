@@ -85,14 +85,18 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 
 // Go runs fn off the loop on the executor, a pool of at most Options.Workers functions running
 // at once, like loop.run_in_executor; the returned Future completes on the loop with fn's
-// result. fn's ctx is cancelled when the future is cancelled or the loop stops; fn should
+// result. If the loop is stopping, the Future is returned done with ErrClosed and fn never
+// runs. fn's ctx is cancelled when the future is cancelled or the loop stops; fn should
 // return soon after, since Stop waits for it. Loop or any goroutine; the Future is then used on
 // the loop only.
 func Go[T any](l *Loop, fn func(ctx context.Context) (T, error)) *Future[T] {
 	f := NewFuture[T](l)
+	if !l.track(&l.workWG) {
+		f.done, f.err = true, ErrClosed
+		return f
+	}
 	ctx, cancel := context.WithCancel(l.rootCtx)
 	f.cancel = cancel
-	l.workWG.Add(1)
 	go func() {
 		defer l.workWG.Done()
 		defer cancel()

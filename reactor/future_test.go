@@ -182,3 +182,16 @@ func TestDebugSlowCallbackAndPanicLogged(t *testing.T) {
 		t.Errorf("panic not logged:\n%s", out)
 	}
 }
+
+func TestGoAfterStop(t *testing.T) {
+	l := New(Options{})
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.Stop()
+	<-l.Done()
+	f := Go(l, func(context.Context) (int, error) { t.Error("fn ran after Stop"); return 0, nil })
+	if _, err := f.Result(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Result = %v, want ErrClosed", err)
+	}
+}

@@ -353,6 +353,18 @@ func (l *Loop) CallSoonThreadsafe(fn func()) error {
 	return nil
 }
 
+// track adds one to wg unless the loop is closing, so that finish's Wait never races an Add.
+// Any goroutine.
+func (l *Loop) track(wg *sync.WaitGroup) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	wg.Add(1)
+	return true
+}
+
 // readyItem is a callback in the ready queue: a Handle (CallSoon, due timers) or a bare
 // function (thread-safe calls and the loop's own work), which saves an allocation.
 type readyItem struct {

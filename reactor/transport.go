@@ -407,11 +407,15 @@ type detachedWriter struct {
 }
 
 func (t *Transport) startWriter(rest []byte) error {
+	if !t.l.track(&t.l.writeWG) {
+		return ErrClosed
+	}
 	f := os.NewFile(uintptr(t.dfd), "reactor-detached")
 	nc, err := net.FileConn(f) // dups the fd again
 	_ = f.Close()
 	t.dfd = -1
 	if err != nil {
+		t.l.writeWG.Done()
 		return fmt.Errorf("reactor: half-close writer: %w", err)
 	}
 	writersStarted.Add(1)
@@ -419,7 +423,6 @@ func (t *Transport) startWriter(rest []byte) error {
 	w.push(rest)
 	t.w = w
 	l := t.l
-	l.writeWG.Add(1)
 	go func() {
 		defer l.writeWG.Done()
 		err := w.run()

@@ -536,3 +536,35 @@ func TestClosePaths(t *testing.T) {
 		})
 	}
 }
+
+func TestDialBeforeStart(t *testing.T) {
+	l := New(Options{Debug: true})
+	if err := l.Listen("127.0.0.1:0", func() Protocol { return &echo{} }); err != nil {
+		t.Fatal(err)
+	}
+	made := make(chan struct{})
+	// Addrs is empty before Start, so the target is a plain net listener.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	l.Dial(ln.Addr().String(), func() Protocol {
+		return &funcProto{made: func(t *Transport) { close(made) }}
+	}, time.Second, func(err error) { t.Error(err) })
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.Stop(); <-l.Done() }()
+	select {
+	case <-made:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial made before Start never connected")
+	}
+}
