@@ -4,7 +4,8 @@ import (
 	"time"
 )
 
-// Handle is a callback scheduled with CallSoon or CallLater. Its only operation is Cancel.
+// Handle is a callback scheduled with CallSoon, CallLater or CallAt; Cancel unschedules it.
+// Its methods are loop only. The zero value is not useful.
 type Handle struct {
 	fn        func()
 	when      time.Time // CallLater deadline
@@ -38,7 +39,8 @@ func (h *Handle) Cancel() {
 // Cancelled reports whether Cancel was called. Loop only.
 func (h *Handle) Cancelled() bool { return h != nil && h.cancelled }
 
-// When returns a CallLater handle's deadline on the loop's clock (zero for CallSoon).
+// When returns a CallLater or CallAt handle's deadline on the loop's clock (zero for
+// CallSoon). Any goroutine: it never changes.
 func (h *Handle) When() time.Time { return h.when }
 
 // CallLater schedules fn to run on the loop once d has passed (never earlier). Timers with
