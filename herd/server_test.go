@@ -2,14 +2,17 @@ package herd
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/herd/places"
 	"github.com/herd-project/herd/herd/places/fake"
 )
 
@@ -547,4 +550,79 @@ func TestShutdownFinishesReplies(t *testing.T) {
 	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
 		t.Errorf("still accepting after shutdown")
 	}
+}
+
+// bodyProvider answers every request with one fixed body.
+type bodyProvider []byte
+
+func (bodyProvider) Name() string { return "fixture" }
+
+func (b bodyProvider) Nearby(context.Context, places.Request) ([]byte, error) { return b, nil }
+
+// The whole WHATSAT reply of the fixtures (a real Google body), byte for byte.
+func TestWHATSATFixtureReply(t *testing.T) {
+	want, err := os.ReadFile("testdata/whatsat_reply_example.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile("testdata/chicago_first3.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, "", ServerConfig{Name: "Goloman"})
+	s := startServer(t, cfg, "Goloman", WithProvider(bodyProvider(body)), WithClock(fixedClock(1520023935, 182837383)))
+	c := dial(t, s.Addr())
+	c.send("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997\n")
+	at := c.line()
+	if at != strings.SplitAfter(string(want), "\n")[0] {
+		t.Fatalf("AT line %q", at)
+	}
+	c.send("WHATSAT kiwi.cs.ucla.edu 10 3\n")
+	if got := c.whatsat(); got != string(want) {
+		t.Errorf("reply:\n%s\nwant:\n%s", got, want)
+	}
+	// Cut to one result: the first place kept byte for byte, the array closed.
+	c.send("WHATSAT kiwi.cs.ucla.edu 10 1\n")
+	got := c.whatsat()
+	if strings.Count(got, `"place_id"`) != 1 || !strings.HasSuffix(got, "   ],\n   \"status\" : \"OK\"\n}\n\n") {
+		t.Errorf("cut to 1:\n%s", got)
+	}
+}
+
+// The course specification's example body, with SPEC §3's AT line.
+func TestWHATSATSpecExample(t *testing.T) {
+	body, err := os.ReadFile("testdata/ucla_spec_example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	s := startServer(t, cfg, "Hill", WithProvider(bodyProvider(body)), hillClock)
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.line()
+	if got, want := c.whatsat(), kiwiAT+"\n"+string(body)+"\n"; got != want {
+		t.Errorf("reply:\n%q\nwant:\n%q", got, want)
+	}
+}
+
+// A reply that cannot be finished in time does not hold Shutdown past its context.
+func TestShutdownDeadline(t *testing.T) {
+	_, url := startFake(t, fake.Options{Hang: true})
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	s, err := NewServer(cfg, "Hill", hillClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.line()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err == nil {
+		t.Error("Shutdown returned nil with a reply still owed")
+	}
+	c.eof()
 }
