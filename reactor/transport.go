@@ -248,20 +248,20 @@ func (l *Loop) traffic(t *Transport, c gnet.Conn) gnet.Action {
 		}
 		return gnet.None
 	}
+	// While t is current, closing it only sets closeNow, and gnet closes it when this returns:
+	// closing a connection inside its own OnTraffic would leave gnet using a released conn.
+	l.cur = t
 	if len(buf) > 0 {
-		l.cur = t
-		ok := l.run("DataReceived", func() { t.proto.DataReceived(buf) })
-		l.cur = nil
-		if !ok {
+		if ok := l.run("DataReceived", func() { t.proto.DataReceived(buf) }); !ok {
 			t.abortOnLoop(errors.New("reactor: panic in DataReceived"))
-			return gnet.Close
 		}
 	}
+	if t.paused && !t.closeNow {
+		l.checkTransport(t) // ResumeWriting may run, and may close t
+	}
+	l.cur = nil
 	if t.closeNow {
 		return gnet.Close
-	}
-	if t.paused {
-		l.checkTransport(t)
 	}
 	return gnet.None
 }
