@@ -68,7 +68,8 @@ type Limits struct {
 	MaxUnsent int `toml:"max_unsent"`
 	// MaxPending is the most requests of one client waiting for their reply (default 256).
 	MaxPending int `toml:"max_pending"`
-	// MaxClients is the most client connections one server serves at once (default 10000).
+	// MaxClients is the most connections one server serves at once, neighbours' inbound links
+	// included (default 16384: room for 10,000 clients and then some).
 	MaxClients int `toml:"max_clients"`
 	// MaxLinkUnsent is the most unsent bytes on a link before it is closed and redialled (default 8 MiB).
 	MaxLinkUnsent int `toml:"max_link_unsent"`
@@ -97,7 +98,7 @@ func DefaultLimits() Limits {
 		MaxLine:       4096,
 		MaxUnsent:     1 << 20,
 		MaxPending:    256,
-		MaxClients:    10000,
+		MaxClients:    16384,
 		MaxLinkUnsent: 8 << 20,
 		DialTimeout:   time.Second,
 		BackoffBase:   100 * time.Millisecond,

@@ -18,7 +18,7 @@ import (
 // Write may be called from any goroutine (slog handlers call it with one whole record at a time).
 // Close stops the drain goroutine after writing what was queued; writes after Close are dropped.
 type LogWriter struct {
-	ch      chan []byte
+	ch      chan *[]byte
 	quit    chan struct{}
 	done    chan struct{}
 	dst     io.Writer
@@ -37,7 +37,7 @@ func NewLogWriter(dst io.Writer, queue int) *LogWriter {
 		queue = 8192
 	}
 	w := &LogWriter{
-		ch:   make(chan []byte, queue),
+		ch:   make(chan *[]byte, queue),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 		dst:  dst,
@@ -56,15 +56,16 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 		w.dropped.Add(1)
 		return len(p), nil
 	}
-	var b []byte
-	if v, ok := w.pool.Get().(*[]byte); ok {
-		b = (*v)[:0]
+	b, _ := w.pool.Get().(*[]byte)
+	if b == nil {
+		b = new([]byte)
 	}
-	b = append(b, p...)
+	*b = append((*b)[:0], p...)
 	select {
 	case w.ch <- b:
 	default:
 		w.dropped.Add(1)
+		w.pool.Put(b)
 	}
 	return len(p), nil
 }
@@ -72,11 +73,11 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 func (w *LogWriter) drain() {
 	defer close(w.done)
 	bw := bufio.NewWriterSize(w.dst, 64<<10)
-	write := func(b []byte) {
-		_, _ = bw.Write(b)
+	write := func(b *[]byte) {
+		_, _ = bw.Write(*b)
 		w.written.Add(1)
-		if cap(b) <= 4096 {
-			w.pool.Put(&b)
+		if cap(*b) <= 4096 {
+			w.pool.Put(b)
 		}
 	}
 	for {

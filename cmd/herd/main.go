@@ -79,7 +79,7 @@ Config (all keys optional but [[server]]; defaults shown):
   max_line = 4096          # bytes in a line, without its newline
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
   max_pending = 256        # WHATSATs of one client waiting on Places
-  max_clients = 10000      # client connections per server
+  max_clients = 16384      # connections per server (neighbours' links included)
   max_link_unsent = 8388608 # unsent bytes on a link before it is closed and redialled
   dial_timeout = "1s"
   backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
