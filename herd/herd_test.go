@@ -1,6 +1,7 @@
 package herd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -174,15 +175,21 @@ func TestHerdPartitionHeals(t *testing.T) {
 	waitRecord(t, all, "b", newer)
 }
 
-// sinkListener accepts connections and never reads from them, with a small receive buffer.
-func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
-	t.Helper()
+// smallBufferListen listens on 127.0.0.1:0 with a 4 KB receive buffer (inherited by accepted
+// connections), so the kernel cannot hide much of what a sender queues.
+func smallBufferListen() (net.Listener, error) {
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 		return serr
 	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	return lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+}
+
+// sinkListener accepts connections and never reads from them, with a small receive buffer.
+func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
+	t.Helper()
+	ln, err := smallBufferListen()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,5 +251,62 @@ func TestNonReadingNeighbour(t *testing.T) {
 	c.send("IAMAT still +1+1 1\n")
 	if got := c.line(); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("after the overflow: %q", got)
+	}
+}
+
+// A resync bigger than max_link_unsent goes out paced by the link's write buffer, so it does
+// not trip the limit, and the neighbour gets every record.
+func TestBigResyncIsPaced(t *testing.T) {
+	ln, err := smallBufferListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Peer"}}, ServerConfig{Name: "Peer", Addr: ln.Addr().String()})
+	cfg.Limits.MaxLinkUnsent = 1 << 20
+	s := startServer(t, cfg, "A")
+	first, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { // the flood while the table fills: read and drop
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := first.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	const n = 20000 // 12 MB: more than the kernel's socket buffers take at once
+	pad := strings.Repeat("q", 600)
+	c := dial(t, s.Addr())
+	go func() {
+		var b bytes.Buffer
+		for i := range n {
+			fmt.Fprintf(&b, "IAMAT %s%05d +1+1 7\n", pad, i)
+		}
+		c.conn.Write(b.Bytes())
+	}()
+	for range n {
+		c.line()
+	}
+	first.Close() // the link drops; A redials and resyncs every record
+	second, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	second.SetReadDeadline(time.Now().Add(20 * time.Second))
+	seen := make(map[string]bool, n)
+	r := bufio.NewReaderSize(second, 64<<10)
+	for len(seen) < n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d records: %v", len(seen), err)
+		}
+		seen[strings.Fields(line)[3]] = true
+	}
+	if o := s.Metrics().LinkOverflows.Load(); o != 0 {
+		t.Errorf("%d link overflows during a paced resync", o)
 	}
 }

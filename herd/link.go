@@ -100,6 +100,9 @@ func (l *link) flush() {
 	if cap(l.out) > 1<<20 {
 		l.out = nil
 	}
+	if !l.up {
+		return // the write failed and the link is already down
+	}
 	if n := l.t.WriteBufferSize(); n > l.s.lim.MaxLinkUnsent {
 		s := l.s
 		s.metrics.LinkOverflows.Add(1)
