@@ -177,19 +177,19 @@ func TestHerdPartitionHeals(t *testing.T) {
 
 // smallBufferListen listens on 127.0.0.1:0 with a 4 KB receive buffer (inherited by accepted
 // connections), so the kernel cannot hide much of what a sender queues.
-func smallBufferListen() (net.Listener, error) {
+func smallBufferListen(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 		return serr
 	}}
-	return lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 // sinkListener accepts connections and never reads from them, with a small receive buffer.
 func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
 	t.Helper()
-	ln, err := smallBufferListen()
+	ln, err := smallBufferListen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,27 +257,19 @@ func TestNonReadingNeighbour(t *testing.T) {
 // A resync bigger than max_link_unsent goes out paced by the link's write buffer, so it does
 // not trip the limit, and the neighbour gets every record.
 func TestBigResyncIsPaced(t *testing.T) {
-	ln, err := smallBufferListen()
+	// The neighbour is down while A's table fills (A keeps redialling), then comes up on the
+	// same port with a small receive buffer: A's resync is 12 MB, far more than the kernel's
+	// socket buffers take at once. (Reusing the port just freed is a tiny race, accepted.)
+	ln, err := smallBufferListen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Peer"}}, ServerConfig{Name: "Peer", Addr: ln.Addr().String()})
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Peer"}}, ServerConfig{Name: "Peer", Addr: addr})
 	cfg.Limits.MaxLinkUnsent = 1 << 20
 	s := startServer(t, cfg, "A")
-	first, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { // the flood while the table fills: read and drop
-		buf := make([]byte, 64<<10)
-		for {
-			if _, err := first.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-	const n = 20000 // 12 MB: more than the kernel's socket buffers take at once
+	const n = 20000
 	pad := strings.Repeat("q", 600)
 	c := dial(t, s.Addr())
 	go func() {
@@ -290,15 +282,19 @@ func TestBigResyncIsPaced(t *testing.T) {
 	for range n {
 		c.line()
 	}
-	first.Close() // the link drops; A redials and resyncs every record
-	second, err := ln.Accept()
+	ln, err = smallBufferListen(addr)
+	if err != nil {
+		t.Skipf("could not listen again on %s: %v", addr, err)
+	}
+	defer ln.Close()
+	peer, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer second.Close()
-	second.SetReadDeadline(time.Now().Add(20 * time.Second))
+	defer peer.Close()
+	peer.SetReadDeadline(time.Now().Add(20 * time.Second))
 	seen := make(map[string]bool, n)
-	r := bufio.NewReaderSize(second, 64<<10)
+	r := bufio.NewReaderSize(peer, 64<<10)
 	for len(seen) < n {
 		line, err := r.ReadString('\n')
 		if err != nil {
