@@ -56,6 +56,8 @@ func testConfig(t testing.TB, url string, servers ...ServerConfig) *Config {
 // startServer starts server name of cfg and shuts it down when the test ends.
 func startServer(t testing.TB, cfg *Config, name string, opts ...Option) *Server {
 	t.Helper()
+	// Debug mode panics on any loop-only call made off the loop.
+	opts = append([]Option{WithDebug(true)}, opts...)
 	if cfg.Places.URL == "" {
 		opts = append([]Option{WithProvider(stubProvider{})}, opts...)
 	}

@@ -23,7 +23,7 @@ func startHerd(t *testing.T) *Herd {
 	cfg.Log.Dir = "off"
 	cfg.Limits.BackoffBase = 10 * time.Millisecond
 	cfg.Limits.BackoffCap = 100 * time.Millisecond
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}))
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
 	if err != nil {
 		t.Fatal(err)
 	}
