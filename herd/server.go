@@ -84,7 +84,8 @@ type Server struct {
 	now     func() time.Time
 
 	addr     atomic.Pointer[net.TCPAddr]
-	started  atomic.Bool
+	started  atomic.Bool // Start was called
+	running  atomic.Bool // the loop started
 	shutOnce sync.Once
 	shutErr  error
 	metrics  Metrics
@@ -208,6 +209,7 @@ func (s *Server) listen() error {
 	if err := s.loop.Start(); err != nil {
 		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
 	}
+	s.running.Store(true)
 	if addrs := s.loop.Addrs(); len(addrs) > 0 {
 		if ta, ok := addrs[0].(*net.TCPAddr); ok {
 			s.addr.Store(ta)
@@ -279,7 +281,7 @@ func (s *Server) Record(client string) (string, bool) {
 		line string
 		ok   bool
 	}
-	if !s.started.Load() {
+	if !s.running.Load() {
 		// No loop running: the table is the caller's.
 		if r := s.table.Get([]byte(client)); r != nil {
 			return string(r.Line), true
@@ -315,7 +317,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	var err error
-	if s.started.Load() {
+	if s.running.Load() {
 		drained := make(chan struct{})
 		if s.loop.CallSoonThreadsafe(func() { s.beginStop(drained) }) == nil {
 			select {

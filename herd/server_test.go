@@ -626,3 +626,25 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	c.eof()
 }
+
+// A server that cannot bind says so, and shuts down at once.
+func TestStartBindError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill", Addr: ln.Addr().String()})
+	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "Hill") {
+		t.Fatalf("Start on a taken port: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown after a failed Start: %v", err)
+	}
+}

@@ -387,3 +387,21 @@ func TestProcessDefaultHerd(t *testing.T) {
 		t.Errorf("default log: %v", err)
 	}
 }
+
+// A taken port: a clear error and exit status 1, at once.
+func TestRunPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "herd.toml")
+	os.WriteFile(p, []byte(fmt.Sprintf("[log]\ndir = \"off\"\n[[server]]\nname = \"A\"\naddr = %q\n", ln.Addr().String())), 0o644)
+	for _, args := range [][]string{{"run", "-config", p}, {"serve", "-config", p, "A"}} {
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if exitCode(err) != 1 || !strings.Contains(fmt.Sprint(err), "address already in use") {
+			t.Errorf("herd %v: %v (exit %d)", args, err, exitCode(err))
+		}
+	}
+}
