@@ -208,6 +208,7 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 			return
 		}
 		s.metrics.PeerUpdates.Add(1)
+		line = trimSpace(line) // stored and flooded as the line itself, without the white space around it
 		if s.table.Apply(&m, line) {
 			s.metrics.Stored.Add(1)
 			s.flood(line)

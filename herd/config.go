@@ -157,6 +157,7 @@ type ConfigError struct {
 	Err  error // the underlying error, if any
 }
 
+// Error says "herd: config FILE:LINE: KEY: what is wrong", leaving out what is unknown.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString("herd: config")
@@ -180,6 +181,7 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error (a toml or places error), if any.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // IsConfigError reports whether err holds a ConfigError.

@@ -186,6 +186,7 @@ func (p *linkProto) DataReceived(data []byte) {
 		off += n
 		if m, err := codec.ParseLine(line); err == nil && m.Kind == codec.AT {
 			s.metrics.PeerUpdates.Add(1)
+			line = trimSpace(line)
 			if s.table.Apply(&m, line) {
 				s.metrics.Stored.Add(1)
 				s.flood(line)

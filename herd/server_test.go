@@ -384,7 +384,7 @@ func TestATFromNeighbourHostOnly(t *testing.T) {
 	cfg = testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Near"}}, ServerConfig{Name: "Near", Addr: "127.0.0.1:1"})
 	s = startServer(t, cfg, "Hill")
 	c = dial(t, s.Addr())
-	c.send(at + "\n")
+	c.send(" \t" + at + " \r\n") // stored without the white space around it
 	waitFor(t, "the peer update", func() bool { l, _ := s.Record("z"); return l == at })
 	c.conn.CloseWrite()
 	if got := c.readAll(); got != "" {
