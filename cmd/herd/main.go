@@ -20,6 +20,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal during the graceful stop ends the process at once
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
@@ -60,7 +64,7 @@ Flags:
                  (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004, the offline
                  Places provider (no key, no network) and logs in ./logs.
   -grace D       how long a stop (SIGINT or SIGTERM) may take to finish the replies owed
-                 (default 10s).
+                 (default 10s). A second signal stops at once.
 
 Config (all keys optional but [[server]]; defaults shown):
   [places]
