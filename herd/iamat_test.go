@@ -2,6 +2,7 @@ package herd
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -181,4 +182,27 @@ func FuzzClientStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkIAMATLogged is BenchmarkIAMAT with logging on (text records through a LogWriter
+// into io.Discard): the cost of the "in", "out" and "flood" records.
+func BenchmarkIAMATLogged(b *testing.B) {
+	cfg := testConfig(b, "", ServerConfig{Name: "Hill"})
+	w := NewLogWriter(io.Discard, 1<<16)
+	defer w.Close()
+	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}), hillClock, WithLogger(NewLogger(w, LogConfig{Level: "info"})))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ft := &discardTransport{}
+	c := s.newClient()
+	c.attach(ft)
+	line := []byte("IAMAT client0001.example.org +34.068930-118.445127 1621464827.000000000\n")
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		setFraction(line[len(line)-10:len(line)-1], i)
+		c.DataReceived(line)
+	}
 }
