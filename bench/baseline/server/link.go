@@ -137,7 +137,7 @@ loop:
 			break
 		}
 		if len(out) > 0 {
-			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			c.SetWriteDeadline(time.Now().Add(s.writeWait))
 			if _, err := c.Write(out); err != nil {
 				s.log.Info("link write failed", "peer", l.peer, "err", err)
 				break

@@ -32,10 +32,10 @@ import (
 const (
 	// readSize is each connection's read buffer; the Decoder keeps what a line needs beyond it.
 	readSize = 8 << 10
-	// writeTimeout cuts off a client that leaves its replies unread this long (the kernel's
-	// socket buffer full and MaxUnsent bytes waiting): the goroutine model's per-client limit
-	// on unsent bytes.
-	writeTimeout = 10 * time.Second
+	// defaultWriteTimeout cuts off a client or link that leaves its output unread this long
+	// (the kernel's socket buffer full and our own buffer at its limit): the goroutine model's
+	// per-connection limit on unsent bytes.
+	defaultWriteTimeout = 10 * time.Second
 	// lingerTimeout bounds how long a connection closed after "?" reads what the client still
 	// sends, so the close does not reset the connection before the client reads the reply.
 	lingerTimeout = time.Second
@@ -64,6 +64,7 @@ type Server struct {
 	peerHosts map[netip.Addr]bool      // AT lines are accepted from these hosts
 	links     []*link
 	clients   atomic.Int64
+	writeWait time.Duration // see defaultWriteTimeout; tests shorten it
 	connMu    sync.Mutex
 	conns     map[net.Conn]struct{}
 	ctx       context.Context
@@ -98,6 +99,7 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 		peerAddr:  func(n string) string { return addrs[n] },
 		peerHosts: map[netip.Addr]bool{},
 		conns:     map[net.Conn]struct{}{},
+		writeWait: defaultWriteTimeout,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -231,6 +233,7 @@ type conn struct {
 	out     []byte // replies not yet written
 	remote  string
 	invalid bool
+	werr    error // the first write error
 }
 
 func (s *Server) serve(nc net.Conn) {
@@ -275,7 +278,7 @@ func (c *conn) loop() error {
 			if !ok {
 				break
 			}
-			if !c.handle(line) {
+			if !c.handle(line) || c.werr != nil {
 				return c.flush()
 			}
 			if len(c.out) >= c.s.limits.MaxUnsent {
@@ -306,14 +309,15 @@ func (c *conn) loop() error {
 }
 
 // flush writes the replies gathered so far in one write.
+// A write error is sticky: the connection is done.
 func (c *conn) flush() error {
-	if len(c.out) == 0 {
-		return nil
+	if c.werr != nil || len(c.out) == 0 {
+		return c.werr
 	}
-	c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.c.Write(c.out)
+	c.c.SetWriteDeadline(time.Now().Add(c.s.writeWait))
+	_, c.werr = c.c.Write(c.out)
 	c.out = c.out[:0]
-	return err
+	return c.werr
 }
 
 // handle answers one line into c.out and reports whether the connection goes on.
@@ -366,8 +370,8 @@ func (c *conn) whatsat(m *codec.Message) error {
 	req.RadiusM = string(codec.AppendRadiusMetres(nil, m.Radius))
 	req.RadiusMF = m.RadiusKm * 1000
 	// Send what is owed before waiting on Places.
-	if err := c.flush(); err != nil {
-		return nil // the connection is gone; the caller's flush reports it
+	if c.flush() != nil {
+		return nil // the connection is gone; the caller sees c.werr
 	}
 	// Not s.ctx: a server that is closing still finishes the replies it owes.
 	body, err := s.places.Nearby(context.Background(), req)

@@ -61,6 +61,8 @@ type testHerd struct {
 	mu      sync.Mutex
 	addrs   map[string]string // where each server listens (fixed once first bound)
 	servers map[string]*Server
+	// writeWait, if set, replaces the servers' cut-off for unread output.
+	writeWait time.Duration
 }
 
 func newHerd(t testing.TB, cfg *herd.Config) *testHerd {
@@ -115,6 +117,9 @@ func (h *testHerd) start(names ...string) string {
 			h.t.Fatal(err)
 		}
 		s.SetPeerAddr(h.addr)
+		if h.writeWait > 0 {
+			s.writeWait = h.writeWait
+		}
 		h.mu.Lock()
 		h.addrs[n] = s.Addr().String()
 		h.servers[n] = s
@@ -496,5 +501,87 @@ func TestATFromNeighbourHostOnly(t *testing.T) {
 	defer s.Close()
 	if got := exchange(t, s.Addr().String(), at+"\n"); got != "? "+at+"\n" {
 		t.Errorf("AT from a stranger: %q", got)
+	}
+}
+
+// A client that sends and never reads is cut off once its replies stay unwritten; others are
+// served meanwhile.
+func TestNonReadingClientCutOff(t *testing.T) {
+	h := newHerd(t, testConfig(t, "", "max_unsent = 65536", node{name: "Hill"}))
+	h.writeWait = 200 * time.Millisecond
+	addr := h.start("Hill")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Large replies (offline Places, 20 results each) fill the socket buffers fast.
+	exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
+	chunk := []byte(strings.Repeat("WHATSAT kiwi 50 20\n", 100))
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	if got := exchange(t, addr, "IAMAT other +1+1 1\n"); !strings.HasPrefix(got, "AT Hill ") {
+		t.Errorf("another client got %q", got)
+	}
+	select {
+	case <-errc: // the server closed the connection
+	case <-time.After(30 * time.Second):
+		t.Fatal("a client that never reads was not cut off")
+	}
+}
+
+// A neighbour that stops reading does not grow the server's memory: its link is closed at
+// max_link_unsent (or when its output stays unwritten) and redialled.
+func TestNonReadingNeighbour(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // never read
+		}
+	}()
+	h := newHerd(t, testConfig(t, "", "max_link_unsent = 65536\nbackoff_base = \"10ms\"\nbackoff_cap = \"50ms\"",
+		node{"Hill", []string{"Far"}}, node{"Far", nil}))
+	h.writeWait = 200 * time.Millisecond
+	h.addrs["Far"] = ln.Addr().String()
+	addr := h.start("Hill")
+	first := <-accepted
+	defer first.Close()
+	// 12 MB of updates, more than loopback's socket buffers hold.
+	id := strings.Repeat("k", 1000)
+	var b strings.Builder
+	for i := range 12000 {
+		fmt.Fprintf(&b, "IAMAT %s%d +1+1 1\n", id, i)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		io.WriteString(c, b.String())
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	go io.Copy(io.Discard, c)
+	select {
+	case second := <-accepted:
+		second.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatal("the link to a neighbour that never reads was not closed and redialled")
 	}
 }
