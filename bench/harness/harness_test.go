@@ -224,3 +224,43 @@ func TestFlags(t *testing.T) {
 		t.Errorf("parseFlags: %+v, %v", o, err)
 	}
 }
+
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	seen := map[int]bool{}
+	for range 20 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if low-10000 >= 1000 && (p < 10000 || p >= low) {
+			t.Errorf("port %d outside 10000-%d", p, low-1)
+		}
+		if seen[p] {
+			t.Errorf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"1234 (herd) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0", 3.0, true},
+		{"99 (a b) c) R 1 2 3 4 5 6 7 8 9 10 7 3 0 0", 0.1, true},
+		{"1234 herd S", 0, false},
+		{"1 (x) S 1 2", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := parseStatCPU(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("parseStatCPU(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if v, err := cpuSeconds(os.Getpid()); err != nil || v < 0 {
+		t.Errorf("cpuSeconds(self) = %v, %v", v, err)
+	}
+}

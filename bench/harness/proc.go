@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -112,14 +114,58 @@ func (p *proc) tail() string {
 	return s
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// Listen ports are taken below the kernel's ephemeral range, so that the outgoing
+// connections of a run (10,000 clients, links) can never hold a port a server is about to bind.
+var (
+	portMu   sync.Mutex
+	nextPort int
+)
+
+// freePort returns a loopback port that was free a moment ago, below the ephemeral range.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portMu.Lock()
+	defer portMu.Unlock()
+	lo, hi := 10000, ephemeralLow()
+	if hi-lo < 1000 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	if nextPort < lo || nextPort >= hi {
+		nextPort = lo + rand.IntN(hi-lo)
+	}
+	for range hi - lo {
+		p := nextPort
+		if nextPort++; nextPort >= hi {
+			nextPort = lo
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			ln.Close()
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("harness: no free port in %d-%d", lo, hi-1)
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range (32768 if unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // runCmd runs a command to completion and returns its combined output.
