@@ -273,7 +273,11 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 		return loc.line(toml.Key(k))
 	}
 	switch c.Places.Provider {
-	case "google", "google-v1", "offline":
+	case "google", "google-v1":
+		if c.Places.Key == "" {
+			bad(at("places", "provider"), "places.provider", "provider %q needs an API key: places.key or the GOOGLE_PLACES_API_KEY environment variable", c.Places.Provider)
+		}
+	case "offline":
 	default:
 		bad(at("places", "provider"), "places.provider", "unknown provider %q (want google, google-v1 or offline)", c.Places.Provider)
 	}

@@ -98,6 +98,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"line limit", "[limits]\nmax_line = 10\n" + srv, 2, "limits.max_line"},
 		{"backoff order", "[limits]\nbackoff_base = \"1s\"\nbackoff_cap = \"10ms\"\n" + srv, 3, "less than backoff_base"},
 		{"provider", "[places]\nprovider = \"bing\"\n" + srv, 2, "unknown provider \"bing\""},
+		{"no key", "[places]\nprovider = \"google-v1\"\n" + srv, 2, "needs an API key"},
 		{"level", "[log]\nlevel = \"loud\"\n" + srv, 2, "unknown level"},
 		{"no servers", "[places]\n", 0, "no [[server]]"},
 		{"duplicate", srv + srv, 5, "duplicate server name \"A\""},
