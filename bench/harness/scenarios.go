@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -258,6 +261,12 @@ func (h *harness) full(ctx context.Context) error {
 				h.ms = append(h.ms, m)
 				h.logf("%-8s run %d/%d %-11s %s (%.1fs)", sc.id, run, h.o.runs, im, m.brief(), time.Since(start).Seconds())
 			}
+		}
+	}
+	if b, err := json.MarshalIndent(h.ms, "", "  "); err == nil {
+		path := filepath.Join(h.o.work, "results.json")
+		if err := os.WriteFile(path, b, 0o644); err == nil && h.o.keep {
+			h.logf("raw results in %s", path)
 		}
 	}
 	var allocs []allocLine
