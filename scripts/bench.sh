@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full benchmark run: builds every server implementation, runs every scenario a few times
 # and regenerates BENCHMARKS.md and bench/charts/*.png from scratch (the hand-written section of
-# BENCHMARKS.md is kept). Takes about 15 minutes on two cores; run it on an otherwise idle machine.
+# BENCHMARKS.md is kept). Takes about 9 minutes on two cores; run it on an otherwise idle machine.
 #
 #   bash scripts/bench.sh                 everything
 #   bash scripts/bench.sh -smoke          seconds: start every implementation and check its replies

@@ -4,7 +4,7 @@
 // (bench/baseline), the Python asyncio baseline (bench/asyncio, plain and uvloop) and Redis
 // (inline SET) as the reference single-threaded reactor, all driven by bench/loadgen.
 //
-//	go run ./bench/harness            the full run (about 15 minutes), writes BENCHMARKS.md
+//	go run ./bench/harness            the full run (about 9 minutes on two cores), writes BENCHMARKS.md
 //	go run ./bench/harness -smoke     seconds: start everything, check the replies, write nothing
 //
 // An implementation that is missing or does not build is reported as not available, with the
@@ -83,8 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring in each run")
 	fs.StringVar(&only, "only", "", "run only these scenario `ids` (comma-separated; default all)")
 	fs.StringVar(&impls, "impls", "", "run only these `implementations` (comma-separated; default all)")
-	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report path, relative to the repository root")
-	fs.StringVar(&o.charts, "charts", "bench/charts", "chart directory, relative to the repository root")
+	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report path, relative to the repository root unless absolute")
+	fs.StringVar(&o.charts, "charts", "bench/charts", "chart directory, relative to the repository root unless absolute")
 	fs.StringVar(&o.repo, "repo", "", "repository root (default: the directory holding go.mod above the working directory)")
 	fs.StringVar(&o.work, "work", "", "work directory for binaries, configs and logs (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (server logs, configs)")
