@@ -75,9 +75,14 @@ func newHerd(t testing.TB, cfg *herd.Config) *testHerd {
 	}
 	h := &testHerd{t: t, cfg: cfg, prov: prov, addrs: map[string]string{}, servers: map[string]*Server{}}
 	t.Cleanup(func() {
+		// Not under h.mu: the links of a closing server look addresses up with h.addr.
 		h.mu.Lock()
-		defer h.mu.Unlock()
+		var servers []*Server
 		for _, s := range h.servers {
+			servers = append(servers, s)
+		}
+		h.mu.Unlock()
+		for _, s := range servers {
 			s.Close()
 		}
 	})
