@@ -3,8 +3,8 @@
 // sync.Mutex. It shares codec, the herd record table and config, and the Places providers with
 // the reactor server (cmd/herd), so a comparison between the two measures only the I/O model.
 //
-//	go run ./bench/baseline run [-config herd.toml] [-no-log]          every server of the config
-//	go run ./bench/baseline serve [-config herd.toml] [-no-log] NAME   one server
+//	go run ./bench/baseline run [-config herd.toml] [-grace 10s] [-no-log]          every server of the config
+//	go run ./bench/baseline serve [-config herd.toml] [-grace 10s] [-no-log] NAME   one server
 //
 // With no config it runs the default five-server herd with the offline Places provider. It
 // prints "NAME listening on ADDR" for each server, and stops gracefully on SIGINT or SIGTERM.
@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
@@ -40,7 +41,7 @@ func main() {
 	}
 }
 
-var errUsage = errors.New("baseline: usage: baseline [run|serve] [-config FILE] [-no-log] [NAME]")
+var errUsage = errors.New("baseline: usage: baseline [run|serve] [-config FILE] [-grace D] [-no-log] [NAME]")
 
 // started is called by run once every server listens (tests use it to find the addresses).
 var started func([]*server.Server)
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "herd TOML config (default: the five-server herd, offline Places)")
 	noLog := fs.Bool("no-log", false, "write no log files (for benchmarks)")
+	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -117,15 +119,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		servers = append(servers, s)
 	}
 	// Servers of this process are dialed where they really listen (port 0 picks one).
-	var mu sync.Mutex
-	bound := map[string]string{}
+	bound := map[string]string{} // read-only from here on
 	for _, s := range servers {
 		bound[s.Name()] = s.Addr().String()
 	}
 	for _, s := range servers {
 		s.SetPeerAddr(func(peer string) string {
-			mu.Lock()
-			defer mu.Unlock()
 			if a, ok := bound[peer]; ok {
 				return a
 			}
@@ -140,5 +139,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		started(servers)
 	}
 	<-ctx.Done()
-	return nil
+	// Stop gracefully: every server finishes the replies it owes, within the grace time.
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Shutdown(sctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

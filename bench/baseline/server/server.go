@@ -164,9 +164,15 @@ func (s *Server) Start() {
 	go s.accept()
 }
 
-// Close stops accepting, lets each client connection answer what it has read, closes the
-// links and waits for every goroutine. It may be called more than once.
-func (s *Server) Close() error {
+// Close stops accepting, lets each client connection answer what it has read (a WHATSAT
+// waiting on Places included), closes the links and waits for every goroutine. It may be
+// called more than once.
+func (s *Server) Close() error { return s.Shutdown(context.Background()) }
+
+// Shutdown is Close with a bound: when ctx is done before the replies owed are written, it
+// closes the remaining client connections, waits for their goroutines (a Places call still
+// runs to its own timeout) and returns an error. Any goroutine; idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		if s.ln != nil {
@@ -182,8 +188,23 @@ func (s *Server) Close() error {
 			l.closeConn()
 		}
 	})
-	s.wg.Wait()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.connMu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.connMu.Unlock()
+	<-done
+	return fmt.Errorf("server: %s: shutdown: replies still owed: %w", s.name, ctx.Err())
 }
 
 func (s *Server) accept() {
@@ -211,8 +232,13 @@ func (s *Server) accept() {
 			c.Close()
 			continue
 		}
-		s.clients.Add(1)
 		s.connMu.Lock()
+		if s.ctx.Err() != nil { // Shutdown has already woken the connections it knows
+			s.connMu.Unlock()
+			c.Close()
+			return
+		}
+		s.clients.Add(1)
 		s.conns[c] = struct{}{}
 		s.connMu.Unlock()
 		s.wg.Add(1)

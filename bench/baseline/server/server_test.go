@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -588,5 +590,37 @@ func TestNonReadingNeighbour(t *testing.T) {
 		second.Close()
 	case <-time.After(30 * time.Second):
 		t.Fatal("the link to a neighbour that never reads was not closed and redialled")
+	}
+}
+
+// Shutdown with a grace time that runs out closes the clients still owed a reply.
+func TestShutdownGraceRunsOut(t *testing.T) {
+	f := fake.New(fake.Options{Hang: true})
+	base, err := f.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := newHerd(t, testConfig(t, base, "", node{name: "Hill"}))
+	addr := h.start("Hill")
+	exchange(t, addr, "IAMAT a +1+1 1\n")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "WHATSAT a 1 1\n")
+	waitFor(t, "the WHATSAT to reach Places", func() bool { return f.Count() > 0 })
+	h.mu.Lock()
+	s := h.servers["Hill"]
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want a deadline error", err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if got, err := io.ReadAll(c); len(got) != 0 {
+		t.Errorf("a client cut off at shutdown got %q (%v)", got, err)
 	}
 }
