@@ -46,8 +46,8 @@ const (
 // mutex. It shares codec, herd.Table and the Places providers with the reactor server, so only
 // the I/O model differs.
 //
-// Create it with New, then Listen and Start (or Serve); Close stops it. Its methods may
-// be called from any goroutine.
+// Create it with New, then Listen and Start; Close or Shutdown stops it. Its methods may be
+// called from any goroutine (SetPeerAddr before Start).
 type Server struct {
 	name   string
 	limits herd.Limits
@@ -130,6 +130,16 @@ func (s *Server) addPeerHost(addr string) error {
 		s.peerHosts[ip.Unmap()] = true
 	}
 	return nil
+}
+
+// Record returns the AT line the server holds for client, and whether it knows the client.
+func (s *Server) Record(client string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.table.Get([]byte(client)); r != nil {
+		return string(r.Line), true
+	}
+	return "", false
 }
 
 // Name returns the server's name.

@@ -237,8 +237,12 @@ func TestProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	addr := newHerd(t, testConfig(t, base, "max_line = 100", node{name: "Hill"})).start("Hill")
+	h := newHerd(t, testConfig(t, base, "max_line = 100", node{name: "Hill"}))
+	addr := h.start("Hill")
 	at := strings.TrimSuffix(exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
+	if rec, ok := h.servers["Hill"].Record("kiwi"); !ok || rec != at {
+		t.Errorf("Record(kiwi) = %q, %v; want %q", rec, ok, at)
+	}
 	places := func(bound int) string {
 		body, err := codec.AppendPlacesBody(nil, fake.LegacyBody(34.068930, -118.445127, 10000, 20), bound)
 		if err != nil {
