@@ -318,8 +318,9 @@ class Server:
             raise Invalid("bad skew")
         parse_location(location)
         t = parse_time(ctime)
-        # Stored and flooded as received, as the Go servers do, so ties break the same way.
-        self.store(client, t, line)
+        # Stored and flooded as received but for the white space around it, as the Go
+        # servers do, so ties break the same way everywhere.
+        self.store(client, t, line.strip())
 
     def store(self, client, t, line):
         if not newer(t, line, self.records.get(client)):

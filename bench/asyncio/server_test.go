@@ -137,6 +137,8 @@ func TestNewerRule(t *testing.T) {
 		{"AT A +0.000000000" + c + "1621464828", "AT A +0.000000000" + c + "1621464828"},
 		{"AT A +0.000000000" + c + "1621464828.0", "AT A +0.000000000" + c + "1621464828.0"},
 		{"AT A +0.000000000" + c + "1621464828", "AT A +0.000000000" + c + "1621464828.0"},
+		// Stored without the white space around it.
+		{" \tAT B +0.000000000" + c + "1621464828.0 \t", "AT B +0.000000000" + c + "1621464828.0"},
 	} {
 		if got := exchange(t, addr, step.in+"\n"); got != "" {
 			t.Fatalf("AT %q got a reply %q", step.in, got)

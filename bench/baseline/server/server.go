@@ -13,6 +13,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -431,10 +432,10 @@ func (c *conn) whatsat(m *codec.Message) error {
 }
 
 // apply stores a record if it is newer and floods it to every link that is up.
+// The line is stored and flooded without the white space around it (as the reactor server
+// does), so every server of a herd compares the same bytes.
 func (s *Server) apply(m *codec.Message, line []byte) {
-	if n := len(line); n > 0 && line[n-1] == '\n' {
-		line = line[:n-1]
-	}
+	line = bytes.Trim(line, " \t\r\v\f\n")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.table.Apply(m, line) {
