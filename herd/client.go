@@ -1,6 +1,8 @@
 package herd
 
 import (
+	"context"
+	"log/slog"
 	"net"
 
 	"github.com/herd-project/herd/codec"
@@ -161,7 +163,7 @@ func (c *clientConn) ConnectionLost(err error) {
 func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 	s := c.s
 	if s.logInfo {
-		s.log.Info("in", "conn", c.id, "line", string(line))
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "in", slog.Uint64("conn", c.id), slog.String("line", string(line)))
 	}
 	m, err := codec.ParseLine(line)
 	if err != nil {
@@ -244,7 +246,7 @@ func (c *clientConn) tooLong(held []byte) {
 // reply queues a finished reply (copied) behind the replies owed before it.
 func (c *clientConn) reply(b []byte) {
 	if c.s.logInfo {
-		c.s.log.Info("out", "conn", c.id, "line", string(b[:len(b)-1]))
+		c.s.log.LogAttrs(context.Background(), slog.LevelInfo, "out", slog.Uint64("conn", c.id), slog.String("line", string(b[:len(b)-1])))
 	}
 	if c.head == len(c.q) {
 		c.out = append(c.out, b...)

@@ -385,7 +385,7 @@ func (s *Server) flood(line []byte) {
 	}
 	s.metrics.FloodLines.Add(1)
 	if s.logInfo {
-		s.log.Info("flood", "line", string(line))
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "flood", slog.String("line", string(line)))
 	}
 	if !s.floodSoon {
 		s.floodSoon = true
