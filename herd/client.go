@@ -281,11 +281,18 @@ func (c *clientConn) whatsatDone(sl *slot) {
 	c.flushOut()
 }
 
-// recount recomputes the bytes held in the queue and compacts it.
+// recount recomputes the bytes held in the queue and compacts it. O(queued), bounded by
+// max_pending WHATSATs and max_unsent bytes of replies behind them.
 func (c *clientConn) recount() {
 	if c.head == len(c.q) {
 		c.q, c.head, c.qBytes = c.q[:0], 0, 0
 		return
+	}
+	if c.head >= 32 && c.head >= len(c.q)/2 {
+		// A client that always has a WHATSAT waiting never empties its queue: slide it down.
+		n := copy(c.q, c.q[c.head:])
+		clear(c.q[n:])
+		c.q, c.head = c.q[:n], 0
 	}
 	n := 0
 	for _, sl := range c.q[c.head:] {

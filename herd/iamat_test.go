@@ -206,3 +206,39 @@ func BenchmarkIAMATLogged(b *testing.B) {
 		c.DataReceived(line)
 	}
 }
+
+// A connection that always has a WHATSAT waiting keeps a queue as long as what is waiting,
+// not as long as its history.
+func TestQueueDoesNotGrowWithHistory(t *testing.T) {
+	s := newDirectServer(t)
+	ft := &fakeTransport{}
+	c := s.newClient()
+	c.attach(ft)
+	c.DataReceived([]byte("IAMAT a +1+1 1\n"))
+	// Slots as askPlaces makes them, completed by hand one behind the other.
+	var waiting []*slot
+	for i := range 1000 {
+		sl := &slot{buf: []byte("AT x\n")}
+		c.q = append(c.q, sl)
+		c.waiting++
+		waiting = append(waiting, sl)
+		c.reply([]byte(fmt.Sprintf("AT Hill reply %d\n", i)))
+		if len(waiting) > 2 {
+			sl := waiting[0]
+			waiting = waiting[1:]
+			sl.buf = append(sl.buf, "{}\n\n"...)
+			c.whatsatDone(sl)
+		}
+	}
+	if len(c.q) > 64 {
+		t.Errorf("queue holds %d slots for %d waiting", len(c.q), len(waiting))
+	}
+	var want strings.Builder
+	want.WriteString("AT Hill +1621464827.223371889 a +1+1 1\n")
+	for k := range 998 {
+		fmt.Fprintf(&want, "AT x\n{}\n\nAT Hill reply %d\n", k)
+	}
+	if got := ft.out.String(); got != want.String() {
+		t.Errorf("replies out of order or lost: %d bytes, want %d", len(got), want.Len())
+	}
+}
