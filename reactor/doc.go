@@ -29,6 +29,7 @@
 //	Protocol.pause_writing/resume_writing    WriteFlowController.PauseWriting/ResumeWriting
 //	Transport.write, writelines              (*Transport).Write, Writev
 //	Transport.close, abort, is_closing       (*Transport).Close, Abort, IsClosing
+//	Transport.write_eof                      (*Transport).WriteEOF
 //	Transport.get_write_buffer_size          (*Transport).WriteBufferSize
 //	Transport.set_write_buffer_limits        (*Transport).SetWriteBufferLimits (64 KiB, high/4)
 //	loop.create_server                       (*Loop).Listen, then Start or Run
@@ -59,6 +60,14 @@
 // loop checks paused and closing transports on each pass and on a timer (1 ms, backing off to
 // 32 ms while nothing drains). Close waits for the queue to drain; Abort does not.
 // ConnectionLost runs exactly once per transport, scheduled like any callback.
+//
+// Close lingers, like a web server's lingering close: once the queue is sent it shuts down the
+// write side (the peer reads end-of-file after the last byte) and schedules ConnectionLost, then
+// keeps the socket open, reading and discarding input, until the peer closes, a second passes or
+// 4 MiB arrive (Options.LingerTimeout, LingerBytes). Closing a socket with unread input makes
+// the kernel send a reset, and the reset can destroy a reply the peer has not read yet: an
+// error line to a client that is still sending, for one. WriteEOF shuts down only the write
+// side (asyncio's write_eof) and keeps receiving.
 //
 // gnet closes a connection as soon as read returns end-of-file. asyncio lets a protocol keep
 // writing after the peer's EOF (EOFReceived returning true), and so does reactor: the transport

@@ -42,6 +42,14 @@ type Options struct {
 	// HalfCloseWriteTimeout bounds how long the writer of a half-closed transport waits for
 	// the peer to take queued bytes (see Transport); default 30s.
 	HalfCloseWriteTimeout time.Duration
+
+	// LingerTimeout and LingerBytes bound the lingering close (see Transport.Close): after
+	// Close has sent everything and shut down the write side, the socket stays open reading and
+	// discarding input until the peer closes, LingerTimeout passes (default 1s) or more than
+	// LingerBytes arrive (default 4 MiB). A negative LingerTimeout turns lingering off: Close
+	// then closes the socket at once, and a peer still sending gets a reset.
+	LingerTimeout time.Duration
+	LingerBytes   int
 }
 
 // ProtocolFactory makes the Protocol of one new connection. It is called on the loop.
@@ -134,6 +142,12 @@ func New(opts Options) *Loop {
 	}
 	if opts.HalfCloseWriteTimeout <= 0 {
 		opts.HalfCloseWriteTimeout = 30 * time.Second
+	}
+	if opts.LingerTimeout == 0 {
+		opts.LingerTimeout = time.Second
+	}
+	if opts.LingerBytes <= 0 {
+		opts.LingerBytes = 4 << 20
 	}
 	log := opts.Logger
 	if log == nil {

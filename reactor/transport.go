@@ -82,6 +82,13 @@ type Transport struct {
 	local    net.Addr
 	remote   net.Addr
 
+	// Write side shut (WriteEOF, lingering Close).
+	eofPending  bool // WriteEOF called: shut the write side once drained
+	eofWritten  bool // shutdown(SHUT_WR) done
+	lingering   bool // closed for the protocol; reading and discarding until the real close
+	lingerRead  int
+	lingerTimer *Handle
+
 	// Half-closed ("detached") mode.
 	detached bool
 	dfd      int // dup of the socket, -1 once handed to the writer or closed
@@ -110,7 +117,7 @@ func (t *Transport) IsClosing() bool { return t.closing || t.lost }
 // the connection is lost are dropped. Loop only.
 func (t *Transport) Write(p []byte) {
 	t.l.checkLoop("Transport.Write")
-	if t.closing || t.lost || len(p) == 0 {
+	if t.closing || t.lost || t.eofPending || len(p) == 0 {
 		return
 	}
 	if t.detached {
@@ -125,7 +132,7 @@ func (t *Transport) Write(p []byte) {
 // The buffers may be reused after Writev returns. Loop only.
 func (t *Transport) Writev(bufs [][]byte) {
 	t.l.checkLoop("Transport.Writev")
-	if t.closing || t.lost {
+	if t.closing || t.lost || t.eofPending {
 		return
 	}
 	if t.detached {
@@ -183,6 +190,13 @@ func (t *Transport) SetWriteBufferLimits(high, low int) {
 
 // Close closes the transport once its write buffer has been sent; data received meanwhile is
 // discarded. ConnectionLost(nil) follows. Idempotent. Loop only.
+//
+// The close lingers, as web servers do: once everything is sent, Close shuts down the write
+// side (the peer reads end-of-file after the last byte) and ConnectionLost is scheduled, but the
+// socket stays open for a while, reading and discarding what the peer still sends, until the
+// peer closes, Options.LingerTimeout passes or more than Options.LingerBytes arrive. Closing a
+// socket with unread input makes the kernel send a reset, and a reset can destroy the reply
+// the peer has not read yet (say, an error message to a client that is still sending).
 func (t *Transport) Close() {
 	t.l.checkLoop("Transport.Close")
 	if t.closing || t.lost {
@@ -194,10 +208,65 @@ func (t *Transport) Close() {
 		return
 	}
 	if t.c.OutboundBuffered() == 0 {
-		t.closeGnet()
+		t.closeDrained()
 		return
 	}
 	t.l.watchAdd(t)
+}
+
+// WriteEOF closes the write side of the transport once its write buffer has been sent
+// (shutdown(SHUT_WR); asyncio's write_eof): the peer reads end-of-file, and the transport goes
+// on receiving until the peer closes too (EOFReceived, whose answer is then ignored: there is
+// nothing left to write) or Close or Abort is called. Writes after WriteEOF are dropped.
+// Idempotent. Loop only.
+func (t *Transport) WriteEOF() {
+	t.l.checkLoop("Transport.WriteEOF")
+	if t.closing || t.lost || t.eofPending {
+		return
+	}
+	t.eofPending = true
+	if t.detached {
+		t.Close() // the peer has closed already: both directions are done
+		return
+	}
+	if t.c.OutboundBuffered() == 0 {
+		t.shutdownWrite()
+		return
+	}
+	t.l.watchAdd(t)
+}
+
+// shutdownWrite shuts down the write side of t's socket.
+func (t *Transport) shutdownWrite() bool {
+	if t.eofWritten {
+		return true
+	}
+	if err := unix.Shutdown(t.c.Fd(), unix.SHUT_WR); err != nil {
+		t.abortOnLoop(fmt.Errorf("reactor: shutdown: %w", err))
+		return false
+	}
+	t.eofWritten = true
+	return true
+}
+
+// closeDrained finishes a Close whose write buffer is empty: a lingering close (write side
+// shut, ConnectionLost scheduled, input discarded until the real close), or, with lingering
+// off or the loop stopping, the real close.
+func (t *Transport) closeDrained() {
+	l := t.l
+	if l.opts.LingerTimeout < 0 || l.stopping || t.c == nil {
+		t.closeGnet()
+		return
+	}
+	if !t.shutdownWrite() {
+		return
+	}
+	t.lingering = true
+	t.lingerTimer = l.callAt(time.Now().Add(l.opts.LingerTimeout), func() {
+		t.lingerTimer = nil
+		t.closeGnet()
+	})
+	l.connLost(t, t.lostErr)
 }
 
 // Abort closes the transport now, dropping what is queued (gnet makes one non-blocking attempt
@@ -243,10 +312,7 @@ func (t *Transport) closeGnet() {
 func (l *Loop) traffic(t *Transport, c gnet.Conn) gnet.Action {
 	buf, _ := c.Next(-1)
 	if t.closing || t.lost {
-		if t.closeNow || (t.closing && c.OutboundBuffered() == 0) {
-			return gnet.Close
-		}
-		return gnet.None
+		return l.trafficClosing(t, c, len(buf))
 	}
 	// While t is current, closing it only sets closeNow, and gnet closes it when this returns:
 	// closing a connection inside its own OnTraffic would leave gnet using a released conn.
@@ -266,12 +332,36 @@ func (l *Loop) traffic(t *Transport, c gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
+// trafficClosing handles n bytes read on a closing transport: they are discarded.
+func (l *Loop) trafficClosing(t *Transport, c gnet.Conn, n int) gnet.Action {
+	if t.lingering {
+		t.lingerRead += n
+		if t.lingerRead > l.opts.LingerBytes {
+			return gnet.Close
+		}
+		return gnet.None
+	}
+	if !t.closeNow && !t.lost && c.OutboundBuffered() == 0 {
+		l.cur = t
+		t.closeDrained()
+		l.cur = nil
+	}
+	if t.closeNow {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
 // connClosed is gnet's OnClose for a transport: decide between ConnectionLost and half-close.
 func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
 	delete(l.conns, t.id)
 	delete(l.watch, t)
 	if t.lost {
 		t.c = nil
+		if t.lingerTimer != nil {
+			t.lingerTimer.Cancel()
+			t.lingerTimer = nil
+		}
 		return
 	}
 	eof := isEOF(err)
@@ -280,7 +370,7 @@ func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
 		keep := false
 		ok := l.run("EOFReceived", func() { keep = t.proto.EOFReceived() })
 		l.cur = nil
-		if ok && keep && !t.closing && !t.closeNow {
+		if ok && keep && !t.closing && !t.closeNow && !t.eofPending {
 			derr := t.detach(c)
 			if derr == nil {
 				return
@@ -550,10 +640,13 @@ func (l *Loop) checkTransport(t *Transport) (progress bool) {
 	}
 	if t.closing && !t.lost && t.c != nil && t.c.OutboundBuffered() == 0 {
 		delete(l.watch, t)
-		t.closeGnet()
+		t.closeDrained()
 		return true
 	}
-	if !t.paused && !t.closing {
+	if t.eofPending && !t.eofWritten && !t.closing && n == 0 {
+		t.shutdownWrite()
+	}
+	if !t.paused && !t.closing && (!t.eofPending || t.eofWritten) {
 		delete(l.watch, t)
 	}
 	return progress

@@ -1,0 +1,136 @@
+package reactor
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// badLineProto answers its first line with "? <line>" and closes, as a server does after a
+// protocol error.
+func badLineProto(lost chan<- error) ProtocolFactory {
+	return func() Protocol {
+		var tr *Transport
+		done := false
+		return &funcProto{
+			made: func(t *Transport) { tr = t },
+			data: func(p []byte) {
+				if done {
+					return
+				}
+				if i := bytes.IndexByte(p, '\n'); i >= 0 {
+					done = true
+					tr.Write(append([]byte("? "), p[:i+1]...))
+					tr.Close()
+				}
+			},
+			lost: func(err error) { lost <- err },
+		}
+	}
+}
+
+// TestCloseLingers: a client that sends a bad line and then 1 MB more before reading gets the
+// reply and a clean end of stream, not a reset that discards the reply.
+func TestCloseLingers(t *testing.T) {
+	lost := make(chan error, 16)
+	l := startLoop(t, Options{Debug: true}, badLineProto(lost))
+	more := bytes.Repeat([]byte("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), 1<<20/54)
+	for i := range 5 {
+		nc := dialNet(t, l)
+		if _, err := nc.Write([]byte("bad line\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(more); err != nil {
+			t.Fatalf("round %d: writing after the bad line: %v", i, err)
+		}
+		got, err := io.ReadAll(nc)
+		if err != nil || string(got) != "? bad line\n" {
+			t.Fatalf("round %d: client read %q, %v; want %q and EOF", i, got, err, "? bad line\n")
+		}
+		if err := <-lost; err != nil {
+			t.Fatalf("round %d: ConnectionLost(%v)", i, err)
+		}
+		nc.Close()
+	}
+}
+
+// TestLingerBounded: a client that never stops sending is cut off once the linger ends (by
+// time or by bytes), or at once with lingering off; ConnectionLost runs when the write side
+// is shut.
+func TestLingerBounded(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"timeout", Options{LingerTimeout: 20 * time.Millisecond}},
+		{"bytes", Options{LingerTimeout: time.Minute, LingerBytes: 64 << 10}},
+		{"off", Options{LingerTimeout: -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lost := make(chan error, 1)
+			tc.opts.Debug = true
+			l := startLoop(t, tc.opts, badLineProto(lost))
+			nc := dialNet(t, l)
+			if _, err := nc.Write([]byte("bad line\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-lost; err != nil {
+				t.Fatalf("ConnectionLost(%v)", err)
+			}
+			chunk := make([]byte, 16<<10)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if _, err := nc.Write(chunk); err != nil {
+					break // reset: the server closed the socket
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the server still reads after the linger should have ended")
+				}
+			}
+		})
+	}
+}
+
+// TestWriteEOF: after WriteEOF the peer reads end-of-file, later writes are dropped, and the
+// transport still receives until the peer closes.
+func TestWriteEOF(t *testing.T) {
+	got := make(chan string, 4)
+	lost := make(chan error, 1)
+	eof := make(chan struct{}, 1)
+	l := startLoop(t, Options{Debug: true}, func() Protocol {
+		var tr *Transport
+		return &funcProto{
+			made: func(t *Transport) {
+				tr = t
+				t.Write(pattern(1 << 20)) // more than the kernel takes at once
+				t.WriteEOF()
+				t.WriteEOF()
+				t.Write([]byte("dropped"))
+			},
+			data: func(p []byte) { got <- string(p); tr.Write([]byte("dropped")) },
+			eof:  func() bool { eof <- struct{}{}; return true },
+			lost: func(err error) { lost <- err },
+		}
+	})
+	nc := dialNet(t, l)
+	b, err := io.ReadAll(nc)
+	if err != nil || !bytes.Equal(b, pattern(1<<20)) {
+		t.Fatalf("client read %d bytes (%v); want the 1 MiB pattern, then EOF", len(b), err)
+	}
+	if _, err := nc.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "ping\n" {
+		t.Fatalf("server got %q", s)
+	}
+	if err := nc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	<-eof
+	if err := <-lost; err != nil {
+		t.Fatalf("ConnectionLost(%v)", err)
+	}
+}
