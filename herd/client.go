@@ -1,7 +1,6 @@
 package herd
 
 import (
-	"context"
 	"log/slog"
 	"net"
 
@@ -71,7 +70,11 @@ func (c *clientConn) attach(t transport) {
 	s.metrics.ClientsOpen.Add(1)
 	s.metrics.ClientsTotal.Add(1)
 	if s.logInfo {
-		s.log.Info("open", "conn", c.id, "remote", addrString(t.RemoteAddr()))
+		g := s.lg
+		g.begin(slog.LevelInfo, "open")
+		g.uint("conn", c.id)
+		g.str("remote", addrString(t.RemoteAddr()))
+		g.end()
 	}
 }
 
@@ -136,7 +139,11 @@ func (c *clientConn) EOFReceived() bool {
 	}
 	c.pending = nil
 	if c.s.logInfo {
-		c.s.log.Info("eof", "conn", c.id, "owed", len(c.q)-c.head)
+		g := c.s.lg
+		g.begin(slog.LevelInfo, "eof")
+		g.uint("conn", c.id)
+		g.int("owed", len(c.q)-c.head)
+		g.end()
 	}
 	c.flushOut()
 	return true
@@ -154,7 +161,10 @@ func (c *clientConn) ConnectionLost(err error) {
 	if err != nil {
 		s.log.Info("close", "conn", c.id, "err", err)
 	} else if s.logInfo {
-		s.log.Info("close", "conn", c.id)
+		g := s.lg
+		g.begin(slog.LevelInfo, "close")
+		g.uint("conn", c.id)
+		g.end()
 	}
 	s.checkDrained()
 }
@@ -163,7 +173,11 @@ func (c *clientConn) ConnectionLost(err error) {
 func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 	s := c.s
 	if s.logInfo {
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "in", slog.Uint64("conn", c.id), slog.String("line", string(line)))
+		g := s.lg
+		g.begin(slog.LevelInfo, "in")
+		g.uint("conn", c.id)
+		g.line("line", line)
+		g.end()
 	}
 	m, err := codec.ParseLine(line)
 	if err != nil {
@@ -226,7 +240,11 @@ func (c *clientConn) invalid(line []byte, why string) {
 	s := c.s
 	s.metrics.Invalid.Add(1)
 	if s.logInfo {
-		s.log.Info("invalid", "conn", c.id, "why", why)
+		g := s.lg
+		g.begin(slog.LevelInfo, "invalid")
+		g.uint("conn", c.id)
+		g.str("why", why)
+		g.end()
 	}
 	s.scratch = codec.AppendInvalid(s.scratch[:0], line)
 	c.reply(s.scratch)
@@ -246,7 +264,11 @@ func (c *clientConn) tooLong(held []byte) {
 // reply queues a finished reply (copied) behind the replies owed before it.
 func (c *clientConn) reply(b []byte) {
 	if c.s.logInfo {
-		c.s.log.LogAttrs(context.Background(), slog.LevelInfo, "out", slog.Uint64("conn", c.id), slog.String("line", string(b[:len(b)-1])))
+		g := c.s.lg
+		g.begin(slog.LevelInfo, "out")
+		g.uint("conn", c.id)
+		g.line("line", b[:len(b)-1])
+		g.end()
 	}
 	if c.head == len(c.q) {
 		c.out = append(c.out, b...)
@@ -269,7 +291,12 @@ func (c *clientConn) whatsatDone(sl *slot) {
 				break
 			}
 		}
-		c.s.log.Info("out", "conn", c.id, "line", string(first), "bytes", len(sl.buf))
+		g := c.s.lg
+		g.begin(slog.LevelInfo, "out")
+		g.uint("conn", c.id)
+		g.line("line", first)
+		g.int("bytes", len(sl.buf))
+		g.end()
 	}
 	for c.head < len(c.q) && c.q[c.head].ready {
 		b := c.q[c.head].buf

@@ -184,16 +184,15 @@ func FuzzClientStream(f *testing.F) {
 	})
 }
 
-// BenchmarkIAMATLogged is BenchmarkIAMAT with logging on (text records through a LogWriter
-// into io.Discard): the cost of the "in", "out" and "flood" records.
+// BenchmarkIAMATLogged is BenchmarkIAMAT with logging on (text records through the server's
+// LogWriter into io.Discard): the cost of the "in" and "out" records.
 func BenchmarkIAMATLogged(b *testing.B) {
 	cfg := testConfig(b, "", ServerConfig{Name: "Hill"})
-	w := NewLogWriter(io.Discard, 1<<16)
-	defer w.Close()
-	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}), hillClock, WithLogger(NewLogger(w, LogConfig{Level: "info"})))
+	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}), hillClock, WithLogOutput(io.Discard))
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer s.logw.Close()
 	ft := &discardTransport{}
 	c := s.newClient()
 	c.attach(ft)

@@ -7,40 +7,68 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/herd-project/herd/reactor"
 )
 
-// LogWriter is an io.Writer that never blocks its caller: Write copies the bytes into a buffered
-// channel that one goroutine drains into a bufio.Writer over the destination, flushing whenever the
-// channel runs empty. When the channel is full the record is dropped and counted.
+// Log queue bounds: a LogWriter holds at most this many batches and this many bytes waiting for
+// the disk; past either, new batches are dropped (and their records counted).
+const (
+	logQueueBatches = 1024
+	logQueueBytes   = 64 << 20
+	// logBatchMax hands a server's batch to the writer early when one loop pass logs this much.
+	logBatchMax = 256 << 10
+)
+
+// logPool holds the buffers of log batches: the loop fills one, the writer goroutine returns it.
+var logPool bytebufferpool.Pool
+
+// logBatch is a run of whole records (each ending "\n") and how many there are.
+type logBatch struct {
+	b *bytebufferpool.ByteBuffer
+	n int
+}
+
+// LogWriter is an io.Writer that never blocks its caller: records go, as batches, through a
+// bounded channel to one goroutine that writes them to the destination through a bufio.Writer,
+// flushing whenever the channel runs empty. When the channel is full (logQueueBatches batches or
+// logQueueBytes bytes waiting) the batch is dropped and its records counted in Dropped.
 //
-// Write may be called from any goroutine (slog handlers call it with one whole record at a time).
-// Close stops the drain goroutine after writing what was queued; writes after Close are dropped.
+// Write and WriteBatch may be called from any goroutine. Close stops the goroutine after writing
+// what was queued; records written after Close are dropped.
 type LogWriter struct {
-	ch      chan *[]byte
+	ch      chan logBatch
 	quit    chan struct{}
 	done    chan struct{}
 	dst     io.Writer
 	closer  io.Closer
+	queued  atomic.Int64 // bytes in ch
+	max     int64
 	dropped atomic.Uint64
 	written atomic.Uint64
 	closed  atomic.Bool
 	once    sync.Once
-	pool    sync.Pool
 }
 
-// NewLogWriter starts a LogWriter over dst with room for queue records (default 8192 when
+// NewLogWriter starts a LogWriter over dst with room for queue batches (default 1024 when
 // queue <= 0). If dst is an io.Closer, Close closes it.
 func NewLogWriter(dst io.Writer, queue int) *LogWriter {
 	if queue <= 0 {
-		queue = 8192
+		queue = logQueueBatches
 	}
 	w := &LogWriter{
-		ch:   make(chan *[]byte, queue),
+		ch:   make(chan logBatch, queue),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 		dst:  dst,
+		max:  logQueueBytes,
 	}
 	if c, ok := dst.(io.Closer); ok {
 		w.closer = c
@@ -49,49 +77,62 @@ func NewLogWriter(dst io.Writer, queue int) *LogWriter {
 	return w
 }
 
-// Write queues a copy of p; it never blocks. It always reports len(p), nil: a dropped record is
-// counted in Dropped, not returned as an error (logging must not fail the caller).
+// Write queues a copy of p as one record; it never blocks. It always reports len(p), nil: a
+// dropped record is counted in Dropped, not returned as an error (logging must not fail the
+// caller). slog handlers call it with one whole record at a time.
 func (w *LogWriter) Write(p []byte) (int, error) {
-	if w.closed.Load() {
-		w.dropped.Add(1)
-		return len(p), nil
-	}
-	b, _ := w.pool.Get().(*[]byte)
-	if b == nil {
-		b = new([]byte)
-	}
-	*b = append((*b)[:0], p...)
-	select {
-	case w.ch <- b:
-	default:
-		w.dropped.Add(1)
-		w.pool.Put(b)
-	}
+	b := logPool.Get()
+	b.B = append(b.B[:0], p...)
+	w.WriteBatch(b, 1)
 	return len(p), nil
+}
+
+// WriteBatch queues b, which holds records whole records, and takes it: the caller must not
+// touch b again (the writer returns it to the pool). It never blocks; a batch that finds the
+// queue full, or the writer closed, is dropped and its records counted in Dropped.
+func (w *LogWriter) WriteBatch(b *bytebufferpool.ByteBuffer, records int) {
+	n := int64(len(b.B))
+	if w.closed.Load() {
+		w.dropped.Add(uint64(records))
+		logPool.Put(b)
+		return
+	}
+	if w.queued.Add(n) > w.max {
+		w.queued.Add(-n)
+		w.dropped.Add(uint64(records))
+		logPool.Put(b)
+		return
+	}
+	select {
+	case w.ch <- logBatch{b, records}:
+	default:
+		w.queued.Add(-n)
+		w.dropped.Add(uint64(records))
+		logPool.Put(b)
+	}
 }
 
 func (w *LogWriter) drain() {
 	defer close(w.done)
 	bw := bufio.NewWriterSize(w.dst, 64<<10)
-	write := func(b *[]byte) {
-		_, _ = bw.Write(*b)
-		w.written.Add(1)
-		if cap(*b) <= 4096 {
-			w.pool.Put(b)
-		}
+	write := func(lb logBatch) {
+		_, _ = bw.Write(lb.b.B)
+		w.queued.Add(-int64(len(lb.b.B)))
+		w.written.Add(uint64(lb.n))
+		logPool.Put(lb.b)
 	}
 	for {
 		select {
-		case b := <-w.ch:
-			write(b)
+		case lb := <-w.ch:
+			write(lb)
 			if len(w.ch) == 0 {
 				_ = bw.Flush()
 			}
 		case <-w.quit:
 			for {
 				select {
-				case b := <-w.ch:
-					write(b)
+				case lb := <-w.ch:
+					write(lb)
 				default:
 					_ = bw.Flush()
 					return
@@ -127,20 +168,29 @@ var discardLogger = slog.New(slog.DiscardHandler)
 
 // OpenLog opens the log of server name as the config says: <Dir>/<name>.log, appended to, through
 // a LogWriter. With logging off it returns a logger that discards everything and a nil writer.
-// The caller closes the writer after the last log call.
+// The caller closes the writer after the last log call. (A Server logs its hot-path records
+// without slog, see serverLog; OpenLog is for code that logs only through slog.)
 func OpenLog(c LogConfig, name string) (*slog.Logger, *LogWriter, error) {
 	if c.Off() {
 		return discardLogger, nil, nil
 	}
+	w, err := openLogFile(c, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return NewLogger(w, c), w, nil
+}
+
+// openLogFile opens <Dir>/<name>.log for appending, through a LogWriter.
+func openLogFile(c LogConfig, name string) (*LogWriter, error) {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("herd: log dir: %w", err)
+		return nil, fmt.Errorf("herd: log dir: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(c.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, nil, fmt.Errorf("herd: log file: %w", err)
+		return nil, fmt.Errorf("herd: log file: %w", err)
 	}
-	w := NewLogWriter(f, 0)
-	return NewLogger(w, c), w, nil
+	return NewLogWriter(f, 0), nil
 }
 
 // NewLogger returns a slog.Logger writing records to w in the config's format and level.
@@ -148,6 +198,11 @@ func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
 	if c.Off() {
 		return discardLogger
 	}
+	return newSlog(w, c)
+}
+
+// newSlog is NewLogger without the check of log.dir (a server given its own output).
+func newSlog(w io.Writer, c LogConfig) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevel(c.Level)}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -165,4 +220,266 @@ func logLevel(s string) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// timeLayout is slog's own: RFC 3339 with milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// serverLog is a server's log. Its records look exactly like slog's TextHandler (or
+// JSONHandler) records, but the frequent ones (every line in and out, floods, connections,
+// Places calls) are appended by hand on the loop, without slog and without allocating:
+//
+//	time=2026-11-26T05:29:02.123Z level=INFO msg=in server=Hill conn=12 line="IAMAT kiwi +34.1-118.4 1621464827.9"
+//
+// Records of one loop pass gather in one buffer, which goes to the LogWriter once, at the next
+// pass (a CallSoon armed by the pass's first record), or sooner if it passes logBatchMax. The
+// time is read once per pass (when the flush is armed), so records of one pass share their
+// time. Rare events go through slog (s.log), whose handler writes into the same buffer when
+// called on the loop (so the file keeps the loop's order) and straight to the LogWriter
+// otherwise.
+//
+// The append methods (begin, the field methods, end) are loop only, and only between
+// begin and end; begin must only be called when the level is enabled (Server.logInfo).
+type serverLog struct {
+	w     *LogWriter // nil: logging off
+	loop  *reactor.Loop
+	name  string
+	json  bool
+	buf   *bytebufferpool.ByteBuffer
+	n     int  // records in buf
+	armed bool // a flush is scheduled
+	ts    []byte
+	tsMs  int64
+	flush func()
+}
+
+func newServerLog(w *LogWriter, c LogConfig, name string, loop *reactor.Loop) *serverLog {
+	g := &serverLog{w: w, loop: loop, name: name, json: c.Format == "json", tsMs: -1}
+	g.flush = g.flushPass
+	return g
+}
+
+// arm schedules the flush of this pass's records and reads the time for them.
+func (g *serverLog) arm() {
+	g.armed = true
+	g.loop.CallSoon(g.flush)
+	now := time.Now()
+	if ms := now.UnixMilli(); ms != g.tsMs {
+		g.tsMs = ms
+		g.ts = now.AppendFormat(g.ts[:0], timeLayout)
+	}
+}
+
+func (g *serverLog) flushPass() {
+	g.armed = false
+	g.handOff()
+}
+
+// handOff gives the records gathered so far to the writer.
+func (g *serverLog) handOff() {
+	if g.buf == nil || g.n == 0 {
+		return
+	}
+	g.w.WriteBatch(g.buf, g.n)
+	g.buf, g.n = nil, 0
+}
+
+// final hands off what is left, once the loop has stopped (any goroutine then).
+func (g *serverLog) final() {
+	if g != nil {
+		g.handOff()
+	}
+}
+
+// raw appends a whole record formatted elsewhere (slog's, on the loop).
+func (g *serverLog) raw(p []byte) {
+	if !g.armed {
+		g.arm()
+	}
+	if g.buf == nil {
+		g.buf = logPool.Get()
+	}
+	g.buf.B = append(g.buf.B, p...)
+	g.n++
+	if len(g.buf.B) >= logBatchMax {
+		g.handOff()
+	}
+}
+
+func levelText(l slog.Level) string {
+	switch l {
+	case slog.LevelDebug:
+		return "DEBUG"
+	case slog.LevelWarn:
+		return "WARN"
+	case slog.LevelError:
+		return "ERROR"
+	}
+	return "INFO"
+}
+
+// begin starts a record: time, level, msg and the server's name.
+func (g *serverLog) begin(level slog.Level, msg string) {
+	if !g.armed {
+		g.arm()
+	}
+	if g.buf == nil {
+		g.buf = logPool.Get()
+	}
+	b := g.buf.B
+	if g.json {
+		b = append(b, `{"time":"`...)
+		b = append(b, g.ts...)
+		b = append(b, `","level":"`...)
+		b = append(b, levelText(level)...)
+		b = append(b, `","msg":`...)
+		b = appendQuoted(b, msg, true)
+		b = append(b, `,"server":`...)
+		b = appendQuoted(b, g.name, true)
+	} else {
+		b = append(b, "time="...)
+		b = append(b, g.ts...)
+		b = append(b, " level="...)
+		b = append(b, levelText(level)...)
+		b = append(b, " msg="...)
+		b = appendText(b, msg)
+		b = append(b, " server="...)
+		b = appendText(b, g.name)
+	}
+	g.buf.B = b
+}
+
+func (g *serverLog) key(k string) []byte {
+	b := g.buf.B
+	if g.json {
+		b = append(b, ',', '"')
+		b = append(b, k...)
+		return append(b, '"', ':')
+	}
+	b = append(b, ' ')
+	b = append(b, k...)
+	return append(b, '=')
+}
+
+func (g *serverLog) uint(k string, v uint64) { g.buf.B = strconv.AppendUint(g.key(k), v, 10) }
+func (g *serverLog) int(k string, v int)     { g.buf.B = strconv.AppendInt(g.key(k), int64(v), 10) }
+
+// str appends a string field, quoted when it must be (always in JSON).
+func (g *serverLog) str(k, v string) {
+	if g.json {
+		g.buf.B = appendQuoted(g.key(k), v, true)
+	} else {
+		g.buf.B = appendText(g.key(k), v)
+	}
+}
+
+// line appends a protocol line, always quoted (it holds spaces).
+func (g *serverLog) line(k string, v []byte) { g.buf.B = appendQuoted(g.key(k), v, g.json) }
+
+// dur appends a duration as slog does: text "1.5ms", JSON nanoseconds.
+func (g *serverLog) dur(k string, d time.Duration) {
+	if g.json {
+		g.buf.B = strconv.AppendInt(g.key(k), int64(d), 10)
+	} else {
+		g.buf.B = append(g.key(k), d.String()...)
+	}
+}
+
+// end finishes the record.
+func (g *serverLog) end() {
+	if g.json {
+		g.buf.B = append(g.buf.B, '}', '\n')
+	} else {
+		g.buf.B = append(g.buf.B, '\n')
+	}
+	g.n++
+	if len(g.buf.B) >= logBatchMax {
+		g.handOff()
+	}
+}
+
+// appendText appends s bare when slog's TextHandler would (no space, '=', quote or control
+// byte), else quoted.
+func appendText[T string | []byte](b []byte, s T) []byte {
+	if len(s) == 0 {
+		return append(b, '"', '"')
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c == '=' || c == '"' || c == '\\' || c >= 0x7f {
+			return appendQuoted(b, s, false)
+		}
+	}
+	return append(b, s...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// plain marks the bytes appendQuoted copies as they are: printable ASCII but the quote and the
+// backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendQuoted appends s in double quotes, escaping as little as a reader needs: the quote,
+// the backslash, control bytes (\t, \r, \n, else \xNN in text and \u00NN in JSON) and bytes that
+// are not UTF-8 (\xNN in text, U+FFFD in JSON). Valid UTF-8 passes through.
+func appendQuoted[T string | []byte](b []byte, s T, json bool) []byte {
+	b = append(b, '"')
+	start, i := 0, 0
+	for {
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		c := s[i]
+		size := 1
+		if c >= 0x80 {
+			var r rune
+			r, size = utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
+			if r != utf8.RuneError || size > 1 {
+				i += size
+				continue
+			}
+		}
+		b = append(b, s[start:i]...)
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case json && c >= 0x80:
+			b = append(b, `\ufffd`...)
+		case json:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+		default:
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&15])
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// logSink is the io.Writer under a server's slog handler: on the loop a record joins the pass's
+// batch (keeping the file in the loop's order), elsewhere it goes to the LogWriter on its own.
+type logSink struct{ g *serverLog }
+
+func (k logSink) Write(p []byte) (int, error) {
+	g := k.g
+	if g.loop != nil && g.loop.OnLoop() {
+		g.raw(p)
+		return len(p), nil
+	}
+	return g.w.Write(p)
 }

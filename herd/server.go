@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -23,7 +24,7 @@ type Option func(*options)
 type options struct {
 	now      func() time.Time
 	provider places.Provider
-	logger   *slog.Logger
+	logOut   io.Writer
 	debug    bool
 	workers  int
 }
@@ -35,8 +36,11 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // WithProvider makes the server ask p instead of the provider the config names.
 func WithProvider(p places.Provider) Option { return func(o *options) { o.provider = p } }
 
-// WithLogger makes the server log to l instead of the file the config names.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+// WithLogOutput makes the server write its log to w instead of the file the config names, in
+// the config's format and at its level, even when log.dir is "off" (log.level "off" still turns
+// it off). w is written from one goroutine at a time (the server's log writer); the server
+// closes w at Shutdown if it is an io.Closer.
+func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w } }
 
 // WithDebug turns on the reactor's debug mode (slow-callback warnings, wrong-goroutine panics).
 func WithDebug(on bool) Option { return func(o *options) { o.debug = on } }
@@ -78,7 +82,8 @@ type Server struct {
 
 	loop    *reactor.Loop
 	prov    places.Provider
-	log     *slog.Logger
+	log     *slog.Logger // rare events (through lg's buffer on the loop)
+	lg      *serverLog   // frequent records, appended by hand on the loop; nil when off
 	logw    *LogWriter
 	logInfo bool // log lines in and out (checked once: the level never changes)
 	now     func() time.Time
@@ -141,18 +146,26 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		}
 		s.prov = p
 	}
-	if o.logger != nil {
-		s.log = o.logger
-	} else {
-		l, w, err := OpenLog(cfg.Log, name)
-		if err != nil {
-			return nil, err
+	s.log = discardLogger
+	if lc := cfg.Log; lc.Level != "off" && (o.logOut != nil || !lc.Off()) {
+		var w *LogWriter
+		if o.logOut != nil {
+			w = NewLogWriter(o.logOut, 0)
+		} else {
+			var err error
+			if w, err = openLogFile(lc, name); err != nil {
+				return nil, err
+			}
 		}
-		s.log, s.logw = l, w
+		s.logw = w
+		s.lg = newServerLog(w, lc, name, nil)
+		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
-	s.log = s.log.With("server", name)
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
 	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: o.workers})
+	if s.lg != nil {
+		s.lg.loop = s.loop
+	}
 	for _, p := range sc.Peers {
 		s.links = append(s.links, &link{s: s, name: p})
 	}
@@ -336,8 +349,16 @@ func (s *Server) shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	s.log.Info("stopped")
+	select {
+	case <-s.loop.Done():
+		s.lg.final() // the loop is gone: its last records are ours to hand off
+	default:
+		if !s.running.Load() {
+			s.lg.final()
+		}
+	}
 	if s.logw != nil {
+		s.log.Info("stopped", "log_dropped", s.logw.Dropped())
 		if cerr := s.logw.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -385,7 +406,10 @@ func (s *Server) flood(line []byte) {
 	}
 	s.metrics.FloodLines.Add(1)
 	if s.logInfo {
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "flood", slog.String("line", string(line)))
+		g := s.lg
+		g.begin(slog.LevelInfo, "flood")
+		g.line("line", line)
+		g.end()
 	}
 	if !s.floodSoon {
 		s.floodSoon = true
@@ -451,7 +475,11 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 	s.inflight[call.key] = call
 	s.metrics.PlacesCalls.Add(1)
 	if s.logInfo {
-		s.log.Info("places call", "provider", s.prov.Name(), "location", req.Lat+","+req.Lng, "radius_m", radius)
+		g := s.lg
+		g.begin(slog.LevelInfo, "places call")
+		g.str("provider", s.prov.Name())
+		g.str("request", call.key)
+		g.end()
 	}
 	prov := s.prov
 	f := reactor.Go(s.loop, func(ctx context.Context) ([]byte, error) { return prov.Nearby(ctx, req) })
@@ -469,7 +497,12 @@ func (s *Server) placesDone(call *placesCall, body []byte, err error) {
 		s.metrics.PlacesErrors.Add(1)
 		s.log.Warn("places failed", "request", call.key, "took", took, "err", err)
 	} else if s.logInfo {
-		s.log.Info("places answer", "request", call.key, "took", took, "bytes", len(body))
+		g := s.lg
+		g.begin(slog.LevelInfo, "places answer")
+		g.str("request", call.key)
+		g.dur("took", took)
+		g.int("bytes", len(body))
+		g.end()
 	}
 	if len(body) == 0 {
 		msg := "no answer"
