@@ -67,19 +67,22 @@
 //     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown
 //     keys, duplicate or white-space names, unknown peers, self links, bad addresses, durations
 //     and limits are errors (*ConfigError) that name the file, the line and the key.
-//   - Logs: one file per server, <log.dir>/<Name>.log, appended to, one record per line in slog's
-//     text form (or its JSON form, log.format = "json"): every line in and out, connections
-//     opening and closing, floods, links up and down, Places calls, answers and failures, e.g.
+//   - Logs: one file per server, <log.dir>/<Name>.log, appended to; see Logs below.
 //
-//     time=2026-11-26T05:29:02.123Z level=INFO msg=in server=Hill conn=12 line="IAMAT kiwi +34.1-118.4 1621464827.9"
-//     time=2026-11-26T05:29:02.123Z level=INFO msg=out server=Hill conn=12 line="AT Hill +0.263873386 kiwi +34.1-118.4 1621464827.9"
+// # Logs
 //
-//     Lines are quoted with only the quote, the backslash, control bytes and bytes that are not
-//     UTF-8 escaped (\", \\, \t, \r, \xNN). The frequent records are appended by hand on the
-//     loop into one buffer per server, with the time read once per loop pass (records of one
-//     pass share it, to the millisecond); the buffer goes to the log's writer goroutine once per
-//     pass over a bounded queue. When the queue is full (the disk cannot keep up) the batch is
-//     dropped and its records counted (LogWriter.Dropped; the count is in the "stopped"
-//     record): logging never blocks the loop. log.level = "off" (or log.dir = "off") turns
-//     logging off, for benchmarks.
+// Each server logs every line in and out, connections opening and closing, floods, links up
+// and down, Places calls, answers and failures, one record per line in slog's text form (or its
+// JSON form, log.format = "json"):
+//
+//	time=2026-11-26T05:29:02.123Z level=INFO msg=in server=Hill conn=12 line="IAMAT kiwi +34.1-118.4 1621464827.9"
+//	time=2026-11-26T05:29:02.123Z level=INFO msg=out server=Hill conn=12 line="AT Hill +0.263873386 kiwi +34.1-118.4 1621464827.9"
+//
+// Lines are quoted with only the quote, the backslash, control bytes and bytes that are not
+// UTF-8 escaped (\", \\, \t, \r, \xNN). The frequent records are appended by hand on the loop
+// into one buffer per server, with the time read once per loop pass (records of one pass share
+// it, to the millisecond); the buffer goes to the log's writer goroutine once per pass over a
+// bounded queue. When the queue is full (the disk cannot keep up) the batch is dropped and its
+// records counted (LogWriter.Dropped; the count is in the "stopped" record): logging never
+// blocks the loop. log.level = "off" (or log.dir = "off") turns logging off, for benchmarks.
 package herd
