@@ -40,7 +40,13 @@ type PlacesConfig struct {
 	Timeout time.Duration `toml:"timeout"`
 	// CacheTTL keeps answers this long (default 0: no cache).
 	CacheTTL time.Duration `toml:"cache_ttl"`
-	// MaxConns bounds the HTTP connections to the API (default 0: the provider's default).
+	// Workers is how many Places calls a server runs at once (default 1024). A call only waits
+	// on the network, so a worker costs a goroutine and little CPU; what bounds a server's
+	// WHATSAT rate is workers / Places latency (1024 / 50 ms = 20,480 calls/s), so the pool is
+	// sized for the latency of a remote API, not for the cores. Calls beyond it wait their turn.
+	Workers int `toml:"workers"`
+	// MaxConns bounds the HTTP connections to the API (default: Workers). An HTTP/1.1 connection
+	// carries one call at a time, so fewer connections than workers would make the rest wait.
 	MaxConns int `toml:"max_conns"`
 	// Dataset is a GeoJSON file of places for the offline provider (default: the built-in one).
 	Dataset string `toml:"dataset"`
@@ -92,6 +98,11 @@ type ServerConfig struct {
 	Peers []string `toml:"peers"`
 }
 
+// DefaultWorkers is the default number of Places calls a server runs at once (places.workers).
+const DefaultWorkers = 1024
+
+const maxWorkers = 1 << 16
+
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{
@@ -111,7 +122,7 @@ func DefaultLimits() Limits {
 // ./logs. Any goroutine may call it; each call returns a new Config.
 func DefaultConfig() *Config {
 	c := &Config{
-		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second},
+		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second, Workers: DefaultWorkers, MaxConns: DefaultWorkers},
 		Log:    LogConfig{Dir: "logs", Level: "info", Format: "text"},
 		Limits: DefaultLimits(),
 		Servers: []ServerConfig{
@@ -287,8 +298,15 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	if c.Places.CacheTTL < 0 {
 		bad(at("places", "cache_ttl"), "places.cache_ttl", "must not be negative, got %v", c.Places.CacheTTL)
 	}
+	if c.Places.Workers < 0 || c.Places.Workers > maxWorkers {
+		bad(at("places", "workers"), "places.workers", "must be between 1 and %d, got %d", maxWorkers, c.Places.Workers)
+	} else if c.Places.Workers == 0 {
+		c.Places.Workers = DefaultWorkers
+	}
 	if c.Places.MaxConns < 0 {
 		bad(at("places", "max_conns"), "places.max_conns", "must not be negative, got %d", c.Places.MaxConns)
+	} else if c.Places.MaxConns == 0 {
+		c.Places.MaxConns = c.Places.Workers
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error", "off":

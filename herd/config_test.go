@@ -100,6 +100,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"provider", "[places]\nprovider = \"bing\"\n" + srv, 2, "unknown provider \"bing\""},
 		{"no key", "[places]\nprovider = \"google-v1\"\n" + srv, 2, "needs an API key"},
 		{"level", "[log]\nlevel = \"loud\"\n" + srv, 2, "unknown level"},
+		{"workers", "[places]\nworkers = -1\n" + srv, 2, "places.workers: must be between 1 and"},
+		{"max_conns", "[places]\nmax_conns = -5\n" + srv, 2, "places.max_conns: must not be negative"},
 		{"no servers", "[places]\n", 0, "no [[server]]"},
 		{"duplicate", srv + srv, 5, "duplicate server name \"A\""},
 		{"space in name", "[[server]]\nname = \"A B\"\naddr = \"127.0.0.1:1\"\n", 2, "contains white space"},
@@ -132,6 +134,29 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+func TestParseConfigPlacesPool(t *testing.T) {
+	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	tests := []struct {
+		src               string
+		workers, maxConns int
+	}{
+		{srv, DefaultWorkers, DefaultWorkers},
+		{"[places]\nworkers = 200\n" + srv, 200, 200},
+		{"[places]\nworkers = 200\nmax_conns = 50\n" + srv, 200, 50},
+		{"[places]\nmax_conns = 8\n" + srv, DefaultWorkers, 8},
+	}
+	for _, tt := range tests {
+		c, err := ParseConfig([]byte(tt.src), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Places.Workers != tt.workers || c.Places.MaxConns != tt.maxConns {
+			t.Errorf("ParseConfig(%q): workers %d max_conns %d, want %d %d", tt.src, c.Places.Workers, c.Places.MaxConns, tt.workers, tt.maxConns)
+		}
 	}
 }
 

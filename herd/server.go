@@ -45,7 +45,8 @@ func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w 
 // WithDebug turns on the reactor's debug mode (slow-callback warnings, wrong-goroutine panics).
 func WithDebug(on bool) Option { return func(o *options) { o.debug = on } }
 
-// WithWorkers sets the size of the pool that runs Places calls off the loop (default 64).
+// WithWorkers sets the size of the pool that runs Places calls off the loop, instead of the
+// config's places.workers.
 func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
 
 // Metrics counts what a server did. Any goroutine may read the fields at any time.
@@ -162,7 +163,11 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
-	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: o.workers})
+	workers := o.workers
+	if workers <= 0 {
+		workers = cfg.Places.Workers
+	}
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: workers})
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}

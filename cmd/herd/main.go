@@ -73,7 +73,8 @@ Config (all keys optional but [[server]]; defaults shown):
   key = ""                 # or the GOOGLE_PLACES_API_KEY environment variable
   timeout = "5s"
   cache_ttl = "0s"         # keep answers this long; 0: no cache
-  max_conns = 0            # HTTP connections to the API; 0: the provider's default (64)
+  workers = 1024           # Places calls at once per server (each only waits on the network)
+  max_conns = 0            # HTTP connections to the API; 0: as many as workers
   dataset = ""             # offline: a GeoJSON file of your own places
   [log]
   dir = "logs"             # one <Name>.log per server; "off" turns logging off
