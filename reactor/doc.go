@@ -33,6 +33,7 @@
 //	Transport.get_write_buffer_size          (*Transport).WriteBufferSize
 //	Transport.set_write_buffer_limits        (*Transport).SetWriteBufferLimits (64 KiB, high/4)
 //	loop.create_server                       (*Loop).Listen, then Start or Run
+//	Server.close (stop accepting)            (*Loop).CloseListeners
 //	loop.create_connection                   (*Loop).Dial
 //	loop.run_forever / stop                  (*Loop).Run / Stop (and Start, Wait, Done)
 //	loop.set_debug(True)                     Options.Debug (slow callbacks, wrong goroutine)

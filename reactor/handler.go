@@ -34,6 +34,7 @@ type handler struct {
 // OnBoot runs on gnet's Run goroutine before the loop exists: learn the bound addresses.
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.eng = eng
+	h.l.eng = eng
 	for _, s := range h.l.listens {
 		fd, err := eng.DupListener("tcp", s.address) // gnet files tcp4 and tcp6 under "tcp"
 
@@ -102,7 +103,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		local = sockAddr(c.Fd())
 		f = l.factoryFor(local)
 	}
-	if f == nil || l.stopping {
+	if f == nil || l.stopping || (l.listenersClosed && !outbound) {
 		return nil, gnet.Close
 	}
 	l.nextID++

@@ -113,6 +113,9 @@ type Loop struct {
 	nextID     uint64
 	cur        *Transport // transport whose gnet callback is running
 	stopping   bool
+	eng        gnet.Engine // set in OnBoot
+	// listenersClosed: CloseListeners ran; inbound connections are refused.
+	listenersClosed bool
 
 	sem     chan struct{}
 	workWG  sync.WaitGroup
