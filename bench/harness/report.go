@@ -202,6 +202,9 @@ var refs = map[string]string{"p16": implRedis, "p1": implRedis, "c10k": implBase
 func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 	impls := sc.impls
 	fmt.Fprintf(b, "### %s (`%s`)\n\n", sc.title, sc.id)
+	if sc.note != "" {
+		b.WriteString(sc.note + "\n\n")
+	}
 	if sc.id != "idle10k" && sc.id != "prop1k" && sc.id != "prop10k" {
 		fmt.Fprintf(b, "![%s](%s)\n\n", sc.id, h.chartRel(sc.id))
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -54,8 +55,8 @@ const usage = `herd runs a proxy herd of servers that share client locations (IA
 each other (AT) and answer what is near a client (WHATSAT) from Google Places or an offline dataset.
 
 Usage:
-  herd run   [-config FILE] [-grace D]        every server of the config in this process
-  herd serve [-config FILE] [-grace D] NAME   the server called NAME only
+  herd run   [-config FILE] [-grace D] [-cpuprofile F]        every server of the config in this process
+  herd serve [-config FILE] [-grace D] [-cpuprofile F] NAME   the server called NAME only
   herd version                                print the version
   herd help                                   this text
 
@@ -65,6 +66,7 @@ Flags:
                  Places provider (no key, no network) and logs in ./logs.
   -grace D       how long a stop (SIGINT or SIGTERM) may take to finish the replies owed
                  (default 10s). A second signal stops at once.
+  -cpuprofile F  write a CPU profile of the whole run to F (go tool pprof F), written at the stop.
 
 Config (all keys optional but [[server]]; defaults shown):
   [places]
@@ -120,6 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -146,6 +149,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cfg, err = herd.LoadConfig(*configPath); err != nil {
 			return err
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("herd: cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("herd: cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if cmd == "serve" {
 		return serve(ctx, cfg, name, *grace, stdout)
