@@ -102,7 +102,7 @@ func (c *clientConn) DataReceived(data []byte) {
 	for !c.stop {
 		line, n, err := codec.ScanLine(buf[off:], s.lim.MaxLine)
 		if err != nil {
-			c.tooLong(buf[off:])
+			c.tooLong(line) // with ErrLineTooLong, line is the echo, whatever the cut
 			break
 		}
 		if n == 0 {
@@ -251,12 +251,13 @@ func (c *clientConn) invalid(line []byte, why string) {
 	c.stop = true
 }
 
-// tooLong answers "? " and the first bytes of a line over the limit, and stops reading.
-func (c *clientConn) tooLong(held []byte) {
+// tooLong answers "? " and echo, the first bytes of a line over the limit (as codec.ScanLine
+// returns them), and stops reading.
+func (c *clientConn) tooLong(echo []byte) {
 	s := c.s
 	s.metrics.Invalid.Add(1)
 	s.log.Warn("line too long", "conn", c.id, "max_line", s.lim.MaxLine)
-	s.scratch = codec.AppendTooLong(s.scratch[:0], held)
+	s.scratch = codec.AppendInvalid(s.scratch[:0], echo)
 	c.reply(s.scratch)
 	c.stop = true
 }

@@ -78,6 +78,26 @@ func TestTooLongEveryOffset(t *testing.T) {
 	}
 }
 
+// Below 64 bytes of limit the echo is the first max+1 bytes, however the stream is cut
+// (regression: the echo was taken from the bytes held, up to 64 of them, so it depended on
+// the cut and could run past the limit).
+func TestTooLongSmallLimitEveryOffset(t *testing.T) {
+	stream := "IAMAT abcdefghijklmnop +1+1 1\nIAMAT b +1+1 1\n"
+	want := "? IAMAT abcd\n" // max 9: the echo is the first 10 bytes
+	for cut := 0; cut <= len(stream); cut++ {
+		s := newDirectServer(t)
+		s.lim.MaxLine = 9
+		ft := &fakeTransport{}
+		c := s.newClient()
+		c.attach(ft)
+		c.DataReceived([]byte(stream[:cut]))
+		c.DataReceived([]byte(stream[cut:]))
+		if got := ft.out.String(); got != want || !ft.closed {
+			t.Errorf("cut %d: %q closed %v, want %q", cut, got, ft.closed, want)
+		}
+	}
+}
+
 // The IAMAT path end to end, from the bytes read to the reply written and the record stored,
 // for 1000 known clients that keep moving (every IAMAT is newer and replaces a record): no
 // socket, a transport that discards.

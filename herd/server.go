@@ -516,6 +516,7 @@ func (s *Server) placesDone(call *placesCall, body []byte, err error) {
 		}
 		body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
 	}
+	passThrough := -1 // whether body is a status body without "results": unknown yet
 	for _, w := range call.waiters {
 		if w.c.lost {
 			continue
@@ -524,6 +525,19 @@ func (s *Server) placesDone(call *placesCall, body []byte, err error) {
 		n := len(sl.buf)
 		var perr error
 		sl.buf, perr = codec.AppendPlacesBody(sl.buf, body, w.bound)
+		if errors.Is(perr, codec.ErrNoResults) {
+			if passThrough < 0 {
+				passThrough = 0
+				if statusBody(body) {
+					passThrough = 1
+				}
+			}
+			if passThrough == 1 {
+				// A status Google sent, in a body without "results" (REQUEST_DENIED and the
+				// like may come so): it passes through as sent (SPEC §4).
+				sl.buf, perr = codec.AppendSqueezed(sl.buf[:n], body), nil
+			}
+		}
 		if perr != nil {
 			s.log.Warn("places body rejected", "request", call.key, "err", perr)
 			eb := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "bad response from Places: "+perr.Error())
@@ -532,6 +546,25 @@ func (s *Server) placesDone(call *placesCall, body []byte, err error) {
 		sl.buf = append(sl.buf, '\n', '\n')
 		w.c.whatsatDone(sl)
 	}
+}
+
+// statusBody reports whether body is a JSON object with a string "status" member.
+func statusBody(body []byte) bool {
+	v, err := codec.ParseJSON(body)
+	if err != nil {
+		return false
+	}
+	obj, ok := v.(codec.Object)
+	if !ok {
+		return false
+	}
+	for _, m := range obj {
+		if m.Key == "status" {
+			_, ok := m.Value.(string)
+			return ok
+		}
+	}
+	return false
 }
 
 // Herd runs every server of a config in one process, one loop each.

@@ -154,6 +154,39 @@ func TestWHATSATPlacesFailures(t *testing.T) {
 	}
 }
 
+// A Places body without "results" passes through as sent when it carries a status (Google's
+// error bodies may), and is replaced by an UNKNOWN_ERROR body when it does not.
+func TestWHATSATStatusBodyWithoutResults(t *testing.T) {
+	denied := "{\n   \"error_message\" : \"The provided API key is invalid.\",\n   \"html_attributions\" : [],\n\n   \"status\" : \"REQUEST_DENIED\"\n}\n\n"
+	tests := []struct {
+		name, body, want string
+	}{
+		{"status", denied, kiwiAT + "\n" + strings.ReplaceAll(strings.TrimRight(denied, "\n"), "\n\n", "\n") + "\n\n"},
+		{"numeric status", `{"status" : 3}`, `"status" : "UNKNOWN_ERROR"`},
+		{"no status", `{"html_attributions" : []}`, `"status" : "UNKNOWN_ERROR"`},
+		{"array", `[1, 2]`, `"status" : "UNKNOWN_ERROR"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+			s := startServer(t, cfg, "Hill", hillClock, WithProvider(bodyProvider(tt.body)))
+			c := dial(t, s.Addr())
+			c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+			c.line()
+			got := c.whatsat()
+			if tt.name == "status" {
+				if got != tt.want {
+					t.Errorf("reply %q, want %q", got, tt.want)
+				}
+				return
+			}
+			if !strings.HasPrefix(got, kiwiAT+"\n{\n") || !strings.Contains(got, tt.want) || !strings.HasSuffix(got, "}\n\n") {
+				t.Errorf("reply %q, want an UNKNOWN_ERROR body", got)
+			}
+		})
+	}
+}
+
 func TestWHATSATTimeout(t *testing.T) {
 	_, url := startFake(t, fake.Options{Hang: true})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
