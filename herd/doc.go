@@ -45,9 +45,9 @@
 //   - WHATSAT. The stored location text (with its sign) and the radius in metres
 //     (codec.AppendRadiusMetres) make the request; identical requests in flight are made once
 //     in the loop (and once more in the provider's coalescing). A body that codec cannot cut
-//     is replaced by an UNKNOWN_ERROR body, except a JSON object without "results" that carries a
-//     "status" (an error body Google may send): it passes through as sent (SPEC §4). A provider that returns no body at all is treated
-//     the same way.
+//     is replaced by an UNKNOWN_ERROR body, except a JSON object without "results" that
+//     carries a "status" (an error body Google may send): it passes through as sent (SPEC §4).
+//     A provider that returns no body at all gets an UNKNOWN_ERROR body too.
 //   - Invalid lines get "? <line>"; then no later line of that connection is processed, the
 //     replies owed before it are written in order, and the connection is closed once they and
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
