@@ -125,7 +125,9 @@ func (t *Transport) Write(p []byte) {
 		return
 	}
 	_, _ = t.c.Write(p) // a hard error closes the conn inside Write: OnClose marks t lost
-	t.afterWrite()
+	if t.fc != nil {
+		t.afterWrite()
+	}
 }
 
 // Writev is Write for several buffers, sent in order with one system call when possible.
@@ -142,7 +144,9 @@ func (t *Transport) Writev(bufs [][]byte) {
 		return
 	}
 	_, _ = t.c.Writev(bufs)
-	t.afterWrite()
+	if t.fc != nil {
+		t.afterWrite()
+	}
 }
 
 func (t *Transport) afterWrite() {
@@ -158,8 +162,8 @@ func (t *Transport) afterWrite() {
 
 // WriteBufferSize returns the bytes queued and not yet taken by the kernel. Loop only.
 func (t *Transport) WriteBufferSize() int {
-	if t.c != nil {
-		return t.c.OutboundBuffered()
+	if c := t.c; c != nil {
+		return c.OutboundBuffered()
 	}
 	if t.w != nil {
 		return t.w.buffered()
@@ -317,10 +321,8 @@ func (l *Loop) traffic(t *Transport, c gnet.Conn) gnet.Action {
 	// While t is current, closing it only sets closeNow, and gnet closes it when this returns:
 	// closing a connection inside its own OnTraffic would leave gnet using a released conn.
 	l.cur = t
-	if len(buf) > 0 {
-		if ok := l.run("DataReceived", func() { t.proto.DataReceived(buf) }); !ok {
-			t.abortOnLoop(errors.New("reactor: panic in DataReceived"))
-		}
+	if len(buf) > 0 && !l.dataReceived(t, buf) {
+		t.abortOnLoop(errors.New("reactor: panic in DataReceived"))
 	}
 	if t.paused && !t.closeNow {
 		l.checkTransport(t) // ResumeWriting may run, and may close t
@@ -330,6 +332,21 @@ func (l *Loop) traffic(t *Transport, c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	return gnet.None
+}
+
+// dataReceived is run("DataReceived", ...) without the closure: it is called on every read.
+func (l *Loop) dataReceived(t *Transport, buf []byte) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.logPanic("DataReceived", r)
+			ok = false
+		}
+	}()
+	if l.opts.Debug {
+		return l.run("DataReceived", func() { t.proto.DataReceived(buf) })
+	}
+	t.proto.DataReceived(buf)
+	return true
 }
 
 // trafficClosing handles n bytes read on a closing transport: they are discarded.
