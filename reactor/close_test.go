@@ -35,7 +35,8 @@ func badLineProto(lost chan<- error) ProtocolFactory {
 // reply and a clean end of stream, not a reset that discards the reply.
 func TestCloseLingers(t *testing.T) {
 	lost := make(chan error, 16)
-	l := startLoop(t, Options{Debug: true}, badLineProto(lost))
+	// A long linger, so that a slow machine cannot end it before the client reads.
+	l := startLoop(t, Options{Debug: true, LingerTimeout: 10 * time.Second}, badLineProto(lost))
 	more := bytes.Repeat([]byte("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), 1<<20/54)
 	for i := range 5 {
 		nc := dialNet(t, l)

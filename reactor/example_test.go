@@ -62,3 +62,38 @@ func Example_echoServer() {
 	fmt.Printf("%q %v\n", line, err)
 	// Output: "hello, reactor\n" <nil>
 }
+
+func ExampleLoop_CloseListeners() {
+	l := reactor.New(reactor.Options{})
+	if err := l.Listen("127.0.0.1:0", func() reactor.Protocol { return &lineEcho{} }); err != nil {
+		panic(err)
+	}
+	if err := l.Start(); err != nil {
+		panic(err)
+	}
+	defer func() { l.Stop(); _ = l.Wait() }()
+	addr := l.Addrs()[0].String()
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "served\n") // once answered, the connection is surely accepted
+	line, _ := r.ReadString('\n')
+	fmt.Print(line)
+
+	if err := l.CloseListeners(); err != nil { // graceful shutdown, step one
+		panic(err)
+	}
+	_, err = net.Dial("tcp", addr)
+	fmt.Println("new connection refused:", err != nil)
+	fmt.Fprintf(c, "still served\n")
+	line, _ = r.ReadString('\n')
+	fmt.Print(line)
+	// Output:
+	// served
+	// new connection refused: true
+	// still served
+}

@@ -103,7 +103,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		local = sockAddr(c.Fd())
 		f = l.factoryFor(local)
 	}
-	if f == nil || l.stopping || (l.listenersClosed && !outbound) {
+	if f == nil || l.stopping {
 		return nil, gnet.Close
 	}
 	l.nextID++

@@ -10,10 +10,12 @@ import (
 )
 
 // CloseListeners stops accepting connections: every listener made by Listen is closed (its
-// port is free again at once) while the connections already made go on; a connection that
-// reaches the loop afterwards (say, one the kernel had already queued) is closed before its
-// protocol is made. Addrs still reports the old addresses. It is the first step of a graceful
-// server shutdown: stop accepting, let the open connections finish, then Stop. Idempotent.
+// port is free again at once) while the connections already accepted go on. As when any
+// listening socket is closed, connections still waiting in the kernel's accept queue are reset
+// (their connect may have succeeded: the kernel completes the handshake before the server
+// accepts); a connection gnet's acceptor took just before may still reach the loop and get its
+// Protocol. Addrs still reports the old addresses. It is the first step of a graceful server
+// shutdown: stop accepting, let the open connections finish, then Stop. Idempotent.
 //
 // Loop or any goroutine; it returns once the listeners are closed (from another goroutine it
 // waits for the loop to run it). It returns ErrClosed if the loop is not running.

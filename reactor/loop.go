@@ -98,24 +98,23 @@ type Loop struct {
 	wakeConn gnet.Conn // loop only
 
 	// Loop-owned.
-	ready      []readyItem
-	readySpare []readyItem
-	timers     timerHeap
-	nCancelled int
-	timer      *time.Timer
-	timerAt    time.Time
-	timerSeq   uint64
-	timerSpent atomic.Bool
-	conns      map[uint64]*Transport
-	watch      map[*Transport]struct{} // paused or closing-with-pending transports
-	watchTimer *Handle
-	watchDelay time.Duration
-	nextID     uint64
-	cur        *Transport // transport whose gnet callback is running
-	stopping   bool
-	eng        gnet.Engine // set in OnBoot
-	// listenersClosed: CloseListeners ran; inbound connections are refused.
-	listenersClosed bool
+	ready           []readyItem
+	readySpare      []readyItem
+	timers          timerHeap
+	nCancelled      int
+	timer           *time.Timer
+	timerAt         time.Time
+	timerSeq        uint64
+	timerSpent      atomic.Bool
+	conns           map[uint64]*Transport
+	watch           map[*Transport]struct{} // paused or closing-with-pending transports
+	watchTimer      *Handle
+	watchDelay      time.Duration
+	nextID          uint64
+	cur             *Transport // transport whose gnet callback is running
+	stopping        bool
+	eng             gnet.Engine // set in OnBoot
+	listenersClosed bool        // CloseListeners ran
 
 	sem     chan struct{}
 	workWG  sync.WaitGroup
