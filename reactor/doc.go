@@ -101,5 +101,10 @@
 // still queued (the kernel would not take them), gnet drops the connection after one more
 // non-blocking attempt: ConnectionLost then gets an error wrapping ErrUnsent, and a protocol
 // that asked to keep writing (EOFReceived true) is not kept open. asyncio would go on flushing.
+// (Handing those bytes to the half-close writer is not possible: gnet offers no way to read or
+// clear its output buffer, and it writes what it can of it itself after OnClose.)
+// CloseListeners works on Linux only (it finds gnet's listening descriptor in /proc/self/fd,
+// since gnet v2.9.7 cannot close a listener of a running engine). A lingering Close keeps the
+// socket (not the Transport) for up to Options.LingerTimeout after ConnectionLost.
 // A Dial in flight when the loop stops may leave one of gnet's pool goroutines blocked.
 package reactor
