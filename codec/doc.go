@@ -7,9 +7,10 @@
 // A message is one line ending in "\n"; a "\r" just before it is dropped (SPEC §2).
 // ScanLine frames a line at the start of a buffer someone else holds (gnet's inbound
 // buffer, read with Peek and consumed with Discard); Decoder frames a stream fed to it in
-// chunks (net.Conn code). Both enforce a line limit (DefaultMaxLine, 4096 bytes), count
-// bytes held for an unfinished line against it, and give the same lines and errors however
-// the stream was cut. A too-long line is answered with "? " and its first TooLongEcho (64)
+// chunks (net.Conn code). Both enforce a line limit (DefaultMaxLine, 4096 bytes) on the
+// line without its "\r\n" or "\n", count bytes held for an unfinished line against it
+// (allowing one more byte when that byte is a "\r", as the "\n" after it would make it
+// part of the ending), and give the same lines and errors however the stream was cut. A too-long line is answered with "? " and its first TooLongEcho (64)
 // bytes.
 //
 // ParseLine splits a line at runs of space, \t, \r, \v and \f and checks each field

@@ -22,11 +22,14 @@ var ErrLineTooLong = errors.New("codec: line too long")
 // "\n" and without one "\r" just before it, and n, the bytes it used (through the "\n").
 // The line aliases buf.
 //
-// With no "\n" in buf it returns (nil, 0, nil) while len(buf) <= max, else ErrLineTooLong.
-// A line whose length before its "\n" (a "\r" included) exceeds max also gives
-// ErrLineTooLong. With ErrLineTooLong, n is 0 and line is the echo for the reply: the
-// first TooLongEcho bytes of the line (first max+1 bytes if max < TooLongEcho, so that
-// the echo does not depend on how the stream was cut). max <= 0 means DefaultMaxLine.
+// The limit max applies to the line as returned, without its "\r\n" or "\n": a line of
+// max bytes is accepted whichever ending it has. A line longer than max gives
+// ErrLineTooLong. With no "\n" in buf, the bytes held count against the limit: ScanLine
+// returns (nil, 0, nil) while len(buf) <= max, or len(buf) == max+1 with a "\r" last (a
+// "\n" may still follow it), else ErrLineTooLong. With ErrLineTooLong, n is 0 and line is
+// the echo for the reply: the first TooLongEcho bytes of the line (first max+1 bytes if
+// max < TooLongEcho, so that the echo does not depend on how the stream was cut).
+// max <= 0 means DefaultMaxLine.
 //
 // The result does not depend on how the stream was cut: a caller that keeps the bytes it
 // has not consumed and calls ScanLine again when more arrive sees the same lines and the
@@ -35,19 +38,33 @@ func ScanLine(buf []byte, max int) (line []byte, n int, err error) {
 	if max <= 0 {
 		max = DefaultMaxLine
 	}
-	// Only the first max+1 bytes can hold an acceptable line's "\n".
-	lim := buf
-	if len(lim)-1 > max {
-		lim = lim[:max+1]
-	}
-	i := bytes.IndexByte(lim, '\n')
+	i := bytes.IndexByte(window(buf, max), '\n')
 	if i < 0 {
-		if len(buf) <= max {
+		if mayHold(buf, max) {
 			return nil, 0, nil
 		}
 		return echo(buf, max), 0, ErrLineTooLong
 	}
-	return trimCR(buf[:i]), i + 1, nil
+	if line = trimCR(buf[:i]); len(line) > max {
+		return echo(buf, max), 0, ErrLineTooLong
+	}
+	return line, i + 1, nil
+}
+
+// window returns the part of b that can hold the "\n" of a line of at most max bytes: the
+// first max+2 bytes (the line, then "\r\n").
+func window(b []byte, max int) []byte {
+	if len(b)-2 > max {
+		return b[:max+2]
+	}
+	return b
+}
+
+// mayHold reports whether b, the start of a line with no "\n" yet, is within the limit:
+// at most max bytes, or max+1 with a "\r" last, which the "\n" that may come next would
+// drop.
+func mayHold(b []byte, max int) bool {
+	return len(b) <= max || len(b)-1 == max && b[max] == '\r'
 }
 
 // echo returns the first TooLongEcho (at most max+1) bytes of the line at the start of b.
@@ -118,38 +135,44 @@ func (d *Decoder) Feed(p []byte) {
 // ok is false when no complete line is buffered. The line is valid until the next call
 // to Feed, Next or Final.
 //
-// When the line being held grows past the limit, Next returns ErrLineTooLong with line
-// set to the echo for the reply (as ScanLine's, see AppendInvalid); the
-// error is sticky, as the connection is to be closed.
+// The limit applies as in ScanLine: to the line without its "\r\n" or "\n", and to the
+// bytes held for a line not ended yet (max of them, or max+1 with a "\r" last). Past it,
+// Next returns ErrLineTooLong with line set to the echo for the reply (as ScanLine's, see
+// AppendInvalid); the error is sticky, as the connection is to be closed.
 func (d *Decoder) Next() (line []byte, ok bool, err error) {
 	if d.err != nil {
 		return d.echo, false, d.err
 	}
 	max := d.max()
 	rest := d.buf[d.start:]
-	lim := rest
-	if len(lim)-1 > max {
-		lim = lim[:max+1]
-	}
-	i := bytes.IndexByte(lim[d.scanned:], '\n')
+	i := bytes.IndexByte(window(rest, max)[d.scanned:], '\n')
 	if i < 0 {
-		if len(rest) > max {
-			d.err = ErrLineTooLong
-			d.echo = append([]byte(nil), echo(rest, max)...)
-			d.buf, d.start, d.scanned = nil, 0, 0
-			return d.echo, false, d.err
+		if !mayHold(rest, max) {
+			return d.tooLong(rest, max)
 		}
 		d.scanned = len(rest)
 		return nil, false, nil
 	}
 	i += d.scanned
+	line = trimCR(rest[:i])
+	if len(line) > max {
+		return d.tooLong(rest, max)
+	}
 	d.start += i + 1
 	d.scanned = 0
 	if d.start == len(d.buf) {
 		d.buf = d.buf[:0]
 		d.start = 0
 	}
-	return trimCR(rest[:i]), true, nil
+	return line, true, nil
+}
+
+// tooLong makes ErrLineTooLong sticky for the line at the start of rest.
+func (d *Decoder) tooLong(rest []byte, max int) ([]byte, bool, error) {
+	d.err = ErrLineTooLong
+	d.echo = append([]byte(nil), echo(rest, max)...)
+	d.buf, d.start, d.scanned = nil, 0, 0
+	return d.echo, false, d.err
 }
 
 // Final is for the end of the stream (the peer half-closed): it returns the unterminated

@@ -28,12 +28,25 @@ func TestScanLine(t *testing.T) {
 		{"\r\n", 10, "", 2, nil},
 		{"a\rb\nc\n", 10, "a\rb", 4, nil},
 		{"0123456789\n", 10, "0123456789", 11, nil}, // exactly max before "\n"
-		{"012345678\r\n", 10, "012345678", 11, nil}, // "\r" counts
-		{"0123456789", 10, "", 0, nil},              // max bytes held, no "\n" yet
+		{"012345678\r\n", 10, "012345678", 11, nil},
+		{"0123456789\r\n", 10, "0123456789", 12, nil}, // exactly max before "\r\n"
+		{"0123456789", 10, "", 0, nil},                // max bytes held, no "\n" yet
+		{"0123456789\r", 10, "", 0, nil},              // max+1 held: the "\r" may end it
+		{"0123456789\rx", 10, "0123456789\r", 0, ErrLineTooLong},
+		{"0123456789\r\r", 10, "0123456789\r", 0, ErrLineTooLong},
+		{"0123456789\r\r\n", 10, "0123456789\r", 0, ErrLineTooLong}, // one "\r" dropped
+		{"012345678\r\r\n", 10, "012345678\r", 12, nil},
 		{"01234567890", 10, "01234567890", 0, ErrLineTooLong},
 		{"01234567890\n", 10, "01234567890", 0, ErrLineTooLong},
+		{"01234567890\r\n", 10, "01234567890", 0, ErrLineTooLong},
 		{"012345678901\n", 10, "01234567890", 0, ErrLineTooLong},
-		{"0123456789\r\n", 10, "0123456789\r", 0, ErrLineTooLong},
+		{"\r\n", 1, "", 2, nil},
+		{"x\r\n", 1, "x", 3, nil},
+		{"x\r", 1, "", 0, nil},
+		{"\r\r", 1, "", 0, nil}, // "\r" then "\r\n", maybe
+		{"\r\r\n", 1, "\r", 3, nil},
+		{"\r\rx", 1, "\r\r", 0, ErrLineTooLong},
+		{"xy", 1, "xy", 0, ErrLineTooLong},
 		{long, 10, long[:11], 0, ErrLineTooLong},
 		{long, 70, long[:TooLongEcho], 0, ErrLineTooLong},
 		{long + "\nnext\n", 70, long[:TooLongEcho], 0, ErrLineTooLong},
@@ -103,6 +116,84 @@ func TestDecoder(t *testing.T) {
 	}
 }
 
+// TestLineOfMaxBytesEndingInCRLFIsAccepted: a line of exactly the limit (4096 bytes by
+// default) ending in "\r\n" was rejected as too long while the same line ending in "\n"
+// was accepted; the "\r" of "\r\n" is not part of the line (SPEC §2). It checks both
+// framers, the line in one piece and with the "\r" and "\n" arriving apart.
+func TestLineOfMaxBytesEndingInCRLFIsAccepted(t *testing.T) {
+	body := strings.Repeat("y", DefaultMaxLine)
+	for _, ending := range []string{"\n", "\r\n"} {
+		stream := body + ending + "next\n"
+		line, n, err := ScanLine([]byte(stream), 0)
+		if err != nil || string(line) != body || n != len(body+ending) {
+			t.Errorf("ScanLine(%d bytes + %q) = %d bytes, %d, %v; want the %d bytes", len(body), ending, len(line), n, err, len(body))
+		}
+		cuts := [][]string{{stream}, {body, ending + "next\n"}}
+		if ending == "\r\n" {
+			cuts = append(cuts, []string{body + "\r", "\nnext\n"}, []string{body, "\r", "\n", "next\n"})
+		}
+		for _, parts := range cuts {
+			var chunks, chunks2 [][]byte
+			for _, p := range parts {
+				chunks = append(chunks, []byte(p))
+				chunks2 = append(chunks2, []byte(p))
+			}
+			want := frame{Lines: []string{body, "next"}}
+			if got := decodeChunks(chunks, 0); !reflect.DeepEqual(got, want) {
+				t.Errorf("Decoder, %q ending, cut %d ways: %d lines, err %.80s", ending, len(parts), len(got.Lines), got.Err)
+			}
+			if got := scanChunks(chunks2, 0); !reflect.DeepEqual(got, want) {
+				t.Errorf("ScanLine, %q ending, cut %d ways: %d lines, err %.80s", ending, len(parts), len(got.Lines), got.Err)
+			}
+		}
+	}
+	// One byte more is too long with either ending, and so is max+1 bytes held whose last
+	// byte is not "\r".
+	for _, s := range []string{body + "y\n", body + "y\r\n", body + "\r\r\n", body + "\ry", body + "y"} {
+		if _, _, err := ScanLine([]byte(s), 0); err != ErrLineTooLong {
+			t.Errorf("ScanLine(%d bytes ending %q) = %v, want ErrLineTooLong", len(s), s[len(s)-3:], err)
+		}
+		d := NewDecoder(0)
+		d.Feed([]byte(s))
+		if _, _, err := d.Next(); err != ErrLineTooLong {
+			t.Errorf("Decoder on %d bytes ending %q: %v, want ErrLineTooLong", len(s), s[len(s)-3:], err)
+		}
+	}
+}
+
+// modelFrame is the framing rule written plainly, to check both framers against: each
+// "\n" ends a line, one "\r" before it is dropped, and a line of more than max bytes is
+// too long; an unterminated tail is too long past max bytes, or max+1 bytes not ending in
+// "\r" (at EOF, the "\r" is dropped and the tail is a line).
+func modelFrame(stream string, max int) frame {
+	var f frame
+	tooLong := func(line string) frame {
+		f.Err = fmt.Sprintf("%v: %q", ErrLineTooLong, line[:min(len(line), TooLongEcho, max+1)])
+		return f
+	}
+	for {
+		i := strings.IndexByte(stream, '\n')
+		if i < 0 {
+			break
+		}
+		raw := stream[:i]
+		if line := strings.TrimSuffix(raw, "\r"); len(line) <= max {
+			f.Lines = append(f.Lines, line)
+		} else {
+			return tooLong(raw)
+		}
+		stream = stream[i+1:]
+	}
+	if stream == "" {
+		return f
+	}
+	if len(stream) > max+1 || len(stream) == max+1 && stream[max] != '\r' {
+		return tooLong(stream)
+	}
+	f.Tail = "<" + strings.TrimSuffix(stream, "\r") + ">"
+	return f
+}
+
 // frame is what a framer made of a stream: the lines, then either the EOF tail or an error.
 type frame struct {
 	Lines []string
@@ -168,14 +259,20 @@ var splitStreams = []string{
 	"a\r\n\r\nb\r\r\n\n\nc\rd\ntail\r",
 	"short\n" + strings.Repeat("L", 40) + "\nafter\n",        // too long with max 32
 	"short\n" + strings.Repeat("L", 40),                      // too long, no "\n"
-	"ok\n" + strings.Repeat("M", 32) + "\r\nmore\n",          // 33 bytes before "\n": too long
-	"ok\n" + strings.Repeat("M", 31) + "\r\nmore\n",          // 32: fits
+	"ok\n" + strings.Repeat("M", 32) + "\r\nmore\n",          // 32 before "\r\n": fits
+	"ok\n" + strings.Repeat("M", 31) + "\r\nmore\n",          // 31: fits
 	strings.Repeat("N", 32) + "\n" + strings.Repeat("O", 32), // a full line, then a full tail
 	"x\n" + strings.Repeat("P", 100) + "\ny\n",               // too long for both limits
+	"ok\n" + strings.Repeat("Q", 33) + "\r\nmore\n",          // 33 before "\r\n": too long
+	"ok\n" + strings.Repeat("R", 32) + "\r\r\nmore\n",        // 33 after dropping one "\r"
+	"ok\n" + strings.Repeat("S", 32) + "\rT\n",               // a "\r" at max+1 not followed by "\n"
+	"ok\n" + strings.Repeat("U", 32) + "\r",                  // max+1 with "\r" last, at EOF
+	"ok\n" + strings.Repeat("V", 33),                         // max+1 without "\r", at EOF
+	strings.Repeat("W", 70) + "\r\n" + strings.Repeat("X", 71) + "\r\n",
 }
 
 // TestEverySplit cuts each stream at every offset (and every pair of offsets) and
-// demands the same lines, tail and errors from the Decoder and from ScanLine.
+// demands the lines, tail and errors of modelFrame from the Decoder and from ScanLine.
 func TestEverySplit(t *testing.T) {
 	for _, max := range []int{32, 70} {
 		testEverySplit(t, max)
@@ -184,9 +281,12 @@ func TestEverySplit(t *testing.T) {
 
 func testEverySplit(t *testing.T, max int) {
 	for _, s := range splitStreams {
-		want := decodeChunks([][]byte{[]byte(s)}, max)
+		want := modelFrame(s, max)
+		if got := decodeChunks([][]byte{[]byte(s)}, max); !reflect.DeepEqual(got, want) {
+			t.Fatalf("stream %q: Decoder %+v, model %+v", s, got, want)
+		}
 		if got := scanChunks([][]byte{[]byte(s)}, max); !reflect.DeepEqual(got, want) {
-			t.Fatalf("stream %q: ScanLine %+v, Decoder %+v", s, got, want)
+			t.Fatalf("stream %q: ScanLine %+v, model %+v", s, got, want)
 		}
 		for i := 0; i <= len(s); i++ {
 			for j := i; j <= len(s); j++ {

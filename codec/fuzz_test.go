@@ -94,8 +94,9 @@ func FuzzParseLine(f *testing.F) {
 	})
 }
 
-// FuzzDecoder checks split invariance: the stream cut at fuzzed offsets gives the same
-// lines, tail and errors from the Decoder and from ScanLine as the stream in one piece.
+// FuzzDecoder checks the framing rule and split invariance: the stream in one piece
+// and cut at fuzzed offsets gives the lines, tail and errors of modelFrame from the
+// Decoder and from ScanLine.
 func FuzzDecoder(f *testing.F) {
 	for _, s := range splitStreams {
 		f.Add([]byte(s), []byte{3, 17, 1}, uint8(32))
@@ -103,7 +104,10 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte(seedLines[0]+"\n"+seedLines[3]+"\r\n"+seedLines[1]), []byte{60, 2}, uint8(200))
 	f.Fuzz(func(t *testing.T, stream, cuts []byte, max8 uint8) {
 		max := int(max8) + 1
-		want := decodeChunks([][]byte{bytes.Clone(stream)}, max)
+		want := modelFrame(string(stream), max)
+		if got := decodeChunks([][]byte{bytes.Clone(stream)}, max); !reflect.DeepEqual(got, want) {
+			t.Fatalf("Decoder on %q: %+v, model %+v", stream, got, want)
+		}
 		chunks := func() [][]byte { // fresh copies: decodeChunks scribbles on them
 			var cs [][]byte
 			rest := stream
