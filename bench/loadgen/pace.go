@@ -14,8 +14,11 @@ type clock interface {
 
 type realClock struct{ base time.Time }
 
-func (c realClock) now() time.Duration    { return time.Since(c.base) }
-func (c realClock) sleep(d time.Duration) { time.Sleep(d) }
+func (c realClock) now() time.Duration { return time.Since(c.base) }
+
+// sleep waits d, to within about 0.1 ms where the system allows (see preciseSleep): the open
+// loop charges a late send to the server, so the load generator's own lateness must be small.
+func (c realClock) sleep(d time.Duration) { preciseSleep(d) }
 
 // schedule is the open loop's plan: request seq (numbered across all connections) is meant
 // to be sent at start + seq/rate. Latency is measured from that intended time, not from when
