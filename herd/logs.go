@@ -112,11 +112,19 @@ func (w *LogWriter) WriteBatch(b *bytebufferpool.ByteBuffer, records int) {
 	}
 }
 
+// drain writes the queued batches. A batch big enough (a loop pass's worth) goes to the
+// destination in one write of its own; small ones (single slog records) gather in a bufio
+// buffer, flushed before a big one and whenever the queue runs empty.
 func (w *LogWriter) drain() {
 	defer close(w.done)
-	bw := bufio.NewWriterSize(w.dst, 64<<10)
+	bw := bufio.NewWriterSize(w.dst, 16<<10)
 	write := func(lb logBatch) {
-		_, _ = bw.Write(lb.b.B)
+		if len(lb.b.B) >= 4<<10 {
+			_ = bw.Flush()
+			_, _ = w.dst.Write(lb.b.B)
+		} else {
+			_, _ = bw.Write(lb.b.B)
+		}
 		w.queued.Add(-int64(len(lb.b.B)))
 		w.written.Add(uint64(lb.n))
 		logPool.Put(lb.b)
