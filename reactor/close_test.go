@@ -3,7 +3,10 @@ package reactor
 import (
 	"bytes"
 	"io"
+	"math/rand/v2"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,4 +137,44 @@ func TestWriteEOF(t *testing.T) {
 	if err := <-lost; err != nil {
 		t.Fatalf("ConnectionLost(%v)", err)
 	}
+}
+
+// TestStopDuringDial: stopping the loop while connections made by Dial are being handed to
+// gnet leaves none of gnet's goroutines waiting for the loop.
+func TestStopDuringDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	for range 10 {
+		l := New(Options{Debug: true})
+		if err := l.Start(); err != nil {
+			t.Fatal(err)
+		}
+		_ = l.CallSoonThreadsafe(func() {
+			for range 20 {
+				l.Dial(ln.Addr().String(), func() Protocol { return &funcProto{} }, time.Second, nil)
+			}
+			l.CallLater(time.Duration(rand.IntN(1000))*time.Microsecond, l.Stop)
+		})
+		select {
+		case <-l.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("Stop did not finish")
+		}
+	}
+	waitFor(t, "gnet's enrolling goroutines to return", func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*eventloop).enroll")
+	})
 }

@@ -47,17 +47,41 @@ func (l *Loop) dial(addr string, f ProtocolFactory, timeout time.Duration) error
 	if err != nil {
 		return err
 	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = nc.Close()
+		return ErrClosed
+	}
+	l.enrolls.Add(1)
+	l.mu.Unlock()
 	tag := &dialTag{factory: f, addr: addr}
 	ch, err := l.el.Enroll(gnet.NewContext(context.Background(), tag), nc)
 	if err != nil {
+		tag.arrived(l)
 		_ = nc.Close()
 		return err
 	}
-	// Never wait for this on the loop: gnet's worker needs the loop to run OnOpen.
+	// Never wait for this on the loop: gnet's worker needs the loop to run OnOpen. The loop
+	// stays up until OnOpen has run (see exitWhenEnrolled), so the answer comes, unless gnet
+	// stopped on its own.
 	select {
 	case r := <-ch:
+		if r.Err != nil {
+			tag.arrived(l) // gnet failed before queueing the connection: no OnOpen
+		}
 		return r.Err
-	case <-l.stopCh:
+	case <-l.exited:
 		return ErrClosed
+	}
+}
+
+// arrived takes t's connection off the loop's count of those in flight, once.
+func (t *dialTag) arrived(l *Loop) {
+	if t.done.CompareAndSwap(false, true) {
+		l.enrolls.Add(-1)
+		if l.stopReq.Load() {
+			l.wake() // a stopping loop may be waiting for this one
+		}
 	}
 }

@@ -106,5 +106,6 @@
 // CloseListeners works on Linux only (it finds gnet's listening descriptor in /proc/self/fd,
 // since gnet v2.9.7 cannot close a listener of a running engine). A lingering Close keeps the
 // socket (not the Transport) for up to Options.LingerTimeout after ConnectionLost.
-// A Dial in flight when the loop stops may leave one of gnet's pool goroutines blocked.
+// A connection made by Dial that gnet is handing to the loop when Stop comes is still opened
+// (and closed at once) before the loop exits, since gnet's goroutine waits for that.
 package reactor

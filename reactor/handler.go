@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -19,6 +20,7 @@ type wakerTag struct{}
 type dialTag struct {
 	factory ProtocolFactory
 	addr    string
+	done    atomic.Bool // arrived: counted off Loop.enrolls
 }
 
 // handler adapts gnet's callbacks to the loop.
@@ -96,6 +98,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		l.wake() // run whatever was queued before the loop existed
 		return nil, gnet.None
 	case *dialTag:
+		tag.arrived(l)
 		f = tag.factory
 		outbound = true
 	default:

@@ -116,6 +116,12 @@ type Loop struct {
 	eng             gnet.Engine // set in OnBoot
 	listenersClosed bool        // CloseListeners ran
 
+	// enrolls counts connections handed to gnet by Dial whose OnOpen has not run: the loop
+	// does not exit while one is in flight, since gnet's goroutine waits for it. Increments
+	// happen under mu and only while !closed.
+	enrolls atomic.Int64
+	exited  chan struct{} // closed when gnet's Run has returned
+
 	sem     chan struct{}
 	workWG  sync.WaitGroup
 	dialWG  sync.WaitGroup
@@ -162,6 +168,7 @@ func New(opts Options) *Loop {
 		started:  make(chan struct{}),
 		done:     make(chan struct{}),
 		stopCh:   make(chan struct{}),
+		exited:   make(chan struct{}),
 		rootCtx:  ctx,
 		cancel:   cancel,
 		wakeFD:   -1,
@@ -439,7 +446,10 @@ func (l *Loop) writeWakeLocked() {
 // due timers and the callbacks that were ready when it began (asyncio's _run_once).
 func (l *Loop) pass() gnet.Action {
 	l.armed.Store(false)
-	if l.stopReq.Load() && !l.stopping {
+	if l.stopping {
+		return l.exitWhenEnrolled()
+	}
+	if l.stopReq.Load() {
 		return l.shutdownOnLoop()
 	}
 	l.mu.Lock()
@@ -568,11 +578,22 @@ func (l *Loop) shutdownOnLoop() gnet.Action {
 		}
 	}
 	l.ready = nil
+	return l.exitWhenEnrolled()
+}
+
+// exitWhenEnrolled tells gnet to stop, unless a connection made by Dial is still on its way
+// to the loop: gnet's goroutine that hands it over waits until the loop has opened it, so the
+// loop runs on (closing such connections in OnOpen) until the last one has arrived.
+func (l *Loop) exitWhenEnrolled() gnet.Action {
+	if l.enrolls.Load() > 0 {
+		return gnet.None
+	}
 	return gnet.Shutdown
 }
 
 // finish runs on the gnet goroutine after the engine has returned.
 func (l *Loop) finish(err error) {
+	close(l.exited)
 	l.mu.Lock()
 	l.closed = true
 	if l.wakeFD >= 0 {
