@@ -1,13 +1,16 @@
 package places
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/codec"
@@ -48,21 +51,115 @@ func newUpstream(cfg Config, defURL string) (upstream, error) {
 		apiKey:  cfg.Key,
 		timeout: cfg.Timeout,
 		client: &fasthttp.Client{
-			Name:                      userAgent,
-			MaxConnsPerHost:           cfg.MaxConns,
-			MaxConnWaitTimeout:        cfg.Timeout,
-			MaxResponseBodySize:       MaxBodySize,
-			MaxIdemponentCallAttempts: 1, // a retry is the caller's decision, never a silent one
+			Name:                userAgent,
+			MaxConnsPerHost:     cfg.MaxConns,
+			MaxConnWaitTimeout:  cfg.Timeout,
+			MaxResponseBodySize: MaxBodySize,
+			// The one retry: a request that failed on a reused keep-alive connection the
+			// API had closed while it sat idle, before any byte of an answer (what any HTTP
+			// client retries). Every other failure is answered as it is.
+			MaxIdemponentCallAttempts: 2,
+			RetryIfErr:                retryStale,
+			Transport:                 staleTransport{},
+			DialTimeout:               dialTracked,
 			ReadTimeout:               cfg.Timeout,
 			WriteTimeout:              cfg.Timeout,
-			MaxIdleConnDuration:       30 * time.Second,
+			// fasthttp's default, below most servers' keep-alive timeouts (nginx 75 s,
+			// Google's front ends minutes); a shorter one is what the retry is for.
+			MaxIdleConnDuration: fasthttp.DefaultMaxIdleConnDuration,
 		},
 	}, nil
 }
 
-// scrub removes the key (raw and URL-escaped) from a text meant for a log or a body.
+// errStale marks a request that failed on a reused keep-alive connection that the API closed
+// before answering: the request is sent again, once, on another connection.
+// (Its text follows "places: transport error: " in the error do returns.)
+var errStale = errors.New("reused connection closed by the API before it answered")
+
+// closedText is the error_message of the UNKNOWN_ERROR body when the API closed the
+// connection before answering (fasthttp's own text is advice for server authors).
+const closedText = "places: connection closed by the API before it answered"
+
+// trackedConn is a connection dialed by the client; its LocalAddr carries whether a request
+// on it has been answered, so staleTransport can tell a reused connection from a new one.
+type trackedConn struct {
+	net.Conn
+	addr *trackedAddr
+}
+
+// trackedAddr is a connection's local address and whether the connection has been used.
+type trackedAddr struct {
+	net.Addr
+	used atomic.Bool
+}
+
+func (c *trackedConn) LocalAddr() net.Addr { return c.addr }
+
+// dialTracked dials as fasthttp does by default and wraps the connection in a trackedConn.
+func dialTracked(addr string, timeout time.Duration) (net.Conn, error) {
+	var (
+		c   net.Conn
+		err error
+	)
+	if timeout > 0 {
+		c, err = fasthttp.DialTimeout(addr, timeout)
+	} else {
+		c, err = fasthttp.Dial(addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &trackedConn{Conn: c, addr: &trackedAddr{Addr: c.LocalAddr()}}, nil
+}
+
+// staleTransport is fasthttp's transport, except that it marks a connection used once a
+// request on it has been answered, and asks for a retry (errStale) only when a request
+// fails on a used connection before a byte of the answer: fasthttp reports a read that
+// ends before the first byte as io.EOF, and a write to a closed connection fails with
+// EPIPE or ECONNRESET. RoundTrip is called by fasthttp, from the caller's goroutine.
+type staleTransport struct{}
+
+func (staleTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	_, err := fasthttp.DefaultTransport.RoundTrip(hc, req, resp)
+	a, _ := resp.LocalAddr().(*trackedAddr)
+	if err == nil {
+		if a != nil {
+			a.used.Store(true)
+		}
+		return false, nil
+	}
+	if a != nil && a.used.Load() && closedEarly(err) {
+		// The other idle connections are likely as dead (they waited as long, or the API
+		// restarted): close them, so that the retry does not meet one.
+		hc.CloseIdleConnections()
+		return true, fmt.Errorf("%w (%w)", errStale, err)
+	}
+	return false, err
+}
+
+func closedEarly(err error) bool {
+	if err == io.EOF {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "write" &&
+		(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
+}
+
+// retryStale allows the one retry of a request that failed with errStale.
+func retryStale(_ *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	return false, attempts == 1 && errors.Is(err, errStale)
+}
+
+// minScrubLen is the shortest key scrub removes: a real key is 39 characters, and replacing
+// a short one (a test's "x") would mangle any text that happens to contain it.
+const minScrubLen = 8
+
+// scrub removes the key (raw and URL-escaped) from a text we write: an error for the log or
+// an error_message we build. Google's own legacy body is never scrubbed (SPEC §4: its bytes
+// pass through).
 func (u *upstream) scrub(s string) string {
-	if u.apiKey == "" {
+	if len(u.apiKey) < minScrubLen {
 		return s
 	}
 	s = strings.ReplaceAll(s, u.apiKey, "REDACTED")
@@ -92,10 +189,25 @@ func (u *upstream) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp
 		return fmt.Errorf("%w after %s", ErrTimeout, timeout.Round(time.Millisecond))
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return fmt.Errorf("%w: no free connection to %s within %s", ErrTransport, hostOf(u.base), timeout)
+	case errors.Is(err, errStale), errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF):
+		return &publicError{
+			err:    fmt.Errorf("%w: %s", ErrTransport, u.scrub(err.Error())),
+			public: closedText,
+		}
 	default:
 		return fmt.Errorf("%w: %s", ErrTransport, u.scrub(err.Error()))
 	}
 }
+
+// publicError is an error whose text for the client, in the UNKNOWN_ERROR body, is shorter
+// than its text for the log.
+type publicError struct {
+	err    error
+	public string
+}
+
+func (e *publicError) Error() string { return e.err.Error() }
+func (e *publicError) Unwrap() error { return e.err }
 
 func hostOf(base string) string {
 	if u, err := url.Parse(base); err == nil {
@@ -104,9 +216,14 @@ func hostOf(base string) string {
 	return "upstream"
 }
 
-// failure returns the UNKNOWN_ERROR body for err (already scrubbed) and err.
+// failure returns the UNKNOWN_ERROR body for err (already scrubbed) and err. The body's
+// error_message is err's text, or a publicError's short text.
 func failure(err error) ([]byte, error) {
-	return codec.AppendErrorBody(nil, "UNKNOWN_ERROR", err.Error()), err
+	msg := err.Error()
+	if pe := (*publicError)(nil); errors.As(err, &pe) {
+		msg = pe.public
+	}
+	return codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), err
 }
 
 // google is the legacy Nearby Search provider: Google's bytes pass through.
@@ -128,7 +245,8 @@ func (g *google) key(req Request) string {
 }
 
 // Nearby asks GET {base}/maps/api/place/nearbysearch/json?location=LAT,LNG&radius=M&key=K.
-// A JSON body with a "status" passes through byte for byte; anything else is UNKNOWN_ERROR.
+// A JSON body with a "status" passes through byte for byte (the key is scrubbed from the
+// StatusError's Message, never from the body); anything else is UNKNOWN_ERROR.
 func (g *google) Nearby(ctx context.Context, r Request) ([]byte, error) {
 	r = normalize(r)
 	req := fasthttp.AcquireRequest()
@@ -158,11 +276,9 @@ func (g *google) Nearby(ctx context.Context, r Request) ([]byte, error) {
 	if head.Status == nil {
 		return failure(fmt.Errorf("%w: no status (%d bytes)", ErrBadBody, len(body)))
 	}
-	out := append([]byte(nil), body...) // resp is released on return
-	if bytes.Contains(out, []byte(g.apiKey)) {
-		// Never hand the key on, even if an upstream echoes it.
-		out = bytes.ReplaceAll(out, []byte(g.apiKey), []byte("REDACTED"))
-	}
+	// Google's bytes, untouched (resp is released on return). Google does not echo the key;
+	// replacing it in the body would corrupt any answer that happens to contain it.
+	out := append([]byte(nil), body...)
 	if s := *head.Status; s != "OK" && s != "ZERO_RESULTS" {
 		return out, &StatusError{Status: s, Message: g.scrub(head.ErrorMessage)}
 	}

@@ -11,6 +11,10 @@
 //
 // Providers are called off the event loop, from any goroutine, concurrently. They never fail
 // without a body: on failure they return the UNKNOWN_ERROR body of the spec and an error for logs.
+// The Google providers make one call per request, except that a request that failed on a reused
+// keep-alive connection the API had closed, before any byte of an answer, is sent again once on
+// another connection (as any HTTP client does). They never alter Google's legacy body; the API
+// key is scrubbed only from texts they write themselves (errors, v1 error messages).
 // New wraps every provider so that identical requests in flight at the same time are made once,
 // optionally caches answers for a TTL, and counts what happens in a Metrics.
 package places

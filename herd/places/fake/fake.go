@@ -1,7 +1,8 @@
 // Package fake is a stand-in for Google Places on loopback: it serves the legacy Nearby Search
 // (GET /maps/api/place/nearbysearch/json) and Places API (New) Nearby Search
 // (POST /v1/places:searchNearby) with realistic bodies in Google's layouts, and can be told to be
-// slow, to hang, to fail with an HTTP status, to send a forced status or a malformed body. It
+// slow, to hang, to fail with an HTTP status, to send a forced status or a malformed body, to
+// drop a connection without answering, or to close its idle keep-alive connections. It
 // records every request so tests can check what was asked.
 //
 // Every method of *Server may be called from any goroutine.
@@ -51,6 +52,8 @@ type Options struct {
 	Results int
 	// Body, if not nil, is sent as the legacy answer byte for byte (HTTP 200), e.g. a real capture.
 	Body []byte
+	// Drop closes the connection without answering (after counting and recording the request).
+	Drop bool
 }
 
 // Request is one recorded request.
@@ -73,8 +76,9 @@ type Server struct {
 	hang    chan struct{}
 	closing sync.Once
 	served  chan struct{}
-	hold    chan struct{} // not nil: requests wait until it is closed (Release)
-	bodies  sync.Map      // answers already built, so the fake costs little in benchmarks
+	hold    chan struct{}         // not nil: requests wait until it is closed (Release)
+	bodies  sync.Map              // answers already built, so the fake costs little in benchmarks
+	idle    map[net.Conn]struct{} // keep-alive connections between requests; under mu
 }
 
 // body returns make(lat, lng, radius, n), built once per distinct question.
@@ -111,6 +115,7 @@ func (s *Server) StartOn(addr string) (string, error) {
 		Name:               "scaffolding on HTTPServer2",
 		MaxRequestBodySize: 1 << 20,
 		CloseOnShutdown:    true,
+		ConnState:          s.connState,
 	}
 	go func() {
 		defer close(s.served)
@@ -132,6 +137,34 @@ func (s *Server) Close() error {
 		}
 	})
 	return nil
+}
+
+func (s *Server) connState(c net.Conn, st fasthttp.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st == fasthttp.StateIdle {
+		if s.idle == nil {
+			s.idle = map[net.Conn]struct{}{}
+		}
+		s.idle[c] = struct{}{}
+	} else {
+		delete(s.idle, c)
+	}
+}
+
+// CloseIdle closes the keep-alive connections that wait for a next request, as a server
+// does when its idle timeout expires or when it restarts, and returns how many it closed.
+// A connection becomes idle shortly after its answer is sent: poll until CloseIdle > 0 to
+// be sure the connection a client just used is closed.
+func (s *Server) CloseIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.idle)
+	for c := range s.idle {
+		_ = c.Close()
+		delete(s.idle, c)
+	}
+	return n
 }
 
 // Set replaces the options; requests already waiting keep the ones they started with.
@@ -224,6 +257,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if opts.Hang {
 		<-s.hang
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		return
+	}
+	if opts.Drop {
+		ctx.HijackSetNoResponse(true)
+		ctx.Hijack(func(c net.Conn) { _ = c.Close() })
 		return
 	}
 	if opts.Delay > 0 {
