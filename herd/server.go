@@ -486,16 +486,58 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 		g.str("request", call.key)
 		g.end()
 	}
-	prov := s.prov
-	f := reactor.Go(s.loop, func(ctx context.Context) ([]byte, error) { return prov.Nearby(ctx, req) })
-	f.AddDoneCallback(func(f *reactor.Future[[]byte]) {
-		body, err := f.Result()
-		s.placesDone(call, body, err)
+	prov, bound := s.prov, m.Bound
+	f := reactor.Go(s.loop, func(ctx context.Context) (*placesAnswer, error) {
+		// Off the loop: the call, and the cut of its body for the first WHATSAT's bound (a
+		// scan of the whole body, tens of KiB for 20 results), so the loop only copies it.
+		body, err := prov.Nearby(ctx, req)
+		if len(body) == 0 {
+			msg := "no answer"
+			if err != nil {
+				msg = err.Error()
+			}
+			body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
+		}
+		a := &placesAnswer{body: body, bound: bound}
+		a.cut, a.rejected = cutBody(make([]byte, 0, min(len(body), 16<<10)), body, bound)
+		return a, err
+	})
+	f.AddDoneCallback(func(f *reactor.Future[*placesAnswer]) {
+		a, err := f.Result()
+		if a == nil { // cancelled: the loop is stopping
+			a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", err.Error()), bound: -1}
+		}
+		s.placesDone(call, a, err)
 	})
 }
 
+// placesAnswer is a Places body and its cut for one bound, made off the loop.
+type placesAnswer struct {
+	body     []byte
+	bound    int    // the bound cut is for (-1: none)
+	cut      []byte // the reply body for bound, without the final blank line
+	rejected error  // why body was replaced by an UNKNOWN_ERROR body, or nil
+}
+
+// cutBody appends to dst the reply body for bound: body with "results" cut to bound
+// (codec.AppendPlacesBody); a body without "results" that carries a "status" (an error body
+// Google may send) as sent (SPEC §4); anything else replaced by an UNKNOWN_ERROR body, with
+// rejected saying why. Any goroutine.
+func cutBody(dst, body []byte, bound int) (out []byte, rejected error) {
+	n := len(dst)
+	out, err := codec.AppendPlacesBody(dst, body, bound)
+	if errors.Is(err, codec.ErrNoResults) && statusBody(body) {
+		return codec.AppendSqueezed(dst[:n], body), nil
+	}
+	if err != nil {
+		eb := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "bad response from Places: "+err.Error())
+		out, _ = codec.AppendPlacesBody(dst[:n], eb, bound)
+	}
+	return out, err
+}
+
 // placesDone fills the reply slots waiting on call. Loop only.
-func (s *Server) placesDone(call *placesCall, body []byte, err error) {
+func (s *Server) placesDone(call *placesCall, a *placesAnswer, err error) {
 	delete(s.inflight, call.key)
 	took := s.loop.Time().Sub(call.start)
 	if err != nil {
@@ -506,42 +548,21 @@ func (s *Server) placesDone(call *placesCall, body []byte, err error) {
 		g.begin(slog.LevelInfo, "places answer")
 		g.str("request", call.key)
 		g.dur("took", took)
-		g.int("bytes", len(body))
+		g.int("bytes", len(a.body))
 		g.end()
 	}
-	if len(body) == 0 {
-		msg := "no answer"
-		if err != nil {
-			msg = err.Error()
-		}
-		body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
+	if a.rejected != nil {
+		s.log.Warn("places body rejected", "request", call.key, "err", a.rejected)
 	}
-	passThrough := -1 // whether body is a status body without "results": unknown yet
 	for _, w := range call.waiters {
 		if w.c.lost {
 			continue
 		}
 		sl := w.slot
-		n := len(sl.buf)
-		var perr error
-		sl.buf, perr = codec.AppendPlacesBody(sl.buf, body, w.bound)
-		if errors.Is(perr, codec.ErrNoResults) {
-			if passThrough < 0 {
-				passThrough = 0
-				if statusBody(body) {
-					passThrough = 1
-				}
-			}
-			if passThrough == 1 {
-				// A status Google sent, in a body without "results" (REQUEST_DENIED and the
-				// like may come so): it passes through as sent (SPEC §4).
-				sl.buf, perr = codec.AppendSqueezed(sl.buf[:n], body), nil
-			}
-		}
-		if perr != nil {
-			s.log.Warn("places body rejected", "request", call.key, "err", perr)
-			eb := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "bad response from Places: "+perr.Error())
-			sl.buf, _ = codec.AppendPlacesBody(sl.buf[:n], eb, w.bound)
+		if w.bound == a.bound {
+			sl.buf = append(sl.buf, a.cut...)
+		} else {
+			sl.buf, _ = cutBody(sl.buf, a.body, w.bound)
 		}
 		sl.buf = append(sl.buf, '\n', '\n')
 		w.c.whatsatDone(sl)
