@@ -1,8 +1,11 @@
 package fake
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +154,59 @@ func TestHangReleasedByClose(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return")
+	}
+}
+
+// TestDropAndCloseIdle: Drop closes the connection without a byte of answer (the request is
+// still counted), and CloseIdle closes a keep-alive connection waiting between requests.
+func TestDropAndCloseIdle(t *testing.T) {
+	s, base := start(t, Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	const req = "GET /maps/api/place/nearbysearch/json?location=1,2&radius=3&key=k HTTP/1.1\r\nHost: x\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	br := bufio.NewReader(conn)
+	if err := resp.Read(br); err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("first answer: %v, HTTP %d", err, resp.StatusCode())
+	}
+	closed := 0
+	waitFor(t, func() bool { closed += s.CloseIdle(); return closed == 1 })
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after CloseIdle: read %d bytes, %v; want EOF", n, err)
+	}
+
+	s.Set(Options{Drop: true})
+	conn2, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	conn2.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn2.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(conn2); len(b) != 0 || err != nil {
+		t.Fatalf("Drop: read %q, %v; want nothing and EOF", b, err)
+	}
+	if n := s.Count(); n != 2 {
+		t.Errorf("Count %d, want 2", n)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
