@@ -39,12 +39,13 @@ type clientConn struct {
 	qBytes  int // bytes held in q
 	waiting int // WHATSATs waiting on Places
 
-	peerHost int8 // AT lines allowed: 0 not checked yet, 1 yes, -1 no
-	stop     bool // no more lines are processed: invalid line, too long, cut off
-	eof      bool // the client half-closed
-	closing  bool // Close or Abort called
-	lost     bool // ConnectionLost ran
-	rejected bool // closed at once: over max_clients or shutting down
+	inLine   []byte // the line being handled, not logged yet (logged with its reply)
+	peerHost int8   // AT lines allowed: 0 not checked yet, 1 yes, -1 no
+	stop     bool   // no more lines are processed: invalid line, too long, cut off
+	eof      bool   // the client half-closed
+	closing  bool   // Close or Abort called
+	lost     bool   // ConnectionLost ran
+	rejected bool   // closed at once: over max_clients or shutting down
 }
 
 func (s *Server) newClient() *clientConn { return &clientConn{s: s} }
@@ -173,11 +174,10 @@ func (c *clientConn) ConnectionLost(err error) {
 func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 	s := c.s
 	if s.logInfo {
-		g := s.lg
-		g.begin(slog.LevelInfo, "in")
-		g.uint("conn", c.id)
-		g.line("line", line)
-		g.end()
+		// Logged with its reply, in one record, if the reply is made now (see reply);
+		// else (a WHATSAT waiting, a neighbour's AT line) on its own, below.
+		c.inLine = line
+		defer c.logIn()
 	}
 	m, err := codec.ParseLine(line)
 	if err != nil {
@@ -211,6 +211,9 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 		c.q = append(c.q, sl)
 		c.qBytes += len(sl.buf)
 		c.waiting++
+		if s.logInfo {
+			c.logIn() // before the records of the Places call
+		}
 		s.askPlaces(c, sl, r, &m)
 	case codec.AT:
 		if c.peerHost == 0 {
@@ -224,6 +227,9 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 			return
 		}
 		s.metrics.PeerUpdates.Add(1)
+		if s.logInfo {
+			c.logIn() // before the flood it causes
+		}
 		line = trimSpace(line) // stored and flooded as the line itself, without the white space around it
 		if s.table.Apply(&m, line) {
 			s.metrics.Stored.Add(1)
@@ -234,11 +240,27 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 	}
 }
 
+// logIn logs the line being handled on its own if no reply logged it. Loop only.
+func (c *clientConn) logIn() {
+	if c.inLine == nil {
+		return
+	}
+	g := c.s.lg
+	g.begin(slog.LevelInfo, "in")
+	g.uint("conn", c.id)
+	g.line("in", c.inLine)
+	g.end()
+	c.inLine = nil
+}
+
 // invalid answers "? line" and stops reading: the connection closes once the replies before it
 // and this one are written.
 func (c *clientConn) invalid(line []byte, why string) {
 	s := c.s
 	s.metrics.Invalid.Add(1)
+	s.scratch = codec.AppendInvalid(s.scratch[:0], line)
+	c.reply(s.scratch)
+	c.stop = true
 	if s.logInfo {
 		g := s.lg
 		g.begin(slog.LevelInfo, "invalid")
@@ -246,9 +268,6 @@ func (c *clientConn) invalid(line []byte, why string) {
 		g.str("why", why)
 		g.end()
 	}
-	s.scratch = codec.AppendInvalid(s.scratch[:0], line)
-	c.reply(s.scratch)
-	c.stop = true
 }
 
 // tooLong answers "? " and echo, the first bytes of a line over the limit (as codec.ScanLine
@@ -266,9 +285,16 @@ func (c *clientConn) tooLong(echo []byte) {
 func (c *clientConn) reply(b []byte) {
 	if c.s.logInfo {
 		g := c.s.lg
-		g.begin(slog.LevelInfo, "out")
-		g.uint("conn", c.id)
-		g.line("line", b[:len(b)-1])
+		if c.inLine != nil {
+			g.begin(slog.LevelInfo, "reply")
+			g.uint("conn", c.id)
+			g.line("in", c.inLine)
+			c.inLine = nil
+		} else {
+			g.begin(slog.LevelInfo, "out")
+			g.uint("conn", c.id)
+		}
+		g.line("out", b[:len(b)-1])
 		g.end()
 	}
 	if c.head == len(c.q) {
@@ -295,7 +321,7 @@ func (c *clientConn) whatsatDone(sl *slot) {
 		g := c.s.lg
 		g.begin(slog.LevelInfo, "out")
 		g.uint("conn", c.id)
-		g.line("line", first)
+		g.line("out", first)
 		g.int("bytes", len(sl.buf))
 		g.end()
 	}

@@ -74,10 +74,13 @@
 //
 // Each server logs every line in and out, connections opening and closing, floods, links up
 // and down, Places calls, answers and failures, one record per line in slog's text form (or its
-// JSON form, log.format = "json"):
+// JSON form, log.format = "json"). A line and the reply made to it at once share one record
+// ("reply", with "in" and "out"); a line answered later (WHATSAT) or not at all (a neighbour's
+// AT line) has an "in" record, and the later reply an "out" record:
 //
-//	time=2026-11-26T05:29:02.123Z level=INFO msg=in server=Hill conn=12 line="IAMAT kiwi +34.1-118.4 1621464827.9"
-//	time=2026-11-26T05:29:02.123Z level=INFO msg=out server=Hill conn=12 line="AT Hill +0.263873386 kiwi +34.1-118.4 1621464827.9"
+//	time=2026-11-26T05:29:02.123Z level=INFO msg=reply server=Hill conn=12 in="IAMAT kiwi +34.1-118.4 1621464827.9" out="AT Hill +0.263873386 kiwi +34.1-118.4 1621464827.9"
+//	time=2026-11-26T05:29:02.124Z level=INFO msg=in server=Hill conn=12 in="WHATSAT kiwi 10 5"
+//	time=2026-11-26T05:29:02.180Z level=INFO msg=out server=Hill conn=12 out="AT Hill +0.263873386 kiwi +34.1-118.4 1621464827.9" bytes=2711
 //
 // Lines are quoted with only the quote, the backslash, control bytes and bytes that are not
 // UTF-8 escaped (\", \\, \t, \r, \xNN). The frequent records are appended by hand on the loop
