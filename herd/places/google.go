@@ -64,8 +64,9 @@ func newUpstream(cfg Config, defURL string) (upstream, error) {
 			DialTimeout:               dialTracked,
 			ReadTimeout:               cfg.Timeout,
 			WriteTimeout:              cfg.Timeout,
-			// fasthttp's default, below most servers' keep-alive timeouts (nginx 75 s,
-			// Google's front ends minutes); a shorter one is what the retry is for.
+			// fasthttp's default (10 s), below common servers' keep-alive timeouts (nginx:
+			// 75 s); against an API that closes idle connections sooner, the retry keeps
+			// the call working.
 			MaxIdleConnDuration: fasthttp.DefaultMaxIdleConnDuration,
 		},
 	}, nil
