@@ -114,7 +114,9 @@ func (r *runner) connectAll(ws []*worker) error {
 func (r *runner) begin() {
 	now := time.Now()
 	r.startWall = now
-	r.clk = realClock{base: now}
+	// Precise sleeps hold a P while they sleep (see preciseSleep): only for one connection,
+	// so the readers always have the other P.
+	r.clk = realClock{base: now, precise: r.o.conns == 1}
 	r.measure = r.o.warmup
 	r.end = r.o.warmup + r.o.duration
 	r.sched = schedule{start: 0, rate: r.o.rate}

@@ -162,7 +162,8 @@ func TestRunInProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"run", "-config", cfg}, &stdout, &stderr) }()
+	prof := filepath.Join(dir, "cpu.prof")
+	go func() { done <- run(ctx, []string{"run", "-config", cfg, "-cpuprofile", prof}, &stdout, &stderr) }()
 	waitFor(t, "the herd to start", func() bool { return strings.Contains(stdout.String(), "stop with Ctrl-C") })
 	a := addrs(stdout.String())
 	if len(a) != 3 {
@@ -190,10 +191,13 @@ func TestRunInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"msg=in", "IAMAT kiwi", "msg=out", "msg=\"link up\"", "msg=stopped"} {
+	for _, want := range []string{`msg=reply`, `in="IAMAT kiwi`, `out="AT Alpha`, `msg="link up"`, `msg=stopped`} {
 		if !bytes.Contains(log, []byte(want)) {
 			t.Errorf("Alpha.log lacks %q:\n%s", want, log)
 		}
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("-cpuprofile: no profile written (%v)", err)
 	}
 }
 
