@@ -44,6 +44,10 @@ type PlacesConfig struct {
 	// on the network, so a worker costs a goroutine and little CPU; what bounds a server's
 	// WHATSAT rate is workers / Places latency (1024 / 50 ms = 20,480 calls/s), so the pool is
 	// sized for the latency of a remote API, not for the cores. Calls beyond it wait their turn.
+	// The CPU a call spends once its answer is in (reading and checking a body of tens of KiB)
+	// runs on goroutines that the Go scheduler serves in turn with the loop's: when many
+	// answers land at once on few cores, the loop waits behind them, so a smaller pool trades
+	// WHATSAT throughput for the latency of everything else (see BENCHMARKS.md).
 	Workers int `toml:"workers"`
 	// MaxConns bounds the HTTP connections to the API (default: Workers). An HTTP/1.1 connection
 	// carries one call at a time, so fewer connections than workers would make the rest wait.
