@@ -52,6 +52,35 @@ func BenchmarkCallSoon(b *testing.B) {
 	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "callbacks/s")
 }
 
+// BenchmarkCallSoonFunc is BenchmarkCallSoon with CallSoonFunc (no Handle).
+func BenchmarkCallSoonFunc(b *testing.B) {
+	const batch = 1000
+	l := startLoop(b, Options{})
+	done := make(chan struct{})
+	n := 0
+	cb := func() {
+		n++
+		if n == batch {
+			done <- struct{}{}
+		}
+	}
+	start := func() {
+		n = 0
+		for range batch {
+			l.CallSoonFunc(cb)
+		}
+	}
+	b.ReportAllocs()
+	t0 := time.Now()
+	iters := 0
+	for b.Loop() {
+		_ = l.CallSoonThreadsafe(start)
+		<-done
+		iters++
+	}
+	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "callbacks/s")
+}
+
 // BenchmarkCallLater measures timers scheduled and fired per second; one op is 1000 timers with
 // deadlines spread over 100 µs.
 func BenchmarkCallLater(b *testing.B) {

@@ -34,6 +34,27 @@ func ExampleLoop_CallSoon() {
 	// later, 20ms
 }
 
+// A callback that is never cancelled needs no Handle: CallSoonFunc queues it without
+// allocating, in the same FIFO order as CallSoon.
+func ExampleLoop_CallSoonFunc() {
+	l := reactor.New(reactor.Options{})
+	if err := l.Start(); err != nil {
+		panic(err)
+	}
+	n := 0
+	tick := func() { n++ } // bound once, reused: no allocation per call
+	_ = l.CallSoonThreadsafe(func() {
+		for range 3 {
+			l.CallSoonFunc(tick)
+		}
+		l.CallSoon(func() { fmt.Println("ticks:", n) })
+		l.CallSoonFunc(l.Stop)
+	})
+	_ = l.Wait()
+	// Output:
+	// ticks: 3
+}
+
 // lineEcho sends back whatever it receives.
 type lineEcho struct{ t *reactor.Transport }
 

@@ -52,7 +52,7 @@ func (f *Future[T]) complete() {
 	cbs := f.cbs
 	f.cbs = nil
 	for _, cb := range cbs {
-		f.l.CallSoon(func() { cb(f) })
+		f.l.CallSoonFunc(func() { cb(f) })
 	}
 }
 
@@ -77,7 +77,7 @@ func (f *Future[T]) Result() (T, error) {
 func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 	f.l.checkLoop("Future.AddDoneCallback")
 	if f.done {
-		f.l.CallSoon(func() { fn(f) })
+		f.l.CallSoonFunc(func() { fn(f) })
 		return
 	}
 	f.cbs = append(f.cbs, fn)

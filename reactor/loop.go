@@ -332,7 +332,9 @@ func (l *Loop) Stop() {
 }
 
 // OnLoop reports whether the caller runs on the loop goroutine. Any goroutine. It costs about a
-// microsecond (it reads the goroutine id from runtime.Stack).
+// microsecond (it reads the goroutine id from runtime.Stack, which Go offers no cheaper way to
+// get), so it belongs in debug checks and rare paths, not per-event code: the loop itself calls
+// it only in Debug mode and in CloseListeners.
 func (l *Loop) OnLoop() bool {
 	id := l.loopGID.Load()
 	return id >= 0 && id == goid()
@@ -365,6 +367,17 @@ func (l *Loop) CallSoon(fn func()) *Handle {
 	l.ready = append(l.ready, readyItem{h: h})
 	l.wake()
 	return h
+}
+
+// CallSoonFunc is CallSoon without a Handle, for callbacks that are never cancelled: it
+// allocates nothing (the ready queue holds the function value itself; a closure or method
+// value is the caller's allocation, and one bound once and reused is free). Ordering is
+// CallSoon's: FIFO together with CallSoon, in the next pass. Loop only (Debug mode panics
+// otherwise).
+func (l *Loop) CallSoonFunc(fn func()) {
+	l.checkLoop("CallSoonFunc")
+	l.ready = append(l.ready, readyItem{fn: fn})
+	l.wake()
 }
 
 // CallSoonThreadsafe schedules fn to run on the loop; calls made by one goroutine run in the

@@ -37,6 +37,67 @@ func TestCallSoonFIFOAndNextPass(t *testing.T) {
 	}
 }
 
+// TestCallSoonFuncOrder checks that CallSoonFunc and CallSoon share one FIFO queue and that
+// a CallSoonFunc made during a pass runs in the next one, after a pass-boundary marker.
+func TestCallSoonFuncOrder(t *testing.T) {
+	l := startLoop(t, Options{Debug: true})
+	var got []string
+	done := make(chan struct{})
+	onLoop(t, l, func() {
+		for i := range 6 {
+			add := func() {
+				got = append(got, fmt.Sprint("a", i))
+				if i == 0 {
+					l.CallSoonFunc(func() { got = append(got, "nested") })
+				}
+			}
+			if i%2 == 0 {
+				l.CallSoonFunc(add)
+			} else {
+				l.CallSoon(add)
+			}
+		}
+		l.CallSoon(func() { got = append(got, "cancelled") }).Cancel()
+		l.CallSoonFunc(func() {
+			got = append(got, "end")
+			// Queued after "nested" (which a0 queued earlier in this pass).
+			l.CallSoonFunc(func() { close(done) })
+		})
+	})
+	<-done
+	onLoop(t, l, func() {})
+	want := "[a0 a1 a2 a3 a4 a5 end nested]"
+	if s := fmt.Sprint(got); s != want {
+		t.Fatalf("order %s, want %s", s, want)
+	}
+}
+
+// TestCallSoonFuncAllocs checks that scheduling and running a bound function allocates nothing.
+func TestCallSoonFuncAllocs(t *testing.T) {
+	l := startLoop(t, Options{})
+	const n = 100
+	count := 0
+	cb := func() { count++ }
+	var allocs float64
+	onLoop(t, l, func() {
+		for range 3 * n { // grow the ready queues first
+			l.CallSoonFunc(cb)
+		}
+	})
+	onLoop(t, l, func() {}) // a pass has run them
+	onLoop(t, l, func() {
+		allocs = testing.AllocsPerRun(n, func() { l.CallSoonFunc(cb) })
+	})
+	if allocs != 0 {
+		t.Fatalf("CallSoonFunc: %v allocs per call, want 0", allocs)
+	}
+	waitFor(t, "callbacks run", func() bool {
+		c := 0
+		onLoop(t, l, func() { c = count })
+		return c == 3*n+n+1 // AllocsPerRun makes one warm-up call
+	})
+}
+
 func TestCallSoonDoesNotStarveIO(t *testing.T) {
 	l := startLoop(t, Options{}, func() Protocol { return &echo{} })
 	var spins int
@@ -284,4 +345,14 @@ func TestDebugWrongGoroutinePanics(t *testing.T) {
 		}
 	}()
 	l.CallSoon(func() {})
+}
+
+func TestDebugWrongGoroutinePanicsCallSoonFunc(t *testing.T) {
+	l := startLoop(t, Options{Debug: true})
+	defer func() {
+		if s := fmt.Sprint(recover()); s != "reactor: CallSoonFunc called off the loop goroutine" {
+			t.Fatalf("panic %q", s)
+		}
+	}()
+	l.CallSoonFunc(func() {})
 }
