@@ -101,7 +101,7 @@ func (c *clientConn) DataReceived(data []byte) {
 	}
 	off := 0
 	for !c.stop {
-		line, n, err := codec.ScanLine(buf[off:], s.lim.MaxLine)
+		line, n, err := scanLine(buf[off:], s.lim.MaxLine)
 		if err != nil {
 			c.tooLong(line) // with ErrLineTooLong, line is the echo, whatever the cut
 			break

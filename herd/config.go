@@ -72,7 +72,8 @@ func (c LogConfig) Off() bool { return c.Dir == "off" || c.Level == "off" }
 
 // Limits bound what one client or link may make a server hold.
 type Limits struct {
-	// MaxLine is the longest line accepted, without its "\n" (default 4096).
+	// MaxLine is the longest IAMAT or WHATSAT line accepted, without its "\n" (default 4096).
+	// AT lines may be ATOverhead bytes longer: the AT line made of an IAMAT of max_line bytes.
 	MaxLine int `toml:"max_line"`
 	// MaxUnsent is the most reply bytes a client may leave unread before it is cut off (default 1 MiB).
 	MaxUnsent int `toml:"max_unsent"`
@@ -92,7 +93,8 @@ type Limits struct {
 
 // ServerConfig is one server of the herd.
 type ServerConfig struct {
-	// Name is the server's name, as it appears in AT lines: no white space.
+	// Name is the server's name, as it appears in AT lines: no white space, at most MaxNameLen
+	// (64) bytes.
 	Name string `toml:"name"`
 	// Addr is the host:port the server listens on and its neighbours dial. Port 0 picks a free
 	// port at Start (see Herd).
@@ -363,6 +365,8 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 			bad(at("server", idx, "name"), key+".name", "missing server name")
 		case strings.IndexFunc(s.Name, unicode.IsSpace) >= 0:
 			bad(at("server", idx, "name"), key+".name", "server name %q contains white space", s.Name)
+		case len(s.Name) > MaxNameLen:
+			bad(at("server", idx, "name"), key+".name", "server name %q is longer than %d bytes", s.Name, MaxNameLen)
 		default:
 			if j, dup := names[s.Name]; dup {
 				bad(at("server", idx, "name"), key+".name", "duplicate server name %q (also server[%d])", s.Name, j)

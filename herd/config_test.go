@@ -105,6 +105,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no servers", "[places]\n", 0, "no [[server]]"},
 		{"duplicate", srv + srv, 5, "duplicate server name \"A\""},
 		{"space in name", "[[server]]\nname = \"A B\"\naddr = \"127.0.0.1:1\"\n", 2, "contains white space"},
+		{"long name", "[[server]]\nname = \"" + strings.Repeat("n", MaxNameLen+1) + "\"\naddr = \"127.0.0.1:1\"\n", 2, "longer than 64 bytes"},
 		{"missing name", "[[server]]\naddr = \"127.0.0.1:1\"\n", 1, "missing server name"},
 		{"bad address", "[[server]]\nname = \"A\"\naddr = \"localhost\"\n", 3, "bad address \"localhost\""},
 		{"bad port", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:99999\"\n", 3, "bad port"},

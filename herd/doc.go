@@ -52,6 +52,12 @@
 //     replies owed before it are written in order, and the connection is closed once they and
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
 //     An empty line is invalid too.
+//   - Line limits. max_line bounds IAMAT and WHATSAT lines (and any line not starting with the
+//     field "AT"); AT lines may be ATOverhead (128) bytes longer, since an IAMAT of max_line
+//     bytes makes an AT line that much longer ("AT ", a name of at most MaxNameLen (64) bytes,
+//     the skew): neighbours must take it, or a long client ID would close links for ever.
+//     Server names longer than 64 bytes are a config error. Which limit applies is decided by
+//     the first field, so bytes held for an unfinished line count against it as before.
 //   - Half-close. After a client half-closes, a last line without "\n" is still a line; the
 //     connection stays open until every reply owed is written, then the server closes it.
 //   - Limits. A client whose unread reply bytes (the transport's buffer plus the replies queued

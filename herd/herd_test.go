@@ -306,3 +306,58 @@ func TestBigResyncIsPaced(t *testing.T) {
 		t.Errorf("%d link overflows during a paced resync", o)
 	}
 }
+
+// TestLongClientIDKeepsLinksUp: an IAMAT of max_line bytes makes an AT line longer than
+// max_line; neighbours accept it (AT lines may be ATOverhead longer), so it crosses the herd
+// and no link is closed for it.
+func TestLongClientIDKeepsLinksUp(t *testing.T) {
+	cfg := testConfig(t, "",
+		ServerConfig{Name: strings.Repeat("A", MaxNameLen), Peers: []string{"B"}},
+		ServerConfig{Name: "B", Peers: []string{"C"}},
+		ServerConfig{Name: "C"})
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, h) })
+	all := h.Servers()
+	waitFor(t, "the links", func() bool {
+		return all[0].Metrics().LinksUp.Load() == 1 && all[1].Metrics().LinksUp.Load() == 2 && all[2].Metrics().LinksUp.Load() == 1
+	})
+	ups := func() (n uint64) {
+		for _, s := range all {
+			n += s.Metrics().LinkUps.Load()
+		}
+		return n
+	}
+	before := ups()
+	loc, tm := "-34.068930+118.445127", "-1621464827.959498503"
+	id := strings.Repeat("k", cfg.Limits.MaxLine-len("IAMAT   ")-len(loc)-len(tm))
+	c := dial(t, all[0].Addr())
+	c.send("IAMAT " + id + " " + loc + " " + tm + "\n")
+	at := strings.TrimSuffix(c.line(), "\n")
+	if !strings.HasPrefix(at, "AT "+all[0].Name()+" ") || len(at) <= cfg.Limits.MaxLine {
+		t.Fatalf("reply of %d bytes: %.80q", len(at), at)
+	}
+	waitRecord(t, all, id, at)
+	// A WHATSAT at the far end is answered with the long AT line.
+	w := dial(t, all[2].Addr())
+	w.send("WHATSAT " + id + " 10 5\n")
+	if got := w.whatsat(); !strings.HasPrefix(got, at+"\n{") {
+		t.Errorf("WHATSAT reply %.100q", got)
+	}
+	if n := ups(); n != before {
+		t.Errorf("links came up %d times since the IAMAT: a link was closed", n-before)
+	}
+	for _, s := range all {
+		if n := s.Metrics().Invalid.Load(); n != 0 {
+			t.Errorf("%s answered %d invalid lines", s.Name(), n)
+		}
+		if n := s.Metrics().LinksUp.Load(); n != int64(len(cfg.Server(s.Name()).Peers)) {
+			t.Errorf("%s: %d links up", s.Name(), n)
+		}
+	}
+}

@@ -174,7 +174,7 @@ func (p *linkProto) DataReceived(data []byte) {
 	}
 	off := 0
 	for {
-		line, n, err := codec.ScanLine(buf[off:], s.lim.MaxLine)
+		line, n, err := scanLine(buf[off:], s.lim.MaxLine)
 		if err != nil {
 			s.log.Warn("link: line too long from peer", "peer", p.l.name)
 			p.l.t.Abort()

@@ -117,3 +117,33 @@ func (t *Table) Range(fn func(r *Record) bool) {
 		}
 	}
 }
+
+// MaxNameLen is the longest server name a config may give: it bounds what the server adds to a
+// client's IAMAT to make its AT line (see ATOverhead).
+const MaxNameLen = 64
+
+// ATOverhead is how much longer than max_line an AT line may be: an IAMAT of max_line bytes
+// becomes an AT line of "AT " + name (at most MaxNameLen) + " " + skew (at most 30 bytes) + " "
+// and its last three fields, which neighbours must accept.
+const ATOverhead = 128
+
+// scanLine frames one line at the start of buf: at most max bytes, or max+ATOverhead for an AT
+// line (one whose first field is "AT"), as codec.ScanLine does for one limit. Which limit
+// applies is decided by the first bytes of the line, so the result does not depend on how the
+// stream was cut.
+func scanLine(buf []byte, max int) (line []byte, n int, err error) {
+	line, n, err = codec.ScanLine(buf, max)
+	if err == nil || !atPrefix(buf) {
+		return line, n, err
+	}
+	return codec.ScanLine(buf, max+ATOverhead)
+}
+
+// atPrefix reports whether b starts (after white space) with the field "AT".
+func atPrefix(b []byte) bool {
+	i := 0
+	for i < len(b) && isSpace(b[i]) && b[i] != '\n' {
+		i++
+	}
+	return len(b) > i+2 && b[i] == 'A' && b[i+1] == 'T' && isSpace(b[i+2]) && b[i+2] != '\n'
+}
