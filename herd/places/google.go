@@ -2,7 +2,6 @@ package places
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -267,21 +266,18 @@ func (g *google) Nearby(ctx context.Context, r Request) ([]byte, error) {
 		return failure(fmt.Errorf("%w %d", ErrHTTP, sc))
 	}
 	body := resp.Body()
-	var head struct {
-		Status       *string `json:"status"`
-		ErrorMessage string  `json:"error_message"`
-	}
-	if err := json.Unmarshal(body, &head); err != nil {
+	h, ok := scanHead(body)
+	if !ok {
 		return failure(fmt.Errorf("%w: not JSON (%d bytes)", ErrBadBody, len(body)))
 	}
-	if head.Status == nil {
+	if h.status == nil {
 		return failure(fmt.Errorf("%w: no status (%d bytes)", ErrBadBody, len(body)))
 	}
 	// Google's bytes, untouched (resp is released on return). Google does not echo the key;
 	// replacing it in the body would corrupt any answer that happens to contain it.
 	out := append([]byte(nil), body...)
-	if s := *head.Status; s != "OK" && s != "ZERO_RESULTS" {
-		return out, &StatusError{Status: s, Message: g.scrub(head.ErrorMessage)}
+	if !rawIs(h.status, "OK") && !rawIs(h.status, "ZERO_RESULTS") {
+		return out, &StatusError{Status: text(h.status), Message: g.scrub(text(h.errorMessage))}
 	}
 	return out, nil
 }
