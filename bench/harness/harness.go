@@ -97,8 +97,8 @@ func (h *harness) note(scenario, what string, argv []string) {
 // deployment is a running set of server processes.
 type deployment struct {
 	procs []*proc
-	tp    *topology
-	extra []*proc // fake Places
+	tp      *topology
+	extra   []*proc // fake Places
 }
 
 func (d *deployment) stop() {
@@ -206,6 +206,23 @@ func (h *harness) startServers(ctx context.Context, scenario, impl string, tp *t
 	}
 	h.mu.Unlock()
 	d := &deployment{tp: tp}
+	if len(tp.servers) > 1 && !h.o.herdProcs {
+		if argv := h.t.herdArgv(impl, cfg, tp); argv != nil {
+			h.note(scenario, implLabels[impl]+" (one process, every server)", argv)
+			p, err := startProc(impl+" herd", tp.servers[0].addr(), filepath.Join(h.o.work, tag+"-herd.out"), h.o.work, nil, argv...)
+			if err != nil {
+				return nil, err
+			}
+			d.procs = append(d.procs, p)
+			for _, s := range tp.servers {
+				if err := p.waitListening(ctx, s.addr(), 30*time.Second); err != nil {
+					d.stop()
+					return nil, err
+				}
+			}
+			return d, nil
+		}
+	}
 	for _, s := range tp.servers {
 		argv := h.t.argv(impl, cfg, s.name)
 		h.note(scenario, implLabels[impl], argv)

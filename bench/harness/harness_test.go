@@ -264,3 +264,35 @@ func TestParseStatCPU(t *testing.T) {
 		t.Errorf("cpuSeconds(self) = %v, %v", v, err)
 	}
 }
+
+func TestHerdArgv(t *testing.T) {
+	tl := &tools{bin: map[string]string{"herd": "/b/herd", "baseline": "/b/baseline", "inproc": "/b/inproc"}}
+	plain, err := newTopology("five")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probed, err := newTopology("five")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probed.probe, probed.probeOf = "127.0.0.1:1", "Campbell"
+	five := "Hill Jaquez Smith Singleton Campbell"
+	for _, tc := range []struct {
+		impl string
+		tp   *topology
+		want string
+	}{
+		{implHerd, plain, "/b/herd run -config F"},
+		{implHerdNoLg, plain, "/b/herd run -config F"},
+		{implBaseline, plain, "/b/baseline run -config F"},
+		{implHerd, probed, "/b/inproc -impl herd -config F " + five},
+		{implBaseline, probed, "/b/inproc -impl baseline -config F " + five},
+		{implAsyncio, plain, ""},
+		{implUvloop, probed, ""},
+	} {
+		got := strings.Join(tl.herdArgv(tc.impl, "F", tc.tp), " ")
+		if got != tc.want {
+			t.Errorf("herdArgv(%s, probe %q) = %q, want %q", tc.impl, tc.tp.probe, got, tc.want)
+		}
+	}
+}

@@ -47,6 +47,7 @@ var binaries = []struct{ name, pkg string }{
 	{"herd", "cmd/herd"},
 	{"baseline", "bench/baseline"},
 	{"fakeplaces", "bench/fakeplaces"},
+	{"inproc", "bench/harness/inproc"},
 }
 
 // prepare builds the binaries into work/bin and checks Python and Redis. Nothing missing is
@@ -98,6 +99,10 @@ func prepare(ctx context.Context, repo, work string, prebuilt map[string]string,
 	}
 	if r, ok := t.missing["baseline"]; ok {
 		t.missing[implBaseline] = r
+	}
+	if r, ok := t.missing["inproc"]; ok {
+		// Only the herds with a probe need it; without it they run one process per server.
+		logf("inproc not available (%s): herds with a probe run one process per server", r)
 	}
 
 	t.python = "/usr/bin/python3"
@@ -225,6 +230,38 @@ func quoteList(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
+}
+
+// herdArgv returns the command that serves every server of tp (written to config) in one
+// process under impl, or nil if impl has none (Python: one process per server, its design).
+// Without a probe it is the implementation's own herd command (herd run, baseline run); the
+// probe is a server of the config that the load generator plays, so with one the servers are
+// named to inproc, which runs them in one process as those commands do.
+func (t *tools) herdArgv(impl, config string, tp *topology) []string {
+	switch impl {
+	case implHerd, implHerdNoLg, implBaseline:
+	default:
+		return nil
+	}
+	if tp.probe == "" {
+		if impl == implBaseline {
+			return []string{t.bin["baseline"], "run", "-config", config}
+		}
+		return []string{t.bin["herd"], "run", "-config", config}
+	}
+	bin, ok := t.bin["inproc"]
+	if !ok {
+		return nil
+	}
+	kind := "herd"
+	if impl == implBaseline {
+		kind = "baseline"
+	}
+	argv := []string{bin, "-impl", kind, "-config", config}
+	for _, s := range tp.servers {
+		argv = append(argv, s.name)
+	}
+	return argv
 }
 
 // argv returns the command that serves one server of a config under an implementation.

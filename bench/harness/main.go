@@ -52,7 +52,10 @@ type options struct {
 	keep     bool
 	verbose  bool
 	allocs   bool
-	bins     map[string]string // prebuilt binaries by name, instead of go build
+	// herdProcs runs every server of a multi-server herd as its own process for the Go
+	// servers too (by default each Go herd is one process, as herd run and baseline run are).
+	herdProcs bool
+	bins      map[string]string // prebuilt binaries by name, instead of go build
 }
 
 const usageText = `harness runs every benchmark scenario against every server implementation and
@@ -90,7 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (server logs, configs)")
 	fs.BoolVar(&o.verbose, "v", false, "log every command")
 	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/")
-	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces)")
+	fs.BoolVar(&o.herdProcs, "herd-procs", false, "run each server of a multi-server herd as its own process for the Go servers too (herd serve NAME, baseline serve NAME), as Python's always are; default: one process per herd (herd run, baseline run)")
+	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces, inproc)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

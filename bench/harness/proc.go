@@ -54,22 +54,28 @@ func (p *proc) pid() int { return p.cmd.Process.Pid }
 // waitReady dials the process's address until it accepts, the process exits or the timeout
 // passes.
 func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
+	return p.waitListening(ctx, p.addr, timeout)
+}
+
+// waitListening dials addr, served by the process, until it accepts, the process exits or the
+// timeout passes.
+func (p *proc) waitListening(ctx context.Context, addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond)
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before listening on %s (%v): %s", p.name, p.addr, p.err, p.tail())
+			return fmt.Errorf("%s exited before listening on %s (%v): %s", p.name, addr, p.err, p.tail())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not listening on %s after %v: %s", p.name, p.addr, timeout, p.tail())
+			return fmt.Errorf("%s not listening on %s after %v: %s", p.name, addr, timeout, p.tail())
 		}
 	}
 }

@@ -494,9 +494,11 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 	b.WriteString("## How it was run\n\n")
 	b.WriteString("```sh\nbash scripts/bench.sh        # = go run ./bench/harness: builds, runs everything, rewrites this file and bench/charts/\n```\n\n")
 	b.WriteString("The harness builds each binary with `go build -o $WORK/bin/NAME` (`./cmd/herd`, `./bench/baseline`, " +
-		"`./bench/fakeplaces`, `./bench/loadgen`), writes a config per run with fresh loopback ports, starts each server as its own " +
-		"process, waits until it listens (and, for the five-server herd, until an update made at Hill is known at Campbell), " +
-		"runs the load generator and stops the servers with SIGTERM. One example of each command:\n\n")
+		"`./bench/fakeplaces`, `./bench/loadgen`, `./bench/harness/inproc`), writes a config per run with fresh loopback ports, " +
+		"starts the servers, waits until each listens (and, for `herd5`, until an update made at Hill is known at Campbell), " +
+		"runs the load generator and stops the servers with SIGTERM. Every Go process runs with the default GOMAXPROCS (the number of cores).\n\n")
+	b.WriteString(h.herdModes())
+	b.WriteString("One example of each command:\n\n")
 	last := ""
 	for _, c := range h.commands {
 		if c.Scenario != last {
@@ -516,5 +518,31 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 			fmt.Fprintf(&b, "%s:\n\n```toml\n%s```\n\n", k, h.configs[k])
 		}
 	}
+	return b.String()
+}
+
+// herdModes says how each implementation's five-server herd ran (herd5, prop1k, prop10k).
+func (h *harness) herdModes() string {
+	var b strings.Builder
+	b.WriteString("How each five-server herd (`herd5`, `prop1k`, `prop10k`) ran:\n\n")
+	if h.o.herdProcs {
+		b.WriteString("- every implementation: one process per server (run with `-herd-procs`): `herd serve -config F NAME`, " +
+			"`baseline serve -config F NAME`, `server.py --config F NAME`; five Go processes each with GOMAXPROCS equal to " +
+			"the cores then compete for them with the load generator.\n")
+	} else {
+		b.WriteString("- herd reactor (log on and off): one process holding all five servers, one event loop each, as a user runs a " +
+			"herd on one machine: `herd run -config F` in `herd5`. In `prop1k` and `prop10k` the config also names `Probe`, the " +
+			"load generator's listener posing as a neighbour of Campbell (Campbell dials it and floods to it), which `herd run` " +
+			"would start itself; there the five servers are named to `inproc -impl herd -config F Hill Jaquez Smith Singleton " +
+			"Campbell` (`bench/harness/inproc`), which builds them as `herd run` does (`herd.NewServer` for each, one shared " +
+			"Places provider) in one process and leaves `Probe` to the load generator.\n")
+		b.WriteString("- goroutine baseline: the same, one process: `baseline run -config F` in `herd5`, `inproc -impl baseline -config F " +
+			"Hill Jaquez Smith Singleton Campbell` with the probe.\n")
+		b.WriteString("- Python asyncio and asyncio + uvloop: one process per server, `server.py --config F [--uvloop] NAME`, as the " +
+			"seed's design runs them (one event loop per process).\n")
+		b.WriteString("- `go run ./bench/harness -herd-procs` runs the Go herds one process per server too (`herd serve`, `baseline " +
+			"serve`) for comparison.\n")
+	}
+	b.WriteString("\n")
 	return b.String()
 }
