@@ -93,6 +93,7 @@ type Loop struct {
 	tsqSpare []func()
 	closed   bool
 	wakeFD   int
+	wakes    uint64 // waker writes made, for tests
 	armed    atomic.Bool
 	stopReq  atomic.Bool
 	wakeConn gnet.Conn // loop only
@@ -429,7 +430,10 @@ func (it readyItem) take() func() {
 	return fn
 }
 
-// wake makes the loop run a pass soon. Any goroutine.
+// wake makes the loop run a pass soon. Any goroutine. The armed flag makes this at most one
+// waker write per pass, however many callbacks are queued: the pass clears it as it begins.
+// gnet offers no hook at the end of an epoll round, so the write (and gnet's read of it and
+// the epoll round that reports it) cannot be skipped even when it is made on the loop.
 func (l *Loop) wake() {
 	if l.armed.Load() || !l.armed.CompareAndSwap(false, true) {
 		return
@@ -445,6 +449,7 @@ func (l *Loop) writeWakeLocked() {
 	if l.wakeFD < 0 {
 		return // not started yet (the pass at start picks the work up) or closed
 	}
+	l.wakes++
 	for {
 		_, err := unix.Write(l.wakeFD, wakeByte)
 		if err == unix.EINTR {

@@ -98,6 +98,43 @@ func TestCallSoonFuncAllocs(t *testing.T) {
 	})
 }
 
+// TestOneWakePerPass checks that many callbacks queued in one pass, from the loop and from
+// other goroutines, cost one waker write.
+func TestOneWakePerPass(t *testing.T) {
+	l := startLoop(t, Options{})
+	wakes := func() uint64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.wakes
+	}
+	ran := 0
+	cb := func() { ran++ }
+	done := make(chan struct{})
+	var before uint64
+	onLoop(t, l, func() {
+		before = wakes()
+		for i := range 100 {
+			if i%2 == 0 {
+				l.CallSoonFunc(cb)
+			} else {
+				l.CallSoon(cb)
+			}
+			_ = l.CallSoonThreadsafe(cb)
+		}
+		l.CallSoonFunc(func() { close(done) })
+	})
+	<-done
+	var after uint64
+	onLoop(t, l, func() { after = wakes() })
+	// One write for the queued callbacks; onLoop's own CallSoonThreadsafe may add one more.
+	if d := after - before; d < 1 || d > 2 {
+		t.Fatalf("%d waker writes for one pass of callbacks, want 1 (2 with onLoop's)", d)
+	}
+	if ran != 200 {
+		t.Fatalf("%d callbacks ran, want 200", ran)
+	}
+}
+
 func TestCallSoonDoesNotStarveIO(t *testing.T) {
 	l := startLoop(t, Options{}, func() Protocol { return &echo{} })
 	var spins int
