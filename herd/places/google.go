@@ -227,14 +227,17 @@ func failure(err error) ([]byte, error) {
 }
 
 // google is the legacy Nearby Search provider: Google's bytes pass through.
-type google struct{ upstream }
+type google struct {
+	upstream
+	uri string // base + LegacyPath
+}
 
 func newGoogle(cfg Config) (*google, error) {
 	u, err := newUpstream(cfg, DefaultGoogleURL)
 	if err != nil {
 		return nil, err
 	}
-	return &google{u}, nil
+	return &google{upstream: u, uri: u.base + LegacyPath}, nil
 }
 
 func (g *google) Name() string { return Google }
@@ -253,7 +256,7 @@ func (g *google) Nearby(ctx context.Context, r Request) ([]byte, error) {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(g.base + LegacyPath)
+	req.SetRequestURI(g.uri)
 	req.Header.SetMethod(fasthttp.MethodGet)
 	q := req.URI().QueryArgs()
 	q.Add("location", r.Lat+","+r.Lng)

@@ -54,6 +54,9 @@ type Options struct {
 	Body []byte
 	// Drop closes the connection without answering (after counting and recording the request).
 	Drop bool
+	// NoRecord keeps no requests for Requests (Count still counts them), so that a long
+	// benchmark's fake costs little more than writing its answers.
+	NoRecord bool
 }
 
 // Request is one recorded request.
@@ -77,18 +80,35 @@ type Server struct {
 	closing sync.Once
 	served  chan struct{}
 	hold    chan struct{}         // not nil: requests wait until it is closed (Release)
-	bodies  sync.Map              // answers already built, so the fake costs little in benchmarks
+	bodies  sync.Map              // bodyKey → []byte: answers already built (see body)
+	nbodies atomic.Int64          // entries in bodies
 	idle    map[net.Conn]struct{} // keep-alive connections between requests; under mu
 }
 
-// body returns make(lat, lng, radius, n), built once per distinct question.
-func (s *Server) body(api string, lat, lng, radius float64, n int, make func(lat, lng, radius float64, n int) []byte) []byte {
-	k := fmt.Sprintf("%s|%v|%v|%v|%d", api, lat, lng, radius, n)
+// MaxCached bounds the answers the fake keeps built; past it, the cache starts over.
+const MaxCached = 4096
+
+// bodyKey is a question whose answer body is cached: the answer depends on nothing else.
+type bodyKey struct {
+	api                 string
+	lat, lng, radius, n float64
+}
+
+// body returns build(lat, lng, radius, n), built once per distinct question while it stays
+// among the MaxCached cached ones, so that a benchmark's answer costs little more than its
+// write. The result must not be modified.
+func (s *Server) body(api string, lat, lng, radius float64, n int, build func(lat, lng, radius float64, n int) []byte) []byte {
+	k := bodyKey{api, lat, lng, radius, float64(n)}
 	if b, ok := s.bodies.Load(k); ok {
 		return b.([]byte)
 	}
-	b := make(lat, lng, radius, n)
-	s.bodies.Store(k, b)
+	b := build(lat, lng, radius, n)
+	if _, loaded := s.bodies.LoadOrStore(k, b); !loaded && s.nbodies.Add(1) > MaxCached {
+		// Bounded without bookkeeping per hit: a benchmark's working set is far smaller,
+		// and a body is the same whenever it is built.
+		s.bodies.Clear()
+		s.nbodies.Store(0)
+	}
 	return b
 }
 
@@ -223,7 +243,8 @@ func (s *Server) Reset() {
 	s.mu.Unlock()
 }
 
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+// record returns the request ctx holds, as Requests shows it.
+func record(ctx *fasthttp.RequestCtx) Request {
 	r := Request{
 		Method: string(ctx.Method()),
 		Path:   string(ctx.Path()),
@@ -237,14 +258,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	for k, v := range ctx.Request.Header.All() {
 		r.Header[string(k)] = string(v)
 	}
+	return r
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.mu.Lock()
-	if len(s.reqs) >= MaxRecorded {
-		// A long benchmark must not grow the fake without bound: keep the newer half.
-		s.reqs = append(s.reqs[:0], s.reqs[len(s.reqs)-MaxRecorded/2:]...)
-	}
-	s.reqs = append(s.reqs, r)
 	opts := s.opts
 	hold := s.hold
+	if !opts.NoRecord {
+		if len(s.reqs) >= MaxRecorded {
+			// A long benchmark must not grow the fake without bound: keep the newer half.
+			s.reqs = append(s.reqs[:0], s.reqs[len(s.reqs)-MaxRecorded/2:]...)
+		}
+		s.reqs = append(s.reqs, record(ctx))
+	}
 	s.mu.Unlock()
 	s.count.Add(1)
 
@@ -265,22 +292,24 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if opts.Delay > 0 {
+		t := time.NewTimer(opts.Delay)
 		select {
-		case <-time.After(opts.Delay):
+		case <-t.C:
 		case <-s.hang:
+			t.Stop()
 		}
 	}
 	switch {
-	case r.Method == fasthttp.MethodGet && r.Path == "/maps/api/place/nearbysearch/json":
-		s.legacy(ctx, &r, &opts)
-	case r.Method == fasthttp.MethodPost && r.Path == "/v1/places:searchNearby":
-		s.v1(ctx, &r, &opts)
+	case ctx.IsGet() && string(ctx.Path()) == "/maps/api/place/nearbysearch/json":
+		s.legacy(ctx, &opts)
+	case ctx.IsPost() && string(ctx.Path()) == "/v1/places:searchNearby":
+		s.v1(ctx, &opts)
 	default:
 		ctx.Error("Not Found", fasthttp.StatusNotFound)
 	}
 }
 
-func (s *Server) legacy(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
+func (s *Server) legacy(ctx *fasthttp.RequestCtx, o *Options) {
 	if o.HTTPStatus != 0 && o.HTTPStatus != fasthttp.StatusOK {
 		ctx.Error(fasthttp.StatusMessage(o.HTTPStatus), o.HTTPStatus)
 		return
@@ -298,17 +327,19 @@ func (s *Server) legacy(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
 		ctx.SetBody(o.Body)
 		return
 	}
-	if o.Key != "" && r.Query.Get("key") != o.Key {
+	q := ctx.QueryArgs()
+	if o.Key != "" && string(q.Peek("key")) != o.Key {
 		ctx.SetBody(codec.AppendErrorBody(nil, "REQUEST_DENIED", "The provided API key is invalid."))
 		return
 	}
-	lat, lng, ok := parseLocation(r.Query.Get("location"))
-	radius, err := strconv.ParseFloat(r.Query.Get("radius"), 64)
+	lat, lng, ok := parseLocation(string(q.Peek("location")))
+	radius, err := strconv.ParseFloat(string(q.Peek("radius")), 64)
 	if !ok || err != nil || radius <= 0 {
 		ctx.SetBody(codec.AppendErrorBody(nil, "INVALID_REQUEST", ""))
 		return
 	}
-	ctx.SetBody(s.body("legacy", lat, lng, radius, o.count(), LegacyBody))
+	// The cached body is never modified: no need for the copy SetBody makes.
+	ctx.Response.SetBodyRaw(s.body("legacy", lat, lng, radius, o.count(), LegacyBody))
 }
 
 func (o *Options) count() int {
@@ -347,7 +378,7 @@ func v1ErrorBody(status string, code int, msg string) []byte {
 	return append(b, '\n')
 }
 
-func (s *Server) v1(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
+func (s *Server) v1(ctx *fasthttp.RequestCtx, o *Options) {
 	ctx.SetContentType("application/json; charset=UTF-8")
 	v1err, code, msg := o.V1Error, o.HTTPStatus, o.StatusMessage
 	if v1err == "" && o.Status != "" && o.Status != "OK" && o.Status != "ZERO_RESULTS" {
@@ -360,10 +391,10 @@ func (s *Server) v1(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
 		ctx.Error(fasthttp.StatusMessage(code), code)
 		return
 	}
-	if v1err == "" && o.Key != "" && r.Header["X-Goog-Api-Key"] != o.Key {
+	if v1err == "" && o.Key != "" && string(ctx.Request.Header.Peek("X-Goog-Api-Key")) != o.Key {
 		v1err, code, msg = "INVALID_ARGUMENT", 400, "API key not valid. Please pass a valid API key."
 	}
-	if v1err == "" && r.Header["X-Goog-Fieldmask"] == "" {
+	if v1err == "" && len(ctx.Request.Header.Peek("X-Goog-FieldMask")) == 0 {
 		v1err, code, msg = "INVALID_ARGUMENT", 400, "FieldMask is a required parameter. See https://cloud.google.com/apis/docs/system-parameters on how to provide it."
 	}
 	if v1err != "" {
@@ -393,7 +424,7 @@ func (s *Server) v1(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
 			} `json:"circle"`
 		} `json:"locationRestriction"`
 	}
-	if err := json.Unmarshal(r.Body, &q); err != nil || q.MaxResultCount < 0 || q.MaxResultCount > 20 {
+	if err := json.Unmarshal(ctx.PostBody(), &q); err != nil || q.MaxResultCount < 0 || q.MaxResultCount > 20 {
 		ctx.SetStatusCode(400)
 		ctx.SetBody(v1ErrorBody("INVALID_ARGUMENT", 400, "Invalid JSON payload received."))
 		return
@@ -403,7 +434,7 @@ func (s *Server) v1(ctx *fasthttp.RequestCtx, r *Request, o *Options) {
 		n = q.MaxResultCount
 	}
 	c := q.LocationRestriction.Circle
-	ctx.SetBody(s.body("v1", c.Center.Latitude, c.Center.Longitude, c.Radius, n, V1Body))
+	ctx.Response.SetBodyRaw(s.body("v1", c.Center.Latitude, c.Center.Longitude, c.Radius, n, V1Body))
 }
 
 func parseLocation(s string) (lat, lng float64, ok bool) {

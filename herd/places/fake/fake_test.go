@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,66 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBodyCache: a cached answer is the one built afresh, and the cache stays bounded.
+func TestBodyCache(t *testing.T) {
+	s := New(Options{})
+	builds := 0
+	build := func(lat, lng, radius float64, n int) []byte {
+		builds++
+		return LegacyBody(lat, lng, radius, n)
+	}
+	first := s.body("legacy", 34.06893, -118.445127, 1000, 20, build)
+	again := s.body("legacy", 34.06893, -118.445127, 1000, 20, build)
+	if builds != 1 || !bytes.Equal(first, again) || !bytes.Equal(first, LegacyBody(34.06893, -118.445127, 1000, 20)) {
+		t.Fatalf("builds = %d; cached body differs: %v", builds, !bytes.Equal(first, again))
+	}
+	if s.body("legacy", 34.06893, -118.445127, 1000, 3, build); builds != 2 {
+		t.Fatalf("another result count reused a body (builds = %d)", builds)
+	}
+	small := func(lat, _, _ float64, _ int) []byte { return []byte(strconv.FormatFloat(lat, 'g', -1, 64)) }
+	for i := range 3 * MaxCached {
+		lat := float64(i) / 1000
+		if got, want := string(s.body("x", lat, 0, 1, 1, small)), strconv.FormatFloat(lat, 'g', -1, 64); got != want {
+			t.Fatalf("body = %q, want %q", got, want)
+		}
+		if n := s.nbodies.Load(); n > MaxCached {
+			t.Fatalf("%d bodies cached, bound %d", n, MaxCached)
+		}
+	}
+	entries := 0
+	s.bodies.Range(func(any, any) bool { entries++; return true })
+	if entries > MaxCached {
+		t.Fatalf("%d bodies cached, bound %d", entries, MaxCached)
+	}
+}
+
+// TestNoRecord: requests are counted and answered, but not kept.
+func TestNoRecord(t *testing.T) {
+	s, base := start(t, Options{NoRecord: true})
+	for range 3 {
+		if code, body := do(t, "GET", base+"/maps/api/place/nearbysearch/json?location=1,2&radius=100&key=k", nil, ""); code != 200 || !bytes.Contains(body, []byte(`"status" : "OK"`)) {
+			t.Fatalf("HTTP %d %.80s", code, body)
+		}
+	}
+	if n, r := s.Count(), len(s.Requests()); n != 3 || r != 0 {
+		t.Fatalf("Count = %d, Requests = %d; want 3, 0", n, r)
+	}
+}
+
+func BenchmarkLegacyAnswer(b *testing.B) {
+	for _, record := range []bool{true, false} {
+		b.Run(map[bool]string{true: "record", false: "norecord"}[record], func(b *testing.B) {
+			s := New(Options{NoRecord: !record})
+			var ctx fasthttp.RequestCtx
+			ctx.Request.SetRequestURI("/maps/api/place/nearbysearch/json?location=34.068930,-118.445127&radius=10000&key=k")
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Response.Reset()
+				s.handle(&ctx)
+			}
+		})
 	}
 }
