@@ -230,3 +230,14 @@ func BenchmarkEcho(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOnLoop measures OnLoop, which reads the goroutine id from runtime.Stack.
+func BenchmarkOnLoop(b *testing.B) {
+	l := startLoop(b, Options{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if l.OnLoop() {
+			b.Fatal("OnLoop true off the loop")
+		}
+	}
+}

@@ -2,25 +2,31 @@ package reactor
 
 import (
 	"runtime"
-	"strconv"
+	"sync"
 )
 
+// stackBufs holds the buffers goid hands to runtime.Stack (which makes them escape), so that
+// a call allocates nothing.
+var stackBufs = sync.Pool{New: func() any { return new([64]byte) }}
+
 // goid returns the calling goroutine's id, parsed from the "goroutine N [" header of its stack.
+// It costs a traceback of the caller's stack (a microsecond or more, growing with the depth),
+// which is why only Debug checks and rare paths use it.
 func goid() int64 {
-	var buf [64]byte
+	buf := stackBufs.Get().(*[64]byte)
+	defer stackBufs.Put(buf)
 	n := runtime.Stack(buf[:], false)
 	b := buf[:n]
 	const prefix = "goroutine "
-	if len(b) < len(prefix) {
+	if len(b) <= len(prefix) || string(b[:len(prefix)]) != prefix {
 		return -1
 	}
-	b = b[len(prefix):]
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
+	var id int64
+	i := len(prefix)
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		id = id*10 + int64(b[i]-'0')
 	}
-	id, err := strconv.ParseInt(string(b[:i]), 10, 64)
-	if err != nil {
+	if i == len(prefix) {
 		return -1
 	}
 	return id

@@ -332,10 +332,10 @@ func (l *Loop) Stop() {
 	l.wake()
 }
 
-// OnLoop reports whether the caller runs on the loop goroutine. Any goroutine. It costs about a
-// microsecond (it reads the goroutine id from runtime.Stack, which Go offers no cheaper way to
-// get), so it belongs in debug checks and rare paths, not per-event code: the loop itself calls
-// it only in Debug mode and in CloseListeners.
+// OnLoop reports whether the caller runs on the loop goroutine. Any goroutine. It costs one to
+// several microseconds, more on a deep stack (it reads the goroutine id from runtime.Stack,
+// which Go offers no cheaper way to get), so it belongs in debug checks and rare paths, not
+// per-event code: the loop itself calls it only in Debug mode and in CloseListeners.
 func (l *Loop) OnLoop() bool {
 	id := l.loopGID.Load()
 	return id >= 0 && id == goid()

@@ -393,3 +393,30 @@ func TestDebugWrongGoroutinePanicsCallSoonFunc(t *testing.T) {
 	}()
 	l.CallSoonFunc(func() {})
 }
+
+func TestOnLoop(t *testing.T) {
+	l := startLoop(t, Options{})
+	if l.OnLoop() {
+		t.Fatal("OnLoop true on the test goroutine")
+	}
+	var on, deep bool
+	var rec func(int) bool
+	rec = func(n int) bool { // a deep stack still yields the id
+		if n == 0 {
+			return l.OnLoop()
+		}
+		return rec(n - 1)
+	}
+	onLoop(t, l, func() { on = l.OnLoop(); deep = rec(200) })
+	if !on || !deep {
+		t.Fatalf("OnLoop on the loop: %v, at depth 200: %v; want true", on, deep)
+	}
+	ids := make(chan int64, 2)
+	for range 2 {
+		go func() { ids <- goid() }()
+	}
+	a, b := <-ids, <-ids
+	if a <= 0 || b <= 0 || a == b || a == goid() {
+		t.Fatalf("goroutine ids %d, %d (test %d): want positive and distinct", a, b, goid())
+	}
+}
