@@ -47,6 +47,10 @@ type measurement struct {
 	// per second of the load generator's run); PlacesCPU the same for the fake Places.
 	ServerCPU float64
 	PlacesCPU float64
+	// MachineCPU is the CPU the whole machine used over the same time (from /proc/stat), in
+	// cores: what it has beyond the servers, the fake Places and the load generator was used
+	// by other processes, which the figures of the run then share the cores with.
+	MachineCPU float64
 }
 
 type command struct {
@@ -97,8 +101,8 @@ func (h *harness) note(scenario, what string, argv []string) {
 // deployment is a running set of server processes.
 type deployment struct {
 	procs []*proc
-	tp      *topology
-	extra   []*proc // fake Places
+	tp    *topology
+	extra []*proc // fake Places
 }
 
 func (d *deployment) stop() {
@@ -127,12 +131,17 @@ func (d *deployment) cpu() (servers, extra float64) {
 // second of wall time into m.
 func (d *deployment) meter() func(m *measurement) {
 	s0, e0 := d.cpu()
+	b0, _ := machineBusy()
 	t0 := time.Now()
 	return func(m *measurement) {
 		s1, e1 := d.cpu()
+		b1, err := machineBusy()
 		el := time.Since(t0).Seconds()
 		if el > 0 {
 			m.ServerCPU, m.PlacesCPU = (s1-s0)/el, (e1-e0)/el
+			if err == nil && b0 > 0 {
+				m.MachineCPU = (b1 - b0) / el
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,6 +294,26 @@ func TestHerdArgv(t *testing.T) {
 		got := strings.Join(tl.herdArgv(tc.impl, "F", tc.tp), " ")
 		if got != tc.want {
 			t.Errorf("herdArgv(%s, probe %q) = %q, want %q", tc.impl, tc.tp.probe, got, tc.want)
+		}
+	}
+}
+
+func TestParseStatBusy(t *testing.T) {
+	for _, tc := range []struct {
+		stat string
+		want float64
+		ok   bool
+	}{
+		// user nice system idle iowait irq softirq steal guest guest_nice
+		{"cpu  100 20 30 5000 40 5 5 0 7 0\ncpu0 1 2 3 4\n", 1.60, true},
+		{"cpu  100 0 100 900 0\n", 2.00, true},
+		{"cpu0 1 2 3 4 5\n", 0, false},
+		{"cpu  1 x 3 4 5\n", 0, false},
+		{"", 0, false},
+	} {
+		got, err := parseStatBusy(tc.stat)
+		if (err == nil) != tc.ok || (tc.ok && math.Abs(got-tc.want) > 1e-9) {
+			t.Errorf("parseStatBusy(%q) = %v, %v; want %v, ok %v", tc.stat, got, err, tc.want, tc.ok)
 		}
 	}
 }

@@ -228,3 +228,38 @@ func parseStatCPU(stat string) (float64, error) {
 	}
 	return (u + s) / 100, nil
 }
+
+// machineBusy returns the CPU seconds all cores have spent busy since boot (not idle and not
+// waiting for I/O), from the first line of /proc/stat.
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatBusy(string(b))
+}
+
+// parseStatBusy reads the "cpu" line of /proc/stat (clock ticks of 1/100 s): user nice system
+// idle iowait irq softirq steal ...; busy is everything but idle and iowait (guest time is
+// already counted in user).
+func parseStatBusy(stat string) (float64, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, errors.New("harness: bad /proc/stat")
+	}
+	busy := 0.0
+	for i, v := range f[1:] {
+		if i >= 8 { // guest, guest_nice: part of user already
+			break
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, errors.New("harness: bad /proc/stat")
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return busy / 100, nil
+}

@@ -222,16 +222,17 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 				fmtRatio(h.ratio(sc.id, im, ref, mRSS)))
 		}
 	case "p99":
-		b.WriteString("| implementation | p50 | p99 (median, min-max) | p99.9 | max | updates lost | Hill's reply p99 | servers CPU | loadgen CPU |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		b.WriteString("| implementation | p50 | p99 (median, min-max) | p99.9 | max | updates lost | Hill's reply p99 | servers CPU | loadgen CPU | other CPU |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, im := range impls {
 			s := h.stat(sc.id, im, mP99)
 			if !s.ok() {
-				fmt.Fprintf(b, "| %s | %s | | | | | | | |\n", implLabels[im], h.why(sc.id, im))
+				fmt.Fprintf(b, "| %s | %s | | | | | | | | |\n", implLabels[im], h.why(sc.id, im))
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% |\n", implLabels[im], us(h.stat(sc.id, im, mP50).Med), fmtUs(s),
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% | %s |\n", implLabels[im], us(h.stat(sc.id, im, mP50).Med), fmtUs(s),
 				us(h.stat(sc.id, im, mP999).Med), us(h.stat(sc.id, im, mMax).Med), num(sumVals(h.values(sc.id, im, mLost))),
-				us(h.stat(sc.id, im, mReplyP99).Med), 100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med)
+				us(h.stat(sc.id, im, mReplyP99).Med), 100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med,
+				fmtPct(h.stat(sc.id, im, mOtherCPU)))
 		}
 	default:
 		extra := ""
@@ -242,8 +243,8 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 		if side {
 			extra = " IAMAT p99 alongside | fake Places CPU |"
 		}
-		cols := 8 + strings.Count(extra, "|")
-		fmt.Fprintf(b, "| implementation | replies/s (median, min-max) | p50 | p99 | p99.9 | errors | server CPU | loadgen CPU |%s\n", extra)
+		cols := 9 + strings.Count(extra, "|")
+		fmt.Fprintf(b, "| implementation | replies/s (median, min-max) | p50 | p99 | p99.9 | errors | server CPU | loadgen CPU | other CPU |%s\n", extra)
 		b.WriteString("|" + strings.Repeat(" --- |", cols) + "\n")
 		for _, im := range impls {
 			s := h.stat(sc.id, im, mThroughput)
@@ -251,9 +252,9 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 				fmt.Fprintf(b, "| %s | %s |%s\n", implLabels[im], h.why(sc.id, im), strings.Repeat(" |", cols-2))
 				continue
 			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% |", implLabels[im], fmtNum(s), us(h.stat(sc.id, im, mP50).Med),
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% | %s |", implLabels[im], fmtNum(s), us(h.stat(sc.id, im, mP50).Med),
 				us(h.stat(sc.id, im, mP99).Med), us(h.stat(sc.id, im, mP999).Med), num(sumVals(h.values(sc.id, im, mErrors))),
-				100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med)
+				100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med, fmtPct(h.stat(sc.id, im, mOtherCPU)))
 			switch {
 			case side:
 				fmt.Fprintf(b, " %s | %.0f%% |", fmtUs(h.stat(sc.id, im, mSideP99)), 100*h.stat(sc.id, im, mPlacesCPU).Med)
@@ -446,11 +447,17 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 	for _, t := range h.targets(allocs, allocErr) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t.ID, t.What, t.Goal, t.Measured, t.Verdict)
 	}
+	if busy := h.foreignLoad(); len(busy) > 0 {
+		b.WriteString("\n**Other processes used the cores during some runs** (\"other CPU\": the machine's busy time from " +
+			"/proc/stat minus the servers', the fake Places' and the load generator's), so those runs' latencies and rates " +
+			"are partly the other load's: " + strings.Join(busy, "; ") + ". Re-run on an idle machine for figures to rely on.\n")
+	}
 	b.WriteString("\n## Results\n\n")
 	b.WriteString("Latencies are per request, from the write of its batch (closed loop) or from its intended send time " +
 		"(open loop: propagation and the IAMAT load alongside WHATSAT), to the end of its reply. \"server CPU\" is the CPU " +
 		"time of the server processes (all of them for a herd) and \"loadgen CPU\" the load generator's own, each over the " +
-		"run's wall time: 100% is one core of the " + fmt.Sprint(env.Cores) + ".\n\n")
+		"run's wall time: 100% is one core of the " + fmt.Sprint(env.Cores) + "; \"other CPU\" is what the rest of the machine " +
+		"used meanwhile (the busy time of /proc/stat minus those), which should be near 0% on an idle machine.\n\n")
 	for _, sc := range scenarios {
 		if len(h.o.only) > 0 && !h.o.only[sc.id] {
 			continue
@@ -545,4 +552,26 @@ func (h *harness) herdModes() string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+func fmtPct(s spread) string {
+	if !s.ok() {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.0f%%", 100*s.Med)
+}
+
+// foreignLoad lists the scenarios and implementations whose runs shared the machine with other
+// processes using more than a tenth of a core (median over the runs), or one run more than half.
+func (h *harness) foreignLoad() []string {
+	var out []string
+	for _, sc := range scenarios {
+		for _, im := range sc.impls {
+			s := h.stat(sc.id, im, mOtherCPU)
+			if s.ok() && (s.Med > 0.1 || s.Max > 0.5) {
+				out = append(out, fmt.Sprintf("`%s` %s %.0f%% (%.0f-%.0f%%) of a core", sc.id, implLabels[im], 100*s.Med, 100*s.Min, 100*s.Max))
+			}
+		}
+	}
+	return out
 }

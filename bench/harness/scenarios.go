@@ -308,6 +308,9 @@ func (m measurement) brief() string {
 	if m.Side != nil {
 		s += fmt.Sprintf("; IAMAT alongside p99 %.0fus", m.Side.Latency.P99)
 	}
+	if o, ok := mOtherCPU(m); ok && o > 0.1 {
+		s += fmt.Sprintf(" (other processes used %.0f%% of a core)", 100*o)
+	}
 	if r.Errors > 0 {
 		s += fmt.Sprintf(" errors %d %v", r.Errors, r.ErrorKinds)
 	}

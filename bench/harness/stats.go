@@ -62,6 +62,14 @@ var (
 		return m.Res.ReplyLatency.P99, true
 	}
 	mServerCPU = resMetric(func(m measurement) float64 { return m.ServerCPU })
+	// mOtherCPU is the CPU other processes used during the run, in cores.
+	mOtherCPU = func(m measurement) (float64, bool) {
+		if m.Err != "" || m.Res == nil || m.MachineCPU <= 0 {
+			return 0, false
+		}
+		lg, _ := mCPU(m)
+		return max(m.MachineCPU-m.ServerCPU-m.PlacesCPU-lg, 0), true
+	}
 	mPlacesCPU = resMetric(func(m measurement) float64 { return m.PlacesCPU })
 	mSideP99   = func(m measurement) (float64, bool) {
 		if m.Err != "" || m.Side == nil {
