@@ -305,7 +305,7 @@ func TestParseStatBusy(t *testing.T) {
 		ok   bool
 	}{
 		// user nice system idle iowait irq softirq steal guest guest_nice
-		{"cpu  100 20 30 5000 40 5 5 0 7 0\ncpu0 1 2 3 4\n", 1.60, true},
+		{"cpu  100 20 30 5000 40 5 5 3 7 0\ncpu0 1 2 3 4\n", 1.50, true},
 		{"cpu  100 0 100 900 0\n", 2.00, true},
 		{"cpu0 1 2 3 4 5\n", 0, false},
 		{"cpu  1 x 3 4 5\n", 0, false},

@@ -1,8 +1,10 @@
-// Command harness runs every benchmark scenario against every server implementation, each as
-// its own process, and regenerates BENCHMARKS.md (with PNG charts) from the results: the
+// Command harness runs every benchmark scenario against every server implementation, each in
+// processes of its own, and regenerates BENCHMARKS.md (with PNG charts) from the results: the
 // reactor server (cmd/herd, logging on and off), the goroutine-per-connection baseline
 // (bench/baseline), the Python asyncio baseline (bench/asyncio, plain and uvloop) and Redis
-// (inline SET) as the reference single-threaded reactor, all driven by bench/loadgen.
+// (inline SET) as the reference single-threaded reactor, all driven by bench/loadgen. A Go
+// server's five-server herd is one process (herd run, baseline run; -herd-procs: one per
+// server), a Python herd one process per server.
 //
 //	go run ./bench/harness            the full run (about 9 minutes on two cores), writes BENCHMARKS.md
 //	go run ./bench/harness -smoke     seconds: start everything, check the replies, write nothing

@@ -448,7 +448,7 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t.ID, t.What, t.Goal, t.Measured, t.Verdict)
 	}
 	if busy := h.foreignLoad(); len(busy) > 0 {
-		b.WriteString("\n**Other processes used the cores during some runs** (\"other CPU\": the machine's busy time from " +
+		b.WriteString("\n**Other processes used the cores during some runs** (\"other CPU\": the machine's user and system time from " +
 			"/proc/stat minus the servers', the fake Places' and the load generator's), so those runs' latencies and rates " +
 			"are partly the other load's: " + strings.Join(busy, "; ") + ". Re-run on an idle machine for figures to rely on.\n")
 	}
@@ -457,7 +457,7 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 		"(open loop: propagation and the IAMAT load alongside WHATSAT), to the end of its reply. \"server CPU\" is the CPU " +
 		"time of the server processes (all of them for a herd) and \"loadgen CPU\" the load generator's own, each over the " +
 		"run's wall time: 100% is one core of the " + fmt.Sprint(env.Cores) + "; \"other CPU\" is what the rest of the machine " +
-		"used meanwhile (the busy time of /proc/stat minus those), which should be near 0% on an idle machine.\n\n")
+		"used meanwhile (user and system time of /proc/stat minus those), which should be near 0% on an idle machine.\n\n")
 	for _, sc := range scenarios {
 		if len(h.o.only) > 0 && !h.o.only[sc.id] {
 			continue
