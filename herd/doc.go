@@ -65,6 +65,14 @@
 //     is cut off: aborted, with a log line saying why. A connection over max_clients is accepted
 //     and closed at once, with a log line. Memory per client is therefore bounded by max_line +
 //     max_unsent plus the WHATSATs it may have waiting.
+//   - Open files. Each client is a file descriptor, and an accept that fails with EMFILE stops
+//     gnet's acceptor, and so the server, for good. cmd/herd raises the soft RLIMIT_NOFILE to
+//     the hard limit at start, and each server lowers its max_clients (with a WARN record) to
+//     half of its share of the limit: (soft - 64) / servers in the process, less what its
+//     listener, log and links take (Server.MaxClients). A burst of refused connections can
+//     still exhaust the limit; then the server's loop ends, Server.Done is closed and
+//     Server.Err says why, and cmd/herd exits 1 ("herd: Hill stopped: ...") rather than run
+//     on without it.
 //   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients: new connections are accepted
 //     and closed at once until the loop stops (the reactor has no way to close a listener
 //     alone). Idle clients are closed; busy ones are closed after their last reply; links are

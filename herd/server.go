@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/codec"
@@ -27,6 +28,7 @@ type options struct {
 	logOut   io.Writer
 	debug    bool
 	workers  int
+	servers  int // servers in this process (NewHerd): they share the descriptor limit
 }
 
 // WithClock makes the server take receive times from now instead of time.Now (tests use it to
@@ -89,12 +91,13 @@ type Server struct {
 	logInfo bool // log lines in and out (checked once: the level never changes)
 	now     func() time.Time
 
-	addr     atomic.Pointer[net.TCPAddr]
-	started  atomic.Bool // Start was called
-	running  atomic.Bool // the loop started
-	shutOnce sync.Once
-	shutErr  error
-	metrics  Metrics
+	addr       atomic.Pointer[net.TCPAddr]
+	started    atomic.Bool // Start was called
+	running    atomic.Bool // the loop started
+	shutOnce   sync.Once
+	shutErr    error
+	shutCalled atomic.Bool // Shutdown was called: a loop that ends now was stopped, not failed
+	metrics    Metrics
 
 	// Loop-owned state.
 	table      *Table
@@ -174,7 +177,79 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	for _, p := range sc.Peers {
 		s.links = append(s.links, &link{s: s, name: p})
 	}
+	s.capClients(max(o.servers, 1))
 	return s, nil
+}
+
+// fdReserve is how many file descriptors a process keeps for what is not a client connection
+// (log files, the Places provider's HTTP connections, the runtime); fdPerServer adds what one
+// server needs besides its clients (listener, wake-up pipe, log file) and fdPerLink each link.
+const (
+	fdReserve   = 64
+	fdPerServer = 8
+	fdPerLink   = 2
+)
+
+// capClients lowers max_clients (see clientCap) if the process's descriptor limit cannot hold
+// that many connections for each of the servers it runs, and logs it.
+func (s *Server) capClients(servers int) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return
+	}
+	n, capped := clientCap(s.lim.MaxClients, rl.Cur, servers, len(s.links))
+	if capped {
+		s.log.Warn("max_clients lowered to fit the open file limit", "max_clients", s.lim.MaxClients,
+			"effective", n, "nofile", rl.Cur, "servers_in_process", servers)
+		s.lim.MaxClients = n
+	}
+}
+
+// clientCap returns the most client connections one of servers servers (with links links each)
+// may hold so that the process stays under soft open descriptors: max_clients, or less, and
+// at least 1; capped says whether it is less. Past the limit accept fails with EMFILE, which
+// stops gnet's acceptor (and so the server) for good: the cap keeps the server refusing
+// connections itself instead, with half its share of descriptors left for those it refuses.
+func clientCap(maxClients int, soft uint64, servers, links int) (n int, capped bool) {
+	if servers < 1 {
+		servers = 1
+	}
+	if soft >= 1<<40 { // unlimited, in effect
+		return maxClients, false
+	}
+	// Half the share: connections over the cap still take a descriptor until the loop closes
+	// them, and gnet's acceptor may take a burst of them first.
+	budget := max(((int64(soft)-fdReserve)/int64(servers)-fdPerServer-fdPerLink*int64(links))/2, 1)
+	if int64(maxClients) <= budget {
+		return maxClients, false
+	}
+	return int(budget), true
+}
+
+// MaxClients returns the most client connections the server accepts at once: max_clients, or
+// less when the process's open file limit cannot hold that many (see the package doc). Any
+// goroutine.
+func (s *Server) MaxClients() int { return s.lim.MaxClients }
+
+// Done returns a channel closed when the server's loop has ended: after Shutdown, or on its own
+// (see Err). Any goroutine.
+func (s *Server) Done() <-chan struct{} { return s.loop.Done() }
+
+// Err returns why the server's loop ended, once Done is closed: nil after Shutdown, else the
+// engine's error (or one saying the loop ended on its own). Nil while it runs. Any goroutine.
+func (s *Server) Err() error {
+	select {
+	case <-s.loop.Done():
+	default:
+		return nil
+	}
+	if s.shutCalled.Load() {
+		return nil
+	}
+	if err := s.loop.Wait(); err != nil {
+		return fmt.Errorf("herd: %s: event loop ended: %w", s.name, err)
+	}
+	return fmt.Errorf("herd: %s: event loop ended on its own (see its log)", s.name)
 }
 
 // NewProvider builds the Places provider a config names (with request coalescing and the
@@ -334,6 +409,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	s.shutCalled.Store(true)
 	var err error
 	if s.running.Load() {
 		drained := make(chan struct{})
@@ -609,6 +685,8 @@ func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 		}
 		opts = append(opts[:len(opts):len(opts)], WithProvider(p))
 	}
+	n := len(cfg.Servers)
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers = n })
 	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server)}
 	for _, sc := range cfg.Servers {
 		s, err := NewServer(cfg, sc.Name, opts...)

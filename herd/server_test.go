@@ -681,3 +681,55 @@ func TestStartBindError(t *testing.T) {
 		t.Errorf("Shutdown after a failed Start: %v", err)
 	}
 }
+
+// TestClientCapFitsFileLimit: max_clients is lowered so that every server of the process
+// together stays under the open file limit (past it gnet's acceptor fails and stops).
+func TestClientCapFitsFileLimit(t *testing.T) {
+	tests := []struct {
+		max     int
+		soft    uint64
+		servers int
+		links   int
+		want    int
+		capped  bool
+	}{
+		{16384, 1 << 20, 5, 3, 16384, false},
+		{16384, 1024, 1, 2, (1024 - 64 - 8 - 4) / 2, true},
+		{16384, 1024, 5, 3, ((1024-64)/5 - 8 - 6) / 2, true},
+		{50, 1024, 5, 3, 50, false},
+		{16384, 40, 1, 0, 1, true},
+		{16384, 1<<63 - 1, 5, 3, 16384, false},
+		{10, 0, 0, 0, 1, true},
+	}
+	for _, tt := range tests {
+		got, capped := clientCap(tt.max, tt.soft, tt.servers, tt.links)
+		if got != tt.want || capped != tt.capped {
+			t.Errorf("clientCap(%d, %d, %d, %d) = %d, %v; want %d, %v", tt.max, tt.soft, tt.servers, tt.links, got, capped, tt.want, tt.capped)
+		}
+	}
+}
+
+// TestServerStoppedOnItsOwnReports: a loop that ends without Shutdown closes Done and Err says
+// so; after Shutdown, Err is nil.
+func TestServerStoppedOnItsOwnReports(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "A"}, ServerConfig{Name: "B"})
+	a := startServer(t, cfg, "A")
+	b := startServer(t, cfg, "B")
+	if a.Err() != nil {
+		t.Fatalf("Err while running: %v", a.Err())
+	}
+	a.loop.Stop() // what an engine failure (EMFILE in the acceptor) does
+	select {
+	case <-a.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed")
+	}
+	if err := a.Err(); err == nil || !strings.Contains(err.Error(), "A: event loop ended") {
+		t.Errorf("Err = %v", err)
+	}
+	shutdown(t, b)
+	<-b.Done()
+	if err := b.Err(); err != nil {
+		t.Errorf("Err after Shutdown = %v", err)
+	}
+}

@@ -161,6 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	raiseFileLimit(stdout)
 	if cmd == "serve" {
 		return serve(ctx, cfg, name, *grace, stdout)
 	}
@@ -179,12 +180,69 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 	for _, s := range h.Servers() {
 		fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", s.Name(), s.Addr(), strings.Join(bound.Server(s.Name()).Peers, ", "))
 	}
+	for _, s := range h.Servers() {
+		capped(stdout, cfg, s)
+	}
 	hello(stdout, bound, h.Servers()[0].Addr().String())
-	<-ctx.Done()
-	fmt.Fprintln(stdout, "herd: stopping")
+	started(h.Servers())
+	failed := waitStop(ctx, h.Servers(), stdout)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	return h.Shutdown(sctx)
+	err = h.Shutdown(sctx)
+	if failed != nil {
+		return failed
+	}
+	return err
+}
+
+// capped says when a server takes fewer clients than max_clients (the open file limit).
+func capped(stdout io.Writer, cfg *herd.Config, s *herd.Server) {
+	if n := s.MaxClients(); n < cfg.Limits.MaxClients {
+		fmt.Fprintf(stdout, "herd: %s: max_clients lowered from %d to %d to fit the open file limit\n", s.Name(), cfg.Limits.MaxClients, n)
+	}
+}
+
+// started is called once the servers accept connections (tests use it).
+var started = func([]*herd.Server) {}
+
+// waitStop waits for ctx (a signal), or for a server's loop to end on its own: then the process
+// must not go on without it, and waitStop returns why.
+func waitStop(ctx context.Context, servers []*herd.Server, stdout io.Writer) error {
+	ended := make(chan *herd.Server, len(servers))
+	for _, s := range servers {
+		go func() {
+			select {
+			case <-s.Done():
+				ended <- s
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "herd: stopping")
+		return nil
+	case s := <-ended:
+		why := "its event loop ended"
+		if err := s.Err(); err != nil {
+			why = strings.TrimPrefix(err.Error(), "herd: "+s.Name()+": ")
+		}
+		return fmt.Errorf("herd: %s stopped: %s", s.Name(), why)
+	}
+}
+
+// raiseFileLimit raises the soft limit on open files to the hard limit: each client is a file
+// descriptor, and a server past the limit cannot accept. The servers lower max_clients to fit
+// what is left (see herd.Server.MaxClients).
+func raiseFileLimit(stdout io.Writer) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur >= rl.Max {
+		return
+	}
+	rl.Cur = rl.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		fmt.Fprintf(stdout, "herd: cannot raise the open file limit to %d: %v\n", rl.Max, err)
+	}
 }
 
 func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Duration, stdout io.Writer) error {
@@ -200,12 +258,17 @@ func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Durati
 	}
 	sc := cfg.Server(name)
 	fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", name, s.Addr(), strings.Join(sc.Peers, ", "))
+	capped(stdout, cfg, s)
 	hello(stdout, cfg, s.Addr().String())
-	<-ctx.Done()
-	fmt.Fprintln(stdout, "herd: stopping")
+	started([]*herd.Server{s})
+	failed := waitStop(ctx, []*herd.Server{s}, stdout)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	return s.Shutdown(sctx)
+	err = s.Shutdown(sctx)
+	if failed != nil {
+		return failed
+	}
+	return err
 }
 
 // hello says how to talk to the herd.

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/herd"
 )
 
 // syncBuffer is a bytes.Buffer that run writes while the test reads.
@@ -249,7 +251,13 @@ type proc struct {
 
 func start(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(buildHerd(t), args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	return startCmd(t, dir, buildHerd(t), args...)
+}
+
+// startCmd starts name (the binary, or a shell that runs it) with args.
+func startCmd(t *testing.T, dir, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(name, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), "GOOGLE_PLACES_API_KEY=")
 	out, err := p.cmd.StdoutPipe()
@@ -407,5 +415,89 @@ func TestRunPortTaken(t *testing.T) {
 		if exitCode(err) != 1 || !strings.Contains(fmt.Sprint(err), "address already in use") {
 			t.Errorf("herd %v: %v (exit %d)", args, err, exitCode(err))
 		}
+	}
+}
+
+// TestFileLimitNoSilentStop: under a small open file limit (soft = hard, so it cannot be
+// raised) a burst of more connections than descriptors never leaves the process running
+// without accepting: max_clients is lowered to fit, and the server either answers again once
+// the burst is gone or, if gnet's acceptor failed anyway, the process exits 1 naming it.
+func TestFileLimitNoSilentStop(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildHerd(t)
+	p := startCmd(t, dir, "sh", "-c", `ulimit -n 60 && exec "$0" "$@"`, bin, "serve", "-config", testConfig(t, dir), "Alpha")
+	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
+	if !strings.Contains(p.stdout.String(), "Alpha: max_clients lowered from 16384 to ") {
+		t.Errorf("no word of the lowered max_clients in %q", p.stdout.String())
+	}
+	addr := addrs(p.stdout.String())["Alpha"]
+	var conns []net.Conn
+	for range 100 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	exited := -1
+	waitFor(t, "an answer, or an exit that says why", func() bool {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			exited = 1
+			return true
+		default:
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "IAMAT phone +1.5-2.5 1700000000\n")
+		c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		return strings.HasPrefix(string(b), "AT Alpha ")
+	})
+	if exited >= 0 {
+		if code := p.wait(t); code != 1 || !strings.Contains(p.stderr.String(), "herd: Alpha stopped: ") {
+			t.Errorf("exit %d, stderr %q", code, p.stderr.String())
+		}
+		return
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.stderr.String())
+	}
+}
+
+// TestServerStoppedExits: a server whose loop ends while no signal came makes run return at
+// once with an error naming it (exit 1), instead of running on without it.
+func TestServerStoppedExits(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	defer func(f func([]*herd.Server)) { started = f }(started)
+	started = func(servers []*herd.Server) {
+		for _, s := range servers {
+			if s.Name() == "Beta" {
+				go s.Shutdown(context.Background()) // its loop ends; run was not told to stop
+			}
+		}
+	}
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(context.Background(), []string{"run", "-config", cfg}, &stdout, &stderr) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.HasPrefix(err.Error(), "herd: Beta stopped: ") {
+			t.Errorf("run: %v", err)
+		}
+		if code := exitCode(err); code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run goes on after a server stopped")
 	}
 }
