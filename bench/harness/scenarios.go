@@ -244,6 +244,13 @@ func whatsat(ctx context.Context, h *harness, sc *scenario, impl, tag string) me
 
 // full runs every selected scenario and writes the report.
 func (h *harness) full(ctx context.Context) error {
+	if b0, err := machineBusy(); err == nil {
+		// Nothing of ours runs yet: whatever the cores do now is other processes' work.
+		time.Sleep(time.Second)
+		if b1, err := machineBusy(); err == nil && b1-b0 > 0.2 {
+			h.logf("warning: other processes are using %.0f%% of a core before the run starts; the figures will share the cores with them", 100*(b1-b0))
+		}
+	}
 	for _, sc := range scenarios {
 		if len(h.o.only) > 0 && !h.o.only[sc.id] {
 			continue
