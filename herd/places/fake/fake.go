@@ -85,8 +85,10 @@ type Server struct {
 	idle    map[net.Conn]struct{} // keep-alive connections between requests; under mu
 }
 
-// MaxCached bounds the answers the fake keeps built; past it, the cache starts over.
-const MaxCached = 4096
+// MaxCached bounds the answers the fake keeps built; past it, the cache starts over. It is
+// above the 10,000 distinct locations a default loadgen run asks about (a cache smaller than
+// a working set asked in turn would never hit): about 350 MB of 20-result bodies for those.
+const MaxCached = 16384
 
 // bodyKey is a question whose answer body is cached: the answer depends on nothing else.
 type bodyKey struct {
@@ -603,7 +605,7 @@ func LegacyBody(lat, lng, radius float64, n int) []byte {
 	if len(ps) == 20 {
 		top = append(top, codec.Member{Key: "next_page_token", Value: "AW30NDy9cfn_IpTGDItApfS1Sn88F6qi6c802LmFe1Zxhrte6JC1xL_QqZuxjRs2VaIW4e9ZlU8Fv"})
 	}
-	return codec.AppendStyled(nil, top)
+	return codec.AppendStyled(make([]byte, 0, 512+1800*len(ps)), top) // a page is ~1.75 KB a place
 }
 
 func kindColor(kind string) string {
