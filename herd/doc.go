@@ -73,10 +73,13 @@
 //     still exhaust the limit; then the server's loop ends, Server.Done is closed and
 //     Server.Err says why, and cmd/herd exits 1 ("herd: Hill stopped: ...") rather than run
 //     on without it.
-//   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients: new connections are accepted
-//     and closed at once until the loop stops (the reactor has no way to close a listener
-//     alone). Idle clients are closed; busy ones are closed after their last reply; links are
-//     flushed and closed; no more redials. After the grace period whatever is left is dropped.
+//   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients: the listener is closed
+//     (reactor.Loop.CloseListeners), so new connections are refused; where the reactor cannot
+//     do that (not Linux) they are accepted and closed at once until the loop stops. No more
+//     redials. Idle clients are closed; busy ones are closed after their last reply, and an
+//     IAMAT answered meanwhile is stored and flooded as usual. Once no client is left the
+//     links are flushed and closed, and the loop stops when they are down. After the grace
+//     period whatever is left is dropped.
 //   - Config. Missing keys take their defaults (see Limits and DefaultConfig). places.provider
 //     defaults to "google" when a key is set (in the file or GOOGLE_PLACES_API_KEY) and to
 //     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown

@@ -221,6 +221,7 @@ func (p *linkProto) ConnectionLost(err error) {
 		s.log.Info("link down", "peer", l.name)
 	}
 	l.redialLater()
+	s.checkDrained()
 }
 
 // PauseWriting implements reactor.WriteFlowController.

@@ -100,17 +100,18 @@ type Server struct {
 	metrics    Metrics
 
 	// Loop-owned state.
-	table      *Table
-	clients    map[uint64]*clientConn
-	links      []*link
-	peerIPs    map[netip.Addr]bool
-	peerLocal  bool // a neighbour listens on an unspecified address: loopback counts as its host
-	inflight   map[string]*placesCall
-	stopping   bool
-	drained    chan struct{} // closed when stopping and no client is owed a reply
-	floodSoon  bool          // a flushLinks is scheduled
-	scratch    []byte        // AT lines under construction
-	keyScratch []byte
+	table        *Table
+	clients      map[uint64]*clientConn
+	links        []*link
+	peerIPs      map[netip.Addr]bool
+	peerLocal    bool // a neighbour listens on an unspecified address: loopback counts as its host
+	inflight     map[string]*placesCall
+	stopping     bool
+	linksStopped bool
+	drained      chan struct{} // closed when stopping and no client is owed a reply
+	floodSoon    bool          // a flushLinks is scheduled
+	scratch      []byte        // AT lines under construction
+	keyScratch   []byte
 }
 
 // NewServer builds the server called name of cfg (validated by LoadConfig, ParseConfig or
@@ -417,7 +418,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 			select {
 			case <-drained:
 			case <-ctx.Done():
-				err = fmt.Errorf("herd: %s: shutdown: replies still owed: %w", s.name, ctx.Err())
+				err = fmt.Errorf("herd: %s: shutdown: replies or floods still owed: %w", s.name, ctx.Err())
 			case <-s.loop.Done():
 			}
 		}
@@ -447,15 +448,16 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return err
 }
 
-// beginStop runs on the loop: no more redials, links flushed and closed once written, idle
-// clients closed, busy ones closed after their last reply.
+// beginStop runs on the loop: the listener closed (or, where the reactor cannot, new
+// connections closed at once), no more redials, idle clients closed, busy ones closed after
+// their last reply; then (checkDrained) the links flushed, with what those last replies
+// stored, and closed once written.
 func (s *Server) beginStop(drained chan struct{}) {
 	s.stopping = true
 	s.drained = drained
 	s.log.Info("shutting down", "clients", len(s.clients))
-	s.flushLinks()
-	for _, l := range s.links {
-		l.stop()
+	if err := s.loop.CloseListeners(); err != nil {
+		s.log.Info("listener left open while stopping: new connections are closed at once", "err", err)
 	}
 	for _, c := range s.clients {
 		c.maybeFinish()
@@ -463,12 +465,26 @@ func (s *Server) beginStop(drained chan struct{}) {
 	s.checkDrained()
 }
 
-// checkDrained closes s.drained once no client is left. Loop only.
+// checkDrained moves the stop on: once no client is left, the links are flushed and closed,
+// and once they are down s.drained is closed. Loop only.
 func (s *Server) checkDrained() {
-	if s.stopping && s.drained != nil && len(s.clients) == 0 {
-		close(s.drained)
-		s.drained = nil
+	if !s.stopping || s.drained == nil || len(s.clients) > 0 {
+		return
 	}
+	if !s.linksStopped {
+		s.linksStopped = true
+		s.flushLinks()
+		for _, l := range s.links {
+			l.stop()
+		}
+	}
+	for _, l := range s.links {
+		if l.up {
+			return // its ConnectionLost calls again
+		}
+	}
+	close(s.drained)
+	s.drained = nil
 }
 
 // flood queues an AT line (without "\n") on every link that is up, to be flushed once this

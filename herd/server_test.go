@@ -3,11 +3,14 @@ package herd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -731,5 +734,104 @@ func TestServerStoppedOnItsOwnReports(t *testing.T) {
 	<-b.Done()
 	if err := b.Err(); err != nil {
 		t.Errorf("Err after Shutdown = %v", err)
+	}
+}
+
+// gateProvider answers every request with stubProvider's body once open is closed.
+type gateProvider struct{ open chan struct{} }
+
+func (gateProvider) Name() string { return "gate" }
+
+func (g gateProvider) Nearby(ctx context.Context, req places.Request) ([]byte, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return stubProvider{}.Nearby(ctx, req)
+}
+
+// stoppingWithBusyClient starts A (with a Places gate) and B, linked; a client of A has a
+// WHATSAT waiting on the gate when A's Shutdown starts. It returns A, B, the client, a func
+// that opens the gate, and the channel Shutdown's error arrives on.
+func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func(), done chan error) {
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var closeGate sync.Once
+	release = func() { closeGate.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	// A gets its own provider: rebuild it with the gate.
+	a, err = NewServer(cfg, "A", WithProvider(gateProvider{gate}), WithDebug(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.servers[0], h.byName["A"] = a, a
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, h) })
+	b = h.Server("B")
+	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	c = dial(t, a.Addr())
+	c.send("IAMAT x +1+1 5\nWHATSAT x 10 1\n")
+	c.line()
+	waitFor(t, "the WHATSAT to wait", func() bool { return a.Metrics().WHATSATs.Load() == 1 })
+	done = make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- a.Shutdown(ctx)
+	}()
+	return a, b, c, release, done
+}
+
+// TestShutdownFloodsLateIAMAT: an IAMAT answered while the server drains its clients is
+// flooded before the links close.
+func TestShutdownFloodsLateIAMAT(t *testing.T) {
+	_, b, c, release, done := stoppingWithBusyClient(t)
+	// The stop has begun once the listener is closed (or new connections are refused).
+	waitFor(t, "the stop to begin", func() bool { return b.Metrics().LinksUp.Load() == 0 })
+	c.send("IAMAT late +2+2 6\n")
+	release()
+	if got := c.whatsat(); !strings.HasPrefix(got, "AT A ") {
+		t.Errorf("WHATSAT reply %q", got)
+	}
+	late := strings.TrimSuffix(c.line(), "\n")
+	if !strings.HasPrefix(late, "AT A ") {
+		t.Fatalf("late IAMAT reply %q", late)
+	}
+	c.eof()
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	waitRecord(t, []*Server{b}, "late", late)
+}
+
+// TestShutdownStopsAccepting: once a stop begins, new connections are refused by the kernel
+// (the listener is closed), while the clients owed replies are still served.
+func TestShutdownStopsAccepting(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reactor.CloseListeners needs Linux")
+	}
+	a, _, c, release, done := stoppingWithBusyClient(t)
+	waitFor(t, "connections to be refused", func() bool {
+		conn, err := net.Dial("tcp", a.Addr().String())
+		if err != nil {
+			return errors.Is(err, syscall.ECONNREFUSED)
+		}
+		conn.Close()
+		return false
+	})
+	release()
+	if got := c.whatsat(); !strings.HasPrefix(got, "AT A ") {
+		t.Errorf("WHATSAT reply %q", got)
+	}
+	c.eof()
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }
