@@ -105,10 +105,14 @@ var ws = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
 func skipWS(b []byte, i int) int {
 	// Google's layout indents with runs of spaces: take them eight at a time.
-	for len(b)-i >= 8 && binary.LittleEndian.Uint64(b[i:]) == spaces8 {
-		i += 8
-	}
-	for i < len(b) && ws[b[i]] {
+	for i < len(b) {
+		if len(b)-i >= 8 && binary.LittleEndian.Uint64(b[i:]) == spaces8 {
+			i += 8
+			continue
+		}
+		if !ws[b[i]] {
+			break
+		}
 		i++
 	}
 	return i
