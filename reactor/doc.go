@@ -53,17 +53,21 @@
 // cancelled (bind a method value or closure once and pass it each time). Both share one FIFO
 // queue.
 //
-// The pass is driven by a waker: a socketpair whose one end is a gnet connection on the loop
-// and whose other end the loop writes one byte to, only when no wake-up is pending. A wake-up
-// costs about three system calls (the write, the epoll round that reports it, gnet's read of
-// the byte), at most once per pass however many callbacks are queued: on a busy loop it is
-// shared by every event of the round, while a lone request whose reply is deferred with
-// CallSoon pays it in full (about twice the system calls of replying from DataReceived).
-// gnet has no hook at the end of an epoll round through which the loop could run the pass
-// without the waker. gnet's own
-// task queue (EventLoop.Execute) is not used: it runs tasks posted from the loop in the same
-// pass and loses FIFO order beyond about a thousand queued tasks. Timers are a heap on the loop
-// with one runtime timer set to the earliest deadline; Cancel is O(1) and lazy.
+// The pass is driven by a waker, armed at most once per pass however many callbacks are
+// queued. Off the loop, and from callbacks run by a pass, the waker is a socketpair whose one
+// end is a gnet connection on the loop and whose other end the loop writes one byte to: three
+// system calls (the write, the epoll round that reports it, gnet's read of the byte). From
+// I/O callbacks (DataReceived and the like) the pass is posted as one gnet task
+// (EventLoop.Execute), which gnet signals on its edge-triggered eventfd and never reads: two
+// system calls and one small allocation; the task runs at the end of the epoll round, after
+// its I/O events. gnet's task queue carries only that signal, never the callbacks: it runs
+// tasks posted by a task in the same round, without polling (which would let a callback that
+// reschedules itself starve I/O), and loses FIFO order beyond about a thousand queued tasks.
+// On a busy loop a wake-up is shared by every event of the round; a lone request whose reply
+// is deferred with CallSoon pays it in full (five system calls instead of three).
+//
+// Timers are a heap on the loop with one runtime timer set to the earliest deadline; Cancel
+// is O(1) and lazy.
 //
 // # Connections
 //

@@ -92,6 +92,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		l.loopGID.Store(goid())
 		l.el = c.EventLoop()
 		l.wakeConn = c
+		l.passTask = passRunnable{l}
 		c.SetContext(tag)
 		close(l.started)
 		l.armed.Store(false)

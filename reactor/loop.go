@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,6 +98,8 @@ type Loop struct {
 	armed    atomic.Bool
 	stopReq  atomic.Bool
 	wakeConn gnet.Conn // loop only
+	passTask gnet.Runnable
+	inPass   bool // loop only: a pass is running
 
 	// Loop-owned.
 	ready           []readyItem
@@ -366,7 +369,7 @@ func (l *Loop) CallSoon(fn func()) *Handle {
 	l.checkLoop("CallSoon")
 	h := &Handle{fn: fn, l: l, index: -1}
 	l.ready = append(l.ready, readyItem{h: h})
-	l.wake()
+	l.wakeOnLoop()
 	return h
 }
 
@@ -378,7 +381,7 @@ func (l *Loop) CallSoon(fn func()) *Handle {
 func (l *Loop) CallSoonFunc(fn func()) {
 	l.checkLoop("CallSoonFunc")
 	l.ready = append(l.ready, readyItem{fn: fn})
-	l.wake()
+	l.wakeOnLoop()
 }
 
 // CallSoonThreadsafe schedules fn to run on the loop; calls made by one goroutine run in the
@@ -430,10 +433,9 @@ func (it readyItem) take() func() {
 	return fn
 }
 
-// wake makes the loop run a pass soon. Any goroutine. The armed flag makes this at most one
-// waker write per pass, however many callbacks are queued: the pass clears it as it begins.
-// gnet offers no hook at the end of an epoll round, so the write (and gnet's read of it and
-// the epoll round that reports it) cannot be skipped even when it is made on the loop.
+// wake makes the loop run a pass soon, by writing the waker. Any goroutine. The armed flag
+// makes this at most one wake-up per pass, however many callbacks are queued: the pass clears
+// it as it begins.
 func (l *Loop) wake() {
 	if l.armed.Load() || !l.armed.CompareAndSwap(false, true) {
 		return
@@ -441,6 +443,38 @@ func (l *Loop) wake() {
 	l.mu.Lock()
 	l.writeWakeLocked()
 	l.mu.Unlock()
+}
+
+// wakeOnLoop is wake for callers on the loop. In an I/O callback it posts the pass as a gnet
+// task: gnet signals its own edge-triggered eventfd, which it never reads, so the wake-up
+// costs a write and no read (the waker socket costs both), and one small allocation (gnet's
+// closure around the task). The task runs at the end of the epoll round, after its I/O
+// events. During a pass it writes the waker instead: gnet runs a task posted by a running
+// task in the same round, without polling, so a callback that reschedules itself would
+// starve I/O.
+func (l *Loop) wakeOnLoop() {
+	if l.inPass || l.el == nil || l.stopping {
+		l.wake()
+		return
+	}
+	if l.armed.Load() || !l.armed.CompareAndSwap(false, true) {
+		return
+	}
+	if l.el.Execute(context.Background(), l.passTask) != nil {
+		l.mu.Lock()
+		l.writeWakeLocked()
+		l.mu.Unlock()
+	}
+}
+
+// passRunnable runs a pass as a gnet task (see wakeOnLoop).
+type passRunnable struct{ l *Loop }
+
+func (p passRunnable) Run(context.Context) error {
+	if p.l.pass() == gnet.Shutdown {
+		return gerrors.ErrEngineShutdown
+	}
+	return nil
 }
 
 var wakeByte = []byte{1}
@@ -463,6 +497,8 @@ func (l *Loop) writeWakeLocked() {
 // pass runs one turn of the loop's own work, in the waker's OnTraffic: thread-safe callbacks,
 // due timers and the callbacks that were ready when it began (asyncio's _run_once).
 func (l *Loop) pass() gnet.Action {
+	l.inPass = true
+	defer func() { l.inPass = false }()
 	l.armed.Store(false)
 	if l.stopping {
 		return l.exitWhenEnrolled()

@@ -420,3 +420,89 @@ func TestOnLoop(t *testing.T) {
 		t.Fatalf("goroutine ids %d, %d (test %d): want positive and distinct", a, b, goid())
 	}
 }
+
+// TestCallSoonFromIO checks callbacks queued by an I/O callback: they run without a waker
+// write (gnet's task queue wakes the loop), and one that keeps rescheduling itself from there
+// still leaves the loop polling its sockets.
+func TestCallSoonFromIO(t *testing.T) {
+	var l *Loop
+	type res struct{ wakes uint64 }
+	results := make(chan res, 16)
+	var spins int
+	var spin func()
+	spin = func() {
+		spins++
+		l.CallSoonFunc(spin)
+	}
+	startLoopWith(t, Options{Debug: true}, func(lp *Loop) []ProtocolFactory {
+		l = lp // before the loop starts
+		return []ProtocolFactory{func() Protocol {
+			return &collector{onData: func(c *collector) {
+				first := spins == 0
+				w0 := l.wakes
+				l.CallSoonFunc(func() {
+					results <- res{wakes: l.wakes - w0}
+					c.t.Write([]byte("ok\n"))
+				})
+				if first {
+					l.CallSoonFunc(spin)
+				}
+			}}
+		}}
+	})
+	nc, err := net.Dial("tcp", l.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(nc)
+	for i := range 5 {
+		fmt.Fprintf(nc, "ping %d\n", i)
+		if line, err := r.ReadString('\n'); err != nil || line != "ok\n" {
+			t.Fatalf("reply %d: %q %v", i, line, err)
+		}
+		if got := <-results; i == 0 && got.wakes != 0 {
+			// Later rounds share passes with the spinning callback, which writes the waker.
+			t.Fatalf("%d waker writes for a callback queued by DataReceived, want 0", got.wakes)
+		}
+	}
+	n := 0
+	onLoop(t, l, func() { n = spins; spin = func() {} })
+	if n == 0 {
+		t.Fatal("the self-requeuing callback never ran")
+	}
+}
+
+// TestStopFromIOAfterCallSoon stops the loop from DataReceived after a CallSoonFunc armed the
+// wake-up as a gnet task, so that the pass run by that task is the one that shuts down.
+func TestStopFromIOAfterCallSoon(t *testing.T) {
+	var l *Loop
+	ran := make(chan struct{}, 1)
+	lost := make(chan error, 1)
+	startLoopWith(t, Options{Debug: true}, func(lp *Loop) []ProtocolFactory {
+		l = lp
+		return []ProtocolFactory{func() Protocol {
+			return &collector{lost: lost, onData: func(c *collector) {
+				l.CallSoonFunc(func() { ran <- struct{}{} })
+				l.Stop()
+			}}
+		}}
+	})
+	nc, err := net.Dial("tcp", l.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write([]byte("stop\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("loop did not stop")
+	}
+	if len(ran) != 1 || len(lost) != 1 {
+		t.Fatalf("callback ran: %v, ConnectionLost ran: %v; want both", len(ran) == 1, len(lost) == 1)
+	}
+}

@@ -63,7 +63,7 @@ func (l *Loop) callAt(when time.Time, fn func()) *Handle {
 	l.pushTimer(h)
 	if h.index == 0 {
 		if !when.After(time.Now()) {
-			l.wake() // due already: no need for the runtime timer's goroutine hop
+			l.wakeOnLoop() // due already: no need for the runtime timer's goroutine hop
 		} else {
 			l.resetTimer()
 		}

@@ -427,7 +427,7 @@ func (l *Loop) connLost(t *Transport, err error) {
 		return
 	}
 	l.ready = append(l.ready, readyItem{fn: func() { l.run("ConnectionLost", func() { p.ConnectionLost(err) }) }})
-	l.wake()
+	l.wakeOnLoop()
 }
 
 // detach switches t to writing on a duplicate of the socket, inside gnet's OnClose (before
