@@ -3,6 +3,7 @@ package herd
 import (
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/reactor"
@@ -46,6 +47,10 @@ type clientConn struct {
 	closing  bool   // Close or Abort called
 	lost     bool   // ConnectionLost ran
 	rejected bool   // closed at once: over max_clients or shutting down
+	client   bool   // sent an IAMAT, a WHATSAT or an invalid line: not a neighbour's link
+
+	lastRead  time.Time       // when the last bytes arrived (with idle_timeout only)
+	idleTimer *reactor.Handle // the idle check, re-armed lazily
 }
 
 func (s *Server) newClient() *clientConn { return &clientConn{s: s} }
@@ -56,7 +61,7 @@ func (c *clientConn) ConnectionMade(t *reactor.Transport) { c.attach(t) }
 func (c *clientConn) attach(t transport) {
 	s := c.s
 	c.t, c.id = t, t.ID()
-	if s.stopping || len(s.clients) >= s.lim.MaxClients {
+	if s.stopping || len(s.clients) >= s.lim.MaxClients && !c.neighbourRoom() {
 		c.rejected, c.stop, c.closing = true, true, true
 		s.metrics.ClientsRejected.Add(1)
 		why := "over max_clients"
@@ -68,6 +73,10 @@ func (c *clientConn) attach(t transport) {
 		return
 	}
 	s.clients[c.id] = c
+	if d := s.lim.IdleTimeout; d > 0 {
+		c.lastRead = s.loop.Time()
+		c.idleTimer = s.loop.CallLater(d, c.idleCheck)
+	}
 	s.metrics.ClientsOpen.Add(1)
 	s.metrics.ClientsTotal.Add(1)
 	if s.logInfo {
@@ -77,6 +86,40 @@ func (c *clientConn) attach(t transport) {
 		g.str("remote", addrString(t.RemoteAddr()))
 		g.end()
 	}
+}
+
+// neighbourRoom reports whether a connection over max_clients may still come in: one from a
+// neighbour's host, while there are fewer than max_clients plus one per neighbour. Loop only.
+func (c *clientConn) neighbourRoom() bool {
+	s := c.s
+	return len(s.clients) < s.lim.MaxClients+len(s.links) && s.isPeerHost(c.t.RemoteAddr())
+}
+
+// idleCheck closes the connection if it has been quiet for idle_timeout and is owed nothing,
+// else re-arms itself for the rest of the time. One timer per connection, re-armed only when
+// it fires. A connection from a neighbour's host that never sent a client's line (a
+// neighbour's link) is never closed. Loop only.
+func (c *clientConn) idleCheck() {
+	c.idleTimer = nil
+	if c.closing || c.lost {
+		return
+	}
+	s := c.s
+	d := s.lim.IdleTimeout
+	quiet := s.loop.Time().Sub(c.lastRead)
+	owed := c.head < len(c.q) || c.waiting > 0
+	exempt := !c.client && s.isPeerHost(c.t.RemoteAddr())
+	switch {
+	case owed || exempt:
+		c.idleTimer = s.loop.CallLater(d, c.idleCheck)
+		return
+	case quiet < d:
+		c.idleTimer = s.loop.CallLater(d-quiet, c.idleCheck)
+		return
+	}
+	s.log.Info("idle timeout: closing", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "idle_timeout", d)
+	c.stop, c.closing = true, true
+	c.t.Close()
 }
 
 func addrString(a net.Addr) string {
@@ -93,6 +136,9 @@ func (c *clientConn) DataReceived(data []byte) {
 		return
 	}
 	s := c.s
+	if c.idleTimer != nil {
+		c.lastRead = s.loop.Time()
+	}
 	recv := codec.FromTime(s.now()) // the moment these lines were read
 	buf := data
 	if len(c.pending) > 0 {
@@ -156,6 +202,8 @@ func (c *clientConn) ConnectionLost(err error) {
 	if c.rejected {
 		return
 	}
+	c.idleTimer.Cancel()
+	c.idleTimer = nil
 	s := c.s
 	delete(s.clients, c.id)
 	s.metrics.ClientsOpen.Add(-1)
@@ -181,8 +229,12 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 	}
 	m, err := codec.ParseLine(line)
 	if err != nil {
+		c.client = true
 		c.invalid(line, err.Error())
 		return
+	}
+	if m.Kind != codec.AT {
+		c.client = true
 	}
 	switch m.Kind {
 	case codec.IAMAT:

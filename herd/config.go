@@ -79,9 +79,14 @@ type Limits struct {
 	MaxUnsent int `toml:"max_unsent"`
 	// MaxPending is the most requests of one client waiting for their reply (default 256).
 	MaxPending int `toml:"max_pending"`
-	// MaxClients is the most connections one server serves at once, neighbours' inbound links
-	// included (default 16384: room for 10,000 clients and then some).
+	// MaxClients is the most connections one server serves at once (default 16384: room for
+	// 10,000 clients and then some). Connections from a neighbour's host may go one past it per
+	// neighbour, so that idle clients cannot keep the neighbours' links out.
 	MaxClients int `toml:"max_clients"`
+	// IdleTimeout closes a client connection that has sent nothing for this long and is owed no
+	// reply (default 0: off; mobile clients may legitimately stay connected and quiet).
+	// Neighbours' links are exempt.
+	IdleTimeout time.Duration `toml:"idle_timeout"`
 	// MaxLinkUnsent is the most unsent bytes on a link before it is closed and redialled (default 8 MiB).
 	MaxLinkUnsent int `toml:"max_link_unsent"`
 	// DialTimeout bounds one dial to a neighbour (default 1s).
@@ -348,6 +353,9 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 		if d.v <= 0 {
 			bad(at("limits", d.key), "limits."+d.key, "must be a positive duration, got %v", d.v)
 		}
+	}
+	if l.IdleTimeout < 0 {
+		bad(at("limits", "idle_timeout"), "limits.idle_timeout", "must not be negative, got %v", l.IdleTimeout)
 	}
 	if l.BackoffBase > 0 && l.BackoffCap > 0 && l.BackoffCap < l.BackoffBase {
 		bad(at("limits", "backoff_cap"), "limits.backoff_cap", "%v is less than backoff_base %v", l.BackoffCap, l.BackoffBase)

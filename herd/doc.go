@@ -63,8 +63,17 @@
 //   - Limits. A client whose unread reply bytes (the transport's buffer plus the replies queued
 //     behind a WHATSAT) pass max_unsent, or that has more than max_pending WHATSATs waiting,
 //     is cut off: aborted, with a log line saying why. A connection over max_clients is accepted
-//     and closed at once, with a log line. Memory per client is therefore bounded by max_line +
-//     max_unsent plus the WHATSATs it may have waiting.
+//     and closed at once, with a log line, unless it comes from a neighbour's host and there
+//     are fewer than max_clients + (number of neighbours) connections: so idle clients cannot
+//     keep a neighbour's link out. On a loopback herd every local connection is from a
+//     neighbour's host, so there any connection may use that room. Memory per client is
+//     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting.
+//   - Idle clients. limits.idle_timeout (default 0: off, since mobile clients may legitimately
+//     stay connected and quiet; production deployments can set it) closes a client that has
+//     sent nothing for that long and is owed no reply. One timer per connection, re-armed only
+//     when it fires (for the rest of the time, from the last read). A neighbour's link is
+//     exempt: a connection from a neighbour's host that never sent an IAMAT, a WHATSAT or an
+//     invalid line (on a loopback herd that includes a local client that never sent a line).
 //   - Open files. Each client is a file descriptor, and an accept that fails with EMFILE stops
 //     gnet's acceptor, and so the server, for good. cmd/herd raises the soft RLIMIT_NOFILE to
 //     the hard limit at start, and each server lowers its max_clients (with a WARN record) to

@@ -360,6 +360,9 @@ func (s *Server) startLinks(peers map[string]string) error {
 
 // isPeerHost reports whether addr's IP is the host of a neighbour. Loop only.
 func (s *Server) isPeerHost(addr net.Addr) bool {
+	if addr == nil {
+		return false
+	}
 	ap, err := netip.ParseAddrPort(addr.String())
 	if err != nil {
 		return false

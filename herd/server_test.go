@@ -835,3 +835,75 @@ func TestShutdownStopsAccepting(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestNeighbourHostsPastMaxClients: connections from a neighbour's host may go one past
+// max_clients per neighbour (on loopback every local connection is from a neighbour's host),
+// so idle clients cannot keep a neighbour's link out.
+func TestNeighbourHostsPastMaxClients(t *testing.T) {
+	ln, _, _ := sinkListener(t)
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B", Addr: ln.Addr().String()})
+	cfg.Limits.MaxClients = 1
+	s := startServer(t, cfg, "A")
+	waitFor(t, "the neighbour hosts", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+	var open []*client
+	for i := range 2 {
+		c := dial(t, s.Addr())
+		c.send(fmt.Sprintf("IAMAT c%d +1+1 5\n", i))
+		if got := c.line(); !strings.HasPrefix(got, "AT A ") {
+			t.Fatalf("client %d: %q", i, got)
+		}
+		open = append(open, c)
+	}
+	over := dial(t, s.Addr())
+	over.eof()
+	if n := s.Metrics().ClientsRejected.Load(); n != 1 {
+		t.Errorf("rejected %d, want 1", n)
+	}
+}
+
+// TestIdleTimeoutClosesQuietClients: with idle_timeout set, a client that has gone quiet is
+// closed, one owed a reply is not, and neighbours' links stay up.
+func TestIdleTimeoutClosesQuietClients(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	cfg.Limits.IdleTimeout = 50 * time.Millisecond
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	a, err := NewServer(cfg, "A", WithProvider(gateProvider{gate}), WithDebug(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.servers[0], h.byName["A"] = a, a
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, h) })
+	b := h.Server("B")
+	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
+
+	waiting := dial(t, a.Addr())
+	waiting.send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
+	waiting.line()
+	quiet := dial(t, a.Addr())
+	quiet.send("IAMAT q +1+1 5\n")
+	quiet.line()
+	quiet.eof() // closed by the idle timeout
+	// Several timeouts have passed: the client owed a reply is still there, and so are the links.
+	release()
+	if got := waiting.whatsat(); !strings.HasPrefix(got, "AT A ") {
+		t.Errorf("WHATSAT reply %q", got)
+	}
+	waiting.eof() // quiet now, owed nothing
+	if n := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); n != ups {
+		t.Errorf("links came up %d more times: the idle timeout closed a link", n-ups)
+	}
+	if n := a.Metrics().LinksUp.Load() + b.Metrics().LinksUp.Load(); n != 2 {
+		t.Errorf("%d links up, want 2", n)
+	}
+}

@@ -83,10 +83,13 @@ Config (all keys optional but [[server]]; defaults shown):
   level = "info"           # debug | info | warn | error | off
   format = "text"          # text | json
   [limits]
-  max_line = 4096          # bytes in a line, without its newline
+  max_line = 4096          # bytes in an IAMAT/WHATSAT line, without its newline (AT: +128)
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
   max_pending = 256        # WHATSATs of one client waiting on Places
-  max_clients = 16384      # connections per server (neighbours' links included)
+  max_clients = 16384      # connections per server; a neighbour's host may go one past it per
+                           # neighbour (on loopback every local connection is); lowered to fit
+                           # the open file limit
+  idle_timeout = "0s"      # close clients quiet this long and owed nothing; 0: off (links exempt)
   max_link_unsent = 8388608 # unsent bytes on a link before it is closed and redialled
   dial_timeout = "1s"
   backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
