@@ -36,7 +36,8 @@
 //     meanwhile go out as usual (order does not matter: newer wins).
 //   - Flood output is gathered per link and written once per loop pass. A link whose unsent
 //     bytes pass max_link_unsent is aborted and redialled; the resync repairs what was dropped.
-//     Metrics.LinkOverflows counts it.
+//     It counts as down at once: its resync stops and no more floods are queued on it.
+//     Metrics.LinkOverflows counts each drop once.
 //   - Reply order. Each connection has a queue of reply slots. Replies that are ready when the
 //     queue is empty are gathered during one read and written in one write; behind a WHATSAT
 //     waiting on Places, later replies wait in their slots, and the completion writes every

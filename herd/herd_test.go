@@ -361,3 +361,37 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkOverflowCountedOnce: a link past max_link_unsent is down at once: its resync stops,
+// nothing more is written to it, and each drop counts one overflow (LinkOverflows never
+// exceeds the times the link went down).
+func TestLinkOverflowCountedOnce(t *testing.T) {
+	ln, _, accepted := sinkListener(t)
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
+	cfg.Limits.MaxLinkUnsent = 32 << 10 // below the resync's pause mark: a resync overflows
+	cfg.Limits.BackoffBase = time.Millisecond
+	cfg.Limits.BackoffCap = 5 * time.Millisecond
+	s := startServer(t, cfg, "A")
+	c := dial(t, s.Addr())
+	pad := strings.Repeat("p", 900)
+	var batch bytes.Buffer
+	for n := 0; n < 6000; {
+		batch.Reset()
+		for range 100 {
+			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
+			n++
+		}
+		c.send(batch.String())
+		for range 100 {
+			c.line()
+		}
+	}
+	waitFor(t, "several overflows", func() bool { return s.Metrics().LinkOverflows.Load() >= 3 && accepted() >= 3 })
+	m := s.Metrics()
+	// Read LinksUp before LinkUps, LinkOverflows last: a link coming up in between only helps.
+	up := m.LinksUp.Load()
+	downs := m.LinkUps.Load() - uint64(up)
+	if over := m.LinkOverflows.Load(); over > downs+1 { // +1: one drop may be under way
+		t.Errorf("%d overflows counted for %d drops", over, downs)
+	}
+}

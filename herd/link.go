@@ -107,7 +107,12 @@ func (l *link) flush() {
 		s := l.s
 		s.metrics.LinkOverflows.Add(1)
 		s.log.Warn("link over its output limit: closing it", "peer", l.name, "unsent", n, "max_link_unsent", s.lim.MaxLinkUnsent)
-		l.t.Abort()
+		// Down at once: no more floods or resync chunks go to the aborted connection (its
+		// ConnectionLost, which may come later, redials).
+		t := l.t
+		l.up, l.resync = false, nil
+		l.out = l.out[:0]
+		t.Abort()
 	}
 }
 
