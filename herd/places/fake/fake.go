@@ -230,7 +230,7 @@ func (s *Server) Count() int64 { return s.count.Load() }
 const MaxRecorded = 10000
 
 // Requests returns a copy of the requests recorded so far (at most MaxRecorded, the newest),
-// in arrival order.
+// in arrival order; requests that arrived under Options.NoRecord are not among them.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
