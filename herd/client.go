@@ -282,7 +282,10 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 		if s.logInfo {
 			c.logIn() // before the flood it causes
 		}
-		line = trimSpace(line) // stored and flooded as the line itself, without the white space around it
+		// Stored and flooded in canonical form (fields joined by one space), whatever white
+		// space the neighbour used, so WHATSAT replies always carry the canonical AT line.
+		s.canon = appendFields(s.canon[:0], line)
+		line = s.canon
 		if s.table.Apply(&m, line) {
 			s.metrics.Stored.Add(1)
 			s.flood(line)

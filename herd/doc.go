@@ -17,6 +17,9 @@
 //   - Records. Table.Apply is the only place where "newer wins" is decided (codec.Newer): client
 //     IAMATs, neighbours' AT lines and resyncs all go through it, and only what it reports as
 //     changed is flooded. The reply to an IAMAT always describes that IAMAT, stored or not.
+//   - AT lines from neighbours are stored and flooded in canonical form: their six fields
+//     joined by single spaces, whatever white space the sender used (SPEC §2), so every WHATSAT
+//     reply carries a canonical AT line and "newer" compares canonical lines.
 //   - Links. Each server dials every neighbour itself and floods over the links it dialled (one
 //     per neighbour). A neighbour's own link arrives as an ordinary client connection: its AT
 //     lines are accepted because its remote address is a neighbour's host (SPEC §5), and it gets

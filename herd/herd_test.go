@@ -395,3 +395,28 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 		t.Errorf("%d overflows counted for %d drops", over, downs)
 	}
 }
+
+// TestATLineWhiteSpaceNormalised: an AT line with other white space inside (another
+// implementation's) is stored and flooded in canonical form, so WHATSAT replies carry it.
+func TestATLineWhiteSpaceNormalised(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, h) })
+	a, b := h.Server("A"), h.Server("B")
+	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	want := "AT Zed +0.000000000 fl3 +1+1 5"
+	peer := dial(t, a.Addr()) // loopback: a neighbour's host
+	peer.send(" AT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r\n")
+	waitRecord(t, []*Server{a, b}, "fl3", want)
+	c := dial(t, b.Addr())
+	c.send("WHATSAT fl3 10 1\n")
+	if got := c.whatsat(); !strings.HasPrefix(got, want+"\n{") {
+		t.Errorf("WHATSAT reply %q", got)
+	}
+}

@@ -191,7 +191,8 @@ func (p *linkProto) DataReceived(data []byte) {
 		off += n
 		if m, err := codec.ParseLine(line); err == nil && m.Kind == codec.AT {
 			s.metrics.PeerUpdates.Add(1)
-			line = trimSpace(line)
+			s.canon = appendFields(s.canon[:0], line)
+			line = s.canon
 			if s.table.Apply(&m, line) {
 				s.metrics.Stored.Add(1)
 				s.flood(line)

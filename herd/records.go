@@ -87,15 +87,26 @@ func clientField(line []byte) []byte {
 	return nil
 }
 
-// trimSpace drops the white space (SPEC §2) around a line.
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
+// appendFields appends the fields of line to dst, separated by one space: the canonical form
+// of a line (an AT line from another implementation may use tabs or several spaces).
+func appendFields(dst, line []byte) []byte {
+	i := 0
+	for i < len(line) {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		start := i
+		for i < len(line) && !isSpace(line[i]) {
+			i++
+		}
+		if start < i {
+			if len(dst) > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, line[start:i]...)
+		}
 	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
+	return dst
 }
 
 func isSpace(c byte) bool {

@@ -111,6 +111,7 @@ type Server struct {
 	drained      chan struct{} // closed when stopping and no client is owed a reply
 	floodSoon    bool          // a flushLinks is scheduled
 	scratch      []byte        // AT lines under construction
+	canon        []byte        // a neighbour's AT line in canonical form
 	keyScratch   []byte
 }
 
