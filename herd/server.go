@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -262,9 +263,28 @@ func NewProvider(c PlacesConfig) (places.Provider, error) {
 		CacheTTL: c.CacheTTL, MaxConns: c.MaxConns, Dataset: c.Dataset,
 	})
 	if err != nil {
-		return nil, &ConfigError{Key: "places", Msg: err.Error(), Err: err}
+		key, msg := providerErrorKey(err)
+		return nil, &ConfigError{Key: key, Msg: msg, Err: err}
 	}
 	return p, nil
+}
+
+// providerErrorKey names the config key a places error is about, and its message without the
+// places package's prefixes (the ConfigError says "herd: config: places.url: ...").
+func providerErrorKey(err error) (key, msg string) {
+	msg = strings.TrimPrefix(err.Error(), places.ErrConfig.Error()+": ")
+	msg = strings.TrimPrefix(msg, "places: ")
+	switch {
+	case strings.HasPrefix(msg, "url "):
+		return "places.url", strings.TrimPrefix(msg, "url ")
+	case strings.Contains(msg, "API key"):
+		return "places.key", msg
+	case strings.HasPrefix(msg, "unknown provider"):
+		return "places.provider", msg
+	case strings.Contains(msg, "dataset"):
+		return "places.dataset", msg
+	}
+	return "places", msg
 }
 
 // Name returns the server's name. Any goroutine.

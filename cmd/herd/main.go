@@ -57,6 +57,7 @@ each other (AT) and answer what is near a client (WHATSAT) from Google Places or
 Usage:
   herd run   [-config FILE] [-grace D] [-cpuprofile F]        every server of the config in this process
   herd serve [-config FILE] [-grace D] [-cpuprofile F] NAME   the server called NAME only
+                                              (flags may also follow NAME)
   herd version                                print the version
   herd help                                   this text
 
@@ -126,24 +127,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return nil
+	// Flags may come before or after NAME: "herd serve Hill -config herd.toml" works too.
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, usage)
+				return nil
+			}
+			return &usageError{err.Error()}
 		}
-		return &usageError{err.Error()}
-	}
-	var name string
-	switch {
-	case cmd == "serve" && fs.NArg() != 1:
-		return &usageError{"herd serve needs the name of one server"}
-	case cmd == "serve":
-		name = fs.Arg(0)
-	case fs.NArg() != 0:
-		return &usageError{fmt.Sprintf("herd run takes no arguments, got %q", strings.Join(fs.Args(), " "))}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 	if *grace <= 0 {
 		return &usageError{"-grace must be positive"}
+	}
+	if cmd == "run" && len(rest) != 0 {
+		return &usageError{fmt.Sprintf("run takes no arguments, got %q", strings.Join(rest, " "))}
+	}
+	if cmd == "serve" && len(rest) > 1 {
+		return &usageError{fmt.Sprintf("serve takes the name of one server, got %q", strings.Join(rest, " "))}
 	}
 
 	cfg := herd.DefaultConfig()
@@ -152,6 +159,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cfg, err = herd.LoadConfig(*configPath); err != nil {
 			return err
 		}
+	}
+	var name string
+	if cmd == "serve" {
+		if len(rest) == 0 {
+			names := make([]string, len(cfg.Servers))
+			for i, s := range cfg.Servers {
+				names[i] = s.Name
+			}
+			return &usageError{"serve needs the name of one server of the config: " + strings.Join(names, ", ")}
+		}
+		name = rest[0]
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

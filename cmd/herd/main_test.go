@@ -120,6 +120,8 @@ func TestRunArgs(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"Nobody\"]\n"), 0o644)
+	badURL := filepath.Join(dir, "badurl.toml")
+	os.WriteFile(badURL, []byte("[places]\nprovider = \"google\"\nkey = \"k\"\nurl = \"::bad\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n"), 0o644)
 	tests := []struct {
 		args []string
 		code int
@@ -132,8 +134,13 @@ func TestRunArgs(t *testing.T) {
 		{nil, 2, "missing command"},
 		{[]string{"fly"}, 2, `unknown command "fly"`},
 		{[]string{"run", "-bogus"}, 2, "flag provided but not defined: -bogus"},
-		{[]string{"run", "extra"}, 2, "takes no arguments"},
-		{[]string{"serve"}, 2, "needs the name"},
+		{[]string{"run", "extra"}, 2, `herd: run takes no arguments, got "extra"`},
+		{[]string{"serve"}, 2, "herd: serve needs the name of one server of the config: Hill, Jaquez, Smith, Singleton, Campbell (see herd -h)"},
+		{[]string{"serve", "-config", bad}, 2, "unknown peer"},
+		{[]string{"serve", "A", "B"}, 2, `herd: serve takes the name of one server, got "A B"`},
+		{[]string{"serve", "Nobody", "-grace", "0s"}, 2, "-grace must be positive"},
+		{[]string{"serve", "Nobody", "-config", bad}, 2, "unknown peer"},
+		{[]string{"serve", "-config", badURL, "A"}, 2, `herd: config: places.url: "::bad": want http(s)://host[:port]`},
 		{[]string{"run", "-grace", "0s"}, 2, "-grace"},
 		{[]string{"run", "-config", filepath.Join(dir, "missing.toml")}, 2, "missing.toml"},
 		{[]string{"run", "-config", bad}, 2, `bad.toml:4: server[0].peers: unknown peer "Nobody"`},
