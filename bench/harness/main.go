@@ -6,7 +6,7 @@
 // server's five-server herd is one process (herd run, baseline run; -herd-procs: one per
 // server), a Python herd one process per server.
 //
-//	go run ./bench/harness            the full run (about 9 minutes on two cores), writes BENCHMARKS.md
+//	go run ./bench/harness            the full run (about 10 minutes on two cores), writes BENCHMARKS.md
 //	go run ./bench/harness -smoke     seconds: start everything, check the replies, write nothing
 //
 // An implementation that is missing or does not build is reported as not available, with the
