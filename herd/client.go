@@ -253,7 +253,7 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 			return
 		}
 		if c.waiting >= s.lim.MaxPending {
-			c.cutOff("max_pending requests waiting")
+			c.cutOff("max_pending requests waiting", true)
 			return
 		}
 		s.metrics.WHATSATs.Add(1)
@@ -425,14 +425,16 @@ func (c *clientConn) flushOut() {
 		}
 	}
 	if unsent := c.t.WriteBufferSize() + c.qBytes; unsent > c.s.lim.MaxUnsent {
-		c.cutOff("max_unsent reply bytes not read")
+		c.cutOff("max_unsent reply bytes not read", false)
 		return
 	}
 	c.maybeFinish()
 }
 
-// cutOff drops a client that exceeds a limit.
-func (c *clientConn) cutOff(why string) {
+// cutOff drops a client that exceeds a limit. With flush (max_pending: the client reads, it
+// just asks too much at once) the replies already made in order are written first and the
+// connection is closed once they are out; else (max_unsent: it does not read) it is aborted.
+func (c *clientConn) cutOff(why string, flush bool) {
 	if c.closing || c.lost {
 		return
 	}
@@ -441,6 +443,14 @@ func (c *clientConn) cutOff(why string) {
 	s.metrics.ClientsCut.Add(1)
 	s.log.Warn("client cut off", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "why", why,
 		"unsent", c.t.WriteBufferSize()+c.qBytes+len(c.out), "waiting", c.waiting)
+	if flush {
+		if len(c.out) > 0 {
+			c.t.Write(c.out)
+		}
+		c.out = c.out[:0]
+		c.t.Close()
+		return
+	}
 	c.out = c.out[:0]
 	c.t.Abort()
 }

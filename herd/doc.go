@@ -65,8 +65,10 @@
 //   - Half-close. After a client half-closes, a last line without "\n" is still a line; the
 //     connection stays open until every reply owed is written, then the server closes it.
 //   - Limits. A client whose unread reply bytes (the transport's buffer plus the replies queued
-//     behind a WHATSAT) pass max_unsent, or that has more than max_pending WHATSATs waiting,
-//     is cut off: aborted, with a log line saying why. A connection over max_clients is accepted
+//     behind a WHATSAT) pass max_unsent is cut off: aborted, with a log line saying why. One
+//     that has more than max_pending WHATSATs waiting is cut off too, but it reads: the
+//     replies already made, in order, are written first and the connection is closed once
+//     they are out (the WHATSATs still waiting are dropped). A connection over max_clients is accepted
 //     and closed at once, with a log line, unless it comes from a neighbour's host and there
 //     are fewer than max_clients + (number of neighbours) connections: so idle clients cannot
 //     keep a neighbour's link out. On a loopback herd every local connection is from a
@@ -97,7 +99,8 @@
 //     defaults to "google" when a key is set (in the file or GOOGLE_PLACES_API_KEY) and to
 //     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown
 //     keys, duplicate or white-space names, unknown peers, self links, bad addresses, durations
-//     and limits are errors (*ConfigError) that name the file, the line and the key.
+//     and limits are errors (*ConfigError) that name the file, the line and the key. A
+//     Places setting the provider rejects names its key (places.url, places.key, ...).
 //   - Logs: one file per server, <log.dir>/<Name>.log, appended to; see Logs below.
 //
 // # Logs

@@ -907,3 +907,21 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 		t.Errorf("%d links up, want 2", n)
 	}
 }
+
+// TestMaxPendingWritesReadyReplies: a client cut off for max_pending still gets the replies
+// that were ready, in order, before the connection closes (it reads; it asked too much).
+func TestMaxPendingWritesReadyReplies(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	cfg.Limits.MaxPending = 2
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	s := startServer(t, cfg, "Hill", hillClock, WithProvider(gateProvider{gate}))
+	c := dial(t, s.Addr())
+	c.send(kiwiIAMAT + "\n" + kiwiIAMAT + "\n" + strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 3))
+	if got, want := c.readAll(), kiwiAT+"\n"+kiwiAT+"\n"; got != want {
+		t.Errorf("read %q before the close, want %q", got, want)
+	}
+	if s.Metrics().ClientsCut.Load() != 1 {
+		t.Errorf("not counted as cut off")
+	}
+}
