@@ -83,8 +83,9 @@
 //   - Open files. Each client is a file descriptor, and an accept that fails with EMFILE stops
 //     gnet's acceptor, and so the server, for good. cmd/herd raises the soft RLIMIT_NOFILE to
 //     the hard limit at start, and each server lowers its max_clients (with a WARN record) to
-//     half of its share of the limit: (soft - 64) / servers in the process, less what its
-//     listener, log and links take (Server.MaxClients). A burst of refused connections can
+//     its share of the limit, (soft - 64) / servers in the process less what its listener, log
+//     and links take, less a headroom of an eighth of that share (at least 64) for connections
+//     over the cap (Server.MaxClients). A burst of refused connections can
 //     still exhaust the limit; then the server's loop ends, Server.Done is closed and
 //     Server.Err says why, and cmd/herd exits 1 ("herd: Hill stopped: ...") rather than run
 //     on without it.

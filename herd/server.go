@@ -212,7 +212,7 @@ func (s *Server) capClients(servers int) {
 // may hold so that the process stays under soft open descriptors: max_clients, or less, and
 // at least 1; capped says whether it is less. Past the limit accept fails with EMFILE, which
 // stops gnet's acceptor (and so the server) for good: the cap keeps the server refusing
-// connections itself instead, with half its share of descriptors left for those it refuses.
+// connections itself instead, with a headroom of its share left for those it refuses.
 func clientCap(maxClients int, soft uint64, servers, links int) (n int, capped bool) {
 	if servers < 1 {
 		servers = 1
@@ -220,9 +220,11 @@ func clientCap(maxClients int, soft uint64, servers, links int) (n int, capped b
 	if soft >= 1<<40 { // unlimited, in effect
 		return maxClients, false
 	}
-	// Half the share: connections over the cap still take a descriptor until the loop closes
-	// them, and gnet's acceptor may take a burst of them first.
-	budget := max(((int64(soft)-fdReserve)/int64(servers)-fdPerServer-fdPerLink*int64(links))/2, 1)
+	// The share less a headroom (an eighth, at least 64): connections over the cap still take
+	// a descriptor until the loop closes them, and gnet's acceptor may take a burst of them
+	// first. Halving the share instead refused 10,000 clients under a 20,000 limit.
+	share := (int64(soft)-fdReserve)/int64(servers) - fdPerServer - fdPerLink*int64(links)
+	budget := max(share-max(share/8, 64), 1)
 	if int64(maxClients) <= budget {
 		return maxClients, false
 	}

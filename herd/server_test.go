@@ -697,8 +697,11 @@ func TestClientCapFitsFileLimit(t *testing.T) {
 		capped  bool
 	}{
 		{16384, 1 << 20, 5, 3, 16384, false},
-		{16384, 1024, 1, 2, (1024 - 64 - 8 - 4) / 2, true},
-		{16384, 1024, 5, 3, ((1024-64)/5 - 8 - 6) / 2, true},
+		{16384, 1024, 1, 2, 948 - 118, true},
+		{16384, 1024, 5, 3, 178 - 64, true},
+		// Regression: halving the share refused 10,000 clients under the usual 20,000 limit.
+		{20000, 20000, 1, 0, 19928 - 2491, true},
+		{10000, 20000, 1, 3, 10000, false},
 		{50, 1024, 5, 3, 50, false},
 		{16384, 40, 1, 0, 1, true},
 		{16384, 1<<63 - 1, 5, 3, 16384, false},
