@@ -174,7 +174,7 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 	h.o.repo = dir
 	h.o.out = "BENCHMARKS.md"
 	h.o.charts = filepath.Join(dir, "charts")
-	old := "# old\n" + handBegin + "\n\nThe lead's words.\n\n" + handEnd + "\nold tail\n"
+	old := "# old\n" + handBegin + "\n\nWords written by hand.\n\n" + handEnd + "\nold tail\n"
 	if err := os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(old), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := string(b)
-	for _, want := range []string{"The lead's words.", "## Targets", "| 1a |", "## Where the reactor is not faster",
+	for _, want := range []string{"Words written by hand.", "## Targets", "| 1a |", "## Where the reactor is not faster",
 		"did 0.90x", "goroutine baseline"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
