@@ -270,7 +270,7 @@ func newServerLog(w *LogWriter, c LogConfig, name string, loop *reactor.Loop) *s
 // arm schedules the flush of this pass's records and reads the time for them.
 func (g *serverLog) arm() {
 	g.armed = true
-	g.loop.CallSoon(g.flush)
+	g.loop.CallSoonFunc(g.flush)
 	now := time.Now()
 	if ms := now.UnixMilli(); ms != g.tsMs {
 		g.tsMs = ms

@@ -111,6 +111,7 @@ type Server struct {
 	linksStopped bool
 	drained      chan struct{} // closed when stopping and no client is owed a reply
 	floodSoon    bool          // a flushLinks is scheduled
+	flushLinksFn func()        // s.flushLinks, bound once so scheduling it allocates nothing
 	scratch      []byte        // AT lines under construction
 	canon        []byte        // a neighbour's AT line in canonical form
 	keyScratch   []byte
@@ -145,6 +146,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.flushLinksFn = s.flushLinks
 	s.prov = o.provider
 	if s.prov == nil {
 		p, err := NewProvider(cfg.Places)
@@ -536,7 +538,7 @@ func (s *Server) flood(line []byte) {
 	}
 	if !s.floodSoon {
 		s.floodSoon = true
-		s.loop.CallSoon(s.flushLinks)
+		s.loop.CallSoonFunc(s.flushLinksFn)
 	}
 }
 
