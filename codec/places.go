@@ -57,6 +57,9 @@ type scanner struct {
 	keepEnd    int // end of element keep-1
 	lastEnd    int // end of element n-1
 	resultsArr bool
+
+	// member, when set, is called for each member of the top-level object (ScanObject).
+	member func(name, value []byte)
 }
 
 func (s *scanner) fail(i int, reason string) int {
@@ -196,7 +199,8 @@ func (s *scanner) object(i int, top bool) int {
 		if i = s.str(i); i < 0 {
 			return -1
 		}
-		isResults := top && keyIs(b[k+1:i-1], "results")
+		nameEnd := i
+		isResults := top && s.member == nil && keyIs(b[k+1:i-1], "results")
 		i = skipSpace(b, i)
 		if i >= len(b) || b[i] != ':' {
 			return s.fail(i, "expected \":\"")
@@ -212,7 +216,10 @@ func (s *scanner) object(i int, top bool) int {
 				i = s.value(i, false)
 			}
 		} else {
-			i = s.value(i, false)
+			v := i
+			if i = s.value(i, false); i >= 0 && top && s.member != nil {
+				s.member(b[k:nameEnd], b[v:i])
+			}
 		}
 		if i < 0 {
 			return -1
@@ -330,6 +337,21 @@ func (s *scanner) scan() error {
 		return s.err
 	}
 	return nil
+}
+
+// ScanObject validates body as one JSON object (white space around it allowed) in one pass,
+// calling member for each of its top-level members in order, with the raw tokens of the name
+// (quotes and escapes included) and of the value; both alias body and stay valid as long as
+// body does. Nested members are validated, not reported. It returns an error wrapping ErrJSON
+// when body is not valid JSON or not an object. It does not allocate beyond what member does.
+// Safe to call from any goroutine.
+func ScanObject(body []byte, member func(name, value []byte)) error {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return &JSONError{Offset: i, Reason: "not an object"}
+	}
+	s := scanner{b: body, member: member}
+	return s.scan()
 }
 
 // AppendPlacesBody appends body with its top-level "results" array cut to at most bound
