@@ -37,7 +37,7 @@ type Options struct {
 	Logger        *slog.Logger  // nil: discard
 	Debug         bool          // slow-callback warnings and wrong-goroutine panics
 	SlowCallback  time.Duration // debug threshold, default 100ms
-	Workers       int           // executor pool size for Go(); default 64
+	Workers       int           // executor (Go) jobs running at once; default min(32, GOMAXPROCS+4)
 	ReadBufferCap int           // gnet read buffer; default 64 KiB
 
 	// HalfCloseWriteTimeout bounds how long the writer of a half-closed transport waits for
@@ -126,7 +126,7 @@ type Loop struct {
 	enrolls atomic.Int64
 	exited  chan struct{} // closed when gnet's Run has returned
 
-	sem     chan struct{}
+	exec    executor
 	workWG  sync.WaitGroup
 	dialWG  sync.WaitGroup
 	writeWG sync.WaitGroup
@@ -147,7 +147,7 @@ func New(opts Options) *Loop {
 		opts.SlowCallback = 100 * time.Millisecond
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 64
+		opts.Workers = defaultWorkers()
 	}
 	if opts.ReadBufferCap <= 0 {
 		opts.ReadBufferCap = 64 << 10
@@ -179,7 +179,6 @@ func New(opts Options) *Loop {
 		conns:    make(map[uint64]*Transport),
 		watch:    make(map[*Transport]struct{}),
 		detached: make(map[*Transport]struct{}),
-		sem:      make(chan struct{}, opts.Workers),
 	}
 	l.loopGID.Store(-1)
 	return l
@@ -590,6 +589,7 @@ func (l *Loop) shutdownOnLoop() gnet.Action {
 	l.state.Store(stateStopping)
 	l.stopOne.Do(func() { close(l.stopCh) })
 	l.cancel()
+	l.exec.stop()
 	for _, t := range l.conns {
 		t.abortOnLoop(nil)
 	}
