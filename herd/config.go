@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,14 +41,20 @@ type PlacesConfig struct {
 	Timeout time.Duration `toml:"timeout"`
 	// CacheTTL keeps answers this long (default 0: no cache).
 	CacheTTL time.Duration `toml:"cache_ttl"`
-	// Workers is how many Places calls a server runs at once (default 1024). A call only waits
-	// on the network, so a worker costs a goroutine and little CPU; what bounds a server's
-	// WHATSAT rate is workers / Places latency (1024 / 50 ms = 20,480 calls/s), so the pool is
-	// sized for the latency of a remote API, not for the cores. Calls beyond it wait their turn.
-	// The CPU a call spends once its answer is in (reading and checking a body of tens of KiB)
-	// runs on goroutines that the Go scheduler serves in turn with the loop's: when many
-	// answers land at once on few cores, the loop waits behind them, so a smaller pool trades
-	// WHATSAT throughput for the latency of everything else (see BENCHMARKS.md).
+	// Workers is how many Places calls a server runs at once: the size of its loop's executor
+	// (reactor.Options.Workers), whose workers are goroutines started on demand and kept. Calls
+	// beyond it wait in the loop's queue, at no goroutine each, and one still queued when
+	// places.timeout has passed since its WHATSAT arrived is answered with a timeout without
+	// being made. The default depends on the provider. For google and google-v1 it is
+	// DefaultWorkers (1024), by Little's law: a remote call only waits on the network, and the
+	// calls in flight are the rate times the latency (20,000 calls/s x 50 ms = 1,000). For
+	// offline it is GOMAXPROCS: its calls are all CPU, so more workers than cores only make
+	// them queue on the cores instead, behind the loop. The CPU a remote call spends once its
+	// answer is in (reading and checking a body of tens of KiB) runs on goroutines that the Go
+	// scheduler serves in turn with the loop's: when many answers land at once on few cores,
+	// the loop waits behind them, so a smaller pool trades WHATSAT throughput for the latency of
+	// everything else (see BENCHMARKS.md). The servers of one process (herd run) do not share a
+	// pool: each loop owns its queue, so each server has places.workers of its own.
 	Workers int `toml:"workers"`
 	// MaxConns bounds the HTTP connections to the API (default: Workers). An HTTP/1.1 connection
 	// carries one call at a time, so fewer connections than workers would make the rest wait.
@@ -109,8 +116,17 @@ type ServerConfig struct {
 	Peers []string `toml:"peers"`
 }
 
-// DefaultWorkers is the default number of Places calls a server runs at once (places.workers).
+// DefaultWorkers is the default number of Places calls a server runs at once (places.workers)
+// with a remote provider (google, google-v1); the offline provider's is GOMAXPROCS.
 const DefaultWorkers = 1024
+
+// defaultWorkers returns the default of places.workers for a provider (see PlacesConfig.Workers).
+func defaultWorkers(provider string) int {
+	if provider == "offline" {
+		return runtime.GOMAXPROCS(0)
+	}
+	return DefaultWorkers
+}
 
 const maxWorkers = 1 << 16
 
@@ -133,7 +149,7 @@ func DefaultLimits() Limits {
 // ./logs. Any goroutine may call it; each call returns a new Config.
 func DefaultConfig() *Config {
 	c := &Config{
-		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second, Workers: DefaultWorkers, MaxConns: DefaultWorkers},
+		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second, Workers: defaultWorkers("offline")},
 		Log:    LogConfig{Dir: "logs", Level: "info", Format: "text"},
 		Limits: DefaultLimits(),
 		Servers: []ServerConfig{
@@ -312,7 +328,7 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	if c.Places.Workers < 0 || c.Places.Workers > maxWorkers {
 		bad(at("places", "workers"), "places.workers", "must be between 1 and %d, got %d", maxWorkers, c.Places.Workers)
 	} else if c.Places.Workers == 0 {
-		c.Places.Workers = DefaultWorkers
+		c.Places.Workers = defaultWorkers(c.Places.Provider)
 	}
 	if c.Places.MaxConns < 0 {
 		bad(at("places", "max_conns"), "places.max_conns", "must not be negative, got %d", c.Places.MaxConns)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -142,14 +143,18 @@ func TestParseConfigErrors(t *testing.T) {
 func TestParseConfigPlacesPool(t *testing.T) {
 	t.Setenv("GOOGLE_PLACES_API_KEY", "")
 	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	google := "[places]\nprovider = \"google\"\nkey = \"k\"\n"
+	cpus := runtime.GOMAXPROCS(0)
 	tests := []struct {
 		src               string
 		workers, maxConns int
 	}{
-		{srv, DefaultWorkers, DefaultWorkers},
-		{"[places]\nworkers = 200\n" + srv, 200, 200},
-		{"[places]\nworkers = 200\nmax_conns = 50\n" + srv, 200, 50},
-		{"[places]\nmax_conns = 8\n" + srv, DefaultWorkers, 8},
+		{srv, cpus, cpus}, // offline: CPU-bound
+		{google + srv, DefaultWorkers, DefaultWorkers},
+		{google + "workers = 200\n" + srv, 200, 200},
+		{google + "workers = 200\nmax_conns = 50\n" + srv, 200, 50},
+		{google + "max_conns = 8\n" + srv, DefaultWorkers, 8},
+		{"[places]\nworkers = 3\n" + srv, 3, 3},
 	}
 	for _, tt := range tests {
 		c, err := ParseConfig([]byte(tt.src), "")
@@ -204,5 +209,9 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	if c.Places.Provider != "offline" {
 		t.Errorf("provider %q, want offline", c.Places.Provider)
+	}
+	// herd run's five servers: a pool the size of the cores each, not 1,024 workers each.
+	if c.Places.Workers != runtime.GOMAXPROCS(0) {
+		t.Errorf("places.workers %d, want GOMAXPROCS (%d) for the offline provider", c.Places.Workers, runtime.GOMAXPROCS(0))
 	}
 }

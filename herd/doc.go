@@ -47,11 +47,29 @@
 //     reply that became ready in one write. A WHATSAT reply (the AT line held when the request
 //     was read, the cut body, the blank line) is always one write.
 //   - WHATSAT. The stored location text (with its sign) and the radius in metres
-//     (codec.AppendRadiusMetres) make the request; identical requests in flight are made once
-//     in the loop (and once more in the provider's coalescing). A body that codec cannot cut
+//     (codec.AppendRadiusMetres) make the request and its key: identical requests in flight
+//     are made once, by the loop (the only place that coalesces; providers do not), and the
+//     cache (places.cache_ttl, off by default; one per process, shared by the servers of a
+//     herd) is read on the loop, so a cached answer never waits for a worker. Every provider
+//     answers a full page of up to 20 places, whatever the bound (google-v1 asks for 20), so
+//     one answer serves WHATSATs of any bound, each cut to its own. A body that codec cannot cut
 //     is replaced by an UNKNOWN_ERROR body, except a JSON object without "results" that
 //     carries a "status" (an error body Google may send): it passes through as sent (SPEC §4).
 //     A provider that returns no body at all gets an UNKNOWN_ERROR body too.
+//   - Places pool. Calls run on the server loop's executor (reactor.GoWith): at most
+//     places.workers at once, on worker goroutines started on demand and kept; the rest wait
+//     in the loop's queue at no goroutine each (about 1.9 KB of heap per pending WHATSAT,
+//     most of it the reply slot, against 4.8 KB with a goroutine per call). Each call has a
+//     deadline of places.timeout from its WHATSAT's arrival: one still queued then is
+//     answered with an UNKNOWN_ERROR timeout body without being made, and one that starts
+//     gets the rest of that time (the provider's own timeout bounds it too). The default
+//     size depends on the provider: 1,024 for google and google-v1 (Little's law: 20,000
+//     calls/s x 50 ms), GOMAXPROCS for offline, whose calls are all CPU. Servers of one
+//     process (herd run) do not share a pool: each loop owns its queue, without a lock, so
+//     each server has places.workers of its own; workers start only when calls need them, so
+//     the default herd of five offline servers has at most 5 x GOMAXPROCS, never 5 x 1,024.
+//     At a stop, queued calls are dropped and the loop waits for running ones, which end
+//     within places.timeout (fasthttp cannot abandon a call in flight).
 //   - Invalid lines get "? <line>"; then no later line of that connection is processed, the
 //     replies owed before it are written in order, and the connection is closed once they and
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
@@ -101,7 +119,8 @@
 //     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown
 //     keys, duplicate or white-space names, unknown peers, self links, bad addresses, durations
 //     and limits are errors (*ConfigError) that name the file, the line and the key. A
-//     Places setting the provider rejects names its key (places.url, places.key, ...).
+//     Places setting the provider rejects names its key (places.url, places.key, ...), from
+//     places.ConfigError.
 //   - Logs: one file per server, <log.dir>/<Name>.log, appended to; see Logs below.
 //
 // # Logs

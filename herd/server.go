@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,8 +27,8 @@ type options struct {
 	provider places.Provider
 	logOut   io.Writer
 	debug    bool
-	workers  int
-	servers  int // servers in this process (NewHerd): they share the descriptor limit
+	cache    *places.Cache // NewHerd's, shared by its servers; nil: the server makes its own
+	servers  int           // servers in this process (NewHerd): they share the descriptor limit
 }
 
 // WithClock makes the server take receive times from now instead of time.Now (tests use it to
@@ -48,10 +47,6 @@ func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w 
 // WithDebug turns on the reactor's debug mode (slow-callback warnings, wrong-goroutine panics).
 func WithDebug(on bool) Option { return func(o *options) { o.debug = on } }
 
-// WithWorkers sets the size of the pool that runs Places calls off the loop, instead of the
-// config's places.workers.
-func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
-
 // Metrics counts what a server did. Any goroutine may read the fields at any time.
 type Metrics struct {
 	ClientsOpen     atomic.Int64  // client connections open now
@@ -65,7 +60,8 @@ type Metrics struct {
 	Stored          atomic.Uint64 // records Apply stored (changed)
 	PlacesCalls     atomic.Uint64 // Places requests started (identical ones in flight counted once)
 	PlacesShared    atomic.Uint64 // WHATSATs that joined an identical request in flight
-	PlacesErrors    atomic.Uint64
+	PlacesCacheHits atomic.Uint64 // Places requests answered from the cache (places.cache_ttl)
+	PlacesErrors    atomic.Uint64 // Places requests that failed or timed out
 	LinksUp         atomic.Int64  // links up now
 	LinkUps         atomic.Uint64 // times a link came up
 	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
@@ -86,8 +82,9 @@ type Server struct {
 
 	loop    *reactor.Loop
 	prov    places.Provider
-	log     *slog.Logger // rare events (through lg's buffer on the loop)
-	lg      *serverLog   // frequent records, appended by hand on the loop; nil when off
+	cache   *places.Cache // nil: off
+	log     *slog.Logger  // rare events (through lg's buffer on the loop)
+	lg      *serverLog    // frequent records, appended by hand on the loop; nil when off
 	logw    *LogWriter
 	logInfo bool // log lines in and out (checked once: the level never changes)
 	now     func() time.Time
@@ -171,11 +168,11 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
-	workers := o.workers
-	if workers <= 0 {
-		workers = cfg.Places.Workers
+	s.cache = o.cache
+	if s.cache == nil {
+		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
 	}
-	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: workers})
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers})
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}
@@ -259,36 +256,21 @@ func (s *Server) Err() error {
 	return fmt.Errorf("herd: %s: event loop ended on its own (see its log)", s.name)
 }
 
-// NewProvider builds the Places provider a config names (with request coalescing and the
-// optional cache). Any goroutine.
+// NewProvider builds the Places provider a config names. A setting the provider rejects gives
+// a *ConfigError naming its key (places.url, places.key, ...). Any goroutine.
 func NewProvider(c PlacesConfig) (places.Provider, error) {
 	p, err := places.New(places.Config{
 		Provider: c.Provider, URL: c.URL, Key: c.Key, Timeout: c.Timeout,
-		CacheTTL: c.CacheTTL, MaxConns: c.MaxConns, Dataset: c.Dataset,
+		MaxConns: c.MaxConns, Dataset: c.Dataset,
 	})
 	if err != nil {
-		key, msg := providerErrorKey(err)
-		return nil, &ConfigError{Key: key, Msg: msg, Err: err}
+		ce := &ConfigError{Key: "places", Msg: err.Error(), Err: err}
+		if pe := (*places.ConfigError)(nil); errors.As(err, &pe) {
+			ce.Key, ce.Msg = "places."+pe.Key, pe.Msg
+		}
+		return nil, ce
 	}
 	return p, nil
-}
-
-// providerErrorKey names the config key a places error is about, and its message without the
-// places package's prefixes (the ConfigError says "herd: config: places.url: ...").
-func providerErrorKey(err error) (key, msg string) {
-	msg = strings.TrimPrefix(err.Error(), places.ErrConfig.Error()+": ")
-	msg = strings.TrimPrefix(msg, "places: ")
-	switch {
-	case strings.HasPrefix(msg, "url "):
-		return "places.url", strings.TrimPrefix(msg, "url ")
-	case strings.Contains(msg, "API key"):
-		return "places.key", msg
-	case strings.HasPrefix(msg, "unknown provider"):
-		return "places.provider", msg
-	case strings.Contains(msg, "dataset"):
-		return "places.dataset", msg
-	}
-	return "places", msg
 }
 
 // Name returns the server's name. Any goroutine.
@@ -576,7 +558,10 @@ type waiter struct {
 }
 
 // askPlaces starts (or joins) the Places request for record r and radius; the reply goes into
-// sl when it comes back. Loop only.
+// sl when it comes back. This is the one place where identical requests are coalesced, and the
+// cache (places.cache_ttl) is read here, on the loop, so that a cached answer never waits for a
+// worker. The call runs on the loop's executor with a deadline of places.timeout from now: a
+// WHATSAT is answered within it however many calls are queued before it. Loop only.
 func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message) {
 	k := s.keyScratch[:0]
 	k = append(k, r.Lat...)
@@ -598,6 +583,13 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 	}
 	call := &placesCall{key: string(k), waiters: []waiter{w}, start: s.loop.Time()}
 	s.inflight[call.key] = call
+	if body, ok := s.cache.Get(call.key); ok {
+		// Answered in the next pass: WHATSATs for it read meanwhile join it.
+		s.metrics.PlacesCacheHits.Add(1)
+		a := &placesAnswer{body: body, bound: -1, cached: true}
+		s.loop.CallSoonFunc(func() { s.placesDone(call, a, nil) })
+		return
+	}
 	s.metrics.PlacesCalls.Add(1)
 	if s.logInfo {
 		g := s.lg
@@ -607,7 +599,9 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 		g.end()
 	}
 	prov, bound := s.prov, m.Bound
-	f := reactor.Go(s.loop, func(ctx context.Context) (*placesAnswer, error) {
+	timeout := s.cfg.Places.Timeout
+	job := reactor.JobOptions{Deadline: call.start.Add(timeout)}
+	f := reactor.GoWith(s.loop, job, func(ctx context.Context) (*placesAnswer, error) {
 		// Off the loop: the call, and the cut of its body for the first WHATSAT's bound (a
 		// scan of the whole body, tens of KiB for 20 results), so the loop only copies it.
 		body, err := prov.Nearby(ctx, req)
@@ -624,8 +618,12 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 	})
 	f.AddDoneCallback(func(f *reactor.Future[*placesAnswer]) {
 		a, err := f.Result()
-		if a == nil { // cancelled: the loop is stopping
-			a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", err.Error()), bound: -1}
+		if a == nil { // never ran: no worker was free in time, or the loop is stopping
+			msg := err.Error()
+			if errors.Is(err, reactor.ErrDeadline) {
+				msg = fmt.Sprintf("places: timeout after %s: no worker was free", timeout)
+			}
+			a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), bound: -1}
 		}
 		s.placesDone(call, a, err)
 	})
@@ -637,6 +635,7 @@ type placesAnswer struct {
 	bound    int    // the bound cut is for (-1: none)
 	cut      []byte // the reply body for bound, without the final blank line
 	rejected error  // why body was replaced by an UNKNOWN_ERROR body, or nil
+	cached   bool   // body came from the cache
 }
 
 // cutBody appends to dst the reply body for bound: body with "results" cut to bound
@@ -667,12 +666,17 @@ func (s *Server) placesDone(call *placesCall, a *placesAnswer, err error) {
 		g := s.lg
 		g.begin(slog.LevelInfo, "places answer")
 		g.str("request", call.key)
+		if a.cached {
+			g.str("from", "cache")
+		}
 		g.dur("took", took)
 		g.int("bytes", len(a.body))
 		g.end()
 	}
 	if a.rejected != nil {
 		s.log.Warn("places body rejected", "request", call.key, "err", a.rejected)
+	} else if err == nil && !a.cached {
+		s.cache.Add(call.key, a.body)
 	}
 	for _, w := range call.waiters {
 		if w.c.lost {
@@ -716,7 +720,8 @@ type Herd struct {
 }
 
 // NewHerd builds every server of cfg (see NewServer). The servers share one Places provider
-// (built once, unless an option gives one). Any goroutine.
+// (built once, unless an option gives one) and one cache (places.cache_ttl); each has its own
+// loop and so its own executor (places.workers each). Any goroutine.
 func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 	var o options
 	for _, f := range opts {
@@ -730,7 +735,8 @@ func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 		opts = append(opts[:len(opts):len(opts)], WithProvider(p))
 	}
 	n := len(cfg.Servers)
-	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers = n })
+	cache := places.NewCache(0, cfg.Places.CacheTTL)
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers, o.cache = n, cache })
 	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server)}
 	for _, sc := range cfg.Servers {
 		s, err := NewServer(cfg, sc.Name, opts...)

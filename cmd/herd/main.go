@@ -76,7 +76,9 @@ Config (all keys optional but [[server]]; defaults shown):
   key = ""                 # or the GOOGLE_PLACES_API_KEY environment variable
   timeout = "5s"
   cache_ttl = "0s"         # keep answers this long; 0: no cache
-  workers = 1024           # Places calls at once per server (each only waits on the network)
+  workers = 0              # Places calls at once per server; 0: 1024 for google and
+                           # google-v1 (remote calls only wait), the cores for offline; calls
+                           # beyond it wait their turn, at most timeout after their WHATSAT
   max_conns = 0            # HTTP connections to the API; 0: as many as workers
   dataset = ""             # offline: a GeoJSON file of your own places
   [log]
