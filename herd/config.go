@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
+	"reflect"
 	"runtime"
 	"sort"
 	"strconv"
@@ -248,19 +248,15 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
 	if err != nil {
-		ce := &ConfigError{File: file, Msg: err.Error(), Err: err}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			ce.Line = pe.Position.Line
-			ce.Msg = pe.Message
-			if pe.LastKey != "" {
-				ce.Key = pe.LastKey
-			}
-		} else if m := tomlLineErr.FindStringSubmatch(err.Error()); m != nil {
-			ce.Line, _ = strconv.Atoi(m[1])
-			ce.Key, ce.Msg = m[2], m[3]
+			return nil, &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message, Err: err}
 		}
-		return nil, ce
+		// A value of the wrong type, which the toml package reports as text only: find each.
+		if terr := typeErrors(data, file); terr != nil {
+			return nil, terr
+		}
+		return nil, &ConfigError{File: file, Msg: err.Error(), Err: err}
 	}
 	loc := newKeyLocator(data)
 	var errs []error
@@ -287,8 +283,108 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 	return c, nil
 }
 
-// tomlLineErr matches the toml package's type errors, which are not ParseErrors.
-var tomlLineErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+// typeErrors returns a ConfigError for each value of a TOML text (one that parses) that does
+// not fit the Config field it is for, or nil.
+func typeErrors(data []byte, file string) error {
+	var raw map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
+		return nil
+	}
+	loc := newKeyLocator(data)
+	var errs []error
+	checkTypes(raw, reflect.TypeFor[Config](), nil, func(key []string, want string, got any) {
+		errs = append(errs, &ConfigError{File: file, Line: loc.line(key), Key: keyName(key),
+			Msg: fmt.Sprintf("want %s, got %s", want, tomlType(got))})
+	})
+	return errors.Join(errs...)
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// checkTypes calls bad for each value under v (a TOML value decoded into an any) that cannot
+// go into a value of type t, the type of the field at key.
+func checkTypes(v any, t reflect.Type, key []string, bad func(key []string, want string, got any)) {
+	switch {
+	case t == durationType:
+		switch v.(type) {
+		case string, int64:
+		default:
+			bad(key, `a duration ("5s")`, v)
+		}
+	case t.Kind() == reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			bad(key, "a table", v)
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := f.Tag.Get("toml")
+			if fv, ok := m[name]; ok && name != "" {
+				checkTypes(fv, f.Type, append(key[:len(key):len(key)], name), bad)
+			}
+		}
+	case t.Kind() == reflect.Slice:
+		var elems []any
+		switch a := v.(type) {
+		case []any:
+			elems = a
+		case []map[string]any:
+			for _, e := range a {
+				elems = append(elems, e)
+			}
+		default:
+			bad(key, "an array", v)
+			return
+		}
+		for i, e := range elems {
+			checkTypes(e, t.Elem(), append(key[:len(key):len(key)], strconv.Itoa(i)), bad)
+		}
+	case t.Kind() == reflect.String:
+		if _, ok := v.(string); !ok {
+			bad(key, "a string", v)
+		}
+	case t.Kind() == reflect.Int:
+		if _, ok := v.(int64); !ok {
+			bad(key, "an integer", v)
+		}
+	}
+}
+
+// tomlType names the TOML type of a decoded value.
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "a table"
+	case []any, []map[string]any:
+		return "an array"
+	}
+	return "a date or time"
+}
+
+// keyName spells a key as validation errors do: server[1].peers, limits.max_line.
+func keyName(key []string) string {
+	var b strings.Builder
+	for i, k := range key {
+		if _, err := strconv.Atoi(k); err == nil && i > 0 {
+			b.WriteString("[" + k + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(k)
+	}
+	return b.String()
+}
 
 // Validate checks a Config built in code (DefaultConfig or a changed copy) and completes its links.
 func (c *Config) Validate() error {
@@ -475,9 +571,12 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// keyLocator finds the line of a key in a TOML text. The toml package keeps key positions to
-// itself, so this is a light scan of table headers and "key =" lines: enough for the flat layout
-// of a herd config (dotted keys and inline tables give 0: unknown).
+// keyLocator finds the line of a key in a TOML text, for errors found after decoding (unknown
+// keys, values of the wrong type, bad settings). The toml package (v1.6.0) keeps key positions
+// to itself, and keeps one per key name across an array of tables (the last [[server]]'s for
+// every server), so this is a light scan of table headers and "key =" lines: enough for the
+// flat layout of a herd config (dotted keys and inline tables give 0: unknown). Errors the
+// decoder finds itself (syntax, a bad duration) carry its own position (toml.ParseError).
 type keyLocator struct {
 	lines map[string]int
 }

@@ -115,7 +115,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown peer", srv + "peers = [\"Z\"]\n", 4, "unknown peer \"Z\""},
 		{"self link", srv + "peers = [\"A\"]\n", 4, "names itself"},
 		{"twice", srv + "peers = [\"B\", \"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n", 4, "named twice"},
-		{"type", srv + "peers = \"B\"\n", 4, "server.peers: incompatible types"},
+		{"type", srv + "peers = \"B\"\n", 4, "server[0].peers: want an array, got a string"},
+		{"type in the second server", srv + "[[server]]\nname = 2\naddr = \"127.0.0.1:2\"\n", 5, "server[1].name: want a string, got an integer"},
+		{"type in a peer", srv + "peers = [\"B\", 3]\n", 4, "server[0].peers[1]: want a string, got an integer"},
+		{"type of a limit", "[limits]\nmax_line = \"4k\"\n" + srv, 2, "limits.max_line: want an integer, got a string"},
+		{"type of a duration", "[places]\ntimeout = true\n" + srv, 2, `places.timeout: want a duration ("5s"), got a boolean`},
+		{"type of a table", "places = 1\n" + srv, 1, "places: want a table, got an integer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

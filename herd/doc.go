@@ -118,9 +118,10 @@
 //     defaults to "google" when a key is set (in the file or GOOGLE_PLACES_API_KEY) and to
 //     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown
 //     keys, duplicate or white-space names, unknown peers, self links, bad addresses, durations
-//     and limits are errors (*ConfigError) that name the file, the line and the key. A
-//     Places setting the provider rejects names its key (places.url, places.key, ...), from
-//     places.ConfigError.
+//     and limits are errors (*ConfigError) that name the file, the line and the key. A value
+//     of the wrong type is named by its key too (server[1].name: want a string, got an
+//     integer), every one of them, not only the first. A Places setting the provider rejects
+//     names its key (places.url, places.key, ...), from places.ConfigError.
 //   - Logs: one file per server, <log.dir>/<Name>.log, appended to; see Logs below.
 //
 // # Logs
