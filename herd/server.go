@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +30,7 @@ type options struct {
 	debug    bool
 	cache    *places.Cache // NewHerd's, shared by its servers; nil: the server makes its own
 	servers  int           // servers in this process (NewHerd): they share the descriptor limit
+	only     []string      // WithServers: the servers NewHerd builds; nil: all
 }
 
 // WithClock makes the server take receive times from now instead of time.Now (tests use it to
@@ -43,6 +45,14 @@ func WithProvider(p places.Provider) Option { return func(o *options) { o.provid
 // it off). w is written from one goroutine at a time (the server's log writer); the server
 // closes w at Shutdown if it is an io.Closer.
 func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w } }
+
+// WithServers makes NewHerd build only the servers of the config called names, in the
+// config's order: a process that runs part of a herd (herd serve NAME is a herd of one). Their
+// links to the servers left out go to the addresses the config gives them. NewServer ignores
+// it.
+func WithServers(names ...string) Option {
+	return func(o *options) { o.only = append([]string(nil), names...) }
+}
 
 // WithDebug turns on the reactor's debug mode (slow-callback warnings, wrong-goroutine panics).
 func WithDebug(on bool) Option { return func(o *options) { o.debug = on } }
@@ -126,7 +136,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	cfg = cfg.Clone()
 	sc := cfg.Server(name)
 	if sc == nil {
-		return nil, &ConfigError{Msg: fmt.Sprintf("no server named %q in the config (servers: %v)", name, cfg.sortedNames())}
+		return nil, cfg.errNoServer(name)
 	}
 	s := &Server{
 		name:     name,
@@ -181,6 +191,11 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	}
 	s.capClients(max(o.servers, 1))
 	return s, nil
+}
+
+// errNoServer is NewServer's and NewHerd's error for a name the config does not have.
+func (c *Config) errNoServer(name string) error {
+	return &ConfigError{Msg: fmt.Sprintf("no server named %q in the config (servers: %v)", name, c.sortedNames())}
 }
 
 // fdReserve is how many file descriptors a process keeps for what is not a client connection
@@ -727,6 +742,20 @@ func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 	for _, f := range opts {
 		f(&o)
 	}
+	scs := cfg.Servers
+	if o.only != nil {
+		scs = nil
+		for _, sc := range cfg.Servers {
+			if slices.Contains(o.only, sc.Name) {
+				scs = append(scs, sc)
+			}
+		}
+		for _, name := range o.only {
+			if cfg.Server(name) == nil {
+				return nil, cfg.errNoServer(name)
+			}
+		}
+	}
 	if o.provider == nil {
 		p, err := NewProvider(cfg.Places)
 		if err != nil {
@@ -734,11 +763,11 @@ func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 		}
 		opts = append(opts[:len(opts):len(opts)], WithProvider(p))
 	}
-	n := len(cfg.Servers)
+	n := len(scs)
 	cache := places.NewCache(0, cfg.Places.CacheTTL)
 	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers, o.cache = n, cache })
 	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server)}
-	for _, sc := range cfg.Servers {
+	for _, sc := range scs {
 		s, err := NewServer(cfg, sc.Name, opts...)
 		if err != nil {
 			h.closeLogs()

@@ -162,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	var name string
+	var opts []herd.Option
 	if cmd == "serve" {
 		if len(rest) == 0 {
 			names := make([]string, len(cfg.Servers))
@@ -171,7 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return &usageError{"serve needs the name of one server of the config: " + strings.Join(names, ", ")}
 		}
-		name = rest[0]
+		opts = append(opts, herd.WithServers(rest[0])) // a herd of one
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -185,14 +185,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit(stdout)
-	if cmd == "serve" {
-		return serve(ctx, cfg, name, *grace, stdout)
-	}
-	return runHerd(ctx, cfg, *grace, stdout)
+	return runHerd(ctx, cfg, *grace, stdout, opts...)
 }
 
-func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer) error {
-	h, err := herd.NewHerd(cfg)
+// runHerd runs the servers of cfg that opts select (all, or the one of herd serve) until ctx is
+// done or one of them stops on its own.
+func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer, opts ...herd.Option) error {
+	h, err := herd.NewHerd(cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -266,32 +265,6 @@ func raiseFileLimit(stdout io.Writer) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		fmt.Fprintf(stdout, "herd: cannot raise the open file limit to %d: %v\n", rl.Max, err)
 	}
-}
-
-func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Duration, stdout io.Writer) error {
-	s, err := herd.NewServer(cfg, name)
-	if err != nil {
-		return err
-	}
-	if err := s.Start(); err != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), grace)
-		defer cancel()
-		s.Shutdown(sctx)
-		return err
-	}
-	sc := cfg.Server(name)
-	fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", name, s.Addr(), strings.Join(sc.Peers, ", "))
-	capped(stdout, cfg, s)
-	hello(stdout, cfg, s.Addr().String())
-	started([]*herd.Server{s})
-	failed := waitStop(ctx, []*herd.Server{s}, stdout)
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	err = s.Shutdown(sctx)
-	if failed != nil {
-		return failed
-	}
-	return err
 }
 
 // hello says how to talk to the herd.
