@@ -10,18 +10,6 @@ import (
 	"time"
 )
 
-// waitUntil polls cond until it holds, failing the test after 10s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // result is what a done callback saw.
 type result struct {
 	v   int
@@ -68,6 +56,21 @@ func blocker(started chan<- struct{}, release <-chan struct{}, v int) func(conte
 	}
 }
 
+// busyLoop starts a loop with one worker and keeps it busy with a job until release is
+// called (at the latest when the test ends); that job's result comes on first.
+func busyLoop(t *testing.T) (l *Loop, release func(), first chan result) {
+	t.Helper()
+	l = startLoop(t, Options{Workers: 1, Debug: true})
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	started := make(chan struct{}, 1)
+	_, first = submit(t, l, JobOptions{}, blocker(started, ch, 1))
+	<-started
+	return l, release, first
+}
+
 // However many jobs wait, the goroutines are bounded by the worker count, and every job runs.
 func TestExecutorGoroutinesBounded(t *testing.T) {
 	const workers, jobs = 4, 2000
@@ -88,7 +91,7 @@ func TestExecutorGoroutinesBounded(t *testing.T) {
 			})
 		}
 	})
-	waitUntil(t, "the workers to start", func() bool { return len(started) == workers })
+	waitFor(t, "the workers to start", func() bool { return len(started) == workers })
 	if n := runtime.NumGoroutine(); n > before+workers {
 		t.Errorf("%d goroutines with %d jobs submitted (%d before), want at most %d", n, jobs, before, before+workers)
 	}
@@ -123,11 +126,7 @@ func TestExecutorReusesIdleWorker(t *testing.T) {
 
 // A job cancelled while queued never runs and its Future completes with ErrCancelled.
 func TestExecutorCancelQueued(t *testing.T) {
-	l := startLoop(t, Options{Workers: 1, Debug: true})
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	_, first := submit(t, l, JobOptions{}, blocker(started, release, 1))
-	<-started
+	l, release, first := busyLoop(t)
 	var ran atomic.Bool
 	queued, second := submit(t, l, JobOptions{}, func(context.Context) (int, error) { ran.Store(true); return 2, nil })
 	_, third := submit(t, l, JobOptions{}, func(context.Context) (int, error) { return 3, nil })
@@ -139,7 +138,7 @@ func TestExecutorCancelQueued(t *testing.T) {
 	if r := await(t, second); !errors.Is(r.err, ErrCancelled) {
 		t.Errorf("cancelled job: %+v, want ErrCancelled", r)
 	}
-	close(release)
+	release()
 	if r := await(t, first); r.v != 1 || r.err != nil {
 		t.Errorf("first job: %+v", r)
 	}
@@ -154,12 +153,7 @@ func TestExecutorCancelQueued(t *testing.T) {
 // A job whose deadline passes while it waits completes at its deadline with ErrDeadline,
 // while the job ahead of it still runs, and never runs itself.
 func TestExecutorDeadlineWhileQueued(t *testing.T) {
-	l := startLoop(t, Options{Workers: 1, Debug: true})
-	release := make(chan struct{})
-	defer close(release)
-	started := make(chan struct{}, 1)
-	submit(t, l, JobOptions{}, blocker(started, release, 1))
-	<-started
+	l, _, _ := busyLoop(t)
 	var ran atomic.Bool
 	_, late := submit(t, l, JobOptions{Deadline: time.Now().Add(20 * time.Millisecond)},
 		func(context.Context) (int, error) { ran.Store(true); return 2, nil })
@@ -254,12 +248,7 @@ func TestExecutorPanic(t *testing.T) {
 
 // Many cancelled jobs do not pile up in the queue.
 func TestExecutorQueueCompacts(t *testing.T) {
-	l := startLoop(t, Options{Workers: 1, Debug: true})
-	release := make(chan struct{})
-	defer close(release)
-	started := make(chan struct{}, 1)
-	submit(t, l, JobOptions{}, blocker(started, release, 1))
-	<-started
+	l, _, _ := busyLoop(t)
 	onLoop(t, l, func() {
 		keep := Go(l, func(context.Context) (int, error) { return 0, nil })
 		for range 10000 {
