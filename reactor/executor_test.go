@@ -294,3 +294,28 @@ func TestExecutorBeforeStart(t *testing.T) {
 		t.Errorf("result %+v", r)
 	}
 }
+
+// BenchmarkGo measures a job's round trip: submitted on the loop, run by a worker, its result
+// back on the loop, 64 jobs in flight at a time.
+func BenchmarkGo(b *testing.B) {
+	l := startLoop(b, Options{Workers: 8})
+	const batch = 64
+	done := make(chan struct{}, batch)
+	fn := func(context.Context) (int, error) { return 1, nil }
+	cb := func(*Future[int]) { done <- struct{}{} }
+	submitBatch := func() {
+		for range batch {
+			Go(l, fn).AddDoneCallback(cb)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.CallSoonThreadsafe(submitBatch); err != nil {
+			b.Fatal(err)
+		}
+		for range batch {
+			<-done
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/job")
+}
