@@ -39,7 +39,9 @@ type PlacesConfig struct {
 	Key string `toml:"key"`
 	// Timeout bounds one Places call (default 5s).
 	Timeout time.Duration `toml:"timeout"`
-	// CacheTTL keeps answers this long (default 0: no cache).
+	// CacheTTL keeps answers this long (default 0: no cache), in one LRU of up to
+	// places.DefaultCacheSize answers per process, shared by its servers and read on the loop.
+	// Only answers without error are kept.
 	CacheTTL time.Duration `toml:"cache_ttl"`
 	// Workers is how many Places calls a server runs at once: the size of its loop's executor
 	// (reactor.Options.Workers), whose workers are goroutines started on demand and kept. Calls

@@ -16,8 +16,8 @@ import (
 //     the next submitted one (the most recently idle first, whose stack is warm). They exit when
 //     the loop stops. However many jobs are submitted, the goroutines never outnumber Workers.
 //   - The queue belongs to the loop: submitting, handing a job to a worker, completing,
-//     cancelling and expiring all happen in loop callbacks, so none of it takes a lock, and a
-//     queued job costs its Future and a queue slot, not a goroutine. A worker crosses to the
+//     cancelling and expiring all happen in loop callbacks, so the executor has no lock of its
+//     own, and a queued job costs its Future and a queue slot, not a goroutine. A worker crosses to the
 //     loop once per job, to post its completion (CallSoonThreadsafe); the loop hands it the next
 //     job over a channel of one slot that the worker has emptied before it posts, so the loop
 //     never blocks.
@@ -27,7 +27,8 @@ import (
 //     fires first, the Future completes with ErrDeadline at the deadline, however long the
 //     queue, and the job never runs. A job that starts in time runs with the deadline on its ctx.
 //   - Stop fails the queued jobs with ErrClosed (their callbacks run while the loop drains),
-//     cancels the ctx of running ones and waits for them.
+//     cancels the ctx of running ones and waits for them; their results are dropped (their
+//     Futures stay pending, as asyncio's do when the loop stops).
 //
 // The queue is FIFO. Fair ordering across clients would fit behind jobQueue's push and pop: a
 // FIFO per key (a connection, say) and a ring of the keys that have jobs, pop taking from the
