@@ -75,13 +75,3 @@ func (l *Loop) dial(addr string, f ProtocolFactory, timeout time.Duration) error
 		return ErrClosed
 	}
 }
-
-// arrived takes t's connection off the loop's count of those in flight, once.
-func (t *dialTag) arrived(l *Loop) {
-	if t.done.CompareAndSwap(false, true) {
-		l.enrolls.Add(-1)
-		if l.stopReq.Load() {
-			l.wake() // a stopping loop may be waiting for this one
-		}
-	}
-}

@@ -101,18 +101,13 @@ func TestCallSoonFuncAllocs(t *testing.T) {
 // TestOneWakePerPass checks that many callbacks queued in one pass, from the loop and from
 // other goroutines, cost one waker write.
 func TestOneWakePerPass(t *testing.T) {
-	l := startLoop(t, Options{})
-	wakes := func() uint64 {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.wakes
-	}
+	l := startLoop(t, Options{Debug: true}) // Debug counts the waker writes
 	ran := 0
 	cb := func() { ran++ }
 	done := make(chan struct{})
 	var before uint64
 	onLoop(t, l, func() {
-		before = wakes()
+		before = wakes(l)
 		for i := range 100 {
 			if i%2 == 0 {
 				l.CallSoonFunc(cb)
@@ -125,7 +120,7 @@ func TestOneWakePerPass(t *testing.T) {
 	})
 	<-done
 	var after uint64
-	onLoop(t, l, func() { after = wakes() })
+	onLoop(t, l, func() { after = wakes(l) })
 	// One write for the queued callbacks; onLoop's own CallSoonThreadsafe may add one more.
 	if d := after - before; d < 1 || d > 2 {
 		t.Fatalf("%d waker writes for one pass of callbacks, want 1 (2 with onLoop's)", d)
@@ -439,9 +434,9 @@ func TestCallSoonFromIO(t *testing.T) {
 		return []ProtocolFactory{func() Protocol {
 			return &collector{onData: func(c *collector) {
 				first := spins == 0
-				w0 := l.wakes
+				w0 := wakes(l)
 				l.CallSoonFunc(func() {
-					results <- res{wakes: l.wakes - w0}
+					results <- res{wakes: wakes(l) - w0}
 					c.t.Write([]byte("ok\n"))
 				})
 				if first {

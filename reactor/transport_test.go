@@ -206,7 +206,6 @@ func TestHalfClose(t *testing.T) {
 	for _, size := range []int{100, 8 << 20} { // direct write; the writer goroutine
 		answer := pattern(size)
 		closed := make(chan struct{})
-		writers := writersStarted.Load()
 		lost := make(chan error, 1)
 		l := startLoopWith(t, Options{Debug: true}, func(l *Loop) []ProtocolFactory {
 			return []ProtocolFactory{func() Protocol {
@@ -249,7 +248,9 @@ func TestHalfClose(t *testing.T) {
 		if err := <-lost; err != nil {
 			t.Fatalf("size %d: ConnectionLost(%v)", size, err)
 		}
-		if used := writersStarted.Load() - writers; (size > 1<<20) != (used == 1) {
+		var used int
+		onLoop(t, l, func() { used = l.dbg.writers })
+		if (size > 1<<20) != (used == 1) {
 			t.Errorf("size %d: %d writer goroutines started", size, used)
 		}
 	}
