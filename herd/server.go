@@ -25,6 +25,7 @@ type Option func(*options)
 
 type options struct {
 	now      func() time.Time
+	clock    reactor.Clock
 	provider places.Provider
 	logOut   io.Writer
 	debug    bool
@@ -35,6 +36,13 @@ type options struct {
 // WithClock makes the server take receive times from now instead of time.Now (tests use it to
 // check AT lines byte for byte). now is called on the loop.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLoopClock hands c to the server's event loop (reactor.Options.Clock): the loop's timers
+// (limits.idle_timeout, the redial backoff, the lingering close) run on c's timeline, and so do
+// the receive times in AT lines unless WithClock gives another clock. Tests give a
+// *reactor.FakeClock to move time themselves; Places timeouts, dial timeouts and the log's
+// timestamps keep real time.
+func WithLoopClock(c reactor.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithProvider makes the server ask p instead of the provider the config names.
 func WithProvider(p places.Provider) Option { return func(o *options) { o.provider = p } }
@@ -143,6 +151,9 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		inflight: make(map[string]*placesCall),
 		peerIPs:  make(map[netip.Addr]bool),
 	}
+	if s.now == nil && o.clock != nil {
+		s.now = o.clock.Now
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -175,7 +186,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if workers <= 0 {
 		workers = cfg.Places.Workers
 	}
-	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: workers})
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: workers, Clock: o.clock})
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}
