@@ -63,7 +63,7 @@ func (l *Loop) dial(addr string, f ProtocolFactory, timeout time.Duration) error
 		return err
 	}
 	// Never wait for this on the loop: gnet's worker needs the loop to run OnOpen. The loop
-	// stays up until OnOpen has run (see exitWhenEnrolled), so the answer comes, unless gnet
+	// stays up until OnOpen has run (see gnetgaps.go, gap 6), so the answer comes, unless gnet
 	// stopped on its own.
 	select {
 	case r := <-ch:

@@ -511,7 +511,9 @@ func (l *Loop) pass() gnet.Action {
 	}
 	l.readySpare = batch[:0]
 
-	l.pollDrains()
+	if len(l.watch) > 0 || l.watchArmed {
+		l.pollDrains()
+	}
 	if l.stopping {
 		return l.stopPass()
 	}
