@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -506,5 +507,50 @@ func TestStopFromIOAfterCallSoon(t *testing.T) {
 	}
 	if len(ran) != 1 || len(lost) != 1 {
 		t.Fatalf("callback ran: %v, ConnectionLost ran: %v; want both", len(ran) == 1, len(lost) == 1)
+	}
+}
+
+// TestEngineEndsOnItsOwn: when gnet ends the loop without Stop (as an accept failure does), the
+// stop still runs in passes on the loop goroutine: ConnectionLost once, on the loop, and what it
+// schedules runs too; pending timers never fire; Done closes.
+func TestEngineEndsOnItsOwn(t *testing.T) {
+	made := make(chan *Transport, 1)
+	lost := make(chan bool, 2) // ConnectionLost ran on the loop
+	after := make(chan bool, 1)
+	var l *Loop
+	l = startLoopWith(t, Options{Debug: true}, func(lp *Loop) []ProtocolFactory {
+		l = lp
+		return []ProtocolFactory{func() Protocol {
+			return &funcProto{
+				made: func(t *Transport) { made <- t },
+				lost: func(error) {
+					lost <- l.OnLoop()
+					l.CallSoonFunc(func() { after <- l.OnLoop() })
+				},
+			}
+		}}
+	})
+	dialNet(t, l)
+	recv(t, made, "ConnectionMade")
+	fired := false
+	onLoop(t, l, func() { l.CallLater(time.Hour, func() { fired = true }) })
+	stopped := make(chan error, 1)
+	go func() { // gnet's own Stop, not the loop's
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- l.eng.Stop(ctx)
+	}()
+	recv(t, l.Done(), "the loop to end")
+	if !recv(t, lost, "ConnectionLost") {
+		t.Error("ConnectionLost ran off the loop goroutine")
+	}
+	if !recv(t, after, "the callback ConnectionLost scheduled") {
+		t.Error("a callback scheduled at stop ran off the loop goroutine")
+	}
+	if len(lost) != 0 || fired {
+		t.Errorf("ConnectionLost ran again: %v; the pending timer fired: %v", len(lost) != 0, fired)
+	}
+	if err := recv(t, stopped, "gnet's Stop to return"); err != nil {
+		t.Errorf("gnet's Stop: %v", err)
 	}
 }
