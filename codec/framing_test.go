@@ -79,15 +79,15 @@ func TestDecoder(t *testing.T) {
 		t.Fatalf("Buffered = %d, want 3", d.Buffered())
 	}
 	d.Feed([]byte("ee\r"))
-	if got := d.Final(); string(got) != "three" {
-		t.Fatalf("Final = %q, want %q", got, "three")
+	if got, err := d.Final(); string(got) != "three" || err != nil {
+		t.Fatalf("Final = %q, %v; want %q", got, err, "three")
 	}
-	if got := d.Final(); got != nil {
-		t.Fatalf("second Final = %q, want nil", got)
+	if got, err := d.Final(); got != nil || err != nil {
+		t.Fatalf("second Final = %q, %v; want nil", got, err)
 	}
 	d.Feed([]byte("\r"))
-	if got := d.Final(); got == nil || len(got) != 0 {
-		t.Fatalf("Final of a lone \\r = %q, want empty non-nil", got)
+	if got, err := d.Final(); got == nil || len(got) != 0 || err != nil {
+		t.Fatalf("Final of a lone \\r = %q, %v; want empty non-nil", got, err)
 	}
 	d.Feed([]byte("123456789"))
 	line, ok, err := d.Next()
@@ -98,8 +98,13 @@ func TestDecoder(t *testing.T) {
 	if line2, _, err := d.Next(); err != ErrLineTooLong || string(line2) != "123456789" {
 		t.Fatalf("error not sticky: %q, %v", line2, err)
 	}
-	if d.Final() != nil || d.Buffered() != 0 {
+	if line, err := d.Final(); line != nil || err != nil || d.Buffered() != 0 {
 		t.Fatal("Final or Buffered after the error")
+	}
+	d.Reset()
+	d.Feed([]byte("ok\n"))
+	if line, ok, err := d.Next(); !ok || err != nil || string(line) != "ok" {
+		t.Fatalf("after Reset: %q, %v, %v", line, ok, err)
 	}
 	huge := NewDecoder(math.MaxInt)
 	huge.Feed([]byte("a\nb"))
@@ -165,11 +170,24 @@ func TestLineOfMaxBytesEndingInCRLFIsAccepted(t *testing.T) {
 // "\n" ends a line, one "\r" before it is dropped, and a line of more than max bytes is
 // too long; an unterminated tail is too long past max bytes, or max+1 bytes not ending in
 // "\r" (at EOF, the "\r" is dropped and the tail is a line).
-func modelFrame(stream string, max int) frame {
+func modelFrame(stream string, max int) frame { return modelFrameAT(stream, max, false) }
+
+// modelFrameAT is modelFrame for a Decoder with AT set (at true): a line whose first field is
+// "AT" may be ATOverhead bytes longer, and so may the bytes held of a tail whose first field
+// has not fully arrived (only white space, maybe then "A" or "AT"); at EOF the tail is judged
+// as a line.
+func modelFrameAT(stream string, max int, at bool) frame {
 	var f frame
 	tooLong := func(line string) frame {
 		f.Err = fmt.Sprintf("%v: %q", ErrLineTooLong, line[:min(len(line), TooLongEcho, max+1)])
 		return f
+	}
+	white := func(r rune) bool { return strings.ContainsRune(" \t\r\v\f", r) }
+	lineLimit := func(line string) int {
+		if fs := strings.FieldsFunc(line, white); at && len(fs) > 0 && fs[0] == "AT" {
+			return max + ATOverhead
+		}
+		return max
 	}
 	for {
 		i := strings.IndexByte(stream, '\n')
@@ -177,7 +195,7 @@ func modelFrame(stream string, max int) frame {
 			break
 		}
 		raw := stream[:i]
-		if line := strings.TrimSuffix(raw, "\r"); len(line) <= max {
+		if line := strings.TrimSuffix(raw, "\r"); len(line) <= lineLimit(line) {
 			f.Lines = append(f.Lines, line)
 		} else {
 			return tooLong(raw)
@@ -187,10 +205,16 @@ func modelFrame(stream string, max int) frame {
 	if stream == "" {
 		return f
 	}
-	if len(stream) > max+1 || len(stream) == max+1 && stream[max] != '\r' {
+	held := max
+	if first := strings.TrimLeftFunc(stream, white); at && (strings.HasPrefix("AT", first) ||
+		len(first) > 2 && first[:2] == "AT" && white(rune(first[2]))) {
+		held = max + ATOverhead
+	}
+	line := strings.TrimSuffix(stream, "\r")
+	if len(stream) > held+1 || len(stream) == held+1 && stream[held] != '\r' || len(line) > lineLimit(line) {
 		return tooLong(stream)
 	}
-	f.Tail = "<" + strings.TrimSuffix(stream, "\r") + ">"
+	f.Tail = "<" + line + ">"
 	return f
 }
 
@@ -201,15 +225,14 @@ type frame struct {
 	Err   string
 }
 
-func decodeChunks(chunks [][]byte, max int) frame {
+func decodeChunks(chunks [][]byte, max int) frame { return decodeWith(&Decoder{Max: max}, chunks) }
+
+// decodeWith frames chunks with d, scribbling over each chunk once d has returned its lines:
+// d must have copied what it keeps of it.
+func decodeWith(d *Decoder, chunks [][]byte) frame {
 	var f frame
-	d := NewDecoder(max)
 	for _, c := range chunks {
 		d.Feed(c)
-		// Scribble over the chunk: the Decoder must have copied it.
-		for i := range c {
-			c[i] = '#'
-		}
 		for {
 			line, ok, err := d.Next()
 			if err != nil {
@@ -221,8 +244,16 @@ func decodeChunks(chunks [][]byte, max int) frame {
 			}
 			f.Lines = append(f.Lines, string(line))
 		}
+		for i := range c {
+			c[i] = '#'
+		}
 	}
-	if tail := d.Final(); tail != nil {
+	tail, err := d.Final()
+	if err != nil {
+		f.Err = fmt.Sprintf("%v: %q", err, tail)
+		return f
+	}
+	if tail != nil {
 		f.Tail = "<" + string(tail) + ">"
 	}
 	return f
@@ -322,6 +353,137 @@ func testEverySplit(t *testing.T, max int) {
 	}
 	if f := decodeChunks([][]byte{[]byte(splitStreams[5])}, max); f.Err != "" || len(f.Lines) != 3 {
 		t.Fatalf("stream 5: %+v", f)
+	}
+}
+
+// atStreams exercise the AT allowance with max 32: AT lines up to 32+ATOverhead bytes, and
+// white space before the first field, which must not make the result depend on the cut.
+var atStreams = []string{
+	"AT " + strings.Repeat("a", 40) + "\nIAMAT x\n", // an AT line past max
+	"AT " + strings.Repeat("b", 157) + "\r\nnext\n", // exactly 32+128
+	"AT " + strings.Repeat("c", 158) + "\nnext\n",   // one more: too long
+	"IAMAT " + strings.Repeat("d", 40) + "\n",       // not AT: too long
+	strings.Repeat(" ", 40) + "AT x\n",              // white space, then AT
+	strings.Repeat("\t", 40) + "IAMAT x\n",          // white space, then not AT
+	strings.Repeat(" ", 40) + "\n",                  // white space only
+	strings.Repeat(" ", 40) + "AT",                  // a tail that is an AT line
+	strings.Repeat(" ", 40) + "A",                   // a tail that is not
+	strings.Repeat(" ", 40),                         // a tail of white space
+	strings.Repeat(" ", 170) + "AT x\n",             // too much white space
+	"ATX" + strings.Repeat("e", 40) + "\n",          // "AT" is not the field
+	"A" + strings.Repeat("T", 40) + "\n",            // nor is "ATTT..."
+	strings.Repeat(" ", 40) + "AT\r\n",              // "AT" alone, then "\r\n"
+	"ok\n\vAT\f" + strings.Repeat("f", 100) + "\r",  // an AT tail with "\r"
+	"AT " + strings.Repeat("g", 157) + "\r\r\n",     // 32+129 after one "\r"
+}
+
+// TestEverySplitAT is TestEverySplit for a Decoder with AT set: every cut into three gives
+// modelFrameAT's lines, tail and error.
+func TestEverySplitAT(t *testing.T) {
+	const max = 32
+	for _, s := range append(atStreams, splitStreams...) {
+		want := modelFrameAT(s, max, true)
+		decode := func(chunks ...string) frame {
+			var cs [][]byte
+			for _, c := range chunks {
+				cs = append(cs, []byte(c))
+			}
+			return decodeWith(&Decoder{Max: max, AT: true}, cs)
+		}
+		for i := 0; i <= len(s); i++ {
+			for j := i; j <= len(s); j++ {
+				if got := decode(s[:i], s[i:j], s[j:]); !reflect.DeepEqual(got, want) {
+					t.Fatalf("stream %q cut at %d,%d: %+v, want %+v", s, i, j, got, want)
+				}
+			}
+		}
+	}
+	// Spot-check the model.
+	for _, c := range []struct {
+		stream string
+		lines  int
+		tail   string
+		err    bool
+	}{
+		{atStreams[0], 2, "", false},
+		{atStreams[1], 2, "", false},
+		{atStreams[2], 0, "", true},
+		{atStreams[3], 0, "", true},
+		{atStreams[4], 1, "", false},
+		{atStreams[5], 0, "", true},
+		{atStreams[6], 0, "", true},
+		{atStreams[7], 0, "<" + atStreams[7] + ">", false},
+		{atStreams[8], 0, "", true},
+		{atStreams[9], 0, "", true},
+		{atStreams[10], 0, "", true},
+		{atStreams[11], 0, "", true},
+		{atStreams[12], 0, "", true},
+		{atStreams[13], 1, "", false},
+		{atStreams[14], 1, "<" + strings.TrimSuffix(atStreams[14][3:], "\r") + ">", false},
+		{atStreams[15], 0, "", true},
+	} {
+		f := modelFrameAT(c.stream, max, true)
+		if len(f.Lines) != c.lines || f.Tail != c.tail || (f.Err != "") != c.err {
+			t.Errorf("model of %q: %+v", c.stream, f)
+		}
+	}
+}
+
+func TestLineLimit(t *testing.T) {
+	for _, c := range []struct {
+		b    string
+		want int
+	}{
+		{"AT Hill +0.1 c +1+1 1", 100 + ATOverhead},
+		{" \tAT\vx", 100 + ATOverhead},
+		{"AT\n", 100 + ATOverhead}, // the field "AT", ended by the line's end
+		{"  AT\r\n", 100 + ATOverhead},
+		{"", 100 + ATOverhead}, // the first field may still be "AT"
+		{"   ", 100 + ATOverhead},
+		{"  A", 100 + ATOverhead},
+		{"AT", 100 + ATOverhead},
+		{"ATX y", 100},
+		{"ATTT", 100},
+		{"IAMAT x", 100},
+		{"AX", 100},
+		{"a", 100},
+		{"\n", 100}, // an empty line
+		{"  A\n", 100},
+		{"\nAT x", 100}, // the line ends before "AT"
+	} {
+		if got := LineLimit([]byte(c.b), 100); got != c.want {
+			t.Errorf("LineLimit(%q, 100) = %d, want %d", c.b, got, c.want)
+		}
+	}
+}
+
+// A Decoder returns lines framed within one chunk in place, and copies only the start of a
+// line split across chunks.
+func TestDecoderFramesInPlace(t *testing.T) {
+	chunk := []byte("IAMAT a +1+1 1\nIAMAT b")
+	var d Decoder
+	d.Feed(chunk)
+	line, ok, _ := d.Next()
+	if !ok || &line[0] != &chunk[0] {
+		t.Fatalf("the first line %q is not in the chunk fed", line)
+	}
+	if _, ok, _ := d.Next(); ok {
+		t.Fatal("a line without its newline")
+	}
+	copy(chunk, "################")
+	d.Feed([]byte(" +2+2 2\n"))
+	if line, ok, err := d.Next(); !ok || err != nil || string(line) != "IAMAT b +2+2 2" {
+		t.Fatalf("the split line: %q, %v, %v", line, ok, err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		d.Feed(chunk[:15])
+		for {
+			if _, ok, _ := d.Next(); !ok {
+				break
+			}
+		}
+	}); n != 0 {
+		t.Errorf("framing whole lines: %v allocations, want 0", n)
 	}
 }
 

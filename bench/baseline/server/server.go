@@ -327,7 +327,7 @@ func (c *conn) loop() error {
 		if rerr != nil {
 			// EOF (a half-close) or a read deadline (Close): answer a last line
 			// without "\n", then everything owed, and close.
-			if line := dec.Final(); line != nil && (rerr == io.EOF) {
+			if line, err := dec.Final(); err == nil && line != nil && rerr == io.EOF {
 				c.handle(line)
 			}
 			if err := c.flush(); err != nil {
