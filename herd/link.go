@@ -137,10 +137,10 @@ func (l *link) continueResync() {
 
 // linkProto is the Protocol of one dialled connection of a link.
 type linkProto struct {
-	l       *link
-	gen     int
-	dead    bool   // a stale connection: closed at once, ignored
-	pending []byte // a line from the neighbour split across reads
+	l    *link
+	gen  int
+	dead bool          // a stale connection: closed at once, ignored
+	dec  codec.Decoder // frames what the neighbour sends back
 }
 
 func (p *linkProto) ConnectionMade(t *reactor.Transport) {
@@ -150,6 +150,7 @@ func (p *linkProto) ConnectionMade(t *reactor.Transport) {
 		t.Close()
 		return
 	}
+	p.dec = codec.Decoder{Max: s.lim.MaxLine, AT: true}
 	l.dialing, l.failed = false, 0
 	l.t, l.up, l.paused = t, true, false
 	l.upAt = s.loop.Time()
@@ -165,47 +166,45 @@ func (p *linkProto) ConnectionMade(t *reactor.Transport) {
 	l.continueResync()
 }
 
-// DataReceived accepts AT lines a neighbour sends back on this link (a herd mixing in servers
-// that answer on the connection they were dialled on); anything else is ignored.
+// DataReceived applies AT lines a neighbour sends back on this link (a herd mixing in
+// servers that answer on the connection they were dialled on); the core decides what
+// else is ignored and what aborts the link.
 func (p *linkProto) DataReceived(data []byte) {
 	if p.dead {
 		return
 	}
 	s := p.l.s
-	buf := data
-	if len(p.pending) > 0 {
-		p.pending = append(p.pending, data...)
-		buf = p.pending
-	}
-	off := 0
+	recv := codec.FromTime(s.now())
+	p.dec.Feed(data)
 	for {
-		line, n, err := scanLine(buf[off:], s.lim.MaxLine)
+		line, ok, err := p.dec.Next()
 		if err != nil {
-			s.log.Warn("link: line too long from peer", "peer", p.l.name)
-			p.l.t.Abort()
+			p.act(s.core.TooLong(line, FromLink), line)
 			return
 		}
-		if n == 0 {
-			break
-		}
-		off += n
-		if m, err := codec.ParseLine(line); err == nil && m.Kind == codec.AT {
-			s.metrics.PeerUpdates.Add(1)
-			s.canon = appendFields(s.canon[:0], line)
-			line = s.canon
-			if s.table.Apply(&m, line) {
-				s.metrics.Stored.Add(1)
-				s.flood(line)
-			}
-		} else {
-			s.log.Debug("link: ignored line from peer", "peer", p.l.name, "line", string(line))
+		if !ok || !p.act(s.core.Handle(line, recv, FromLink), line) {
+			return
 		}
 	}
-	if rest := buf[off:]; len(rest) > 0 {
-		p.pending = append(p.pending[:0], rest...)
-	} else {
-		p.pending = p.pending[:0]
+}
+
+// act does what the core decided about a line from the neighbour and reports whether the
+// link reads on. Loop only.
+func (p *linkProto) act(r Result, line []byte) bool {
+	l, s := p.l, p.l.s
+	switch r.Action {
+	case Store:
+		s.metrics.PeerUpdates.Add(1)
+		s.apply(r.Msg, r.Line)
+	case Ignore:
+		s.log.Debug("link: ignored line from peer", "peer", l.name, "line", string(line), "why", r.Err)
+	default:
+		// Abort, and anything that would answer on a link: a link carries no replies.
+		s.log.Warn("link: closing it", "peer", l.name, "err", r.Err)
+		l.t.Abort() // ConnectionLost takes the link down and redials
+		return false
 	}
+	return true
 }
 
 func (p *linkProto) EOFReceived() bool { return false }
