@@ -83,14 +83,13 @@ func (l *link) stop() {
 	l.timer = nil
 	if l.up {
 		l.flush()
-		if l.t != nil {
-			l.t.Close()
-		}
+		l.t.Close()
 	}
 }
 
 // flush writes the gathered output in one write and closes the link if its unsent bytes pass
-// the limit (it is redialled, and the resync makes up for what was dropped).
+// the limit (it is redialled, and the resync makes up for what was dropped). The transport
+// reports a failed write later, in ConnectionLost, so the link is still up after Write.
 func (l *link) flush() {
 	if !l.up || len(l.out) == 0 {
 		return
@@ -99,9 +98,6 @@ func (l *link) flush() {
 	l.out = l.out[:0]
 	if cap(l.out) > 1<<20 {
 		l.out = nil
-	}
-	if !l.up {
-		return // the write failed and the link is already down
 	}
 	if n := l.t.WriteBufferSize(); n > l.s.lim.MaxLinkUnsent {
 		s := l.s
