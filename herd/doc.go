@@ -74,6 +74,10 @@
 //     for ever. Server names longer than 64 bytes are a config error. Which limit applies is
 //     decided by the first field (codec.LineLimit); bytes held before it has arrived count
 //     against the larger limit, so the answer does not depend on how the stream was cut.
+//   - Link faults. SetLinkFault (on a Server, or on a Herd for both directions of a pair)
+//     cuts a link (aborted, no redial) or makes it drop what it sends, until healed; healing
+//     redials a cut link at once and resyncs one that dropped. Partition tests use it instead
+//     of stopping servers; it is logged at WARN, so a drill shows in the logs.
 //   - Half-close. After a client half-closes, a last line without "\n" is still a line; the
 //     connection stays open until every reply owed is written, then the server closes it.
 //   - Limits. A client whose unread reply bytes (the transport's buffer plus the replies queued

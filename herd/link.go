@@ -35,12 +35,43 @@ type link struct {
 	timer   *reactor.Handle
 	out     []byte    // flood lines gathered during this pass
 	resync  []*Record // records still to send since the link came up
+	fault   LinkFault // injected by SetLinkFault
 }
 
-// dial connects to the neighbour unless already connected or connecting.
+// LinkFault is a fault injected into a link (Server.SetLinkFault, Herd.SetLinkFault), so
+// that tests can partition a herd without stopping servers, as memberlist's mock transport
+// drops messages. It acts on what this server sends on the link it dialled.
+type LinkFault uint8
+
+const (
+	// NoFault is a working link. Setting it heals a fault: a cut link is redialled at once,
+	// and a link that dropped its output resyncs (sends every record, as when it comes up),
+	// since the neighbour missed what was dropped.
+	NoFault LinkFault = iota
+	// LinkDrops keeps the link up but drops what this server sends on it: floods and
+	// resyncs. Lines the neighbour sends on it are still read.
+	LinkDrops
+	// LinkCut cuts the link's connection (aborted, as if the network failed) and refuses to
+	// redial until healed.
+	LinkCut
+)
+
+// String returns "none", "drops" or "cut".
+func (f LinkFault) String() string {
+	switch f {
+	case LinkDrops:
+		return "drops"
+	case LinkCut:
+		return "cut"
+	}
+	return "none"
+}
+
+// dial connects to the neighbour unless it is connecting, connected (until the connection's
+// ConnectionLost, even once aborted), cut or stopped.
 func (l *link) dial() {
 	s := l.s
-	if l.stopped || l.dialing || l.up || s.stopping {
+	if l.stopped || l.dialing || l.t != nil || l.fault == LinkCut || s.stopping {
 		return
 	}
 	l.dialing = true
@@ -64,7 +95,7 @@ func (l *link) dial() {
 // redialLater schedules the next dial with exponential backoff and full jitter.
 func (l *link) redialLater() {
 	s := l.s
-	if l.stopped || s.stopping || l.timer != nil {
+	if l.stopped || s.stopping || l.timer != nil || l.fault == LinkCut {
 		return
 	}
 	d := backoff(s.lim.BackoffBase, s.lim.BackoffCap, l.attempt)
@@ -94,6 +125,10 @@ func (l *link) flush() {
 	if !l.up || len(l.out) == 0 {
 		return
 	}
+	if l.fault == LinkDrops {
+		l.out = l.out[:0]
+		return
+	}
 	l.t.Write(l.out)
 	l.out = l.out[:0]
 	if cap(l.out) > 1<<20 {
@@ -103,13 +138,50 @@ func (l *link) flush() {
 		s := l.s
 		s.metrics.LinkOverflows.Add(1)
 		s.log.Warn("link over its output limit: closing it", "peer", l.name, "unsent", n, "max_link_unsent", s.lim.MaxLinkUnsent)
-		// Down at once: no more floods or resync chunks go to the aborted connection (its
-		// ConnectionLost, which may come later, redials).
-		t := l.t
-		l.up, l.resync = false, nil
-		l.out = l.out[:0]
-		t.Abort()
+		l.abort()
 	}
+}
+
+// abort takes the link down at once: no more floods or resync chunks go to its connection,
+// which is aborted (its ConnectionLost, which may come later, redials unless the link is
+// cut, and until then no dial starts, since l.t is still set).
+func (l *link) abort() {
+	l.up, l.resync = false, nil
+	l.out = l.out[:0]
+	l.t.Abort()
+}
+
+// setFault injects fault f, or heals the link with NoFault. Loop only.
+func (l *link) setFault(f LinkFault) {
+	was := l.fault
+	l.fault = f
+	l.s.log.Warn("link fault", "peer", l.name, "fault", f, "was", was)
+	switch {
+	case f == LinkCut:
+		l.timer.Cancel()
+		l.timer = nil
+		l.gen++ // a dial under way closes its connection when it comes
+		l.dialing = false
+		if l.up {
+			l.abort()
+		}
+	case was == LinkCut:
+		l.attempt = 0
+		l.dial() // unless the cut connection's ConnectionLost is still to come: it redials
+	case was == LinkDrops && f == NoFault && l.up:
+		l.startResync() // the neighbour missed what was dropped
+	}
+}
+
+// startResync sends every record the table holds, in chunks (continueResync).
+func (l *link) startResync() {
+	s := l.s
+	l.resync = make([]*Record, 0, s.table.Len())
+	s.table.Range(func(r *Record) bool {
+		l.resync = append(l.resync, r)
+		return true
+	})
+	l.continueResync()
 }
 
 // continueResync sends the next chunks of the resync until it is done or the link's write
@@ -154,12 +226,7 @@ func (p *linkProto) ConnectionMade(t *reactor.Transport) {
 	s.metrics.LinksUp.Add(1)
 	s.metrics.LinkUps.Add(1)
 	s.log.Info("link up", "peer", l.name, "addr", l.addr, "records", s.table.Len())
-	l.resync = make([]*Record, 0, s.table.Len())
-	s.table.Range(func(r *Record) bool {
-		l.resync = append(l.resync, r)
-		return true
-	})
-	l.continueResync()
+	l.startResync()
 }
 
 // DataReceived applies AT lines a neighbour sends back on this link (a herd mixing in

@@ -555,6 +555,41 @@ func (s *Server) apply(m *codec.Message, line []byte) {
 	}
 }
 
+// SetLinkFault injects fault f into this server's link to its neighbour peer, or heals it
+// with NoFault (see LinkFault). It acts on the link this server dialled, so the neighbour's
+// link to this server carries its floods on: Herd.SetLinkFault sets both, a partition of
+// the two servers. Tests use it to partition a herd without stopping servers; an operator
+// may use it for a drill. It returns once the loop has applied it. Any goroutine but the
+// loop, before Start or while the server runs (not while Start runs).
+func (s *Server) SetLinkFault(peer string, f LinkFault) error {
+	var l *link
+	for _, x := range s.links {
+		if x.name == peer {
+			l = x
+		}
+	}
+	if l == nil {
+		return fmt.Errorf("herd: %s: no link to %q", s.name, peer)
+	}
+	if !s.running.Load() {
+		l.fault = f // no loop yet: its first dial sees it
+		return nil
+	}
+	done := make(chan struct{})
+	if err := s.loop.CallSoonThreadsafe(func() {
+		l.setFault(f)
+		close(done)
+	}); err != nil {
+		return fmt.Errorf("herd: %s: link fault: %w", s.name, err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-s.loop.Done():
+		return fmt.Errorf("herd: %s: link fault: the server has stopped", s.name)
+	}
+}
+
 // flood queues an AT line (without "\n") on every link that is up, to be flushed once this
 // loop pass is over. Loop only.
 func (s *Server) flood(line []byte) {
@@ -821,6 +856,17 @@ func (h *Herd) Start() error {
 		}
 	}
 	return nil
+}
+
+// SetLinkFault sets fault f on the links between the servers a and b, both ways
+// (Server.SetLinkFault on each): LinkCut or LinkDrops partitions the two, NoFault heals
+// them, and the servers resync. Any goroutine.
+func (h *Herd) SetLinkFault(a, b string, f LinkFault) error {
+	sa, sb := h.byName[a], h.byName[b]
+	if sa == nil || sb == nil {
+		return fmt.Errorf("herd: link fault: no servers %q and %q in the herd", a, b)
+	}
+	return errors.Join(sa.SetLinkFault(b, f), sb.SetLinkFault(a, f))
 }
 
 // Servers returns the herd's servers in config order.
