@@ -5,13 +5,12 @@
 // # Lines
 //
 // A message is one line ending in "\n"; a "\r" just before it is dropped (SPEC §2).
-// ScanLine frames a line at the start of a buffer someone else holds; Decoder frames a
-// stream fed to it in chunks (a net.Conn's reads, a reactor protocol's DataReceived),
-// returning lines in place and copying only the start of a line split across chunks. Both
-// enforce a line limit (DefaultMaxLine, 4096 bytes) on the line without its "\r\n" or
-// "\n", count bytes held for an unfinished line against it (allowing one more byte when
-// that byte is a "\r", as the "\n" after it would make it part of the ending), and give
-// the same lines and errors however the stream was cut. A too-long line is answered with
+// Decoder frames a stream fed to it in chunks (a net.Conn's reads, a reactor protocol's
+// DataReceived), returning lines in place and copying only the start of a line split
+// across chunks. It enforces a line limit (DefaultMaxLine, 4096 bytes) on the line without
+// its "\r\n" or "\n", counts bytes held for an unfinished line against it (allowing one
+// more byte when that byte is a "\r", as the "\n" after it would make it part of the
+// ending), and gives the same lines and errors however the stream was cut. A too-long line is answered with
 // "? " and its first TooLongEcho (64) bytes. A herd server's Decoder lets AT lines be
 // ATOverhead (128) bytes longer (Decoder.AT, LineLimit), since a neighbour's AT line
 // carries a client's IAMAT of up to the limit.

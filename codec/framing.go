@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"math"
 )
 
 // DefaultMaxLine is the default line limit in bytes (SPEC §2).
@@ -10,8 +11,8 @@ const DefaultMaxLine = 4096
 
 // TooLongEcho is how many bytes of a too-long line the reply echoes: the reply is
 // "? " followed by the first TooLongEcho bytes of the line (AppendInvalid of the echo
-// that ScanLine and Decoder.Next return with ErrLineTooLong; with a limit below
-// TooLongEcho, the first limit+1 bytes).
+// that Decoder.Next returns with ErrLineTooLong; with a limit below TooLongEcho, the
+// first limit+1 bytes, so that the echo does not depend on how the stream was cut).
 const TooLongEcho = 64
 
 // MaxNameLen is the longest server name a herd may use: it bounds what a server adds to a
@@ -27,39 +28,6 @@ const ATOverhead = 128
 // ErrLineTooLong reports a line longer than the limit. Bytes held for a line that has not
 // ended yet count against the limit.
 var ErrLineTooLong = errors.New("codec: line too long")
-
-// ScanLine finds one complete line at the start of buf. It returns the line without its
-// "\n" and without one "\r" just before it, and n, the bytes it used (through the "\n").
-// The line aliases buf.
-//
-// The limit max applies to the line as returned, without its "\r\n" or "\n": a line of
-// max bytes is accepted whichever ending it has. A line longer than max gives
-// ErrLineTooLong. With no "\n" in buf, the bytes held count against the limit: ScanLine
-// returns (nil, 0, nil) while len(buf) <= max, or len(buf) == max+1 with a "\r" last (a
-// "\n" may still follow it), else ErrLineTooLong. With ErrLineTooLong, n is 0 and line is
-// the echo for the reply: the first TooLongEcho bytes of the line (first max+1 bytes if
-// max < TooLongEcho, so that the echo does not depend on how the stream was cut).
-// max <= 0 means DefaultMaxLine.
-//
-// The result does not depend on how the stream was cut: a caller that keeps the bytes it
-// has not consumed and calls ScanLine again when more arrive sees the same lines and the
-// same errors. ScanLine is stateless and safe to call from any goroutine.
-func ScanLine(buf []byte, max int) (line []byte, n int, err error) {
-	if max <= 0 {
-		max = DefaultMaxLine
-	}
-	i := bytes.IndexByte(window(buf, max), '\n')
-	if i < 0 {
-		if mayHold(buf, max) {
-			return nil, 0, nil
-		}
-		return echo(buf, max), 0, ErrLineTooLong
-	}
-	if line = trimCR(buf[:i]); len(line) > max {
-		return echo(buf, max), 0, ErrLineTooLong
-	}
-	return line, i + 1, nil
-}
 
 // window returns the part of b that can hold the "\n" of a line of at most max bytes: the
 // first max+2 bytes (the line, then "\r\n").
@@ -108,10 +76,13 @@ func trimCR(b []byte) []byte {
 // goroutine.
 func LineLimit(b []byte, max int) int {
 	if at, open := firstFieldAT(b); at || open {
-		return max + ATOverhead
+		return atLimit(max)
 	}
 	return max
 }
+
+// atLimit is max+ATOverhead, or the largest int for a max too close to it.
+func atLimit(max int) int { return min(max, math.MaxInt-ATOverhead) + ATOverhead }
 
 // firstFieldAT reports whether the first field of b, the start of a line, is "AT" (at), or
 // has not fully arrived and may still be (open: b holds only white space, maybe then "A" or
@@ -137,13 +108,14 @@ func firstFieldAT(b []byte) (at, open bool) {
 // no "\n". Lines framed within one chunk are returned in place, without a copy; only the
 // start of a line split across chunks is copied, and kept until the rest arrives.
 //
-// The limit is Max, applied as in ScanLine: to the line without its "\r\n" or "\n", and to
-// the bytes held for a line not ended yet (Max of them, or Max+1 with a "\r" last). With AT
-// set, an AT line may be ATOverhead bytes longer (see LineLimit): the limits of a herd
-// server, whose neighbours' AT lines arrive on the same connections as clients' lines.
-// Past the limit, Next returns ErrLineTooLong with the line's echo for the reply (see
-// ScanLine); the error is sticky, as the connection is to be closed. The lines and errors
-// are the same however the stream was cut.
+// The limit is Max. It applies to the line as returned, without its "\r\n" or "\n" (a line
+// of Max bytes is accepted whichever ending it has), and to the bytes held for a line not
+// ended yet: Max of them, or Max+1 with a "\r" last, since a "\n" may still follow it.
+// With AT set, an AT line may be ATOverhead bytes longer (see LineLimit): the limits of a
+// herd server, whose neighbours' AT lines arrive on the same connections as clients'
+// lines. Past the limit, Next returns ErrLineTooLong with the echo for the reply, the
+// first TooLongEcho bytes of the line; the error is sticky, as the connection is to be
+// closed. The lines and errors are the same however the stream was cut.
 //
 // A Decoder is not safe for concurrent use: one goroutine owns it. Its zero value is ready
 // to use, with the DefaultMaxLine limit and AT off.
@@ -228,7 +200,7 @@ func (d *Decoder) Next() (line []byte, ok bool, err error) {
 	rest := d.buf[d.off:]
 	wide := max
 	if d.AT {
-		wide = max + ATOverhead
+		wide = atLimit(max)
 	}
 	i := bytes.IndexByte(window(rest, wide)[d.scanned:], '\n')
 	if i < 0 {
@@ -265,7 +237,7 @@ func (d *Decoder) limit(b []byte, max int) int {
 // with AT set, else max.
 func (d *Decoder) lineLimit(line []byte, max int) int {
 	if d.AT && string(Field(line, 0)) == "AT" {
-		return max + ATOverhead
+		return atLimit(max)
 	}
 	return max
 }
@@ -313,9 +285,4 @@ func (d *Decoder) Reset() {
 	d.release()
 	d.held = nil
 	d.err, d.echo = nil, nil
-}
-
-// Buffered returns the number of bytes held that Next has not returned.
-func (d *Decoder) Buffered() int {
-	return len(d.buf) - d.off
 }

@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -10,7 +9,9 @@ import (
 	"testing"
 )
 
-func TestScanLine(t *testing.T) {
+// TestDecoderNext is the table of what Next makes of a stream fed in one chunk: the first
+// line and whether it was complete, or the error and its echo.
+func TestDecoderNext(t *testing.T) {
 	long := strings.Repeat("x", 100)
 	cases := []struct {
 		buf  string
@@ -56,9 +57,21 @@ func TestScanLine(t *testing.T) {
 		{long, math.MaxInt, "", 0, nil},
 	}
 	for _, tc := range cases {
-		line, n, err := ScanLine([]byte(tc.buf), tc.max)
-		if string(line) != tc.line || n != tc.n || err != tc.err {
-			t.Errorf("ScanLine(%q, %d) = %q, %d, %v; want %q, %d, %v", tc.buf, tc.max, line, n, err, tc.line, tc.n, tc.err)
+		d := Decoder{Max: tc.max}
+		d.Feed([]byte(tc.buf))
+		line, ok, err := d.Next()
+		if string(line) != tc.line || ok != (tc.n > 0) || err != tc.err {
+			t.Errorf("Next of %q, max %d = %q, %v, %v; want %q, %v, %v", tc.buf, tc.max, line, ok, err, tc.line, tc.n > 0, tc.err)
+		}
+		if tc.n > 0 && tc.n < len(tc.buf) {
+			// What follows the line is framed next, starting where the line ended.
+			want := Decoder{Max: tc.max}
+			want.Feed([]byte(tc.buf[tc.n:]))
+			l1, ok1, err1 := d.Next()
+			l2, ok2, err2 := want.Next()
+			if string(l1) != string(l2) || ok1 != ok2 || err1 != err2 {
+				t.Errorf("after the first line of %q: %q, %v, %v; want %q, %v, %v", tc.buf, l1, ok1, err1, l2, ok2, err2)
+			}
 		}
 	}
 }
@@ -74,9 +87,6 @@ func TestDecoder(t *testing.T) {
 	}
 	if line, ok, err := d.Next(); ok || err != nil || line != nil {
 		t.Fatalf("Next = %q, %v, %v; want nothing", line, ok, err)
-	}
-	if d.Buffered() != 3 {
-		t.Fatalf("Buffered = %d, want 3", d.Buffered())
 	}
 	d.Feed([]byte("ee\r"))
 	if got, err := d.Final(); string(got) != "three" || err != nil {
@@ -98,8 +108,8 @@ func TestDecoder(t *testing.T) {
 	if line2, _, err := d.Next(); err != ErrLineTooLong || string(line2) != "123456789" {
 		t.Fatalf("error not sticky: %q, %v", line2, err)
 	}
-	if line, err := d.Final(); line != nil || err != nil || d.Buffered() != 0 {
-		t.Fatal("Final or Buffered after the error")
+	if line, err := d.Final(); line != nil || err != nil {
+		t.Fatal("Final after the error")
 	}
 	d.Reset()
 	d.Feed([]byte("ok\n"))
@@ -113,6 +123,17 @@ func TestDecoder(t *testing.T) {
 	}
 	if line, ok, err := huge.Next(); ok || err != nil || line != nil {
 		t.Fatalf("Decoder(MaxInt): %q, %v, %v", line, ok, err)
+	}
+	hugeAT := Decoder{Max: math.MaxInt, AT: true}
+	hugeAT.Feed([]byte("AT a\nb"))
+	if line, ok, err := hugeAT.Next(); !ok || err != nil || string(line) != "AT a" {
+		t.Fatalf("Decoder(MaxInt, AT): %q, %v, %v", line, ok, err)
+	}
+	if line, ok, err := hugeAT.Next(); ok || err != nil || line != nil {
+		t.Fatalf("Decoder(MaxInt, AT): %q, %v, %v", line, ok, err)
+	}
+	if got := LineLimit([]byte("AT"), math.MaxInt); got != math.MaxInt {
+		t.Errorf("LineLimit(AT, MaxInt) = %d", got)
 	}
 	var zero Decoder
 	zero.Feed([]byte(strings.Repeat("y", DefaultMaxLine) + "\n"))
@@ -129,35 +150,24 @@ func TestLineOfMaxBytesEndingInCRLFIsAccepted(t *testing.T) {
 	body := strings.Repeat("y", DefaultMaxLine)
 	for _, ending := range []string{"\n", "\r\n"} {
 		stream := body + ending + "next\n"
-		line, n, err := ScanLine([]byte(stream), 0)
-		if err != nil || string(line) != body || n != len(body+ending) {
-			t.Errorf("ScanLine(%d bytes + %q) = %d bytes, %d, %v; want the %d bytes", len(body), ending, len(line), n, err, len(body))
-		}
 		cuts := [][]string{{stream}, {body, ending + "next\n"}}
 		if ending == "\r\n" {
 			cuts = append(cuts, []string{body + "\r", "\nnext\n"}, []string{body, "\r", "\n", "next\n"})
 		}
 		for _, parts := range cuts {
-			var chunks, chunks2 [][]byte
+			var chunks [][]byte
 			for _, p := range parts {
 				chunks = append(chunks, []byte(p))
-				chunks2 = append(chunks2, []byte(p))
 			}
 			want := frame{Lines: []string{body, "next"}}
 			if got := decodeChunks(chunks, 0); !reflect.DeepEqual(got, want) {
 				t.Errorf("Decoder, %q ending, cut %d ways: %d lines, err %.80s", ending, len(parts), len(got.Lines), got.Err)
-			}
-			if got := scanChunks(chunks2, 0); !reflect.DeepEqual(got, want) {
-				t.Errorf("ScanLine, %q ending, cut %d ways: %d lines, err %.80s", ending, len(parts), len(got.Lines), got.Err)
 			}
 		}
 	}
 	// One byte more is too long with either ending, and so is max+1 bytes held whose last
 	// byte is not "\r".
 	for _, s := range []string{body + "y\n", body + "y\r\n", body + "\r\r\n", body + "\ry", body + "y"} {
-		if _, _, err := ScanLine([]byte(s), 0); err != ErrLineTooLong {
-			t.Errorf("ScanLine(%d bytes ending %q) = %v, want ErrLineTooLong", len(s), s[len(s)-3:], err)
-		}
 		d := NewDecoder(0)
 		d.Feed([]byte(s))
 		if _, _, err := d.Next(); err != ErrLineTooLong {
@@ -166,7 +176,7 @@ func TestLineOfMaxBytesEndingInCRLFIsAccepted(t *testing.T) {
 	}
 }
 
-// modelFrame is the framing rule written plainly, to check both framers against: each
+// modelFrame is the framing rule written plainly, to check the Decoder against: each
 // "\n" ends a line, one "\r" before it is dropped, and a line of more than max bytes is
 // too long; an unterminated tail is too long past max bytes, or max+1 bytes not ending in
 // "\r" (at EOF, the "\r" is dropped and the tail is a line).
@@ -259,32 +269,6 @@ func decodeWith(d *Decoder, chunks [][]byte) frame {
 	return f
 }
 
-// scanChunks frames like a gnet handler: the bytes not consumed stay buffered
-// (gnet's inbound buffer) and ScanLine runs on all of them when more arrive.
-func scanChunks(chunks [][]byte, max int) frame {
-	var f frame
-	var held []byte
-	for _, c := range chunks {
-		held = append(held, c...)
-		for {
-			line, n, err := ScanLine(held, max)
-			if err != nil {
-				f.Err = fmt.Sprintf("%v: %q", err, line)
-				return f
-			}
-			if n == 0 {
-				break
-			}
-			f.Lines = append(f.Lines, string(line))
-			held = held[n:]
-		}
-	}
-	if len(held) > 0 {
-		f.Tail = "<" + string(trimCR(held)) + ">"
-	}
-	return f
-}
-
 var splitStreams = []string{
 	"IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\nWHATSAT kiwi.cs.ucla.edu 10 5\r\n",
 	"a\r\n\r\nb\r\r\n\n\nc\rd\ntail\r",
@@ -303,7 +287,7 @@ var splitStreams = []string{
 }
 
 // TestEverySplit cuts each stream at every offset (and every pair of offsets) and
-// demands the lines, tail and errors of modelFrame from the Decoder and from ScanLine.
+// demands the lines, tail and errors of modelFrame from the Decoder.
 func TestEverySplit(t *testing.T) {
 	for _, max := range []int{32, 70} {
 		testEverySplit(t, max)
@@ -316,9 +300,6 @@ func testEverySplit(t *testing.T, max int) {
 		if got := decodeChunks([][]byte{[]byte(s)}, max); !reflect.DeepEqual(got, want) {
 			t.Fatalf("stream %q: Decoder %+v, model %+v", s, got, want)
 		}
-		if got := scanChunks([][]byte{[]byte(s)}, max); !reflect.DeepEqual(got, want) {
-			t.Fatalf("stream %q: ScanLine %+v, model %+v", s, got, want)
-		}
 		for i := 0; i <= len(s); i++ {
 			for j := i; j <= len(s); j++ {
 				mk := func() [][]byte {
@@ -326,9 +307,6 @@ func testEverySplit(t *testing.T, max int) {
 				}
 				if got := decodeChunks(mk(), max); !reflect.DeepEqual(got, want) {
 					t.Fatalf("stream %q cut at %d,%d: Decoder %+v, want %+v", s, i, j, got, want)
-				}
-				if got := scanChunks(mk(), max); !reflect.DeepEqual(got, want) {
-					t.Fatalf("stream %q cut at %d,%d: ScanLine %+v, want %+v", s, i, j, got, want)
 				}
 			}
 		}
@@ -484,15 +462,5 @@ func TestDecoderFramesInPlace(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("framing whole lines: %v allocations, want 0", n)
-	}
-}
-
-func TestAppendTooLong(t *testing.T) {
-	long := bytes.Repeat([]byte("z"), 100)
-	if got := string(AppendTooLong(nil, long)); got != "? "+string(long[:64])+"\n" {
-		t.Errorf("AppendTooLong = %q", got)
-	}
-	if got := string(AppendTooLong(nil, []byte("abc\ndef"))); got != "? abc\n" {
-		t.Errorf("AppendTooLong = %q", got)
 	}
 }

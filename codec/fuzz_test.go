@@ -95,8 +95,8 @@ func FuzzParseLine(f *testing.F) {
 }
 
 // FuzzDecoder checks the framing rule and split invariance: the stream in one piece
-// and cut at fuzzed offsets gives the lines, tail and errors of modelFrame from the
-// Decoder and from ScanLine, and of modelFrameAT from a Decoder with AT set.
+// and cut at fuzzed offsets gives the lines, tail and errors of modelFrameAT from a
+// Decoder with AT set or not.
 func FuzzDecoder(f *testing.F) {
 	for _, s := range splitStreams {
 		f.Add([]byte(s), []byte{3, 17, 1}, uint8(32), false)
@@ -124,12 +124,6 @@ func FuzzDecoder(f *testing.F) {
 		}
 		if got := decode(chunks()); !reflect.DeepEqual(got, want) {
 			t.Fatalf("Decoder (AT %v) on %q cut %v: %+v, want %+v", at, stream, cuts, got, want)
-		}
-		if at {
-			return
-		}
-		if got := scanChunks(chunks(), max); !reflect.DeepEqual(got, want) {
-			t.Fatalf("ScanLine on %q cut %v: %+v, want %+v", stream, cuts, got, want)
 		}
 	})
 }
