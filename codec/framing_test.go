@@ -336,30 +336,44 @@ func testEverySplit(t *testing.T, max int) {
 
 // atStreams exercise the AT allowance with max 32: AT lines up to 32+ATOverhead bytes, and
 // white space before the first field, which must not make the result depend on the cut.
-var atStreams = []string{
-	"AT " + strings.Repeat("a", 40) + "\nIAMAT x\n", // an AT line past max
-	"AT " + strings.Repeat("b", 157) + "\r\nnext\n", // exactly 32+128
-	"AT " + strings.Repeat("c", 158) + "\nnext\n",   // one more: too long
-	"IAMAT " + strings.Repeat("d", 40) + "\n",       // not AT: too long
-	strings.Repeat(" ", 40) + "AT x\n",              // white space, then AT
-	strings.Repeat("\t", 40) + "IAMAT x\n",          // white space, then not AT
-	strings.Repeat(" ", 40) + "\n",                  // white space only
-	strings.Repeat(" ", 40) + "AT",                  // a tail that is an AT line
-	strings.Repeat(" ", 40) + "A",                   // a tail that is not
-	strings.Repeat(" ", 40),                         // a tail of white space
-	strings.Repeat(" ", 170) + "AT x\n",             // too much white space
-	"ATX" + strings.Repeat("e", 40) + "\n",          // "AT" is not the field
-	"A" + strings.Repeat("T", 40) + "\n",            // nor is "ATTT..."
-	strings.Repeat(" ", 40) + "AT\r\n",              // "AT" alone, then "\r\n"
-	"ok\n\vAT\f" + strings.Repeat("f", 100) + "\r",  // an AT tail with "\r"
-	"AT " + strings.Repeat("g", 157) + "\r\r\n",     // 32+129 after one "\r"
+// Each comes with what modelFrameAT makes of it (lines, tail, error), to check the model.
+var atStreams = []struct {
+	stream string
+	lines  int
+	tail   string // without the <> around it
+	err    bool
+}{
+	{"AT " + strings.Repeat("a", 40) + "\nIAMAT x\n", 2, "", false},                                 // an AT line past max
+	{"AT " + strings.Repeat("b", 157) + "\r\nnext\n", 2, "", false},                                 // exactly 32+128
+	{"AT " + strings.Repeat("c", 158) + "\nnext\n", 0, "", true},                                    // one more: too long
+	{"IAMAT " + strings.Repeat("d", 40) + "\n", 0, "", true},                                        // not AT: too long
+	{strings.Repeat(" ", 40) + "AT x\n", 1, "", false},                                              // white space, then AT
+	{strings.Repeat("\t", 40) + "IAMAT x\n", 0, "", true},                                           // white space, then not AT
+	{strings.Repeat(" ", 40) + "\n", 0, "", true},                                                   // white space only
+	{strings.Repeat(" ", 40) + "AT", 0, strings.Repeat(" ", 40) + "AT", false},                      // a tail that is an AT line
+	{strings.Repeat(" ", 40) + "A", 0, "", true},                                                    // a tail that is not
+	{strings.Repeat(" ", 40), 0, "", true},                                                          // a tail of white space
+	{strings.Repeat(" ", 170) + "AT x\n", 0, "", true},                                              // too much white space
+	{"ATX" + strings.Repeat("e", 40) + "\n", 0, "", true},                                           // "AT" is not the field
+	{"A" + strings.Repeat("T", 40) + "\n", 0, "", true},                                             // nor is "ATTT..."
+	{strings.Repeat(" ", 40) + "AT\r\n", 1, "", false},                                              // "AT" alone, then "\r\n"
+	{"ok\n\vAT\f" + strings.Repeat("f", 100) + "\r", 1, "\vAT\f" + strings.Repeat("f", 100), false}, // an AT tail with "\r"
+	{"AT " + strings.Repeat("g", 157) + "\r\r\n", 0, "", true},                                      // 32+129 after one "\r"
 }
 
 // TestEverySplitAT is TestEverySplit for a Decoder with AT set: every cut into three gives
 // modelFrameAT's lines, tail and error.
 func TestEverySplitAT(t *testing.T) {
 	const max = 32
-	for _, s := range append(atStreams, splitStreams...) {
+	streams := splitStreams
+	for _, c := range atStreams {
+		f := modelFrameAT(c.stream, max, true)
+		if len(f.Lines) != c.lines || (f.Tail != "") != (c.tail != "") || f.Tail != "" && f.Tail != "<"+c.tail+">" || (f.Err != "") != c.err {
+			t.Errorf("model of %q: %+v", c.stream, f)
+		}
+		streams = append(streams, c.stream)
+	}
+	for _, s := range streams {
 		want := modelFrameAT(s, max, true)
 		decode := func(chunks ...string) frame {
 			var cs [][]byte
@@ -374,35 +388,6 @@ func TestEverySplitAT(t *testing.T) {
 					t.Fatalf("stream %q cut at %d,%d: %+v, want %+v", s, i, j, got, want)
 				}
 			}
-		}
-	}
-	// Spot-check the model.
-	for _, c := range []struct {
-		stream string
-		lines  int
-		tail   string
-		err    bool
-	}{
-		{atStreams[0], 2, "", false},
-		{atStreams[1], 2, "", false},
-		{atStreams[2], 0, "", true},
-		{atStreams[3], 0, "", true},
-		{atStreams[4], 1, "", false},
-		{atStreams[5], 0, "", true},
-		{atStreams[6], 0, "", true},
-		{atStreams[7], 0, "<" + atStreams[7] + ">", false},
-		{atStreams[8], 0, "", true},
-		{atStreams[9], 0, "", true},
-		{atStreams[10], 0, "", true},
-		{atStreams[11], 0, "", true},
-		{atStreams[12], 0, "", true},
-		{atStreams[13], 1, "", false},
-		{atStreams[14], 1, "<" + strings.TrimSuffix(atStreams[14][3:], "\r") + ">", false},
-		{atStreams[15], 0, "", true},
-	} {
-		f := modelFrameAT(c.stream, max, true)
-		if len(f.Lines) != c.lines || f.Tail != c.tail || (f.Err != "") != c.err {
-			t.Errorf("model of %q: %+v", c.stream, f)
 		}
 	}
 }

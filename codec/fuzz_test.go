@@ -101,8 +101,8 @@ func FuzzDecoder(f *testing.F) {
 	for _, s := range splitStreams {
 		f.Add([]byte(s), []byte{3, 17, 1}, uint8(32), false)
 	}
-	for _, s := range atStreams {
-		f.Add([]byte(s), []byte{20, 21, 1}, uint8(31), true)
+	for _, c := range atStreams {
+		f.Add([]byte(c.stream), []byte{20, 21, 1}, uint8(31), true)
 	}
 	f.Add([]byte(seedLines[0]+"\n"+seedLines[3]+"\r\n"+seedLines[1]), []byte{60, 2}, uint8(200), false)
 	f.Fuzz(func(t *testing.T, stream, cuts []byte, max8 uint8, at bool) {

@@ -102,12 +102,7 @@ func exchangeFrom(t *testing.T, local net.IP, addr, input string) string {
 // the same records. Both take their answers from herd.Core: this test keeps the front ends
 // around it honest (framing, half-close, order, what is stored and flooded).
 func TestSameAnswersAsReactor(t *testing.T) {
-	f := fake.New(fake.Options{})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, base := startFake(t, fake.Options{})
 	cfg := testConfig(t, base, "max_line = 100", node{"Hill", []string{"Peer"}}, node{"Peer", nil})
 	prov, err := places.New(places.Config{Provider: "google", URL: base, Key: "test-key", Timeout: 2 * time.Second})
 	if err != nil {
