@@ -256,6 +256,8 @@ func (c *clientConn) act(r Result, line []byte) {
 			g.str("why", r.Err.Error())
 			g.end()
 		}
+	case Ignore:
+		s.log.Debug("ignored line", "conn", c.id, "why", r.Err)
 	case Abort:
 		s.log.Warn("connection aborted", "conn", c.id, "err", r.Err)
 		c.stop, c.closing = true, true

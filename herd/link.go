@@ -19,9 +19,10 @@ const (
 // links; a neighbour's own link to this server arrives as an ordinary client connection whose
 // AT lines are accepted because they come from a neighbour's host. All fields are loop-owned.
 type link struct {
-	s    *Server
-	name string
-	addr string
+	s      *Server
+	name   string
+	addr   string
+	origin Origin // of the lines the neighbour sends back: FromLink
 
 	t       *reactor.Transport
 	gen     int // bumped at every dial and at stop: a late ConnectionMade of an old dial closes itself
@@ -242,10 +243,10 @@ func (p *linkProto) DataReceived(data []byte) {
 	for {
 		line, ok, err := p.dec.Next()
 		if err != nil {
-			p.act(s.core.TooLong(line, FromLink), line)
+			p.act(s.core.TooLong(line, p.l.origin), line)
 			return
 		}
-		if !ok || !p.act(s.core.Handle(line, recv, FromLink), line) {
+		if !ok || !p.act(s.core.Handle(line, recv, p.l.origin), line) {
 			return
 		}
 	}

@@ -180,7 +180,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.lg.loop = s.loop
 	}
 	for _, p := range sc.Peers {
-		s.links = append(s.links, &link{s: s, name: p})
+		s.links = append(s.links, &link{s: s, name: p, origin: FromLink})
 	}
 	s.capClients(max(o.servers, 1))
 	return s, nil

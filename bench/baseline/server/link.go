@@ -14,9 +14,10 @@ import (
 // more that reads the connection while it is up). Updates are queued under Server.mu, so a
 // resync and the floods that follow it go out in the order the table changed.
 type link struct {
-	s    *Server
-	peer string
-	wake chan struct{} // capacity 1: the queue has something, or the link must go down
+	s      *Server
+	peer   string
+	origin herd.Origin   // of the lines the neighbour sends back: herd.FromLink
+	wake   chan struct{} // capacity 1: the queue has something, or the link must go down
 
 	// Guarded by s.mu.
 	up      bool
@@ -179,13 +180,13 @@ func (l *link) read(c net.Conn) {
 		for {
 			line, ok, derr := dec.Next()
 			if derr != nil {
-				l.act(core.TooLong(line, herd.FromLink))
+				l.act(core.TooLong(line, l.origin))
 				return
 			}
 			if !ok {
 				break
 			}
-			if !l.act(core.Handle(line, recv, herd.FromLink)) {
+			if !l.act(core.Handle(line, recv, l.origin)) {
 				return
 			}
 		}

@@ -173,7 +173,7 @@ func (s *Server) SetClock(now func() time.Time) { s.now = now }
 // Start starts accepting clients and dialing the neighbours, in the background.
 func (s *Server) Start() {
 	for _, p := range s.peers {
-		l := &link{s: s, peer: p, wake: make(chan struct{}, 1)}
+		l := &link{s: s, peer: p, origin: herd.FromLink, wake: make(chan struct{}, 1)}
 		s.links = append(s.links, l)
 		s.wg.Add(1)
 		go l.run()
