@@ -71,9 +71,12 @@ type Result struct {
 
 // Errors that Result.Err carries besides codec's (*codec.ParseError, codec.ErrLineTooLong).
 var (
+	// ErrUnknownClient refuses a WHATSAT whose client the table does not hold.
 	ErrUnknownClient = errors.New("herd: WHATSAT for a client no server has heard of")
-	ErrNotNeighbour  = errors.New("herd: AT line from a host that is not a neighbour's")
-	ErrNotAT         = errors.New("herd: a link carries AT lines only")
+	// ErrNotNeighbour refuses an AT line from a host that is not a neighbour's.
+	ErrNotNeighbour = errors.New("herd: AT line from a host that is not a neighbour's")
+	// ErrNotAT ignores a client's command on a link.
+	ErrNotAT = errors.New("herd: a link carries AT lines only")
 )
 
 // Core is the protocol of one server without its I/O: it decides what a line means, makes
@@ -92,7 +95,7 @@ type Core struct {
 }
 
 // NewCore returns the Core of the server called name (a valid field of at most
-// codec.MaxNameLen bytes, as the config checks).
+// codec.MaxNameLen bytes, as the config checks). Any goroutine.
 func NewCore(name string) *Core { return &Core{name: name, buf: make([]byte, 0, 256)} }
 
 // Handle decides about line (without its "\n"), received at recv from a connection of
@@ -106,7 +109,7 @@ func NewCore(name string) *Core { return &Core{name: name, buf: make([]byte, 0, 
 //   - anything else on a link: Ignore.
 //
 // The results alias line and the Core (see Result). Handle does not allocate once its
-// buffer has grown to the longest reply.
+// buffer has grown to the longest reply. The goroutine that uses the Core.
 func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 	var err error
 	if c.msg, err = codec.ParseLine(line); err != nil {
@@ -131,7 +134,7 @@ func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 
 // TooLong decides about a line over the limit, of which echo is the start that
 // codec.Decoder returned with codec.ErrLineTooLong: from a client port, Close with "? " and
-// echo; on a link, Abort.
+// echo; on a link, Abort. The goroutine that uses the Core.
 func (c *Core) TooLong(echo []byte, from Origin) Result {
 	if !from.answers() {
 		return Result{Action: Abort, Err: codec.ErrLineTooLong}
@@ -141,7 +144,7 @@ func (c *Core) TooLong(echo []byte, from Origin) Result {
 }
 
 // UnknownClient decides about a WHATSAT line (Handle said AskPlaces) whose client the
-// table does not hold: it is invalid (SPEC §6).
+// table does not hold: it is invalid (SPEC §6). The goroutine that uses the Core.
 func (c *Core) UnknownClient(line []byte, from Origin) Result {
 	return c.refuse(line, from, ErrUnknownClient)
 }

@@ -860,7 +860,7 @@ func (h *Herd) Start() error {
 
 // SetLinkFault sets fault f on the links between the servers a and b, both ways
 // (Server.SetLinkFault on each): LinkCut or LinkDrops partitions the two, NoFault heals
-// them, and the servers resync. Any goroutine.
+// them, and the servers resync. Any goroutine but the servers' loops.
 func (h *Herd) SetLinkFault(a, b string, f LinkFault) error {
 	sa, sb := h.byName[a], h.byName[b]
 	if sa == nil || sb == nil {
