@@ -176,8 +176,15 @@ func exchange(t *testing.T, addr, input string) string {
 	return out
 }
 
-func tryExchange(addr, input string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func tryExchange(addr, input string) (string, error) { return tryExchangeFrom(nil, addr, input) }
+
+// tryExchangeFrom is tryExchange from a connection bound to the host local (nil: any).
+func tryExchangeFrom(local net.IP, addr, input string) (string, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return "", err
 	}
