@@ -430,8 +430,11 @@ func TestMaxClients(t *testing.T) {
 	})
 }
 
-func TestCloseAnswersWhatIsOwed(t *testing.T) {
-	f, base := startFake(t, fake.Options{Delay: 300 * time.Millisecond, Results: 1})
+// waitingOnPlaces starts Hill with a Places fake of options o, and returns a client whose
+// WHATSAT has reached Places.
+func waitingOnPlaces(t *testing.T, o fake.Options) (*testHerd, net.Conn) {
+	t.Helper()
+	f, base := startFake(t, o)
 	h := newHerd(t, testConfig(t, base, "", node{name: "Hill"}))
 	addr := h.start("Hill")
 	exchange(t, addr, "IAMAT a +1+1 1\n")
@@ -439,9 +442,14 @@ func TestCloseAnswersWhatIsOwed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	io.WriteString(c, "WHATSAT a 1 1\n")
 	waitFor(t, "the WHATSAT to reach Places", func() bool { return f.Count() > 0 })
+	return h, c
+}
+
+func TestCloseAnswersWhatIsOwed(t *testing.T) {
+	h, c := waitingOnPlaces(t, fake.Options{Delay: 300 * time.Millisecond, Results: 1})
 	h.stop("Hill")
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(c)
@@ -600,17 +608,7 @@ func TestNonReadingNeighbour(t *testing.T) {
 
 // Shutdown with a grace time that runs out closes the clients still owed a reply.
 func TestShutdownGraceRunsOut(t *testing.T) {
-	f, base := startFake(t, fake.Options{Hang: true})
-	h := newHerd(t, testConfig(t, base, "", node{name: "Hill"}))
-	addr := h.start("Hill")
-	exchange(t, addr, "IAMAT a +1+1 1\n")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "WHATSAT a 1 1\n")
-	waitFor(t, "the WHATSAT to reach Places", func() bool { return f.Count() > 0 })
+	h, c := waitingOnPlaces(t, fake.Options{Hang: true})
 	h.mu.Lock()
 	s := h.servers["Hill"]
 	h.mu.Unlock()
