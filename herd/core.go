@@ -96,7 +96,7 @@ type Core struct {
 
 // NewCore returns the Core of the server called name (a valid field of at most
 // codec.MaxNameLen bytes, as the config checks). Any goroutine.
-func NewCore(name string) *Core { return &Core{name: name, buf: make([]byte, 0, 256)} }
+func NewCore(name string) *Core { return &Core{name: name} }
 
 // Handle decides about line (without its "\n"), received at recv from a connection of
 // origin from:

@@ -273,7 +273,7 @@ func isTemporary(err error) bool {
 type conn struct {
 	s       *Server
 	c       net.Conn
-	core    *herd.Core  // what each line means, as for the reactor server
+	core    *herd.Core  // what each line means, as for the reactor server; made at the first read
 	origin  herd.Origin // herd.FromNeighbourHost from a neighbour's host: AT lines accepted
 	out     []byte      // replies not yet written
 	remote  string
@@ -289,7 +289,7 @@ func (s *Server) serve(nc net.Conn) {
 		s.connMu.Unlock()
 		s.clients.Add(-1)
 	}()
-	c := &conn{s: s, c: nc, core: herd.NewCore(s.name), origin: herd.FromClient, remote: nc.RemoteAddr().String()}
+	c := &conn{s: s, c: nc, origin: herd.FromClient, remote: nc.RemoteAddr().String()}
 	if ap, err := netip.ParseAddrPort(c.remote); err == nil && s.peerHosts[ap.Addr().Unmap()] {
 		c.origin = herd.FromNeighbourHost
 	}
@@ -312,6 +312,9 @@ func (c *conn) loop() error {
 	for {
 		n, rerr := c.c.Read(buf)
 		recv := codec.FromTime(c.s.now()) // the moment these lines were read
+		if c.core == nil {
+			c.core = herd.NewCore(c.s.name) // not before: an idle connection holds none
+		}
 		dec.Feed(buf[:n])
 		for {
 			line, ok, err := dec.Next()
