@@ -43,24 +43,6 @@ func BenchmarkAppendAT(b *testing.B) {
 // benchStream is 64 pipelined lines, as a client might send them in one write.
 var benchStream = bytes.Repeat([]byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\r\nWHATSAT kiwi.cs.ucla.edu 10 5\n"), 32)
 
-func BenchmarkScanLine(b *testing.B) {
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchStream)))
-	for b.Loop() {
-		buf := benchStream
-		for {
-			_, n, err := ScanLine(buf, DefaultMaxLine)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if n == 0 {
-				break
-			}
-			buf = buf[n:]
-		}
-	}
-}
-
 func BenchmarkDecoder(b *testing.B) {
 	d := NewDecoder(DefaultMaxLine)
 	b.ReportAllocs()

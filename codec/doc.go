@@ -5,13 +5,19 @@
 // # Lines
 //
 // A message is one line ending in "\n"; a "\r" just before it is dropped (SPEC §2).
-// ScanLine frames a line at the start of a buffer someone else holds (gnet's inbound
-// buffer, read with Peek and consumed with Discard); Decoder frames a stream fed to it in
-// chunks (net.Conn code). Both enforce a line limit (DefaultMaxLine, 4096 bytes) on the
-// line without its "\r\n" or "\n", count bytes held for an unfinished line against it
-// (allowing one more byte when that byte is a "\r", as the "\n" after it would make it
-// part of the ending), and give the same lines and errors however the stream was cut. A too-long line is answered with "? " and its first TooLongEcho (64)
-// bytes.
+// Decoder frames a stream fed to it in chunks (a net.Conn's reads, a reactor protocol's
+// DataReceived), returning lines in place and copying only the start of a line split
+// across chunks. It enforces a line limit (DefaultMaxLine, 4096 bytes) on the line without
+// its "\r\n" or "\n", counts bytes held for an unfinished line against it (allowing one
+// more byte when that byte is a "\r", as the "\n" after it would make it part of the
+// ending), and gives the same lines and errors however the stream was cut. A too-long line is answered with
+// "? " and its first TooLongEcho (64) bytes. A herd server's Decoder lets AT lines be
+// ATOverhead (128) bytes longer (Decoder.AT, LineLimit), since a neighbour's AT line
+// carries a client's IAMAT of up to the limit.
+//
+// White space is IsSpace's: space, \t, \r, \v and \f (SPEC §2). Field picks one field of
+// a line, and AppendFields writes a line's canonical form, its fields joined by single
+// spaces, in which servers store and flood AT lines.
 //
 // ParseLine splits a line at runs of space, \t, \r, \v and \f and checks each field
 // strictly; its doc lists the accepted forms. Decisions this package makes where SPEC is
@@ -26,6 +32,9 @@
 //     implementations interoperate, while this package always writes "+S.FFFFFFFFF";
 //   - ranges (latitude, longitude, radius) are checked exactly on the text, so
 //     "+90.0000000000000000001" is out of range even though it rounds to 90.
+//   - with Decoder.AT, a line's first field decides its limit; bytes held before the first
+//     field has arrived count against the larger limit, so that leading white space cannot
+//     make the answer depend on the cut, and the line is judged once its first field is in.
 //
 // Messages alias the line they were parsed from. Parsing and the append-style encoders
 // (AppendAT, AppendSkew, AppendInvalid, AppendRadiusMetres) do not allocate, and errors

@@ -125,12 +125,3 @@ func Newer(t Time, line []byte, oldT Time, oldLine []byte) bool {
 	}
 	return bytes.Compare(line, oldLine) > 0
 }
-
-// AppendTooLong appends the reply to a line over the limit: "? " followed by the first
-// TooLongEcho bytes of held (up to a "\n", if any), and "\n". held is best the echo that
-// ScanLine or Decoder.Next returned with ErrLineTooLong, which is right for any limit; the
-// unconsumed buffer starting at the line gives the same reply when the limit is at least
-// TooLongEcho (the default is).
-func AppendTooLong(dst, held []byte) []byte {
-	return AppendInvalid(dst, echo(held, TooLongEcho))
-}

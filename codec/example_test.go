@@ -91,9 +91,20 @@ func ExampleDecoder() {
 			fmt.Printf("%q\n", line)
 		}
 	}
-	fmt.Printf("%q\n", d.Final()) // the peer half-closed
+	if line, err := d.Final(); err == nil { // the peer half-closed
+		fmt.Printf("%q\n", line)
+	}
 	// Output:
 	// "IAMAT a +1+1 1"
 	// "WHATSAT a 10 5"
 	// "IAMAT b +2+2 2"
+}
+
+func ExampleAppendFields() {
+	line := []byte(" AT\tZed  +0.5 kiwi\v+1+1 7 \r")
+	fmt.Printf("%q\n", codec.AppendFields(nil, line))
+	fmt.Printf("%q\n", codec.Field(line, 3))
+	// Output:
+	// "AT Zed +0.5 kiwi +1+1 7"
+	// "kiwi"
 }

@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"math"
 )
 
 // DefaultMaxLine is the default line limit in bytes (SPEC §2).
@@ -10,46 +11,23 @@ const DefaultMaxLine = 4096
 
 // TooLongEcho is how many bytes of a too-long line the reply echoes: the reply is
 // "? " followed by the first TooLongEcho bytes of the line (AppendInvalid of the echo
-// that ScanLine and Decoder.Next return with ErrLineTooLong; with a limit below
-// TooLongEcho, the first limit+1 bytes).
+// that Decoder.Next returns with ErrLineTooLong; with a limit below TooLongEcho, the
+// first limit+1 bytes, so that the echo does not depend on how the stream was cut).
 const TooLongEcho = 64
+
+// MaxNameLen is the longest server name a herd may use: it bounds what a server adds to a
+// client's IAMAT to make its AT line (see ATOverhead).
+const MaxNameLen = 64
+
+// ATOverhead is how much longer than the line limit an AT line may be. An IAMAT of max
+// bytes becomes an AT line of up to max+ATOverhead bytes ("AT ", a server name of at most
+// MaxNameLen bytes, " ", a skew of at most 30 bytes, " ", less the "IAMAT " it replaces),
+// and a server's neighbours must take it, or a long client ID would close links for ever.
+const ATOverhead = 128
 
 // ErrLineTooLong reports a line longer than the limit. Bytes held for a line that has not
 // ended yet count against the limit.
 var ErrLineTooLong = errors.New("codec: line too long")
-
-// ScanLine finds one complete line at the start of buf. It returns the line without its
-// "\n" and without one "\r" just before it, and n, the bytes it used (through the "\n").
-// The line aliases buf.
-//
-// The limit max applies to the line as returned, without its "\r\n" or "\n": a line of
-// max bytes is accepted whichever ending it has. A line longer than max gives
-// ErrLineTooLong. With no "\n" in buf, the bytes held count against the limit: ScanLine
-// returns (nil, 0, nil) while len(buf) <= max, or len(buf) == max+1 with a "\r" last (a
-// "\n" may still follow it), else ErrLineTooLong. With ErrLineTooLong, n is 0 and line is
-// the echo for the reply: the first TooLongEcho bytes of the line (first max+1 bytes if
-// max < TooLongEcho, so that the echo does not depend on how the stream was cut).
-// max <= 0 means DefaultMaxLine.
-//
-// The result does not depend on how the stream was cut: a caller that keeps the bytes it
-// has not consumed and calls ScanLine again when more arrive sees the same lines and the
-// same errors. ScanLine is stateless and safe to call from any goroutine.
-func ScanLine(buf []byte, max int) (line []byte, n int, err error) {
-	if max <= 0 {
-		max = DefaultMaxLine
-	}
-	i := bytes.IndexByte(window(buf, max), '\n')
-	if i < 0 {
-		if mayHold(buf, max) {
-			return nil, 0, nil
-		}
-		return echo(buf, max), 0, ErrLineTooLong
-	}
-	if line = trimCR(buf[:i]); len(line) > max {
-		return echo(buf, max), 0, ErrLineTooLong
-	}
-	return line, i + 1, nil
-}
 
 // window returns the part of b that can hold the "\n" of a line of at most max bytes: the
 // first max+2 bytes (the line, then "\r\n").
@@ -89,22 +67,78 @@ func trimCR(b []byte) []byte {
 	return b
 }
 
-// Decoder frames lines for code that reads into its own buffers (net.Conn servers, the
-// load generator). Feed it what was read, then call Next until it reports no line.
-// A Decoder is not safe for concurrent use: one goroutine owns it. Its zero value is
-// ready to use with the DefaultMaxLine limit.
+// LineLimit returns the limit that applies to the line starting at b (with its "\n", if b
+// holds it): max+ATOverhead for an AT line, one whose first field is "AT", else max. Until
+// the first field has arrived (b holds only white space, maybe then "A" or "AT", and no
+// "\n"), the line may still be an AT line and the larger limit applies: so the limit, and
+// what a Decoder with AT set makes of a stream, does not depend on how the stream was cut.
+// It looks at the first field only, does not allocate and is safe to call from any
+// goroutine.
+func LineLimit(b []byte, max int) int {
+	if at, open := firstFieldAT(b); at || open {
+		return atLimit(max)
+	}
+	return max
+}
+
+// atLimit is max+ATOverhead, or the largest int for a max too close to it.
+func atLimit(max int) int { return min(max, math.MaxInt-ATOverhead) + ATOverhead }
+
+// firstFieldAT reports whether the first field of b, the start of a line, is "AT" (at), or
+// has not fully arrived and may still be (open: b holds only white space, maybe then "A" or
+// "AT", and no "\n").
+func firstFieldAT(b []byte) (at, open bool) {
+	i := 0
+	for i < len(b) && IsSpace(b[i]) {
+		i++
+	}
+	switch rest := b[i:]; {
+	case len(rest) >= 3:
+		return rest[0] == 'A' && rest[1] == 'T' && (IsSpace(rest[2]) || rest[2] == '\n'), false
+	case len(rest) == 0:
+		return false, true
+	default:
+		return false, string(rest) == "AT"[:len(rest)]
+	}
+}
+
+// Decoder frames the lines of a stream that arrives in chunks: a net.Conn read into a buffer
+// of the caller's, or a reactor protocol's DataReceived. Feed it each chunk, then call Next
+// until it reports no line; at the end of the stream, Final returns the last line if it had
+// no "\n". Lines framed within one chunk are returned in place, without a copy; only the
+// start of a line split across chunks is copied, and kept until the rest arrives.
+//
+// The limit is Max. It applies to the line as returned, without its "\r\n" or "\n" (a line
+// of Max bytes is accepted whichever ending it has), and to the bytes held for a line not
+// ended yet: Max of them, or Max+1 with a "\r" last, since a "\n" may still follow it.
+// With AT set, an AT line may be ATOverhead bytes longer (see LineLimit): the limits of a
+// herd server, whose neighbours' AT lines arrive on the same connections as clients'
+// lines. Past the limit, Next returns ErrLineTooLong with the echo for the reply, the
+// first TooLongEcho bytes of the line; the error is sticky, as the connection is to be
+// closed. The lines and errors are the same however the stream was cut.
+//
+// A Decoder is not safe for concurrent use: one goroutine owns it. Its zero value is ready
+// to use, with the DefaultMaxLine limit and AT off.
 type Decoder struct {
 	// Max is the line limit in bytes; <= 0 means DefaultMaxLine.
 	Max int
+	// AT lets AT lines be ATOverhead bytes longer than Max.
+	AT bool
 
-	buf     []byte
-	start   int    // first byte not yet returned
-	scanned int    // bytes from start known to hold no "\n"
+	held    []byte // owned: the start of a line split across chunks, then what followed it
+	buf     []byte // being framed: the last chunk fed (the caller's), or held
+	owned   bool   // buf is held
+	off     int    // first byte of buf not yet returned
+	scanned int    // bytes from off known to hold no "\n"
 	err     error  // sticky ErrLineTooLong
 	echo    []byte // the too-long line's echo, owned
 }
 
-// NewDecoder returns a Decoder with the line limit max (<= 0: DefaultMaxLine).
+// maxHeld is the capacity of held kept once it is empty: a connection that once sent a
+// long line split across reads does not keep a buffer for it for ever.
+const maxHeld = 64 << 10
+
+// NewDecoder returns a Decoder with the line limit max (<= 0: DefaultMaxLine) and AT off.
 func NewDecoder(max int) *Decoder {
 	return &Decoder{Max: max}
 }
@@ -116,82 +150,139 @@ func (d *Decoder) max() int {
 	return d.Max
 }
 
-// Feed adds p to the stream. It copies p, so the caller may reuse p when Feed returns.
-// Lines returned by Next before this call become invalid. After ErrLineTooLong, Feed
-// drops its input.
+// Feed adds p, the next chunk of the stream. It keeps p without copying it until Next
+// reports no line (ok false, err nil), when it copies what p holds of a line not ended yet:
+// the caller must not change p before then, and may reuse it after. Lines returned by
+// Next before this call become invalid. After ErrLineTooLong, Feed drops its input.
 func (d *Decoder) Feed(p []byte) {
 	if d.err != nil || len(p) == 0 {
 		return
 	}
-	if d.start > 0 {
-		n := copy(d.buf, d.buf[d.start:])
-		d.buf = d.buf[:n]
-		d.start = 0
+	if d.off == len(d.buf) {
+		d.release()
+		d.buf, d.off = p, 0
+		return
 	}
-	d.buf = append(d.buf, p...)
+	d.keep()
+	d.held = append(d.held, p...)
+	d.buf = d.held
+}
+
+// keep moves the bytes of buf not yet returned to the start of held, and frames held.
+func (d *Decoder) keep() {
+	rest := d.buf[d.off:]
+	if d.owned {
+		d.held = d.held[:copy(d.held, rest)]
+	} else {
+		d.held = append(d.held[:0], rest...)
+	}
+	d.buf, d.owned, d.off = d.held, true, 0
+}
+
+// release forgets buf, which holds nothing more to return, and the chunk it may alias.
+func (d *Decoder) release() {
+	d.buf, d.owned, d.off, d.scanned = nil, false, 0, 0
+	d.held = d.held[:0]
+	if cap(d.held) > maxHeld {
+		d.held = nil
+	}
 }
 
 // Next returns the next complete line, without its "\n" and without one "\r" before it.
-// ok is false when no complete line is buffered. The line is valid until the next call
-// to Feed, Next or Final.
-//
-// The limit applies as in ScanLine: to the line without its "\r\n" or "\n", and to the
-// bytes held for a line not ended yet (max of them, or max+1 with a "\r" last). Past it,
-// Next returns ErrLineTooLong with line set to the echo for the reply (as ScanLine's, see
-// AppendInvalid); the error is sticky, as the connection is to be closed.
+// ok is false when no complete line is buffered (the start of the next one, if any, is
+// then copied). The line aliases the chunk fed or the Decoder's buffer, and is valid until
+// the next call to Feed, Next, Final or Reset.
 func (d *Decoder) Next() (line []byte, ok bool, err error) {
 	if d.err != nil {
 		return d.echo, false, d.err
 	}
 	max := d.max()
-	rest := d.buf[d.start:]
-	i := bytes.IndexByte(window(rest, max)[d.scanned:], '\n')
+	rest := d.buf[d.off:]
+	wide := max
+	if d.AT {
+		wide = atLimit(max)
+	}
+	i := bytes.IndexByte(window(rest, wide)[d.scanned:], '\n')
 	if i < 0 {
-		if !mayHold(rest, max) {
+		if !mayHold(rest, d.limit(rest, max)) {
 			return d.tooLong(rest, max)
 		}
-		d.scanned = len(rest)
+		if len(rest) == 0 {
+			d.release()
+		} else {
+			d.scanned = len(rest)
+			d.keep()
+		}
 		return nil, false, nil
 	}
 	i += d.scanned
 	line = trimCR(rest[:i])
-	if len(line) > max {
+	if len(line) > max && len(line) > d.lineLimit(line, max) {
 		return d.tooLong(rest, max)
 	}
-	d.start += i + 1
+	d.off += i + 1
 	d.scanned = 0
-	if d.start == len(d.buf) {
-		d.buf = d.buf[:0]
-		d.start = 0
-	}
 	return line, true, nil
 }
 
-// tooLong makes ErrLineTooLong sticky for the line at the start of rest.
+// limit is the limit for the bytes held of a line not ended yet, starting at b.
+func (d *Decoder) limit(b []byte, max int) int {
+	if !d.AT {
+		return max
+	}
+	return LineLimit(b, max)
+}
+
+// lineLimit is the limit for a whole line (without its "\n"): max+ATOverhead for an AT line
+// with AT set, else max.
+func (d *Decoder) lineLimit(line []byte, max int) int {
+	if d.AT && string(Field(line, 0)) == "AT" {
+		return atLimit(max)
+	}
+	return max
+}
+
+// tooLong makes ErrLineTooLong sticky for the line at the start of rest. The echo takes
+// the first bytes of the line whatever limit applied, so it does not depend on the cut.
 func (d *Decoder) tooLong(rest []byte, max int) ([]byte, bool, error) {
 	d.err = ErrLineTooLong
 	d.echo = append([]byte(nil), echo(rest, max)...)
-	d.buf, d.start, d.scanned = nil, 0, 0
+	d.release()
+	d.held = nil
 	return d.echo, false, d.err
 }
 
 // Final is for the end of the stream (the peer half-closed): it returns the unterminated
 // tail as a line (one trailing "\r" dropped; possibly empty but non-nil), or nil when
-// nothing is held or after ErrLineTooLong. Call it once Next reports no line. It empties
-// the Decoder; the line is valid until the next call to Feed, Next or Final.
-func (d *Decoder) Final() []byte {
+// nothing is held or after ErrLineTooLong. The tail is judged as a complete line: one over
+// its limit (an AT line's, with AT set, only if it is one) gives ErrLineTooLong and the
+// echo, as Next would have had a "\n" followed it. Call Final once Next reports no line.
+// It empties the Decoder; the line is valid until the next call to Feed, Next, Final or
+// Reset.
+func (d *Decoder) Final() ([]byte, error) {
 	if d.err != nil {
-		return nil
+		return nil, nil
 	}
-	rest := d.buf[d.start:]
-	d.buf, d.start, d.scanned = d.buf[:0], 0, 0
+	rest := d.buf[d.off:]
+	d.buf, d.owned, d.off, d.scanned = nil, false, 0, 0
+	d.held = d.held[:0]
 	if len(rest) == 0 {
-		return nil
+		return nil, nil
 	}
-	return trimCR(rest)
+	// Held bytes were within LineLimit; a tail whose first field never arrived may pass
+	// max without being an AT line.
+	line := trimCR(rest)
+	if max := d.max(); len(line) > d.lineLimit(line, max) {
+		line, _, err := d.tooLong(rest, max)
+		return line, err
+	}
+	return line, nil
 }
 
-// Buffered returns the number of bytes held that Next has not returned.
-func (d *Decoder) Buffered() int {
-	return len(d.buf) - d.start
+// Reset discards what the Decoder holds and its error, keeping Max and AT: a connection
+// that stops reading calls it to let go of its buffers.
+func (d *Decoder) Reset() {
+	d.release()
+	d.held = nil
+	d.err, d.echo = nil, nil
 }

@@ -1,7 +1,6 @@
 package codec
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -10,7 +9,9 @@ import (
 	"testing"
 )
 
-func TestScanLine(t *testing.T) {
+// TestDecoderNext is the table of what Next makes of a stream fed in one chunk: the first
+// line and whether it was complete, or the error and its echo.
+func TestDecoderNext(t *testing.T) {
 	long := strings.Repeat("x", 100)
 	cases := []struct {
 		buf  string
@@ -56,9 +57,21 @@ func TestScanLine(t *testing.T) {
 		{long, math.MaxInt, "", 0, nil},
 	}
 	for _, tc := range cases {
-		line, n, err := ScanLine([]byte(tc.buf), tc.max)
-		if string(line) != tc.line || n != tc.n || err != tc.err {
-			t.Errorf("ScanLine(%q, %d) = %q, %d, %v; want %q, %d, %v", tc.buf, tc.max, line, n, err, tc.line, tc.n, tc.err)
+		d := Decoder{Max: tc.max}
+		d.Feed([]byte(tc.buf))
+		line, ok, err := d.Next()
+		if string(line) != tc.line || ok != (tc.n > 0) || err != tc.err {
+			t.Errorf("Next of %q, max %d = %q, %v, %v; want %q, %v, %v", tc.buf, tc.max, line, ok, err, tc.line, tc.n > 0, tc.err)
+		}
+		if tc.n > 0 && tc.n < len(tc.buf) {
+			// What follows the line is framed next, starting where the line ended.
+			want := Decoder{Max: tc.max}
+			want.Feed([]byte(tc.buf[tc.n:]))
+			l1, ok1, err1 := d.Next()
+			l2, ok2, err2 := want.Next()
+			if string(l1) != string(l2) || ok1 != ok2 || err1 != err2 {
+				t.Errorf("after the first line of %q: %q, %v, %v; want %q, %v, %v", tc.buf, l1, ok1, err1, l2, ok2, err2)
+			}
 		}
 	}
 }
@@ -75,19 +88,16 @@ func TestDecoder(t *testing.T) {
 	if line, ok, err := d.Next(); ok || err != nil || line != nil {
 		t.Fatalf("Next = %q, %v, %v; want nothing", line, ok, err)
 	}
-	if d.Buffered() != 3 {
-		t.Fatalf("Buffered = %d, want 3", d.Buffered())
-	}
 	d.Feed([]byte("ee\r"))
-	if got := d.Final(); string(got) != "three" {
-		t.Fatalf("Final = %q, want %q", got, "three")
+	if got, err := d.Final(); string(got) != "three" || err != nil {
+		t.Fatalf("Final = %q, %v; want %q", got, err, "three")
 	}
-	if got := d.Final(); got != nil {
-		t.Fatalf("second Final = %q, want nil", got)
+	if got, err := d.Final(); got != nil || err != nil {
+		t.Fatalf("second Final = %q, %v; want nil", got, err)
 	}
 	d.Feed([]byte("\r"))
-	if got := d.Final(); got == nil || len(got) != 0 {
-		t.Fatalf("Final of a lone \\r = %q, want empty non-nil", got)
+	if got, err := d.Final(); got == nil || len(got) != 0 || err != nil {
+		t.Fatalf("Final of a lone \\r = %q, %v; want empty non-nil", got, err)
 	}
 	d.Feed([]byte("123456789"))
 	line, ok, err := d.Next()
@@ -98,8 +108,13 @@ func TestDecoder(t *testing.T) {
 	if line2, _, err := d.Next(); err != ErrLineTooLong || string(line2) != "123456789" {
 		t.Fatalf("error not sticky: %q, %v", line2, err)
 	}
-	if d.Final() != nil || d.Buffered() != 0 {
-		t.Fatal("Final or Buffered after the error")
+	if line, err := d.Final(); line != nil || err != nil {
+		t.Fatal("Final after the error")
+	}
+	d.Reset()
+	d.Feed([]byte("ok\n"))
+	if line, ok, err := d.Next(); !ok || err != nil || string(line) != "ok" {
+		t.Fatalf("after Reset: %q, %v, %v", line, ok, err)
 	}
 	huge := NewDecoder(math.MaxInt)
 	huge.Feed([]byte("a\nb"))
@@ -108,6 +123,17 @@ func TestDecoder(t *testing.T) {
 	}
 	if line, ok, err := huge.Next(); ok || err != nil || line != nil {
 		t.Fatalf("Decoder(MaxInt): %q, %v, %v", line, ok, err)
+	}
+	hugeAT := Decoder{Max: math.MaxInt, AT: true}
+	hugeAT.Feed([]byte("AT a\nb"))
+	if line, ok, err := hugeAT.Next(); !ok || err != nil || string(line) != "AT a" {
+		t.Fatalf("Decoder(MaxInt, AT): %q, %v, %v", line, ok, err)
+	}
+	if line, ok, err := hugeAT.Next(); ok || err != nil || line != nil {
+		t.Fatalf("Decoder(MaxInt, AT): %q, %v, %v", line, ok, err)
+	}
+	if got := LineLimit([]byte("AT"), math.MaxInt); got != math.MaxInt {
+		t.Errorf("LineLimit(AT, MaxInt) = %d", got)
 	}
 	var zero Decoder
 	zero.Feed([]byte(strings.Repeat("y", DefaultMaxLine) + "\n"))
@@ -124,35 +150,24 @@ func TestLineOfMaxBytesEndingInCRLFIsAccepted(t *testing.T) {
 	body := strings.Repeat("y", DefaultMaxLine)
 	for _, ending := range []string{"\n", "\r\n"} {
 		stream := body + ending + "next\n"
-		line, n, err := ScanLine([]byte(stream), 0)
-		if err != nil || string(line) != body || n != len(body+ending) {
-			t.Errorf("ScanLine(%d bytes + %q) = %d bytes, %d, %v; want the %d bytes", len(body), ending, len(line), n, err, len(body))
-		}
 		cuts := [][]string{{stream}, {body, ending + "next\n"}}
 		if ending == "\r\n" {
 			cuts = append(cuts, []string{body + "\r", "\nnext\n"}, []string{body, "\r", "\n", "next\n"})
 		}
 		for _, parts := range cuts {
-			var chunks, chunks2 [][]byte
+			var chunks [][]byte
 			for _, p := range parts {
 				chunks = append(chunks, []byte(p))
-				chunks2 = append(chunks2, []byte(p))
 			}
 			want := frame{Lines: []string{body, "next"}}
 			if got := decodeChunks(chunks, 0); !reflect.DeepEqual(got, want) {
 				t.Errorf("Decoder, %q ending, cut %d ways: %d lines, err %.80s", ending, len(parts), len(got.Lines), got.Err)
-			}
-			if got := scanChunks(chunks2, 0); !reflect.DeepEqual(got, want) {
-				t.Errorf("ScanLine, %q ending, cut %d ways: %d lines, err %.80s", ending, len(parts), len(got.Lines), got.Err)
 			}
 		}
 	}
 	// One byte more is too long with either ending, and so is max+1 bytes held whose last
 	// byte is not "\r".
 	for _, s := range []string{body + "y\n", body + "y\r\n", body + "\r\r\n", body + "\ry", body + "y"} {
-		if _, _, err := ScanLine([]byte(s), 0); err != ErrLineTooLong {
-			t.Errorf("ScanLine(%d bytes ending %q) = %v, want ErrLineTooLong", len(s), s[len(s)-3:], err)
-		}
 		d := NewDecoder(0)
 		d.Feed([]byte(s))
 		if _, _, err := d.Next(); err != ErrLineTooLong {
@@ -161,15 +176,28 @@ func TestLineOfMaxBytesEndingInCRLFIsAccepted(t *testing.T) {
 	}
 }
 
-// modelFrame is the framing rule written plainly, to check both framers against: each
+// modelFrame is the framing rule written plainly, to check the Decoder against: each
 // "\n" ends a line, one "\r" before it is dropped, and a line of more than max bytes is
 // too long; an unterminated tail is too long past max bytes, or max+1 bytes not ending in
 // "\r" (at EOF, the "\r" is dropped and the tail is a line).
-func modelFrame(stream string, max int) frame {
+func modelFrame(stream string, max int) frame { return modelFrameAT(stream, max, false) }
+
+// modelFrameAT is modelFrame for a Decoder with AT set (at true): a line whose first field is
+// "AT" may be ATOverhead bytes longer, and so may the bytes held of a tail whose first field
+// has not fully arrived (only white space, maybe then "A" or "AT"); at EOF the tail is judged
+// as a line.
+func modelFrameAT(stream string, max int, at bool) frame {
 	var f frame
 	tooLong := func(line string) frame {
 		f.Err = fmt.Sprintf("%v: %q", ErrLineTooLong, line[:min(len(line), TooLongEcho, max+1)])
 		return f
+	}
+	white := func(r rune) bool { return strings.ContainsRune(" \t\r\v\f", r) }
+	lineLimit := func(line string) int {
+		if fs := strings.FieldsFunc(line, white); at && len(fs) > 0 && fs[0] == "AT" {
+			return max + ATOverhead
+		}
+		return max
 	}
 	for {
 		i := strings.IndexByte(stream, '\n')
@@ -177,7 +205,7 @@ func modelFrame(stream string, max int) frame {
 			break
 		}
 		raw := stream[:i]
-		if line := strings.TrimSuffix(raw, "\r"); len(line) <= max {
+		if line := strings.TrimSuffix(raw, "\r"); len(line) <= lineLimit(line) {
 			f.Lines = append(f.Lines, line)
 		} else {
 			return tooLong(raw)
@@ -187,10 +215,16 @@ func modelFrame(stream string, max int) frame {
 	if stream == "" {
 		return f
 	}
-	if len(stream) > max+1 || len(stream) == max+1 && stream[max] != '\r' {
+	held := max
+	if first := strings.TrimLeftFunc(stream, white); at && (strings.HasPrefix("AT", first) ||
+		len(first) > 2 && first[:2] == "AT" && white(rune(first[2]))) {
+		held = max + ATOverhead
+	}
+	line := strings.TrimSuffix(stream, "\r")
+	if len(stream) > held+1 || len(stream) == held+1 && stream[held] != '\r' || len(line) > lineLimit(line) {
 		return tooLong(stream)
 	}
-	f.Tail = "<" + strings.TrimSuffix(stream, "\r") + ">"
+	f.Tail = "<" + line + ">"
 	return f
 }
 
@@ -201,15 +235,14 @@ type frame struct {
 	Err   string
 }
 
-func decodeChunks(chunks [][]byte, max int) frame {
+func decodeChunks(chunks [][]byte, max int) frame { return decodeWith(&Decoder{Max: max}, chunks) }
+
+// decodeWith frames chunks with d, scribbling over each chunk once d has returned its lines:
+// d must have copied what it keeps of it.
+func decodeWith(d *Decoder, chunks [][]byte) frame {
 	var f frame
-	d := NewDecoder(max)
 	for _, c := range chunks {
 		d.Feed(c)
-		// Scribble over the chunk: the Decoder must have copied it.
-		for i := range c {
-			c[i] = '#'
-		}
 		for {
 			line, ok, err := d.Next()
 			if err != nil {
@@ -221,35 +254,17 @@ func decodeChunks(chunks [][]byte, max int) frame {
 			}
 			f.Lines = append(f.Lines, string(line))
 		}
-	}
-	if tail := d.Final(); tail != nil {
-		f.Tail = "<" + string(tail) + ">"
-	}
-	return f
-}
-
-// scanChunks frames like a gnet handler: the bytes not consumed stay buffered
-// (gnet's inbound buffer) and ScanLine runs on all of them when more arrive.
-func scanChunks(chunks [][]byte, max int) frame {
-	var f frame
-	var held []byte
-	for _, c := range chunks {
-		held = append(held, c...)
-		for {
-			line, n, err := ScanLine(held, max)
-			if err != nil {
-				f.Err = fmt.Sprintf("%v: %q", err, line)
-				return f
-			}
-			if n == 0 {
-				break
-			}
-			f.Lines = append(f.Lines, string(line))
-			held = held[n:]
+		for i := range c {
+			c[i] = '#'
 		}
 	}
-	if len(held) > 0 {
-		f.Tail = "<" + string(trimCR(held)) + ">"
+	tail, err := d.Final()
+	if err != nil {
+		f.Err = fmt.Sprintf("%v: %q", err, tail)
+		return f
+	}
+	if tail != nil {
+		f.Tail = "<" + string(tail) + ">"
 	}
 	return f
 }
@@ -272,7 +287,7 @@ var splitStreams = []string{
 }
 
 // TestEverySplit cuts each stream at every offset (and every pair of offsets) and
-// demands the lines, tail and errors of modelFrame from the Decoder and from ScanLine.
+// demands the lines, tail and errors of modelFrame from the Decoder.
 func TestEverySplit(t *testing.T) {
 	for _, max := range []int{32, 70} {
 		testEverySplit(t, max)
@@ -285,9 +300,6 @@ func testEverySplit(t *testing.T, max int) {
 		if got := decodeChunks([][]byte{[]byte(s)}, max); !reflect.DeepEqual(got, want) {
 			t.Fatalf("stream %q: Decoder %+v, model %+v", s, got, want)
 		}
-		if got := scanChunks([][]byte{[]byte(s)}, max); !reflect.DeepEqual(got, want) {
-			t.Fatalf("stream %q: ScanLine %+v, model %+v", s, got, want)
-		}
 		for i := 0; i <= len(s); i++ {
 			for j := i; j <= len(s); j++ {
 				mk := func() [][]byte {
@@ -295,9 +307,6 @@ func testEverySplit(t *testing.T, max int) {
 				}
 				if got := decodeChunks(mk(), max); !reflect.DeepEqual(got, want) {
 					t.Fatalf("stream %q cut at %d,%d: Decoder %+v, want %+v", s, i, j, got, want)
-				}
-				if got := scanChunks(mk(), max); !reflect.DeepEqual(got, want) {
-					t.Fatalf("stream %q cut at %d,%d: ScanLine %+v, want %+v", s, i, j, got, want)
 				}
 			}
 		}
@@ -325,12 +334,118 @@ func testEverySplit(t *testing.T, max int) {
 	}
 }
 
-func TestAppendTooLong(t *testing.T) {
-	long := bytes.Repeat([]byte("z"), 100)
-	if got := string(AppendTooLong(nil, long)); got != "? "+string(long[:64])+"\n" {
-		t.Errorf("AppendTooLong = %q", got)
+// atStreams exercise the AT allowance with max 32: AT lines up to 32+ATOverhead bytes, and
+// white space before the first field, which must not make the result depend on the cut.
+// Each comes with what modelFrameAT makes of it (lines, tail, error), to check the model.
+var atStreams = []struct {
+	stream string
+	lines  int
+	tail   string // without the <> around it
+	err    bool
+}{
+	{"AT " + strings.Repeat("a", 40) + "\nIAMAT x\n", 2, "", false},                                 // an AT line past max
+	{"AT " + strings.Repeat("b", 157) + "\r\nnext\n", 2, "", false},                                 // exactly 32+128
+	{"AT " + strings.Repeat("c", 158) + "\nnext\n", 0, "", true},                                    // one more: too long
+	{"IAMAT " + strings.Repeat("d", 40) + "\n", 0, "", true},                                        // not AT: too long
+	{strings.Repeat(" ", 40) + "AT x\n", 1, "", false},                                              // white space, then AT
+	{strings.Repeat("\t", 40) + "IAMAT x\n", 0, "", true},                                           // white space, then not AT
+	{strings.Repeat(" ", 40) + "\n", 0, "", true},                                                   // white space only
+	{strings.Repeat(" ", 40) + "AT", 0, strings.Repeat(" ", 40) + "AT", false},                      // a tail that is an AT line
+	{strings.Repeat(" ", 40) + "A", 0, "", true},                                                    // a tail that is not
+	{strings.Repeat(" ", 40), 0, "", true},                                                          // a tail of white space
+	{strings.Repeat(" ", 170) + "AT x\n", 0, "", true},                                              // too much white space
+	{"ATX" + strings.Repeat("e", 40) + "\n", 0, "", true},                                           // "AT" is not the field
+	{"A" + strings.Repeat("T", 40) + "\n", 0, "", true},                                             // nor is "ATTT..."
+	{strings.Repeat(" ", 40) + "AT\r\n", 1, "", false},                                              // "AT" alone, then "\r\n"
+	{"ok\n\vAT\f" + strings.Repeat("f", 100) + "\r", 1, "\vAT\f" + strings.Repeat("f", 100), false}, // an AT tail with "\r"
+	{"AT " + strings.Repeat("g", 157) + "\r\r\n", 0, "", true},                                      // 32+129 after one "\r"
+}
+
+// TestEverySplitAT is TestEverySplit for a Decoder with AT set: every cut into three gives
+// modelFrameAT's lines, tail and error.
+func TestEverySplitAT(t *testing.T) {
+	const max = 32
+	streams := splitStreams
+	for _, c := range atStreams {
+		f := modelFrameAT(c.stream, max, true)
+		if len(f.Lines) != c.lines || (f.Tail != "") != (c.tail != "") || f.Tail != "" && f.Tail != "<"+c.tail+">" || (f.Err != "") != c.err {
+			t.Errorf("model of %q: %+v", c.stream, f)
+		}
+		streams = append(streams, c.stream)
 	}
-	if got := string(AppendTooLong(nil, []byte("abc\ndef"))); got != "? abc\n" {
-		t.Errorf("AppendTooLong = %q", got)
+	for _, s := range streams {
+		want := modelFrameAT(s, max, true)
+		decode := func(chunks ...string) frame {
+			var cs [][]byte
+			for _, c := range chunks {
+				cs = append(cs, []byte(c))
+			}
+			return decodeWith(&Decoder{Max: max, AT: true}, cs)
+		}
+		for i := 0; i <= len(s); i++ {
+			for j := i; j <= len(s); j++ {
+				if got := decode(s[:i], s[i:j], s[j:]); !reflect.DeepEqual(got, want) {
+					t.Fatalf("stream %q cut at %d,%d: %+v, want %+v", s, i, j, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestLineLimit(t *testing.T) {
+	for _, c := range []struct {
+		b    string
+		want int
+	}{
+		{"AT Hill +0.1 c +1+1 1", 100 + ATOverhead},
+		{" \tAT\vx", 100 + ATOverhead},
+		{"AT\n", 100 + ATOverhead}, // the field "AT", ended by the line's end
+		{"  AT\r\n", 100 + ATOverhead},
+		{"", 100 + ATOverhead}, // the first field may still be "AT"
+		{"   ", 100 + ATOverhead},
+		{"  A", 100 + ATOverhead},
+		{"AT", 100 + ATOverhead},
+		{"ATX y", 100},
+		{"ATTT", 100},
+		{"IAMAT x", 100},
+		{"AX", 100},
+		{"a", 100},
+		{"\n", 100}, // an empty line
+		{"  A\n", 100},
+		{"\nAT x", 100}, // the line ends before "AT"
+	} {
+		if got := LineLimit([]byte(c.b), 100); got != c.want {
+			t.Errorf("LineLimit(%q, 100) = %d, want %d", c.b, got, c.want)
+		}
+	}
+}
+
+// A Decoder returns lines framed within one chunk in place, and copies only the start of a
+// line split across chunks.
+func TestDecoderFramesInPlace(t *testing.T) {
+	chunk := []byte("IAMAT a +1+1 1\nIAMAT b")
+	var d Decoder
+	d.Feed(chunk)
+	line, ok, _ := d.Next()
+	if !ok || &line[0] != &chunk[0] {
+		t.Fatalf("the first line %q is not in the chunk fed", line)
+	}
+	if _, ok, _ := d.Next(); ok {
+		t.Fatal("a line without its newline")
+	}
+	copy(chunk, "################")
+	d.Feed([]byte(" +2+2 2\n"))
+	if line, ok, err := d.Next(); !ok || err != nil || string(line) != "IAMAT b +2+2 2" {
+		t.Fatalf("the split line: %q, %v, %v", line, ok, err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		d.Feed(chunk[:15])
+		for {
+			if _, ok, _ := d.Next(); !ok {
+				break
+			}
+		}
+	}); n != 0 {
+		t.Errorf("framing whole lines: %v allocations, want 0", n)
 	}
 }

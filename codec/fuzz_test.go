@@ -95,20 +95,24 @@ func FuzzParseLine(f *testing.F) {
 }
 
 // FuzzDecoder checks the framing rule and split invariance: the stream in one piece
-// and cut at fuzzed offsets gives the lines, tail and errors of modelFrame from the
-// Decoder and from ScanLine.
+// and cut at fuzzed offsets gives the lines, tail and errors of modelFrameAT from a
+// Decoder with AT set or not.
 func FuzzDecoder(f *testing.F) {
 	for _, s := range splitStreams {
-		f.Add([]byte(s), []byte{3, 17, 1}, uint8(32))
+		f.Add([]byte(s), []byte{3, 17, 1}, uint8(32), false)
 	}
-	f.Add([]byte(seedLines[0]+"\n"+seedLines[3]+"\r\n"+seedLines[1]), []byte{60, 2}, uint8(200))
-	f.Fuzz(func(t *testing.T, stream, cuts []byte, max8 uint8) {
+	for _, c := range atStreams {
+		f.Add([]byte(c.stream), []byte{20, 21, 1}, uint8(31), true)
+	}
+	f.Add([]byte(seedLines[0]+"\n"+seedLines[3]+"\r\n"+seedLines[1]), []byte{60, 2}, uint8(200), false)
+	f.Fuzz(func(t *testing.T, stream, cuts []byte, max8 uint8, at bool) {
 		max := int(max8) + 1
-		want := modelFrame(string(stream), max)
-		if got := decodeChunks([][]byte{bytes.Clone(stream)}, max); !reflect.DeepEqual(got, want) {
-			t.Fatalf("Decoder on %q: %+v, model %+v", stream, got, want)
+		want := modelFrameAT(string(stream), max, at)
+		decode := func(chunks [][]byte) frame { return decodeWith(&Decoder{Max: max, AT: at}, chunks) }
+		if got := decode([][]byte{bytes.Clone(stream)}); !reflect.DeepEqual(got, want) {
+			t.Fatalf("Decoder (AT %v) on %q: %+v, model %+v", at, stream, got, want)
 		}
-		chunks := func() [][]byte { // fresh copies: decodeChunks scribbles on them
+		chunks := func() [][]byte { // fresh copies: decodeWith scribbles on them
 			var cs [][]byte
 			rest := stream
 			for _, c := range cuts {
@@ -118,11 +122,8 @@ func FuzzDecoder(f *testing.F) {
 			}
 			return append(cs, bytes.Clone(rest))
 		}
-		if got := decodeChunks(chunks(), max); !reflect.DeepEqual(got, want) {
-			t.Fatalf("Decoder on %q cut %v: %+v, want %+v", stream, cuts, got, want)
-		}
-		if got := scanChunks(chunks(), max); !reflect.DeepEqual(got, want) {
-			t.Fatalf("ScanLine on %q cut %v: %+v, want %+v", stream, cuts, got, want)
+		if got := decode(chunks()); !reflect.DeepEqual(got, want) {
+			t.Fatalf("Decoder (AT %v) on %q cut %v: %+v, want %+v", at, stream, cuts, got, want)
 		}
 	})
 }

@@ -115,7 +115,10 @@ type Message struct {
 // spaces marks the field separators of SPEC §2: space, \t, \r, \v, \f.
 var spaces = [256]bool{' ': true, '\t': true, '\r': true, '\v': true, '\f': true}
 
-func isSpace(c byte) bool { return spaces[c] }
+// IsSpace reports whether c separates fields (SPEC §2): space, \t, \r, \v or \f. A "\n" is
+// not white space but the end of a line: framing removes it, and ParseLine rejects a line
+// that still holds one. This is the protocol's one definition of white space.
+func IsSpace(c byte) bool { return spaces[c] }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
@@ -127,14 +130,14 @@ func fields(line []byte, f *[maxFields][]byte) (int, error) {
 	n := 0
 	i := 0
 	for i < len(line) {
-		for i < len(line) && isSpace(line[i]) {
+		for i < len(line) && IsSpace(line[i]) {
 			i++
 		}
 		if i == len(line) {
 			break
 		}
 		j := i
-		for j < len(line) && !isSpace(line[j]) {
+		for j < len(line) && !IsSpace(line[j]) {
 			if line[j] == '\n' {
 				return 0, errNewline
 			}
@@ -148,6 +151,58 @@ func fields(line []byte, f *[maxFields][]byte) (int, error) {
 		i = j
 	}
 	return n, nil
+}
+
+// Field returns field n (0-based) of line, with fields separated by runs of white space
+// (IsSpace) as ParseLine splits them, or nil if line has fewer fields. The field aliases
+// line, with its capacity cut at its end so that appending to it cannot touch the rest of
+// line. Field(atLine, 3) is the client ID of an AT line. It does not allocate and is safe
+// to call from any goroutine.
+func Field(line []byte, n int) []byte {
+	i := 0
+	for k := 0; ; k++ {
+		for i < len(line) && IsSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			return nil
+		}
+		start := i
+		for i < len(line) && !IsSpace(line[i]) {
+			i++
+		}
+		if k == n {
+			return line[start:i:i]
+		}
+	}
+}
+
+// AppendFields appends the fields of line to dst joined by single spaces, with no white
+// space before the first or after the last: the canonical form of a line. Another
+// implementation's AT line may use tabs or runs of spaces; a server stores and floods it in
+// this form, so that every server compares (codec.Newer) and serves the same bytes. A line
+// with no field appends nothing. It does not allocate when dst has room and is safe to
+// call from any goroutine.
+func AppendFields(dst, line []byte) []byte {
+	first := true
+	i := 0
+	for i < len(line) {
+		for i < len(line) && IsSpace(line[i]) {
+			i++
+		}
+		start := i
+		for i < len(line) && !IsSpace(line[i]) {
+			i++
+		}
+		if start < i {
+			if !first {
+				dst = append(dst, ' ')
+			}
+			first = false
+			dst = append(dst, line[start:i]...)
+		}
+	}
+	return dst
 }
 
 // ParseLine parses one line (without its "\n"). Fields are separated by runs of space,

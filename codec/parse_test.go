@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strconv"
@@ -224,5 +225,67 @@ func TestDecimalFloat(t *testing.T) {
 		if got := decimalFloat([]byte(s)); got != want || math.Signbit(got) != math.Signbit(want) {
 			t.Errorf("decimalFloat(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+func TestIsSpace(t *testing.T) {
+	for c := range 256 {
+		want := c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
+		if got := IsSpace(byte(c)); got != want {
+			t.Errorf("IsSpace(%q) = %v, want %v", byte(c), got, want)
+		}
+	}
+}
+
+func TestField(t *testing.T) {
+	line := "  AT\tHill +0.1  kiwi\v+1+1 5 \r"
+	for _, c := range []struct {
+		line string
+		n    int
+		want string
+		ok   bool
+	}{
+		{line, 0, "AT", true},
+		{line, 1, "Hill", true},
+		{line, 3, "kiwi", true},
+		{line, 5, "5", true},
+		{line, 6, "", false},
+		{"", 0, "", false},
+		{" \t ", 0, "", false},
+		{"one", 0, "one", true},
+		{"a\nb c", 1, "c", true}, // "\n" is not white space: lines never hold one
+	} {
+		got := Field([]byte(c.line), c.n)
+		if string(got) != c.want || (got != nil) != c.ok {
+			t.Errorf("Field(%q, %d) = %q, want %q", c.line, c.n, got, c.want)
+		}
+		if got != nil && cap(got) != len(got) {
+			t.Errorf("Field(%q, %d) has room to append into the line", c.line, c.n)
+		}
+	}
+}
+
+func TestAppendFields(t *testing.T) {
+	for _, c := range []struct{ dst, line, want string }{
+		{"", "AT Hill +0.1 kiwi +1+1 5", "AT Hill +0.1 kiwi +1+1 5"},
+		{"", " \tAT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r", "AT Zed +0.000000000 fl3 +1+1 5"},
+		{"", "   ", ""},
+		{"", "", ""},
+		{"x:", "a  b", "x:a b"}, // appends: no space before the first field
+	} {
+		if got := string(AppendFields([]byte(c.dst), []byte(c.line))); got != c.want {
+			t.Errorf("AppendFields(%q, %q) = %q, want %q", c.dst, c.line, got, c.want)
+		}
+	}
+	// The canonical form parses to the same message.
+	line := []byte(" \tAT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r")
+	m, err1 := ParseLine(line)
+	c, err2 := ParseLine(AppendFields(nil, line))
+	if err1 != nil || err2 != nil || !bytes.Equal(m.Client, c.Client) || m.Time != c.Time || !bytes.Equal(m.Location, c.Location) {
+		t.Errorf("canonical form parses differently: %v %v", err1, err2)
+	}
+	dst := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { dst = AppendFields(dst[:0], line) }); n != 0 {
+		t.Errorf("AppendFields into a slice with room: %v allocations", n)
 	}
 }

@@ -1,6 +1,7 @@
 package herd
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"time"
@@ -33,15 +34,15 @@ type clientConn struct {
 	t transport
 
 	id      uint64
-	pending []byte  // the start of a line split across reads
-	out     []byte  // replies gathered during one event, written at its end in one write
-	q       []*slot // replies waiting behind a WHATSAT; q[head:] are live
+	origin  Origin        // FromClient or FromNeighbourHost, known at accept
+	dec     codec.Decoder // frames the lines read
+	out     []byte        // replies gathered during one event, written at its end in one write
+	q       []*slot       // replies waiting behind a WHATSAT; q[head:] are live
 	head    int
 	qBytes  int // bytes held in q
 	waiting int // WHATSATs waiting on Places
 
 	inLine   []byte // the line being handled, not logged yet (logged with its reply)
-	peerHost int8   // AT lines allowed: 0 not checked yet, 1 yes, -1 no
 	stop     bool   // no more lines are processed: invalid line, too long, cut off
 	eof      bool   // the client half-closed
 	closing  bool   // Close or Abort called
@@ -61,6 +62,8 @@ func (c *clientConn) ConnectionMade(t *reactor.Transport) { c.attach(t) }
 func (c *clientConn) attach(t transport) {
 	s := c.s
 	c.t, c.id = t, t.ID()
+	c.origin = s.originOf(t.RemoteAddr())
+	c.dec = codec.Decoder{Max: s.lim.MaxLine, AT: true}
 	if s.stopping || len(s.clients) >= s.lim.MaxClients && !c.neighbourRoom() {
 		c.rejected, c.stop, c.closing = true, true, true
 		s.metrics.ClientsRejected.Add(1)
@@ -92,7 +95,7 @@ func (c *clientConn) attach(t transport) {
 // neighbour's host, while there are fewer than max_clients plus one per neighbour. Loop only.
 func (c *clientConn) neighbourRoom() bool {
 	s := c.s
-	return len(s.clients) < s.lim.MaxClients+len(s.links) && s.isPeerHost(c.t.RemoteAddr())
+	return len(s.clients) < s.lim.MaxClients+len(s.links) && c.origin == FromNeighbourHost
 }
 
 // idleCheck closes the connection if it has been quiet for idle_timeout and is owed nothing,
@@ -108,7 +111,7 @@ func (c *clientConn) idleCheck() {
 	d := s.lim.IdleTimeout
 	quiet := s.loop.Time().Sub(c.lastRead)
 	owed := c.head < len(c.q) || c.waiting > 0
-	exempt := !c.client && s.isPeerHost(c.t.RemoteAddr())
+	exempt := !c.client && c.origin == FromNeighbourHost
 	switch {
 	case owed || exempt:
 		c.idleTimer = s.loop.CallLater(d, c.idleCheck)
@@ -140,35 +143,20 @@ func (c *clientConn) DataReceived(data []byte) {
 		c.lastRead = s.loop.Time()
 	}
 	recv := codec.FromTime(s.now()) // the moment these lines were read
-	buf := data
-	if len(c.pending) > 0 {
-		c.pending = append(c.pending, data...)
-		buf = c.pending
-	}
-	off := 0
+	c.dec.Feed(data)
 	for !c.stop {
-		line, n, err := scanLine(buf[off:], s.lim.MaxLine)
+		line, ok, err := c.dec.Next()
 		if err != nil {
-			c.tooLong(line) // with ErrLineTooLong, line is the echo, whatever the cut
+			c.act(s.core.TooLong(line, c.origin), line)
 			break
 		}
-		if n == 0 {
+		if !ok {
 			break
 		}
-		off += n
 		c.handleLine(line, recv)
 	}
-	rest := buf[off:]
-	switch {
-	case c.stop || len(rest) == 0:
-		c.pending = c.pending[:0]
-	case len(c.pending) > 0:
-		c.pending = c.pending[:copy(c.pending, rest)]
-	default:
-		c.pending = append(c.pending[:0], rest...)
-	}
-	if len(c.pending) == 0 && cap(c.pending) > 64<<10 {
-		c.pending = nil
+	if c.stop {
+		c.dec.Reset() // no later line is read: let go of what is held
 	}
 	c.flushOut()
 }
@@ -177,14 +165,16 @@ func (c *clientConn) DataReceived(data []byte) {
 // connection stays open until every reply owed is written.
 func (c *clientConn) EOFReceived() bool {
 	c.eof = true
-	if !c.stop && len(c.pending) > 0 {
-		line := c.pending
-		if line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
+	if !c.stop {
+		line, err := c.dec.Final()
+		switch {
+		case err != nil:
+			c.act(c.s.core.TooLong(line, c.origin), line)
+		case line != nil:
+			c.handleLine(line, codec.FromTime(c.s.now()))
 		}
-		c.handleLine(line, codec.FromTime(c.s.now()))
 	}
-	c.pending = nil
+	c.dec.Reset()
 	if c.s.logInfo {
 		g := c.s.lg
 		g.begin(slog.LevelInfo, "eof")
@@ -220,79 +210,84 @@ func (c *clientConn) ConnectionLost(err error) {
 
 // handleLine answers one line (no "\n"; valid only during the call). Loop only.
 func (c *clientConn) handleLine(line []byte, recv codec.Time) {
-	s := c.s
-	if s.logInfo {
+	if c.s.logInfo {
 		// Logged with its reply, in one record, if the reply is made now (see reply);
-		// else (a WHATSAT waiting, a neighbour's AT line) on its own, below.
+		// else (a WHATSAT waiting, a neighbour's AT line) on its own, before what follows.
 		c.inLine = line
 		defer c.logIn()
 	}
-	m, err := codec.ParseLine(line)
-	if err != nil {
-		c.client = true
-		c.invalid(line, err.Error())
+	c.act(c.s.core.Handle(line, recv, c.origin), line)
+}
+
+// act does what the core decided about line. Loop only.
+func (c *clientConn) act(r Result, line []byte) {
+	s := c.s
+	if r.Action != Store || r.Msg.Kind != codec.AT {
+		c.client = true // a neighbour's link sends nothing but AT lines
+	}
+	switch r.Action {
+	case Store:
+		if r.Msg.Kind == codec.AT {
+			s.metrics.PeerUpdates.Add(1)
+			if s.logInfo {
+				c.logIn() // before the flood it causes
+			}
+		} else {
+			s.metrics.IAMATs.Add(1)
+		}
+		if r.Reply != nil {
+			c.reply(r.Reply)
+		}
+		s.apply(r.Msg, r.Line)
+	case AskPlaces:
+		c.whatsat(line, r.Msg)
+	case Close:
+		s.metrics.Invalid.Add(1)
+		tooLong := errors.Is(r.Err, codec.ErrLineTooLong)
+		if tooLong {
+			s.log.Warn("line too long", "conn", c.id, "max_line", s.lim.MaxLine)
+		}
+		c.reply(r.Reply)
+		c.stop = true
+		if !tooLong && s.logInfo {
+			g := s.lg
+			g.begin(slog.LevelInfo, "invalid")
+			g.uint("conn", c.id)
+			g.str("why", r.Err.Error())
+			g.end()
+		}
+	case Ignore:
+		s.log.Debug("ignored line", "conn", c.id, "why", r.Err)
+	case Abort:
+		s.log.Warn("connection aborted", "conn", c.id, "err", r.Err)
+		c.stop, c.closing = true, true
+		c.t.Abort()
+	}
+}
+
+// whatsat queues the reply slot of a WHATSAT and asks Places for its body. Loop only.
+func (c *clientConn) whatsat(line []byte, m *codec.Message) {
+	s := c.s
+	r := s.table.Get(m.Client)
+	if r == nil {
+		c.act(s.core.UnknownClient(line, c.origin), line)
 		return
 	}
-	if m.Kind != codec.AT {
-		c.client = true
+	if c.waiting >= s.lim.MaxPending {
+		c.cutOff("max_pending requests waiting", true)
+		return
 	}
-	switch m.Kind {
-	case codec.IAMAT:
-		s.metrics.IAMATs.Add(1)
-		s.scratch = codec.AppendAT(s.scratch[:0], s.name, recv, &m)
-		c.reply(s.scratch)
-		at := s.scratch[:len(s.scratch)-1]
-		if s.table.Apply(&m, at) {
-			s.metrics.Stored.Add(1)
-			s.flood(at)
-		}
-	case codec.WHATSAT:
-		r := s.table.Get(m.Client)
-		if r == nil {
-			c.invalid(line, "unknown client")
-			return
-		}
-		if c.waiting >= s.lim.MaxPending {
-			c.cutOff("max_pending requests waiting", true)
-			return
-		}
-		s.metrics.WHATSATs.Add(1)
-		sl := &slot{buf: make([]byte, 0, len(r.Line)+1+1024)}
-		sl.buf = append(sl.buf, r.Line...)
-		sl.buf = append(sl.buf, '\n')
-		c.q = append(c.q, sl)
-		c.qBytes += len(sl.buf)
-		c.waiting++
-		if s.logInfo {
-			c.logIn() // before the records of the Places call
-		}
-		s.askPlaces(c, sl, r, &m)
-	case codec.AT:
-		if c.peerHost == 0 {
-			c.peerHost = -1
-			if s.isPeerHost(c.t.RemoteAddr()) {
-				c.peerHost = 1
-			}
-		}
-		if c.peerHost < 0 {
-			c.invalid(line, "AT line from a host that is not a neighbour's")
-			return
-		}
-		s.metrics.PeerUpdates.Add(1)
-		if s.logInfo {
-			c.logIn() // before the flood it causes
-		}
-		// Stored and flooded in canonical form (fields joined by one space), whatever white
-		// space the neighbour used, so WHATSAT replies always carry the canonical AT line.
-		s.canon = appendFields(s.canon[:0], line)
-		line = s.canon
-		if s.table.Apply(&m, line) {
-			s.metrics.Stored.Add(1)
-			s.flood(line)
-		}
-	default:
-		c.invalid(line, "unknown command")
+	s.metrics.WHATSATs.Add(1)
+	sl := &slot{buf: make([]byte, 0, len(r.Line)+1+1024)}
+	sl.buf = append(sl.buf, r.Line...)
+	sl.buf = append(sl.buf, '\n')
+	c.q = append(c.q, sl)
+	c.qBytes += len(sl.buf)
+	c.waiting++
+	if s.logInfo {
+		c.logIn() // before the records of the Places call
 	}
+	s.askPlaces(c, sl, r, m)
 }
 
 // logIn logs the line being handled on its own if no reply logged it. Loop only.
@@ -306,34 +301,6 @@ func (c *clientConn) logIn() {
 	g.line("in", c.inLine)
 	g.end()
 	c.inLine = nil
-}
-
-// invalid answers "? line" and stops reading: the connection closes once the replies before it
-// and this one are written.
-func (c *clientConn) invalid(line []byte, why string) {
-	s := c.s
-	s.metrics.Invalid.Add(1)
-	s.scratch = codec.AppendInvalid(s.scratch[:0], line)
-	c.reply(s.scratch)
-	c.stop = true
-	if s.logInfo {
-		g := s.lg
-		g.begin(slog.LevelInfo, "invalid")
-		g.uint("conn", c.id)
-		g.str("why", why)
-		g.end()
-	}
-}
-
-// tooLong answers "? " and echo, the first bytes of a line over the limit (as codec.ScanLine
-// returns them), and stops reading.
-func (c *clientConn) tooLong(echo []byte) {
-	s := c.s
-	s.metrics.Invalid.Add(1)
-	s.log.Warn("line too long", "conn", c.id, "max_line", s.lim.MaxLine)
-	s.scratch = codec.AppendInvalid(s.scratch[:0], echo)
-	c.reply(s.scratch)
-	c.stop = true
 }
 
 // reply queues a finished reply (copied) behind the replies owed before it.

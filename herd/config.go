@@ -82,7 +82,7 @@ func (c LogConfig) Off() bool { return c.Dir == "off" || c.Level == "off" }
 // Limits bound what one client or link may make a server hold.
 type Limits struct {
 	// MaxLine is the longest IAMAT or WHATSAT line accepted, without its "\n" (default 4096).
-	// AT lines may be ATOverhead bytes longer: the AT line made of an IAMAT of max_line bytes.
+	// AT lines may be codec.ATOverhead bytes longer: the AT line made of an IAMAT of max_line bytes.
 	MaxLine int `toml:"max_line"`
 	// MaxUnsent is the most reply bytes a client may leave unread before it is cut off (default 1 MiB).
 	MaxUnsent int `toml:"max_unsent"`

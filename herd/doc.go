@@ -10,6 +10,16 @@
 // (reactor.Go) and their completions come back to the loop. The only other goroutines are the
 // log writer (one per server, see LogWriter) and what the reactor and the Places client run.
 //
+// # One request core
+//
+// What a line means is decided in one place, Core.Handle, which knows nothing of sockets: it
+// takes a line, its receive time and its Origin (a client, a neighbour's host on the client
+// port, a link this server dialled) and returns the reply and the Action that follows (store
+// and flood, ask Places, close after the reply, abort, nothing). The client connections and
+// the links of this package, and the goroutine-per-connection baseline (bench/baseline),
+// frame their input with codec.Decoder and call it, and do what it says in their own I/O
+// model; so they answer every line alike, and a new kind of origin changes Core alone.
+//
 // # Decisions
 //
 // Where SPEC.md leaves a choice, this package makes these:
@@ -27,7 +37,8 @@
 //     reaches a neighbour over the link its sender dialled. AT lines a neighbour sends back on a
 //     link this server dialled are accepted too.
 //   - Neighbour hosts. A neighbour's host is the IP of its address in the config (a host name is
-//     resolved when the links start). A neighbour on an unspecified address (":12001",
+//     resolved when the server starts, before it listens, so that the origin of every
+//     connection is known when it is accepted). A neighbour on an unspecified address (":12001",
 //     "0.0.0.0:12001") is dialled on 127.0.0.1 and counts loopback as its host. On a loopback herd
 //     every local connection may therefore send AT lines, as SPEC §5 says.
 //   - Redials. Exponential backoff with full jitter: the n-th retry waits a random time in
@@ -75,11 +86,16 @@
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
 //     An empty line is invalid too.
 //   - Line limits. max_line bounds IAMAT and WHATSAT lines (and any line not starting with the
-//     field "AT"); AT lines may be ATOverhead (128) bytes longer, since an IAMAT of max_line
-//     bytes makes an AT line that much longer ("AT ", a name of at most MaxNameLen (64) bytes,
-//     the skew): neighbours must take it, or a long client ID would close links for ever.
-//     Server names longer than 64 bytes are a config error. Which limit applies is decided by
-//     the first field, so bytes held for an unfinished line count against it as before.
+//     field "AT"); AT lines may be codec.ATOverhead (128) bytes longer, since an IAMAT of
+//     max_line bytes makes an AT line that much longer ("AT ", a name of at most MaxNameLen
+//     (64) bytes, the skew): neighbours must take it, or a long client ID would close links
+//     for ever. Server names longer than 64 bytes are a config error. Which limit applies is
+//     decided by the first field (codec.LineLimit); bytes held before it has arrived count
+//     against the larger limit, so the answer does not depend on how the stream was cut.
+//   - Link faults. SetLinkFault (on a Server, or on a Herd for both directions of a pair)
+//     cuts a link (aborted, no redial) or makes it drop what it sends, until healed; healing
+//     redials a cut link at once and resyncs one that dropped. Partition tests use it instead
+//     of stopping servers; it is logged at WARN, so a drill shows in the logs.
 //   - Half-close. After a client half-closes, a last line without "\n" is still a line; the
 //     connection stays open until every reply owed is written, then the server closes it.
 //   - Limits. A client whose unread reply bytes (the transport's buffer plus the replies queued

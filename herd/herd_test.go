@@ -142,37 +142,98 @@ func TestHerdRestartResync(t *testing.T) {
 	waitRecord(t, []*Server{s2}, "late", late)
 }
 
-// Stopping the middle of the herd (Smith and Singleton) cuts Hill and Jaquez off from Campbell;
-// restarting them heals the partition and both sides converge.
+// TestHerdPartitionHeals partitions the default herd with link faults, no server stopped:
+// Hill and Jaquez on one side, Smith, Singleton and Campbell on the other (the links
+// Hill-Smith and Jaquez-Singleton). Both sides take updates, some to the same clients; once
+// healed, every server holds the newest record of every client. With LinkCut the links go
+// down and are not redialled; with LinkDrops they stay up and lose what they carry.
 func TestHerdPartitionHeals(t *testing.T) {
+	for _, fault := range []LinkFault{LinkCut, LinkDrops} {
+		t.Run(fault.String(), func(t *testing.T) { testPartitionHeals(t, fault) })
+	}
+}
+
+func testPartitionHeals(t *testing.T, fault LinkFault) {
 	h := startHerd(t)
-	before := iamat(t, h.Server("Jaquez"), "b", "+1+1", "5")
+	hill, jaquez, smith, singleton, campbell := h.Server("Hill"), h.Server("Jaquez"), h.Server("Smith"), h.Server("Singleton"), h.Server("Campbell")
+	west, east := []*Server{hill, jaquez}, []*Server{smith, singleton, campbell}
+	waitLinks(t, h)
+	before := iamat(t, jaquez, "b", "+1+1", "5")
 	waitRecord(t, h.Servers(), "b", before)
-	shutdown(t, h.Server("Smith"))
-	shutdown(t, h.Server("Singleton"))
-	west := iamat(t, h.Server("Hill"), "w", "+1+1", "6")
-	east := iamat(t, h.Server("Campbell"), "e", "+1+1", "6")
-	newer := iamat(t, h.Server("Campbell"), "b", "+2+2", "7")
-	waitRecord(t, []*Server{h.Server("Jaquez")}, "w", west)
-	if _, ok := h.Server("Jaquez").Record("e"); ok {
-		t.Fatal("an update crossed the partition")
-	}
-	var healed []*Server
-	for _, name := range []string{"Smith", "Singleton"} {
-		s, err := NewServer(h.Config(), name, WithProvider(stubProvider{}))
-		if err != nil {
+	cuts := [][2]string{{"Hill", "Smith"}, {"Jaquez", "Singleton"}}
+	for _, c := range cuts {
+		if err := h.SetLinkFault(c[0], c[1], fault); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Start(); err != nil {
+	}
+	wantUp := map[*Server]int64{hill: 1, jaquez: 1, smith: 2, singleton: 2, campbell: 2}
+	if fault == LinkDrops {
+		wantUp = map[*Server]int64{hill: 2, jaquez: 2, smith: 3, singleton: 3, campbell: 2}
+	}
+	for s, n := range wantUp {
+		waitFor(t, s.Name()+"'s links during the partition", func() bool { return s.Metrics().LinksUp.Load() == n })
+	}
+	ups := hill.Metrics().LinkUps.Load() + jaquez.Metrics().LinkUps.Load()
+
+	// Updates on both sides, each flooded on its own side only.
+	w := iamat(t, hill, "w", "+1+1", "6")
+	e := iamat(t, campbell, "e", "+1+1", "6")
+	bWest := iamat(t, hill, "b", "+3+3", "6")     // newer than before, older than bEast
+	bEast := iamat(t, campbell, "b", "+2+2", "7") // the newest for b
+	cEast := iamat(t, smith, "c", "+4+4", "8")
+	cWest := iamat(t, jaquez, "c", "+5+5", "9") // the newest for c
+	waitRecord(t, west, "w", w)
+	waitRecord(t, west, "b", bWest)
+	waitRecord(t, west, "c", cWest)
+	waitRecord(t, east, "e", e)
+	waitRecord(t, east, "b", bEast)
+	waitRecord(t, east, "c", cEast)
+	for _, s := range west {
+		if got, ok := s.Record("e"); ok {
+			t.Errorf("%s holds %q from across the partition", s.Name(), got)
+		}
+	}
+	for _, s := range east {
+		if got, ok := s.Record("w"); ok {
+			t.Errorf("%s holds %q from across the partition", s.Name(), got)
+		}
+	}
+	if fault == LinkCut {
+		if n := hill.Metrics().LinkUps.Load() + jaquez.Metrics().LinkUps.Load(); n != ups {
+			t.Errorf("a cut link was redialled: %d link-ups during the partition", n-ups)
+		}
+	}
+
+	for _, c := range cuts {
+		if err := h.SetLinkFault(c[0], c[1], NoFault); err != nil {
 			t.Fatal(err)
 		}
-		defer shutdown(t, s)
-		healed = append(healed, s)
 	}
-	all := []*Server{h.Server("Hill"), h.Server("Jaquez"), h.Server("Campbell"), healed[0], healed[1]}
-	waitRecord(t, all, "w", west)
-	waitRecord(t, all, "e", east)
-	waitRecord(t, all, "b", newer)
+	waitRecord(t, h.Servers(), "w", w)
+	waitRecord(t, h.Servers(), "e", e)
+	waitRecord(t, h.Servers(), "b", bEast)
+	waitRecord(t, h.Servers(), "c", cWest)
+	waitLinks(t, h)
+}
+
+// waitLinks waits until every server of the default herd has all its links up.
+func waitLinks(t *testing.T, h *Herd) {
+	t.Helper()
+	for _, s := range h.Servers() {
+		n := int64(len(DefaultConfig().Server(s.Name()).Peers))
+		waitFor(t, s.Name()+"'s links", func() bool { return s.Metrics().LinksUp.Load() == n })
+	}
+}
+
+// SetLinkFault names a neighbour; a link the server does not have is an error.
+func TestSetLinkFaultUnknownPeer(t *testing.T) {
+	h := startHerd(t)
+	if err := h.Server("Hill").SetLinkFault("Campbell", LinkCut); err == nil {
+		t.Error("a fault on a link Hill does not have: no error")
+	}
+	if err := h.SetLinkFault("Hill", "Nobody", LinkCut); err == nil {
+		t.Error("a fault between Hill and a server not in the herd: no error")
+	}
 }
 
 // smallBufferListen listens on 127.0.0.1:0 with a 4 KB receive buffer (inherited by accepted

@@ -19,9 +19,10 @@ const (
 // links; a neighbour's own link to this server arrives as an ordinary client connection whose
 // AT lines are accepted because they come from a neighbour's host. All fields are loop-owned.
 type link struct {
-	s    *Server
-	name string
-	addr string
+	s      *Server
+	name   string
+	addr   string
+	origin Origin // of the lines the neighbour sends back: FromLink
 
 	t       *reactor.Transport
 	gen     int // bumped at every dial and at stop: a late ConnectionMade of an old dial closes itself
@@ -35,12 +36,43 @@ type link struct {
 	timer   *reactor.Handle
 	out     []byte    // flood lines gathered during this pass
 	resync  []*Record // records still to send since the link came up
+	fault   LinkFault // injected by SetLinkFault
 }
 
-// dial connects to the neighbour unless already connected or connecting.
+// LinkFault is a fault injected into a link (Server.SetLinkFault, Herd.SetLinkFault), so
+// that tests can partition a herd without stopping servers, as memberlist's mock transport
+// drops messages. It acts on what this server sends on the link it dialled.
+type LinkFault uint8
+
+const (
+	// NoFault is a working link. Setting it heals a fault: a cut link is redialled at once,
+	// and a link that dropped its output resyncs (sends every record, as when it comes up),
+	// since the neighbour missed what was dropped.
+	NoFault LinkFault = iota
+	// LinkDrops keeps the link up but drops what this server sends on it: floods and
+	// resyncs. Lines the neighbour sends on it are still read.
+	LinkDrops
+	// LinkCut cuts the link's connection (aborted, as if the network failed) and refuses to
+	// redial until healed.
+	LinkCut
+)
+
+// String returns "none", "drops" or "cut".
+func (f LinkFault) String() string {
+	switch f {
+	case LinkDrops:
+		return "drops"
+	case LinkCut:
+		return "cut"
+	}
+	return "none"
+}
+
+// dial connects to the neighbour unless it is connecting, connected (until the connection's
+// ConnectionLost, even once aborted), cut or stopped.
 func (l *link) dial() {
 	s := l.s
-	if l.stopped || l.dialing || l.up || s.stopping {
+	if l.stopped || l.dialing || l.t != nil || l.fault == LinkCut || s.stopping {
 		return
 	}
 	l.dialing = true
@@ -64,7 +96,7 @@ func (l *link) dial() {
 // redialLater schedules the next dial with exponential backoff and full jitter.
 func (l *link) redialLater() {
 	s := l.s
-	if l.stopped || s.stopping || l.timer != nil {
+	if l.stopped || s.stopping || l.timer != nil || l.fault == LinkCut {
 		return
 	}
 	d := backoff(s.lim.BackoffBase, s.lim.BackoffCap, l.attempt)
@@ -83,16 +115,19 @@ func (l *link) stop() {
 	l.timer = nil
 	if l.up {
 		l.flush()
-		if l.t != nil {
-			l.t.Close()
-		}
+		l.t.Close()
 	}
 }
 
 // flush writes the gathered output in one write and closes the link if its unsent bytes pass
-// the limit (it is redialled, and the resync makes up for what was dropped).
+// the limit (it is redialled, and the resync makes up for what was dropped). The transport
+// reports a failed write later, in ConnectionLost, so the link is still up after Write.
 func (l *link) flush() {
 	if !l.up || len(l.out) == 0 {
+		return
+	}
+	if l.fault == LinkDrops {
+		l.out = l.out[:0]
 		return
 	}
 	l.t.Write(l.out)
@@ -100,20 +135,54 @@ func (l *link) flush() {
 	if cap(l.out) > 1<<20 {
 		l.out = nil
 	}
-	if !l.up {
-		return // the write failed and the link is already down
-	}
 	if n := l.t.WriteBufferSize(); n > l.s.lim.MaxLinkUnsent {
 		s := l.s
 		s.metrics.LinkOverflows.Add(1)
 		s.log.Warn("link over its output limit: closing it", "peer", l.name, "unsent", n, "max_link_unsent", s.lim.MaxLinkUnsent)
-		// Down at once: no more floods or resync chunks go to the aborted connection (its
-		// ConnectionLost, which may come later, redials).
-		t := l.t
-		l.up, l.resync = false, nil
-		l.out = l.out[:0]
-		t.Abort()
+		l.abort()
 	}
+}
+
+// abort takes the link down at once: no more floods or resync chunks go to its connection,
+// which is aborted (its ConnectionLost, which may come later, redials unless the link is
+// cut, and until then no dial starts, since l.t is still set).
+func (l *link) abort() {
+	l.up, l.resync = false, nil
+	l.out = l.out[:0]
+	l.t.Abort()
+}
+
+// setFault injects fault f, or heals the link with NoFault. Loop only.
+func (l *link) setFault(f LinkFault) {
+	was := l.fault
+	l.fault = f
+	l.s.log.Warn("link fault", "peer", l.name, "fault", f, "was", was)
+	switch {
+	case f == LinkCut:
+		l.timer.Cancel()
+		l.timer = nil
+		l.gen++ // a dial under way closes its connection when it comes
+		l.dialing = false
+		if l.up {
+			l.abort()
+		}
+	case was == LinkCut:
+		l.attempt = 0
+		l.dial() // unless the cut connection's ConnectionLost is still to come: it redials
+	case was == LinkDrops && f == NoFault && l.up:
+		l.startResync() // the neighbour missed what was dropped
+	}
+}
+
+// startResync sends every record the table holds, in chunks (continueResync).
+func (l *link) startResync() {
+	s := l.s
+	l.resync = make([]*Record, 0, s.table.Len())
+	s.table.Range(func(r *Record) bool {
+		l.resync = append(l.resync, r)
+		return true
+	})
+	l.continueResync()
 }
 
 // continueResync sends the next chunks of the resync until it is done or the link's write
@@ -137,10 +206,10 @@ func (l *link) continueResync() {
 
 // linkProto is the Protocol of one dialled connection of a link.
 type linkProto struct {
-	l       *link
-	gen     int
-	dead    bool   // a stale connection: closed at once, ignored
-	pending []byte // a line from the neighbour split across reads
+	l    *link
+	gen  int
+	dead bool          // a stale connection: closed at once, ignored
+	dec  codec.Decoder // frames what the neighbour sends back
 }
 
 func (p *linkProto) ConnectionMade(t *reactor.Transport) {
@@ -150,6 +219,7 @@ func (p *linkProto) ConnectionMade(t *reactor.Transport) {
 		t.Close()
 		return
 	}
+	p.dec = codec.Decoder{Max: s.lim.MaxLine, AT: true}
 	l.dialing, l.failed = false, 0
 	l.t, l.up, l.paused = t, true, false
 	l.upAt = s.loop.Time()
@@ -157,55 +227,48 @@ func (p *linkProto) ConnectionMade(t *reactor.Transport) {
 	s.metrics.LinksUp.Add(1)
 	s.metrics.LinkUps.Add(1)
 	s.log.Info("link up", "peer", l.name, "addr", l.addr, "records", s.table.Len())
-	l.resync = make([]*Record, 0, s.table.Len())
-	s.table.Range(func(r *Record) bool {
-		l.resync = append(l.resync, r)
-		return true
-	})
-	l.continueResync()
+	l.startResync()
 }
 
-// DataReceived accepts AT lines a neighbour sends back on this link (a herd mixing in servers
-// that answer on the connection they were dialled on); anything else is ignored.
+// DataReceived applies AT lines a neighbour sends back on this link (a herd mixing in
+// servers that answer on the connection they were dialled on); the core decides what
+// else is ignored and what aborts the link.
 func (p *linkProto) DataReceived(data []byte) {
 	if p.dead {
 		return
 	}
 	s := p.l.s
-	buf := data
-	if len(p.pending) > 0 {
-		p.pending = append(p.pending, data...)
-		buf = p.pending
-	}
-	off := 0
+	recv := codec.FromTime(s.now())
+	p.dec.Feed(data)
 	for {
-		line, n, err := scanLine(buf[off:], s.lim.MaxLine)
+		line, ok, err := p.dec.Next()
 		if err != nil {
-			s.log.Warn("link: line too long from peer", "peer", p.l.name)
-			p.l.t.Abort()
+			p.act(s.core.TooLong(line, p.l.origin), line)
 			return
 		}
-		if n == 0 {
-			break
-		}
-		off += n
-		if m, err := codec.ParseLine(line); err == nil && m.Kind == codec.AT {
-			s.metrics.PeerUpdates.Add(1)
-			s.canon = appendFields(s.canon[:0], line)
-			line = s.canon
-			if s.table.Apply(&m, line) {
-				s.metrics.Stored.Add(1)
-				s.flood(line)
-			}
-		} else {
-			s.log.Debug("link: ignored line from peer", "peer", p.l.name, "line", string(line))
+		if !ok || !p.act(s.core.Handle(line, recv, p.l.origin), line) {
+			return
 		}
 	}
-	if rest := buf[off:]; len(rest) > 0 {
-		p.pending = append(p.pending[:0], rest...)
-	} else {
-		p.pending = p.pending[:0]
+}
+
+// act does what the core decided about a line from the neighbour and reports whether the
+// link reads on. Loop only.
+func (p *linkProto) act(r Result, line []byte) bool {
+	l, s := p.l, p.l.s
+	switch r.Action {
+	case Store:
+		s.metrics.PeerUpdates.Add(1)
+		s.apply(r.Msg, r.Line)
+	case Ignore:
+		s.log.Debug("link: ignored line from peer", "peer", l.name, "line", string(line), "why", r.Err)
+	default:
+		// Abort, and anything that would answer on a link: a link carries no replies.
+		s.log.Warn("link: closing it", "peer", l.name, "err", r.Err)
+		l.t.Abort() // ConnectionLost takes the link down and redials
+		return false
 	}
+	return true
 }
 
 func (p *linkProto) EOFReceived() bool { return false }

@@ -64,53 +64,8 @@ func (t *Table) Apply(m *codec.Message, line []byte) (changed bool) {
 	r.Lng = b[n+len(m.LatText):]
 	r.Time = m.Time
 	r.LatF, r.LngF = m.Lat, m.Lng
-	r.Client = clientField(r.Line)
+	r.Client = codec.Field(r.Line, 3) // the client ID of an AT line
 	return true
-}
-
-// clientField finds the client ID in an AT line: its fourth field.
-func clientField(line []byte) []byte {
-	field, i := 0, 0
-	for i < len(line) {
-		for i < len(line) && isSpace(line[i]) {
-			i++
-		}
-		start := i
-		for i < len(line) && !isSpace(line[i]) {
-			i++
-		}
-		if field == 3 {
-			return line[start:i:i]
-		}
-		field++
-	}
-	return nil
-}
-
-// appendFields appends the fields of line to dst, separated by one space: the canonical form
-// of a line (an AT line from another implementation may use tabs or several spaces).
-func appendFields(dst, line []byte) []byte {
-	i := 0
-	for i < len(line) {
-		for i < len(line) && isSpace(line[i]) {
-			i++
-		}
-		start := i
-		for i < len(line) && !isSpace(line[i]) {
-			i++
-		}
-		if start < i {
-			if len(dst) > 0 {
-				dst = append(dst, ' ')
-			}
-			dst = append(dst, line[start:i]...)
-		}
-	}
-	return dst
-}
-
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '\n'
 }
 
 // Get returns the record of client, or nil. The lookup does not allocate.
@@ -129,32 +84,6 @@ func (t *Table) Range(fn func(r *Record) bool) {
 	}
 }
 
-// MaxNameLen is the longest server name a config may give: it bounds what the server adds to a
-// client's IAMAT to make its AT line (see ATOverhead).
-const MaxNameLen = 64
-
-// ATOverhead is how much longer than max_line an AT line may be: an IAMAT of max_line bytes
-// becomes an AT line of "AT " + name (at most MaxNameLen) + " " + skew (at most 30 bytes) + " "
-// and its last three fields, which neighbours must accept.
-const ATOverhead = 128
-
-// scanLine frames one line at the start of buf: at most max bytes, or max+ATOverhead for an AT
-// line (one whose first field is "AT"), as codec.ScanLine does for one limit. Which limit
-// applies is decided by the first bytes of the line, so the result does not depend on how the
-// stream was cut.
-func scanLine(buf []byte, max int) (line []byte, n int, err error) {
-	line, n, err = codec.ScanLine(buf, max)
-	if err == nil || !atPrefix(buf) {
-		return line, n, err
-	}
-	return codec.ScanLine(buf, max+ATOverhead)
-}
-
-// atPrefix reports whether b starts (after white space) with the field "AT".
-func atPrefix(b []byte) bool {
-	i := 0
-	for i < len(b) && isSpace(b[i]) && b[i] != '\n' {
-		i++
-	}
-	return len(b) > i+2 && b[i] == 'A' && b[i+1] == 'T' && isSpace(b[i+2]) && b[i+2] != '\n'
-}
+// MaxNameLen is the longest server name a config may give (codec.MaxNameLen): it bounds
+// what a server adds to a client's IAMAT to make its AT line (codec.ATOverhead).
+const MaxNameLen = codec.MaxNameLen

@@ -25,6 +25,7 @@ type Option func(*options)
 
 type options struct {
 	now      func() time.Time
+	clock    reactor.Clock
 	provider places.Provider
 	logOut   io.Writer
 	debug    bool
@@ -36,6 +37,13 @@ type options struct {
 // WithClock makes the server take receive times from now instead of time.Now (tests use it to
 // check AT lines byte for byte). now is called on the loop.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLoopClock hands c to the server's event loop (reactor.Options.Clock): the loop's timers
+// (limits.idle_timeout, the redial backoff, the lingering close) run on c's timeline, and so do
+// the receive times in AT lines unless WithClock gives another clock. Tests give a
+// *reactor.FakeClock to move time themselves; Places timeouts, dial timeouts and the log's
+// timestamps keep real time.
+func WithLoopClock(c reactor.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithProvider makes the server ask p instead of the provider the config names.
 func WithProvider(p places.Provider) Option { return func(o *options) { o.provider = p } }
@@ -119,8 +127,7 @@ type Server struct {
 	drained      chan struct{} // closed when stopping and no client is owed a reply
 	floodSoon    bool          // a flushLinks is scheduled
 	flushLinksFn func()        // s.flushLinks, bound once so scheduling it allocates nothing
-	scratch      []byte        // AT lines under construction
-	canon        []byte        // a neighbour's AT line in canonical form
+	core         *Core         // what every line means, for clients and links alike
 	keyScratch   []byte
 }
 
@@ -146,9 +153,13 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		opts:     o,
 		now:      o.now,
 		table:    NewTable(),
+		core:     NewCore(name),
 		clients:  make(map[uint64]*clientConn),
 		inflight: make(map[string]*placesCall),
 		peerIPs:  make(map[netip.Addr]bool),
+	}
+	if s.now == nil && o.clock != nil {
+		s.now = o.clock.Now
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -182,12 +193,12 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if s.cache == nil {
 		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
 	}
-	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers})
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers, Clock: o.clock})
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}
 	for _, p := range sc.Peers {
-		s.links = append(s.links, &link{s: s, name: p})
+		s.links = append(s.links, &link{s: s, name: p, origin: FromLink})
 	}
 	s.capClients(max(o.servers, 1))
 	return s, nil
@@ -319,6 +330,8 @@ func (s *Server) listen() error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("herd: server already started")
 	}
+	// Before the first connection: its origin (isPeerHost) is decided when it is accepted.
+	s.peerIPs, s.peerLocal = s.neighbourHosts()
 	if err := s.loop.Listen(s.sc.Addr, func() reactor.Protocol { return s.newClient() }); err != nil {
 		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
 	}
@@ -337,26 +350,21 @@ func (s *Server) listen() error {
 	return nil
 }
 
-// startLinks tells the loop its neighbours' addresses (peers overrides the config's) and starts
-// dialling them.
-func (s *Server) startLinks(peers map[string]string) error {
-	addrs := make(map[string]string, len(s.links))
-	ips := make(map[netip.Addr]bool)
-	local := false
+// neighbourHosts returns the IPs of the neighbours' hosts, from their addresses in the
+// config (a host name is resolved now), and whether one listens on an unspecified address,
+// which makes loopback a neighbour's host. The addresses a Herd binds differ from the
+// config's in their ports only.
+func (s *Server) neighbourHosts() (ips map[netip.Addr]bool, local bool) {
+	ips = make(map[netip.Addr]bool)
 	for _, l := range s.links {
-		a := peers[l.name]
-		if a == "" {
-			a = s.cfg.Server(l.name).Addr
-		}
-		host, port, err := net.SplitHostPort(a)
+		host, _, err := net.SplitHostPort(s.cfg.Server(l.name).Addr)
 		if err != nil {
-			return fmt.Errorf("herd: %s: peer %s: %w", s.name, l.name, err)
+			continue // Validate has checked it: cannot happen
 		}
 		ip, err := netip.ParseAddr(host)
 		switch {
 		case host == "" || (err == nil && ip.IsUnspecified()):
 			local = true
-			a = net.JoinHostPort("127.0.0.1", port)
 		case err == nil:
 			ips[ip.Unmap()] = true
 		default:
@@ -366,10 +374,29 @@ func (s *Server) startLinks(peers map[string]string) error {
 				ips[f.Unmap()] = true
 			}
 		}
+	}
+	return ips, local
+}
+
+// startLinks tells the loop its neighbours' addresses (peers overrides the config's) and starts
+// dialling them. A neighbour on an unspecified address is dialled on 127.0.0.1.
+func (s *Server) startLinks(peers map[string]string) error {
+	addrs := make(map[string]string, len(s.links))
+	for _, l := range s.links {
+		a := peers[l.name]
+		if a == "" {
+			a = s.cfg.Server(l.name).Addr
+		}
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("herd: %s: peer %s: %w", s.name, l.name, err)
+		}
+		if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+			a = net.JoinHostPort("127.0.0.1", port)
+		}
 		addrs[l.name] = a
 	}
 	return s.loop.CallSoonThreadsafe(func() {
-		s.peerIPs, s.peerLocal = ips, local
 		if s.stopping {
 			return
 		}
@@ -380,16 +407,31 @@ func (s *Server) startLinks(peers map[string]string) error {
 	})
 }
 
+// originOf returns the origin of a connection accepted from addr: FromNeighbourHost from a
+// neighbour's host, else FromClient. Loop only.
+func (s *Server) originOf(addr net.Addr) Origin {
+	if s.isPeerHost(addr) {
+		return FromNeighbourHost
+	}
+	return FromClient
+}
+
 // isPeerHost reports whether addr's IP is the host of a neighbour. Loop only.
 func (s *Server) isPeerHost(addr net.Addr) bool {
-	if addr == nil {
+	var ip netip.Addr
+	switch a := addr.(type) {
+	case *net.TCPAddr: // what transports have: no parsing, no allocation
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case nil:
 		return false
+	default:
+		ap, err := netip.ParseAddrPort(addr.String())
+		if err != nil {
+			return false
+		}
+		ip = ap.Addr()
 	}
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
-		return false
-	}
-	ip := ap.Addr().Unmap()
+	ip = ip.Unmap()
 	return s.peerIPs[ip] || (s.peerLocal && ip.IsLoopback())
 }
 
@@ -510,6 +552,50 @@ func (s *Server) checkDrained() {
 	}
 	close(s.drained)
 	s.drained = nil
+}
+
+// apply stores the record of m with its AT line if it is newer than the one held
+// (Table.Apply) and floods it. Loop only.
+func (s *Server) apply(m *codec.Message, line []byte) {
+	if s.table.Apply(m, line) {
+		s.metrics.Stored.Add(1)
+		s.flood(line)
+	}
+}
+
+// SetLinkFault injects fault f into this server's link to its neighbour peer, or heals it
+// with NoFault (see LinkFault). It acts on the link this server dialled, so the neighbour's
+// link to this server carries its floods on: Herd.SetLinkFault sets both, a partition of
+// the two servers. Tests use it to partition a herd without stopping servers; an operator
+// may use it for a drill. It returns once the loop has applied it. Any goroutine but the
+// loop, before Start or while the server runs (not while Start runs).
+func (s *Server) SetLinkFault(peer string, f LinkFault) error {
+	var l *link
+	for _, x := range s.links {
+		if x.name == peer {
+			l = x
+		}
+	}
+	if l == nil {
+		return fmt.Errorf("herd: %s: no link to %q", s.name, peer)
+	}
+	if !s.running.Load() {
+		l.fault = f // no loop yet: its first dial sees it
+		return nil
+	}
+	done := make(chan struct{})
+	if err := s.loop.CallSoonThreadsafe(func() {
+		l.setFault(f)
+		close(done)
+	}); err != nil {
+		return fmt.Errorf("herd: %s: link fault: %w", s.name, err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-s.loop.Done():
+		return fmt.Errorf("herd: %s: link fault: the server has stopped", s.name)
+	}
 }
 
 // flood queues an AT line (without "\n") on every link that is up, to be flushed once this
@@ -816,6 +902,17 @@ func (h *Herd) Start() error {
 		}
 	}
 	return nil
+}
+
+// SetLinkFault sets fault f on the links between the servers a and b, both ways
+// (Server.SetLinkFault on each): LinkCut or LinkDrops partitions the two, NoFault heals
+// them, and the servers resync. Any goroutine but the servers' loops.
+func (h *Herd) SetLinkFault(a, b string, f LinkFault) error {
+	sa, sb := h.byName[a], h.byName[b]
+	if sa == nil || sb == nil {
+		return fmt.Errorf("herd: link fault: no servers %q and %q in the herd", a, b)
+	}
+	return errors.Join(sa.SetLinkFault(b, f), sb.SetLinkFault(a, f))
 }
 
 // Servers returns the herd's servers in config order.

@@ -754,12 +754,12 @@ func (g gateProvider) Nearby(ctx context.Context, req places.Request) ([]byte, e
 	return stubProvider{}.Nearby(ctx, req)
 }
 
-// stoppingWithBusyClient starts A (with a Places gate) and B, linked; a client of A has a
-// WHATSAT waiting on the gate when A's Shutdown starts. It returns A, B, the client, a func
-// that opens the gate, and the channel Shutdown's error arrives on.
-func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func(), done chan error) {
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
+// gatedPair starts the herd of cfg, whose server A links to B, with opts; A's Places calls wait
+// until release is called. It returns once the links are up.
+func gatedPair(t *testing.T, cfg *Config, opts ...Option) (a, b *Server, release func()) {
+	t.Helper()
+	opts = append([]Option{WithDebug(true)}, opts...)
+	h, err := NewHerd(cfg, append(opts[:len(opts):len(opts)], WithProvider(stubProvider{}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -768,7 +768,7 @@ func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func
 	release = func() { closeGate.Do(func() { close(gate) }) }
 	t.Cleanup(release)
 	// A gets its own provider: rebuild it with the gate.
-	a, err = NewServer(cfg, "A", WithProvider(gateProvider{gate}), WithDebug(true))
+	a, err = NewServer(cfg, "A", append(opts[:len(opts):len(opts)], WithProvider(gateProvider{gate}))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -779,6 +779,15 @@ func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func
 	t.Cleanup(func() { shutdown(t, h) })
 	b = h.Server("B")
 	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	return a, b, release
+}
+
+// stoppingWithBusyClient starts A (with a Places gate) and B, linked; a client of A has a
+// WHATSAT waiting on the gate when A's Shutdown starts. It returns A, B, the client, a func
+// that opens the gate, and the channel Shutdown's error arrives on.
+func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func(), done chan error) {
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	a, b, release = gatedPair(t, cfg)
 	c = dial(t, a.Addr())
 	c.send("IAMAT x +1+1 5\nWHATSAT x 10 1\n")
 	c.line()
@@ -861,53 +870,6 @@ func TestNeighbourHostsPastMaxClients(t *testing.T) {
 	over.eof()
 	if n := s.Metrics().ClientsRejected.Load(); n != 1 {
 		t.Errorf("rejected %d, want 1", n)
-	}
-}
-
-// TestIdleTimeoutClosesQuietClients: with idle_timeout set, a client that has gone quiet is
-// closed, one owed a reply is not, and neighbours' links stay up.
-func TestIdleTimeoutClosesQuietClients(t *testing.T) {
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	cfg.Limits.IdleTimeout = 50 * time.Millisecond
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release)
-	a, err := NewServer(cfg, "A", WithProvider(gateProvider{gate}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.servers[0], h.byName["A"] = a, a
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
-	b := h.Server("B")
-	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
-	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
-
-	waiting := dial(t, a.Addr())
-	waiting.send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
-	waiting.line()
-	quiet := dial(t, a.Addr())
-	quiet.send("IAMAT q +1+1 5\n")
-	quiet.line()
-	quiet.eof() // closed by the idle timeout
-	// Several timeouts have passed: the client owed a reply is still there, and so are the links.
-	release()
-	if got := waiting.whatsat(); !strings.HasPrefix(got, "AT A ") {
-		t.Errorf("WHATSAT reply %q", got)
-	}
-	waiting.eof() // quiet now, owed nothing
-	if n := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); n != ups {
-		t.Errorf("links came up %d more times: the idle timeout closed a link", n-ups)
-	}
-	if n := a.Metrics().LinksUp.Load() + b.Metrics().LinksUp.Load(); n != 2 {
-		t.Errorf("%d links up, want 2", n)
 	}
 }
 

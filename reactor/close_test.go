@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -12,13 +13,19 @@ import (
 )
 
 // badLineProto answers its first line with "? <line>" and closes, as a server does after a
-// protocol error.
-func badLineProto(lost chan<- error) ProtocolFactory {
+// protocol error. It sends its transport on made, if not nil, and its ConnectionLost error on
+// lost.
+func badLineProto(made chan<- *Transport, lost chan<- error) ProtocolFactory {
 	return func() Protocol {
 		var tr *Transport
 		done := false
 		return &funcProto{
-			made: func(t *Transport) { tr = t },
+			made: func(t *Transport) {
+				tr = t
+				if made != nil {
+					made <- t
+				}
+			},
 			data: func(p []byte) {
 				if done {
 					return
@@ -38,8 +45,10 @@ func badLineProto(lost chan<- error) ProtocolFactory {
 // reply and a clean end of stream, not a reset that discards the reply.
 func TestCloseLingers(t *testing.T) {
 	lost := make(chan error, 16)
-	// A long linger, so that a slow machine cannot end it before the client reads.
-	l := startLoop(t, Options{Debug: true, LingerTimeout: 10 * time.Second}, badLineProto(lost))
+	// The linger ends by bytes or by the peer's close: its timeout is on a clock that stands
+	// still, so no slow machine can end it before the client reads.
+	clock := NewFakeClock(time.Unix(1e9, 0))
+	l := startLoop(t, Options{Debug: true, Clock: clock}, badLineProto(nil, lost))
 	more := bytes.Repeat([]byte("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), 1<<20/54)
 	for i := range 5 {
 		nc := dialNet(t, l)
@@ -53,46 +62,79 @@ func TestCloseLingers(t *testing.T) {
 		if err != nil || string(got) != "? bad line\n" {
 			t.Fatalf("round %d: client read %q, %v; want %q and EOF", i, got, err, "? bad line\n")
 		}
-		if err := <-lost; err != nil {
+		if err := recv(t, lost, "ConnectionLost"); err != nil {
 			t.Fatalf("round %d: ConnectionLost(%v)", i, err)
 		}
 		nc.Close()
 	}
 }
 
-// TestLingerBounded: a client that never stops sending is cut off once the linger ends (by
-// time or by bytes), or at once with lingering off; ConnectionLost runs when the write side
-// is shut.
+// TestLingerBounded: a client that goes on sending after the server's Close is cut off once
+// the linger ends, and only then: by time (LingerTimeout on the loop's clock, which moves only
+// when the test advances it), by bytes (more than LingerBytes read), or at once with lingering
+// off. In each case the other bound is out of reach, so only the one under test can end it.
+// ConnectionLost runs when the write side is shut, before the linger ends.
 func TestLingerBounded(t *testing.T) {
+	const unreachable = 1 << 40
 	tests := []struct {
-		name string
-		opts Options
+		name    string
+		opts    Options
+		advance bool // move the clock to LingerTimeout once ConnectionLost has run
 	}{
-		{"timeout", Options{LingerTimeout: 20 * time.Millisecond}},
-		{"bytes", Options{LingerTimeout: time.Minute, LingerBytes: 64 << 10}},
-		{"off", Options{LingerTimeout: -1}},
+		{"timeout", Options{LingerTimeout: time.Second, LingerBytes: unreachable}, true},
+		{"bytes", Options{LingerTimeout: time.Second, LingerBytes: 256 << 10}, false},
+		{"off", Options{LingerTimeout: -1, LingerBytes: unreachable}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			made := make(chan *Transport, 1)
 			lost := make(chan error, 1)
-			tc.opts.Debug = true
-			l := startLoop(t, tc.opts, badLineProto(lost))
+			clock := NewFakeClock(time.Unix(1e9, 0))
+			tc.opts.Debug, tc.opts.Clock = true, clock
+			l := startLoop(t, tc.opts, badLineProto(made, lost))
 			nc := dialNet(t, l)
+			tr := recv(t, made, "ConnectionMade")
 			if _, err := nc.Write([]byte("bad line\n")); err != nil {
 				t.Fatal(err)
 			}
-			if err := <-lost; err != nil {
+			if err := recv(t, lost, "ConnectionLost"); err != nil {
 				t.Fatalf("ConnectionLost(%v)", err)
 			}
+			socketOpen := func() (open bool) {
+				onLoop(t, l, func() { open = tr.c != nil })
+				return open
+			}
+			if tc.advance {
+				clock.Advance(tc.opts.LingerTimeout - time.Nanosecond)
+				settle(t, l)
+				if !socketOpen() {
+					t.Fatal("the linger ended before LingerTimeout")
+				}
+				clock.Advance(time.Nanosecond)
+			}
 			chunk := make([]byte, 16<<10)
+			sent := 0
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				if _, err := nc.Write(chunk); err != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("the server still reads after the linger should have ended (%d bytes sent)", sent)
+				}
+				n, err := nc.Write(chunk)
+				sent += n
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("the server stopped reading but kept the socket open (%d bytes sent)", sent)
+				}
+				if err != nil {
 					break // reset: the server closed the socket
 				}
-				if time.Now().After(deadline) {
-					t.Fatal("the server still reads after the linger should have ended")
-				}
+			}
+			waitFor(t, "the socket to close", func() bool { return !socketOpen() })
+			var read int
+			onLoop(t, l, func() { read = tr.lingerRead })
+			// Each read takes at most the loop's read buffer (64 KiB) at once.
+			if tc.name == "bytes" && (read <= tc.opts.LingerBytes || read > tc.opts.LingerBytes+64<<10) {
+				t.Fatalf("the linger ended after reading %d bytes, want just over LingerBytes (%d)", read, tc.opts.LingerBytes)
 			}
 		})
 	}
@@ -127,14 +169,14 @@ func TestWriteEOF(t *testing.T) {
 	if _, err := nc.Write([]byte("ping\n")); err != nil {
 		t.Fatal(err)
 	}
-	if s := <-got; s != "ping\n" {
+	if s := recv(t, got, "DataReceived"); s != "ping\n" {
 		t.Fatalf("server got %q", s)
 	}
 	if err := nc.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	<-eof
-	if err := <-lost; err != nil {
+	recv(t, eof, "EOFReceived")
+	if err := recv(t, lost, "ConnectionLost"); err != nil {
 		t.Fatalf("ConnectionLost(%v)", err)
 	}
 }

@@ -31,3 +31,10 @@ func goid() int64 {
 	}
 	return id
 }
+
+// debugCounters count what tests of the loop check and production code never reads; a loop
+// has them in Debug mode only.
+type debugCounters struct {
+	wakes   uint64 // waker writes; guarded by Loop.mu
+	writers int    // half-close writer goroutines started; loop only
+}

@@ -63,7 +63,7 @@ func (l *Loop) dial(addr string, f ProtocolFactory, timeout time.Duration) error
 		return err
 	}
 	// Never wait for this on the loop: gnet's worker needs the loop to run OnOpen. The loop
-	// stays up until OnOpen has run (see exitWhenEnrolled), so the answer comes, unless gnet
+	// stays up until OnOpen has run (see gnetgaps.go, gap 6), so the answer comes, unless gnet
 	// stopped on its own.
 	select {
 	case r := <-ch:
@@ -73,15 +73,5 @@ func (l *Loop) dial(addr string, f ProtocolFactory, timeout time.Duration) error
 		return r.Err
 	case <-l.exited:
 		return ErrClosed
-	}
-}
-
-// arrived takes t's connection off the loop's count of those in flight, once.
-func (t *dialTag) arrived(l *Loop) {
-	if t.done.CompareAndSwap(false, true) {
-		l.enrolls.Add(-1)
-		if l.stopReq.Load() {
-			l.wake() // a stopping loop may be waiting for this one
-		}
 	}
 }

@@ -19,7 +19,7 @@
 //	loop.call_soon_threadsafe(cb)            (*Loop).CallSoonThreadsafe(fn) error
 //	loop.call_later(d, cb), call_at          (*Loop).CallLater(d, fn), CallAt(when, fn)
 //	Handle.cancel(), TimerHandle.cancel()    (*Handle).Cancel()
-//	loop.time()                              (*Loop).Time()
+//	loop.time()                              (*Loop).Time(), on Options.Clock
 //	loop.run_in_executor(None, fn)           Go(l, fn) *Future[T], GoWith (a deadline)
 //	Future: result, done, cancel,            (*Future[T]).Result, Done, Cancel,
 //	  add_done_callback, set_result            AddDoneCallback, SetResult
@@ -29,7 +29,7 @@
 //	Protocol.connection_lost(exc)            Protocol.ConnectionLost(err)
 //	Protocol.pause_writing/resume_writing    WriteFlowController.PauseWriting/ResumeWriting
 //	Transport.write, writelines              (*Transport).Write, Writev
-//	Transport.close, abort, is_closing       (*Transport).Close, Abort, IsClosing
+//	Transport.close, abort                   (*Transport).Close, Abort
 //	Transport.write_eof                      (*Transport).WriteEOF
 //	Transport.get_write_buffer_size          (*Transport).WriteBufferSize
 //	Transport.set_write_buffer_limits        (*Transport).SetWriteBufferLimits (64 KiB, high/4)
@@ -42,14 +42,23 @@
 // # One pass of the loop
 //
 // As in asyncio's _run_once, a pass runs the callbacks that were ready when it began: those
-// from CallSoon, those posted with CallSoonThreadsafe, and timers whose deadline has passed.
-// Callbacks scheduled during the pass run in the next one, after the loop has polled its
-// sockets again, so a callback that keeps rescheduling itself cannot starve I/O. CallSoon is
-// FIFO; CallSoonThreadsafe keeps the order of each calling goroutine; timers run in deadline
-// order (ties in scheduling order) and never before their deadline.
+// from CallSoon, those posted with CallSoonThreadsafe, timers whose deadline has passed, done
+// callbacks of Futures and ConnectionLost. The pass is the only place where such scheduled
+// callbacks run (a protocol's I/O events, DataReceived and the like, run in gnet's callbacks
+// for its connection). Callbacks scheduled during the pass run in the next one, after the
+// loop has polled its sockets again, so a callback that keeps rescheduling itself cannot
+// starve I/O. CallSoon is FIFO; CallSoonThreadsafe keeps the order of each calling goroutine;
+// timers run in deadline order (ties in scheduling order) and never before their deadline.
+//
+// Stopping is passes too. The first pass after Stop tears down: the thread-safe queue closes
+// (what it holds still runs), pending timers are dropped, and every transport is aborted, so
+// its ConnectionLost(nil) runs in that pass. Later passes run what those callbacks scheduled,
+// until nothing is left (at most 1000 passes: a callback that keeps rescheduling itself is cut
+// off), and then the loop tells gnet to stop. Nothing runs after the loop goroutine has gone.
 //
 // CallSoon allocates a Handle (64 bytes) so that the callback can be cancelled; CallSoonFunc
-// queues the function alone and allocates nothing, for the common callback that is never
+// queues the function alone and allocates nothing once the queue has grown to its working size
+// (its backing arrays are reused from pass to pass), for the common callback that is never
 // cancelled (bind a method value or closure once and pass it each time). Both share one FIFO
 // queue.
 //
@@ -66,17 +75,34 @@
 // On a busy loop a wake-up is shared by every event of the round; a lone request whose reply
 // is deferred with CallSoon pays it in full (five system calls instead of three).
 //
-// Timers are a heap on the loop with one runtime timer set to the earliest deadline; Cancel
-// is O(1) and lazy.
+// # Time
+//
+// Timers are a binary heap on the loop, ordered by deadline, with one runtime timer set to the
+// earliest: CallLater costs O(log n) for n pending timers. Cancel is amortised O(1): the entry
+// stays in the heap and is dropped when it reaches the top, but the cancel that leaves more
+// than half of the heap dead compacts it in O(n).
+//
+// The loop reads time from Options.Clock (SystemClock by default): Time, the deadlines of
+// CallLater and CallAt, and the lingering close's timeout. A FakeClock stands still until a
+// test advances it, so tests of timers, timeouts and backoff are timelines rather than sleeps.
+// What waits on the network keeps real time whatever the Clock: Dial's timeout, the half-close
+// writer's deadline and the polling for drained write buffers.
 //
 // # Connections
 //
 // A Transport wraps a gnet connection. Write copies what the kernel does not take at once;
 // PauseWriting is called once when the queued bytes exceed the high-water mark and
 // ResumeWriting once when they fall to the low-water mark. gnet has no drain callback, so the
-// loop checks paused and closing transports on each pass and on a timer (1 ms, backing off to
-// 32 ms while nothing drains). Close waits for the queue to drain; Abort does not.
-// ConnectionLost runs exactly once per transport, scheduled like any callback.
+// loop checks paused and closing transports on each pass (O(1) per such transport) and on a
+// timer (1 ms, backing off to 32 ms while nothing drains). Close waits for the queue to drain;
+// Abort does not. ConnectionLost runs exactly once per transport, in a pass.
+//
+// A transport's life is one state (transport.go writes out the transitions, as asyncio's
+// protocols.py does):
+//
+//	open -> [eofPending ->] [writeShut ->] [closing ->] lingering -> lost
+//	open -> detached [-> detachedClosing] -> lost
+//	any -> closed -> lost   (Abort, errors, the peer closing)
 //
 // Close lingers, like a web server's lingering close: once the queue is sent it shuts down the
 // write side (the peer reads end-of-file after the last byte) and schedules ConnectionLost, then
@@ -104,6 +130,14 @@
 // their results. Handing a worker its next job takes a loop pass (the queue is the loop's),
 // about a microsecond more per job than goroutines that wait on a semaphore, when all workers
 // are busy. See executor.go.
+//
+// # What gnet lacks
+//
+// gnetgaps.go gathers the workarounds for what gnet v2.9.7 does not offer, one section each
+// saying what is missing and what it costs: a wake-up that waits for the next poll (the waker),
+// a drain callback (drain polling), half-close (the writer on a duplicated descriptor),
+// closing a listener of a running engine (through /proc/self/fd), the bound address of a
+// listener, and abandoning a connection handed to Enroll.
 //
 // # Example
 //
@@ -136,5 +170,10 @@
 // since gnet v2.9.7 cannot close a listener of a running engine). A lingering Close keeps the
 // socket (not the Transport) for up to Options.LingerTimeout after ConnectionLost.
 // A connection made by Dial that gnet is handing to the loop when Stop comes is still opened
-// (and closed at once) before the loop exits, since gnet's goroutine waits for that.
+// (and closed at once) before the loop exits, since gnet's goroutine waits for that. A
+// connection gnet accepts before the loop is ready (while Start has not returned, a window of
+// microseconds between binding the port and the first pass) is closed at once, with no
+// Protocol: before its first pass the loop could not run the connection's ConnectionLost.
+// When gnet ends the loop on its own (an accept or poll failure), the loop stops as after Stop,
+// its last passes running on the loop goroutine as gnet closes the connections.
 package reactor

@@ -46,7 +46,7 @@ func TestEchoDialSameLoop(t *testing.T) {
 	}
 	c.made = make(chan *Transport, 1)
 	l.Dial(l.Addrs()[0].String(), func() Protocol { return c }, time.Second, func(err error) { t.Errorf("dial: %v", err) })
-	tr := <-c.made
+	tr := recv(t, c.made, "ConnectionMade")
 	onLoop(t, l, func() {
 		if !tr.Outbound() {
 			t.Error("dialed transport not outbound")
@@ -61,7 +61,7 @@ func TestEchoDialSameLoop(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no echo")
 	}
-	if err := <-lost; err != nil {
+	if err := recv(t, lost, "ConnectionLost"); err != nil {
 		t.Fatalf("ConnectionLost(%v), want nil", err)
 	}
 	select {

@@ -35,7 +35,7 @@ func TestGoResultOnLoop(t *testing.T) {
 	})
 	var ok42, okBoom bool
 	for range 2 {
-		r := <-got
+		r := recv(t, got, "a done callback")
 		if !r.onLoop {
 			t.Fatal("done callback off the loop")
 		}
@@ -94,7 +94,7 @@ func TestGoCancel(t *testing.T) {
 			return 7, nil
 		})
 	})
-	<-started
+	recv(t, started, "fn to start")
 	var cbErr chan error = make(chan error, 1)
 	onLoop(t, l, func() {
 		f.AddDoneCallback(func(f *Future[int]) { _, err := f.Result(); cbErr <- err })
@@ -105,8 +105,8 @@ func TestGoCancel(t *testing.T) {
 			t.Errorf("Result after Cancel: %v", err)
 		}
 	})
-	<-ctxDone
-	if err := <-cbErr; !errors.Is(err, ErrCancelled) {
+	recv(t, ctxDone, "fn's ctx to be cancelled")
+	if err := recv(t, cbErr, "the done callback"); !errors.Is(err, ErrCancelled) {
 		t.Fatalf("callback saw %v", err)
 	}
 	onLoop(t, l, func() {}) // fn's late result must be ignored
@@ -191,7 +191,7 @@ func TestGoAfterStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Stop()
-	<-l.Done()
+	recv(t, l.Done(), "the loop to stop")
 	f := Go(l, func(context.Context) (int, error) { t.Error("fn ran after Stop"); return 0, nil })
 	if _, err := f.Result(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Result = %v, want ErrClosed", err)

@@ -1,27 +1,15 @@
 package reactor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
-
-// wakerTag marks the waker connection in gnet's Conn context.
-type wakerTag struct{}
-
-// dialTag marks a connection enrolled by Dial.
-type dialTag struct {
-	factory ProtocolFactory
-	addr    string
-	done    atomic.Bool // arrived: counted off Loop.enrolls
-}
 
 // handler adapts gnet's callbacks to the loop.
 type handler struct {
@@ -33,7 +21,8 @@ type handler struct {
 	internal *net.TCPAddr // the internal listener, when the user has none
 }
 
-// OnBoot runs on gnet's Run goroutine before the loop exists: learn the bound addresses.
+// OnBoot runs on gnet's Run goroutine before the loop exists: learn the bound addresses (see
+// gnetgaps.go, gap 5).
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.eng = eng
 	h.l.eng = eng
@@ -64,18 +53,7 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 		return time.Hour, gnet.None
 	}
 	h.ticked = true
-	nc, err := h.l.newWaker()
-	if err == nil {
-		ctx := gnet.NewContext(gnet.NewNetConnContext(context.Background(), nc), &wakerTag{})
-		var ch <-chan gnet.RegisteredResult
-		ch, err = h.eng.Register(ctx)
-		if err != nil {
-			_ = nc.Close()
-		} else if r := <-ch; r.Err != nil {
-			err = r.Err
-		}
-	}
-	if err != nil {
+	if err := h.l.registerWaker(h.eng); err != nil {
 		h.bootErr <- fmt.Errorf("reactor: start: %w", err)
 		return time.Hour, gnet.Shutdown
 	}
@@ -89,14 +67,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	outbound := false
 	switch tag := c.Context().(type) {
 	case *wakerTag:
-		l.loopGID.Store(goid())
-		l.el = c.EventLoop()
-		l.wakeConn = c
-		l.passTask = passRunnable{l}
-		c.SetContext(tag)
-		close(l.started)
-		l.armed.Store(false)
-		l.wake() // run whatever was queued before the loop existed
+		l.wakerOpened(c)
 		return nil, gnet.None
 	case *dialTag:
 		tag.arrived(l)
@@ -107,7 +78,9 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		local = sockAddr(c.Fd())
 		f = l.factoryFor(local)
 	}
-	if f == nil || l.stopping {
+	// Before the waker opens no pass can run, so there is no transport: a connection gnet
+	// accepts in that moment (Start has not returned yet) is closed at once.
+	if f == nil || l.stopping || l.wakeConn == nil {
 		return nil, gnet.Close
 	}
 	l.nextID++
@@ -137,7 +110,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		ok = l.run("ConnectionMade", func() { t.proto.ConnectionMade(t) })
 	}
 	l.cur = nil
-	if !ok || t.proto == nil || t.closeNow {
+	if !ok || t.proto == nil || t.state == stClosed {
 		if !ok || t.proto == nil {
 			t.lostErr = errors.New("reactor: protocol setup failed")
 		}
@@ -163,10 +136,7 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	case *Transport:
 		l.connClosed(x, c, err)
 	case *wakerTag:
-		if !l.stopping {
-			l.log.Error("reactor: waker connection closed; stopping", "err", err)
-			return gnet.Shutdown
-		}
+		l.wakerClosed(err)
 	}
 	return gnet.None
 }
@@ -189,21 +159,6 @@ func (l *Loop) factoryFor(local net.Addr) ProtocolFactory {
 		}
 	}
 	return wild
-}
-
-// sockAddr returns the local TCP address of socket fd, or nil.
-func sockAddr(fd int) *net.TCPAddr {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return nil
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-	}
-	return nil
 }
 
 func copyAddr(a net.Addr) net.Addr {

@@ -59,6 +59,36 @@ func onLoop(t testing.TB, l *Loop, fn func()) {
 	}
 }
 
+// recv receives from ch, failing the test if nothing comes within 10s.
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+// settle returns once the loop has run a pass begun after the call, and the pass after it:
+// every callback and timer due when settle was called has run, and so have the callbacks they
+// scheduled.
+func settle(t testing.TB, l *Loop) {
+	t.Helper()
+	done := make(chan struct{})
+	onLoop(t, l, func() { l.CallSoonFunc(func() { l.CallSoonFunc(func() { close(done) }) }) })
+	recv(t, done, "the next pass")
+}
+
+// wakes returns the number of waker writes the loop made (Debug mode only).
+func wakes(l *Loop) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dbg.wakes
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

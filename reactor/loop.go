@@ -6,17 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
-	"golang.org/x/sys/unix"
 )
 
 // Errors returned by the loop.
@@ -51,6 +47,11 @@ type Options struct {
 	// then closes the socket at once, and a peer still sending gets a reset.
 	LingerTimeout time.Duration
 	LingerBytes   int
+
+	// Clock is the loop's time: Time, the deadlines of CallLater and CallAt and the lingering
+	// close's timeout follow it (see Clock for what does not). nil: SystemClock. Tests give a
+	// FakeClock.
+	Clock Clock
 }
 
 // ProtocolFactory makes the Protocol of one new connection. It is called on the loop.
@@ -70,8 +71,10 @@ type listenSpec struct {
 //
 // Make one with New; the zero value is not usable.
 type Loop struct {
-	opts Options
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	clock Clock
+	dbg   *debugCounters // Debug mode only
 
 	listens []*listenSpec
 	state   atomic.Int32 // stateNew, stateRunning, stateStopping, stateStopped
@@ -88,16 +91,16 @@ type Loop struct {
 	cancel  context.CancelFunc
 	loopGID atomic.Int64
 
-	// The waker: wakeFD is the raw end of a socketpair whose other end is a gnet conn on the loop.
+	// The waker (gnetgaps.go): wakeFD is the raw end of a socketpair whose other end is a gnet
+	// conn on the loop.
 	mu       sync.Mutex // guards tsq, tsqSpare, closed, wakeFD writes
 	tsq      []func()
 	tsqSpare []func()
 	closed   bool
 	wakeFD   int
-	wakes    uint64 // waker writes made, for tests
 	armed    atomic.Bool
 	stopReq  atomic.Bool
-	wakeConn gnet.Conn // loop only
+	wakeConn gnet.Conn // loop only; nil until the loop is ready
 	passTask gnet.Runnable
 	inPass   bool // loop only: a pass is running
 
@@ -106,19 +109,24 @@ type Loop struct {
 	readySpare      []readyItem
 	timers          timerHeap
 	nCancelled      int
-	timer           *time.Timer
+	timer           Timer
 	timerAt         time.Time
 	timerSeq        uint64
 	timerSpent      atomic.Bool
 	conns           map[uint64]*Transport
-	watch           map[*Transport]struct{} // paused or closing-with-pending transports
-	watchTimer      *Handle
-	watchDelay      time.Duration
 	nextID          uint64
-	cur             *Transport // transport whose gnet callback is running
-	stopping        bool
+	cur             *Transport  // transport whose gnet callback is running
+	stopping        bool        // the stop's teardown ran
+	stopPasses      int         // passes run since the teardown
 	eng             gnet.Engine // set in OnBoot
 	listenersClosed bool        // CloseListeners ran
+
+	// Drain polling (gnetgaps.go): transports waiting for their write buffer to drain.
+	watch      map[*Transport]struct{}
+	watchTimer *time.Timer // real time, whatever the Clock
+	watchArmed bool
+	watchDue   atomic.Bool
+	watchDelay time.Duration
 
 	// enrolls counts connections handed to gnet by Dial whose OnOpen has not run: the loop
 	// does not exit while one is in flight, since gnet's goroutine waits for it. Increments
@@ -161,6 +169,9 @@ func New(opts Options) *Loop {
 	if opts.LingerBytes <= 0 {
 		opts.LingerBytes = 4 << 20
 	}
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -169,6 +180,7 @@ func New(opts Options) *Loop {
 	l := &Loop{
 		opts:     opts,
 		log:      log,
+		clock:    opts.Clock,
 		started:  make(chan struct{}),
 		done:     make(chan struct{}),
 		stopCh:   make(chan struct{}),
@@ -181,6 +193,9 @@ func New(opts Options) *Loop {
 		detached: make(map[*Transport]struct{}),
 	}
 	l.loopGID.Store(-1)
+	if opts.Debug {
+		l.dbg = new(debugCounters)
+	}
 	return l
 }
 
@@ -357,9 +372,9 @@ func (l *Loop) checkLoopDebug(what string) {
 	}
 }
 
-// Time returns the loop's clock: the time against which CallLater deadlines are checked
-// (time.Now, with its monotonic reading). Any goroutine.
-func (l *Loop) Time() time.Time { return time.Now() }
+// Time returns the loop's time: Options.Clock's Now (time.Now by default), against which
+// CallLater deadlines are checked. Any goroutine.
+func (l *Loop) Time() time.Time { return l.clock.Now() }
 
 // CallSoon schedules fn to run on the loop, after the callbacks already scheduled (FIFO).
 // Callbacks scheduled while a pass runs go to the next pass, after I/O, so a callback that
@@ -373,10 +388,11 @@ func (l *Loop) CallSoon(fn func()) *Handle {
 }
 
 // CallSoonFunc is CallSoon without a Handle, for callbacks that are never cancelled: it
-// allocates nothing (the ready queue holds the function value itself; a closure or method
-// value is the caller's allocation, and one bound once and reused is free). Ordering is
-// CallSoon's: FIFO together with CallSoon, in the next pass. Loop only (Debug mode panics
-// otherwise).
+// allocates nothing itself (the ready queue holds the function value; a closure or method
+// value is the caller's allocation, and one bound once and reused is free). The first callback
+// queued from an I/O callback arms the wake-up as a gnet task, which costs gnet one small
+// allocation per pass, shared by every callback queued in that round. Ordering is CallSoon's:
+// FIFO together with CallSoon, in the next pass. Loop only (Debug mode panics otherwise).
 func (l *Loop) CallSoonFunc(fn func()) {
 	l.checkLoop("CallSoonFunc")
 	l.ready = append(l.ready, readyItem{fn: fn})
@@ -432,78 +448,26 @@ func (it readyItem) take() func() {
 	return fn
 }
 
-// wake makes the loop run a pass soon, by writing the waker. Any goroutine. The armed flag
-// makes this at most one wake-up per pass, however many callbacks are queued: the pass clears
-// it as it begins.
-func (l *Loop) wake() {
-	if l.armed.Load() || !l.armed.CompareAndSwap(false, true) {
-		return
-	}
-	l.mu.Lock()
-	l.writeWakeLocked()
-	l.mu.Unlock()
-}
+// maxStopPasses bounds the passes a stopping loop runs for callbacks that the stop's callbacks
+// scheduled, so that a callback that keeps rescheduling itself cannot hold the stop.
+const maxStopPasses = 1000
 
-// wakeOnLoop is wake for callers on the loop. In an I/O callback it posts the pass as a gnet
-// task: gnet signals its own edge-triggered eventfd, which it never reads, so the wake-up
-// costs a write and no read (the waker socket costs both), and one small allocation (gnet's
-// closure around the task). The task runs at the end of the epoll round, after its I/O
-// events. During a pass it writes the waker instead: gnet runs a task posted by a running
-// task in the same round, without polling, so a callback that reschedules itself would
-// starve I/O.
-func (l *Loop) wakeOnLoop() {
-	if l.inPass || l.el == nil || l.stopping {
-		l.wake()
-		return
-	}
-	if l.armed.Load() || !l.armed.CompareAndSwap(false, true) {
-		return
-	}
-	if l.el.Execute(context.Background(), l.passTask) != nil {
-		l.mu.Lock()
-		l.writeWakeLocked()
-		l.mu.Unlock()
-	}
-}
-
-// passRunnable runs a pass as a gnet task (see wakeOnLoop).
-type passRunnable struct{ l *Loop }
-
-func (p passRunnable) Run(context.Context) error {
-	if p.l.pass() == gnet.Shutdown {
-		return gerrors.ErrEngineShutdown
-	}
-	return nil
-}
-
-var wakeByte = []byte{1}
-
-func (l *Loop) writeWakeLocked() {
-	if l.wakeFD < 0 {
-		return // not started yet (the pass at start picks the work up) or closed
-	}
-	l.wakes++
-	for {
-		_, err := unix.Write(l.wakeFD, wakeByte)
-		if err == unix.EINTR {
-			continue
-		}
-		// EAGAIN: the socket buffer is full of wake bytes, so the loop is awake anyway.
-		return
-	}
-}
-
-// pass runs one turn of the loop's own work, in the waker's OnTraffic: thread-safe callbacks,
-// due timers and the callbacks that were ready when it began (asyncio's _run_once).
+// pass is one turn of the loop's own work, as asyncio's _run_once, and the only place where
+// scheduled callbacks run (CallSoon, CallSoonThreadsafe, timers, Future done callbacks,
+// ConnectionLost): it takes the thread-safe queue and the timers that are due, runs the
+// callbacks that were ready when it began, and checks the transports waiting for a drained
+// write buffer. Callbacks scheduled meanwhile go to the next pass, after the loop has polled
+// its sockets again. It runs on the loop, woken by the waker (gnetgaps.go).
+//
+// Stopping is passes too: the first pass after Stop tears down (teardown) and runs the
+// ConnectionLost callbacks that queued; later passes run what those scheduled, until nothing
+// is left (stopPass), and then the pass tells gnet to stop.
 func (l *Loop) pass() gnet.Action {
 	l.inPass = true
 	defer func() { l.inPass = false }()
 	l.armed.Store(false)
-	if l.stopping {
-		return l.exitWhenEnrolled()
-	}
-	if l.stopReq.Load() {
-		return l.shutdownOnLoop()
+	if l.stopReq.Load() && !l.stopping {
+		l.teardown()
 	}
 	l.mu.Lock()
 	q := l.tsq
@@ -519,7 +483,7 @@ func (l *Loop) pass() gnet.Action {
 		l.timerAt = time.Time{}
 	}
 	if len(l.timers) > 0 {
-		now := time.Now()
+		now := l.clock.Now()
 		for len(l.timers) > 0 {
 			h := l.timers[0]
 			if h.cancelled {
@@ -546,16 +510,76 @@ func (l *Loop) pass() gnet.Action {
 	}
 	l.readySpare = batch[:0]
 
-	if len(l.watch) > 0 {
-		l.checkWatch()
+	if len(l.watch) > 0 || l.watchArmed {
+		l.pollDrains()
+	}
+	if l.stopping {
+		return l.stopPass()
 	}
 	if len(l.ready) > 0 {
 		l.wake()
 	}
-	if l.stopReq.Load() {
-		return l.shutdownOnLoop()
-	}
 	return gnet.None
+}
+
+// teardown begins the stop, in the first pass after Stop: the thread-safe queue is closed
+// (what it holds still runs in this pass), pending timers are dropped, and every transport is
+// aborted, so that its ConnectionLost(nil) runs in this pass.
+func (l *Loop) teardown() {
+	l.stopping = true
+	l.state.Store(stateStopping)
+	l.stopOne.Do(func() { close(l.stopCh) })
+	l.cancel()
+	l.exec.stop()
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	for _, t := range l.conns {
+		t.abortOnLoop(nil)
+	}
+	for t := range l.detached {
+		t.abortOnLoop(nil)
+	}
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	for _, h := range l.timers {
+		h.cancelled, h.fn, h.index = true, nil, -1
+	}
+	l.timers, l.nCancelled = nil, 0
+	l.stopDrainPoll()
+}
+
+// stopPass ends a pass of a stopping loop. While callbacks are queued another pass follows (up
+// to maxStopPasses; then they are dropped). Then gnet is told to stop, unless a connection made
+// by Dial is still on its way to the loop (see enrolls): its arrival wakes the loop again.
+func (l *Loop) stopPass() gnet.Action {
+	if len(l.ready) > 0 {
+		if l.stopPasses++; l.stopPasses < maxStopPasses {
+			l.wake()
+			return gnet.None
+		}
+		l.log.Warn("reactor: callbacks still rescheduling themselves at stop: dropped", "callbacks", len(l.ready))
+		clear(l.ready)
+		l.ready = l.ready[:0]
+	}
+	if l.enrolls.Load() > 0 {
+		return gnet.None
+	}
+	return gnet.Shutdown
+}
+
+// stopOnExit runs the stop's passes at once when gnet ends the loop on its own (an acceptor
+// or poller failure): gnet is closing every connection, the waker among them, and no pass
+// would be woken again. It runs on the loop goroutine, in the waker's OnClose.
+func (l *Loop) stopOnExit() {
+	l.stopReq.Store(true)
+	for {
+		l.pass()
+		if len(l.ready) == 0 {
+			return
+		}
+	}
 }
 
 // run calls fn on the loop, timing it in Debug mode and recovering a panic (logged, like
@@ -583,77 +607,14 @@ func (l *Loop) logPanic(kind string, r any) {
 	l.log.Error("reactor: panic in "+kind, "panic", r, "stack", string(debug.Stack()))
 }
 
-// shutdownOnLoop tears everything down on the loop and tells gnet to stop.
-func (l *Loop) shutdownOnLoop() gnet.Action {
-	l.stopping = true
-	l.state.Store(stateStopping)
-	l.stopOne.Do(func() { close(l.stopCh) })
-	l.cancel()
-	l.exec.stop()
-	for _, t := range l.conns {
-		t.abortOnLoop(nil)
-	}
-	for t := range l.detached {
-		t.abortOnLoop(nil)
-	}
-	if l.timer != nil {
-		l.timer.Stop()
-	}
-	for _, h := range l.timers {
-		h.cancelled = true
-		h.fn = nil
-	}
-	l.timers = nil
-	// Run what is queued (ConnectionLost among it). A callback that keeps rescheduling itself
-	// is cut off after a bounded number of rounds.
-	for round := 0; round < 1000; round++ {
-		l.mu.Lock()
-		q := l.tsq
-		l.tsq = nil
-		if round == 0 {
-			l.closed = true
-		}
-		l.mu.Unlock()
-		for _, fn := range q {
-			l.ready = append(l.ready, readyItem{fn: fn})
-		}
-		if len(l.ready) == 0 {
-			break
-		}
-		batch := l.ready
-		l.ready = nil
-		for _, it := range batch {
-			if fn := it.take(); fn != nil {
-				l.run("callback", fn)
-			}
-		}
-		for _, t := range l.conns {
-			t.abortOnLoop(nil)
-		}
-	}
-	l.ready = nil
-	return l.exitWhenEnrolled()
-}
-
-// exitWhenEnrolled tells gnet to stop, unless a connection made by Dial is still on its way
-// to the loop: gnet's goroutine that hands it over waits until the loop has opened it, so the
-// loop runs on (closing such connections in OnOpen) until the last one has arrived.
-func (l *Loop) exitWhenEnrolled() gnet.Action {
-	if l.enrolls.Load() > 0 {
-		return gnet.None
-	}
-	return gnet.Shutdown
-}
-
-// finish runs on the gnet goroutine after the engine has returned.
+// finish runs on gnet's Run goroutine once the engine has returned. The loop goroutine is
+// gone and every callback ran in its passes: what is left is to close the waker, wait for the
+// goroutines the loop started and mark the loop stopped.
 func (l *Loop) finish(err error) {
 	close(l.exited)
 	l.mu.Lock()
 	l.closed = true
-	if l.wakeFD >= 0 {
-		_ = unix.Close(l.wakeFD)
-		l.wakeFD = -1
-	}
+	l.closeWakerLocked()
 	l.mu.Unlock()
 	l.stopOne.Do(func() { close(l.stopCh) })
 	l.cancel()
@@ -661,46 +622,13 @@ func (l *Loop) finish(err error) {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
-	for t := range l.detached {
-		t.closeWriter()
-	}
+	l.stopDrainPoll()
 	l.dialWG.Wait()
 	l.workWG.Wait()
 	l.writeWG.Wait()
-	// The loop goroutine has exited: leftovers (ConnectionLost of connections gnet closed on
-	// its own) run here, still one at a time, and this goroutine stands in for the loop.
-	l.loopGID.Store(goid())
-	for t := range l.detached {
-		t.closeDFD()
-	}
-	for _, it := range l.ready {
-		if fn := it.take(); fn != nil {
-			l.run("callback", fn)
-		}
-	}
-	l.ready = nil
 	l.runErr = err
 	l.state.Store(stateStopped)
 	close(l.done)
-}
-
-// newWaker makes the socketpair. The gnet end is returned as a net.Conn; the raw end is stored.
-func (l *Loop) newWaker() (net.Conn, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("reactor: socketpair: %w", err)
-	}
-	f := os.NewFile(uintptr(fds[0]), "reactor-waker")
-	nc, err := net.FileConn(f)
-	_ = f.Close()
-	if err != nil {
-		_ = unix.Close(fds[1])
-		return nil, fmt.Errorf("reactor: waker: %w", err)
-	}
-	l.mu.Lock()
-	l.wakeFD = fds[1]
-	l.mu.Unlock()
-	return nc, nil
 }
 
 // gnetLogger routes gnet's warnings and errors to slog and drops its chatter.

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -29,7 +30,7 @@ func TestCallSoonFIFOAndNextPass(t *testing.T) {
 		h.Cancel() // idempotent
 		l.CallSoon(func() { close(done) })
 	})
-	<-done
+	recv(t, done, "the callbacks")
 	onLoop(t, l, func() {})
 	want := "[a0 a1 a2 a3 a4 nested]"
 	if s := fmt.Sprint(got); s != want {
@@ -64,7 +65,7 @@ func TestCallSoonFuncOrder(t *testing.T) {
 			l.CallSoonFunc(func() { close(done) })
 		})
 	})
-	<-done
+	recv(t, done, "the callbacks")
 	onLoop(t, l, func() {})
 	want := "[a0 a1 a2 a3 a4 a5 end nested]"
 	if s := fmt.Sprint(got); s != want {
@@ -101,18 +102,13 @@ func TestCallSoonFuncAllocs(t *testing.T) {
 // TestOneWakePerPass checks that many callbacks queued in one pass, from the loop and from
 // other goroutines, cost one waker write.
 func TestOneWakePerPass(t *testing.T) {
-	l := startLoop(t, Options{})
-	wakes := func() uint64 {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.wakes
-	}
+	l := startLoop(t, Options{Debug: true}) // Debug counts the waker writes
 	ran := 0
 	cb := func() { ran++ }
 	done := make(chan struct{})
 	var before uint64
 	onLoop(t, l, func() {
-		before = wakes()
+		before = wakes(l)
 		for i := range 100 {
 			if i%2 == 0 {
 				l.CallSoonFunc(cb)
@@ -123,9 +119,9 @@ func TestOneWakePerPass(t *testing.T) {
 		}
 		l.CallSoonFunc(func() { close(done) })
 	})
-	<-done
+	recv(t, done, "the callbacks")
 	var after uint64
-	onLoop(t, l, func() { after = wakes() })
+	onLoop(t, l, func() { after = wakes(l) })
 	// One write for the queued callbacks; onLoop's own CallSoonThreadsafe may add one more.
 	if d := after - before; d < 1 || d > 2 {
 		t.Fatalf("%d waker writes for one pass of callbacks, want 1 (2 with onLoop's)", d)
@@ -203,17 +199,19 @@ func TestCallSoonThreadsafeManyGoroutines(t *testing.T) {
 	}
 }
 
-func TestCallLaterOrderCancelNeverEarly(t *testing.T) {
-	l := startLoop(t, Options{Debug: true})
-	type fired struct {
-		name     string
-		early    time.Duration
-		deadline time.Time
-	}
-	var got []fired
-	done := make(chan struct{})
+// TestCallLaterTimeline runs timers on a fake clock and checks, step by step, which have run:
+// in deadline order (ties in scheduling order), never before their deadline, cancelled ones
+// never, and d <= 0 without the clock moving.
+func TestCallLaterTimeline(t *testing.T) {
+	clock := NewFakeClock(time.Unix(1e9, 0))
+	l := startLoop(t, Options{Debug: true, Clock: clock})
+	var got []string // loop-owned
 	onLoop(t, l, func() {
-		tests := []struct {
+		start := l.Time()
+		if !start.Equal(clock.Now()) {
+			t.Errorf("Time() = %v, want the clock's %v", start, clock.Now())
+		}
+		for _, tc := range []struct {
 			name string
 			d    time.Duration
 		}{
@@ -223,58 +221,64 @@ func TestCallLaterOrderCancelNeverEarly(t *testing.T) {
 			{"b", 20 * time.Millisecond},
 			{"b2", 20 * time.Millisecond}, // equal deadlines keep scheduling order
 			{"neg", -time.Second},
-		}
-		start := l.Time()
-		for _, tc := range tests {
-			h := l.CallLater(tc.d, nil)
-			when := h.When()
+		} {
+			h := l.CallLater(tc.d, func() { t.Errorf("cancelled timer %s ran", tc.name) })
+			if when := h.When(); !when.Equal(start.Add(tc.d)) {
+				t.Errorf("CallLater(%v).When() = %v, want %v", tc.d, when, start.Add(tc.d))
+			}
 			h.Cancel()
-			_ = when
-			dl := start.Add(tc.d)
-			l.CallAt(dl, func() {
-				now := l.Time()
-				got = append(got, fired{tc.name, dl.Sub(now), dl})
-			})
+			l.CallAt(start.Add(tc.d), func() { got = append(got, tc.name) })
 		}
-		x := l.CallLater(15*time.Millisecond, func() { got = append(got, fired{name: "cancelled"}) })
+		x := l.CallLater(15*time.Millisecond, func() { got = append(got, "cancelled") })
 		l.CallLater(5*time.Millisecond, func() { x.Cancel() })
-		l.CallLater(40*time.Millisecond, func() { close(done) })
 	})
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("timers did not fire")
-	}
-	var names []string
-	for _, f := range got {
-		names = append(names, f.name)
-		if f.early > 0 {
-			t.Errorf("timer %s fired %v early", f.name, f.early)
+	for _, step := range []struct {
+		advance time.Duration
+		want    string
+	}{
+		{0, "[neg z]"},
+		{10*time.Millisecond - time.Nanosecond, "[neg z]"},
+		{time.Nanosecond, "[neg z a]"},
+		{5 * time.Millisecond, "[neg z a]"}, // 15ms: cancelled at 5ms
+		{5 * time.Millisecond, "[neg z a b b2]"},
+		{10*time.Millisecond - time.Nanosecond, "[neg z a b b2]"},
+		{time.Hour, "[neg z a b b2 c]"},
+	} {
+		clock.Advance(step.advance)
+		settle(t, l)
+		var s string
+		onLoop(t, l, func() { s = fmt.Sprint(got) })
+		if s != step.want {
+			t.Fatalf("at +%v: ran %s, want %s", clock.Now().Sub(time.Unix(1e9, 0)), s, step.want)
 		}
 	}
-	if s := fmt.Sprint(names); s != "[neg z a b b2 c]" {
-		t.Fatalf("order %s, want [neg z a b b2 c]", s)
+	if next, ok := clock.Next(); ok {
+		t.Fatalf("a runtime timer is still armed for %v with no timer pending", next)
 	}
 }
 
+// TestTimerCancelCompaction: cancelled timers are dropped from the heap before they come due,
+// and never run once their deadline passes; the one live timer among them does.
 func TestTimerCancelCompaction(t *testing.T) {
-	l := startLoop(t, Options{})
-	var fired, heap int
-	done := make(chan struct{})
+	clock := NewFakeClock(time.Unix(1e9, 0))
+	l := startLoop(t, Options{Clock: clock})
+	var fired, live, heap int
 	onLoop(t, l, func() {
 		for i := range 1000 {
 			h := l.CallLater(time.Hour+time.Duration(i), func() { fired++ })
 			h.Cancel()
 		}
+		l.CallLater(time.Hour, func() { live++ })
 		heap = len(l.timers)
-		l.CallLater(time.Millisecond, func() { close(done) })
 	})
-	<-done
 	if heap > 200 {
 		t.Errorf("heap holds %d entries after 1000 cancels; want compaction", heap)
 	}
-	if fired != 0 {
-		t.Errorf("%d cancelled timers fired", fired)
+	clock.Advance(2 * time.Hour)
+	settle(t, l)
+	onLoop(t, l, func() { heap = len(l.timers) })
+	if fired != 0 || live != 1 || heap != 0 {
+		t.Fatalf("after the deadlines: %d cancelled timers ran, the live one ran %d times, %d left in the heap; want 0, 1, 0", fired, live, heap)
 	}
 }
 
@@ -311,7 +315,7 @@ func TestStopFromCallbackAndTwice(t *testing.T) {
 func TestStopBeforeStart(t *testing.T) {
 	l := New(Options{})
 	l.Stop()
-	<-l.Done()
+	recv(t, l.Done(), "the loop to stop")
 	if err := l.Start(); !errors.Is(err, ErrRunning) {
 		t.Fatalf("Start after Stop: %v", err)
 	}
@@ -329,7 +333,7 @@ func TestListenErrors(t *testing.T) {
 	}
 	if err := l.Start(); err == nil {
 		l.Stop()
-		<-l.Done()
+		recv(t, l.Done(), "the loop to stop")
 		t.Fatal("Start on a busy port succeeded")
 	}
 	for _, addr := range []string{"udp://127.0.0.1:0", "nonsense"} {
@@ -340,7 +344,6 @@ func TestListenErrors(t *testing.T) {
 }
 
 func TestTwoListeners(t *testing.T) {
-	type tagged struct{ echo }
 	l := New(Options{})
 	var which [2]int
 	for i := range 2 {
@@ -351,7 +354,7 @@ func TestTwoListeners(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { l.Stop(); <-l.Done() }()
+	defer func() { l.Stop(); recv(t, l.Done(), "the loop to stop") }()
 	addrs := l.Addrs()
 	if len(addrs) != 2 || addrs[0].String() == addrs[1].String() {
 		t.Fatalf("Addrs = %v", addrs)
@@ -439,9 +442,9 @@ func TestCallSoonFromIO(t *testing.T) {
 		return []ProtocolFactory{func() Protocol {
 			return &collector{onData: func(c *collector) {
 				first := spins == 0
-				w0 := l.wakes
+				w0 := wakes(l)
 				l.CallSoonFunc(func() {
-					results <- res{wakes: l.wakes - w0}
+					results <- res{wakes: wakes(l) - w0}
 					c.t.Write([]byte("ok\n"))
 				})
 				if first {
@@ -462,7 +465,7 @@ func TestCallSoonFromIO(t *testing.T) {
 		if line, err := r.ReadString('\n'); err != nil || line != "ok\n" {
 			t.Fatalf("reply %d: %q %v", i, line, err)
 		}
-		if got := <-results; i == 0 && got.wakes != 0 {
+		if got := recv(t, results, "the deferred reply"); i == 0 && got.wakes != 0 {
 			// Later rounds share passes with the spinning callback, which writes the waker.
 			t.Fatalf("%d waker writes for a callback queued by DataReceived, want 0", got.wakes)
 		}
@@ -504,5 +507,50 @@ func TestStopFromIOAfterCallSoon(t *testing.T) {
 	}
 	if len(ran) != 1 || len(lost) != 1 {
 		t.Fatalf("callback ran: %v, ConnectionLost ran: %v; want both", len(ran) == 1, len(lost) == 1)
+	}
+}
+
+// TestEngineEndsOnItsOwn: when gnet ends the loop without Stop (as an accept failure does), the
+// stop still runs in passes on the loop goroutine: ConnectionLost once, on the loop, and what it
+// schedules runs too; pending timers never fire; Done closes.
+func TestEngineEndsOnItsOwn(t *testing.T) {
+	made := make(chan *Transport, 1)
+	lost := make(chan bool, 2) // ConnectionLost ran on the loop
+	after := make(chan bool, 1)
+	var l *Loop
+	l = startLoopWith(t, Options{Debug: true}, func(lp *Loop) []ProtocolFactory {
+		l = lp
+		return []ProtocolFactory{func() Protocol {
+			return &funcProto{
+				made: func(t *Transport) { made <- t },
+				lost: func(error) {
+					lost <- l.OnLoop()
+					l.CallSoonFunc(func() { after <- l.OnLoop() })
+				},
+			}
+		}}
+	})
+	dialNet(t, l)
+	recv(t, made, "ConnectionMade")
+	fired := false
+	onLoop(t, l, func() { l.CallLater(time.Hour, func() { fired = true }) })
+	stopped := make(chan error, 1)
+	go func() { // gnet's own Stop, not the loop's
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- l.eng.Stop(ctx)
+	}()
+	recv(t, l.Done(), "the loop to end")
+	if !recv(t, lost, "ConnectionLost") {
+		t.Error("ConnectionLost ran off the loop goroutine")
+	}
+	if !recv(t, after, "the callback ConnectionLost scheduled") {
+		t.Error("a callback scheduled at stop ran off the loop goroutine")
+	}
+	if len(lost) != 0 || fired {
+		t.Errorf("ConnectionLost ran again: %v; the pending timer fired: %v", len(lost) != 0, fired)
+	}
+	if err := recv(t, stopped, "gnet's Stop to return"); err != nil {
+		t.Errorf("gnet's Stop: %v", err)
 	}
 }

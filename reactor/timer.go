@@ -15,8 +15,13 @@ type Handle struct {
 	cancelled bool
 }
 
-// Cancel stops the callback from running if it has not run yet; it is O(1) (the heap entry is
-// dropped lazily). Loop only. A nil Handle is fine.
+// Cancel stops the callback from running if it has not run yet. Loop only. A nil Handle is
+// fine.
+//
+// It is amortised O(1), not O(1): a timer's heap entry is left in place and dropped lazily
+// when it reaches the top, but the cancel that leaves more than half of the heap dead (and
+// more than 64 entries) compacts it, in O(n), so that a cancel-heavy workload keeps the heap
+// bounded.
 func (h *Handle) Cancel() {
 	if h == nil || h.cancelled {
 		return
@@ -29,7 +34,6 @@ func (h *Handle) Cancel() {
 	if h.index >= 0 && h.l != nil {
 		l := h.l
 		l.nCancelled++
-		// Compact when most of the heap is dead, so a cancel-heavy workload stays bounded.
 		if l.nCancelled > 64 && l.nCancelled > len(l.timers)/2 {
 			l.compactTimers()
 		}
@@ -43,12 +47,13 @@ func (h *Handle) Cancelled() bool { return h != nil && h.cancelled }
 // CallSoon). Any goroutine: it never changes.
 func (h *Handle) When() time.Time { return h.when }
 
-// CallLater schedules fn to run on the loop once d has passed (never earlier). Timers with
-// the same deadline run in the order scheduled. d <= 0 behaves like CallSoon but runs in a
-// later pass. Loop only (Debug mode panics otherwise).
+// CallLater schedules fn to run on the loop once d has passed on the loop's clock
+// (Options.Clock), never earlier. Timers with the same deadline run in the order scheduled.
+// d <= 0 behaves like CallSoon but runs in a later pass. A timer scheduled while the loop stops
+// never runs. It costs O(log n) for n timers pending. Loop only (Debug mode panics otherwise).
 func (l *Loop) CallLater(d time.Duration, fn func()) *Handle {
 	l.checkLoop("CallLater")
-	return l.callAt(time.Now().Add(d), fn)
+	return l.callAt(l.clock.Now().Add(d), fn)
 }
 
 // CallAt is CallLater with an absolute deadline on the loop's clock (see Time). Loop only.
@@ -59,10 +64,14 @@ func (l *Loop) CallAt(when time.Time, fn func()) *Handle {
 
 func (l *Loop) callAt(when time.Time, fn func()) *Handle {
 	l.timerSeq++
-	h := &Handle{fn: fn, when: when, l: l, seq: l.timerSeq}
+	h := &Handle{fn: fn, when: when, l: l, index: -1, seq: l.timerSeq}
+	if l.stopping {
+		h.cancelled, h.fn = true, nil // the timers were dropped: so is this one
+		return h
+	}
 	l.pushTimer(h)
 	if h.index == 0 {
-		if !when.After(time.Now()) {
+		if !when.After(l.clock.Now()) {
 			l.wakeOnLoop() // due already: no need for the runtime timer's goroutine hop
 		} else {
 			l.resetTimer()
@@ -89,25 +98,23 @@ func (l *Loop) resetTimer() {
 		return
 	}
 	l.timerAt = at
-	d := time.Until(at)
-	if d < 0 {
-		d = 0
-	}
+	d := max(at.Sub(l.clock.Now()), 0)
 	if l.timer == nil {
-		l.timer = time.AfterFunc(d, l.timerFired)
+		l.timer = l.clock.AfterFunc(d, l.timerFired)
 	} else {
 		l.timer.Reset(d)
 	}
 }
 
-// timerFired runs on the runtime's timer goroutine.
-// The flag tells the next pass that the runtime timer is spent, so resetTimer must re-arm it
-// even if the earliest deadline did not change.
+// timerFired runs on the clock's timer goroutine (the runtime's, for SystemClock). The flag
+// tells the next pass that the runtime timer is spent, so resetTimer must re-arm it even if
+// the earliest deadline did not change.
 func (l *Loop) timerFired() {
 	l.timerSpent.Store(true)
 	l.wake()
 }
 
+// compactTimers drops the cancelled entries of the heap and heapifies the rest: O(n).
 func (l *Loop) compactTimers() {
 	live := l.timers[:0]
 	for _, h := range l.timers {

@@ -4,10 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
@@ -47,12 +43,40 @@ const (
 	defaultLow  = defaultHigh / 4
 )
 
-// The loop checks paused and closing transports for a drained write buffer on every pass and,
-// when nothing else wakes it, on a timer (gnet has no drain callback): first after
-// watchMin, then backing off to watchMax while no buffer shrinks.
+// tstate is where a transport is in its life. The transitions, in the manner of asyncio's
+// protocols.py (which writes start -> CM [-> DR*] [-> ER?] -> CL -> end for the protocol's
+// side):
+//
+//	open -> [eofPending ->] writeShut              WriteEOF: the write side shuts once drained
+//	open -> detached                               peer EOF, EOFReceived true (gnetgaps.go)
+//	open | eofPending -> closing -> lingering      Close: drain, shut the write side, linger
+//	writeShut -> lingering                         Close with nothing left to send
+//	closing -> closed                              drained, lingering off or the loop stopping
+//	detached -> detachedClosing -> lost            Close: the writer sends the rest
+//	any but lingering and lost -> closed -> lost   Abort, a failed write or shutdown
+//	reading states -> lost                         the peer closes or resets
+//	lingering -> lost                              the peer closes, LingerTimeout, LingerBytes
+//
+// ConnectionLost is scheduled on entering lingering or lost, so it comes once. The reading
+// states are open, eofPending and writeShut: they hand input to DataReceived. Only open and
+// detached take writes. From closing on, input is discarded. closed lasts only while the
+// transport's own gnet callback runs (gnet closes the connection when it returns); elsewhere
+// the close is synchronous and the transport is lost at once.
+//
+// Write flow control (paused) is kept apart from the state, as asyncio keeps _protocol_paused
+// apart from _closing: a transport may be paused in any state that has a write buffer.
+type tstate uint8
+
 const (
-	watchMin = time.Millisecond
-	watchMax = 32 * time.Millisecond
+	stOpen            tstate = iota // reading and writing
+	stEOFPending                    // WriteEOF called: writes dropped, the write side shuts once drained
+	stWriteShut                     // the write side is shut: reading only
+	stDetached                      // the peer closed and the protocol writes on (a duplicate of the socket)
+	stClosing                       // Close called: the write buffer drains; input discarded
+	stDetachedClosing               // Close called while detached: the writer sends what is left
+	stClosed                        // the socket closes when the running gnet callback returns
+	stLingering                     // ConnectionLost scheduled; the socket stays open, discarding input
+	stLost                          // ConnectionLost scheduled; the socket is closed
 )
 
 // Transport is one TCP connection on the loop, like asyncio's transport. All methods are loop
@@ -61,38 +85,30 @@ const (
 // After the peer half-closes and EOFReceived returns true, gnet has already dropped the
 // connection, so the transport writes to a duplicate of the socket on its own: directly when the
 // kernel takes the bytes, else through one short-lived goroutine that writes what is left (with
-// Options.HalfCloseWriteTimeout) and then closes. That rare path is the only goroutine a connection ever
-// gets.
+// Options.HalfCloseWriteTimeout) and then closes. That rare path is the only goroutine a
+// connection ever gets.
 type Transport struct {
 	l        *Loop
 	id       uint64
 	c        gnet.Conn // nil once gnet has closed the connection
 	proto    Protocol
 	fc       WriteFlowController
+	state    tstate
+	paused   bool // PauseWriting called, ResumeWriting not yet
 	high     int
 	low      int
-	paused   bool
-	closing  bool // Close called: no more writes, close when drained
-	closeNow bool // close in the gnet callback that is running
-	aborted  bool
-	lastSize int  // write buffer size at the last watch check
-	lost     bool // ConnectionLost scheduled
+	lastSize int // write buffer size at the last drain check
 	lostErr  error
 	outbound bool
 	local    net.Addr
 	remote   net.Addr
 
-	// Write side shut (WriteEOF, lingering Close).
-	eofPending  bool // WriteEOF called: shut the write side once drained
-	eofWritten  bool // shutdown(SHUT_WR) done
-	lingering   bool // closed for the protocol; reading and discarding until the real close
-	lingerRead  int
-	lingerTimer *Handle
+	lingerRead  int     // bytes discarded while lingering
+	lingerTimer *Handle // ends the linger
 
-	// Half-closed ("detached") mode.
-	detached bool
-	dfd      int // dup of the socket, -1 once handed to the writer or closed
-	w        *detachedWriter
+	// Detached (half-closed by the peer, see gnetgaps.go).
+	dfd int // dup of the socket, -1 once handed to the writer or closed
+	w   *detachedWriter
 }
 
 // ID returns a number unique among the loop's transports. Any goroutine.
@@ -110,18 +126,14 @@ func (t *Transport) Outbound() bool { return t.outbound }
 // Protocol returns the transport's protocol. Loop only.
 func (t *Transport) Protocol() Protocol { return t.proto }
 
-// IsClosing reports whether Close or Abort was called or the connection is lost. Loop only.
-func (t *Transport) IsClosing() bool { return t.closing || t.lost }
-
-// Write queues p to be sent; p may be reused after Write returns. Writes after Close or after
-// the connection is lost are dropped. Loop only.
+// Write queues p to be sent; p may be reused after Write returns. Writes after Close or
+// WriteEOF, or after the connection is lost, are dropped. Loop only.
 func (t *Transport) Write(p []byte) {
 	t.l.checkLoop("Transport.Write")
-	if t.closing || t.lost || t.eofPending || len(p) == 0 {
-		return
-	}
-	if t.detached {
-		t.writeDetached(p)
+	if t.state != stOpen || len(p) == 0 {
+		if t.state == stDetached && len(p) > 0 {
+			t.writeDetached(p)
+		}
 		return
 	}
 	_, _ = t.c.Write(p) // a hard error closes the conn inside Write: OnClose marks t lost
@@ -134,12 +146,11 @@ func (t *Transport) Write(p []byte) {
 // The buffers may be reused after Writev returns. Loop only.
 func (t *Transport) Writev(bufs [][]byte) {
 	t.l.checkLoop("Transport.Writev")
-	if t.closing || t.lost || t.eofPending {
-		return
-	}
-	if t.detached {
-		for _, b := range bufs {
-			t.writeDetached(b)
+	if t.state != stOpen {
+		if t.state == stDetached {
+			for _, b := range bufs {
+				t.writeDetached(b)
+			}
 		}
 		return
 	}
@@ -150,7 +161,7 @@ func (t *Transport) Writev(bufs [][]byte) {
 }
 
 func (t *Transport) afterWrite() {
-	if t.lost || t.c == nil || t.paused || t.fc == nil {
+	if t.c == nil || t.paused || t.fc == nil {
 		return
 	}
 	if t.c.OutboundBuffered() > t.high {
@@ -203,19 +214,20 @@ func (t *Transport) SetWriteBufferLimits(high, low int) {
 // the peer has not read yet (say, an error message to a client that is still sending).
 func (t *Transport) Close() {
 	t.l.checkLoop("Transport.Close")
-	if t.closing || t.lost {
-		return
-	}
-	t.closing = true
-	if t.detached {
+	switch t.state {
+	case stOpen, stEOFPending:
+		t.state = stClosing
+		if t.c.OutboundBuffered() == 0 {
+			t.closeDrained(false)
+			return
+		}
+		t.l.watchAdd(t)
+	case stWriteShut:
+		t.state = stClosing
+		t.closeDrained(true)
+	case stDetached:
 		t.closeDetached()
-		return
 	}
-	if t.c.OutboundBuffered() == 0 {
-		t.closeDrained()
-		return
-	}
-	t.l.watchAdd(t)
 }
 
 // WriteEOF closes the write side of the transport once its write buffer has been sent
@@ -225,52 +237,53 @@ func (t *Transport) Close() {
 // Idempotent. Loop only.
 func (t *Transport) WriteEOF() {
 	t.l.checkLoop("Transport.WriteEOF")
-	if t.closing || t.lost || t.eofPending {
-		return
-	}
-	t.eofPending = true
-	if t.detached {
+	switch t.state {
+	case stOpen:
+		if t.c.OutboundBuffered() > 0 {
+			t.state = stEOFPending
+			t.l.watchAdd(t)
+			return
+		}
+		if t.shutdownWrite() {
+			t.state = stWriteShut
+		}
+	case stDetached:
 		t.Close() // the peer has closed already: both directions are done
-		return
 	}
-	if t.c.OutboundBuffered() == 0 {
-		t.shutdownWrite()
-		return
-	}
-	t.l.watchAdd(t)
 }
 
-// shutdownWrite shuts down the write side of t's socket.
+// shutdownWrite shuts down the write side of t's socket; on failure it aborts t.
 func (t *Transport) shutdownWrite() bool {
-	if t.eofWritten {
-		return true
-	}
 	if err := unix.Shutdown(t.c.Fd(), unix.SHUT_WR); err != nil {
 		t.abortOnLoop(fmt.Errorf("reactor: shutdown: %w", err))
 		return false
 	}
-	t.eofWritten = true
 	return true
 }
 
-// closeDrained finishes a Close whose write buffer is empty: a lingering close (write side
-// shut, ConnectionLost scheduled, input discarded until the real close), or, with lingering
-// off or the loop stopping, the real close.
-func (t *Transport) closeDrained() {
+// closeDrained finishes a Close (state closing) whose write buffer is empty: a lingering close
+// (write side shut unless shut is true already, ConnectionLost scheduled, input discarded
+// until the real close), or, with lingering off or the loop stopping, the real close.
+func (t *Transport) closeDrained(shut bool) {
 	l := t.l
 	if l.opts.LingerTimeout < 0 || l.stopping || t.c == nil {
 		t.closeGnet()
 		return
 	}
-	if !t.shutdownWrite() {
+	if !shut && !t.shutdownWrite() {
 		return
 	}
-	t.lingering = true
-	t.lingerTimer = l.callAt(time.Now().Add(l.opts.LingerTimeout), func() {
-		t.lingerTimer = nil
-		t.closeGnet()
-	})
-	l.connLost(t, t.lostErr)
+	t.state = stLingering
+	t.lingerTimer = l.callAt(l.clock.Now().Add(l.opts.LingerTimeout), t.endLinger)
+	l.scheduleLost(t, t.lostErr)
+}
+
+// endLinger closes the socket of a lingering transport once LingerTimeout has passed.
+func (t *Transport) endLinger() {
+	t.lingerTimer = nil
+	if t.c != nil {
+		_ = t.l.el.Close(t.c) // synchronous: OnClose runs inside
+	}
 }
 
 // Abort closes the transport now, dropping what is queued (gnet makes one non-blocking attempt
@@ -280,16 +293,15 @@ func (t *Transport) Abort() {
 	t.abortOnLoop(nil)
 }
 
+// abortOnLoop closes t at once; err, if t has no error yet, goes to ConnectionLost.
 func (t *Transport) abortOnLoop(err error) {
-	if t.lost {
+	if t.state >= stLingering {
 		return
 	}
-	t.closing = true
-	t.aborted = true
 	if err != nil && t.lostErr == nil {
 		t.lostErr = err
 	}
-	if t.detached {
+	if t.c == nil { // detached
 		if t.w != nil {
 			t.w.abort() // the writer's own report then finds t lost
 		}
@@ -300,13 +312,14 @@ func (t *Transport) abortOnLoop(err error) {
 	t.closeGnet()
 }
 
-// closeGnet closes the gnet connection: at the end of its own callback if one runs, else now.
+// closeGnet closes the gnet connection: at the end of its own callback if one runs (state
+// closed until then), else now, and then t is lost.
 func (t *Transport) closeGnet() {
 	if t.c == nil {
 		return
 	}
+	t.state = stClosed
 	if t.l.cur == t {
-		t.closeNow = true
 		return
 	}
 	_ = t.l.el.Close(t.c) // synchronous: OnClose runs inside
@@ -315,20 +328,21 @@ func (t *Transport) closeGnet() {
 // traffic handles readable data of a transport. Loop only (gnet's OnTraffic).
 func (l *Loop) traffic(t *Transport, c gnet.Conn) gnet.Action {
 	buf, _ := c.Next(-1)
-	if t.closing || t.lost {
+	if t.state >= stClosing {
 		return l.trafficClosing(t, c, len(buf))
 	}
-	// While t is current, closing it only sets closeNow, and gnet closes it when this returns:
-	// closing a connection inside its own OnTraffic would leave gnet using a released conn.
+	// While t is current, closing it only sets the state to closed, and gnet closes it when
+	// this returns: closing a connection inside its own OnTraffic would leave gnet using a
+	// released conn.
 	l.cur = t
 	if len(buf) > 0 && !l.dataReceived(t, buf) {
 		t.abortOnLoop(errors.New("reactor: panic in DataReceived"))
 	}
-	if t.paused && !t.closeNow {
+	if t.paused && t.state != stClosed {
 		l.checkTransport(t) // ResumeWriting may run, and may close t
 	}
 	l.cur = nil
-	if t.closeNow {
+	if t.state == stClosed {
 		return gnet.Close
 	}
 	return gnet.None
@@ -349,21 +363,23 @@ func (l *Loop) dataReceived(t *Transport, buf []byte) (ok bool) {
 	return true
 }
 
-// trafficClosing handles n bytes read on a closing transport: they are discarded.
+// trafficClosing handles n bytes read on a closing or lingering transport: they are
+// discarded.
 func (l *Loop) trafficClosing(t *Transport, c gnet.Conn, n int) gnet.Action {
-	if t.lingering {
+	switch t.state {
+	case stLingering:
 		t.lingerRead += n
 		if t.lingerRead > l.opts.LingerBytes {
 			return gnet.Close
 		}
-		return gnet.None
+	case stClosing:
+		if c.OutboundBuffered() == 0 {
+			l.cur = t
+			t.closeDrained(false)
+			l.cur = nil
+		}
 	}
-	if !t.closeNow && !t.lost && c.OutboundBuffered() == 0 {
-		l.cur = t
-		t.closeDrained()
-		l.cur = nil
-	}
-	if t.closeNow {
+	if t.state == stClosed {
 		return gnet.Close
 	}
 	return gnet.None
@@ -373,21 +389,21 @@ func (l *Loop) trafficClosing(t *Transport, c gnet.Conn, n int) gnet.Action {
 func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
 	delete(l.conns, t.id)
 	delete(l.watch, t)
-	if t.lost {
-		t.c = nil
-		if t.lingerTimer != nil {
-			t.lingerTimer.Cancel()
-			t.lingerTimer = nil
-		}
+	if t.state >= stLingering {
+		t.socketClosed()
 		return
 	}
 	eof := isEOF(err)
-	if eof && !t.closing && !l.stopping {
+	if eof && t.state < stDetached && !l.stopping {
 		l.cur = t
 		keep := false
 		ok := l.run("EOFReceived", func() { keep = t.proto.EOFReceived() })
 		l.cur = nil
-		if ok && keep && !t.closing && !t.closeNow && !t.eofPending {
+		if t.state >= stLingering { // EOFReceived called Close, which lingers on a closing socket
+			t.socketClosed()
+			return
+		}
+		if ok && keep && t.state == stOpen {
 			derr := t.detach(c)
 			if derr == nil {
 				return
@@ -395,14 +411,14 @@ func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
 			t.lostErr = derr
 		}
 	}
-	if eof && !t.aborted && c.OutboundBuffered() > 0 {
+	if eof && t.state != stClosed && c.OutboundBuffered() > 0 {
 		// gnet makes one more non-blocking attempt after OnClose and drops the rest.
 		_ = c.Flush()
 		if n := c.OutboundBuffered(); n > 0 && t.lostErr == nil {
 			t.lostErr = fmt.Errorf("%w (up to %d bytes)", ErrUnsent, n)
 		}
 	}
-	if eof || t.closing {
+	if eof || t.state >= stClosing {
 		err = nil
 	}
 	t.c = nil
@@ -412,13 +428,25 @@ func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
 	l.connLost(t, err)
 }
 
-// connLost marks t lost and schedules ConnectionLost(err), once.
+// socketClosed records that the socket of a lingering (or lost) transport is gone.
+func (t *Transport) socketClosed() {
+	t.c = nil
+	t.state = stLost
+	t.lingerTimer.Cancel()
+	t.lingerTimer = nil
+}
+
+// connLost moves t to lost and schedules ConnectionLost(err), unless it was scheduled already.
 func (l *Loop) connLost(t *Transport, err error) {
-	if t.lost {
+	if t.state >= stLingering {
 		return
 	}
-	t.lost = true
-	t.closing = true
+	t.state = stLost
+	l.scheduleLost(t, err)
+}
+
+// scheduleLost forgets t and schedules its ConnectionLost(err), which runs in a pass.
+func (l *Loop) scheduleLost(t *Transport, err error) {
 	delete(l.conns, t.id)
 	delete(l.watch, t)
 	delete(l.detached, t)
@@ -428,243 +456,4 @@ func (l *Loop) connLost(t *Transport, err error) {
 	}
 	l.ready = append(l.ready, readyItem{fn: func() { l.run("ConnectionLost", func() { p.ConnectionLost(err) }) }})
 	l.wakeOnLoop()
-}
-
-// detach switches t to writing on a duplicate of the socket, inside gnet's OnClose (before
-// gnet closes the fd). Whatever gnet still holds must leave first, or it would be lost.
-func (t *Transport) detach(c gnet.Conn) error {
-	if c.OutboundBuffered() > 0 {
-		_ = c.Flush()
-		if n := c.OutboundBuffered(); n > 0 {
-			return fmt.Errorf("%w (%d bytes)", ErrUnsent, n)
-		}
-	}
-	fd, err := c.Dup()
-	if err != nil {
-		return fmt.Errorf("reactor: dup for half-close: %w", err)
-	}
-	t.c = nil
-	t.detached = true
-	t.dfd = fd
-	if t.paused {
-		t.paused = false
-		t.l.run("ResumeWriting", t.fc.ResumeWriting)
-	}
-	t.l.detached[t] = struct{}{}
-	return nil
-}
-
-func (t *Transport) closeDFD() {
-	if t.dfd >= 0 {
-		_ = unix.Close(t.dfd)
-		t.dfd = -1
-	}
-}
-
-func (t *Transport) writeDetached(p []byte) {
-	if t.w != nil {
-		t.w.push(p)
-		return
-	}
-	for len(p) > 0 {
-		n, err := unix.Write(t.dfd, p)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			break
-		}
-		if err != nil {
-			t.closeDFD()
-			t.l.connLost(t, fmt.Errorf("reactor: write: %w", err))
-			return
-		}
-		p = p[n:]
-	}
-	if len(p) == 0 {
-		return
-	}
-	if err := t.startWriter(p); err != nil {
-		t.closeDFD()
-		t.l.connLost(t, err)
-	}
-}
-
-func (t *Transport) closeDetached() {
-	if t.w != nil {
-		t.w.close()
-		return
-	}
-	t.closeDFD()
-	t.l.connLost(t, t.lostErr)
-}
-
-// writersStarted counts detached writers, for tests.
-var writersStarted atomic.Int64
-
-// detachedWriter drains the rest of a half-closed transport's output off the loop.
-type detachedWriter struct {
-	mu      sync.Mutex
-	q       [][]byte
-	n       int
-	closing bool
-	signal  chan struct{}
-	nc      net.Conn
-	timeout time.Duration
-}
-
-func (t *Transport) startWriter(rest []byte) error {
-	if !t.l.track(&t.l.writeWG) {
-		return ErrClosed
-	}
-	f := os.NewFile(uintptr(t.dfd), "reactor-detached")
-	nc, err := net.FileConn(f) // dups the fd again
-	_ = f.Close()
-	t.dfd = -1
-	if err != nil {
-		t.l.writeWG.Done()
-		return fmt.Errorf("reactor: half-close writer: %w", err)
-	}
-	writersStarted.Add(1)
-	w := &detachedWriter{signal: make(chan struct{}, 1), nc: nc, timeout: t.l.opts.HalfCloseWriteTimeout}
-	w.push(rest)
-	t.w = w
-	l := t.l
-	go func() {
-		defer l.writeWG.Done()
-		err := w.run()
-		if pe := l.CallSoonThreadsafe(func() {
-			if err == nil {
-				err = t.lostErr
-			}
-			l.connLost(t, err)
-		}); pe != nil {
-			// The loop is stopping; finish's leftovers run nothing for us, so it is dropped.
-			return
-		}
-	}()
-	return nil
-}
-
-func (w *detachedWriter) push(p []byte) {
-	w.mu.Lock()
-	w.q = append(w.q, append([]byte(nil), p...))
-	w.n += len(p)
-	w.mu.Unlock()
-	w.kick()
-}
-
-func (w *detachedWriter) kick() {
-	select {
-	case w.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (w *detachedWriter) buffered() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.n
-}
-
-func (w *detachedWriter) close() {
-	w.mu.Lock()
-	w.closing = true
-	w.mu.Unlock()
-	w.kick()
-}
-
-// abort closes the socket under the writer, which then returns. Any goroutine.
-func (w *detachedWriter) abort() { _ = w.nc.Close() }
-
-func (w *detachedWriter) run() error {
-	defer w.nc.Close()
-	for {
-		w.mu.Lock()
-		q, closing := w.q, w.closing
-		w.q = nil
-		w.mu.Unlock()
-		if len(q) == 0 {
-			if closing {
-				return nil
-			}
-			<-w.signal
-			continue
-		}
-		for _, b := range q {
-			_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
-			if _, err := w.nc.Write(b); err != nil {
-				return fmt.Errorf("reactor: write: %w", err)
-			}
-			w.mu.Lock()
-			w.n -= len(b)
-			w.mu.Unlock()
-		}
-	}
-}
-
-// closeWriter makes a detached writer finish at once (loop stopping). Any goroutine.
-func (t *Transport) closeWriter() {
-	if w := t.w; w != nil {
-		w.abort()
-		w.close()
-	}
-}
-
-// watchAdd puts t on the watch list.
-func (l *Loop) watchAdd(t *Transport) {
-	l.watch[t] = struct{}{}
-	l.watchDelay = watchMin
-	if l.watchTimer == nil {
-		l.watchTimer = l.callAt(time.Now().Add(l.watchDelay), l.watchTick)
-	}
-}
-
-func (l *Loop) watchTick() {
-	l.watchTimer = nil
-	if !l.checkWatch() {
-		l.watchDelay = min(2*l.watchDelay, watchMax)
-	} else {
-		l.watchDelay = watchMin
-	}
-	if len(l.watch) > 0 {
-		l.watchTimer = l.callAt(time.Now().Add(l.watchDelay), l.watchTick)
-	}
-}
-
-// checkWatch resumes writing and finishes closes of transports whose buffers drained. It
-// reports whether any watched buffer shrank since the last check.
-func (l *Loop) checkWatch() (progress bool) {
-	for t := range l.watch {
-		if l.checkTransport(t) {
-			progress = true
-		}
-	}
-	return progress
-}
-
-func (l *Loop) checkTransport(t *Transport) (progress bool) {
-	if t.lost || t.c == nil {
-		delete(l.watch, t)
-		return true
-	}
-	n := t.c.OutboundBuffered()
-	progress = n < t.lastSize
-	t.lastSize = n
-	if t.paused && n <= t.low {
-		t.paused = false
-		l.run("ResumeWriting", t.fc.ResumeWriting)
-	}
-	if t.closing && !t.lost && t.c != nil && t.c.OutboundBuffered() == 0 {
-		delete(l.watch, t)
-		t.closeDrained()
-		return true
-	}
-	if t.eofPending && !t.eofWritten && !t.closing && n == 0 {
-		t.shutdownWrite()
-	}
-	if !t.paused && !t.closing && (!t.eofPending || t.eofWritten) {
-		delete(l.watch, t)
-	}
-	return progress
 }

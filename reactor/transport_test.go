@@ -99,14 +99,14 @@ func TestFlowControlPauseResumeOnce(t *testing.T) {
 			p.pause = func() {
 				paused = true
 				pauses.Add(1)
-				if tr.WriteBufferSize() <= 64<<10 {
-					panic("paused below the high-water mark")
+				if n := tr.WriteBufferSize(); n <= 64<<10 {
+					t.Errorf("PauseWriting with %d bytes queued, at or below the high-water mark", n)
 				}
 			}
 			p.resume = func() {
 				resumes.Add(1)
-				if tr.WriteBufferSize() > 16<<10 {
-					panic("resumed above the low-water mark")
+				if n := tr.WriteBufferSize(); n > 16<<10 {
+					t.Errorf("ResumeWriting with %d bytes queued, above the low-water mark", n)
 				}
 				tr.Close()
 			}
@@ -123,7 +123,7 @@ func TestFlowControlPauseResumeOnce(t *testing.T) {
 	if n != written.Load() {
 		t.Fatalf("read %d bytes, server wrote %d", n, written.Load())
 	}
-	if err := <-lost; err != nil {
+	if err := recv(t, lost, "ConnectionLost"); err != nil {
 		t.Fatalf("ConnectionLost(%v)", err)
 	}
 	if p, r := pauses.Load(), resumes.Load(); p != 1 || r != 1 {
@@ -206,7 +206,6 @@ func TestHalfClose(t *testing.T) {
 	for _, size := range []int{100, 8 << 20} { // direct write; the writer goroutine
 		answer := pattern(size)
 		closed := make(chan struct{})
-		writers := writersStarted.Load()
 		lost := make(chan error, 1)
 		l := startLoopWith(t, Options{Debug: true}, func(l *Loop) []ProtocolFactory {
 			return []ProtocolFactory{func() Protocol {
@@ -217,9 +216,9 @@ func TestHalfClose(t *testing.T) {
 					data: func(p []byte) { req.Write(p) },
 					eof: func() bool {
 						if req.String() != "request" {
-							panic("bad request " + req.String())
+							t.Errorf("server read %q, want %q", req.String(), "request")
 						}
-						l.CallLater(100*time.Millisecond, func() {
+						l.CallSoonFunc(func() { // once detached
 							tr.Write(answer[:size/2])
 							tr.Writev([][]byte{answer[size/2:]})
 							tr.Close()
@@ -238,18 +237,20 @@ func TestHalfClose(t *testing.T) {
 		if err := nc.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
-		<-closed                   // the server wrote everything before the client reads: 8 MiB overflows the kernel
-		got, err := io.ReadAll(nc) // the full answer, then EOF
+		recv(t, closed, "the answer written") // before the client reads: 8 MiB overflows the kernel
+		got, err := io.ReadAll(nc)            // the full answer, then EOF
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
 		if !bytes.Equal(got, answer) {
 			t.Fatalf("size %d: got %d bytes, want the %d-byte answer", size, len(got), len(answer))
 		}
-		if err := <-lost; err != nil {
+		if err := recv(t, lost, "ConnectionLost"); err != nil {
 			t.Fatalf("size %d: ConnectionLost(%v)", size, err)
 		}
-		if used := writersStarted.Load() - writers; (size > 1<<20) != (used == 1) {
+		var used int
+		onLoop(t, l, func() { used = l.dbg.writers })
+		if (size > 1<<20) != (used == 1) {
 			t.Errorf("size %d: %d writer goroutines started", size, used)
 		}
 	}
@@ -359,7 +360,7 @@ func TestStopTearsDown(t *testing.T) {
 		p.made = func(*Transport) { close(made) }
 		return p
 	}, time.Second, func(err error) { t.Error(err) })
-	<-made
+	recv(t, made, "ConnectionMade of the dialled connection")
 	timerFired := false
 	onLoop(t, l, func() {
 		l.CallLater(time.Hour, func() { timerFired = true })
@@ -381,7 +382,7 @@ func TestStopTearsDown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop did not finish")
 	}
-	<-fnDone
+	recv(t, fnDone, "the Go function's return")
 	if n := lostCount.Load(); n != 3 {
 		t.Fatalf("ConnectionLost ran %d times, want 3", n)
 	}
@@ -405,11 +406,11 @@ func TestHalfCloseWithUnsentBytes(t *testing.T) {
 		}
 	})
 	nc := dialNet(t, l).(*net.TCPConn)
-	<-wrote
+	recv(t, wrote, "the 8 MiB written")
 	if err := nc.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-lost; !errors.Is(err, ErrUnsent) {
+	if err := recv(t, lost, "ConnectionLost"); !errors.Is(err, ErrUnsent) {
 		t.Fatalf("ConnectionLost(%v), want ErrUnsent", err)
 	}
 }
@@ -459,7 +460,7 @@ func TestLoopsInParallel(t *testing.T) {
 	}
 	wg.Wait()
 	for _, l := range loops {
-		<-l.Done()
+		recv(t, l.Done(), "the loop to stop")
 	}
 }
 
@@ -525,7 +526,7 @@ func TestClosePaths(t *testing.T) {
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("client read %q, %v; want %q", got, err, tc.want)
 			}
-			err = <-lost
+			err = recv(t, lost, "ConnectionLost")
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("ConnectionLost(%v), want error: %v", err, tc.wantErr)
 			}
@@ -561,7 +562,7 @@ func TestDialBeforeStart(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { l.Stop(); <-l.Done() }()
+	defer func() { l.Stop(); recv(t, l.Done(), "the loop to stop") }()
 	select {
 	case <-made:
 	case <-time.After(10 * time.Second):

@@ -14,9 +14,10 @@ import (
 // more that reads the connection while it is up). Updates are queued under Server.mu, so a
 // resync and the floods that follow it go out in the order the table changed.
 type link struct {
-	s    *Server
-	peer string
-	wake chan struct{} // capacity 1: the queue has something, or the link must go down
+	s      *Server
+	peer   string
+	origin herd.Origin   // of the lines the neighbour sends back: herd.FromLink
+	wake   chan struct{} // capacity 1: the queue has something, or the link must go down
 
 	// Guarded by s.mu.
 	up      bool
@@ -165,27 +166,46 @@ loop:
 	s.log.Info("link down", "peer", l.peer)
 }
 
-// read applies AT lines the neighbour sends on the link, until the connection fails.
+// read applies AT lines the neighbour sends on the link, until the connection fails or the
+// core says to drop it (a line over the limit).
 func (l *link) read(c net.Conn) {
-	dec := codec.NewDecoder(l.s.limits.MaxLine)
+	s := l.s
+	core := herd.NewCore(s.name)
+	dec := codec.Decoder{Max: s.limits.MaxLine, AT: true}
 	buf := make([]byte, readSize)
 	for {
 		n, err := c.Read(buf)
+		recv := codec.FromTime(s.now())
 		dec.Feed(buf[:n])
 		for {
 			line, ok, derr := dec.Next()
 			if derr != nil {
+				l.act(core.TooLong(line, l.origin))
 				return
 			}
 			if !ok {
 				break
 			}
-			if m, perr := codec.ParseLine(line); perr == nil && m.Kind == codec.AT {
-				l.s.apply(&m, line)
+			if !l.act(core.Handle(line, recv, l.origin)) {
+				return
 			}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// act does what the core decided about a line from the neighbour and reports whether the
+// link reads on: a link carries no replies, so anything but Store and Ignore ends it.
+func (l *link) act(r herd.Result) bool {
+	switch r.Action {
+	case herd.Store:
+		l.s.apply(r.Msg, r.Line)
+	case herd.Ignore:
+	default:
+		l.s.log.Info("link: closing it", "peer", l.peer, "err", r.Err)
+		return false
+	}
+	return true
 }

@@ -1,8 +1,9 @@
 // Package server is the herd server in the goroutine-per-connection model, the baseline the
 // reactor server (package herd) is measured against: a net.Listener, one goroutine per client
 // connection and one per neighbour link, and the record table under a sync.Mutex. It shares
-// codec, herd.Table, the herd config and the Places providers with the reactor server, so only
-// the I/O model differs. Command baseline (the parent directory) runs it.
+// codec (framing included), herd.Core (what every line means and what to answer), herd.Table,
+// the herd config and the Places providers with the reactor server, so only the I/O and
+// concurrency model differs. Command baseline (the parent directory) runs it.
 //
 // Differences from the reactor server, all from the model: a client's lines are handled one
 // after the other by its goroutine, so at most one request per client is pending (the rest
@@ -13,7 +14,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,8 +44,8 @@ const (
 
 // Server is one server of the herd in the goroutine-per-connection model: a net.Listener, one
 // goroutine per client connection and one per neighbour link, and the record table under a
-// mutex. It shares codec, herd.Table and the Places providers with the reactor server, so only
-// the I/O model differs.
+// mutex. It shares codec, herd.Core, herd.Table and the Places providers with the reactor
+// server, so only the I/O model differs.
 //
 // Create it with New, then Listen and Start; Close or Shutdown stops it. Its methods may be
 // called from any goroutine (SetPeerAddr before Start).
@@ -66,6 +66,7 @@ type Server struct {
 	links     []*link
 	clients   atomic.Int64
 	writeWait time.Duration // see defaultWriteTimeout; tests shorten it
+	now       func() time.Time
 	connMu    sync.Mutex
 	conns     map[net.Conn]struct{}
 	ctx       context.Context
@@ -101,6 +102,7 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 		peerHosts: map[netip.Addr]bool{},
 		conns:     map[net.Conn]struct{}{},
 		writeWait: defaultWriteTimeout,
+		now:       time.Now,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -163,10 +165,15 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // port 0). Call before Start. lookup is called from the link goroutines.
 func (s *Server) SetPeerAddr(lookup func(name string) string) { s.peerAddr = lookup }
 
+// SetClock makes the server take receive times from now instead of time.Now, as
+// herd.WithClock does for the reactor server (tests compare the two byte for byte). Call
+// before Start. now is called from the connection goroutines, concurrently.
+func (s *Server) SetClock(now func() time.Time) { s.now = now }
+
 // Start starts accepting clients and dialing the neighbours, in the background.
 func (s *Server) Start() {
 	for _, p := range s.peers {
-		l := &link{s: s, peer: p, wake: make(chan struct{}, 1)}
+		l := &link{s: s, peer: p, origin: herd.FromLink, wake: make(chan struct{}, 1)}
 		s.links = append(s.links, l)
 		s.wg.Add(1)
 		go l.run()
@@ -266,8 +273,9 @@ func isTemporary(err error) bool {
 type conn struct {
 	s       *Server
 	c       net.Conn
-	peer    bool   // from a neighbour's host: AT lines accepted
-	out     []byte // replies not yet written
+	core    *herd.Core  // what each line means, as for the reactor server; made at the first read
+	origin  herd.Origin // herd.FromNeighbourHost from a neighbour's host: AT lines accepted
+	out     []byte      // replies not yet written
 	remote  string
 	invalid bool
 	werr    error // the first write error
@@ -281,9 +289,9 @@ func (s *Server) serve(nc net.Conn) {
 		s.connMu.Unlock()
 		s.clients.Add(-1)
 	}()
-	c := &conn{s: s, c: nc, remote: nc.RemoteAddr().String()}
-	if ap, err := netip.ParseAddrPort(c.remote); err == nil {
-		c.peer = s.peerHosts[ap.Addr().Unmap()]
+	c := &conn{s: s, c: nc, origin: herd.FromClient, remote: nc.RemoteAddr().String()}
+	if ap, err := netip.ParseAddrPort(c.remote); err == nil && s.peerHosts[ap.Addr().Unmap()] {
+		c.origin = herd.FromNeighbourHost
 	}
 	s.log.Info("connection", "remote", c.remote)
 	err := c.loop()
@@ -299,23 +307,26 @@ func (s *Server) serve(nc net.Conn) {
 // Lines are handled one after the other, so replies go out in request order; a WHATSAT
 // blocks this goroutine (and only this connection) while Places answers.
 func (c *conn) loop() error {
-	dec := codec.NewDecoder(c.s.limits.MaxLine)
+	dec := codec.Decoder{Max: c.s.limits.MaxLine, AT: true}
 	buf := make([]byte, readSize)
 	for {
 		n, rerr := c.c.Read(buf)
+		recv := codec.FromTime(c.s.now()) // the moment these lines were read
+		if c.core == nil {
+			c.core = herd.NewCore(c.s.name) // not before: an idle connection holds none
+		}
 		dec.Feed(buf[:n])
 		for {
 			line, ok, err := dec.Next()
 			if err != nil {
 				c.s.log.Info("line too long", "remote", c.remote)
-				c.out = codec.AppendTooLong(c.out, line)
-				c.invalid = true
+				c.act(c.core.TooLong(line, c.origin), line)
 				return c.flush()
 			}
 			if !ok {
 				break
 			}
-			if !c.handle(line) || c.werr != nil {
+			if !c.handle(line, recv) || c.werr != nil {
 				return c.flush()
 			}
 			if len(c.out) >= c.s.limits.MaxUnsent {
@@ -327,8 +338,12 @@ func (c *conn) loop() error {
 		if rerr != nil {
 			// EOF (a half-close) or a read deadline (Close): answer a last line
 			// without "\n", then everything owed, and close.
-			if line := dec.Final(); line != nil && (rerr == io.EOF) {
-				c.handle(line)
+			if rerr == io.EOF {
+				if line, err := dec.Final(); err != nil {
+					c.act(c.core.TooLong(line, c.origin), line)
+				} else if line != nil {
+					c.handle(line, recv)
+				}
 			}
 			if err := c.flush(); err != nil {
 				return err
@@ -357,58 +372,56 @@ func (c *conn) flush() error {
 	return c.werr
 }
 
-// handle answers one line into c.out and reports whether the connection goes on.
-func (c *conn) handle(line []byte) bool {
+// handle answers one line, received at recv, into c.out and reports whether the connection
+// goes on.
+func (c *conn) handle(line []byte, recv codec.Time) bool {
+	if c.s.logIO {
+		c.s.log.Info("in", "remote", c.remote, "line", line)
+	}
+	return c.act(c.core.Handle(line, recv, c.origin), line)
+}
+
+// act does what the core decided about line and reports whether the connection goes on.
+func (c *conn) act(r herd.Result, line []byte) bool {
 	s := c.s
-	recv := codec.FromTime(time.Now())
-	if s.logIO {
-		s.log.Info("in", "remote", c.remote, "line", line)
-	}
-	m, err := codec.ParseLine(line)
-	if err == nil && m.Kind == codec.AT && !c.peer {
-		err = errors.New("server: AT line from a host that is not a neighbour")
-	}
-	if err == nil && m.Kind == codec.WHATSAT {
-		err = c.whatsat(&m)
-	}
-	if err != nil {
-		s.log.Info("invalid", "remote", c.remote, "err", err)
-		c.out = codec.AppendInvalid(c.out, line)
+	switch r.Action {
+	case herd.Store:
+		c.out = append(c.out, r.Reply...)
+		s.apply(r.Msg, r.Line)
+		if s.logIO && r.Reply != nil {
+			s.log.Info("out", "remote", c.remote, "line", r.Line)
+		}
+	case herd.AskPlaces:
+		return c.whatsat(line, r.Msg)
+	case herd.Close:
+		s.log.Info("invalid", "remote", c.remote, "err", r.Err)
+		c.out = append(c.out, r.Reply...)
 		c.invalid = true
 		return false
-	}
-	switch m.Kind {
-	case codec.IAMAT:
-		start := len(c.out)
-		c.out = codec.AppendAT(c.out, s.name, recv, &m)
-		s.apply(&m, c.out[start:])
-		if s.logIO {
-			s.log.Info("out", "remote", c.remote, "line", c.out[start:len(c.out)-1])
-		}
-	case codec.AT:
-		s.apply(&m, line)
+	case herd.Abort:
+		c.out = c.out[:0]
+		return false
 	}
 	return true
 }
 
-// whatsat appends the reply to a WHATSAT, or returns an error for an unknown client.
-func (c *conn) whatsat(m *codec.Message) error {
+// whatsat appends the reply to a WHATSAT line (m) and reports whether the connection goes
+// on: for an unknown client, as the core says.
+func (c *conn) whatsat(line []byte, m *codec.Message) bool {
 	s := c.s
 	s.mu.Lock()
 	r := s.table.Get(m.Client)
 	if r == nil {
 		s.mu.Unlock()
-		return errors.New("server: WHATSAT for an unknown client")
+		return c.act(c.core.UnknownClient(line, c.origin), line)
 	}
 	// The record's storage is reused by a newer Apply: copy what is needed.
 	at := append([]byte(nil), r.Line...)
-	req := places.Request{Lat: string(r.Lat), Lng: string(r.Lng), LatF: r.LatF, LngF: r.LngF, Bound: m.Bound}
+	req := herd.NewPlacesRequest(r, m)
 	s.mu.Unlock()
-	req.RadiusM = string(codec.AppendRadiusMetres(nil, m.Radius))
-	req.RadiusMF = m.RadiusKm * 1000
 	// Send what is owed before waiting on Places.
 	if c.flush() != nil {
-		return nil // the connection is gone; the caller sees c.werr
+		return false
 	}
 	// Not s.ctx: a server that is closing still finishes the replies it owes.
 	body, err := s.places.Nearby(context.Background(), req)
@@ -418,24 +431,20 @@ func (c *conn) whatsat(m *codec.Message) error {
 	start := len(c.out)
 	c.out = append(c.out, at...)
 	c.out = append(c.out, '\n')
-	out, perr := codec.AppendPlacesBody(c.out, body, m.Bound)
-	if perr != nil {
-		s.log.Warn("places body", "err", perr)
-		eb := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: the answer is not a Nearby Search body")
-		out, _ = codec.AppendPlacesBody(c.out, eb, m.Bound)
+	c.out, err = herd.AppendPlacesAnswer(c.out, body, err, m.Bound)
+	if err != nil {
+		s.log.Warn("places body rejected", "err", err)
 	}
-	c.out = append(out, "\n\n"...)
+	c.out = append(c.out, "\n\n"...)
 	if s.logIO {
 		s.log.Info("out", "remote", c.remote, "bytes", len(c.out)-start)
 	}
-	return nil
+	return true
 }
 
-// apply stores a record if it is newer and floods it to every link that is up.
-// The line is stored and flooded without the white space around it (as the reactor server
-// does), so every server of a herd compares the same bytes.
+// apply stores a record if it is newer and floods it to every link that is up. line is the
+// AT line the core made: the reply to an IAMAT, or a neighbour's in canonical form.
 func (s *Server) apply(m *codec.Message, line []byte) {
-	line = bytes.Trim(line, " \t\r\v\f\n")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.table.Apply(m, line) {

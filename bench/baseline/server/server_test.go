@@ -55,6 +55,18 @@ func testConfig(t testing.TB, url, limits string, nodes ...node) *herd.Config {
 	return cfg
 }
 
+// startFake starts a fake Google Places server for the test and returns its base URL.
+func startFake(t testing.TB, o fake.Options) (*fake.Server, string) {
+	t.Helper()
+	f := fake.New(o)
+	base, err := f.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, base
+}
+
 // testHerd is a herd of baseline servers in this process.
 type testHerd struct {
 	t       testing.TB
@@ -164,8 +176,15 @@ func exchange(t *testing.T, addr, input string) string {
 	return out
 }
 
-func tryExchange(addr, input string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func tryExchange(addr, input string) (string, error) { return tryExchangeFrom(nil, addr, input) }
+
+// tryExchangeFrom is tryExchange from a connection bound to the host local (nil: any).
+func tryExchangeFrom(local net.IP, addr, input string) (string, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != nil {
+		d.LocalAddr = &net.TCPAddr{IP: local}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return "", err
 	}
@@ -231,12 +250,7 @@ func TestIAMATReply(t *testing.T) {
 // TestProtocol is the table of protocol cases: each is one connection's input and the exact
 // output, after a setup that stores kiwi (whose AT line replaces {at}).
 func TestProtocol(t *testing.T) {
-	f := fake.New(fake.Options{})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, base := startFake(t, fake.Options{})
 	h := newHerd(t, testConfig(t, base, "max_line = 100", node{name: "Hill"}))
 	addr := h.start("Hill")
 	at := strings.TrimSuffix(exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
@@ -298,12 +312,7 @@ func TestProtocol(t *testing.T) {
 
 // TestPipelinedOrder: a WHATSAT waiting on a slow Places holds the replies after it.
 func TestPipelinedOrder(t *testing.T) {
-	f := fake.New(fake.Options{Delay: 200 * time.Millisecond, Results: 1})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	_, base := startFake(t, fake.Options{Delay: 200 * time.Millisecond, Results: 1})
 	addr := newHerd(t, testConfig(t, base, "", node{name: "Hill"})).start("Hill")
 	exchange(t, addr, "IAMAT a +1+1 1\n")
 	got := exchange(t, addr, "IAMAT b +2+2 2\nWHATSAT a 5 1\nIAMAT c +3+3 3\nWHATSAT b 5 1\nIAMAT d +4+4 4")
@@ -322,12 +331,7 @@ func TestPipelinedOrder(t *testing.T) {
 }
 
 func TestPlacesFailures(t *testing.T) {
-	f := fake.New(fake.Options{})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, base := startFake(t, fake.Options{})
 	addr := newHerd(t, testConfig(t, base, "", node{name: "Hill"})).start("Hill")
 	at := strings.TrimSuffix(exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1\n"), "\n")
 	for _, c := range []struct {
@@ -426,13 +430,11 @@ func TestMaxClients(t *testing.T) {
 	})
 }
 
-func TestCloseAnswersWhatIsOwed(t *testing.T) {
-	f := fake.New(fake.Options{Delay: 300 * time.Millisecond, Results: 1})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+// waitingOnPlaces starts Hill with a Places fake of options o, and returns a client whose
+// WHATSAT has reached Places.
+func waitingOnPlaces(t *testing.T, o fake.Options) (*testHerd, net.Conn) {
+	t.Helper()
+	f, base := startFake(t, o)
 	h := newHerd(t, testConfig(t, base, "", node{name: "Hill"}))
 	addr := h.start("Hill")
 	exchange(t, addr, "IAMAT a +1+1 1\n")
@@ -440,9 +442,14 @@ func TestCloseAnswersWhatIsOwed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	io.WriteString(c, "WHATSAT a 1 1\n")
 	waitFor(t, "the WHATSAT to reach Places", func() bool { return f.Count() > 0 })
+	return h, c
+}
+
+func TestCloseAnswersWhatIsOwed(t *testing.T) {
+	h, c := waitingOnPlaces(t, fake.Options{Delay: 300 * time.Millisecond, Results: 1})
 	h.stop("Hill")
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(c)
@@ -601,22 +608,7 @@ func TestNonReadingNeighbour(t *testing.T) {
 
 // Shutdown with a grace time that runs out closes the clients still owed a reply.
 func TestShutdownGraceRunsOut(t *testing.T) {
-	f := fake.New(fake.Options{Hang: true})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := newHerd(t, testConfig(t, base, "", node{name: "Hill"}))
-	addr := h.start("Hill")
-	exchange(t, addr, "IAMAT a +1+1 1\n")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "WHATSAT a 1 1\n")
-	waitFor(t, "the WHATSAT to reach Places", func() bool { return f.Count() > 0 })
+	h, c := waitingOnPlaces(t, fake.Options{Hang: true})
 	h.mu.Lock()
 	s := h.servers["Hill"]
 	h.mu.Unlock()

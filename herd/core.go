@@ -1,0 +1,185 @@
+package herd
+
+import (
+	"errors"
+
+	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/herd/places"
+)
+
+// Origin says where a line came from. It decides which commands the line may carry and what
+// is done with it, so front ends only say where their lines come from, and a new kind of
+// origin changes Core alone.
+type Origin uint8
+
+const (
+	// FromClient is a connection on the client port from a host that is not a neighbour's:
+	// IAMAT and WHATSAT are answered; anything else, an AT line included, is invalid.
+	FromClient Origin = iota
+	// FromNeighbourHost is a connection on the client port from a neighbour's host
+	// (SPEC §5): a client's commands as from FromClient, and AT lines, applied without a
+	// reply. A neighbour's own link to this server arrives so.
+	FromNeighbourHost
+	// FromLink is a link this server dialled: AT lines the neighbour sends back on it are
+	// applied; other lines are ignored, and a line over the limit aborts the link.
+	FromLink
+)
+
+// answers reports whether a connection of origin o gets replies (a "?" for a line it may
+// not send, among them).
+func (o Origin) answers() bool { return o != FromLink }
+
+// takesAT reports whether AT lines from o are applied.
+func (o Origin) takesAT() bool { return o != FromClient }
+
+// Action is what a front end does after Core has decided about a line.
+type Action uint8
+
+const (
+	// Ignore: nothing is written and nothing changes. Result.Err says why, for the log.
+	Ignore Action = iota
+	// Store: write Result.Reply if there is one, then apply the record (Table.Apply of
+	// Result.Msg and Result.Line) and, if it was newer, flood Result.Line.
+	Store
+	// AskPlaces: a WHATSAT (Result.Msg). Look up Msg.Client: for no record, do what
+	// Core.UnknownClient says; else reply, in this line's turn, with the record's AT line
+	// and the Places answer (NewPlacesRequest, AppendPlacesAnswer).
+	AskPlaces
+	// Close: write Result.Reply (a "?" line), handle no later line of the connection, and
+	// close it once every reply owed is written. Result.Err says why.
+	Close
+	// Abort: close the connection now, writing nothing more. Result.Err says why.
+	Abort
+)
+
+// Result is what Core decided about one line.
+type Result struct {
+	Action Action
+	// Reply is the reply to write (with its "\n"), or nil. It is valid until the Core's
+	// next call.
+	Reply []byte
+	// Line is, for Store, the AT line to store and flood (without "\n"): the reply to an
+	// IAMAT, or a neighbour's AT line in canonical form (codec.AppendFields). It is valid
+	// until the Core's next call.
+	Line []byte
+	// Msg is, for Store and AskPlaces, the line parsed. It aliases the line and the Core,
+	// and is valid while both are.
+	Msg *codec.Message
+	// Err says why a line is ignored, refused or aborts its connection.
+	Err error
+}
+
+// Errors that Result.Err carries besides codec's (*codec.ParseError, codec.ErrLineTooLong).
+var (
+	// ErrUnknownClient refuses a WHATSAT whose client the table does not hold.
+	ErrUnknownClient = errors.New("herd: WHATSAT for a client no server has heard of")
+	// ErrNotNeighbour refuses an AT line from a host that is not a neighbour's.
+	ErrNotNeighbour = errors.New("herd: AT line from a host that is not a neighbour's")
+	// ErrNotAT ignores a client's command on a link.
+	ErrNotAT = errors.New("herd: a link carries AT lines only")
+)
+
+// Core is the protocol of one server without its I/O: it decides what a line means, makes
+// the reply and says what to do next, and knows nothing of sockets, tables or links. The
+// reactor server's client connections and links and the goroutine baseline's all call it,
+// so every front end answers every line alike (as redis's processCommand serves clients,
+// replicas and AOF replay alike). The front end owns what Core leaves to it: writing,
+// the record table, flooding, Places and closing.
+//
+// A Core holds the buffers its results alias: one goroutine uses it at a time (the reactor
+// server's loop, or one connection's goroutine in the baseline). Use NewCore.
+type Core struct {
+	name string
+	msg  codec.Message
+	buf  []byte // the reply, or a neighbour's AT line in canonical form
+}
+
+// NewCore returns the Core of the server called name (a valid field of at most
+// codec.MaxNameLen bytes, as the config checks). Any goroutine.
+func NewCore(name string) *Core { return &Core{name: name} }
+
+// Handle decides about line (without its "\n"), received at recv from a connection of
+// origin from:
+//
+//   - a valid IAMAT from a client port: Store, with the AT reply (the skew is recv minus
+//     the client's time), which is also the line to store;
+//   - a valid WHATSAT from a client port: AskPlaces;
+//   - a valid AT line from a neighbour's host or a link: Store, in canonical form, no reply;
+//   - anything else from a client port: Close, with "? " and the line;
+//   - anything else on a link: Ignore.
+//
+// The results alias line and the Core (see Result). Handle does not allocate once its
+// buffer has grown to the longest reply. The goroutine that uses the Core.
+func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
+	var err error
+	if c.msg, err = codec.ParseLine(line); err != nil {
+		return c.refuse(line, from, err)
+	}
+	m := &c.msg
+	switch {
+	case m.Kind == codec.AT:
+		if !from.takesAT() {
+			return c.refuse(line, from, ErrNotNeighbour)
+		}
+		c.buf = codec.AppendFields(c.buf[:0], line)
+		return Result{Action: Store, Line: c.buf, Msg: m}
+	case !from.answers():
+		return Result{Action: Ignore, Err: ErrNotAT}
+	case m.Kind == codec.WHATSAT:
+		return Result{Action: AskPlaces, Msg: m}
+	}
+	c.buf = codec.AppendAT(c.buf[:0], c.name, recv, m)
+	return Result{Action: Store, Reply: c.buf, Line: c.buf[:len(c.buf)-1], Msg: m}
+}
+
+// TooLong decides about a line over the limit, of which echo is the start that
+// codec.Decoder returned with codec.ErrLineTooLong: from a client port, Close with "? " and
+// echo; on a link, Abort. The goroutine that uses the Core.
+func (c *Core) TooLong(echo []byte, from Origin) Result {
+	if !from.answers() {
+		return Result{Action: Abort, Err: codec.ErrLineTooLong}
+	}
+	c.buf = codec.AppendInvalid(c.buf[:0], echo)
+	return Result{Action: Close, Reply: c.buf, Err: codec.ErrLineTooLong}
+}
+
+// UnknownClient decides about a WHATSAT line (Handle said AskPlaces) whose client the
+// table does not hold: it is invalid (SPEC §6). The goroutine that uses the Core.
+func (c *Core) UnknownClient(line []byte, from Origin) Result {
+	return c.refuse(line, from, ErrUnknownClient)
+}
+
+// refuse is the answer to a line from that may not come from there, for err.
+func (c *Core) refuse(line []byte, from Origin, err error) Result {
+	if !from.answers() {
+		return Result{Action: Ignore, Err: err}
+	}
+	c.buf = codec.AppendInvalid(c.buf[:0], line)
+	return Result{Action: Close, Reply: c.buf, Err: err}
+}
+
+// NewPlacesRequest returns the Places request of a WHATSAT m for the record r: the stored
+// location text (with its sign) and the radius in metres (codec.AppendRadiusMetres). It
+// copies what it keeps of r and m. Any goroutine.
+func NewPlacesRequest(r *Record, m *codec.Message) places.Request {
+	return places.Request{
+		Lat: string(r.Lat), Lng: string(r.Lng), RadiusM: string(codec.AppendRadiusMetres(nil, m.Radius)),
+		LatF: r.LatF, LngF: r.LngF, RadiusMF: m.RadiusKm * 1000, Bound: m.Bound,
+	}
+}
+
+// AppendPlacesAnswer appends to dst the body of a WHATSAT reply, without the blank line
+// that ends it, for what a Places provider answered (body and err): body with "results"
+// cut to bound; a body without "results" that carries a "status" as sent (an error body
+// Google may send, SPEC §4); an UNKNOWN_ERROR body in Google's shape for no body at all
+// (saying err) or for a body that is neither (rejected then says why). Any goroutine.
+func AppendPlacesAnswer(dst, body []byte, err error, bound int) (out []byte, rejected error) {
+	if len(body) == 0 {
+		msg := "no answer"
+		if err != nil {
+			msg = err.Error()
+		}
+		body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
+	}
+	return cutBody(dst, body, bound)
+}

@@ -1,0 +1,151 @@
+package herd
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/herd-project/herd/codec"
+)
+
+// TestCoreHandle is the table of what the core decides for each kind of line from each
+// origin.
+func TestCoreHandle(t *testing.T) {
+	recv := codec.Time{Sec: 1621464828, Nsec: 223371889}
+	const (
+		iamat   = "IAMAT kiwi +34.068930-118.445127 1621464827.959498503"
+		reply   = "AT Hill +0.263873386 kiwi +34.068930-118.445127 1621464827.959498503"
+		whatsat = "WHATSAT kiwi 10 5"
+		at      = "AT Zed +0.000000001 kiwi +1+1 5"
+		oddAT   = " AT\tZed  +0.000000001 \vkiwi\t+1+1 5 \r"
+	)
+	all := []Origin{FromClient, FromNeighbourHost, FromLink}
+	type want struct {
+		action Action
+		reply  string // "" for none
+		line   string // Store only
+		err    error
+	}
+	for _, c := range []struct {
+		in   string
+		want map[Origin]want
+	}{
+		{iamat, map[Origin]want{
+			FromClient:        {Store, reply + "\n", reply, nil},
+			FromNeighbourHost: {Store, reply + "\n", reply, nil},
+			FromLink:          {Ignore, "", "", ErrNotAT},
+		}},
+		{"\t IAMAT  kiwi +34.068930-118.445127\v1621464827.959498503 ", map[Origin]want{
+			FromClient: {Store, reply + "\n", reply, nil}, // the reply is canonical too
+		}},
+		{whatsat, map[Origin]want{
+			FromClient:        {AskPlaces, "", "", nil},
+			FromNeighbourHost: {AskPlaces, "", "", nil},
+			FromLink:          {Ignore, "", "", ErrNotAT},
+		}},
+		{at, map[Origin]want{
+			FromClient:        {Close, "? " + at + "\n", "", ErrNotNeighbour},
+			FromNeighbourHost: {Store, "", at, nil},
+			FromLink:          {Store, "", at, nil},
+		}},
+		{oddAT, map[Origin]want{
+			FromClient:        {Close, "? " + oddAT + "\n", "", ErrNotNeighbour},
+			FromNeighbourHost: {Store, "", at, nil},
+			FromLink:          {Store, "", at, nil},
+		}},
+		{"", map[Origin]want{
+			FromClient:        {Close, "? \n", "", codec.ErrInvalid},
+			FromNeighbourHost: {Close, "? \n", "", codec.ErrInvalid},
+			FromLink:          {Ignore, "", "", codec.ErrInvalid},
+		}},
+		{"HELLO there", map[Origin]want{
+			FromClient:        {Close, "? HELLO there\n", "", codec.ErrInvalid},
+			FromNeighbourHost: {Close, "? HELLO there\n", "", codec.ErrInvalid},
+			FromLink:          {Ignore, "", "", codec.ErrInvalid},
+		}},
+		{"AT Zed +0.1 kiwi +91+1 5", map[Origin]want{
+			FromNeighbourHost: {Close, "? AT Zed +0.1 kiwi +91+1 5\n", "", codec.ErrInvalid},
+			FromLink:          {Ignore, "", "", codec.ErrInvalid},
+		}},
+	} {
+		for _, from := range all {
+			w, ok := c.want[from]
+			if !ok {
+				continue
+			}
+			core := NewCore("Hill")
+			r := core.Handle([]byte(c.in), recv, from)
+			if r.Action != w.action || string(r.Reply) != w.reply || string(r.Line) != w.line || !errors.Is(r.Err, w.err) || (w.err == nil) != (r.Err == nil) {
+				t.Errorf("Handle(%q, %d) = %v %q %q %v; want %v %q %q %v", c.in, from, r.Action, r.Reply, r.Line, r.Err, w.action, w.reply, w.line, w.err)
+			}
+			if (r.Action == Store || r.Action == AskPlaces) && (r.Msg == nil || r.Msg.Kind == codec.Invalid) {
+				t.Errorf("Handle(%q, %d): %v without its message", c.in, from, r.Action)
+			}
+		}
+	}
+}
+
+func TestCoreTooLongAndUnknownClient(t *testing.T) {
+	core := NewCore("Hill")
+	echo := []byte(strings.Repeat("x", codec.TooLongEcho))
+	if r := core.TooLong(echo, FromClient); r.Action != Close || string(r.Reply) != "? "+string(echo)+"\n" || r.Err != codec.ErrLineTooLong {
+		t.Errorf("TooLong from a client = %v %q %v", r.Action, r.Reply, r.Err)
+	}
+	if r := core.TooLong(echo, FromLink); r.Action != Abort || r.Reply != nil || r.Err != codec.ErrLineTooLong {
+		t.Errorf("TooLong on a link = %v %q %v", r.Action, r.Reply, r.Err)
+	}
+	line := []byte("WHATSAT nobody 10 5")
+	if r := core.UnknownClient(line, FromNeighbourHost); r.Action != Close || string(r.Reply) != "? WHATSAT nobody 10 5\n" || r.Err != ErrUnknownClient {
+		t.Errorf("UnknownClient = %v %q %v", r.Action, r.Reply, r.Err)
+	}
+}
+
+// The core allocates nothing once its buffer has grown: it is on the path of every line.
+func TestCoreDoesNotAllocate(t *testing.T) {
+	core := NewCore("Hill")
+	recv := codec.Time{Sec: 1621464828}
+	lines := [][]byte{
+		[]byte("IAMAT kiwi +34.068930-118.445127 1621464827.959498503"),
+		[]byte(" AT\tZed  +0.000000001 kiwi +1+1 5"),
+		[]byte("WHATSAT kiwi 10 5"),
+		[]byte("BAD"),
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, l := range lines {
+			core.Handle(l, recv, FromNeighbourHost)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per round", n)
+	}
+}
+
+func TestNewPlacesRequest(t *testing.T) {
+	tab := NewTable()
+	m := parseAT(t, "AT Hill +0.1 kiwi +34.068930-118.445127 5")
+	tab.Apply(m, []byte("AT Hill +0.1 kiwi +34.068930-118.445127 5"))
+	w, err := codec.ParseLine([]byte("WHATSAT kiwi 0.0015 7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := NewPlacesRequest(tab.Get([]byte("kiwi")), &w)
+	if req.Lat != "+34.068930" || req.Lng != "-118.445127" || req.RadiusM != "1.5" || req.RadiusMF != 1.5 || req.Bound != 7 || req.LatF != 34.06893 {
+		t.Errorf("NewPlacesRequest = %+v", req)
+	}
+}
+
+func TestAppendPlacesAnswer(t *testing.T) {
+	body := []byte("{\n   \"results\" : [ 1, 2, 3 ],\n   \"status\" : \"OK\"\n}\n")
+	if got, rej := AppendPlacesAnswer(nil, body, nil, 2); rej != nil || string(got) != "{\n   \"results\" : [ 1, 2 ],\n   \"status\" : \"OK\"\n}" {
+		t.Errorf("a body cut to 2: %q, %v", got, rej)
+	}
+	denied := []byte("{\n   \"error_message\" : \"no\",\n   \"status\" : \"REQUEST_DENIED\"\n}\n")
+	if got, rej := AppendPlacesAnswer(nil, denied, nil, 2); rej != nil || string(got) != strings.TrimSuffix(string(denied), "\n") {
+		t.Errorf("a status body: %q, %v", got, rej)
+	}
+	if got, rej := AppendPlacesAnswer(nil, nil, errors.New("places: timeout"), 2); rej != nil || !strings.Contains(string(got), `"error_message" : "places: timeout"`) || !strings.Contains(string(got), `"UNKNOWN_ERROR"`) {
+		t.Errorf("no body: %q, %v", got, rej)
+	}
+	if got, rej := AppendPlacesAnswer(nil, []byte("<html>"), nil, 2); rej == nil || !strings.Contains(string(got), `"UNKNOWN_ERROR"`) {
+		t.Errorf("not JSON: %q, %v", got, rej)
+	}
+}

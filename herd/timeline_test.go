@@ -1,0 +1,220 @@
+package herd
+
+// Tests of what the server does over time (idle_timeout, the redial backoff, the lingering
+// close), on a reactor.FakeClock handed to the loop with WithLoopClock: time moves only when the
+// test advances it, so each test is a timeline that checks what happened at every step.
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herd-project/herd/reactor"
+)
+
+// newFakeClock returns a fake clock for a server's loop, at a time no test line is ahead of.
+func newFakeClock() *reactor.FakeClock { return reactor.NewFakeClock(time.Unix(1_700_000_000, 0)) }
+
+// settle returns once s's loop has run the timers that were due when it was called and the
+// callbacks those scheduled: each Record runs in a later pass than the one before.
+func settle(t testing.TB, s *Server) {
+	t.Helper()
+	for range 3 {
+		s.Record("")
+	}
+}
+
+// TestIdleTimeoutClosesQuietClients: with idle_timeout set, a client quiet for that long on
+// the loop's clock is closed, and not a moment before; one owed a reply is not, however long
+// it waits, until it has its reply; neighbours' links stay up.
+func TestIdleTimeoutClosesQuietClients(t *testing.T) {
+	const idle = time.Minute
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	cfg.Limits.IdleTimeout = idle
+	clock := newFakeClock()
+	a, b, release := gatedPair(t, cfg, WithLoopClock(clock))
+	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
+
+	waiting := dial(t, a.Addr())
+	waiting.send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
+	waiting.line()
+	quiet := dial(t, a.Addr())
+	quiet.send("IAMAT q +1+1 5\n")
+	quiet.line()
+	const open = 3 // B's link, waiting and quiet
+	waitFor(t, "B's link and both clients on A", func() bool { return a.Metrics().ClientsOpen.Load() == open })
+
+	clock.Advance(idle - time.Nanosecond)
+	settle(t, a)
+	if n := a.Metrics().ClientsOpen.Load(); n != open {
+		t.Fatalf("%d connections closed before idle_timeout", open-n)
+	}
+	clock.Advance(time.Nanosecond)
+	quiet.eof() // closed by the idle timeout
+
+	for range 3 {
+		clock.Advance(idle)
+		settle(t, a)
+	}
+	if n := a.Metrics().ClientsOpen.Load(); n != open-1 {
+		t.Fatalf("%d connections open after three more timeouts, want %d: the client owed a reply and B's link stay", n, open-1)
+	}
+	release()
+	if got := waiting.whatsat(); !strings.HasPrefix(got, "AT A ") {
+		t.Errorf("WHATSAT reply %q", got)
+	}
+	clock.Advance(idle) // quiet and owed nothing now
+	waiting.eof()
+	if n := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); n != ups {
+		t.Errorf("links came up %d more times: the idle timeout closed a link", n-ups)
+	}
+	if n := a.Metrics().LinksUp.Load() + b.Metrics().LinksUp.Load(); n != 2 {
+		t.Errorf("%d links up, want 2", n)
+	}
+}
+
+// acceptor accepts connections on a loopback port and hands them over on a channel.
+func acceptor(t *testing.T) (net.Listener, <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 64)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		close(conns)
+		for c := range conns {
+			c.Close()
+		}
+	})
+	return ln, conns
+}
+
+// nextConn waits for the acceptor's next connection.
+func nextConn(t *testing.T, accepted <-chan net.Conn, what string) (c net.Conn) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		select {
+		case c = <-accepted:
+			return true
+		default:
+			return false
+		}
+	})
+	return c
+}
+
+// TestRedialBackoff: a link that drops is redialled after a delay on the loop's clock drawn from
+// (0, min(backoff_cap, backoff_base*2^n)] for the n-th retry in a row, and not before; a link
+// that stayed up longer than backoff_cap starts again from backoff_base.
+func TestRedialBackoff(t *testing.T) {
+	const base, cap = 10 * time.Millisecond, time.Second
+	ln, accepted := acceptor(t)
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
+	cfg.Limits.BackoffBase, cfg.Limits.BackoffCap = base, cap
+	clock := newFakeClock()
+	s := startServer(t, cfg, "A", WithLoopClock(clock))
+	conn := nextConn(t, accepted, "the first dial") // at once, no backoff
+
+	// drop closes the link's connection and returns the redial delay the loop armed, after
+	// checking that nothing dials before it.
+	drop := func() time.Duration {
+		t.Helper()
+		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		conn.Close()
+		waitFor(t, "the redial timer", func() bool { _, ok := clock.Next(); return ok })
+		next, _ := clock.Next()
+		settle(t, s)
+		select {
+		case <-accepted:
+			t.Fatal("redialled before the backoff delay")
+		default:
+		}
+		return next.Sub(clock.Now())
+	}
+	for n := range 12 { // the bound doubles from base and reaches cap at n = 7
+		d := drop()
+		if bound := min(cap, base<<n); d <= 0 || d > bound {
+			t.Fatalf("retry %d after %v, want within (0, %v]", n, d, bound)
+		}
+		clock.Advance(d)
+		conn = nextConn(t, accepted, "the redial")
+	}
+	// Three times, the link stays up longer than backoff_cap: each drop starts from base again.
+	// (Were the count not reset, each delay would be drawn up to cap: all three within base
+	// by chance once in a million runs.)
+	for range 3 {
+		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		clock.Advance(cap + time.Nanosecond)
+		if d := drop(); d <= 0 || d > base {
+			t.Fatalf("retry after a long-lived link after %v, want within (0, %v]", d, base)
+		}
+		clock.Advance(base)
+		conn = nextConn(t, accepted, "the redial")
+	}
+}
+
+// TestInvalidLineLingers: a client that goes on sending after an invalid line gets the "?"
+// reply and a clean end of stream, not a reset that would destroy it; the server keeps reading
+// and discarding until the lingering close times out on the loop's clock, then closes.
+func TestInvalidLineLingers(t *testing.T) {
+	clock := newFakeClock()
+	s := startServer(t, testConfig(t, "", ServerConfig{Name: "Hill"}), "Hill", WithLoopClock(clock))
+	c := dial(t, s.Addr())
+	more := bytes.Repeat([]byte(kiwiIAMAT+"\n"), 256<<10/len(kiwiIAMAT))
+	c.send("BOGUS line\n")
+	if _, err := c.conn.Write(more); err != nil { // before reading: unread when the server closes
+		t.Fatalf("writing after the invalid line: %v", err)
+	}
+	c.deadline()
+	got, err := io.ReadAll(c.r)
+	if err != nil || string(got) != "? BOGUS line\n" {
+		t.Fatalf("read %q, %v; want %q and a clean EOF", got, err, "? BOGUS line\n")
+	}
+	// Lingering: the server reads on. (A closed socket answers the first write with a reset,
+	// which the second write reports.)
+	for range 2 {
+		if _, err := c.conn.Write(more[:64<<10]); err != nil {
+			t.Fatalf("the server closed the socket before the linger timed out: %v", err)
+		}
+		settle(t, s)
+	}
+	// The reactor's default LingerTimeout is a second; LingerBytes (4 MiB) is not reached
+	// below, so only the timeout can end the linger.
+	clock.Advance(time.Second)
+	settle(t, s)
+	sent := 0
+	chunk := make([]byte, 16<<10)
+	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if sent > 2<<20 {
+			t.Fatalf("the server still reads %d bytes after the linger timed out", sent)
+		}
+		n, err := c.conn.Write(chunk)
+		sent += n
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("write timed out: the server stopped reading without closing")
+		}
+		if err != nil {
+			break
+		}
+	}
+}

@@ -1,0 +1,591 @@
+package reactor
+
+// What gnet v2.9.7 lacks, and how the loop works around it: one section per gap, each with
+// what is missing, what is done instead and what it costs. The rest of the package relies on
+// these and on gnet's documented behaviour only; a gnet that filled a gap would shrink this
+// file, not the others.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
+	"golang.org/x/sys/unix"
+)
+
+// ---------------------------------------------------------------------------------------------
+// Gap 1: no way to wake the loop for work that must wait for the next poll.
+//
+// EventLoop.Execute queues a task, but gnet runs a task posted by a running task in the same
+// round, without polling (a callback that reschedules itself would starve I/O), and keeps FIFO
+// order only below about a thousand queued tasks; EventLoop.Schedule is not implemented.
+// Instead the loop keeps its own queues and a waker: a socketpair whose one end is a gnet
+// connection on the loop (registered from OnTick: Engine.Register needs running loops and must
+// not be awaited on the loop), and whose other end, wakeFD, takes one byte per wake-up; gnet
+// then calls the waker's OnTraffic, which runs a pass. Three system calls per wake-up (the
+// write, the epoll round that reports it, gnet's read). From I/O callbacks, where the pass may
+// run at the end of the round, wakeOnLoop posts it as one gnet task instead: gnet signals its
+// edge-triggered eventfd and never reads it, two system calls and one small allocation. The
+// waker's OnClose is also where the loop learns that gnet ended it on its own (stopOnExit).
+// ---------------------------------------------------------------------------------------------
+
+// wakerTag marks the waker connection in gnet's Conn context.
+type wakerTag struct{}
+
+// registerWaker makes the waker and hands its gnet end to the engine. It runs on gnet's
+// ticker goroutine (OnTick), never on the loop, since it waits for the loop to open it.
+func (l *Loop) registerWaker(eng gnet.Engine) error {
+	nc, err := l.newWaker()
+	if err != nil {
+		return err
+	}
+	ctx := gnet.NewContext(gnet.NewNetConnContext(context.Background(), nc), &wakerTag{})
+	ch, err := eng.Register(ctx)
+	if err != nil {
+		_ = nc.Close()
+		return err
+	}
+	return (<-ch).Err
+}
+
+// newWaker makes the socketpair. The gnet end is returned as a net.Conn; the raw end is stored.
+func (l *Loop) newWaker() (net.Conn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("reactor: socketpair: %w", err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "reactor-waker")
+	nc, err := net.FileConn(f)
+	_ = f.Close()
+	if err != nil {
+		_ = unix.Close(fds[1])
+		return nil, fmt.Errorf("reactor: waker: %w", err)
+	}
+	l.mu.Lock()
+	l.wakeFD = fds[1]
+	l.mu.Unlock()
+	return nc, nil
+}
+
+// wakerOpened is the waker's OnOpen: from here on the loop runs passes.
+func (l *Loop) wakerOpened(c gnet.Conn) {
+	l.loopGID.Store(goid())
+	l.el = c.EventLoop()
+	l.wakeConn = c
+	l.passTask = passRunnable{l}
+	close(l.started)
+	l.armed.Store(false)
+	l.wake() // run whatever was queued before the loop existed
+}
+
+// wakerClosed is the waker's OnClose. Outside a stop it means gnet is ending the loop on its
+// own (an acceptor or poller failure), closing every connection: the stop's passes run now.
+func (l *Loop) wakerClosed(err error) {
+	if l.stopping {
+		return
+	}
+	l.log.Error("reactor: gnet ended the event loop on its own; stopping", "err", err)
+	l.stopOnExit()
+}
+
+// wake makes the loop run a pass soon, by writing the waker. Any goroutine. The armed flag
+// makes this at most one wake-up per pass, however many callbacks are queued: the pass clears
+// it as it begins.
+func (l *Loop) wake() {
+	if l.armed.Load() || !l.armed.CompareAndSwap(false, true) {
+		return
+	}
+	l.mu.Lock()
+	l.writeWakeLocked()
+	l.mu.Unlock()
+}
+
+// wakeOnLoop is wake for callers on the loop. In an I/O callback it posts the pass as a gnet
+// task: gnet signals its own edge-triggered eventfd, which it never reads, so the wake-up
+// costs a write and no read (the waker socket costs both), and one small allocation (gnet's
+// closure around the task). The task runs at the end of the epoll round, after its I/O
+// events. During a pass it writes the waker instead: gnet runs a task posted by a running
+// task in the same round, without polling, so a callback that reschedules itself would
+// starve I/O.
+func (l *Loop) wakeOnLoop() {
+	if l.inPass || l.el == nil || l.stopping {
+		l.wake()
+		return
+	}
+	if l.armed.Load() || !l.armed.CompareAndSwap(false, true) {
+		return
+	}
+	if l.el.Execute(context.Background(), l.passTask) != nil {
+		l.mu.Lock()
+		l.writeWakeLocked()
+		l.mu.Unlock()
+	}
+}
+
+// passRunnable runs a pass as a gnet task (see wakeOnLoop).
+type passRunnable struct{ l *Loop }
+
+func (p passRunnable) Run(context.Context) error {
+	if p.l.pass() == gnet.Shutdown {
+		return gerrors.ErrEngineShutdown
+	}
+	return nil
+}
+
+var wakeByte = []byte{1}
+
+func (l *Loop) writeWakeLocked() {
+	if l.wakeFD < 0 {
+		return // not started yet (the pass at start picks the work up) or closed
+	}
+	if l.dbg != nil {
+		l.dbg.wakes++
+	}
+	for {
+		_, err := unix.Write(l.wakeFD, wakeByte)
+		if err == unix.EINTR {
+			continue
+		}
+		// EAGAIN: the socket buffer is full of wake bytes, so the loop is awake anyway.
+		return
+	}
+}
+
+// closeWakerLocked closes the raw end of the waker, once gnet has returned.
+func (l *Loop) closeWakerLocked() {
+	if l.wakeFD >= 0 {
+		_ = unix.Close(l.wakeFD)
+		l.wakeFD = -1
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gap 2: no drain callback.
+//
+// gnet says nothing when a connection's output buffer empties, yet PauseWriting needs its
+// ResumeWriting, Close must wait for the buffer to drain and WriteEOF must shut the write side
+// after the last byte. The transports that wait for that (paused, closing, eofPending) are on
+// a watch list: every pass checks each of them (one OutboundBuffered call each, so a pass costs
+// O(watched)), and while the list is not empty a runtime timer wakes the loop to check it
+// again, after 1 ms, backing off to 32 ms while no buffer shrinks. The timer keeps real time
+// whatever Options.Clock says: a drain is the network's doing, not a deadline's.
+// ---------------------------------------------------------------------------------------------
+
+const (
+	watchMin = time.Millisecond
+	watchMax = 32 * time.Millisecond
+)
+
+// watchAdd puts t on the watch list and arms the poll. Loop only.
+func (l *Loop) watchAdd(t *Transport) {
+	l.watch[t] = struct{}{}
+	l.watchDelay = watchMin
+	if !l.watchArmed && !l.stopping {
+		l.armDrainPoll()
+	}
+}
+
+func (l *Loop) armDrainPoll() {
+	l.watchArmed = true
+	if l.watchTimer == nil {
+		l.watchTimer = time.AfterFunc(l.watchDelay, l.watchFired)
+	} else {
+		l.watchTimer.Reset(l.watchDelay)
+	}
+}
+
+// watchFired runs on the runtime's timer goroutine.
+func (l *Loop) watchFired() {
+	l.watchDue.Store(true)
+	l.wake()
+}
+
+// pollDrains checks the watched transports, in each pass; when the poll timer has fired it
+// also re-arms it, backing off while nothing drains. Loop only.
+func (l *Loop) pollDrains() {
+	due := l.watchDue.Swap(false)
+	if len(l.watch) == 0 {
+		if due {
+			l.watchArmed = false
+		}
+		return
+	}
+	progress := l.checkWatch()
+	if !due {
+		return
+	}
+	l.watchArmed = false
+	if progress {
+		l.watchDelay = watchMin
+	} else {
+		l.watchDelay = min(2*l.watchDelay, watchMax)
+	}
+	if len(l.watch) > 0 && !l.stopping {
+		l.armDrainPoll()
+	}
+}
+
+// stopDrainPoll stops the poll timer (the loop is stopping). Loop, or after it has exited.
+func (l *Loop) stopDrainPoll() {
+	if l.watchTimer != nil {
+		l.watchTimer.Stop()
+	}
+	l.watchArmed = false
+}
+
+// checkWatch resumes writing and finishes closes of transports whose buffers drained. It
+// reports whether any watched buffer shrank since the last check.
+func (l *Loop) checkWatch() (progress bool) {
+	for t := range l.watch {
+		if l.checkTransport(t) {
+			progress = true
+		}
+	}
+	return progress
+}
+
+// checkTransport acts on t's write buffer: ResumeWriting at the low-water mark, the rest of a
+// Close or a WriteEOF once it is empty. It reports whether the buffer shrank.
+func (l *Loop) checkTransport(t *Transport) (progress bool) {
+	if t.c == nil || t.state >= stLingering {
+		delete(l.watch, t)
+		return true
+	}
+	n := t.c.OutboundBuffered()
+	progress = n < t.lastSize
+	t.lastSize = n
+	if t.paused && n <= t.low {
+		t.paused = false
+		l.run("ResumeWriting", t.fc.ResumeWriting) // may write, close or abort t
+	}
+	switch {
+	case t.state == stClosing && t.c != nil && t.c.OutboundBuffered() == 0:
+		delete(l.watch, t)
+		t.closeDrained(false)
+		return true
+	case t.state == stEOFPending && n == 0: // no writes since: they are dropped
+		if t.shutdownWrite() {
+			t.state = stWriteShut
+		}
+	}
+	if !t.paused && t.state != stClosing && t.state != stEOFPending {
+		delete(l.watch, t)
+	}
+	return progress
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gap 3: no half-close.
+//
+// gnet closes a connection as soon as read returns end-of-file, while asyncio lets a protocol
+// go on writing after the peer's EOF (EOFReceived returning true). In gnet's OnClose, before
+// gnet closes the socket, the transport takes a duplicate of it (detach) and writes there
+// itself: directly while the kernel takes the bytes, then through one short-lived goroutine
+// (detachedWriter, with Options.HalfCloseWriteTimeout) that writes the rest and closes. What
+// gnet still holds must leave first, and gnet offers no way to take it: if one more
+// non-blocking attempt does not send it, the transport is lost with ErrUnsent.
+// ---------------------------------------------------------------------------------------------
+
+// detach switches t to writing on a duplicate of the socket, inside gnet's OnClose (before
+// gnet closes the fd).
+func (t *Transport) detach(c gnet.Conn) error {
+	if c.OutboundBuffered() > 0 {
+		_ = c.Flush()
+		if n := c.OutboundBuffered(); n > 0 {
+			return fmt.Errorf("%w (%d bytes)", ErrUnsent, n)
+		}
+	}
+	fd, err := c.Dup()
+	if err != nil {
+		return fmt.Errorf("reactor: dup for half-close: %w", err)
+	}
+	t.c = nil
+	t.state = stDetached
+	t.dfd = fd
+	if t.paused {
+		t.paused = false
+		t.l.run("ResumeWriting", t.fc.ResumeWriting)
+	}
+	t.l.detached[t] = struct{}{}
+	return nil
+}
+
+func (t *Transport) closeDFD() {
+	if t.dfd >= 0 {
+		_ = unix.Close(t.dfd)
+		t.dfd = -1
+	}
+}
+
+func (t *Transport) writeDetached(p []byte) {
+	if t.w != nil {
+		t.w.push(p)
+		return
+	}
+	for len(p) > 0 {
+		n, err := unix.Write(t.dfd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			t.closeDFD()
+			t.l.connLost(t, fmt.Errorf("reactor: write: %w", err))
+			return
+		}
+		p = p[n:]
+	}
+	if len(p) == 0 {
+		return
+	}
+	if err := t.startWriter(p); err != nil {
+		t.closeDFD()
+		t.l.connLost(t, err)
+	}
+}
+
+// closeDetached is Close of a detached transport: lost now, or once the writer is done.
+func (t *Transport) closeDetached() {
+	if t.w != nil {
+		t.state = stDetachedClosing
+		t.w.close()
+		return
+	}
+	t.closeDFD()
+	t.l.connLost(t, t.lostErr)
+}
+
+// detachedWriter drains the rest of a half-closed transport's output off the loop.
+type detachedWriter struct {
+	mu      sync.Mutex
+	q       [][]byte
+	n       int
+	closing bool
+	signal  chan struct{}
+	nc      net.Conn
+	timeout time.Duration
+}
+
+func (t *Transport) startWriter(rest []byte) error {
+	l := t.l
+	if !l.track(&l.writeWG) {
+		return ErrClosed
+	}
+	f := os.NewFile(uintptr(t.dfd), "reactor-detached")
+	nc, err := net.FileConn(f) // dups the fd again
+	_ = f.Close()
+	t.dfd = -1
+	if err != nil {
+		l.writeWG.Done()
+		return fmt.Errorf("reactor: half-close writer: %w", err)
+	}
+	if l.dbg != nil {
+		l.dbg.writers++
+	}
+	w := &detachedWriter{signal: make(chan struct{}, 1), nc: nc, timeout: l.opts.HalfCloseWriteTimeout}
+	w.push(rest)
+	t.w = w
+	go func() {
+		defer l.writeWG.Done()
+		err := w.run()
+		// Refused once the loop stops: the stop aborted t, whose ConnectionLost is queued.
+		_ = l.CallSoonThreadsafe(func() {
+			if err == nil {
+				err = t.lostErr
+			}
+			l.connLost(t, err)
+		})
+	}()
+	return nil
+}
+
+func (w *detachedWriter) push(p []byte) {
+	w.mu.Lock()
+	w.q = append(w.q, append([]byte(nil), p...))
+	w.n += len(p)
+	w.mu.Unlock()
+	w.kick()
+}
+
+func (w *detachedWriter) kick() {
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *detachedWriter) buffered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+func (w *detachedWriter) close() {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.kick()
+}
+
+// abort closes the socket under the writer, which then returns. Any goroutine.
+func (w *detachedWriter) abort() {
+	_ = w.nc.Close()
+	w.close()
+}
+
+func (w *detachedWriter) run() error {
+	defer w.nc.Close()
+	for {
+		w.mu.Lock()
+		q, closing := w.q, w.closing
+		w.q = nil
+		w.mu.Unlock()
+		if len(q) == 0 {
+			if closing {
+				return nil
+			}
+			<-w.signal
+			continue
+		}
+		for _, b := range q {
+			_ = w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+			if _, err := w.nc.Write(b); err != nil {
+				return fmt.Errorf("reactor: write: %w", err)
+			}
+			w.mu.Lock()
+			w.n -= len(b)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gap 4: no way to close a listener of a running engine.
+//
+// gnet closes its listeners only when the engine stops. CloseListeners swaps an inert listening
+// socket (an unnamed Unix socket nobody connects to) in under gnet's descriptor with dup3: the
+// kernel then closes the real socket, which also leaves gnet's poller, and gnet closes the
+// stand-in when it stops. gnet does not say which descriptor is its listener, so the loop
+// finds it in /proc/self/fd (Linux only; elsewhere CloseListeners fails and the listeners stay
+// open). Cost: one directory read of the process's descriptors per listener, once.
+// ---------------------------------------------------------------------------------------------
+
+// closeListener swaps an inert listening socket in for gnet's listener s.
+func (l *Loop) closeListener(s *listenSpec) error {
+	d, err := l.eng.DupListener("tcp", s.address)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	fd, err := sameSocketFD(d)
+	if err != nil {
+		return err
+	}
+	// The stand-in must answer accept with EAGAIN, as an idle listener does: gnet's acceptor
+	// may be about to call accept on this descriptor, and any other error stops the engine.
+	inert, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(inert)
+	if err := unix.Bind(inert, &unix.SockaddrUnix{}); err != nil { // autobind: an unnamed abstract address
+		return err
+	}
+	if err := unix.Listen(inert, 1); err != nil {
+		return err
+	}
+	return unix.Dup3(inert, fd, unix.O_CLOEXEC)
+}
+
+// sameSocketFD returns the one descriptor other than d that refers to d's socket.
+func sameSocketFD(d int) (int, error) {
+	var want unix.Stat_t
+	if err := unix.Fstat(d, &want); err != nil {
+		return -1, err
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1, fmt.Errorf("cannot list file descriptors: %w", err)
+	}
+	found := -1
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd == d {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Dev != want.Dev || st.Ino != want.Ino {
+			continue
+		}
+		if found >= 0 {
+			return -1, errors.New("the listening socket has several descriptors")
+		}
+		found = fd
+	}
+	if found < 0 {
+		return -1, errors.New("gnet's descriptor of the listening socket not found")
+	}
+	return found, nil
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gap 5: no bound address.
+//
+// gnet reports a listener's configured address (port 0 stays 0), both for the listener and as
+// the LocalAddr of the connections it accepts, and finds a listener again (DupListener) by that
+// address text. OnBoot asks the kernel (getsockname on a duplicate from DupListener) for the
+// bound address, and OnOpen asks it for an accepted connection's local address, to tell which
+// listener took it. Listen makes the texts of two port-0 listeners on one host differ ("0",
+// "00", ...).
+// ---------------------------------------------------------------------------------------------
+
+// sockAddr returns the local TCP address of socket fd, or nil.
+func sockAddr(fd int) *net.TCPAddr {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gap 6: Enroll cannot be abandoned.
+//
+// EventLoop.Enroll hands a dialled connection to the loop through gnet's worker goroutine,
+// which waits until the loop has opened it, and would wait for ever on a loop that stopped
+// first. Loop.enrolls counts the connections on their way: a stopping loop runs on (closing
+// each in OnOpen) until the last has arrived, and its arrival wakes the loop.
+// ---------------------------------------------------------------------------------------------
+
+// dialTag marks a connection enrolled by Dial.
+type dialTag struct {
+	factory ProtocolFactory
+	addr    string
+	done    atomic.Bool // arrived: counted off Loop.enrolls
+}
+
+// arrived takes t's connection off the loop's count of those in flight, once.
+func (t *dialTag) arrived(l *Loop) {
+	if t.done.CompareAndSwap(false, true) {
+		l.enrolls.Add(-1)
+		if l.stopReq.Load() {
+			l.wake() // a stopping loop may be waiting for this one
+		}
+	}
+}
