@@ -38,7 +38,8 @@ import (
 type JobOptions struct {
 	// Deadline, if not zero, is when the job's result is due, on the loop's clock (Loop.Time).
 	// A job still waiting for a worker at its deadline never runs: its Future completes then
-	// with ErrDeadline. A job that starts in time gets a ctx with this deadline.
+	// with ErrDeadline. A job that starts in time gets a ctx with the time left until the
+	// deadline (the same instant when the loop runs on the real clock).
 	Deadline time.Time
 }
 
@@ -138,7 +139,9 @@ func (e *executor) start(l *Loop, w *worker, j job) {
 	if js.deadline.IsZero() {
 		js.ctx, js.cancel = context.WithCancel(l.rootCtx)
 	} else {
-		js.ctx, js.cancel = context.WithDeadline(l.rootCtx, js.deadline)
+		// The time left on the loop's clock (Options.Clock), from now on the real one, which
+		// is the only one a ctx knows.
+		js.ctx, js.cancel = context.WithTimeout(l.rootCtx, js.deadline.Sub(l.Time()))
 	}
 	js.phase = jobRunning
 	w.cur = j

@@ -3,6 +3,7 @@ package reactor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -56,11 +57,12 @@ func blocker(started chan<- struct{}, release <-chan struct{}, v int) func(conte
 	}
 }
 
-// busyLoop starts a loop with one worker and keeps it busy with a job until release is
-// called (at the latest when the test ends); that job's result comes on first.
-func busyLoop(t *testing.T) (l *Loop, release func(), first chan result) {
+// busyLoop starts a loop with opts and one worker, and keeps the worker busy with a job until
+// release is called (at the latest when the test ends); that job's result comes on first.
+func busyLoop(t *testing.T, opts Options) (l *Loop, release func(), first chan result) {
 	t.Helper()
-	l = startLoop(t, Options{Workers: 1, Debug: true})
+	opts.Workers, opts.Debug = 1, true
+	l = startLoop(t, opts)
 	ch := make(chan struct{})
 	var once sync.Once
 	release = func() { once.Do(func() { close(ch) }) }
@@ -126,7 +128,7 @@ func TestExecutorReusesIdleWorker(t *testing.T) {
 
 // A job cancelled while queued never runs and its Future completes with ErrCancelled.
 func TestExecutorCancelQueued(t *testing.T) {
-	l, release, first := busyLoop(t)
+	l, release, first := busyLoop(t, Options{})
 	var ran atomic.Bool
 	queued, second := submit(t, l, JobOptions{}, func(context.Context) (int, error) { ran.Store(true); return 2, nil })
 	_, third := submit(t, l, JobOptions{}, func(context.Context) (int, error) { return 3, nil })
@@ -153,10 +155,23 @@ func TestExecutorCancelQueued(t *testing.T) {
 // A job whose deadline passes while it waits completes at its deadline with ErrDeadline,
 // while the job ahead of it still runs, and never runs itself.
 func TestExecutorDeadlineWhileQueued(t *testing.T) {
-	l, _, _ := busyLoop(t)
+	clock := NewFakeClock(time.Unix(1e9, 0))
+	l, _, _ := busyLoop(t, Options{Clock: clock})
 	var ran atomic.Bool
-	_, late := submit(t, l, JobOptions{Deadline: time.Now().Add(20 * time.Millisecond)},
+	deadline := clock.Now().Add(time.Second)
+	f, late := submit(t, l, JobOptions{Deadline: deadline},
 		func(context.Context) (int, error) { ran.Store(true); return 2, nil })
+	if next, ok := clock.Next(); !ok || !next.Equal(deadline) {
+		t.Fatalf("the loop's next deadline is %v (%v), want the job's, %v", next, ok, deadline)
+	}
+	clock.Advance(time.Second - time.Nanosecond)
+	onLoop(t, l, func() {}) // a pass after the advance
+	onLoop(t, l, func() {
+		if f.Done() {
+			t.Error("the job expired before its deadline")
+		}
+	})
+	clock.Advance(time.Nanosecond)
 	r := await(t, late)
 	if !errors.Is(r.err, ErrDeadline) || !errors.Is(r.err, context.DeadlineExceeded) {
 		t.Errorf("expired job: %+v, want ErrDeadline", r)
@@ -165,10 +180,10 @@ func TestExecutorDeadlineWhileQueued(t *testing.T) {
 		t.Error("the expired job ran")
 	}
 	// A deadline already past: the job is refused at once.
-	_, past := submit(t, l, JobOptions{Deadline: time.Now().Add(-time.Second)},
+	_, past := submit(t, l, JobOptions{Deadline: clock.Now()},
 		func(context.Context) (int, error) { ran.Store(true); return 3, nil })
 	if r := await(t, past); !errors.Is(r.err, ErrDeadline) || ran.Load() {
-		t.Errorf("job past its deadline: %+v, ran %v", r, ran.Load())
+		t.Errorf("job at its deadline: %+v, ran %v", r, ran.Load())
 	}
 }
 
@@ -177,8 +192,8 @@ func TestExecutorDeadlineOnCtx(t *testing.T) {
 	l := startLoop(t, Options{Workers: 1, Debug: true})
 	want := time.Now().Add(time.Hour)
 	_, ch := submit(t, l, JobOptions{Deadline: want}, func(ctx context.Context) (int, error) {
-		if dl, ok := ctx.Deadline(); !ok || !dl.Equal(want) {
-			return 0, errors.New("no deadline on ctx")
+		if dl, ok := ctx.Deadline(); !ok || dl.Sub(want).Abs() > time.Second {
+			return 0, fmt.Errorf("ctx deadline %v (%v), want %v", dl, ok, want)
 		}
 		return 1, nil
 	})
@@ -248,7 +263,7 @@ func TestExecutorPanic(t *testing.T) {
 
 // Many cancelled jobs do not pile up in the queue.
 func TestExecutorQueueCompacts(t *testing.T) {
-	l, _, _ := busyLoop(t)
+	l, _, _ := busyLoop(t, Options{})
 	onLoop(t, l, func() {
 		keep := Go(l, func(context.Context) (int, error) { return 0, nil })
 		for range 10000 {
