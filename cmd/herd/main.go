@@ -58,6 +58,7 @@ Usage:
   herd run   [-config FILE] [-grace D] [-cpuprofile F]        every server of the config in this process
   herd serve [-config FILE] [-grace D] [-cpuprofile F] NAME   the server called NAME only
                                               (flags may also follow NAME)
+  herd status [-config FILE] [-watch] [NAME...]  each server's state, read from its admin listener
   herd version                                print the version
   herd help                                   this text
 
@@ -68,6 +69,8 @@ Flags:
   -grace D       how long a stop (SIGINT or SIGTERM) may take to finish the replies owed
                  (default 10s). A second signal stops at once.
   -cpuprofile F  write a CPU profile of the whole run to F (go tool pprof F), written at the stop.
+  -watch         (status) print the table again every -interval (default 1s), until Ctrl-C.
+  -timeout D     (status) how long to wait for each server's answer (default 2s).
 
 Config (all keys optional but [[server]]; defaults shown):
   [places]
@@ -99,8 +102,11 @@ Config (all keys optional but [[server]]; defaults shown):
   name = "Hill"
   addr = "127.0.0.1:12000" # port 0: a free port, printed at start (herd run)
   peers = ["Jaquez", "Smith"] # links are symmetric: naming one side is enough
+  admin_addr = ""          # e.g. "127.0.0.1:13000": /metrics, /healthz, /readyz, /status,
+                           # a live status page at /, /debug/pprof/; "" turns it off
 
-Exit status: 0 after a stop by signal, 2 for a bad command line or config, 1 otherwise.
+Exit status: 0 after a stop by signal, 2 for a bad command line or config, 1 otherwise
+(herd status: 1 when a server with an admin_addr cannot be read).
 `
 
 // run is the whole program: args without the program name; it returns when ctx is done (the
@@ -118,6 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "herd", version())
 		return nil
+	case "status":
+		return statusCmd(ctx, args, stdout)
 	case "run", "serve":
 	default:
 		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -127,21 +135,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	// Flags may come before or after NAME: "herd serve Hill -config herd.toml" works too.
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, usage)
-				return nil
-			}
-			return &usageError{err.Error()}
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+		return err
 	}
 	if *grace <= 0 {
 		return &usageError{"-grace must be positive"}
@@ -153,12 +153,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &usageError{fmt.Sprintf("serve takes the name of one server, got %q", strings.Join(rest, " "))}
 	}
 
-	cfg := herd.DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = herd.LoadConfig(*configPath); err != nil {
-			return err
-		}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
 	}
 	var name string
 	if cmd == "serve" {
@@ -189,9 +186,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runHerd(ctx, cfg, *grace, stdout)
 }
 
+// parseFlags parses args with fs and returns the arguments that are not flags. Flags may come
+// before or after them: "herd serve Hill -config herd.toml" works too. It returns
+// flag.ErrHelp for -h, and a *usageError for a bad flag.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// loadConfig loads the config at path, or returns the default herd's for "".
+func loadConfig(path string) (*herd.Config, error) {
+	if path == "" {
+		return herd.DefaultConfig(), nil
+	}
+	return herd.LoadConfig(path)
+}
+
 func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer) error {
 	h, err := herd.NewHerd(cfg)
 	if err != nil {
+		return err
+	}
+	admins, err := startAdmins(cfg, h.Servers())
+	defer admins.close()
+	if err != nil {
+		h.Shutdown(context.Background()) // nothing started: closes the logs
 		return err
 	}
 	if err := h.Start(); err != nil {
@@ -201,6 +232,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 	for _, s := range h.Servers() {
 		fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", s.Name(), s.Addr(), strings.Join(bound.Server(s.Name()).Peers, ", "))
 	}
+	admins.print(stdout)
 	for _, s := range h.Servers() {
 		capped(stdout, cfg, s)
 	}
@@ -271,6 +303,12 @@ func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Durati
 	if err != nil {
 		return err
 	}
+	admins, err := startAdmins(cfg, []*herd.Server{s})
+	defer admins.close()
+	if err != nil {
+		s.Shutdown(context.Background()) // nothing started: closes the log
+		return err
+	}
 	if err := s.Start(); err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
@@ -279,6 +317,7 @@ func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Durati
 	}
 	sc := cfg.Server(name)
 	fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", name, s.Addr(), strings.Join(sc.Peers, ", "))
+	admins.print(stdout)
 	capped(stdout, cfg, s)
 	hello(stdout, cfg, s.Addr().String())
 	started([]*herd.Server{s})
