@@ -135,13 +135,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	rest, err := parseFlags(fs, args)
+	rest, err := parseFlags(fs, args, stdout)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return nil
-		}
-		return err
+		return ignoreHelp(err)
 	}
 	if *grace <= 0 {
 		return &usageError{"-grace must be positive"}
@@ -187,13 +183,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // parseFlags parses args with fs and returns the arguments that are not flags. Flags may come
-// before or after them: "herd serve Hill -config herd.toml" works too. It returns
-// flag.ErrHelp for -h, and a *usageError for a bad flag.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+// before or after them: "herd serve Hill -config herd.toml" works too. For -h it prints the
+// usage to stdout and returns flag.ErrHelp; for a bad flag, a *usageError.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, usage)
 				return nil, err
 			}
 			return nil, &usageError{err.Error()}
@@ -204,6 +201,14 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		rest = append(rest, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// ignoreHelp returns err, or nil for flag.ErrHelp: -h is a success.
+func ignoreHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
 }
 
 // loadConfig loads the config at path, or returns the default herd's for "".

@@ -36,13 +36,9 @@ func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	watch := fs.Bool("watch", false, "print the table every interval until interrupted")
 	interval := fs.Duration("interval", time.Second, "time between two readings")
 	timeout := fs.Duration("timeout", 2*time.Second, "time to wait for each server's answer")
-	names, err := parseFlags(fs, args)
+	names, err := parseFlags(fs, args, stdout)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return nil
-		}
-		return err
+		return ignoreHelp(err)
 	}
 	if *interval <= 0 || *timeout <= 0 {
 		return &usageError{"-interval and -timeout must be positive"}
