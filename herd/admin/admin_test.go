@@ -161,7 +161,7 @@ func TestReadyz(t *testing.T) {
 // links, counters and recent updates.
 func TestStatus(t *testing.T) {
 	cfg := pair(t)
-	cfg.Places = herd.PlacesConfig{Provider: "google", URL: "http://127.0.0.1:1", Key: "sekrit-key-42", Timeout: time.Second}
+	cfg.Places = herd.PlacesConfig{Provider: "google", URL: "http://user:sekrit-pass@127.0.0.1:1/?key=sekrit-q", Key: "sekrit-key-42", Timeout: time.Second}
 	cfg.Servers[0].AdminAddr = "127.0.0.1:0"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestStatus(t *testing.T) {
 	if st.Server != "Hill" || st.Addr != hill.Addr().String() || !st.Ready || st.Error != "" || st.Version != "test" {
 		t.Errorf("status header %+v", st)
 	}
-	if p := st.Config.Places; p.Provider != "google" || !p.KeySet || p.Timeout != "1s" {
+	if p := st.Config.Places; p.Provider != "google" || !p.KeySet || p.Timeout != "1s" || p.URL != "http://127.0.0.1:1/" {
 		t.Errorf("places summary %+v", p)
 	}
 	if st.Config.Limits["max_line"] != float64(4096) || st.Config.Limits["backoff_base"] != "20ms" || st.Config.AdminAddr != "127.0.0.1:0" {

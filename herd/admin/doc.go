@@ -32,7 +32,8 @@
 //     graceful stop begins, so a load balancer drains it), answers its probes, and every link
 //     to a neighbour is up; the 503 body names the links that are down.
 //   - /status shows the config without secrets: the Places key is left out (key_set says
-//     whether one is set) by listing what goes in; limits and log settings are shown whole.
+//     whether one is set) by listing what goes in, and so are the user info and query of
+//     the Places URL; limits and log settings are shown whole.
 //     Its counters come from the same table as /metrics (families), so a counter added there
 //     shows in both.
 //   - The status page is one HTML file embedded in the binary, with inline CSS, JavaScript

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"runtime"
@@ -166,7 +167,7 @@ func summary(cfg *herd.Config, name string) (ConfigSummary, []Node) {
 	}
 	p := cfg.Places
 	cs.Places = PlacesSummary{
-		Provider: p.Provider, URL: p.URL, KeySet: p.Key != "", Timeout: p.Timeout.String(),
+		Provider: p.Provider, URL: redactURL(p.URL), KeySet: p.Key != "", Timeout: p.Timeout.String(),
 		CacheTTL: p.CacheTTL.String(), Workers: p.Workers, MaxConns: p.MaxConns, Dataset: p.Dataset,
 	}
 	cs.Log = byTOMLKey(cfg.Log)
@@ -176,6 +177,16 @@ func summary(cfg *herd.Config, name string) (ConfigSummary, []Node) {
 		nodes = append(nodes, Node{Name: sc.Name, Addr: sc.Addr, AdminAddr: sc.AdminAddr, Peers: sc.Peers})
 	}
 	return cs, nodes
+}
+
+// redactURL returns u without its user info and query, where credentials may hide.
+func redactURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable)"
+	}
+	pu.User, pu.RawQuery, pu.ForceQuery = nil, "", false
+	return pu.String()
 }
 
 // byTOMLKey returns the fields of a config struct by their TOML keys, durations as text.
