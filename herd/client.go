@@ -73,7 +73,11 @@ func (c *clientConn) attach(t transport) {
 		}
 		s.metrics.Refused[reason].Add(1)
 		s.log.Warn("connection refused", "conn", c.id, "remote", addrString(t.RemoteAddr()), "why", why, "clients", len(s.clients))
-		t.Abort()
+		if s.stopping {
+			t.Close() // an end of stream, not a reset: the stop waits for the linger anyway
+		} else {
+			t.Abort() // the descriptor is free at once, against a burst over the limit
+		}
 		return
 	}
 	s.clients[c.id] = c
@@ -425,6 +429,14 @@ func (c *clientConn) cutOff(why string, reason int) {
 	}
 	c.out = c.out[:0]
 	c.t.Abort()
+}
+
+// stopReading is the server's stop for this connection: no later line is read (what the
+// client sends is discarded), and the connection closes once the replies owed are written.
+func (c *clientConn) stopReading() {
+	c.stop = true
+	c.dec.Reset()
+	c.maybeFinish()
 }
 
 // maybeFinish closes the connection once nothing more will be written to it: after an invalid

@@ -107,11 +107,18 @@
 //     on without it.
 //   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients: the listener is closed
 //     (reactor.Loop.CloseListeners), so new connections are refused; where the reactor cannot
-//     do that (not Linux) they are accepted and closed at once until the loop stops. No more
-//     redials. Idle clients are closed; busy ones are closed after their last reply, and an
-//     IAMAT answered meanwhile is stored and flooded as usual. Once no client is left the
-//     links are flushed and closed, and the loop stops when they are down. After the grace
-//     period whatever is left is dropped.
+//     do that (not Linux) they are accepted and closed at once (an end of stream, not a reset)
+//     until the loop stops. No more redials, and no more lines read: what clients send after
+//     the stop began is discarded unanswered, so the stop has an end (a request half read is
+//     dropped too). Clients owed nothing are closed; the others are closed after their last
+//     reply (a WHATSAT waiting on Places included). Once no client is left the links are
+//     flushed and closed. The loop runs on (reactor.Loop.Shutdown) until every connection is
+//     closed and its peer has taken every byte, slow readers included: a client that sent
+//     more than the server read gets the end of stream after its last reply, and its socket is
+//     drained, never reset, while it reads. When the grace period (Shutdown's context; herd
+//     -grace, default 10s) ends first, what is left is dropped and the log says so at WARN
+//     ("grace period over: replies not delivered", with conns, bytes, and whatsats never
+//     answered); Shutdown returns an *UnsentError and cmd/herd exits 3.
 //   - Config. Missing keys take their defaults (see Limits and DefaultConfig). places.provider
 //     defaults to "google" when a key is set (in the file or GOOGLE_PLACES_API_KEY) and to
 //     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown

@@ -124,12 +124,11 @@ type Server struct {
 	peerIPs      map[netip.Addr]bool
 	peerLocal    bool // a neighbour listens on an unspecified address: loopback counts as its host
 	inflight     map[string]*placesCall
-	stopping     bool
+	stopping     bool // Shutdown began: no more lines are read, clients close once answered
 	linksStopped bool
-	drained      chan struct{} // closed when stopping and no client is owed a reply
-	floodSoon    bool          // a flushLinks is scheduled
-	flushLinksFn func()        // s.flushLinks, bound once so scheduling it allocates nothing
-	core         *Core         // what every line means, for clients and links alike
+	floodSoon    bool   // a flushLinks is scheduled
+	flushLinksFn func() // s.flushLinks, bound once so scheduling it allocates nothing
+	core         *Core  // what every line means, for clients and links alike
 	keyScratch   []byte
 	recent       recentRing // the last updates stored, for Snapshot
 }
@@ -483,34 +482,39 @@ func (s *Server) Record(client string) (string, bool) {
 	}
 }
 
-// Shutdown stops the server gracefully: it stops taking new clients (they are closed at once),
-// closes idle clients, writes every reply it owes (WHATSATs waiting on Places included) until
-// ctx is done, then closes its links, stops its loop and flushes its log. It returns ctx's error
-// if the replies owed were not all written in time. Any goroutine but the loop; idempotent.
+// Shutdown stops the server gracefully. It stops taking new clients (the listener is closed)
+// and reading new requests, and keeps the loop running until every reply it owes
+// (WHATSATs waiting on Places included) has been written and taken by the client, slow readers
+// included (reactor.Loop.Shutdown: the send queue is empty and the write side shut), and the
+// floods of the last updates have gone out on the links, which close last. Then it stops the
+// loop and flushes its log.
+//
+// If ctx ends first, what is left is dropped: Shutdown logs how many connections were still
+// owed bytes and how many ("grace period over" at WARN), and returns an *UnsentError that
+// wraps ctx's error. It returns shortly after ctx ends (see afterGrace). Any goroutine but the
+// loop; idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() { s.shutErr = s.shutdown(ctx) })
 	return s.shutErr
 }
 
+// afterGrace bounds how long Shutdown waits for the loop to end once ctx has ended and the
+// loop has been told to stop at once: the loop's own teardown takes microseconds, but its
+// end also waits for the goroutines it started (Places calls, told to give up, and dials).
+const afterGrace = time.Second
+
 func (s *Server) shutdown(ctx context.Context) error {
 	s.shutCalled.Store(true)
 	var err error
 	if s.running.Load() {
-		drained := make(chan struct{})
-		if s.loop.CallSoonThreadsafe(func() { s.beginStop(drained) }) == nil {
-			select {
-			case <-drained:
-			case <-ctx.Done():
-				err = fmt.Errorf("herd: %s: shutdown: replies or floods still owed: %w", s.name, ctx.Err())
-			case <-s.loop.Done():
-			}
+		if s.loop.CallSoonThreadsafe(s.beginStop) != nil {
+			s.loop.Stop() // stopping already (it ended on its own)
 		}
-		s.loop.Stop()
 		select {
 		case <-s.loop.Done():
 		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("herd: %s: shutdown: loop still stopping: %w", s.name, ctx.Err())
+			if ue := s.graceOver(ctx.Err()); ue != nil {
+				err = ue
 			}
 		}
 	}
@@ -522,6 +526,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 			s.lg.final()
 		}
 	}
+	var ue *UnsentError
+	if errors.As(err, &ue) {
+		s.log.Warn("grace period over: replies not delivered", "conns", ue.Conns, "bytes", ue.Bytes, "whatsats", ue.WHATSATs)
+	}
 	if s.logw != nil {
 		s.log.Info("stopped", "log_dropped", s.logw.Dropped())
 		if cerr := s.logw.Close(); cerr != nil && err == nil {
@@ -531,43 +539,109 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return err
 }
 
-// beginStop runs on the loop: the listener closed (or, where the reactor cannot, new
-// connections closed at once), no more redials, idle clients closed, busy ones closed after
+// UnsentError is Shutdown's error when its context ended before every reply and flood the
+// server owed had been taken by its peer: the stop was not clean, and that much was dropped.
+type UnsentError struct {
+	Server   string
+	Conns    int   // connections (clients and links) still owed bytes
+	Bytes    int64 // the bytes they were owed: written and not yet taken, or not yet written
+	WHATSATs int   // WHATSATs still waiting on Places, whose replies were never made
+	Err      error // the context's error
+}
+
+// Error says how much was dropped, and why. Any goroutine.
+func (e *UnsentError) Error() string {
+	return fmt.Sprintf("herd: %s: grace period over with %d connections owed %d bytes (%d WHATSATs unanswered): %v",
+		e.Server, e.Conns, e.Bytes, e.WHATSATs, e.Err)
+}
+
+// Unwrap returns the context's error. Any goroutine.
+func (e *UnsentError) Unwrap() error { return e.Err }
+
+// graceOver ends a stop whose context ended: on the loop it counts what is still owed and
+// stops the loop at once (reactor.Loop.Stop aborts what is left). It returns the count, or nil
+// if nothing was owed after all (the stop finished as ctx ended). Not on the loop.
+func (s *Server) graceOver(cause error) *UnsentError {
+	counted := make(chan *UnsentError, 1)
+	if s.loop.CallSoonThreadsafe(func() {
+		counted <- s.owedOnLoop(cause)
+		s.loop.Stop()
+	}) != nil {
+		s.loop.Stop()
+	}
+	var ue *UnsentError
+	select {
+	case ue = <-counted:
+	case <-s.loop.Done():
+		select {
+		case ue = <-counted:
+		default:
+		}
+	}
+	select {
+	case <-s.loop.Done():
+	case <-time.After(afterGrace):
+	}
+	if ue == nil || ue.Conns == 0 {
+		return nil
+	}
+	return ue
+}
+
+// owedOnLoop counts what the server owes its peers: bytes in transports' buffers and kernel
+// send queues (reactor.Loop.Unsent, which includes clients whose connections linger), replies
+// queued behind a WHATSAT and flood output not yet written. Loop only.
+func (s *Server) owedOnLoop(cause error) *UnsentError {
+	owed := s.loop.Unsent()
+	ue := &UnsentError{Server: s.name, Err: cause}
+	for id, c := range s.clients {
+		if n := c.qBytes + len(c.out); n > 0 {
+			owed[id] += n
+		}
+		ue.WHATSATs += c.waiting
+	}
+	for _, l := range s.links {
+		if l.up && len(l.out) > 0 {
+			owed[l.t.ID()] += len(l.out)
+		}
+	}
+	ue.Conns = len(owed)
+	for _, n := range owed {
+		ue.Bytes += int64(n)
+	}
+	return ue
+}
+
+// beginStop runs on the loop: the loop's graceful stop begins (reactor.Loop.Shutdown), the
+// listener is closed (or, where the reactor cannot, new connections are closed at once), no
+// more redials, no more lines read, clients owed nothing closed, the others closed after
 // their last reply; then (checkDrained) the links flushed, with what those last replies
-// stored, and closed once written.
-func (s *Server) beginStop(drained chan struct{}) {
+// stored, and closed once written. The loop ends once every connection is closed and its
+// peer has taken every byte.
+func (s *Server) beginStop() {
 	s.stopping = true
-	s.drained = drained
 	s.log.Info("shutting down", "clients", len(s.clients))
+	s.loop.Shutdown()
 	if err := s.loop.CloseListeners(); err != nil {
 		s.log.Info("listener left open while stopping: new connections are closed at once", "err", err)
 	}
 	for _, c := range s.clients {
-		c.maybeFinish()
+		c.stopReading()
 	}
 	s.checkDrained()
 }
 
-// checkDrained moves the stop on: once no client is left, the links are flushed and closed,
-// and once they are down s.drained is closed. Loop only.
+// checkDrained moves the stop on: once no client is left, the links are flushed and closed
+// (each once its output is written). Loop only.
 func (s *Server) checkDrained() {
-	if !s.stopping || s.drained == nil || len(s.clients) > 0 {
+	if !s.stopping || s.linksStopped || len(s.clients) > 0 {
 		return
 	}
-	if !s.linksStopped {
-		s.linksStopped = true
-		s.flushLinks()
-		for _, l := range s.links {
-			l.stop()
-		}
-	}
+	s.linksStopped = true
+	s.flushLinks()
 	for _, l := range s.links {
-		if l.up {
-			return // its ConnectionLost calls again
-		}
+		l.stop()
 	}
-	close(s.drained)
-	s.drained = nil
 }
 
 // apply stores the record of m with its AT line if it is newer than the one held

@@ -38,15 +38,19 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return "herd: " + e.msg + " (see herd -h)" }
 
-// exitCode maps run's error to the process's exit code: 0 on success (a signal included),
-// 2 for a bad command line or config, 1 for anything else.
+// exitCode maps run's error to the process's exit code: 0 on success (a clean stop by signal
+// included), 2 for a bad command line or config, 3 for a stop whose grace period ran out with
+// replies or floods undelivered, 1 for anything else.
 func exitCode(err error) int {
 	var ue *usageError
+	var unsent *herd.UnsentError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ue), herd.IsConfigError(err):
 		return 2
+	case errors.As(err, &unsent):
+		return 3
 	}
 	return 1
 }
@@ -66,8 +70,11 @@ Flags:
   -config FILE   the herd's TOML config. Without it: the default herd of five servers
                  (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004, the offline
                  Places provider (no key, no network) and logs in ./logs.
-  -grace D       how long a stop (SIGINT or SIGTERM) may take to finish the replies owed
-                 (default 10s). A second signal stops at once.
+  -grace D       how long a stop (SIGINT or SIGTERM) may take (default 10s). The servers stop
+                 accepting and reading requests, and run on until every reply owed has been
+                 taken by its client, slow readers included, and the links have sent the last
+                 floods. Past D what is left is dropped, the log says how much ("grace period
+                 over") and the exit status is 3. A second signal stops at once.
   -cpuprofile F  write a CPU profile of the whole run to F (go tool pprof F), written at the stop.
   -watch         (status) print the table again every -interval (default 1s), until Ctrl-C.
   -timeout D     (status) how long to wait for each server's answer (default 2s).
@@ -105,8 +112,9 @@ Config (all keys optional but [[server]]; defaults shown):
   admin_addr = ""          # e.g. "127.0.0.1:13000": /metrics, /healthz, /readyz, /status,
                            # a live status page at /, /debug/pprof/; "" turns it off
 
-Exit status: 0 after a stop by signal, 2 for a bad command line or config, 1 otherwise
-(herd status: 1 when a server with an admin_addr cannot be read).
+Exit status: 0 after a clean stop by signal, 3 after a stop whose grace period ran out with
+replies undelivered, 2 for a bad command line or config, 1 otherwise (herd status: 1 when a
+server with an admin_addr cannot be read).
 `
 
 // run is the whole program: args without the program name; it returns when ctx is done (the
