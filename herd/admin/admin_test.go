@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/herd/places/fake"
 )
 
 // /metrics, scraped while clients send IAMATs and WHATSATs, parses as Prometheus text every
@@ -245,5 +246,55 @@ func TestRoutes(t *testing.T) {
 		if resp.StatusCode != tt.code || !strings.Contains(string(b), tt.body) {
 			t.Errorf("%s %s: %d %.80q, want %d with %q", tt.method, tt.path, resp.StatusCode, b, tt.code, tt.body)
 		}
+	}
+}
+
+// During a graceful stop /readyz answers 503 at once, so that a load balancer drains the
+// server while it finishes the replies it owes; /healthz answers 503 once its loop has ended.
+func TestReadyzDuringStop(t *testing.T) {
+	f := fake.New(fake.Options{Hang: true}) // holds every request until closed
+	url, err := f.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg := testConfig(t, &herd.Config{
+		Places:  herd.PlacesConfig{Provider: "google", URL: url, Key: "k", Timeout: 10 * time.Second},
+		Limits:  herd.DefaultLimits(),
+		Servers: []herd.ServerConfig{{Name: "Hill"}},
+	})
+	s, err := herd.NewServer(cfg, "Hill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_, base := startAdmin(t, s)
+	waitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
+	c := dial(t, s.Addr())
+	c.ask("IAMAT kiwi +34.068930-118.445127 1621464827.5")
+	io.WriteString(c.c, "WHATSAT kiwi 10 5\n") // its reply waits on Places: the stop waits for it
+	waitFor(t, "the Places call", func() bool { return s.Metrics().PlacesCalls.Load() == 1 })
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- s.Shutdown(ctx)
+	}()
+	waitFor(t, "not ready while stopping", func() bool {
+		code, body := get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "shutting down")
+	})
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while the stop finishes a reply: %d, want 200", code)
+	}
+	f.Close() // the WHATSAT gets its (UNKNOWN_ERROR) reply and the stop ends
+	if err := <-stopped; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if code, body := get(t, base+"/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stopped") {
+		t.Errorf("/healthz after the stop: %d %q, want 503 stopped", code, body)
 	}
 }
