@@ -67,10 +67,11 @@ func (c *clientConn) attach(t transport) {
 	if s.stopping || len(s.clients) >= s.lim.MaxClients && !c.neighbourRoom() {
 		c.rejected, c.stop, c.closing = true, true, true
 		s.metrics.ClientsRejected.Add(1)
-		why := "over max_clients"
+		why, reason := "over max_clients", refuseMaxClients
 		if s.stopping {
-			why = "shutting down"
+			why, reason = "shutting down", refuseStopping
 		}
+		s.metrics.Refused[reason].Add(1)
 		s.log.Warn("connection refused", "conn", c.id, "remote", addrString(t.RemoteAddr()), "why", why, "clients", len(s.clients))
 		if s.stopping {
 			t.Close() // an end of stream, not a reset: the stop waits for the linger anyway
@@ -125,6 +126,7 @@ func (c *clientConn) idleCheck() {
 		return
 	}
 	s.log.Info("idle timeout: closing", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "idle_timeout", d)
+	s.metrics.Cut[cutIdle].Add(1)
 	c.stop, c.closing = true, true
 	c.t.Close()
 }
@@ -278,7 +280,7 @@ func (c *clientConn) whatsat(line []byte, m *codec.Message) {
 		return
 	}
 	if c.waiting >= s.lim.MaxPending {
-		c.cutOff("max_pending requests waiting", true)
+		c.cutOff("max_pending requests waiting", cutMaxPending)
 		return
 	}
 	s.metrics.WHATSATs.Add(1)
@@ -396,22 +398,25 @@ func (c *clientConn) flushOut() {
 		}
 	}
 	if unsent := c.t.WriteBufferSize() + c.qBytes; unsent > c.s.lim.MaxUnsent {
-		c.cutOff("max_unsent reply bytes not read", false)
+		c.cutOff("max_unsent reply bytes not read", cutMaxUnsent)
 		return
 	}
 	c.maybeFinish()
 }
 
-// cutOff drops a client that exceeds a limit. With flush (max_pending: the client reads, it
-// just asks too much at once) the replies already made in order are written first and the
-// connection is closed once they are out; else (max_unsent: it does not read) it is aborted.
-func (c *clientConn) cutOff(why string, flush bool) {
+// cutOff drops a client that exceeds a limit (reason: a CutReasons index). For max_pending
+// (the client reads, it just asks too much at once) the replies already made in order are
+// written first and the connection is closed once they are out; for max_unsent (it does not
+// read) it is aborted.
+func (c *clientConn) cutOff(why string, reason int) {
 	if c.closing || c.lost {
 		return
 	}
 	s := c.s
 	c.stop, c.closing = true, true
 	s.metrics.ClientsCut.Add(1)
+	s.metrics.Cut[reason].Add(1)
+	flush := reason == cutMaxPending
 	s.log.Warn("client cut off", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "why", why,
 		"unsent", c.t.WriteBufferSize()+c.qBytes+len(c.out), "waiting", c.waiting)
 	if flush {

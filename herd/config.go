@@ -116,6 +116,10 @@ type ServerConfig struct {
 	// Peers names the server's neighbours. Links are symmetric: a link named on one side only
 	// is added to the other.
 	Peers []string `toml:"peers"`
+	// AdminAddr is the host:port of the server's admin listener (metrics, health, status, a
+	// status page and pprof, served by package herd/admin); "" (the default) turns it off.
+	// It has no authentication: keep it on loopback or a private network.
+	AdminAddr string `toml:"admin_addr"`
 }
 
 // DefaultWorkers is the default number of Places calls a server runs at once (places.workers)
@@ -498,6 +502,11 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 		}
 		if err := checkAddr(s.Addr); err != nil {
 			bad(at("server", idx, "addr"), key+".addr", "%v", err)
+		}
+		if s.AdminAddr != "" {
+			if err := checkAddr(s.AdminAddr); err != nil {
+				bad(at("server", idx, "admin_addr"), key+".admin_addr", "%v", err)
+			}
 		}
 	}
 	for i, s := range c.Servers {

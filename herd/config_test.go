@@ -112,6 +112,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad address", "[[server]]\nname = \"A\"\naddr = \"localhost\"\n", 3, "bad address \"localhost\""},
 		{"bad port", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:99999\"\n", 3, "bad port"},
 		{"missing address", "[[server]]\nname = \"A\"\n", 1, "missing address"},
+		{"bad admin address", srv + "admin_addr = \"13000\"\n", 4, "server[0].admin_addr: bad address \"13000\""},
 		{"unknown peer", srv + "peers = [\"Z\"]\n", 4, "unknown peer \"Z\""},
 		{"self link", srv + "peers = [\"A\"]\n", 4, "names itself"},
 		{"twice", srv + "peers = [\"B\", \"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n", 4, "named twice"},

@@ -146,6 +146,13 @@
 //     integer), every one of them, not only the first. A Places setting the provider rejects
 //     names its key (places.url, places.key, ...), from places.ConfigError.
 //   - Logs: one file per server, <log.dir>/<Name>.log, appended to; see Logs below.
+//   - Observing. Metrics are atomics the loop adds to, so any goroutine reads them without
+//     a lock: the Core counts every line by its command (a line that does not parse, by
+//     its first field) and every "?" reply by reason; refusals, cut-offs and Places errors
+//     are counted by reason, and each link has its own LinkMetrics. What only the loop
+//     holds (links, the last RecentUpdates records stored, kept in a ring whose buffers are
+//     reused) is copied out by the loop when Snapshot asks. The admin listener (package
+//     herd/admin, admin_addr) serves them.
 //
 // # Logs
 //

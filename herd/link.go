@@ -37,6 +37,7 @@ type link struct {
 	out     []byte    // flood lines gathered during this pass
 	resync  []*Record // records still to send since the link came up
 	fault   LinkFault // injected by SetLinkFault
+	m       *LinkMetrics
 }
 
 // LinkFault is a fault injected into a link (Server.SetLinkFault, Herd.SetLinkFault), so
@@ -84,6 +85,7 @@ func (l *link) dial() {
 		}
 		l.dialing = false
 		l.failed++
+		l.m.DialFailures.Add(1)
 		if l.failed == 1 {
 			s.log.Warn("link dial failed", "peer", l.name, "addr", l.addr, "err", err)
 		} else {
@@ -196,7 +198,7 @@ func (l *link) continueResync() {
 		}
 		clear(l.resync[:i])
 		l.resync = l.resync[i:]
-		l.s.metrics.FloodLines.Add(uint64(i))
+		l.m.ResyncSent.Add(uint64(i))
 		l.flush()
 	}
 	if len(l.resync) == 0 {
@@ -226,6 +228,8 @@ func (p *linkProto) ConnectionMade(t *reactor.Transport) {
 	t.SetWriteBufferLimits(linkHigh, linkLow)
 	s.metrics.LinksUp.Add(1)
 	s.metrics.LinkUps.Add(1)
+	l.m.Up.Store(true)
+	l.m.Ups.Add(1)
 	s.log.Info("link up", "peer", l.name, "addr", l.addr, "records", s.table.Len())
 	l.startResync()
 }
@@ -281,6 +285,7 @@ func (p *linkProto) ConnectionLost(err error) {
 	l.up, l.t, l.paused = false, nil, false
 	l.out, l.resync = l.out[:0], nil
 	s.metrics.LinksUp.Add(-1)
+	l.m.Up.Store(false)
 	if s.loop.Time().Sub(l.upAt) > s.lim.BackoffCap {
 		l.attempt = 0 // it was up a good while: the next failure starts the backoff afresh
 	}

@@ -79,11 +79,19 @@ type Metrics struct {
 	PlacesCalls     atomic.Uint64 // Places requests started (identical ones in flight counted once)
 	PlacesShared    atomic.Uint64 // WHATSATs that joined an identical request in flight
 	PlacesCacheHits atomic.Uint64 // Places requests answered from the cache (places.cache_ttl)
-	PlacesErrors    atomic.Uint64 // Places requests that failed or timed out
+	PlacesErrors    atomic.Uint64 // Places calls that failed, or answered a body that could not be cut
 	LinksUp         atomic.Int64  // links up now
 	LinkUps         atomic.Uint64 // times a link came up
 	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
-	FloodLines      atomic.Uint64 // lines queued on links (floods and resyncs)
+	FloodLines      atomic.Uint64 // updates flooded (queued on every link that is up), not counting resyncs
+
+	Records        atomic.Int64  // records held now
+	Stale          atomic.Uint64 // updates dropped: not newer than the record held
+	Lines          LineCounts    // lines by command, "?" replies by reason
+	Refused        [len(RefuseReasons)]atomic.Uint64
+	Cut            [len(CutReasons)]atomic.Uint64
+	PlacesErrorsBy [len(PlacesErrorKinds)]atomic.Uint64
+	Links          []LinkMetrics // one per neighbour, in the config's order; set by NewServer
 }
 
 // Server is one server of the herd: a listener, its clients, its links to its neighbours and
@@ -114,6 +122,7 @@ type Server struct {
 	shutErr    error
 	shutCalled atomic.Bool // Shutdown was called: a loop that ends now was stopped, not failed
 	metrics    Metrics
+	placesObs  atomic.Pointer[Observer] // SetPlacesObserver
 
 	// Loop-owned state.
 	table        *Table
@@ -128,6 +137,7 @@ type Server struct {
 	flushLinksFn func() // s.flushLinks, bound once so scheduling it allocates nothing
 	core         *Core  // what every line means, for clients and links alike
 	keyScratch   []byte
+	recent       recentRing // the last updates stored, for Snapshot
 }
 
 // NewServer builds the server called name of cfg (validated by LoadConfig, ParseConfig or
@@ -196,8 +206,11 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}
-	for _, p := range sc.Peers {
-		s.links = append(s.links, &link{s: s, name: p, origin: FromLink})
+	s.core.counts = &s.metrics.Lines
+	s.metrics.Links = make([]LinkMetrics, len(sc.Peers))
+	for i, p := range sc.Peers {
+		s.metrics.Links[i].Peer = p
+		s.links = append(s.links, &link{s: s, name: p, origin: FromLink, m: &s.metrics.Links[i]})
 	}
 	s.capClients(max(o.servers, 1))
 	return s, nil
@@ -631,10 +644,14 @@ func (s *Server) checkDrained() {
 // apply stores the record of m with its AT line if it is newer than the one held
 // (Table.Apply) and floods it. Loop only.
 func (s *Server) apply(m *codec.Message, line []byte) {
-	if s.table.Apply(m, line) {
-		s.metrics.Stored.Add(1)
-		s.flood(line)
+	if !s.table.Apply(m, line) {
+		s.metrics.Stale.Add(1)
+		return
 	}
+	s.metrics.Stored.Add(1)
+	s.metrics.Records.Store(int64(s.table.Len()))
+	s.recent.add(s.loop.Time(), m.Kind == codec.AT, line)
+	s.flood(line)
 }
 
 // SetLinkFault injects fault f into this server's link to its neighbour peer, or heals it
@@ -834,8 +851,12 @@ func cutBody(dst, body []byte, bound int) (out []byte, rejected error) {
 func (s *Server) placesDone(call *placesCall, a *placesAnswer, err error) {
 	delete(s.inflight, call.key)
 	took := s.loop.Time().Sub(call.start)
-	if err != nil {
+	s.observePlaces(took)
+	if err != nil || a.rejected != nil {
 		s.metrics.PlacesErrors.Add(1)
+		s.metrics.PlacesErrorsBy[placesErrorKind(err, a.rejected)].Add(1)
+	}
+	if err != nil {
 		s.log.Warn("places failed", "request", call.key, "took", took, "err", err)
 	} else if s.logInfo {
 		g := s.lg

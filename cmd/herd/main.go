@@ -62,6 +62,7 @@ Usage:
   herd run   [-config FILE] [-grace D] [-cpuprofile F]        every server of the config in this process
   herd serve [-config FILE] [-grace D] [-cpuprofile F] NAME   the server called NAME only
                                               (flags may also follow NAME)
+  herd status [-config FILE] [-watch] [NAME...]  each server's state, read from its admin listener
   herd version                                print the version
   herd help                                   this text
 
@@ -75,6 +76,8 @@ Flags:
                  floods. Past D what is left is dropped, the log says how much ("grace period
                  over") and the exit status is 3. A second signal stops at once.
   -cpuprofile F  write a CPU profile of the whole run to F (go tool pprof F), written at the stop.
+  -watch         (status) print the table again every -interval (default 1s), until Ctrl-C.
+  -timeout D     (status) how long to wait for each server's answer (default 2s).
 
 Config (all keys optional but [[server]]; defaults shown):
   [places]
@@ -108,9 +111,12 @@ Config (all keys optional but [[server]]; defaults shown):
   name = "Hill"
   addr = "127.0.0.1:12000" # port 0: a free port, printed at start (herd run)
   peers = ["Jaquez", "Smith"] # links are symmetric: naming one side is enough
+  admin_addr = ""          # e.g. "127.0.0.1:13000": /metrics, /healthz, /readyz, /status,
+                           # a live status page at /, /debug/pprof/; "" turns it off
 
 Exit status: 0 after a clean stop by signal, 3 after a stop whose grace period ran out with
-replies undelivered, 2 for a bad command line or config, 1 otherwise.
+replies undelivered, 2 for a bad command line or config, 1 otherwise (herd status: 1 when a
+server with an admin_addr cannot be read).
 `
 
 // run is the whole program: args without the program name; it returns when ctx is done (the
@@ -128,6 +134,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "herd", version())
 		return nil
+	case "status":
+		return statusCmd(ctx, args, stdout)
 	case "run", "serve":
 	default:
 		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -137,21 +145,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	// Flags may come before or after NAME: "herd serve Hill -config herd.toml" works too.
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, usage)
-				return nil
-			}
-			return &usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return ignoreHelp(err)
 	}
 	if *grace <= 0 {
 		return &usageError{"-grace must be positive"}
@@ -163,12 +159,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &usageError{fmt.Sprintf("serve takes the name of one server, got %q", strings.Join(rest, " "))}
 	}
 
-	cfg := herd.DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = herd.LoadConfig(*configPath); err != nil {
-			return err
-		}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
 	}
 	var opts []herd.Option
 	if cmd == "serve" {
@@ -196,11 +189,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runHerd(ctx, cfg, *grace, stdout, opts...)
 }
 
+// parseFlags parses args with fs and returns the arguments that are not flags. Flags may come
+// before or after them: "herd serve Hill -config herd.toml" works too. For -h it prints the
+// usage to stdout and returns flag.ErrHelp; for a bad flag, a *usageError.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, usage)
+				return nil, err
+			}
+			return nil, &usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// ignoreHelp returns err, or nil for flag.ErrHelp: -h is a success.
+func ignoreHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// loadConfig loads the config at path, or returns the default herd's for "".
+func loadConfig(path string) (*herd.Config, error) {
+	if path == "" {
+		return herd.DefaultConfig(), nil
+	}
+	return herd.LoadConfig(path)
+}
+
 // runHerd runs the servers of cfg that opts select (all, or the one of herd serve) until ctx is
 // done or one of them stops on its own.
 func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer, opts ...herd.Option) error {
 	h, err := herd.NewHerd(cfg, opts...)
 	if err != nil {
+		return err
+	}
+	admins, err := startAdmins(cfg, h.Servers())
+	defer admins.close()
+	if err != nil {
+		h.Shutdown(context.Background()) // nothing started: closes the logs
 		return err
 	}
 	if err := h.Start(); err != nil {
@@ -210,6 +246,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 	for _, s := range h.Servers() {
 		fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", s.Name(), s.Addr(), strings.Join(bound.Server(s.Name()).Peers, ", "))
 	}
+	admins.print(stdout)
 	for _, s := range h.Servers() {
 		capped(stdout, cfg, s)
 	}
