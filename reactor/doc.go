@@ -129,6 +129,22 @@
 // at once, one short-lived goroutine writes the rest and closes. That is the only goroutine a
 // connection ever gets.
 //
+// # Accepting
+//
+// Start binds the listeners given to Listen itself, and one goroutine per listener accepts
+// connections and hands each to the loop (gnet's EventLoop.Enroll), where it gets its Protocol
+// as any connection does. gnet's own acceptor would end the engine at the first accept that
+// fails with EMFILE (gnetgaps.go, gap 4); here a failed accept (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM, ...) is counted (AcceptErrors), logged, and retried after a pause, as net/http's
+// Server.Serve does: 5 ms, doubling up to 1 s, none again once an accept succeeds. The
+// connections that come meanwhile wait in the kernel's backlog, or are refused by the kernel
+// when it is full, and the loop serves again as soon as descriptors are free. At most 128
+// connections of a listener are on their way to the loop at once; beyond that the acceptor
+// waits, and the rest stay in the backlog. The pause costs nothing but the wait; the hand-off
+// costs a descriptor duplicate, a trip through Go's poller and two goroutine switches per
+// connection, which left a burst of 1,000 connects as fast as before (BenchmarkAccept: the
+// connecting side is the bound).
+//
 // # Executor
 //
 // Go and GoWith run blocking work as asyncio's run_in_executor does on its default
@@ -146,10 +162,9 @@
 //
 // gnetgaps.go gathers the workarounds for what gnet v2.9.7 does not offer, one section each
 // saying what is missing and what it costs: a wake-up that waits for the next poll (the waker),
-// a drain callback (drain polling), half-close (the writer on a duplicated descriptor),
-// closing a listener of a running engine (through /proc/self/fd), the bound address of a
-// listener, abandoning a connection handed to Enroll, and the size of the kernel's send queue
-// (SIOCOUTQ).
+// a drain callback (drain polling), half-close (the writer on a duplicated descriptor), an
+// acceptor that outlives a failed accept (the loop accepts itself), abandoning a connection
+// handed to Enroll, and the size of the kernel's send queue (SIOCOUTQ).
 //
 // # Example
 //
@@ -178,18 +193,15 @@
 // that asked to keep writing (EOFReceived true) is not kept open. asyncio would go on flushing.
 // (Handing those bytes to the half-close writer is not possible: gnet offers no way to read or
 // clear its output buffer, and it writes what it can of it itself after OnClose.)
-// CloseListeners works on Linux only (it finds gnet's listening descriptor in /proc/self/fd,
-// since gnet v2.9.7 cannot close a listener of a running engine). A lingering Close keeps the
+// Start needs Linux: it finds the descriptor of gnet's own listener in /proc/self/fd, to put a
+// descriptor that is never readable in its place (gnetgaps.go, gap 4). A lingering Close keeps the
 // socket (not the Transport) for up to Options.LingerTimeout after ConnectionLost, or, during
 // Shutdown, until its peer has every byte. Shutdown waits for the kernel's send queues on
 // Linux (SIOCOUTQ); a half-closed transport's writer (EOFReceived true) closes its socket once
 // it has handed the kernel the last byte, and the kernel goes on sending it on its own (no
 // input is left to make it reset).
-// A connection made by Dial that gnet is handing to the loop when Stop comes is still opened
-// (and closed at once) before the loop exits, since gnet's goroutine waits for that. A
-// connection gnet accepts before the loop is ready (while Start has not returned, a window of
-// microseconds between binding the port and the first pass) is closed at once, with no
-// Protocol: before its first pass the loop could not run the connection's ConnectionLost.
-// When gnet ends the loop on its own (an accept or poll failure), the loop stops as after Stop,
-// its last passes running on the loop goroutine as gnet closes the connections.
+// A connection (accepted, or made by Dial) that gnet is handing to the loop when Stop comes is
+// still opened (and closed at once) before the loop exits, since gnet's goroutine waits for
+// that. When gnet ends the loop on its own (a poll failure), the loop stops as after Stop, its
+// last passes running on the loop goroutine as gnet closes the connections.
 package reactor

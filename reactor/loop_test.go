@@ -510,7 +510,7 @@ func TestStopFromIOAfterCallSoon(t *testing.T) {
 	}
 }
 
-// TestEngineEndsOnItsOwn: when gnet ends the loop without Stop (as an accept failure does), the
+// TestEngineEndsOnItsOwn: when gnet ends the loop without Stop (as a poll failure would), the
 // stop still runs in passes on the loop goroutine: ConnectionLost once, on the loop, and what it
 // schedules runs too; pending timers never fire; Done closes.
 func TestEngineEndsOnItsOwn(t *testing.T) {
