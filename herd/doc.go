@@ -114,15 +114,22 @@
 //     when it fires (for the rest of the time, from the last read). A neighbour's link is
 //     exempt: a connection from a neighbour's host that never sent an IAMAT, a WHATSAT or an
 //     invalid line (on a loopback herd that includes a local client that never sent a line).
-//   - Open files. Each client is a file descriptor, and an accept that fails with EMFILE stops
-//     gnet's acceptor, and so the server, for good. cmd/herd raises the soft RLIMIT_NOFILE to
-//     the hard limit at start, and each server lowers its max_clients (with a WARN record) to
-//     its share of the limit, (soft - 64) / servers in the process less what its listener, log
-//     and links take, less a headroom of an eighth of that share (at least 64) for connections
-//     over the cap (Server.MaxClients). A burst of refused connections can
-//     still exhaust the limit; then the server's loop ends, Server.Done is closed and
-//     Server.Err says why, and cmd/herd exits 1 ("herd: Hill stopped: ...") rather than run
-//     on without it.
+//   - Open files. Each client is a file descriptor, and so is every other thing a server
+//     holds open. cmd/herd raises the soft RLIMIT_NOFILE to the hard limit at start, and the
+//     limit is shared out once per process (FileBudget, NewHerd): 64 for the process, 16 per
+//     server (its listener, gnet's pollers, the waker, its log file, connections on their
+//     way from the acceptor to the loop), 16 more with an admin listener, 2 per neighbour
+//     (the link it dials, the one it accepts), and places.max_conns for a remote provider (one
+//     client per process, shared by its servers; fasthttp's connections per host are capped
+//     at it). What is left is split between the servers, each keeping a headroom of an eighth
+//     of its share (at least 64) for the connections it accepts over max_clients only to close
+//     them; its max_clients is lowered to the rest. If places.max_conns is more than half of
+//     what the process may open, it is lowered to half. cmd/herd says so in one line
+//     ("max_clients lowered from ... to fit the open file limit"), each server's log at WARN.
+//     Should the limit be met all the same (a burst faster than the server closes what it
+//     refuses, another program's descriptors), accept backs off and retries
+//     (reactor.Loop.AcceptErrors counts it): the server never stops for it, and serves again
+//     once descriptors are free.
 //   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients: the listener is closed
 //     (reactor.Loop.CloseListeners), so new connections are refused; where the reactor cannot
 //     do that (not Linux) they are accepted and closed at once (an end of stream, not a reset)

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/codec"
@@ -30,7 +29,7 @@ type options struct {
 	logOut   io.Writer
 	debug    bool
 	cache    *places.Cache // NewHerd's, shared by its servers; nil: the server makes its own
-	servers  int           // servers in this process (NewHerd): they share the descriptor limit
+	budget   *FileBudget   // NewHerd's, for the process; nil: the server makes its own
 	only     []string      // WithServers: the servers NewHerd builds; nil: all
 }
 
@@ -123,6 +122,7 @@ type Server struct {
 	shutCalled atomic.Bool // Shutdown was called: a loop that ends now was stopped, not failed
 	metrics    Metrics
 	placesObs  atomic.Pointer[Observer] // SetPlacesObserver
+	budget     FileBudget
 
 	// Loop-owned state.
 	table        *Table
@@ -154,6 +154,12 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if sc == nil {
 		return nil, cfg.errNoServer(name)
 	}
+	budget := o.budget
+	if budget == nil {
+		b := NewFileBudget(cfg, []ServerConfig{*sc}, fileLimit())
+		budget = &b
+	}
+	cfg.fitBudget(*budget)
 	s := &Server{
 		name:     name,
 		cfg:      cfg,
@@ -212,8 +218,20 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.metrics.Links[i].Peer = p
 		s.links = append(s.links, &link{s: s, name: p, origin: FromLink, m: &s.metrics.Links[i]})
 	}
-	s.capClients(max(o.servers, 1))
+	s.budget = *budget
+	if budget.Lowered {
+		s.log.Warn("limits lowered to fit the open file limit", "nofile", budget.Limit,
+			"servers_in_process", budget.Servers, "max_clients", s.lim.MaxClients, "places_max_conns", budget.PlacesConns)
+	}
 	return s, nil
+}
+
+// fitBudget lowers max_clients and places.max_conns to what b gives them.
+func (c *Config) fitBudget(b FileBudget) {
+	c.Limits.MaxClients = min(c.Limits.MaxClients, b.MaxClients)
+	if b.PlacesConns > 0 {
+		c.Places.MaxConns = min(c.Places.MaxConns, b.PlacesConns)
+	}
 }
 
 // errNoServer is NewServer's and NewHerd's error for a name the config does not have.
@@ -221,57 +239,14 @@ func (c *Config) errNoServer(name string) error {
 	return &ConfigError{Msg: fmt.Sprintf("no server named %q in the config (servers: %v)", name, c.sortedNames())}
 }
 
-// fdReserve is how many file descriptors a process keeps for what is not a client connection
-// (log files, the Places provider's HTTP connections, the runtime); fdPerServer adds what one
-// server needs besides its clients (listener, wake-up pipe, log file) and fdPerLink each link.
-const (
-	fdReserve   = 64
-	fdPerServer = 8
-	fdPerLink   = 2
-)
-
-// capClients lowers max_clients (see clientCap) if the process's descriptor limit cannot hold
-// that many connections for each of the servers it runs, and logs it.
-func (s *Server) capClients(servers int) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return
-	}
-	n, capped := clientCap(s.lim.MaxClients, rl.Cur, servers, len(s.links))
-	if capped {
-		s.log.Warn("max_clients lowered to fit the open file limit", "max_clients", s.lim.MaxClients,
-			"effective", n, "nofile", rl.Cur, "servers_in_process", servers)
-		s.lim.MaxClients = n
-	}
-}
-
-// clientCap returns the most client connections one of servers servers (with links links each)
-// may hold so that the process stays under soft open descriptors: max_clients, or less, and
-// at least 1; capped says whether it is less. Past the limit accept fails with EMFILE, which
-// stops gnet's acceptor (and so the server) for good: the cap keeps the server refusing
-// connections itself instead, with a headroom of its share left for those it refuses.
-func clientCap(maxClients int, soft uint64, servers, links int) (n int, capped bool) {
-	if servers < 1 {
-		servers = 1
-	}
-	if soft >= 1<<40 { // unlimited, in effect
-		return maxClients, false
-	}
-	// The share less a headroom (an eighth, at least 64): connections over the cap still take
-	// a descriptor until the loop closes them, and gnet's acceptor may take a burst of them
-	// first. Halving the share instead refused 10,000 clients under a 20,000 limit.
-	share := (int64(soft)-fdReserve)/int64(servers) - fdPerServer - fdPerLink*int64(links)
-	budget := max(share-max(share/8, 64), 1)
-	if int64(maxClients) <= budget {
-		return maxClients, false
-	}
-	return int(budget), true
-}
-
 // MaxClients returns the most client connections the server accepts at once: max_clients, or
-// less when the process's open file limit cannot hold that many (see the package doc). Any
-// goroutine.
+// less when the process's open file limit cannot hold that many (see the package doc and
+// FileBudget). Any goroutine.
 func (s *Server) MaxClients() int { return s.lim.MaxClients }
+
+// FileBudget returns how the process's open file limit was shared when the server was built.
+// Any goroutine.
+func (s *Server) FileBudget() FileBudget { return s.budget }
 
 // Done returns a channel closed when the server's loop has ended: after Shutdown, or on its own
 // (see Err). Any goroutine.
@@ -913,6 +888,7 @@ type Herd struct {
 	cfg     *Config
 	servers []*Server
 	byName  map[string]*Server
+	budget  FileBudget
 }
 
 // NewHerd builds every server of cfg (see NewServer). The servers share one Places provider
@@ -937,17 +913,19 @@ func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 			}
 		}
 	}
+	budget := NewFileBudget(cfg, scs, fileLimit())
 	if o.provider == nil {
-		p, err := NewProvider(cfg.Places)
+		pc := cfg.Clone()
+		pc.fitBudget(budget)
+		p, err := NewProvider(pc.Places)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts[:len(opts):len(opts)], WithProvider(p))
 	}
-	n := len(scs)
 	cache := places.NewCache(0, cfg.Places.CacheTTL)
-	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers, o.cache = n, cache })
-	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server)}
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.budget, o.cache = &budget, cache })
+	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server), budget: budget}
 	for _, sc := range scs {
 		s, err := NewServer(cfg, sc.Name, opts...)
 		if err != nil {
@@ -1009,6 +987,10 @@ func (h *Herd) SetLinkFault(a, b string, f LinkFault) error {
 	}
 	return errors.Join(sa.SetLinkFault(b, f), sb.SetLinkFault(a, f))
 }
+
+// FileBudget returns how the open file limit of the process was shared among the herd's
+// servers when NewHerd built them (see FileBudget). Any goroutine.
+func (h *Herd) FileBudget() FileBudget { return h.budget }
 
 // Servers returns the herd's servers in config order.
 func (h *Herd) Servers() []*Server { return h.servers }

@@ -247,9 +247,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 		fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", s.Name(), s.Addr(), strings.Join(bound.Server(s.Name()).Peers, ", "))
 	}
 	admins.print(stdout)
-	for _, s := range h.Servers() {
-		capped(stdout, cfg, s)
-	}
+	lowered(stdout, cfg, h.FileBudget())
 	hello(stdout, bound, h.Servers()[0].Addr().String())
 	started(h.Servers())
 	failed := waitStop(ctx, h.Servers(), stdout)
@@ -262,11 +260,21 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 	return err
 }
 
-// capped says when a server takes fewer clients than max_clients (the open file limit).
-func capped(stdout io.Writer, cfg *herd.Config, s *herd.Server) {
-	if n := s.MaxClients(); n < cfg.Limits.MaxClients {
-		fmt.Fprintf(stdout, "herd: %s: max_clients lowered from %d to %d to fit the open file limit\n", s.Name(), cfg.Limits.MaxClients, n)
+// lowered says, in one line for the process, when the open file limit cannot hold what the
+// config allows: max_clients for each server, or places.max_conns (see herd.FileBudget).
+func lowered(stdout io.Writer, cfg *herd.Config, b herd.FileBudget) {
+	if !b.Lowered {
+		return
 	}
+	var what []string
+	if b.MaxClients < cfg.Limits.MaxClients {
+		what = append(what, fmt.Sprintf("max_clients lowered from %d to %d per server", cfg.Limits.MaxClients, b.MaxClients))
+	}
+	if b.PlacesConns < cfg.Places.MaxConns && b.PlacesConns > 0 {
+		what = append(what, fmt.Sprintf("places.max_conns lowered from %d to %d", cfg.Places.MaxConns, b.PlacesConns))
+	}
+	fmt.Fprintf(stdout, "herd: %s to fit the open file limit (%d for %d servers; raise it with ulimit -n)\n",
+		strings.Join(what, ", "), b.Limit, b.Servers)
 }
 
 // started is called once the servers accept connections (tests use it).
