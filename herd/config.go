@@ -93,9 +93,16 @@ type Limits struct {
 	// neighbour, so that idle clients cannot keep the neighbours' links out.
 	MaxClients int `toml:"max_clients"`
 	// IdleTimeout closes a client connection that has sent nothing for this long and is owed no
-	// reply (default 0: off; mobile clients may legitimately stay connected and quiet).
-	// Neighbours' links are exempt.
+	// reply (default 5m: a phone that reports its place every few minutes stays connected,
+	// while a connection abandoned without a FIN goes within minutes; 0 turns it off). A
+	// connection that has sent AT lines (a neighbour's link) is exempt.
 	IdleTimeout time.Duration `toml:"idle_timeout"`
+	// LineTimeout is how long a client may take to finish a line once its first byte has
+	// arrived (default 30s: far longer than any line takes on a bad mobile network, far
+	// shorter than a slowloris needs; 0 turns it off). A line not finished in time gets "? "
+	// and what arrived of it, and the connection is closed. A connection that has sent AT
+	// lines is exempt.
+	LineTimeout time.Duration `toml:"line_timeout"`
 	// MaxLinkUnsent is the most unsent bytes on a link before it is closed and redialled (default 8 MiB).
 	MaxLinkUnsent int `toml:"max_link_unsent"`
 	// DialTimeout bounds one dial to a neighbour (default 1s).
@@ -136,6 +143,12 @@ func defaultWorkers(provider string) int {
 
 const maxWorkers = 1 << 16
 
+// Default client deadlines (see Limits).
+const (
+	DefaultIdleTimeout = 5 * time.Minute
+	DefaultLineTimeout = 30 * time.Second
+)
+
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{
@@ -143,6 +156,8 @@ func DefaultLimits() Limits {
 		MaxUnsent:     1 << 20,
 		MaxPending:    256,
 		MaxClients:    16384,
+		IdleTimeout:   DefaultIdleTimeout,
+		LineTimeout:   DefaultLineTimeout,
 		MaxLinkUnsent: 8 << 20,
 		DialTimeout:   time.Second,
 		BackoffBase:   100 * time.Millisecond,
@@ -474,6 +489,9 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if l.IdleTimeout < 0 {
 		bad(at("limits", "idle_timeout"), "limits.idle_timeout", "must not be negative, got %v", l.IdleTimeout)
+	}
+	if l.LineTimeout < 0 {
+		bad(at("limits", "line_timeout"), "limits.line_timeout", "must not be negative, got %v", l.LineTimeout)
 	}
 	if l.BackoffBase > 0 && l.BackoffCap > 0 && l.BackoffCap < l.BackoffBase {
 		bad(at("limits", "backoff_cap"), "limits.backoff_cap", "%v is less than backoff_base %v", l.BackoffCap, l.BackoffBase)

@@ -96,6 +96,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad duration", "[places]\ntimeout = \"5 parsecs\"\n" + srv, 2, "timeout"},
 		{"negative duration", "[limits]\ndial_timeout = \"-1s\"\n" + srv, 2, "limits.dial_timeout: must be a positive duration"},
 		{"idle timeout", "[limits]\nidle_timeout = \"-1s\"\n" + srv, 2, "limits.idle_timeout: must not be negative"},
+		{"line timeout", "[limits]\nline_timeout = \"-1s\"\n" + srv, 2, "limits.line_timeout: must not be negative"},
 		{"bad limit", "[limits]\nmax_pending = 0\n" + srv, 2, "limits.max_pending: must be positive"},
 		{"line limit", "[limits]\nmax_line = 10\n" + srv, 2, "limits.max_line"},
 		{"backoff order", "[limits]\nbackoff_base = \"1s\"\nbackoff_cap = \"10ms\"\n" + srv, 3, "less than backoff_base"},

@@ -77,6 +77,8 @@ var (
 	ErrNotNeighbour = errors.New("herd: AT line from a host that is not a neighbour's")
 	// ErrNotAT ignores a client's command on a link.
 	ErrNotAT = errors.New("herd: a link carries AT lines only")
+	// ErrLineTimeout refuses a line not finished within line_timeout of its first byte.
+	ErrLineTimeout = errors.New("herd: line not finished within line_timeout")
 )
 
 // Core is the protocol of one server without its I/O: it decides what a line means, makes
@@ -146,6 +148,20 @@ func (c *Core) TooLong(echo []byte, from Origin) Result {
 	c.counts.invalid(echo, codec.ErrLineTooLong)
 	c.buf = codec.AppendInvalid(c.buf[:0], echo)
 	return Result{Action: Close, Reply: c.buf, Err: codec.ErrLineTooLong}
+}
+
+// LineTimeout decides about a line whose sender did not finish it within line_timeout of
+// its first byte, of which echo is the start (codec.Decoder.Pending): from a client port,
+// Close with "? " and echo, as for a line too long; on a link, Abort. The goroutine that
+// uses the Core.
+func (c *Core) LineTimeout(echo []byte, from Origin) Result {
+	c.counts.line(codec.Invalid, echo)
+	if !from.answers() {
+		return Result{Action: Abort, Err: ErrLineTimeout}
+	}
+	c.counts.invalid(echo, ErrLineTimeout)
+	c.buf = codec.AppendInvalid(c.buf[:0], echo)
+	return Result{Action: Close, Reply: c.buf, Err: ErrLineTimeout}
 }
 
 // UnknownClient decides about a WHATSAT line (Handle said AskPlaces) whose client the

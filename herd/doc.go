@@ -108,12 +108,23 @@
 //     keep a neighbour's link out. On a loopback herd every local connection is from a
 //     neighbour's host, so there any connection may use that room. Memory per client is
 //     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting.
-//   - Idle clients. limits.idle_timeout (default 0: off, since mobile clients may legitimately
-//     stay connected and quiet; production deployments can set it) closes a client that has
-//     sent nothing for that long and is owed no reply. One timer per connection, re-armed only
-//     when it fires (for the rest of the time, from the last read). A neighbour's link is
-//     exempt: a connection from a neighbour's host that never sent an IAMAT, a WHATSAT or an
-//     invalid line (on a loopback herd that includes a local client that never sent a line).
+//   - Deadlines for slow clients. limits.idle_timeout (default 5 min: a phone that reports
+//     its place every few minutes keeps its connection, one dropped without a FIN goes within
+//     minutes) closes a client that has sent nothing for that long and is owed no reply.
+//     limits.line_timeout (default 30 s: far more than a line of a few hundred bytes takes on
+//     the worst mobile network, far less than a slowloris needs) bounds how long a line may
+//     take from its first byte: one not finished in time gets "? " and its first 64 bytes (as
+//     a line too long does), and the connection is closed once the replies owed before it are
+//     written. 0 turns either off. One timer per connection, on the loop's clock: a read only
+//     notes its time, and the timer, when it fires, closes the connection or re-arms itself
+//     for the earliest deadline left; it is moved earlier only when a line begins and would
+//     otherwise be checked too late (at most once per line_timeout). The only exemption is a
+//     connection that has sent an AT line that was applied (a neighbour's link): a connection
+//     from a neighbour's host that has not (on a loopback herd, any local connection) is a
+//     client like any other. A neighbour's link with nothing to send for idle_timeout is
+//     therefore closed, and redialled by the neighbour. The rule is one flag on the
+//     connection (sentAT), so that a link arriving on a peer port of its own can set it at
+//     accept.
 //   - Open files. Each client is a file descriptor, and so is every other thing a server
 //     holds open. cmd/herd raises the soft RLIMIT_NOFILE to the hard limit at start, and the
 //     limit is shared out once per process (FileBudget, NewHerd): 64 for the process, 16 per

@@ -32,6 +32,7 @@ var InvalidReasons = [...]string{
 	"too_long",        // a line over max_line
 	"unknown_client",  // a WHATSAT for a client no server has heard of
 	"not_neighbour",   // an AT line from a host that is not a neighbour's
+	"line_timeout",    // a line not finished within line_timeout of its first byte
 }
 
 const (
@@ -43,6 +44,7 @@ const (
 	invalidTooLong
 	invalidUnknownClient
 	invalidNotNeighbour
+	invalidLineTimeout
 )
 
 // LineCounts counts the lines a server's Core decided about, from clients and links alike:
@@ -102,6 +104,8 @@ func invalidReason(line []byte, err error) int {
 		return invalidUnknownClient
 	case errors.Is(err, ErrNotNeighbour):
 		return invalidNotNeighbour
+	case errors.Is(err, ErrLineTimeout):
+		return invalidLineTimeout
 	}
 	switch commandIndex(line) {
 	case 0:
@@ -128,12 +132,13 @@ const (
 
 // CutReasons names why a client was cut off or closed by the server (Metrics.Cut), in index
 // order.
-var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout"}
+var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout", "line_timeout"}
 
 const (
 	cutMaxUnsent = iota
 	cutMaxPending
 	cutIdle
+	cutLineTimeout
 )
 
 // PlacesErrorKinds names the kinds of failed Places calls (Metrics.PlacesErrorsBy), in index

@@ -78,6 +78,95 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	}
 }
 
+// TestSlowlorisLineTimeout is the regression test for a client that kept a connection by
+// sending one byte every 2 s: each byte reset the idle timer, and nothing bounded how long a
+// line could take. Now the line has line_timeout from its first byte: at 28 s the connection
+// is open, at 30 s it gets "? " and what arrived of the line, and is closed. A line finished in
+// time is answered, and the next line has its own deadline.
+func TestSlowlorisLineTimeout(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	if cfg.Limits.LineTimeout != 30*time.Second || cfg.Limits.IdleTimeout != 5*time.Minute {
+		t.Fatalf("default line_timeout %v, idle_timeout %v; want 30s and 5m", cfg.Limits.LineTimeout, cfg.Limits.IdleTimeout)
+	}
+	clock := newFakeClock()
+	s := startServer(t, cfg, "Hill", WithLoopClock(clock))
+	// send writes to c and waits until the loop has read it (on loopback the bytes are in the
+	// server's socket when the write returns; settle's passes poll it), so that they arrive
+	// at the loop's time now, not after the next Advance.
+	send := func(c *client, b string) {
+		t.Helper()
+		c.send(b)
+		settle(t, s)
+	}
+
+	// A line finished in time (in two parts, 20 s apart) is answered.
+	ok := dial(t, s.Addr())
+	send(ok, "IAMAT kiwi +34.068930-118.445127")
+	clock.Advance(20 * time.Second)
+	send(ok, " 1621464827.959498503\n")
+	if got := ok.line(); !strings.HasPrefix(got, "AT Hill ") {
+		t.Fatalf("reply %q to a line finished in time", got)
+	}
+	// The next line has 30 s of its own from its first byte, 20 s in: its deadline is 50 s.
+	send(ok, "IAM")
+	clock.Advance(29 * time.Second)
+	settle(t, s)
+	if n := s.Metrics().Cut[cutLineTimeout].Load(); n != 0 {
+		t.Fatalf("%d line timeouts 29 s into a line", n)
+	}
+	clock.Advance(time.Second)
+	if got := ok.readAll(); got != "? IAM\n" {
+		t.Fatalf("after 30 s on a line, read %q, want %q and the end of the stream", got, "? IAM\n")
+	}
+
+	// Slowloris: one byte every 2 s, each of which resets the idle timer.
+	slow := dial(t, s.Addr())
+	const line = "IAMAT slowloris +1+1 1700000000"
+	send(slow, line[:1])
+	for i := 1; i < 15; i++ {
+		clock.Advance(2 * time.Second)
+		send(slow, line[i:i+1])
+	}
+	// 28 s
+	if n := s.Metrics().Cut[cutLineTimeout].Load(); n != 1 {
+		t.Fatalf("%d line timeouts 28 s into the slow line, want only the first client's", n)
+	}
+	clock.Advance(2 * time.Second) // 30 s
+	if got, want := slow.readAll(), "? "+line[:15]+"\n"; got != want {
+		t.Fatalf("slowloris read %q, want %q and the end of the stream", got, want)
+	}
+	if n := s.Metrics().Lines.Invalid[invalidLineTimeout].Load(); n != 2 {
+		t.Errorf("%d \"?\" replies counted as line_timeout, want 2", n)
+	}
+}
+
+// TestNeighbourHostNotExempt is the regression test for connections exempt from idle_timeout
+// only because they came from a neighbour's host (on a loopback herd: any local connection):
+// now only a connection that has sent AT lines is exempt. A silent connection is closed at
+// idle_timeout; a neighbour's link that floods AT lines is not, however long it stays quiet.
+func TestNeighbourHostNotExempt(t *testing.T) {
+	const idle = time.Minute
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	cfg.Limits.IdleTimeout = idle
+	clock := newFakeClock()
+	s := startServer(t, cfg, "A", WithLoopClock(clock))
+	silent := dial(t, s.Addr())
+	link := dial(t, s.Addr()) // posing as B's link: B's host is loopback too
+	link.send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464827.959498503\n")
+	waitFor(t, "the AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 1 })
+	clock.Advance(idle)
+	silent.eof()
+	for range 3 {
+		clock.Advance(idle)
+		settle(t, s)
+	}
+	link.send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464828.959498503\n")
+	waitFor(t, "the second AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 2 })
+	if n := s.Metrics().Cut[cutIdle].Load(); n != 1 {
+		t.Errorf("%d connections closed by idle_timeout, want the silent one only", n)
+	}
+}
+
 // acceptor accepts connections on a loopback port and hands them over on a channel.
 func acceptor(t *testing.T) (net.Listener, <-chan net.Conn) {
 	t.Helper()

@@ -102,7 +102,9 @@ Config (all keys optional but [[server]]; defaults shown):
   max_clients = 16384      # connections per server; a neighbour's host may go one past it per
                            # neighbour (on loopback every local connection is); lowered to fit
                            # the open file limit
-  idle_timeout = "0s"      # close clients quiet this long and owed nothing; 0: off (links exempt)
+  idle_timeout = "5m"      # close clients quiet this long and owed nothing; 0: off
+  line_timeout = "30s"     # a line must end this long after its first byte, else "? " and
+                           # close; 0: off (a connection that sent AT lines is exempt from both)
   max_link_unsent = 8388608 # unsent bytes on a link before it is closed and redialled
   dial_timeout = "1s"
   backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
