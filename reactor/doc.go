@@ -150,13 +150,17 @@
 // Go and GoWith run blocking work as asyncio's run_in_executor does on its default
 // ThreadPoolExecutor: at most Options.Workers jobs at once (default min(32, GOMAXPROCS+4), as
 // asyncio's), on worker goroutines started on demand and kept for the next job, while the
-// others wait in a FIFO queue that the loop owns, at no goroutine each. A job cancelled while
-// queued never runs; a job whose GoWith deadline passes while it is queued completes with
-// ErrDeadline at that deadline; a running job's ctx is cancelled with its Future or when the
-// loop stops. Stop fails the queued jobs with ErrClosed, waits for the running ones and drops
-// their results. Handing a worker its next job takes a loop pass (the queue is the loop's),
-// about a microsecond more per job than goroutines that wait on a semaphore, when all workers
-// are busy. See executor.go.
+// others wait in a queue that the loop owns, at no goroutine each. The queue is fair across
+// keys (JobOptions.Key, a connection say): a FIFO per key, and the keys take turns, so one
+// key's thousand queued jobs delay another key's next job by one job, not a thousand. It is
+// bounded by Options.MaxQueued: a job beyond it fails at once with ErrBusy. A job cancelled
+// while queued never runs; a GoWith deadline is kept from submission to completion: the
+// Future completes with ErrDeadline at the deadline if the job has not returned (a queued job
+// never runs, a running one has its ctx cancelled and its result dropped). Stop fails the
+// queued jobs with ErrClosed, waits for the running ones and drops their results. Handing a
+// worker its next job takes a loop pass (the queue is the loop's), about a microsecond more
+// per job than goroutines that wait on a semaphore, when all workers are busy. See
+// executor.go.
 //
 // # What gnet lacks
 //

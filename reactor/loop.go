@@ -34,6 +34,7 @@ type Options struct {
 	Debug         bool          // slow-callback warnings and wrong-goroutine panics
 	SlowCallback  time.Duration // debug threshold, default 100ms
 	Workers       int           // executor (Go) jobs running at once; default min(32, GOMAXPROCS+4)
+	MaxQueued     int           // executor jobs waiting for a worker at most (then ErrBusy); 0: no bound
 	ReadBufferCap int           // gnet read buffer; default 64 KiB
 
 	// HalfCloseWriteTimeout bounds how long the writer of a half-closed transport waits for
