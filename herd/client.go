@@ -49,6 +49,7 @@ type clientConn struct {
 	closing  bool   // Close or Abort called
 	lost     bool   // ConnectionLost ran
 	rejected bool   // closed at once: over max_clients or shutting down
+	dirty    bool   // replies made ready in this pass, written at its end (Server.flushDirty)
 	sentAT   bool   // sent an AT line that was applied: a neighbour's link, exempt from deadlines
 
 	// Deadlines (idle_timeout, line_timeout): one timer per connection, re-armed when it fires
@@ -141,7 +142,7 @@ func (c *clientConn) checkDeadlines() {
 	}
 	if d := s.lim.IdleTimeout; d > 0 {
 		due := c.lastRead.Add(d)
-		if c.head < len(c.q) || c.waiting > 0 {
+		if c.head < len(c.q) || c.waiting > 0 || len(c.out) > 0 {
 			due = now.Add(d) // owed a reply: not idle, whatever it sends
 		} else if !now.Before(due) {
 			c.idleTimedOut()
@@ -350,7 +351,10 @@ func (c *clientConn) whatsat(line []byte, m *codec.Message) {
 		return
 	}
 	s.metrics.WHATSATs.Add(1)
-	sl := &slot{buf: make([]byte, 0, len(r.Line)+1+1024)}
+	// The AT line held now, copied (a newer record reuses the table's storage); the body is
+	// appended when Places answers. Nothing is allocated ahead for it: a slot waiting costs
+	// the line's bytes, not the reply's.
+	sl := &slot{buf: make([]byte, 0, len(r.Line)+1)}
 	sl.buf = append(sl.buf, r.Line...)
 	sl.buf = append(sl.buf, '\n')
 	c.q = append(c.q, sl)
@@ -359,6 +363,12 @@ func (c *clientConn) whatsat(line []byte, m *codec.Message) {
 	if s.logInfo {
 		c.logIn() // before the records of the Places call
 	}
+	if s.waiting >= s.lim.MaxWaiting {
+		s.placesBusy(c, sl)
+		return
+	}
+	s.waiting++
+	s.metrics.Waiting.Store(int64(s.waiting))
 	s.askPlaces(c, sl, r, m)
 }
 
@@ -400,10 +410,24 @@ func (c *clientConn) reply(b []byte) {
 	c.qBytes += len(b)
 }
 
-// whatsatDone is called when a WHATSAT's slot has its reply. Loop only.
+// whatsatDone is called when a WHATSAT's slot has its reply: the replies now ready are
+// written at the end of the loop's pass, with those that other completions of the pass made
+// ready, in one write. Loop only.
 func (c *clientConn) whatsatDone(sl *slot) {
+	c.slotReady(sl)
+	if !c.dirty {
+		c.dirty = true
+		c.s.flushAtPassEnd(c)
+	}
+}
+
+// slotReady marks a WHATSAT's slot ready and moves the replies ready at the front of the
+// queue to the output, to be written by the caller (flushOut). Loop only.
+func (c *clientConn) slotReady(sl *slot) {
 	sl.ready = true
 	c.waiting--
+	// The slot was counted with its AT line and "\n"; the body has been appended since.
+	c.qBytes += len(sl.buf) - (bytes.IndexByte(sl.buf, '\n') + 1)
 	if c.s.logInfo {
 		first := sl.buf
 		for i, b := range first {
@@ -422,18 +446,18 @@ func (c *clientConn) whatsatDone(sl *slot) {
 	for c.head < len(c.q) && c.q[c.head].ready {
 		b := c.q[c.head].buf
 		c.out = append(c.out, b...)
+		c.qBytes -= len(b)
 		c.q[c.head] = nil
 		c.head++
 	}
-	c.recount()
-	c.flushOut()
+	c.compact()
 }
 
-// recount recomputes the bytes held in the queue and compacts it. O(queued), bounded by
-// max_pending WHATSATs and max_unsent bytes of replies behind them.
-func (c *clientConn) recount() {
+// compact empties or slides down the queue once its front has moved far enough: O(1)
+// amortised per reply.
+func (c *clientConn) compact() {
 	if c.head == len(c.q) {
-		c.q, c.head, c.qBytes = c.q[:0], 0, 0
+		c.q, c.head = c.q[:0], 0
 		return
 	}
 	if c.head >= 32 && c.head >= len(c.q)/2 {
@@ -442,11 +466,6 @@ func (c *clientConn) recount() {
 		clear(c.q[n:])
 		c.q, c.head = c.q[:n], 0
 	}
-	n := 0
-	for _, sl := range c.q[c.head:] {
-		n += len(sl.buf)
-	}
-	c.qBytes = n
 }
 
 // flushOut writes the gathered replies in one write, enforces max_unsent, and closes the

@@ -88,6 +88,11 @@ type Limits struct {
 	MaxUnsent int `toml:"max_unsent"`
 	// MaxPending is the most requests of one client waiting for their reply (default 256).
 	MaxPending int `toml:"max_pending"`
+	// MaxWaiting is the most WHATSATs waiting for Places in one server, all clients together
+	// (default 16384: with 1,024 workers at 50 ms a call, less than a second of work). A
+	// WHATSAT past it is answered at once with an UNKNOWN_ERROR body saying the server is
+	// busy.
+	MaxWaiting int `toml:"max_waiting"`
 	// MaxClients is the most connections one server serves at once (default 16384: room for
 	// 10,000 clients and then some). Connections from a neighbour's host may go one past it per
 	// neighbour, so that idle clients cannot keep the neighbours' links out.
@@ -155,6 +160,7 @@ func DefaultLimits() Limits {
 		MaxLine:       4096,
 		MaxUnsent:     1 << 20,
 		MaxPending:    256,
+		MaxWaiting:    16384,
 		MaxClients:    16384,
 		IdleTimeout:   DefaultIdleTimeout,
 		LineTimeout:   DefaultLineTimeout,
@@ -472,7 +478,7 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	positive := []struct {
 		key string
 		v   int
-	}{{"max_unsent", l.MaxUnsent}, {"max_pending", l.MaxPending}, {"max_clients", l.MaxClients}, {"max_link_unsent", l.MaxLinkUnsent}}
+	}{{"max_unsent", l.MaxUnsent}, {"max_pending", l.MaxPending}, {"max_waiting", l.MaxWaiting}, {"max_clients", l.MaxClients}, {"max_link_unsent", l.MaxLinkUnsent}}
 	for _, p := range positive {
 		if p.v <= 0 {
 			bad(at("limits", p.key), "limits."+p.key, "must be positive, got %d", p.v)

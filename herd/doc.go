@@ -69,18 +69,32 @@
 //     A provider that returns no body at all gets an UNKNOWN_ERROR body too.
 //   - Places pool. Calls run on the server loop's executor (reactor.GoWith): at most
 //     places.workers at once, on worker goroutines started on demand and kept; the rest wait
-//     in the loop's queue at no goroutine each (about 1.9 KB of heap per pending WHATSAT,
-//     most of it the reply slot, against 4.8 KB with a goroutine per call). Each call has a
-//     deadline of places.timeout from its WHATSAT's arrival: one still queued then is
-//     answered with an UNKNOWN_ERROR timeout body without being made, and one that starts
-//     gets the rest of that time (the provider's own timeout bounds it too). The default
-//     size depends on the provider: 1,024 for google and google-v1 (Little's law: 20,000
-//     calls/s x 50 ms), GOMAXPROCS for offline, whose calls are all CPU. Servers of one
-//     process (herd run) do not share a pool: each loop owns its queue, without a lock, so
-//     each server has places.workers of its own; workers start only when calls need them, so
-//     the default herd of five offline servers has at most 5 x GOMAXPROCS, never 5 x 1,024.
-//     At a stop, queued calls are dropped and the loop waits for running ones, which end
-//     within places.timeout (fasthttp cannot abandon a call in flight).
+//     in the loop's queue at no goroutine each. The queue is fair: each connection's calls
+//     wait in order, and connections take turns (reactor.JobOptions.Key), so one client's
+//     thousands of WHATSATs delay another client's by one call, not thousands (a client
+//     behind 15,000 queued WHATSATs of another is answered in 40 ms, TestWHATSATFairAndOnTime).
+//     Each call has a deadline of places.timeout from its WHATSAT's arrival, kept by a loop
+//     timer from then on: a call still queued then is answered with an UNKNOWN_ERROR timeout
+//     body without being made, and one still running is answered so too (its ctx is
+//     cancelled, its late answer dropped). So every WHATSAT is answered within places.timeout
+//     of its arrival plus the loop's lag (how late the loop runs a timer: microseconds when
+//     idle, tens of milliseconds when thousands of WHATSATs expire at once), however long the
+//     queue and whatever Places does. The default size depends on the provider: 1,024 for
+//     google and google-v1 (Little's law: 20,000 calls/s x 50 ms), GOMAXPROCS for offline,
+//     whose calls are all CPU. Servers of one process (herd run) do not share a pool: each
+//     loop owns its queue, without a lock, so each server has places.workers of its own;
+//     workers start only when calls need them, so the default herd of five offline servers
+//     has at most 5 x GOMAXPROCS, never 5 x 1,024. At a stop, queued calls are dropped and the
+//     loop waits for running ones, which end within places.timeout (fasthttp cannot abandon a
+//     call in flight).
+//   - Pending WHATSATs. limits.max_waiting (default 16,384) bounds the WHATSATs waiting for
+//     Places in a server, all clients together (the executor's queue is bounded by it too): a
+//     WHATSAT past it is answered at once, in its turn on its connection, with an
+//     UNKNOWN_ERROR body saying the server is busy, and counted as the Places error kind
+//     "busy". A WHATSAT waiting costs about 0.7 KB of heap (its slot with a copy of the AT
+//     line, its share of the Places call, the executor's job and its deadline timer; 1 KiB
+//     is the bound TestPendingWHATSATMemory holds it to), against 1.75 KB when each slot
+//     reserved 1 KiB for the body: max_waiting x 1 KiB = 16 MiB per server at most.
 //   - Invalid lines get "? <line>"; then no later line of that connection is processed, the
 //     replies owed before it are written in order, and the connection is closed once they and
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
@@ -107,7 +121,12 @@
 //     are fewer than max_clients + (number of neighbours) connections: so idle clients cannot
 //     keep a neighbour's link out. On a loopback herd every local connection is from a
 //     neighbour's host, so there any connection may use that room. Memory per client is
-//     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting.
+//     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting (at
+//     most max_pending, and max_waiting for the server). The README's "Bounds" table adds
+//     them up.
+//   - Replies made ready by Places completions are written at the end of the loop's pass
+//     (reactor.Loop.CallAtPassEnd, as redis writes its clients' output in beforeSleep): the
+//     completions of one pass for one client leave in one write.
 //   - Deadlines for slow clients. limits.idle_timeout (default 5 min: a phone that reports
 //     its place every few minutes keeps its connection, one dropped without a FIN goes within
 //     minutes) closes a client that has sent nothing for that long and is owed no reply.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/reactor"
 )
 
 // What a server shows an operator besides its Metrics: counts by reason, per-link counters, a
@@ -144,8 +145,11 @@ const (
 // PlacesErrorKinds names the kinds of failed Places calls (Metrics.PlacesErrorsBy), in index
 // order: timeout, transport (connection refused, reset, ...), http (a status other than
 // 200), status (Google's own error status, such as OVER_QUERY_LIMIT), bad_body (a body that
-// is not JSON or that cannot be cut), cancelled (the server was stopping), other.
-var PlacesErrorKinds = [...]string{"timeout", "transport", "http", "status", "bad_body", "cancelled", "other"}
+// is not JSON or that cannot be cut), cancelled (the server was stopping), other, busy (a
+// WHATSAT answered at once because max_waiting were waiting: no call was made).
+var PlacesErrorKinds = [...]string{"timeout", "transport", "http", "status", "bad_body", "cancelled", "other", "busy"}
+
+const placesErrBusy = 7
 
 // placesErrorKind returns the PlacesErrorKinds index of a failed Places call: err from the
 // provider, rejected when its body could not be cut.
@@ -164,6 +168,8 @@ func placesErrorKind(err, rejected error) int {
 		return 3
 	case errors.Is(err, context.Canceled):
 		return 5
+	case errors.Is(err, reactor.ErrBusy):
+		return placesErrBusy
 	}
 	return 6
 }

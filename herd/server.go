@@ -79,6 +79,7 @@ type Metrics struct {
 	PlacesShared    atomic.Uint64 // WHATSATs that joined an identical request in flight
 	PlacesCacheHits atomic.Uint64 // Places requests answered from the cache (places.cache_ttl)
 	PlacesErrors    atomic.Uint64 // Places calls that failed, or answered a body that could not be cut
+	Waiting         atomic.Int64  // WHATSATs waiting for Places now (limits.max_waiting)
 	LinksUp         atomic.Int64  // links up now
 	LinkUps         atomic.Uint64 // times a link came up
 	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
@@ -131,7 +132,12 @@ type Server struct {
 	peerIPs      map[netip.Addr]bool
 	peerLocal    bool // a neighbour listens on an unspecified address: loopback counts as its host
 	inflight     map[string]*placesCall
-	stopping     bool // Shutdown began: no more lines are read, clients close once answered
+	waiting      int           // WHATSATs waiting for Places, all clients (limits.max_waiting)
+	busy         bool          // answering busy since waiting reached max_waiting (logged once)
+	busyBody     []byte        // the busy answer's body, made once
+	dirty        []*clientConn // clients with replies made ready in this pass
+	flushDirtyFn func()        // s.flushDirty, bound once
+	stopping     bool          // Shutdown began: no more lines are read, clients close once answered
 	linksStopped bool
 	floodSoon    bool   // a flushLinks is scheduled
 	flushLinksFn func() // s.flushLinks, bound once so scheduling it allocates nothing
@@ -180,6 +186,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.now = time.Now
 	}
 	s.flushLinksFn = s.flushLinks
+	s.flushDirtyFn = s.flushDirty
 	s.prov = o.provider
 	if s.prov == nil {
 		p, err := NewProvider(cfg.Places)
@@ -208,7 +215,8 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if s.cache == nil {
 		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
 	}
-	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers, Clock: o.clock})
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers,
+		MaxQueued: cfg.Limits.MaxWaiting, Clock: o.clock})
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}
@@ -711,9 +719,12 @@ func backoff(base, cap time.Duration, attempt int) time.Duration {
 	return rand.N(bound) + 1
 }
 
-// placesCall is one Places request in flight and the WHATSATs waiting for it.
+// placesCall is one Places request in flight and the WHATSATs waiting for it. Its request
+// and start do not change once it is made: the worker that runs it reads them.
 type placesCall struct {
+	s       *Server
 	key     string
+	req     places.Request
 	waiters []waiter
 	start   time.Time
 }
@@ -727,8 +738,10 @@ type waiter struct {
 // askPlaces starts (or joins) the Places request for record r and radius; the reply goes into
 // sl when it comes back. This is the one place where identical requests are coalesced, and the
 // cache (places.cache_ttl) is read here, on the loop, so that a cached answer never waits for a
-// worker. The call runs on the loop's executor with a deadline of places.timeout from now: a
-// WHATSAT is answered within it however many calls are queued before it. Loop only.
+// worker. The call runs on the loop's executor, in the turn of the connection that made it
+// (the executor serves connections in turn), with a deadline of places.timeout from now: the
+// WHATSAT is answered by then however many calls are queued before it, and whatever Places
+// does. Loop only.
 func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message) {
 	k := s.keyScratch[:0]
 	k = append(k, r.Lat...)
@@ -744,11 +757,13 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 		return
 	}
 	radius := string(k[len(r.Lat)+len(r.Lng)+2:])
-	req := places.Request{
-		Lat: string(r.Lat), Lng: string(r.Lng), RadiusM: radius,
-		LatF: r.LatF, LngF: r.LngF, RadiusMF: m.RadiusKm * 1000, Bound: m.Bound,
+	call := &placesCall{
+		s: s, key: string(k), waiters: []waiter{w}, start: s.loop.Time(),
+		req: places.Request{
+			Lat: string(r.Lat), Lng: string(r.Lng), RadiusM: radius,
+			LatF: r.LatF, LngF: r.LngF, RadiusMF: m.RadiusKm * 1000, Bound: m.Bound,
+		},
 	}
-	call := &placesCall{key: string(k), waiters: []waiter{w}, start: s.loop.Time()}
 	s.inflight[call.key] = call
 	if body, ok := s.cache.Get(call.key); ok {
 		// Answered in the next pass: WHATSATs for it read meanwhile join it.
@@ -765,35 +780,82 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 		g.str("request", call.key)
 		g.end()
 	}
-	prov, bound := s.prov, m.Bound
-	timeout := s.cfg.Places.Timeout
-	job := reactor.JobOptions{Deadline: call.start.Add(timeout)}
-	f := reactor.GoWith(s.loop, job, func(ctx context.Context) (*placesAnswer, error) {
-		// Off the loop: the call, and the cut of its body for the first WHATSAT's bound (a
-		// scan of the whole body, tens of KiB for 20 results), so the loop only copies it.
-		body, err := prov.Nearby(ctx, req)
-		if len(body) == 0 {
-			msg := "no answer"
-			if err != nil {
-				msg = err.Error()
-			}
-			body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
+	job := reactor.JobOptions{Deadline: call.start.Add(s.cfg.Places.Timeout), Key: c.id}
+	reactor.GoWith(s.loop, job, call.nearby).AddDoneCallback(call.done)
+}
+
+// nearby makes the call, off the loop, and cuts its body for the first WHATSAT's bound (a
+// scan of the whole body, tens of KiB for 20 results), so that the loop only copies it.
+func (call *placesCall) nearby(ctx context.Context) (*placesAnswer, error) {
+	bound := call.req.Bound
+	body, err := call.s.prov.Nearby(ctx, call.req)
+	if len(body) == 0 { // a provider breaking its contract: its error may say too much
+		body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: no answer")
+	}
+	a := &placesAnswer{body: body, bound: bound}
+	a.cut, a.rejected = cutBody(make([]byte, 0, min(len(body), 16<<10)), body, bound)
+	return a, err
+}
+
+// done takes the call's result on the loop: an answer, or, for a call that did not return in
+// time (or never ran), an UNKNOWN_ERROR body saying why. Loop only.
+func (call *placesCall) done(f *reactor.Future[*placesAnswer]) {
+	s := call.s
+	a, err := f.Result()
+	if a == nil {
+		var msg string
+		switch {
+		case errors.Is(err, reactor.ErrDeadline):
+			msg = fmt.Sprintf("places: timeout after %s", s.cfg.Places.Timeout)
+		case errors.Is(err, reactor.ErrBusy):
+			msg = busyText
+		default: // the server is stopping
+			msg = "places: server stopping"
 		}
-		a := &placesAnswer{body: body, bound: bound}
-		a.cut, a.rejected = cutBody(make([]byte, 0, min(len(body), 16<<10)), body, bound)
-		return a, err
-	})
-	f.AddDoneCallback(func(f *reactor.Future[*placesAnswer]) {
-		a, err := f.Result()
-		if a == nil { // never ran: no worker was free in time, or the loop is stopping
-			msg := err.Error()
-			if errors.Is(err, reactor.ErrDeadline) {
-				msg = fmt.Sprintf("places: timeout after %s: no worker was free", timeout)
-			}
-			a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), bound: -1}
-		}
-		s.placesDone(call, a, err)
-	})
+		a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), bound: -1}
+	}
+	s.placesDone(call, a, err)
+}
+
+// flushAtPassEnd has c's ready replies written at the end of the loop's pass, in one write
+// with those other completions of the pass make ready (as redis writes its clients' output
+// in beforeSleep). Loop only.
+func (s *Server) flushAtPassEnd(c *clientConn) {
+	if len(s.dirty) == 0 {
+		s.loop.CallAtPassEnd(s.flushDirtyFn)
+	}
+	s.dirty = append(s.dirty, c)
+}
+
+// flushDirty writes the replies made ready in this pass, one write per client. Loop only.
+func (s *Server) flushDirty() {
+	for i := 0; i < len(s.dirty); i++ {
+		c := s.dirty[i]
+		s.dirty[i] = nil
+		c.dirty = false
+		c.flushOut()
+	}
+	s.dirty = s.dirty[:0]
+}
+
+// busyText is the error_message of the answer to a WHATSAT past limits.max_waiting.
+const busyText = "places: server busy, too many requests waiting; try again later"
+
+// placesBusy answers the WHATSAT of slot sl at once, with an UNKNOWN_ERROR body saying the
+// server is busy: max_waiting WHATSATs are waiting for Places. Loop only.
+func (s *Server) placesBusy(c *clientConn, sl *slot) {
+	s.metrics.PlacesErrors.Add(1)
+	s.metrics.PlacesErrorsBy[placesErrBusy].Add(1)
+	if !s.busy {
+		s.busy = true
+		s.log.Warn("places: max_waiting WHATSATs waiting; answering busy", "max_waiting", s.lim.MaxWaiting)
+	}
+	if s.busyBody == nil {
+		s.busyBody, _ = cutBody(nil, codec.AppendErrorBody(nil, "UNKNOWN_ERROR", busyText), places.MaxResults)
+	}
+	sl.buf = append(sl.buf, s.busyBody...)
+	sl.buf = append(sl.buf, '\n', '\n')
+	c.slotReady(sl)
 }
 
 // placesAnswer is a Places body and its cut for one bound, made off the loop.
@@ -825,6 +887,12 @@ func cutBody(dst, body []byte, bound int) (out []byte, rejected error) {
 // placesDone fills the reply slots waiting on call. Loop only.
 func (s *Server) placesDone(call *placesCall, a *placesAnswer, err error) {
 	delete(s.inflight, call.key)
+	s.waiting -= len(call.waiters)
+	s.metrics.Waiting.Store(int64(s.waiting))
+	if s.busy && s.waiting <= s.lim.MaxWaiting*3/4 {
+		s.busy = false
+		s.log.Info("places: WHATSATs waiting below max_waiting again", "waiting", s.waiting)
+	}
 	took := s.loop.Time().Sub(call.start)
 	s.observePlaces(took)
 	if err != nil || a.rejected != nil {

@@ -106,7 +106,8 @@ type Loop struct {
 	shutReq  atomic.Bool
 	wakeConn gnet.Conn // loop only; nil until the loop is ready
 	passTask gnet.Runnable
-	inPass   bool // loop only: a pass is running
+	inPass   bool     // loop only: a pass is running
+	passEnd  []func() // loop only: CallAtPassEnd's callbacks for the running pass
 
 	// Loop-owned.
 	ready      []readyItem
@@ -439,6 +440,21 @@ func (l *Loop) CallSoonFunc(fn func()) {
 	l.wakeOnLoop()
 }
 
+// CallAtPassEnd schedules fn to run at the end of the running pass, once the callbacks the
+// pass began with have run, before the loop polls its sockets again: as redis's beforeSleep,
+// for work that gathers what several callbacks of one pass produced (one write for several
+// replies made ready). Called outside a pass (in an I/O callback such as DataReceived), it is
+// CallSoonFunc. It allocates nothing once its queue has grown to its working size. Loop only
+// (Debug mode panics otherwise).
+func (l *Loop) CallAtPassEnd(fn func()) {
+	l.checkLoop("CallAtPassEnd")
+	if !l.inPass {
+		l.CallSoonFunc(fn)
+		return
+	}
+	l.passEnd = append(l.passEnd, fn)
+}
+
 // CallSoonThreadsafe schedules fn to run on the loop; calls made by one goroutine run in the
 // order made. It is the only way in from another goroutine; it may also be called on the loop.
 // It returns ErrClosed once the loop is stopping, and then fn never runs.
@@ -553,6 +569,11 @@ func (l *Loop) pass() gnet.Action {
 		batch[i] = readyItem{}
 	}
 	l.readySpare = batch[:0]
+	for i := 0; i < len(l.passEnd); i++ { // grows while it runs: those run too
+		l.run("callback", l.passEnd[i])
+		l.passEnd[i] = nil
+	}
+	l.passEnd = l.passEnd[:0]
 
 	if len(l.watch) > 0 || l.watchArmed {
 		l.pollDrains()
