@@ -50,6 +50,9 @@
 // loop has polled its sockets again, so a callback that keeps rescheduling itself cannot
 // starve I/O. CallSoon is FIFO; CallSoonThreadsafe keeps the order of each calling goroutine;
 // timers run in deadline order (ties in scheduling order) and never before their deadline.
+// CallAtPassEnd runs a callback at the end of the running pass, once its callbacks have run
+// (redis's beforeSleep): the place to gather what several callbacks produced, one write for
+// several replies.
 //
 // Stopping is passes too. The first pass after Stop tears down: the thread-safe queue closes
 // (what it holds still runs), pending timers are dropped, and every transport is aborted, so
