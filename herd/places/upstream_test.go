@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places/fake"
@@ -159,5 +162,95 @@ func TestConnectionClosedBeforeAnswer(t *testing.T) {
 			f.Reset()
 			check("reused connection", 2)
 		})
+	}
+}
+
+// TestErrorBodiesNameNoAddress is the regression test for UNKNOWN_ERROR bodies that showed a
+// client the Places API's host and port (fasthttp's errors name them: "error when dialing
+// 127.0.0.1:1: dial tcp4 127.0.0.1:1: connect: connection refused"). For every failure that
+// makes one, the error_message names no host, address or port; the error for the log still
+// does where it helps.
+func TestErrorBodiesNameNoAddress(t *testing.T) {
+	closed := func() string { // a port nothing listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
+	}
+	resetter := func() string { // accepts and resets every connection
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	_, hang := startFake(t, fake.Options{Hang: true})
+	slowFake, slow := startFake(t, fake.Options{Delay: 2 * time.Second})
+	_, http500 := startFake(t, fake.Options{HTTPStatus: 500})
+	_, malformed := startFake(t, fake.Options{Malformed: true})
+	_, drop := startFake(t, fake.Options{Drop: true})
+	refused := closed()
+	_, refusedPort, _ := net.SplitHostPort(refused)
+	tests := []struct {
+		name     string
+		url      string
+		maxConns int
+		busy     bool // a call holds the only connection
+	}{
+		{"refused", "http://" + refused, 0, false},
+		{"refused by name", "http://localhost:" + refusedPort, 0, false},
+		{"reset", "http://" + resetter(), 0, false},
+		{"timeout", hang, 0, false},
+		{"no free connection", slow, 1, true},
+		{"HTTP 500", http500, 0, false},
+		{"malformed", malformed, 0, false},
+		{"dropped", drop, 0, false},
+	}
+	for _, provider := range []string{Google, GoogleV1} {
+		for _, tt := range tests {
+			t.Run(provider+" "+tt.name, func(t *testing.T) {
+				p := newProvider(t, Config{Provider: provider, URL: tt.url, Timeout: 300 * time.Millisecond, MaxConns: tt.maxConns})
+				if tt.busy {
+					n := slowFake.Count()
+					go p.Nearby(context.Background(), ucla)
+					for deadline := time.Now().Add(10 * time.Second); slowFake.Count() == n; {
+						if time.Now().After(deadline) {
+							t.Fatal("the first call did not reach the API")
+						}
+						time.Sleep(time.Millisecond)
+					}
+				}
+				body, err := p.Nearby(context.Background(), ucla)
+				if err == nil {
+					t.Fatalf("no error; body %s", body)
+				}
+				status, msg := errorBody(t, body)
+				if status != "UNKNOWN_ERROR" || msg == "" {
+					t.Fatalf("status %q, error_message %q", status, msg)
+				}
+				u, _ := url.Parse(tt.url)
+				host, port, _ := net.SplitHostPort(u.Host)
+				for _, leak := range []string{u.Host, host, ":" + port, "127.0.0.1", "localhost", "dial", "tcp"} {
+					if strings.Contains(msg, leak) {
+						t.Errorf("error_message %q shows %q (the log's error: %v)", msg, leak, err)
+					}
+				}
+				t.Logf("error_message %q; for the log: %v", msg, err)
+			})
+		}
 	}
 }
