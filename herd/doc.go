@@ -95,6 +95,15 @@
 //     line, its share of the Places call, the executor's job and its deadline timer; 1 KiB
 //     is the bound TestPendingWHATSATMemory holds it to), against 1.75 KB when each slot
 //     reserved 1 KiB for the body: max_waiting x 1 KiB = 16 MiB per server at most.
+//   - Client IDs (ValidClientID, in the Core): 1 to 256 bytes of UTF-8 without control
+//     characters (Unicode's Cc: C0, DEL, C1), so any printable ASCII and text in any script.
+//     A server stores a client ID, floods it to every neighbour and echoes it to whoever asks
+//     WHATSAT about it, and writes it in its log: NUL, escape sequences and bytes that are
+//     not UTF-8 would travel the whole herd to land in terminals and parsers. An IAMAT or
+//     WHATSAT with any other client ID gets "?" (counted as bad_client_id), as does an AT line
+//     from a neighbour's host; on a link such a line is ignored. The goroutine baseline shares
+//     the Core, and the Python baseline (bench/asyncio/server.py, check_client_id) applies the
+//     same rule.
 //   - Invalid lines get "? <line>"; then no later line of that connection is processed, the
 //     replies owed before it are written in order, and the connection is closed once they and
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
@@ -102,7 +111,7 @@
 //   - Line limits. max_line bounds IAMAT and WHATSAT lines (and any line not starting with the
 //     field "AT"); AT lines may be codec.ATOverhead (128) bytes longer, since an IAMAT of
 //     max_line bytes makes an AT line that much longer ("AT ", a name of at most MaxNameLen
-//     (64) bytes, the skew): neighbours must take it, or a long client ID would close links
+//     (64) bytes, the skew): neighbours must take it, or a long IAMAT would close links
 //     for ever. Server names longer than 64 bytes are a config error. Which limit applies is
 //     decided by the first field (codec.LineLimit); bytes held before it has arrived count
 //     against the larger limit, so the answer does not depend on how the stream was cut.

@@ -291,7 +291,7 @@ func TestNonReadingNeighbour(t *testing.T) {
 	s := startServer(t, cfg, "A")
 	waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 	c := dial(t, s.Addr())
-	pad := strings.Repeat("p", 900)
+	pad := paddedLocation(900)
 	var batch bytes.Buffer
 	n := 0
 	for s.Metrics().LinkOverflows.Load() == 0 {
@@ -300,7 +300,7 @@ func TestNonReadingNeighbour(t *testing.T) {
 		}
 		batch.Reset()
 		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
+			fmt.Fprintf(&batch, "IAMAT p%d %s 5\n", n, pad)
 			n++
 		}
 		c.send(batch.String())
@@ -331,12 +331,12 @@ func TestBigResyncIsPaced(t *testing.T) {
 	cfg.Limits.MaxLinkUnsent = 1 << 20
 	s := startServer(t, cfg, "A")
 	const n = 20000
-	pad := strings.Repeat("q", 600)
+	pad := paddedLocation(600)
 	c := dial(t, s.Addr())
 	go func() {
 		var b bytes.Buffer
 		for i := range n {
-			fmt.Fprintf(&b, "IAMAT %s%05d +1+1 7\n", pad, i)
+			fmt.Fprintf(&b, "IAMAT q%05d %s 7\n", i, pad)
 		}
 		c.conn.Write(b.Bytes())
 	}()
@@ -368,10 +368,15 @@ func TestBigResyncIsPaced(t *testing.T) {
 	}
 }
 
-// TestLongClientIDKeepsLinksUp: an IAMAT of max_line bytes makes an AT line longer than
+// paddedLocation returns a valid location of n bytes (n >= 8), made long by the fraction
+// digits of its latitude: the way to make long valid lines, client IDs being at most
+// MaxClientIDLen bytes.
+func paddedLocation(n int) string { return "+1." + strings.Repeat("0", n-7) + "+1.0" }
+
+// TestLongLineKeepsLinksUp: an IAMAT of max_line bytes makes an AT line longer than
 // max_line; neighbours accept it (AT lines may be ATOverhead longer), so it crosses the herd
 // and no link is closed for it.
-func TestLongClientIDKeepsLinksUp(t *testing.T) {
+func TestLongLineKeepsLinksUp(t *testing.T) {
 	cfg := testConfig(t, "",
 		ServerConfig{Name: strings.Repeat("A", MaxNameLen), Peers: []string{"B"}},
 		ServerConfig{Name: "B", Peers: []string{"C"}},
@@ -395,8 +400,8 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 		return n
 	}
 	before := ups()
-	loc, tm := "-34.068930+118.445127", "-1621464827.959498503"
-	id := strings.Repeat("k", cfg.Limits.MaxLine-len("IAMAT   ")-len(loc)-len(tm))
+	id, tm := strings.Repeat("k", MaxClientIDLen), "-1621464827.959498503"
+	loc := paddedLocation(cfg.Limits.MaxLine - len("IAMAT   ") - len(id) - len(tm))
 	c := dial(t, all[0].Addr())
 	c.send("IAMAT " + id + " " + loc + " " + tm + "\n")
 	at := strings.TrimSuffix(c.line(), "\n")
@@ -434,12 +439,12 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 	cfg.Limits.BackoffCap = 5 * time.Millisecond
 	s := startServer(t, cfg, "A")
 	c := dial(t, s.Addr())
-	pad := strings.Repeat("p", 900)
+	pad := paddedLocation(900)
 	var batch bytes.Buffer
 	for n := 0; n < 6000; {
 		batch.Reset()
 		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
+			fmt.Fprintf(&batch, "IAMAT p%d %s 5\n", n, pad)
 			n++
 		}
 		c.send(batch.String())

@@ -34,6 +34,7 @@ var InvalidReasons = [...]string{
 	"unknown_client",  // a WHATSAT for a client no server has heard of
 	"not_neighbour",   // an AT line from a host that is not a neighbour's
 	"line_timeout",    // a line not finished within line_timeout of its first byte
+	"bad_client_id",   // a client ID that is not text of at most 256 bytes (ValidClientID)
 }
 
 const (
@@ -46,6 +47,7 @@ const (
 	invalidUnknownClient
 	invalidNotNeighbour
 	invalidLineTimeout
+	invalidBadClientID
 )
 
 // LineCounts counts the lines a server's Core decided about, from clients and links alike:
@@ -107,6 +109,8 @@ func invalidReason(line []byte, err error) int {
 		return invalidNotNeighbour
 	case errors.Is(err, ErrLineTimeout):
 		return invalidLineTimeout
+	case errors.Is(err, ErrBadClientID):
+		return invalidBadClientID
 	}
 	switch commandIndex(line) {
 	case 0:

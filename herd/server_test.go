@@ -376,7 +376,7 @@ func TestLineTooLong(t *testing.T) {
 	}
 	// A line just at the limit is fine (and invalid for other reasons).
 	c = dial(t, s.Addr())
-	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
+	line := "IAMAT x " + paddedLocation(4096-len("IAMAT x  1")) + " 1"
 	c.send(line + "\n")
 	if got := c.line(); !strings.HasPrefix(got, "AT Hill ") {
 		t.Errorf("line of 4096 bytes: %q", got[:40])

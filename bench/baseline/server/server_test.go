@@ -582,10 +582,11 @@ func TestNonReadingNeighbour(t *testing.T) {
 	addr := h.start("Hill")
 	first := <-accepted
 	defer first.Close()
-	// 12 MB of updates, more than loopback's socket buffers hold.
-	id := strings.Repeat("k", 1000)
+	// 12 MB of updates, more than loopback's socket buffers hold (client IDs of 250 bytes:
+	// the longest are 256).
+	id := strings.Repeat("k", 245)
 	var b strings.Builder
-	for i := range 12000 {
+	for i := range 42000 {
 		fmt.Fprintf(&b, "IAMAT %s%d +1+1 1\n", id, i)
 	}
 	c, err := net.Dial("tcp", addr)
