@@ -252,6 +252,10 @@ func (c *Config) errNoServer(name string) error {
 // FileBudget). Any goroutine.
 func (s *Server) MaxClients() int { return s.lim.MaxClients }
 
+// AcceptErrors returns how many times accepting a connection failed (EMFILE and the like:
+// the server paused and accepted again; see reactor.Loop.AcceptErrors). Any goroutine.
+func (s *Server) AcceptErrors() uint64 { return s.loop.AcceptErrors() }
+
 // FileBudget returns how the process's open file limit was shared when the server was built.
 // Any goroutine.
 func (s *Server) FileBudget() FileBudget { return s.budget }
