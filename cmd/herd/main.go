@@ -99,6 +99,7 @@ Config (all keys optional but [[server]]; defaults shown):
   max_line = 4096          # bytes in an IAMAT/WHATSAT line, without its newline (AT: +128)
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
   max_pending = 256        # WHATSATs of one client waiting on Places
+  max_waiting = 16384      # WHATSATs waiting on Places in a server; past it: UNKNOWN_ERROR busy
   max_clients = 16384      # connections per server; a neighbour's host may go one past it per
                            # neighbour (on loopback every local connection is); lowered to fit
                            # the open file limit
