@@ -42,8 +42,8 @@ type FileBudget struct {
 // servers, as one process runs them with one Places provider:
 //
 //	reserved = 64 (the process) + per server 16, +16 with an admin_addr, +2 per neighbour
-//	places   = places.max_conns for google and google-v1 (0 for offline), lowered to half
-//	           of limit - reserved if it is more
+//	places   = places.max_conns for google and google-v1 (0 for offline; its default is
+//	           places.workers x servers), lowered to half of limit - reserved if it is more
 //	share    = (limit - reserved - places) / servers
 //	headroom = max(share/8, 64)
 //	clients  = min(max_clients, share - headroom), at least 1
@@ -61,6 +61,9 @@ func NewFileBudget(cfg *Config, servers []ServerConfig, limit uint64) FileBudget
 	}
 	if p := cfg.Places.Provider; p == "google" || p == "google-v1" {
 		b.PlacesConns = cfg.Places.MaxConns
+		if b.PlacesConns == 0 {
+			b.PlacesConns = cfg.Places.Workers * b.Servers // no call waits for a connection
+		}
 	}
 	for _, sc := range servers {
 		b.Reserved += fdPerServer + fdPerLink*len(sc.Peers)

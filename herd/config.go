@@ -58,8 +58,10 @@ type PlacesConfig struct {
 	// everything else (see BENCHMARKS.md). The servers of one process (herd run) do not share a
 	// pool: each loop owns its queue, so each server has places.workers of its own.
 	Workers int `toml:"workers"`
-	// MaxConns bounds the HTTP connections to the API (default: Workers). An HTTP/1.1 connection
-	// carries one call at a time, so fewer connections than workers would make the rest wait.
+	// MaxConns bounds the HTTP connections to the API, for the whole process: its servers share
+	// one client (default 0: Workers for each server of the process). An HTTP/1.1 connection
+	// carries one call at a time, so fewer connections than calls in flight make the rest
+	// wait. It is lowered to fit the process's open file limit (FileBudget).
 	MaxConns int `toml:"max_conns"`
 	// Dataset is a GeoJSON file of places for the offline provider (default: the built-in one).
 	Dataset string `toml:"dataset"`
@@ -455,8 +457,6 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if c.Places.MaxConns < 0 {
 		bad(at("places", "max_conns"), "places.max_conns", "must not be negative, got %d", c.Places.MaxConns)
-	} else if c.Places.MaxConns == 0 {
-		c.Places.MaxConns = c.Places.Workers
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error", "off":

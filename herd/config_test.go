@@ -156,12 +156,13 @@ func TestParseConfigPlacesPool(t *testing.T) {
 		src               string
 		workers, maxConns int
 	}{
-		{srv, cpus, cpus}, // offline: CPU-bound
-		{google + srv, DefaultWorkers, DefaultWorkers},
-		{google + "workers = 200\n" + srv, 200, 200},
+		// max_conns 0 is resolved for the process: workers for each server (FileBudget).
+		{srv, cpus, 0}, // offline: CPU-bound
+		{google + srv, DefaultWorkers, 0},
+		{google + "workers = 200\n" + srv, 200, 0},
 		{google + "workers = 200\nmax_conns = 50\n" + srv, 200, 50},
 		{google + "max_conns = 8\n" + srv, DefaultWorkers, 8},
-		{"[places]\nworkers = 3\n" + srv, 3, 3},
+		{"[places]\nworkers = 3\n" + srv, 3, 0},
 	}
 	for _, tt := range tests {
 		c, err := ParseConfig([]byte(tt.src), "")

@@ -159,8 +159,9 @@
 //     server (its listener, gnet's pollers, the waker, its log file, connections on their
 //     way from the acceptor to the loop), 16 more with an admin listener, 2 per neighbour
 //     (the link it dials, the one it accepts), and places.max_conns for a remote provider (one
-//     client per process, shared by its servers; fasthttp's connections per host are capped
-//     at it). What is left is split between the servers, each keeping a headroom of an eighth
+//     client per process, shared by its servers, so its default is places.workers for each
+//     of them: no call waits for a connection; fasthttp's connections per host are capped at
+//     it). What is left is split between the servers, each keeping a headroom of an eighth
 //     of its share (at least 64) for the connections it accepts over max_clients only to close
 //     them; its max_clients is lowered to the rest. If places.max_conns is more than half of
 //     what the process may open, it is lowered to half. cmd/herd says so in one line

@@ -234,11 +234,11 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
-// fitBudget lowers max_clients and places.max_conns to what b gives them.
+// fitBudget sets max_clients and places.max_conns to what b gives them.
 func (c *Config) fitBudget(b FileBudget) {
 	c.Limits.MaxClients = min(c.Limits.MaxClients, b.MaxClients)
 	if b.PlacesConns > 0 {
-		c.Places.MaxConns = min(c.Places.MaxConns, b.PlacesConns)
+		c.Places.MaxConns = b.PlacesConns
 	}
 }
 
@@ -284,6 +284,9 @@ func (s *Server) Err() error {
 // NewProvider builds the Places provider a config names. A setting the provider rejects gives
 // a *ConfigError naming its key (places.url, places.key, ...). Any goroutine.
 func NewProvider(c PlacesConfig) (places.Provider, error) {
+	if c.MaxConns == 0 {
+		c.MaxConns = c.Workers // what one server's calls need
+	}
 	p, err := places.New(places.Config{
 		Provider: c.Provider, URL: c.URL, Key: c.Key, Timeout: c.Timeout,
 		MaxConns: c.MaxConns, Dataset: c.Dataset,

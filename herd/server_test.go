@@ -693,6 +693,8 @@ func TestFileBudgetCountsEveryDescriptor(t *testing.T) {
 	herd5 := DefaultConfig()
 	google := DefaultConfig()
 	google.Places = PlacesConfig{Provider: "google", Key: "k", Timeout: time.Second, Workers: 1024, MaxConns: 1024}
+	shared := google.Clone()
+	shared.Places.MaxConns = 0 // the default: workers for each server of the process
 	admin := google.Clone()
 	for i := range admin.Servers {
 		admin.Servers[i].AdminAddr = "127.0.0.1:0"
@@ -722,6 +724,9 @@ func TestFileBudgetCountsEveryDescriptor(t *testing.T) {
 		// (65536 - 168 - 1024) / 5 = 12868 each, less an eighth.
 		{"google herd, nofile 65536", google, google.Servers, 65536, 12868 - 1608, 1024, true},
 		{"google herd, nofile 1<<20", google, google.Servers, 1 << 20, 16384, 1024, false},
+		{"google herd, default max_conns, nofile 1<<20", shared, shared.Servers, 1 << 20, 16384, 5 * 1024, false},
+		// (1024 - 168) / 2 = 428 for Places, 428 / 5 = 85 each, less the headroom of 64.
+		{"google herd, default max_conns, nofile 1024", shared, shared.Servers, 1024, 85 - 64, 428, true},
 		{"tiny limit", herd5, one(herd5), 40, 1, 0, true},
 	}
 	for _, tt := range tests {

@@ -89,7 +89,8 @@ Config (all keys optional but [[server]]; defaults shown):
   workers = 0              # Places calls at once per server; 0: 1024 for google and
                            # google-v1 (remote calls only wait), the cores for offline; calls
                            # beyond it wait their turn, at most timeout after their WHATSAT
-  max_conns = 0            # HTTP connections to the API; 0: as many as workers
+  max_conns = 0            # HTTP connections to the API, per process; 0: workers for each
+                           # server; lowered to fit the open file limit
   dataset = ""             # offline: a GeoJSON file of your own places
   [log]
   dir = "logs"             # one <Name>.log per server; "off" turns logging off
@@ -273,8 +274,12 @@ func lowered(stdout io.Writer, cfg *herd.Config, b herd.FileBudget) {
 	if b.MaxClients < cfg.Limits.MaxClients {
 		what = append(what, fmt.Sprintf("max_clients lowered from %d to %d per server", cfg.Limits.MaxClients, b.MaxClients))
 	}
-	if b.PlacesConns < cfg.Places.MaxConns && b.PlacesConns > 0 {
-		what = append(what, fmt.Sprintf("places.max_conns lowered from %d to %d", cfg.Places.MaxConns, b.PlacesConns))
+	want := cfg.Places.MaxConns
+	if want == 0 {
+		want = cfg.Places.Workers * b.Servers
+	}
+	if b.PlacesConns < want && b.PlacesConns > 0 {
+		what = append(what, fmt.Sprintf("places.max_conns lowered from %d to %d", want, b.PlacesConns))
 	}
 	fmt.Fprintf(stdout, "herd: %s to fit the open file limit (%d for %d servers; raise it with ulimit -n)\n",
 		strings.Join(what, ", "), b.Limit, b.Servers)
