@@ -40,14 +40,7 @@ func FuzzServerConn(f *testing.F) {
 	cfg.Limits.MaxPending = 4
 	cfg.Limits.MaxWaiting = 8
 	cfg.Limits.MaxUnsent = 16 << 10
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { shutdown(f, h) })
+	h := startTestHerd(f, cfg)
 	a := h.Server("A")
 	waitFor(f, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && h.Server("B").Metrics().LinksUp.Load() == 1 })
 	clients := a.Metrics().ClientsOpen.Load() // B's link

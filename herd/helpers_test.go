@@ -72,6 +72,21 @@ func startServer(t testing.TB, cfg *Config, name string, opts ...Option) *Server
 	return s
 }
 
+// startTestHerd starts every server of cfg in debug mode, with the stub Places provider, and
+// shuts them down when the test ends.
+func startTestHerd(t testing.TB, cfg *Config) *Herd {
+	t.Helper()
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, h) })
+	return h
+}
+
 func shutdown(t testing.TB, s interface{ Shutdown(context.Context) error }) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

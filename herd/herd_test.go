@@ -23,15 +23,7 @@ func startHerd(t *testing.T) *Herd {
 	cfg.Log.Dir = "off"
 	cfg.Limits.BackoffBase = 10 * time.Millisecond
 	cfg.Limits.BackoffCap = 100 * time.Millisecond
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
-	return h
+	return startTestHerd(t, cfg)
 }
 
 // waitRecord waits until every server in servers holds want for client.
@@ -381,14 +373,7 @@ func TestLongLineKeepsLinksUp(t *testing.T) {
 		ServerConfig{Name: strings.Repeat("A", MaxNameLen), Peers: []string{"B"}},
 		ServerConfig{Name: "B", Peers: []string{"C"}},
 		ServerConfig{Name: "C"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
+	h := startTestHerd(t, cfg)
 	all := h.Servers()
 	waitFor(t, "the links", func() bool {
 		return all[0].Metrics().LinksUp.Load() == 1 && all[1].Metrics().LinksUp.Load() == 2 && all[2].Metrics().LinksUp.Load() == 1
@@ -466,14 +451,7 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 // implementation's) is stored and flooded in canonical form, so WHATSAT replies carry it.
 func TestATLineWhiteSpaceNormalised(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
+	h := startTestHerd(t, cfg)
 	a, b := h.Server("A"), h.Server("B")
 	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
 	want := "AT Zed +0.000000000 fl3 +1+1 5"
