@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/herd-project/herd/codec"
@@ -123,6 +124,20 @@ func New(opts Options) *Server {
 // ("http://127.0.0.1:PORT") to give the Places client.
 func (s *Server) Start() (baseURL string, err error) {
 	return s.StartOn("127.0.0.1:0")
+}
+
+// StartTest is New and Start for the test t: it fails t if the fake cannot start, closes the
+// fake when the test ends, and returns the fake and its base URL. Call it from the test's
+// goroutine.
+func StartTest(t testing.TB, opts Options) (*Server, string) {
+	t.Helper()
+	s := New(opts)
+	base, err := s.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, base
 }
 
 // StartOn is Start on a given address (for the fakeplaces command).
