@@ -23,67 +23,9 @@ func BenchmarkCallSoonThreadsafeRoundTrip(b *testing.B) {
 	}
 }
 
-// BenchmarkCallSoon measures callbacks run per second on the loop; one op is a batch of 1000.
-func BenchmarkCallSoon(b *testing.B) {
-	const batch = 1000
-	l := startLoop(b, Options{})
-	done := make(chan struct{})
-	n := 0
-	cb := func() {
-		n++
-		if n == batch {
-			done <- struct{}{}
-		}
-	}
-	start := func() {
-		n = 0
-		for range batch {
-			l.CallSoon(cb)
-		}
-	}
-	b.ReportAllocs()
-	t0 := time.Now()
-	iters := 0
-	for b.Loop() {
-		_ = l.CallSoonThreadsafe(start)
-		<-done
-		iters++
-	}
-	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "callbacks/s")
-}
-
-// BenchmarkCallSoonFunc is BenchmarkCallSoon with CallSoonFunc (no Handle).
-func BenchmarkCallSoonFunc(b *testing.B) {
-	const batch = 1000
-	l := startLoop(b, Options{})
-	done := make(chan struct{})
-	n := 0
-	cb := func() {
-		n++
-		if n == batch {
-			done <- struct{}{}
-		}
-	}
-	start := func() {
-		n = 0
-		for range batch {
-			l.CallSoonFunc(cb)
-		}
-	}
-	b.ReportAllocs()
-	t0 := time.Now()
-	iters := 0
-	for b.Loop() {
-		_ = l.CallSoonThreadsafe(start)
-		<-done
-		iters++
-	}
-	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "callbacks/s")
-}
-
-// BenchmarkCallLater measures timers scheduled and fired per second; one op is 1000 timers with
-// deadlines spread over 100 µs.
-func BenchmarkCallLater(b *testing.B) {
+// benchBatches measures callbacks run per second on the loop; one op is a batch of 1000,
+// which schedule(i, cb) schedules from the loop and whose last callback ends the op.
+func benchBatches(b *testing.B, unit string, schedule func(l *Loop, i int, cb func())) {
 	const batch = 1000
 	l := startLoop(b, Options{})
 	done := make(chan struct{})
@@ -97,7 +39,7 @@ func BenchmarkCallLater(b *testing.B) {
 	start := func() {
 		n = 0
 		for i := range batch {
-			l.CallLater(time.Duration(i%100)*time.Microsecond, cb)
+			schedule(l, i, cb)
 		}
 	}
 	b.ReportAllocs()
@@ -108,7 +50,25 @@ func BenchmarkCallLater(b *testing.B) {
 		<-done
 		iters++
 	}
-	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "timers/s")
+	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), unit)
+}
+
+// BenchmarkCallSoon measures callbacks run per second on the loop; one op is a batch of 1000.
+func BenchmarkCallSoon(b *testing.B) {
+	benchBatches(b, "callbacks/s", func(l *Loop, _ int, cb func()) { l.CallSoon(cb) })
+}
+
+// BenchmarkCallSoonFunc is BenchmarkCallSoon with CallSoonFunc (no Handle).
+func BenchmarkCallSoonFunc(b *testing.B) {
+	benchBatches(b, "callbacks/s", func(l *Loop, _ int, cb func()) { l.CallSoonFunc(cb) })
+}
+
+// BenchmarkCallLater measures timers scheduled and fired per second; one op is 1000 timers with
+// deadlines spread over 100 µs.
+func BenchmarkCallLater(b *testing.B) {
+	benchBatches(b, "timers/s", func(l *Loop, i int, cb func()) {
+		l.CallLater(time.Duration(i%100)*time.Microsecond, cb)
+	})
 }
 
 // netEcho is the baseline: the same echo with net and one goroutine per connection.
