@@ -8,34 +8,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/herd-project/herd/internal/testutil"
 	"github.com/herd-project/herd/reactor"
 )
 
-// lockedBuffer is a bytes.Buffer safe for the drain goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLogWriterWritesInOrder(t *testing.T) {
-	var dst lockedBuffer
+	var dst testutil.SyncBuffer
 	w := NewLogWriter(&dst, 16)
 	var want strings.Builder
 	buf := []byte("line 00\n")
@@ -138,7 +120,7 @@ func TestAppendQuoted(t *testing.T) {
 func TestServerLogRecordForms(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			var dst lockedBuffer
+			var dst testutil.SyncBuffer
 			w := NewLogWriter(&dst, 0)
 			g := newServerLog(w, LogConfig{Format: format}, "Hill", reactor.New(reactor.Options{}))
 			g.begin(slog.LevelInfo, "in")
@@ -203,21 +185,21 @@ func TestWriteBatchDropsWholeBatches(t *testing.T) {
 // connections, in the loop's order, and the rare records slog formats land in the same file in
 // their place.
 func TestServerLogsEveryLine(t *testing.T) {
-	var dst lockedBuffer
+	var dst testutil.SyncBuffer
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", WithLogOutput(&dst), hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n" + "IAMAT b +1+1 1\n")
-	c.line()
-	c.line()
-	c.send("WHATSAT b 10 2\n")
-	c.whatsat()
-	c.send("NOPE x\n")
-	if got := c.line(); got != "? NOPE x\n" {
+	c := testutil.Dial(t, s.Addr())
+	c.Send(kiwiIAMAT + "\n" + "IAMAT b +1+1 1\n")
+	c.Line()
+	c.Line()
+	c.Send("WHATSAT b 10 2\n")
+	c.Reply()
+	c.Send("NOPE x\n")
+	if got := c.Line(); got != "? NOPE x\n" {
 		t.Fatalf("reply %q", got)
 	}
-	c.readAll()
-	shutdown(t, s)
+	c.ReadAll()
+	testutil.Stop(t, s.Shutdown)
 
 	log := dst.String()
 	want := []string{

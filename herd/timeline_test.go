@@ -7,13 +7,13 @@ package herd
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/herd-project/herd/internal/testutil"
 	"github.com/herd-project/herd/reactor"
 )
 
@@ -40,14 +40,14 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	a, b, release := gatedPair(t, cfg, WithLoopClock(clock))
 	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
 
-	waiting := dial(t, a.Addr())
-	waiting.send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
-	waiting.line()
-	quiet := dial(t, a.Addr())
-	quiet.send("IAMAT q +1+1 5\n")
-	quiet.line()
+	waiting := testutil.Dial(t, a.Addr())
+	waiting.Send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
+	waiting.Line()
+	quiet := testutil.Dial(t, a.Addr())
+	quiet.Send("IAMAT q +1+1 5\n")
+	quiet.Line()
 	const open = 3 // B's link, waiting and quiet
-	waitFor(t, "B's link and both clients on A", func() bool { return a.Metrics().ClientsOpen.Load() == open })
+	testutil.WaitFor(t, "B's link and both clients on A", func() bool { return a.Metrics().ClientsOpen.Load() == open })
 
 	clock.Advance(idle - time.Nanosecond)
 	settle(t, a)
@@ -55,7 +55,7 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 		t.Fatalf("%d connections closed before idle_timeout", open-n)
 	}
 	clock.Advance(time.Nanosecond)
-	quiet.eof() // closed by the idle timeout
+	quiet.EOF() // closed by the idle timeout
 
 	for range 3 {
 		clock.Advance(idle)
@@ -65,11 +65,11 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 		t.Fatalf("%d connections open after three more timeouts, want %d: the client owed a reply and B's link stay", n, open-1)
 	}
 	release()
-	if got := waiting.whatsat(); !strings.HasPrefix(got, "AT A ") {
+	if got := waiting.Reply(); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("WHATSAT reply %q", got)
 	}
 	clock.Advance(idle) // quiet and owed nothing now
-	waiting.eof()
+	waiting.EOF()
 	if n := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); n != ups {
 		t.Errorf("links came up %d more times: the idle timeout closed a link", n-ups)
 	}
@@ -110,7 +110,7 @@ func acceptor(t *testing.T) (net.Listener, <-chan net.Conn) {
 // nextConn waits for the acceptor's next connection.
 func nextConn(t *testing.T, accepted <-chan net.Conn, what string) (c net.Conn) {
 	t.Helper()
-	waitFor(t, what, func() bool {
+	testutil.WaitFor(t, what, func() bool {
 		select {
 		case c = <-accepted:
 			return true
@@ -137,9 +137,9 @@ func TestRedialBackoff(t *testing.T) {
 	// checking that nothing dials before it.
 	drop := func() time.Duration {
 		t.Helper()
-		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 		conn.Close()
-		waitFor(t, "the redial timer", func() bool { _, ok := clock.Next(); return ok })
+		testutil.WaitFor(t, "the redial timer", func() bool { _, ok := clock.Next(); return ok })
 		next, _ := clock.Next()
 		settle(t, s)
 		select {
@@ -161,7 +161,7 @@ func TestRedialBackoff(t *testing.T) {
 	// (Were the count not reset, each delay would be drawn up to cap: all three within base
 	// by chance once in a million runs.)
 	for range 3 {
-		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 		clock.Advance(cap + time.Nanosecond)
 		if d := drop(); d <= 0 || d > base {
 			t.Fatalf("retry after a long-lived link after %v, want within (0, %v]", d, base)
@@ -177,21 +177,20 @@ func TestRedialBackoff(t *testing.T) {
 func TestInvalidLineLingers(t *testing.T) {
 	clock := newFakeClock()
 	s := startServer(t, testConfig(t, "", ServerConfig{Name: "Hill"}), "Hill", WithLoopClock(clock))
-	c := dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr())
 	more := bytes.Repeat([]byte(kiwiIAMAT+"\n"), 256<<10/len(kiwiIAMAT))
-	c.send("BOGUS line\n")
-	if _, err := c.conn.Write(more); err != nil { // before reading: unread when the server closes
+	c.Send("BOGUS line\n")
+	if _, err := c.TCP.Write(more); err != nil { // before reading: unread when the server closes
 		t.Fatalf("writing after the invalid line: %v", err)
 	}
-	c.deadline()
-	got, err := io.ReadAll(c.r)
-	if err != nil || string(got) != "? BOGUS line\n" {
+	got, err := c.ReadRest()
+	if err != nil || got != "? BOGUS line\n" {
 		t.Fatalf("read %q, %v; want %q and a clean EOF", got, err, "? BOGUS line\n")
 	}
 	// Lingering: the server reads on. (A closed socket answers the first write with a reset,
 	// which the second write reports.)
 	for range 2 {
-		if _, err := c.conn.Write(more[:64<<10]); err != nil {
+		if _, err := c.TCP.Write(more[:64<<10]); err != nil {
 			t.Fatalf("the server closed the socket before the linger timed out: %v", err)
 		}
 		settle(t, s)
@@ -202,12 +201,12 @@ func TestInvalidLineLingers(t *testing.T) {
 	settle(t, s)
 	sent := 0
 	chunk := make([]byte, 16<<10)
-	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.TCP.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for {
 		if sent > 2<<20 {
 			t.Fatalf("the server still reads %d bytes after the linger timed out", sent)
 		}
-		n, err := c.conn.Write(chunk)
+		n, err := c.TCP.Write(chunk)
 		sent += n
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
