@@ -339,11 +339,7 @@ func TestScheduleSpreadsConnections(t *testing.T) {
 }
 
 func TestProbeMatching(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testutil.Listen(t)
 	p := newProbe(ln, "run1-")
 	clk := &fakeClock{}
 	p.sched, p.clk, p.measure = schedule{rate: 1000}, clk, 2*time.Millisecond

@@ -11,7 +11,7 @@ import (
 // BenchmarkIAMAT measures one loopback round trip of 16 pipelined IAMATs (one write, 16
 // replies read back) on one connection to a baseline server with logging off.
 func BenchmarkIAMAT(b *testing.B) {
-	addr := newHerd(b, testConfig(b, "", "", node{name: "Hill"})).start("Hill")
+	addr := startHill(b, "")
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
