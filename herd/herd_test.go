@@ -28,6 +28,22 @@ func startDefaultHerd(t *testing.T) *Herd {
 	return startHerd(t, cfg)
 }
 
+// floodBatch sends c one write of 100 IAMATs of about 1 KB, for clients numbered from n, reads
+// their replies, and returns the number after the last.
+func floodBatch(c *testutil.Conn, n int) int {
+	pad := strings.Repeat("p", 900)
+	var batch bytes.Buffer
+	for range 100 {
+		fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
+		n++
+	}
+	c.Send(batch.String())
+	for range 100 {
+		c.Line()
+	}
+	return n
+}
+
 // waitRecord waits until every server in servers holds want for client.
 func waitRecord(t *testing.T, servers []*Server, client, want string) {
 	t.Helper()
@@ -285,22 +301,12 @@ func TestNonReadingNeighbour(t *testing.T) {
 	s := startServer(t, cfg, "A")
 	testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 	c := testutil.Dial(t, s.Addr())
-	pad := strings.Repeat("p", 900)
-	var batch bytes.Buffer
 	n := 0
 	for s.Metrics().LinkOverflows.Load() == 0 {
 		if n > 200000 {
 			t.Fatalf("no overflow after %d floods of 1 KB", n)
 		}
-		batch.Reset()
-		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
-			n++
-		}
-		c.Send(batch.String())
-		for range 100 {
-			c.Line()
-		}
+		n = floodBatch(c, n)
 	}
 	testutil.WaitFor(t, "the redial", func() bool { return accepted() >= 2 })
 	c.Send("IAMAT still +1+1 1\n")
@@ -421,18 +427,8 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 	cfg.Limits.BackoffCap = 5 * time.Millisecond
 	s := startServer(t, cfg, "A")
 	c := testutil.Dial(t, s.Addr())
-	pad := strings.Repeat("p", 900)
-	var batch bytes.Buffer
 	for n := 0; n < 6000; {
-		batch.Reset()
-		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
-			n++
-		}
-		c.Send(batch.String())
-		for range 100 {
-			c.Line()
-		}
+		n = floodBatch(c, n)
 	}
 	testutil.WaitFor(t, "several overflows", func() bool { return s.Metrics().LinkOverflows.Load() >= 3 && accepted() >= 3 })
 	m := s.Metrics()

@@ -90,9 +90,7 @@ func whatsatWant(t *testing.T, radiusM float64, n, bound int) string {
 }
 
 func TestWHATSATReplyExact(t *testing.T) {
-	f, url := fake.StartTest(t, fake.Options{})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	f, s := hillWithPlaces(t, fake.Options{})
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	if got := c.Line(); got != kiwiAT+"\n" {
@@ -136,9 +134,7 @@ func TestWHATSATPlacesFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, url := fake.StartTest(t, tt.opts)
-			cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-			s := startServer(t, cfg, "Hill", hillClock)
+			_, s := hillWithPlaces(t, tt.opts)
 			c := testutil.Dial(t, s.Addr())
 			c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 			c.Line()
@@ -190,10 +186,9 @@ func TestWHATSATStatusBodyWithoutResults(t *testing.T) {
 }
 
 func TestWHATSATTimeout(t *testing.T) {
-	_, url := fake.StartTest(t, fake.Options{Hang: true})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	cfg.Places.Timeout = 200 * time.Millisecond
-	s := startServer(t, cfg, "Hill", hillClock)
+	_, s := hillWithPlaces(t, fake.Options{Hang: true}, func(c *Config) {
+		c.Places.Timeout = 200 * time.Millisecond
+	})
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()
@@ -203,9 +198,7 @@ func TestWHATSATTimeout(t *testing.T) {
 }
 
 func TestInvalidLines(t *testing.T) {
-	_, url := fake.StartTest(t, fake.Options{})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	_, s := hillWithPlaces(t, fake.Options{})
 	// A known client, so that WHATSAT errors are about the fields.
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\n")
@@ -250,11 +243,21 @@ func TestInvalidLines(t *testing.T) {
 	}
 }
 
+// hillWithPlaces starts Hill on hillClock with Places at a fake of options o (its config
+// changed by edit, if given), and returns the fake and the server.
+func hillWithPlaces(t *testing.T, o fake.Options, edit ...func(*Config)) (*fake.Server, *Server) {
+	t.Helper()
+	f, url := fake.StartTest(t, o)
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	for _, e := range edit {
+		e(cfg)
+	}
+	return f, startServer(t, cfg, "Hill", hillClock)
+}
+
 // Replies before an invalid line are written, then the "?" line, then the close.
 func TestInvalidAfterPending(t *testing.T) {
-	_, url := fake.StartTest(t, fake.Options{Delay: 100 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	_, s := hillWithPlaces(t, fake.Options{Delay: 100 * time.Millisecond})
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 2\nBAD\nIAMAT x +1+1 1\n")
 	got := c.ReadAll()
@@ -266,9 +269,7 @@ func TestInvalidAfterPending(t *testing.T) {
 }
 
 func TestPipelinedInOrderWithSlowPlaces(t *testing.T) {
-	_, url := fake.StartTest(t, fake.Options{Delay: 150 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	_, s := hillWithPlaces(t, fake.Options{Delay: 150 * time.Millisecond})
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 3\nIAMAT b +1+1 1621464828\nWHATSAT kiwi.cs.ucla.edu 10 1\nIAMAT c +1+1 1621464828\n")
 	if got := c.Line(); got != kiwiAT+"\n" {
@@ -294,9 +295,7 @@ func TestPipelinedInOrderWithSlowPlaces(t *testing.T) {
 
 // A WHATSAT waiting on a hung Places does not hold up another client's IAMAT.
 func TestSlowPlacesDoesNotBlockOthers(t *testing.T) {
-	f, url := fake.StartTest(t, fake.Options{Hang: true})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	f, s := hillWithPlaces(t, fake.Options{Hang: true})
 	c1 := testutil.Dial(t, s.Addr())
 	c1.Send(kiwiIAMAT + "\n")
 	c1.Line()
@@ -318,9 +317,7 @@ func TestSlowPlacesDoesNotBlockOthers(t *testing.T) {
 }
 
 func TestHalfCloseGetsAnswers(t *testing.T) {
-	_, url := fake.StartTest(t, fake.Options{Delay: 100 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	_, s := hillWithPlaces(t, fake.Options{Delay: 100 * time.Millisecond})
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5") // the last line has no "\n"
 	if err := c.TCP.CloseWrite(); err != nil {
@@ -484,10 +481,9 @@ func TestNonReadingClientCutOff(t *testing.T) {
 
 // Too many WHATSATs waiting: cut off.
 func TestMaxPending(t *testing.T) {
-	f, url := fake.StartTest(t, fake.Options{Hang: true})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	cfg.Limits.MaxPending = 3
-	s := startServer(t, cfg, "Hill", hillClock)
+	f, s := hillWithPlaces(t, fake.Options{Hang: true}, func(c *Config) {
+		c.Limits.MaxPending = 3
+	})
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\n")
 	c.Line()
@@ -501,9 +497,7 @@ func TestMaxPending(t *testing.T) {
 
 // Identical requests in flight are made once.
 func TestIdenticalRequestsShared(t *testing.T) {
-	f, url := fake.StartTest(t, fake.Options{Delay: 200 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	f, s := hillWithPlaces(t, fake.Options{Delay: 200 * time.Millisecond})
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\n")
 	c.Line()

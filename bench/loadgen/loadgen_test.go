@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/bench/internal/result"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // lineServer is a tiny herd-like server: IAMAT gets an AT line, WHATSAT an AT line, a JSON

@@ -305,23 +305,7 @@ func TestLinkAcceptsAT(t *testing.T) {
 	h := newHerd(t, testConfig(t, "", "", testutil.Node{Name: "Hill", Peers: []string{"Jaquez"}}, testutil.Node{Name: "Jaquez"}))
 	h.reserve("Jaquez") // never started: Hill's link keeps redialling, which is fine
 	hill := h.start("Hill")
-	const c = " c +1+1 "
-	for _, step := range []struct{ in, want string }{
-		{"AT M +0.000000000" + c + "1621464827.959498503", "AT M +0.000000000" + c + "1621464827.959498503"},
-		{"AT B +0.000000000" + c + "1621464827.959498504", "AT B +0.000000000" + c + "1621464827.959498504"},
-		{"AT C +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
-		{"AT A +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
-		{"AT Z +0.000000000" + c + "1621464827.9594985", "AT C +0.000000000" + c + "1621464827.959498504"},
-		// Stored without the white space around it.
-		{" \tAT D +0.000000000" + c + "1621464827.959498504 \t", "AT D +0.000000000" + c + "1621464827.959498504"},
-	} {
-		if got := testutil.Exchange(t, hill, step.in+"\n"); got != "" {
-			t.Fatalf("AT %q got a reply %q", step.in, got)
-		}
-		if !testutil.Knows(hill, "c", step.want) {
-			t.Fatalf("after %q the record is not %q", step.in, step.want)
-		}
-	}
+	testutil.CheckNewerRule(t, hill)
 }
 
 func TestMaxClients(t *testing.T) {
