@@ -20,33 +20,23 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/bench/internal/result"
+	"github.com/herd-project/herd/internal/cli"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
+	cli.Main(run, cli.Options{ExitCode: func(err error) int {
+		if errors.As(err, new(usageError)) {
+			return 2
 		}
-		fmt.Fprintln(os.Stderr, err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+		return 1
+	}})
 }
 
 type usageError struct{ error }
@@ -219,15 +209,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 
 	if o.cpuProf != "" {
-		f, err := os.Create(o.cpuProf)
+		stop, err := cli.StartCPUProfile(o.cpuProf)
 		if err != nil {
 			return fmt.Errorf("loadgen: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("loadgen: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	u0, s0 := cpuTime()
 	wall0 := time.Now()

@@ -8,29 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"runtime/debug"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal during the graceful stop ends the process at once
-	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(exitCode(err))
+	// A second signal during the graceful stop ends the process at once.
+	cli.Main(run, cli.Options{ExitCode: exitCode, HardStop: true})
 }
 
 // usageError is a bad command line: exit code 2, like a bad config.
@@ -175,15 +164,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts = append(opts, herd.WithServers(rest[0])) // a herd of one
 	}
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		stop, err := cli.StartCPUProfile(*cpuProfile)
 		if err != nil {
 			return fmt.Errorf("herd: cpuprofile: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("herd: cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	raiseFileLimit(stdout)
 	return runHerd(ctx, cfg, *grace, stdout, opts...)

@@ -15,25 +15,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main(run, cli.Options{}) }
 
 // stopper is a started server.
 type stopper interface {
@@ -72,17 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 		sctx, cancel := context.WithTimeout(context.Background(), *grace)
 		defer cancel()
-		errs := make([]error, len(started))
-		var wg sync.WaitGroup
-		for i, s := range started {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = s.Shutdown(sctx)
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+		return herd.ShutdownAll(sctx, started)
 	}
 	for _, name := range fs.Args() {
 		if cfg.Server(name) == nil {
