@@ -16,19 +16,17 @@ import (
 	"github.com/herd-project/herd/internal/testutil"
 )
 
+// returning is a command whose Run returns err.
+func returning(err error, o Options) func() {
+	return func() { Main(func(context.Context, []string, io.Writer, io.Writer) error { return err }, o) }
+}
+
 // commands are the bodies the test binary runs as a command when CLI_TEST_COMMAND names one.
 var commands = map[string]func(){
-	"ok": func() { Main(func(context.Context, []string, io.Writer, io.Writer) error { return nil }, Options{}) },
-	"help": func() {
-		Main(func(context.Context, []string, io.Writer, io.Writer) error { return flag.ErrHelp }, Options{})
-	},
-	"fail": func() {
-		Main(func(context.Context, []string, io.Writer, io.Writer) error { return errors.New("cmd: it broke") }, Options{})
-	},
-	"usage": func() {
-		Main(func(context.Context, []string, io.Writer, io.Writer) error { return errors.New("cmd: bad flag") },
-			Options{ExitCode: func(err error) int { return len(err.Error()) % 7 }}) // "cmd: bad flag": 13 % 7 = 6
-	},
+	"ok":    returning(nil, Options{}),
+	"help":  returning(fmt.Errorf("parsing: %w", flag.ErrHelp), Options{}),
+	"fail":  returning(errors.New("cmd: it broke"), Options{}),
+	"usage": returning(errors.New("cmd: bad flag"), Options{ExitCode: func(error) int { return 6 }}),
 	// stopping waits for the first signal, then stops forever: only a hard stop ends it.
 	"stopping": func() {
 		Main(func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
