@@ -241,14 +241,9 @@ func ParseLine(line []byte) (Message, error) {
 		if n != 4 {
 			return Message{}, errFields
 		}
-		m.Client = f[1]
-		if err := parseLocation(f[2], &m); err != nil {
+		if err := parseUpdate(f[1:4], &m); err != nil {
 			return Message{}, err
 		}
-		if m.Time, err = ParseTime(f[3]); err != nil {
-			return Message{}, err
-		}
-		m.TimeText = f[3]
 		m.Kind = IAMAT
 	case "WHATSAT":
 		if n != 4 {
@@ -272,19 +267,28 @@ func ParseLine(line []byte) (Message, error) {
 			return Message{}, errSkew
 		}
 		m.Skew = f[2]
-		m.Client = f[3]
-		if err := parseLocation(f[4], &m); err != nil {
+		if err := parseUpdate(f[3:6], &m); err != nil {
 			return Message{}, err
 		}
-		if m.Time, err = ParseTime(f[5]); err != nil {
-			return Message{}, err
-		}
-		m.TimeText = f[5]
 		m.Kind = AT
 	default:
 		return Message{}, errCommand
 	}
 	return m, nil
+}
+
+// parseUpdate fills m's Client, location and Time from the fields "client location time"
+// that end an IAMAT and an AT line alike.
+func parseUpdate(f [][]byte, m *Message) (err error) {
+	m.Client = f[0]
+	if err := parseLocation(f[1], m); err != nil {
+		return err
+	}
+	if m.Time, err = ParseTime(f[2]); err != nil {
+		return err
+	}
+	m.TimeText = f[2]
+	return nil
 }
 
 // bstr views b as a string without copying; the string must not outlive the call it is
