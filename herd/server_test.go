@@ -559,13 +559,7 @@ func TestManyClients(t *testing.T) {
 func TestShutdownFinishesReplies(t *testing.T) {
 	f, url := fake.StartTest(t, fake.Options{Delay: 200 * time.Millisecond})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s, err := NewServer(cfg, "Hill", hillClock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s := runServer(t, cfg, "Hill", hillClock) // the test stops it
 	idle := testutil.Dial(t, s.Addr())
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
@@ -638,13 +632,7 @@ func TestWHATSATSpecExample(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	_, url := fake.StartTest(t, fake.Options{Hang: true})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s, err := NewServer(cfg, "Hill", hillClock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s := runServer(t, cfg, "Hill", hillClock) // the test stops it
 	c := testutil.Dial(t, s.Addr())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()

@@ -15,7 +15,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -45,8 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "run" || args[0] == "serve") {
 		cmd, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("baseline "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("baseline "+cmd, stderr, nil)
 	configPath := fs.String("config", "", "herd TOML config (default: the five-server herd, offline Places)")
 	noLog := fs.Bool("no-log", false, "write no log files (for benchmarks)")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -29,8 +28,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fakeplaces", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("fakeplaces", stderr, nil)
 	addr := fs.String("addr", "127.0.0.1:8099", "listen address (loopback; port 0 picks one)")
 	// Nothing reads the request record of a process: keep none, so that an answer costs
 	// little more than its write.

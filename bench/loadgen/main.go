@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -99,12 +98,7 @@ Flags:
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		_, _ = io.WriteString(stderr, usageText)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet("loadgen", stderr, func(w io.Writer) { _, _ = io.WriteString(w, usageText) })
 	var addrs string
 	fs.StringVar(&o.scenario, "scenario", "iamat", "iamat | whatsat | mixed | raw | propagation | idle")
 	fs.StringVar(&addrs, "addr", "127.0.0.1:12000", "target `host:port`; a comma-separated list spreads connections over several")

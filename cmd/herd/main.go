@@ -129,8 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
-	fs := flag.NewFlagSet("herd "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cli.FlagSet("herd "+cmd, io.Discard, nil) // parseFlags prints the usage
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")

@@ -70,3 +70,18 @@ func StartCPUProfile(path string) (stop func(), err error) {
 		f.Close()
 	}, nil
 }
+
+// FlagSet returns the flag set of a command's Run: parse errors come back as errors (not an
+// exit), and messages go to output. With usage, -h and a bad flag print what usage writes,
+// then the flags and their defaults.
+func FlagSet(name string, output io.Writer, usage func(w io.Writer)) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(output)
+	if usage != nil {
+		fs.Usage = func() {
+			usage(output)
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}

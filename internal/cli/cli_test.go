@@ -103,3 +103,19 @@ func TestStartCPUProfile(t *testing.T) {
 		t.Error("a profile in a missing directory: no error")
 	}
 }
+
+func TestFlagSet(t *testing.T) {
+	var out strings.Builder
+	fs := FlagSet("cmd", &out, func(w io.Writer) { io.WriteString(w, "usage: cmd [-n N]\n") })
+	fs.Int("n", 1, "how many")
+	if err := fs.Parse([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+	if s := out.String(); !strings.HasPrefix(s, "usage: cmd [-n N]\n") || !strings.Contains(s, "how many (default 1)") {
+		t.Errorf("-h printed %q, want the usage, then the flags", s)
+	}
+	out.Reset()
+	if err := fs.Parse([]string{"-x"}); err == nil || !strings.Contains(out.String(), "flag provided but not defined: -x") {
+		t.Errorf("-x: %v, printed %q", err, out.String())
+	}
+}

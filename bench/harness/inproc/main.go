@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -31,8 +30,7 @@ type stopper interface {
 
 // run starts the named servers, serves until ctx is done and stops them within the grace time.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("inproc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("inproc", stderr, nil)
 	impl := fs.String("impl", "herd", "server implementation: herd (the reactor) or baseline (goroutine per connection)")
 	configPath := fs.String("config", "", "herd TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
