@@ -103,13 +103,8 @@ func TestWHATSATReplyExact(t *testing.T) {
 	if strings.Count(got, "\"place_id\"") != 5 {
 		t.Errorf("reply has %d places, want 5", strings.Count(got, "\"place_id\""))
 	}
-	reqs := f.Requests()
-	if len(reqs) != 1 {
-		t.Fatalf("%d Places requests, want 1", len(reqs))
-	}
-	q := reqs[0].Query
-	if q.Get("location") != "34.068930,-118.445127" || q.Get("radius") != "10000" || q.Get("key") != "test-key" {
-		t.Errorf("Places asked %v", q)
+	if reqs := f.Requests(); len(reqs) != 1 || !reqs[0].AsksNearby("34.068930,-118.445127", "10000", "test-key") {
+		t.Errorf("Places asked %+v, want one search near UCLA within 10000 m with the key", reqs)
 	}
 	// A fractional radius is sent exactly, in metres.
 	c.Send("WHATSAT kiwi.cs.ucla.edu 0.0015 20\n")
@@ -755,17 +750,39 @@ func gatedPair(t *testing.T, cfg *Config, opts ...Option) (a, b *Server, release
 	return a, b, release
 }
 
-// stoppingWithBusyClient starts A (with a Places gate) and B, linked; a client of A has a
-// WHATSAT waiting on the gate when A's Shutdown starts. It returns A, B, the client, a func
-// that opens the gate, and the channel Shutdown's error arrives on.
-func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *testutil.Conn, release func(), done <-chan error) {
+// busyStop is A's Shutdown under way while a client of A waits for a WHATSAT reply that
+// A's Places gate holds.
+type busyStop struct {
+	a, b    *Server
+	c       *testutil.Conn
+	release func()       // opens the gate
+	done    <-chan error // Shutdown's error
+}
+
+// stoppingWithBusyClient starts A (with a Places gate) and B, linked, and begins A's stop
+// while a client of A has a WHATSAT waiting on the gate.
+func stoppingWithBusyClient(t *testing.T) *busyStop {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	a, b, release = gatedPair(t, cfg)
-	c = testutil.Dial(t, a.Addr())
+	a, b, release := gatedPair(t, cfg)
+	c := testutil.Dial(t, a.Addr())
 	c.Send("IAMAT x +1+1 5\nWHATSAT x 10 1\n")
 	c.Line()
 	testutil.WaitFor(t, "the WHATSAT to wait", func() bool { return a.Metrics().WHATSATs.Load() == 1 })
-	return a, b, c, release, testutil.GoStop(a.Shutdown, testutil.Patience)
+	return &busyStop{a: a, b: b, c: c, release: release, done: testutil.GoStop(a.Shutdown, testutil.Patience)}
+}
+
+// finish opens the gate and checks that the client gets its reply and then the end of the
+// stream, and that the stop ends cleanly.
+func (st *busyStop) finish(t *testing.T) {
+	t.Helper()
+	st.release()
+	if got := st.c.Reply(); !strings.HasPrefix(got, "AT A ") {
+		t.Errorf("WHATSAT reply %q", got)
+	}
+	st.c.EOF()
+	if err := <-st.done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
 }
 
 // TestShutdownReadsNoNewRequests: once a stop begins the server reads no new request, while a
@@ -773,22 +790,16 @@ func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *testutil.Conn, relea
 // client gets its WHATSAT reply and then the end of the stream, with no reply to the IAMAT it
 // sent meanwhile, which no neighbour learns; what was read before the stop reached them.
 func TestShutdownReadsNoNewRequests(t *testing.T) {
-	a, b, c, release, done := stoppingWithBusyClient(t)
+	st := stoppingWithBusyClient(t)
+	a, b := st.a, st.b
 	// The stop has begun once A has closed B's link to it (it was owed nothing).
 	testutil.WaitFor(t, "the stop to begin", func() bool { return b.Metrics().LinksUp.Load() == 0 })
-	c.Send("IAMAT late +2+2 6\n")
+	st.c.Send("IAMAT late +2+2 6\n")
 	settle(t, a)
 	if n := a.Metrics().LinksUp.Load(); n != 1 {
 		t.Errorf("A has %d links up while a client is owed a reply, want 1: links close last", n)
 	}
-	release()
-	if got := c.Reply(); !strings.HasPrefix(got, "AT A ") {
-		t.Errorf("WHATSAT reply %q", got)
-	}
-	c.EOF()
-	if err := <-done; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	st.finish(t)
 	if got, _ := b.Record("x"); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("B holds %q for x, the update A read before its stop", got)
 	}
@@ -803,16 +814,9 @@ func TestShutdownStopsAccepting(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reactor.CloseListeners needs Linux")
 	}
-	a, _, c, release, done := stoppingWithBusyClient(t)
-	testutil.WaitFor(t, "connections to be refused", func() bool { return testutil.Refused(a.Addr().String()) })
-	release()
-	if got := c.Reply(); !strings.HasPrefix(got, "AT A ") {
-		t.Errorf("WHATSAT reply %q", got)
-	}
-	c.EOF()
-	if err := <-done; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	st := stoppingWithBusyClient(t)
+	testutil.WaitFor(t, "connections to be refused", func() bool { return testutil.Refused(st.a.Addr().String()) })
+	st.finish(t)
 }
 
 // TestNeighbourHostsPastMaxClients: connections from a neighbour's host may go one past

@@ -35,13 +35,8 @@ func TestWhatsat(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &reply); err != nil {
 			t.Fatalf("body is not JSON: %v\n%s", err, body)
 		}
-		reqs := f.Requests()
-		if len(reqs) != 1 {
-			t.Fatalf("%d requests to Places, want 1", len(reqs))
-		}
-		q := reqs[0].Query
-		if q.Get("location") != "34.068930,-118.445127" || q.Get("radius") != "10000" || q.Get("key") != "test-key" {
-			t.Errorf("Places query = %v, want location 34.068930,-118.445127, radius 10000, key test-key", q)
+		if reqs := f.Requests(); len(reqs) != 1 || !reqs[0].AsksNearby("34.068930,-118.445127", "10000", "test-key") {
+			t.Fatalf("Places asked %+v, want one search near UCLA within 10000 m with the key", reqs)
 		}
 		var google struct {
 			Results []any `json:"results"`

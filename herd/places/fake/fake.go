@@ -69,6 +69,19 @@ type Request struct {
 	Body   []byte
 }
 
+// The paths the fake serves.
+const (
+	legacyPath = "/maps/api/place/nearbysearch/json"
+	v1Path     = "/v1/places:searchNearby"
+)
+
+// AsksNearby reports whether r is a legacy Nearby Search for location ("LAT,LNG" as sent),
+// radius (metres, as sent) and key.
+func (r Request) AsksNearby(location, radius, key string) bool {
+	q := r.Query
+	return r.Method == "GET" && r.Path == legacyPath && q.Get("location") == location && q.Get("radius") == radius && q.Get("key") == key
+}
+
 // Server is the fake. Create it with New, then Start.
 type Server struct {
 	mu      sync.Mutex
@@ -317,9 +330,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	switch {
-	case ctx.IsGet() && string(ctx.Path()) == "/maps/api/place/nearbysearch/json":
+	case ctx.IsGet() && string(ctx.Path()) == legacyPath:
 		s.legacy(ctx, &opts)
-	case ctx.IsPost() && string(ctx.Path()) == "/v1/places:searchNearby":
+	case ctx.IsPost() && string(ctx.Path()) == v1Path:
 		s.v1(ctx, &opts)
 	default:
 		ctx.Error("Not Found", fasthttp.StatusNotFound)
