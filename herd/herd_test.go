@@ -58,7 +58,7 @@ func waitRecord(t *testing.T, servers []*Server, client, want string) {
 // iamat sends one IAMAT to s and returns the AT line of the reply (without "\n").
 func iamat(t *testing.T, s *Server, client, loc, tm string) string {
 	t.Helper()
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send("IAMAT " + client + " " + loc + " " + tm + "\n")
 	r := c.Line()
 	if !strings.HasPrefix(r, "AT "+s.Name()+" ") {
@@ -109,7 +109,7 @@ func TestHerdEqualTimesConverge(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := testutil.Dial(t, s.Addr())
+			c := testutil.Dial(t, s.Addr().String())
 			c.Send(fmt.Sprintf("IAMAT e +%d+%d 300.5\n", i, i))
 			lines[i] = strings.TrimSuffix(c.Line(), "\n")
 		}()
@@ -300,7 +300,7 @@ func TestNonReadingNeighbour(t *testing.T) {
 	cfg.Limits.MaxLinkUnsent = 256 << 10
 	s := startServer(t, cfg, "A")
 	testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	n := 0
 	for s.Metrics().LinkOverflows.Load() == 0 {
 		if n > 200000 {
@@ -332,7 +332,7 @@ func TestBigResyncIsPaced(t *testing.T) {
 	s := startServer(t, cfg, "A")
 	const n = 20000
 	pad := strings.Repeat("q", 600)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	go func() {
 		var b bytes.Buffer
 		for i := range n {
@@ -390,7 +390,7 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 	before := ups()
 	loc, tm := "-34.068930+118.445127", "-1621464827.959498503"
 	id := strings.Repeat("k", cfg.Limits.MaxLine-len("IAMAT   ")-len(loc)-len(tm))
-	c := testutil.Dial(t, all[0].Addr())
+	c := testutil.Dial(t, all[0].Addr().String())
 	c.Send("IAMAT " + id + " " + loc + " " + tm + "\n")
 	at := strings.TrimSuffix(c.Line(), "\n")
 	if !strings.HasPrefix(at, "AT "+all[0].Name()+" ") || len(at) <= cfg.Limits.MaxLine {
@@ -398,7 +398,7 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 	}
 	waitRecord(t, all, id, at)
 	// A WHATSAT at the far end is answered with the long AT line.
-	w := testutil.Dial(t, all[2].Addr())
+	w := testutil.Dial(t, all[2].Addr().String())
 	w.Send("WHATSAT " + id + " 10 5\n")
 	if got := w.Reply(); !strings.HasPrefix(got, at+"\n{") {
 		t.Errorf("WHATSAT reply %.100q", got)
@@ -426,7 +426,7 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 	cfg.Limits.BackoffBase = time.Millisecond
 	cfg.Limits.BackoffCap = 5 * time.Millisecond
 	s := startServer(t, cfg, "A")
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	for n := 0; n < 6000; {
 		n = floodBatch(c, n)
 	}
@@ -448,10 +448,10 @@ func TestATLineWhiteSpaceNormalised(t *testing.T) {
 	a, b := h.Server("A"), h.Server("B")
 	testutil.WaitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
 	want := "AT Zed +0.000000000 fl3 +1+1 5"
-	peer := testutil.Dial(t, a.Addr()) // loopback: a neighbour's host
+	peer := testutil.Dial(t, a.Addr().String()) // loopback: a neighbour's host
 	peer.Send(" AT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r\n")
 	waitRecord(t, []*Server{a, b}, "fl3", want)
-	c := testutil.Dial(t, b.Addr())
+	c := testutil.Dial(t, b.Addr().String())
 	c.Send("WHATSAT fl3 10 1\n")
 	if got := c.Reply(); !strings.HasPrefix(got, want+"\n{") {
 		t.Errorf("WHATSAT reply %q", got)

@@ -188,7 +188,7 @@ func TestServerLogsEveryLine(t *testing.T) {
 	var dst testutil.SyncBuffer
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", WithLogOutput(&dst), hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n" + "IAMAT b +1+1 1\n")
 	c.Line()
 	c.Line()

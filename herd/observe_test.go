@@ -16,7 +16,7 @@ import (
 func TestLineCounts(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n" + kiwiIAMAT + "\n")
 	c.Line()
 	c.Line()
@@ -31,7 +31,7 @@ func TestLineCounts(t *testing.T) {
 		"AT Jaquez +0.1 kiwi",                 // bad_at
 	}
 	for _, l := range invalid {
-		c := testutil.Dial(t, s.Addr())
+		c := testutil.Dial(t, s.Addr().String())
 		c.Send(l + "\n")
 		if got := c.ReadAll(); !strings.HasPrefix(got, "? ") {
 			t.Fatalf("%.20q: got %q, want a \"?\" reply", l, got)
@@ -74,13 +74,13 @@ func TestSnapshot(t *testing.T) {
 	}
 	testutil.WaitFor(t, "the link", func() bool { return hill.Metrics().Links[0].Up.Load() })
 
-	c := testutil.Dial(t, hill.Addr())
+	c := testutil.Dial(t, hill.Addr().String())
 	n := RecentUpdates + 5
 	for i := range n {
 		c.Send(fmt.Sprintf("IAMAT c%d +1+1 %d\n", i, 1621464827+i))
 		c.Line()
 	}
-	jc := testutil.Dial(t, h.Server("Jaquez").Addr())
+	jc := testutil.Dial(t, h.Server("Jaquez").Addr().String())
 	jc.Send("IAMAT fromjaquez +2+2 1621464900\n")
 	jc.Line()
 	testutil.WaitFor(t, "Jaquez's update at Hill", func() bool { _, ok := hill.Record("fromjaquez"); return ok })

@@ -21,7 +21,7 @@ func TestHerdWithServers(t *testing.T) {
 	}
 	b := h.Server("B")
 	testutil.WaitFor(t, "B's link to A", func() bool { return b.Metrics().LinksUp.Load() == 1 })
-	c := testutil.Dial(t, b.Addr())
+	c := testutil.Dial(t, b.Addr().String())
 	c.Send("IAMAT x +1+1 5\n")
 	c.Line()
 	testutil.WaitFor(t, "the flood to A", func() bool { _, ok := a.Record("x"); return ok })

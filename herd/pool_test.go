@@ -30,7 +30,7 @@ func TestPendingWHATSATsTakeNoGoroutine(t *testing.T) {
 	f.Hold()
 	t.Cleanup(f.Release)
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n")
 	c.Line()
 
@@ -84,7 +84,7 @@ func TestWHATSATCache(t *testing.T) {
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
 	cfg.Places.CacheTTL = time.Hour
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()
 	first := c.Reply()
@@ -122,11 +122,11 @@ func TestWHATSATTimesOutInQueue(t *testing.T) {
 	p := heldProvider{started: make(chan struct{}, 2), release: make(chan struct{})}
 	s := startServer(t, cfg, "Hill", hillClock, WithProvider(p))
 	t.Cleanup(func() { close(p.release) }) // before the shutdown, which waits for the call
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()
 	<-p.started
-	c2 := testutil.Dial(t, s.Addr())
+	c2 := testutil.Dial(t, s.Addr().String())
 	c2.Send("WHATSAT kiwi.cs.ucla.edu 20 5\n")
 	got := c2.Reply()
 	want := kiwiAT + "\n" + string(codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: timeout after 200ms: no worker was free")) + "\n"

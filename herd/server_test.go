@@ -29,7 +29,7 @@ var hillClock = WithClock(fixedClock(1621464828, 223371889))
 func TestIAMATReplyExact(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n")
 	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Fatalf("reply %q, want %q", got, kiwiAT+"\n")
@@ -52,7 +52,7 @@ func TestIAMATSkews(t *testing.T) {
 	for _, tt := range tests {
 		cfg := testConfig(t, "", ServerConfig{Name: "S"})
 		s := startServer(t, cfg, "S", WithClock(tt.clock))
-		c := testutil.Dial(t, s.Addr())
+		c := testutil.Dial(t, s.Addr().String())
 		c.Send("IAMAT c +1.5-2.25 " + tt.time + "\r\n")
 		want := "AT S " + tt.skew + " c +1.5-2.25 " + tt.time + "\n"
 		if got := c.Line(); got != want {
@@ -65,7 +65,7 @@ func TestIAMATSkews(t *testing.T) {
 func TestIAMATOlderStillAnswered(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", WithClock(fixedClock(2000, 0)))
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send("IAMAT a +1+1 1000\nIAMAT a +2+2 999\n")
 	if got := c.Line(); got != "AT Hill +1000.000000000 a +1+1 1000\n" {
 		t.Errorf("first reply %q", got)
@@ -91,7 +91,7 @@ func whatsatWant(t *testing.T, radiusM float64, n, bound int) string {
 
 func TestWHATSATReplyExact(t *testing.T) {
 	f, s := hillWithPlaces(t, fake.Options{})
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Fatalf("IAMAT reply %q", got)
@@ -130,7 +130,7 @@ func TestWHATSATPlacesFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, s := hillWithPlaces(t, tt.opts)
-			c := testutil.Dial(t, s.Addr())
+			c := testutil.Dial(t, s.Addr().String())
 			c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 			c.Line()
 			got := c.Reply()
@@ -163,7 +163,7 @@ func TestWHATSATStatusBodyWithoutResults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 			s := startServer(t, cfg, "Hill", hillClock, WithProvider(bodyProvider(tt.body)))
-			c := testutil.Dial(t, s.Addr())
+			c := testutil.Dial(t, s.Addr().String())
 			c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 			c.Line()
 			got := c.Reply()
@@ -184,7 +184,7 @@ func TestWHATSATTimeout(t *testing.T) {
 	_, s := hillWithPlaces(t, fake.Options{Hang: true}, func(c *Config) {
 		c.Places.Timeout = 200 * time.Millisecond
 	})
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()
 	if got := c.Reply(); !strings.Contains(got, `"status" : "UNKNOWN_ERROR"`) {
@@ -195,7 +195,7 @@ func TestWHATSATTimeout(t *testing.T) {
 func TestInvalidLines(t *testing.T) {
 	_, s := hillWithPlaces(t, fake.Options{})
 	// A known client, so that WHATSAT errors are about the fields.
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n")
 	c.Line()
 	bad := []string{
@@ -221,7 +221,7 @@ func TestInvalidLines(t *testing.T) {
 		"\t WHATSAT\tnobody  10 5 ",
 	}
 	for _, line := range bad {
-		c := testutil.Dial(t, s.Addr())
+		c := testutil.Dial(t, s.Addr().String())
 		// The pipelined IAMAT after the bad line must not be processed.
 		c.Send(line + "\nIAMAT after +1+1 1\n")
 		if got, want := c.ReadAll(), "? "+line+"\n"; got != want {
@@ -253,7 +253,7 @@ func hillWithPlaces(t *testing.T, o fake.Options, edit ...func(*Config)) (*fake.
 // Replies before an invalid line are written, then the "?" line, then the close.
 func TestInvalidAfterPending(t *testing.T) {
 	_, s := hillWithPlaces(t, fake.Options{Delay: 100 * time.Millisecond})
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 2\nBAD\nIAMAT x +1+1 1\n")
 	got := c.ReadAll()
 	want := kiwiAT + "\n" + strings.TrimPrefix(whatsatWant(t, 10000, 20, 2), kiwiAT+"\n") + "? BAD\n"
@@ -265,7 +265,7 @@ func TestInvalidAfterPending(t *testing.T) {
 
 func TestPipelinedInOrderWithSlowPlaces(t *testing.T) {
 	_, s := hillWithPlaces(t, fake.Options{Delay: 150 * time.Millisecond})
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 3\nIAMAT b +1+1 1621464828\nWHATSAT kiwi.cs.ucla.edu 10 1\nIAMAT c +1+1 1621464828\n")
 	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Fatalf("1: %q", got)
@@ -291,12 +291,12 @@ func TestPipelinedInOrderWithSlowPlaces(t *testing.T) {
 // A WHATSAT waiting on a hung Places does not hold up another client's IAMAT.
 func TestSlowPlacesDoesNotBlockOthers(t *testing.T) {
 	f, s := hillWithPlaces(t, fake.Options{Hang: true})
-	c1 := testutil.Dial(t, s.Addr())
+	c1 := testutil.Dial(t, s.Addr().String())
 	c1.Send(kiwiIAMAT + "\n")
 	c1.Line()
 	c1.Send("WHATSAT kiwi.cs.ucla.edu 10 5\n")
 	testutil.WaitFor(t, "the Places request", func() bool { return f.Count() == 1 })
-	c2 := testutil.Dial(t, s.Addr())
+	c2 := testutil.Dial(t, s.Addr().String())
 	c2.Send("IAMAT other +1+1 1621464828\n")
 	if got := c2.Line(); got != "AT Hill +0.223371889 other +1+1 1621464828\n" {
 		t.Fatalf("c2: %q", got)
@@ -313,7 +313,7 @@ func TestSlowPlacesDoesNotBlockOthers(t *testing.T) {
 
 func TestHalfCloseGetsAnswers(t *testing.T) {
 	_, s := hillWithPlaces(t, fake.Options{Delay: 100 * time.Millisecond})
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5") // the last line has no "\n"
 	if err := c.TCP.CloseWrite(); err != nil {
 		t.Fatal(err)
@@ -327,13 +327,13 @@ func TestHalfCloseGetsAnswers(t *testing.T) {
 func TestHalfCloseIdle(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT)
 	c.TCP.CloseWrite()
 	if got := c.ReadAll(); got != kiwiAT+"\n" {
 		t.Errorf("got %q", got)
 	}
-	c = testutil.Dial(t, s.Addr())
+	c = testutil.Dial(t, s.Addr().String())
 	c.TCP.CloseWrite()
 	c.EOF()
 }
@@ -345,7 +345,7 @@ func TestSplitReads(t *testing.T) {
 	stream := kiwiIAMAT + "\r\nIAMAT b +1+1 1621464828\n"
 	want := kiwiAT + "\nAT Hill +0.223371889 b +1+1 1621464828\n"
 	for _, cut := range []int{1, 5, len(kiwiIAMAT), len(kiwiIAMAT) + 1, len(kiwiIAMAT) + 2, len(stream) - 1} {
-		c := testutil.Dial(t, s.Addr())
+		c := testutil.Dial(t, s.Addr().String())
 		c.Send(stream[:cut])
 		c.Send(stream[cut:]) // often a second read; TestSplitEveryOffset forces it
 
@@ -359,14 +359,14 @@ func TestLineTooLong(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
 	big := bytes.Repeat([]byte("A"), 1<<20)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	go c.TCP.Write(append(big, '\n')) // the server closes before it has read it all
 	got := c.ReadAll()
 	if want := "? " + string(big[:64]) + "\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	// A line just at the limit is fine (and invalid for other reasons).
-	c = testutil.Dial(t, s.Addr())
+	c = testutil.Dial(t, s.Addr().String())
 	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
 	c.Send(line + "\n")
 	if got := c.Line(); !strings.HasPrefix(got, "AT Hill ") {
@@ -381,7 +381,7 @@ func TestLineTooLong(t *testing.T) {
 func TestBinaryGarbage(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	garbage := []byte{0, 1, 2, 0xff, 0xfe, 'I', 'A', 0x80, '\n', 'x', '\n'}
 	c.Send(string(garbage))
 	got := c.ReadAll()
@@ -389,7 +389,7 @@ func TestBinaryGarbage(t *testing.T) {
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	c = testutil.Dial(t, s.Addr())
+	c = testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n")
 	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Errorf("after garbage: %q", got)
@@ -402,7 +402,7 @@ func TestATFromNeighbourHostOnly(t *testing.T) {
 	// Hill's neighbour lives on another host: a loopback AT line is invalid.
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Far"}}, ServerConfig{Name: "Far", Addr: "192.0.2.1:9"})
 	s := startServer(t, cfg, "Hill")
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(at + "\n")
 	if got := c.ReadAll(); got != "? "+at+"\n" {
 		t.Errorf("AT from a stranger: %q", got)
@@ -410,7 +410,7 @@ func TestATFromNeighbourHostOnly(t *testing.T) {
 	// A loopback neighbour: accepted, stored, no reply.
 	cfg = testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Near"}}, ServerConfig{Name: "Near", Addr: "127.0.0.1:1"})
 	s = startServer(t, cfg, "Hill")
-	c = testutil.Dial(t, s.Addr())
+	c = testutil.Dial(t, s.Addr().String())
 	c.Send(" \t" + at + " \r\n") // stored without the white space around it
 	testutil.WaitFor(t, "the peer update", func() bool { l, _ := s.Record("z"); return l == at })
 	c.TCP.CloseWrite()
@@ -423,19 +423,19 @@ func TestMaxClients(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	cfg.Limits.MaxClients = 2
 	s := startServer(t, cfg, "Hill", hillClock)
-	a, b := testutil.Dial(t, s.Addr()), testutil.Dial(t, s.Addr())
+	a, b := testutil.Dial(t, s.Addr().String()), testutil.Dial(t, s.Addr().String())
 	a.Send(kiwiIAMAT + "\n")
 	b.Send(kiwiIAMAT + "\n")
 	a.Line()
 	b.Line()
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.EOF()
 	if n := s.Metrics().ClientsRejected.Load(); n != 1 {
 		t.Errorf("rejected %d, want 1", n)
 	}
 	a.TCP.Close()
 	testutil.WaitFor(t, "a's close", func() bool { return s.Metrics().ClientsOpen.Load() == 1 })
-	d := testutil.Dial(t, s.Addr())
+	d := testutil.Dial(t, s.Addr().String())
 	d.Send(kiwiIAMAT + "\n")
 	if got := d.Line(); got != kiwiAT+"\n" {
 		t.Errorf("after a slot freed: %q", got)
@@ -447,7 +447,7 @@ func TestNonReadingClientCutOff(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	cfg.Limits.MaxUnsent = 64 << 10
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.TCP.SetReadBuffer(4096)
 	var batch bytes.Buffer
 	for i := range 1000 {
@@ -467,7 +467,7 @@ func TestNonReadingClientCutOff(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Error("writer never failed")
 	}
-	o := testutil.Dial(t, s.Addr())
+	o := testutil.Dial(t, s.Addr().String())
 	o.Send(kiwiIAMAT + "\n")
 	if got := o.Line(); got != kiwiAT+"\n" {
 		t.Errorf("other client: %q", got)
@@ -479,7 +479,7 @@ func TestMaxPending(t *testing.T) {
 	f, s := hillWithPlaces(t, fake.Options{Hang: true}, func(c *Config) {
 		c.Limits.MaxPending = 3
 	})
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n")
 	c.Line()
 	c.Send(strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 4))
@@ -493,13 +493,13 @@ func TestMaxPending(t *testing.T) {
 // Identical requests in flight are made once.
 func TestIdenticalRequestsShared(t *testing.T) {
 	f, s := hillWithPlaces(t, fake.Options{Delay: 200 * time.Millisecond})
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n")
 	c.Line()
 	const n = 8
 	cs := make([]*testutil.Conn, n)
 	for i := range cs {
-		cs[i] = testutil.Dial(t, s.Addr())
+		cs[i] = testutil.Dial(t, s.Addr().String())
 		cs[i].Send(fmt.Sprintf("WHATSAT kiwi.cs.ucla.edu 10 %d\n", i+1))
 	}
 	for i, c := range cs {
@@ -555,8 +555,8 @@ func TestShutdownFinishesReplies(t *testing.T) {
 	f, url := fake.StartTest(t, fake.Options{Delay: 200 * time.Millisecond})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
 	s := runServer(t, cfg, "Hill", hillClock) // the test stops it
-	idle := testutil.Dial(t, s.Addr())
-	c := testutil.Dial(t, s.Addr())
+	idle := testutil.Dial(t, s.Addr().String())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()
 	testutil.WaitFor(t, "the Places request", func() bool { return f.Count() == 1 })
@@ -589,7 +589,7 @@ func TestWHATSATFixtureReply(t *testing.T) {
 	}
 	cfg := testConfig(t, "", ServerConfig{Name: "Goloman"})
 	s := startServer(t, cfg, "Goloman", WithProvider(bodyProvider(body)), WithClock(fixedClock(1520023935, 182837383)))
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997\n")
 	at := c.Line()
 	if at != strings.SplitAfter(string(want), "\n")[0] {
@@ -615,7 +615,7 @@ func TestWHATSATSpecExample(t *testing.T) {
 	}
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", WithProvider(bodyProvider(body)), hillClock)
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()
 	if got, want := c.Reply(), kiwiAT+"\n"+string(body)+"\n"; got != want {
@@ -628,7 +628,7 @@ func TestShutdownDeadline(t *testing.T) {
 	_, url := fake.StartTest(t, fake.Options{Hang: true})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
 	s := runServer(t, cfg, "Hill", hillClock) // the test stops it
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
 	c.Line()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -764,7 +764,7 @@ type busyStop struct {
 func stoppingWithBusyClient(t *testing.T) *busyStop {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
 	a, b, release := gatedPair(t, cfg)
-	c := testutil.Dial(t, a.Addr())
+	c := testutil.Dial(t, a.Addr().String())
 	c.Send("IAMAT x +1+1 5\nWHATSAT x 10 1\n")
 	c.Line()
 	testutil.WaitFor(t, "the WHATSAT to wait", func() bool { return a.Metrics().WHATSATs.Load() == 1 })
@@ -830,14 +830,14 @@ func TestNeighbourHostsPastMaxClients(t *testing.T) {
 	testutil.WaitFor(t, "the neighbour hosts", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 	var open []*testutil.Conn
 	for i := range 2 {
-		c := testutil.Dial(t, s.Addr())
+		c := testutil.Dial(t, s.Addr().String())
 		c.Send(fmt.Sprintf("IAMAT c%d +1+1 5\n", i))
 		if got := c.Line(); !strings.HasPrefix(got, "AT A ") {
 			t.Fatalf("client %d: %q", i, got)
 		}
 		open = append(open, c)
 	}
-	over := testutil.Dial(t, s.Addr())
+	over := testutil.Dial(t, s.Addr().String())
 	over.EOF()
 	if n := s.Metrics().ClientsRejected.Load(); n != 1 {
 		t.Errorf("rejected %d, want 1", n)
@@ -852,7 +852,7 @@ func TestMaxPendingWritesReadyReplies(t *testing.T) {
 	gate := make(chan struct{})
 	t.Cleanup(func() { close(gate) })
 	s := startServer(t, cfg, "Hill", hillClock, WithProvider(gateProvider{gate}))
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Send(kiwiIAMAT + "\n" + kiwiIAMAT + "\n" + strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 3))
 	if got, want := c.ReadAll(), kiwiAT+"\n"+kiwiAT+"\n"; got != want {
 		t.Errorf("read %q before the close, want %q", got, want)

@@ -40,10 +40,10 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	a, b, release := gatedPair(t, cfg, WithLoopClock(clock))
 	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
 
-	waiting := testutil.Dial(t, a.Addr())
+	waiting := testutil.Dial(t, a.Addr().String())
 	waiting.Send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
 	waiting.Line()
-	quiet := testutil.Dial(t, a.Addr())
+	quiet := testutil.Dial(t, a.Addr().String())
 	quiet.Send("IAMAT q +1+1 5\n")
 	quiet.Line()
 	const open = 3 // B's link, waiting and quiet
@@ -177,7 +177,7 @@ func TestRedialBackoff(t *testing.T) {
 func TestInvalidLineLingers(t *testing.T) {
 	clock := newFakeClock()
 	s := startServer(t, testConfig(t, "", ServerConfig{Name: "Hill"}), "Hill", WithLoopClock(clock))
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	more := bytes.Repeat([]byte(kiwiIAMAT+"\n"), 256<<10/len(kiwiIAMAT))
 	c.Send("BOGUS line\n")
 	if _, err := c.TCP.Write(more); err != nil { // before reading: unread when the server closes

@@ -10,7 +10,7 @@ import (
 
 func TestEchoNetClient(t *testing.T) {
 	l := startLoop(t, Options{Debug: true}, func() Protocol { return &echo{} })
-	c := testutil.Dial(t, l.Addrs()[0])
+	c := testutil.Dial(t, l.Addrs()[0].String())
 	for i := range 100 {
 		msg := strings.Repeat("x", i) + "\n"
 		c.Send(msg)

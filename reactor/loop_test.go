@@ -148,7 +148,7 @@ func TestCallSoonDoesNotStarveIO(t *testing.T) {
 		}
 	}
 	onLoop(t, l, func() { l.CallSoon(spin) })
-	c := testutil.Dial(t, l.Addrs()[0])
+	c := testutil.Dial(t, l.Addrs()[0].String())
 	for i := range 20 {
 		c.Send(fmt.Sprintf("ping %d\n", i))
 		if line := c.Line(); line != fmt.Sprintf("ping %d\n", i) {
@@ -443,7 +443,7 @@ func TestCallSoonFromIO(t *testing.T) {
 			}}
 		}}
 	})
-	nc := testutil.Dial(t, l.Addrs()[0])
+	nc := testutil.Dial(t, l.Addrs()[0].String())
 	for i := range 5 {
 		nc.Send(fmt.Sprintf("ping %d\n", i))
 		if line := nc.Line(); line != "ok\n" {

@@ -34,7 +34,7 @@ func TestMetricsDuringLoad(t *testing.T) {
 	)
 	conns := make([]*testutil.Conn, clients)
 	for i := range conns {
-		conns[i] = testutil.Dial(t, hill.Addr())
+		conns[i] = testutil.Dial(t, hill.Addr().String())
 	}
 	done := make(chan struct{})
 	scrapes := make(chan int, 1)
@@ -172,7 +172,7 @@ func TestStatus(t *testing.T) {
 	hill := h.Server("Hill")
 	_, base := startAdmin(t, hill)
 	testutil.WaitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
-	c := testutil.Dial(t, hill.Addr())
+	c := testutil.Dial(t, hill.Addr().String())
 	c.Ask("IAMAT kiwi +34.068930-118.445127 1621464827.959498503")
 	c.Ask("IAMAT kiwi +34.068930-118.445127 1621464826.5") // older: stale
 
@@ -268,7 +268,7 @@ func TestReadyzDuringStop(t *testing.T) {
 	}
 	_, base := startAdmin(t, s)
 	testutil.WaitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
-	c := testutil.Dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	c.Ask("IAMAT kiwi +34.068930-118.445127 1621464827.5")
 	io.WriteString(c.TCP, "WHATSAT kiwi 10 5\n") // its reply waits on Places: the stop waits for it
 	testutil.WaitFor(t, "the Places call", func() bool { return s.Metrics().PlacesCalls.Load() == 1 })

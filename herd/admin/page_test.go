@@ -59,7 +59,7 @@ func TestStatusPage(t *testing.T) {
 
 	// A new update: sent once the page has read /status, so that only a refresh shows it.
 	client := fmt.Sprintf("live-%d", time.Now().UnixNano())
-	c := testutil.Dial(t, hill.Addr())
+	c := testutil.Dial(t, hill.Addr().String())
 	hook.afterFirst(func() { c.Ask("IAMAT " + client + " +34.068930-118.445127 1621464827.5") })
 	dom = loadPage(t, browser, srv.URL+"/", 2000)
 	if n := hook.served(); n < 2 {
@@ -91,7 +91,7 @@ func TestStatusPage(t *testing.T) {
 	}
 
 	// A few updates from Smith's clients, flooded to Hill, for the screenshot to show.
-	sc := testutil.Dial(t, h.Server("Smith").Addr())
+	sc := testutil.Dial(t, h.Server("Smith").Addr().String())
 	for i, who := range []string{"kiwi.cs.ucla.edu", "lnxsrv07.seas.ucla.edu", "ucla-wifi-42"} {
 		sc.Ask(fmt.Sprintf("IAMAT %s +34.0%d8930-118.445127 %d.959498503", who, i, time.Now().Unix()))
 	}

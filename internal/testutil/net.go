@@ -128,9 +128,9 @@ type Conn struct {
 }
 
 // Dial connects to addr and closes the connection when the test ends.
-func Dial(t testing.TB, addr net.Addr) *Conn {
+func Dial(t testing.TB, addr string) *Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr.String(), Patience)
+	c, err := net.DialTimeout("tcp", addr, Patience)
 	if err != nil {
 		t.Fatal(err)
 	}
