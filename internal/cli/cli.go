@@ -16,7 +16,7 @@ import (
 )
 
 // Run is a command's body: it parses args, writes to stdout and stderr, and returns when its
-// work is done or ctx ends.
+// work is done or ctx ends. Main calls it on the main goroutine; tests, on any.
 type Run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // Options say how Main ends the process.
@@ -73,7 +73,7 @@ func StartCPUProfile(path string) (stop func(), err error) {
 
 // FlagSet returns the flag set of a command's Run: parse errors come back as errors (not an
 // exit), and messages go to output. With usage, -h and a bad flag print what usage writes,
-// then the flags and their defaults.
+// then the flags and their defaults. Any goroutine may call it.
 func FlagSet(name string, output io.Writer, usage func(w io.Writer)) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(output)

@@ -7,7 +7,7 @@
 // Patience: long enough that a loaded two-core machine does not fail a correct test, short
 // enough that a broken one fails instead of hanging. Helpers that take a testing.TB call its
 // Fatal methods, so they may be called only from the test's own goroutine unless their doc
-// says otherwise.
+// says otherwise; the others, from any goroutine.
 //
 // The package imports nothing of the module, so that every package's tests may use it,
 // reactor's and codec's included.
