@@ -3,12 +3,10 @@ package herd
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -246,21 +244,10 @@ func TestSetLinkFaultUnknownPeer(t *testing.T) {
 	}
 }
 
-// smallBufferListen listens on 127.0.0.1:0 with a 4 KB receive buffer (inherited by accepted
-// connections), so the kernel cannot hide much of what a sender queues.
-func smallBufferListen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return serr
-	}}
-	return lc.Listen(context.Background(), "tcp", addr)
-}
-
 // sinkListener accepts connections and never reads from them, with a small receive buffer.
 func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
 	t.Helper()
-	ln, err := smallBufferListen("127.0.0.1:0")
+	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +308,7 @@ func TestBigResyncIsPaced(t *testing.T) {
 	// The neighbour is down while A's table fills (A keeps redialling), then comes up on the
 	// same port with a small receive buffer: A's resync is 12 MB, far more than the kernel's
 	// socket buffers take at once. (Reusing the port just freed is a tiny race, accepted.)
-	ln, err := smallBufferListen("127.0.0.1:0")
+	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +330,7 @@ func TestBigResyncIsPaced(t *testing.T) {
 	for range n {
 		c.Line()
 	}
-	ln, err = smallBufferListen(addr)
+	ln, err = testutil.SmallReceiveBufferListen(addr, 4096)
 	if err != nil {
 		t.Skipf("could not listen again on %s: %v", addr, err)
 	}

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -105,7 +106,19 @@ func IsReset(err error) bool {
 // before the connection is made (so the window the peer sees is small from the first byte):
 // what the test does not read then stays in the peer's socket, as with a slow client.
 func SmallReceiveBuffer(n int) *net.Dialer {
-	return &net.Dialer{Timeout: Patience, Control: func(_, _ string, rc syscall.RawConn) error {
+	return &net.Dialer{Timeout: Patience, Control: receiveBuffer(n)}
+}
+
+// SmallReceiveBufferListen listens on addr with a receive buffer of n bytes, which the
+// connections it accepts inherit: a peer that is slow to read.
+func SmallReceiveBufferListen(addr string, n int) (net.Listener, error) {
+	lc := net.ListenConfig{Control: receiveBuffer(n)}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// receiveBuffer is a socket Control function that sets SO_RCVBUF to n.
+func receiveBuffer(n int) func(_, _ string, rc syscall.RawConn) error {
+	return func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
 			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
@@ -113,7 +126,7 @@ func SmallReceiveBuffer(n int) *net.Dialer {
 			return err
 		}
 		return serr
-	}}
+	}
 }
 
 // Conn is a test's client connection to a line server. Every read and every Send has a
