@@ -245,44 +245,19 @@ func TestSetLinkFaultUnknownPeer(t *testing.T) {
 }
 
 // sinkListener accepts connections and never reads from them, with a small receive buffer.
-func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
+func sinkListener(t *testing.T) (ln net.Listener, accepted func() int) {
 	t.Helper()
 	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln, &wg, func() int { mu.Lock(); defer mu.Unlock(); return len(conns) }
+	return ln, testutil.Serve(t, ln, nil)
 }
 
 // A neighbour that never reads its link does not make the sender hold its floods without
 // bound: past max_link_unsent the link is closed (and redialled).
 func TestNonReadingNeighbour(t *testing.T) {
-	ln, _, accepted := sinkListener(t)
+	ln, accepted := sinkListener(t)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = 256 << 10
 	s := startServer(t, cfg, "A")
@@ -407,7 +382,7 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 // nothing more is written to it, and each drop counts one overflow (LinkOverflows never
 // exceeds the times the link went down).
 func TestLinkOverflowCountedOnce(t *testing.T) {
-	ln, _, accepted := sinkListener(t)
+	ln, accepted := sinkListener(t)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = 32 << 10 // below the resync's pause mark: a resync overflows
 	cfg.Limits.BackoffBase = time.Millisecond

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,60 +77,18 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	}
 }
 
-// acceptor accepts connections on a loopback port and hands them over on a channel.
-func acceptor(t *testing.T) (net.Listener, <-chan net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := make(chan net.Conn, 64)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns <- c
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		close(conns)
-		for c := range conns {
-			c.Close()
-		}
-	})
-	return ln, conns
-}
-
-// nextConn waits for the acceptor's next connection.
-func nextConn(t *testing.T, accepted <-chan net.Conn, what string) (c net.Conn) {
-	t.Helper()
-	testutil.WaitFor(t, what, func() bool {
-		select {
-		case c = <-accepted:
-			return true
-		default:
-			return false
-		}
-	})
-	return c
-}
-
 // TestRedialBackoff: a link that drops is redialled after a delay on the loop's clock drawn from
 // (0, min(backoff_cap, backoff_base*2^n)] for the n-th retry in a row, and not before; a link
 // that stayed up longer than backoff_cap starts again from backoff_base.
 func TestRedialBackoff(t *testing.T) {
 	const base, cap = 10 * time.Millisecond, time.Second
-	ln, accepted := acceptor(t)
+	ln := testutil.Listen(t)
+	accepted := testutil.Accepted(t, ln)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
 	cfg.Limits.BackoffBase, cfg.Limits.BackoffCap = base, cap
 	clock := newFakeClock()
 	s := startServer(t, cfg, "A", WithLoopClock(clock))
-	conn := nextConn(t, accepted, "the first dial") // at once, no backoff
+	conn := testutil.Recv(t, accepted, "the first dial") // at once, no backoff
 
 	// drop closes the link's connection and returns the redial delay the loop armed, after
 	// checking that nothing dials before it.
@@ -155,7 +112,7 @@ func TestRedialBackoff(t *testing.T) {
 			t.Fatalf("retry %d after %v, want within (0, %v]", n, d, bound)
 		}
 		clock.Advance(d)
-		conn = nextConn(t, accepted, "the redial")
+		conn = testutil.Recv(t, accepted, "the redial")
 	}
 	// Three times, the link stays up longer than backoff_cap: each drop starts from base again.
 	// (Were the count not reset, each delay would be drawn up to cap: all three within base
@@ -167,7 +124,7 @@ func TestRedialBackoff(t *testing.T) {
 			t.Fatalf("retry after a long-lived link after %v, want within (0, %v]", d, base)
 		}
 		clock.Advance(base)
-		conn = nextConn(t, accepted, "the redial")
+		conn = testutil.Recv(t, accepted, "the redial")
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 func BenchmarkCallSoonThreadsafeRoundTrip(b *testing.B) {
@@ -71,47 +73,23 @@ func BenchmarkCallLater(b *testing.B) {
 	})
 }
 
-// netEcho is the baseline: the same echo with net and one goroutine per connection.
-func netEcho(b *testing.B) (addr string, stop func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]struct{}{}
-	wg.Go(func() {
+// netEcho is the baseline: the same echo with net and one goroutine per connection, until
+// the benchmark ends.
+func netEcho(b *testing.B) (addr string) {
+	ln := testutil.Listen(b)
+	testutil.Serve(b, ln, func(c net.Conn) {
+		buf := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(buf)
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns[c] = struct{}{}
-			mu.Unlock()
-			wg.Go(func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			})
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
 		}
 	})
-	return ln.Addr().String(), func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}
+	return ln.Addr().String()
 }
 
 // echoClients drives conns connections in rounds: in each op every connection sends one line
@@ -184,9 +162,7 @@ func BenchmarkEcho(b *testing.B) {
 			echoClients(b, l.Addrs()[0].String(), conns)
 		})
 		b.Run(fmt.Sprintf("net/conns=%d", conns), func(b *testing.B) {
-			addr, stop := netEcho(b)
-			defer stop()
-			echoClients(b, addr, conns)
+			echoClients(b, netEcho(b), conns)
 		})
 	}
 }

@@ -187,15 +187,7 @@ func TestWriteEOF(t *testing.T) {
 // gnet leaves none of gnet's goroutines waiting for the loop.
 func TestStopDuringDial(t *testing.T) {
 	ln := testutil.Listen(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	testutil.Serve(t, ln, nil)
 	for range 10 {
 		l := New(Options{Debug: true})
 		if err := l.Start(); err != nil {

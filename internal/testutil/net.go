@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,6 +68,65 @@ func Listen(t testing.TB) net.Listener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+// Serve accepts connections on ln on a goroutine of its own and runs serve for each on a
+// goroutine of its own; with serve nil it only holds them open, unread (a peer that never
+// reads). accepted reports how many connections it has accepted so far, to any goroutine.
+// When the test ends Serve closes ln and every connection, and waits for its goroutines, so
+// serve must return once its connection is closed.
+func Serve(t testing.TB, ln net.Listener, serve func(c net.Conn)) (accepted func() int) {
+	var (
+		mu      sync.Mutex
+		conns   []net.Conn
+		serving sync.WaitGroup
+	)
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			if serve != nil {
+				serving.Go(func() { serve(c) })
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepting // no connection comes after this
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		serving.Wait()
+	})
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+}
+
+// Accepted is Serve that hands each connection over, unread, on the returned channel. The
+// connections the test has not taken by its end are closed with the rest.
+func Accepted(t testing.TB, ln net.Listener) <-chan net.Conn {
+	ch := make(chan net.Conn)
+	stop := make(chan struct{})
+	Serve(t, ln, func(c net.Conn) {
+		select {
+		case ch <- c:
+		case <-stop:
+		}
+	})
+	t.Cleanup(func() { close(stop) }) // before Serve's cleanup, which waits for the handoffs
+	return ch
 }
 
 // FreeAddr returns a loopback address whose port was free a moment ago, for a server that

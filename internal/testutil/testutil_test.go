@@ -46,21 +46,13 @@ func TestConfigTOML(t *testing.T) {
 // client half-closes.
 func lineServer(t *testing.T) net.Listener {
 	ln := testutil.Listen(t)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					c.Write([]byte("re: " + sc.Text() + "\n"))
-				}
-			}()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			c.Write([]byte("re: " + sc.Text() + "\n"))
 		}
-	}()
+	})
 	return ln
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -430,16 +429,7 @@ func TestNonReadingClientCutOff(t *testing.T) {
 // max_link_unsent (or when its output stays unwritten) and redialled.
 func TestNonReadingNeighbour(t *testing.T) {
 	ln := testutil.Listen(t)
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c // never read
-		}
-	}()
+	accepted := testutil.Accepted(t, ln) // never read
 	h := newHerd(t, testConfig(t, "", "max_link_unsent = 65536\nbackoff_base = \"10ms\"\nbackoff_cap = \"50ms\"",
 		testutil.Node{Name: "Hill", Peers: []string{"Far"}}, testutil.Node{Name: "Far"}))
 	h.writeWait = 200 * time.Millisecond
