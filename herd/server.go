@@ -198,6 +198,10 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
+	if d, ok := places.Dataset(s.prov); ok && d.File != "" {
+		s.log.Info("places dataset loaded", "file", d.File, "places", d.Places, "skipped", d.Skipped(),
+			"unnamed", d.Unnamed, "not_point", d.NotPoint, "invalid", d.Invalid)
+	}
 	s.cache = o.cache
 	if s.cache == nil {
 		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
