@@ -512,16 +512,11 @@ func TestServerStoppedExits(t *testing.T) {
 	}
 }
 
-// TestProcessGraceOver: a client that never reads again after SIGTERM holds the stop only for
-// the grace period; then the process exits 3, and the server's log says how many connections
-// were owed how many bytes.
-func TestProcessGraceOver(t *testing.T) {
-	dir := t.TempDir()
-	const grace = time.Second
-	p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma")
-	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-	// A 2 KiB receive buffer, set before connecting: the replies it does not read stay in the
-	// server's socket.
+// stalledClient connects to addr with a 2 KiB receive buffer, sends 3000 IAMATs and never
+// reads: the replies it does not read stay in the server's socket, so a graceful stop waits
+// for it. It returns once the server's log (logPath) shows every request read.
+func stalledClient(t *testing.T, addr, logPath string) net.Conn {
+	t.Helper()
 	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
@@ -531,11 +526,11 @@ func TestProcessGraceOver(t *testing.T) {
 		}
 		return serr
 	}}
-	c, err := d.Dial("tcp", addrs(p.stdout.String())["Gamma"])
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	const n = 3000
 	var reqs strings.Builder
@@ -545,11 +540,23 @@ func TestProcessGraceOver(t *testing.T) {
 	if _, err := io.WriteString(c, reqs.String()); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "logs", "Gamma.log")
 	waitFor(t, "the server to read every request", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return bytes.Contains(b, []byte(fmt.Sprintf(`in="IAMAT mute +1+1 %d"`, n)))
 	})
+	return c
+}
+
+// TestProcessGraceOver: a client that never reads again after SIGTERM holds the stop only for
+// the grace period; then the process exits 3, and the server's log says how many connections
+// were owed how many bytes.
+func TestProcessGraceOver(t *testing.T) {
+	dir := t.TempDir()
+	const grace = time.Second
+	p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma")
+	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
+	logPath := filepath.Join(dir, "logs", "Gamma.log")
+	stalledClient(t, addrs(p.stdout.String())["Gamma"], logPath)
 	t0 := time.Now()
 	code := p.stop(t)
 	took := time.Since(t0)
