@@ -104,11 +104,14 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   [log]
   dir = "logs"             # one <Name>.log per server; "-": standard error; "off": no logs
   level = "info"           # debug | info | warn | error | off; info logs every line in and
-                           # out (about 230 bytes a request); warn only faults and cut-offs
+                           # out (an IAMAT: about 550 bytes, and 310 on each server its flood
+                           # reaches; a WHATSAT: 540); warn only faults and cut-offs
   format = "text"          # text | json
   max_size = "100MiB"      # rotate a server's log at this size; 0: never (use logrotate:
                            # SIGHUP reopens the logs)
   max_files = 10           # rotated files kept per server, besides the current one
+                           # (records waiting for the disk: at most 1024 batches or 64 MiB
+                           # per server; past that they are dropped and counted)
   [limits]
   max_line = 4096          # bytes in an IAMAT/WHATSAT line, without its newline (AT: +128)
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off

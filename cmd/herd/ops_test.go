@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -16,7 +17,34 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/herd"
 )
+
+// herd -h documents every key of the config, with its default.
+func TestUsageHasEveryKey(t *testing.T) {
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			key := f.Tag.Get("toml")
+			switch {
+			case f.Type.Kind() == reflect.Struct:
+				if !strings.Contains(usage, "  ["+key+"]\n") {
+					t.Errorf("herd -h has no [%s] table", key)
+				}
+				walk(key, f.Type)
+			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+				if !strings.Contains(usage, "  [["+key+"]]") {
+					t.Errorf("herd -h has no [[%s]]", key)
+				}
+				walk(key, f.Type.Elem())
+			case !regexp.MustCompile(`(?m)^  ` + key + ` = \S`).MatchString(usage):
+				t.Errorf("herd -h does not document %s.%s with its default", prefix, key)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[herd.Config]())
+}
 
 // iamat sends one IAMAT for client on a connection of its own and checks the reply.
 func iamat(t *testing.T, addr, client string) {
