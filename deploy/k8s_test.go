@@ -51,32 +51,31 @@ func loadManifests(t *testing.T, dir string) manifests {
 			if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 				t.Fatalf("%s, document %d: %v", f, i+1, err)
 			}
-			var obj any
-			switch head.APIVersion + " " + head.Kind {
-			case "v1 Namespace":
-				o := &corev1.Namespace{}
-				m.namespaces, obj = append(m.namespaces, o), o
-			case "v1 ConfigMap":
-				o := &corev1.ConfigMap{}
-				m.configMaps, obj = append(m.configMaps, o), o
-			case "v1 Service":
-				o := &corev1.Service{}
-				m.services, obj = append(m.services, o), o
-			case "apps/v1 StatefulSet":
-				o := &appsv1.StatefulSet{}
-				m.statefulSets, obj = append(m.statefulSets, o), o
-			case "policy/v1 PodDisruptionBudget":
-				o := &policyv1.PodDisruptionBudget{}
-				m.pdbs, obj = append(m.pdbs, o), o
-			default:
+			kinds := map[string]func() any{
+				"v1 Namespace":                  func() any { return add(&m.namespaces) },
+				"v1 ConfigMap":                  func() any { return add(&m.configMaps) },
+				"v1 Service":                    func() any { return add(&m.services) },
+				"apps/v1 StatefulSet":           func() any { return add(&m.statefulSets) },
+				"policy/v1 PodDisruptionBudget": func() any { return add(&m.pdbs) },
+			}
+			newObj, ok := kinds[head.APIVersion+" "+head.Kind]
+			if !ok {
 				t.Fatalf("%s, document %d: %s %s is not a kind this test checks", f, i+1, head.APIVersion, head.Kind)
 			}
+			obj := newObj()
 			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 				t.Fatalf("%s, document %d (%s): %v", f, i+1, head.Kind, err)
 			}
 		}
 	}
 	return m
+}
+
+// add appends a new object to list and returns it.
+func add[T any](list *[]*T) *T {
+	o := new(T)
+	*list = append(*list, o)
+	return o
 }
 
 func one[T any](t *testing.T, kind string, objs []T) T {

@@ -410,16 +410,23 @@ func TestProcessDefaultHerd(t *testing.T) {
 	}
 }
 
-// A taken port: a clear error and exit status 1, at once.
-func TestRunPortTaken(t *testing.T) {
+// takenPortConfig writes a config in dir whose one server, A, has an address that a socket
+// of the test holds until it ends.
+func takenPortConfig(t *testing.T, dir string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	dir := t.TempDir()
+	t.Cleanup(func() { ln.Close() })
 	p := filepath.Join(dir, "herd.toml")
 	os.WriteFile(p, []byte(fmt.Sprintf("[log]\ndir = \"off\"\n[[server]]\nname = \"A\"\naddr = %q\n", ln.Addr().String())), 0o644)
+	return p
+}
+
+// A taken port: a clear error and exit status 1, at once.
+func TestRunPortTaken(t *testing.T) {
+	p := takenPortConfig(t, t.TempDir())
 	for _, args := range [][]string{{"run", "-config", p}, {"serve", "-config", p, "A"}} {
 		err := run(context.Background(), args, io.Discard, io.Discard)
 		if exitCode(err) != 1 || !strings.Contains(fmt.Sprint(err), "address already in use") {

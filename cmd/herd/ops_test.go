@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,15 +178,8 @@ func TestProcessExitStatus(t *testing.T) {
 		}
 	})
 	t.Run("a server that cannot start: 1", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
 		dir := t.TempDir()
-		cfg := filepath.Join(dir, "herd.toml")
-		os.WriteFile(cfg, []byte(fmt.Sprintf("[[server]]\nname = \"A\"\naddr = %q\n", ln.Addr())), 0o644)
-		p := start(t, dir, "serve", "-config", cfg, "A")
+		p := start(t, dir, "serve", "-config", takenPortConfig(t, dir), "A")
 		if code, _ := p.exitStatus(t, 30*time.Second); code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
