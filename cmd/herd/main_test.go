@@ -116,7 +116,15 @@ func runStarted(t *testing.T, args ...string) (stdout *testutil.SyncBuffer, stop
 			t.Errorf("herd %v: %v", args, err)
 		}
 	})
-	testutil.WaitFor(t, "the herd to start", func() bool { return strings.Contains(stdout.String(), "stop with Ctrl-C") })
+	testutil.WaitFor(t, "the herd to start", func() bool {
+		select {
+		case err := <-done:
+			done <- err // for stop
+			t.Fatalf("herd %v ended before it started: %v", args, err)
+		default:
+		}
+		return strings.Contains(stdout.String(), "stop with Ctrl-C")
+	})
 	return stdout, stop
 }
 
@@ -205,6 +213,22 @@ func start(t *testing.T, dir string, args ...string) *testutil.Process {
 	return startCmd(t, dir, buildHerd(t), args...)
 }
 
+// serving waits until the process says its servers are up, and returns it. It fails the test
+// if the process exits first.
+func serving(t *testing.T, p *testutil.Process) *testutil.Process {
+	t.Helper()
+	testutil.WaitFor(t, "the herd to start", func() bool {
+		if strings.Contains(p.Stdout.String(), "stop with Ctrl-C") {
+			return true
+		}
+		if p.Exited() {
+			t.Fatalf("exited before it started; stderr %q", p.Stderr.String())
+		}
+		return false
+	})
+	return p
+}
+
 // startCmd runs name (the binary, or a shell that runs it) with args in dir, with no Places
 // key in its environment.
 func startCmd(t *testing.T, dir, name string, args ...string) *testutil.Process {
@@ -217,8 +241,7 @@ func startCmd(t *testing.T, dir, name string, args ...string) *testutil.Process 
 
 func TestProcessRun(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, dir, "run", "-config", testConfig(t, dir))
-	testutil.WaitFor(t, "the herd to start", func() bool { return strings.Contains(p.Stdout.String(), "stop with Ctrl-C") })
+	p := serving(t, start(t, dir, "run", "-config", testConfig(t, dir)))
 	a := addrs(p.Stdout.String())
 	got := testutil.Exchange(t, a["Beta"], "IAMAT phone +1.5-2.5 1700000000\n")
 	if !strings.HasPrefix(got, "AT Beta ") {
@@ -234,8 +257,7 @@ func TestProcessRun(t *testing.T) {
 
 func TestProcessServe(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, dir, "serve", "-config", testConfig(t, dir), "Gamma")
-	testutil.WaitFor(t, "the server to start", func() bool { return strings.Contains(p.Stdout.String(), "stop with Ctrl-C") })
+	p := serving(t, start(t, dir, "serve", "-config", testConfig(t, dir), "Gamma"))
 	a := addrs(p.Stdout.String())
 	if len(a) != 1 || a["Gamma"] == "" {
 		t.Fatalf("listening lines: %q", p.Stdout.String())
@@ -293,10 +315,18 @@ func TestProcessDefaultHerd(t *testing.T) {
 	}
 }
 
+// takenPortConfig writes a config in dir whose one server, A, has an address that a socket
+// of the test holds until it ends.
+func takenPortConfig(t *testing.T, dir string) string {
+	t.Helper()
+	ln := testutil.Listen(t)
+	cfg := testutil.Config{Nodes: []testutil.Node{{Name: "A", Addr: ln.Addr().String()}}}
+	return testutil.WriteFile(t, dir, "herd.toml", cfg.TOML())
+}
+
 // A taken port: a clear error and exit status 1, at once.
 func TestRunPortTaken(t *testing.T) {
-	ln := testutil.Listen(t)
-	p := testutil.Config{Nodes: []testutil.Node{{Name: "A", Addr: ln.Addr().String()}}}.Write(t)
+	p := takenPortConfig(t, t.TempDir())
 	for _, args := range [][]string{{"run", "-config", p}, {"serve", "-config", p, "A"}} {
 		err := run(context.Background(), args, io.Discard, io.Discard)
 		if exitCode(err) != 1 || !strings.Contains(fmt.Sprint(err), "address already in use") {
@@ -312,8 +342,7 @@ func TestRunPortTaken(t *testing.T) {
 func TestFileLimitNoSilentStop(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildHerd(t)
-	p := startCmd(t, dir, "sh", "-c", `ulimit -n 60 && exec "$0" "$@"`, bin, "serve", "-config", testConfig(t, dir), "Alpha")
-	testutil.WaitFor(t, "the server to start", func() bool { return strings.Contains(p.Stdout.String(), "stop with Ctrl-C") })
+	p := serving(t, startCmd(t, dir, "sh", "-c", `ulimit -n 60 && exec "$0" "$@"`, bin, "serve", "-config", testConfig(t, dir), "Alpha"))
 	if !strings.Contains(p.Stdout.String(), "Alpha: max_clients lowered from 16384 to ") {
 		t.Errorf("no word of the lowered max_clients in %q", p.Stdout.String())
 	}
@@ -372,21 +401,16 @@ func TestServerStoppedExits(t *testing.T) {
 	}
 }
 
-// TestProcessGraceOver: a client that never reads again after SIGTERM holds the stop only for
-// the grace period; then the process exits 3, and the server's log says how many connections
-// were owed how many bytes.
-func TestProcessGraceOver(t *testing.T) {
-	dir := t.TempDir()
-	const grace = time.Second
-	p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma")
-	testutil.WaitFor(t, "the server to start", func() bool { return strings.Contains(p.Stdout.String(), "stop with Ctrl-C") })
-	// A 2 KiB receive buffer, set before connecting: the replies it does not read stay in the
-	// server's socket.
-	c, err := testutil.SmallReceiveBuffer(2048).Dial("tcp", addrs(p.Stdout.String())["Gamma"])
+// stalledClient connects to addr with a 2 KiB receive buffer, sends 3000 IAMATs and never
+// reads: the replies it does not read stay in the server's socket, so a graceful stop waits
+// for it. It returns once the server's log (logPath) shows every request read.
+func stalledClient(t *testing.T, addr, logPath string) net.Conn {
+	t.Helper()
+	c, err := testutil.SmallReceiveBuffer(2048).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	const n = 3000
 	var reqs strings.Builder
@@ -396,11 +420,22 @@ func TestProcessGraceOver(t *testing.T) {
 	if _, err := io.WriteString(c, reqs.String()); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "logs", "Gamma.log")
 	testutil.WaitFor(t, "the server to read every request", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return bytes.Contains(b, []byte(fmt.Sprintf(`in="IAMAT mute +1+1 %d"`, n)))
 	})
+	return c
+}
+
+// TestProcessGraceOver: a client that never reads again after SIGTERM holds the stop only for
+// the grace period; then the process exits 3, and the server's log says how many connections
+// were owed how many bytes.
+func TestProcessGraceOver(t *testing.T) {
+	dir := t.TempDir()
+	const grace = time.Second
+	p := serving(t, start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma"))
+	logPath := filepath.Join(dir, "logs", "Gamma.log")
+	stalledClient(t, addrs(p.Stdout.String())["Gamma"], logPath)
 	t0 := time.Now()
 	code := p.Stop(t, syscall.SIGTERM)
 	took := time.Since(t0)

@@ -84,7 +84,7 @@ func TestMainHardStop(t *testing.T) {
 	p.Cmd.Process.Signal(syscall.SIGTERM)
 	testutil.WaitFor(t, "the command to stop", func() bool { return strings.Contains(p.Stdout.String(), "stopping") })
 	p.Stop(t, syscall.SIGTERM)
-	if ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+	if sig := p.Signal(); sig != syscall.SIGTERM {
 		t.Errorf("after the second signal: %v, want the process ended by SIGTERM", p.Cmd.ProcessState)
 	}
 }

@@ -8,8 +8,9 @@ import (
 
 // LibraryGoroutines lists the goroutines that the module's libraries start and never stop,
 // which a leak check must pass over: gnet's process-wide worker pool (ants), fasthttp's
-// cleaners and idle workers (of the Places client and of the fake Places server), and the
-// expiry sweep of an expirable LRU (places.Cache). Naming a library a package does not use
+// cleaners and idle workers (of the Places client and of the fake Places server),
+// lumberjack's remover of old log files (one per rotating log), and the expiry sweep of an
+// expirable LRU (places.Cache). Naming a library a package does not use
 // costs nothing: no goroutine of it can show up.
 func LibraryGoroutines() []goleak.Option {
 	return []goleak.Option{
@@ -21,6 +22,7 @@ func LibraryGoroutines() []goleak.Option {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
+		goleak.IgnoreAnyFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
 		goleak.IgnoreAnyFunction("github.com/hashicorp/golang-lru/v2/expirable.NewLRU[...].func1"),
 	}
 }

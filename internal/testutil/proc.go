@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -79,6 +80,17 @@ func (p *Process) Stop(t testing.TB, sig os.Signal) int {
 	t.Helper()
 	p.Cmd.Process.Signal(sig)
 	return p.Wait(t)
+}
+
+// Signal returns the signal that ended the process, or 0 if it exited by itself or still
+// runs. Any goroutine may call it once Wait or Stop has returned.
+func (p *Process) Signal() syscall.Signal {
+	if st := p.Cmd.ProcessState; st != nil {
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return ws.Signal()
+		}
+	}
+	return 0
 }
 
 // Wait waits for the process to exit and returns its exit code, failing t if it does not
