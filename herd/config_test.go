@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 const goodConfig = `
@@ -123,6 +125,18 @@ func TestParseConfigErrors(t *testing.T) {
 		{"type of a limit", "[limits]\nmax_line = \"4k\"\n" + srv, 2, "limits.max_line: want an integer, got a string"},
 		{"type of a duration", "[places]\ntimeout = true\n" + srv, 2, `places.timeout: want a duration ("5s"), got a boolean`},
 		{"type of a table", "places = 1\n" + srv, 1, "places: want a table, got an integer"},
+		// "timeout = 5" would be 5 nanoseconds, and every WHATSAT would fail.
+		{"duration without a unit", "[places]\ntimeout = 5\n" + srv, 2, `places.timeout: 5 has no unit: write a duration such as "5s" or "5ms"`},
+		{"duration text without a unit", "[limits]\nidle_timeout = \"30\"\n" + srv, 2, `limits.idle_timeout: "30" has no unit: write a duration such as "30s"`},
+		{"fraction without a unit", "[limits]\ndial_timeout = \"1.5\"\n" + srv, 2, `limits.dial_timeout: "1.5" has no unit`},
+		{"not a duration", "[places]\ncache_ttl = \"soon\"\n" + srv, 2, `places.cache_ttl: "soon" is not a duration`},
+		{"size without a unit", "[log]\nmax_size = 100\n" + srv, 2, `log.max_size: 100 has no unit: write a size such as "100MiB"`},
+		{"size text without a unit", "[log]\nmax_size = \"100\"\n" + srv, 2, `log.max_size: 100 has no unit`},
+		{"not a size", "[log]\nmax_size = \"100 parsecs\"\n" + srv, 2, `log.max_size: "100 parsecs" is not a size`},
+		{"type of a size", "[log]\nmax_size = 1.5\n" + srv, 2, `log.max_size: want a size ("100MiB"), got a float`},
+		{"size too small", "[log]\nmax_size = \"512KiB\"\n" + srv, 2, "log.max_size: must be 0 (no rotation) or at least 1MiB, got 512KiB"},
+		{"no rotated file", "[log]\nmax_files = 0\n" + srv, 2, "log.max_files: must be at least 1"},
+		{"several at once", "[places]\ntimeout = 5\n[limits]\nbackoff_cap = 100\n" + srv, 2, "limits.backoff_cap: 100 has no unit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +158,76 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// Durations and sizes with their units; a bare 0 needs none.
+func TestParseConfigUnits(t *testing.T) {
+	src := "[places]\ntimeout = \"1m30s\"\ncache_ttl = 0\n[log]\nmax_size = \"1GiB\"\nmax_files = 3\n" +
+		"[limits]\nidle_timeout = \"0\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	c, err := ParseConfig([]byte(src), "h.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Places.Timeout != 90*time.Second || c.Places.CacheTTL != 0 || c.Limits.IdleTimeout != 0 {
+		t.Errorf("durations: %v %v %v", c.Places.Timeout, c.Places.CacheTTL, c.Limits.IdleTimeout)
+	}
+	if c.Log.MaxSize != 1<<30 || c.Log.MaxFiles != 3 {
+		t.Errorf("log rotation: %v %d", c.Log.MaxSize, c.Log.MaxFiles)
+	}
+	c, err = ParseConfig([]byte("[log]\nmax_size = 0\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"), "h.toml")
+	if err != nil || c.Log.MaxSize != 0 {
+		t.Errorf("max_size = 0 (rotation off): %v, %v", c.Log.MaxSize, err)
+	}
+	for in, want := range map[string]ByteSize{"0": 0, "1MiB": 1 << 20, "1 MB": 1 << 20, "64K": 64 << 10, "2GB": 2 << 30, "10B": 10} {
+		if got, err := parseByteSize(in); err != nil || got != want {
+			t.Errorf("parseByteSize(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "1", "-1MiB", "1.5MiB", "1TiB", "MiB", "99999999999GiB"} {
+		if got, err := parseByteSize(in); err == nil {
+			t.Errorf("parseByteSize(%q) = %v, want an error", in, got)
+		}
+	}
+	if got := DefaultConfig().Log; got.MaxSize != 100<<20 || got.MaxFiles != 10 || got.MaxSize.String() != "100MiB" {
+		t.Errorf("default rotation: %v x %d", got.MaxSize, got.MaxFiles)
+	}
+}
+
+// Relative paths in a config file are the file's folder's, whatever the working directory.
+func TestLoadConfigRelativePaths(t *testing.T) {
+	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "etc")
+	if err := os.Mkdir(conf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	tests := []struct{ src, logDir, dataset string }{
+		{"[places]\ndataset = \"data/places.geojson\"\n[log]\ndir = \"var/logs\"\n" + srv, filepath.Join(conf, "var/logs"), filepath.Join(conf, "data/places.geojson")},
+		{srv, filepath.Join(conf, "logs"), ""}, // the default log.dir too
+		{"[places]\ndataset = \"/srv/p.geojson\"\n[log]\ndir = \"/var/log/herd\"\n" + srv, "/var/log/herd", "/srv/p.geojson"},
+		{"[log]\ndir = \"-\"\n" + srv, "-", ""},
+		{"[log]\ndir = \"off\"\n" + srv, "off", ""},
+	}
+	t.Chdir(t.TempDir()) // another working directory
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		p := testutil.WriteFile(t, conf, "herd.toml", tt.src)
+		rel, err := filepath.Rel(wd, p) // "../002/etc/herd.toml"
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Log.Dir != tt.logDir || c.Places.Dataset != tt.dataset {
+			t.Errorf("%q: log.dir %q dataset %q, want %q %q", tt.src, c.Log.Dir, c.Places.Dataset, tt.logDir, tt.dataset)
+		}
 	}
 }
 
@@ -178,10 +262,7 @@ func TestParseConfigPlacesPool(t *testing.T) {
 func TestLoadConfig(t *testing.T) {
 	t.Setenv("GOOGLE_PLACES_API_KEY", "")
 	dir := t.TempDir()
-	p := filepath.Join(dir, "herd.toml")
-	if err := os.WriteFile(p, []byte(goodConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := testutil.WriteFile(t, dir, "herd.toml", goodConfig)
 	if _, err := LoadConfig(p); err != nil {
 		t.Fatal(err)
 	}

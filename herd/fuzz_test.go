@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // FuzzServerConn sends random byte streams, in two writes cut anywhere, into a connection to a
@@ -40,9 +41,9 @@ func FuzzServerConn(f *testing.F) {
 	cfg.Limits.MaxPending = 4
 	cfg.Limits.MaxWaiting = 8
 	cfg.Limits.MaxUnsent = 16 << 10
-	h := startTestHerd(f, cfg)
+	h := startHerd(f, cfg)
 	a := h.Server("A")
-	waitFor(f, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && h.Server("B").Metrics().LinksUp.Load() == 1 })
+	testutil.WaitFor(f, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && h.Server("B").Metrics().LinksUp.Load() == 1 })
 	clients := a.Metrics().ClientsOpen.Load() // B's link
 
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
@@ -76,7 +77,7 @@ func FuzzServerConn(f *testing.F) {
 		m := a.Metrics()
 		// A client cut off at max_pending leaves its calls in flight: they end within
 		// places.timeout, and nothing is left of them.
-		waitFor(t, "the connection and its calls gone from the server", func() bool {
+		testutil.WaitFor(t, "the connection and its calls gone from the server", func() bool {
 			return m.ClientsOpen.Load() == clients && m.Waiting.Load() == 0
 		})
 	})

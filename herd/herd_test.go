@@ -3,18 +3,18 @@ package herd
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
-// startHerd starts the default five-server herd of SPEC §1 on 127.0.0.1:0.
-func startHerd(t *testing.T) *Herd {
+// startDefaultHerd starts the default five-server herd of SPEC §1 on 127.0.0.1:0.
+func startDefaultHerd(t *testing.T) *Herd {
 	t.Helper()
 	cfg := DefaultConfig()
 	for i := range cfg.Servers {
@@ -23,14 +23,30 @@ func startHerd(t *testing.T) *Herd {
 	cfg.Log.Dir = "off"
 	cfg.Limits.BackoffBase = 10 * time.Millisecond
 	cfg.Limits.BackoffCap = 100 * time.Millisecond
-	return startTestHerd(t, cfg)
+	return startHerd(t, cfg)
+}
+
+// floodBatch sends c one write of 100 IAMATs of about 1 KB, for clients numbered from n, reads
+// their replies, and returns the number after the last.
+func floodBatch(c *testutil.Conn, n int) int {
+	pad := paddedLocation(900)
+	var batch bytes.Buffer
+	for range 100 {
+		fmt.Fprintf(&batch, "IAMAT p%d %s 5\n", n, pad)
+		n++
+	}
+	c.Send(batch.String())
+	for range 100 {
+		c.Line()
+	}
+	return n
 }
 
 // waitRecord waits until every server in servers holds want for client.
 func waitRecord(t *testing.T, servers []*Server, client, want string) {
 	t.Helper()
 	for _, s := range servers {
-		waitFor(t, fmt.Sprintf("%s to hold %q for %s", s.Name(), want, client), func() bool {
+		testutil.WaitFor(t, fmt.Sprintf("%s to hold %q for %s", s.Name(), want, client), func() bool {
 			got, _ := s.Record(client)
 			return got == want
 		})
@@ -40,18 +56,18 @@ func waitRecord(t *testing.T, servers []*Server, client, want string) {
 // iamat sends one IAMAT to s and returns the AT line of the reply (without "\n").
 func iamat(t *testing.T, s *Server, client, loc, tm string) string {
 	t.Helper()
-	c := dial(t, s.Addr())
-	c.send("IAMAT " + client + " " + loc + " " + tm + "\n")
-	r := c.line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send("IAMAT " + client + " " + loc + " " + tm + "\n")
+	r := c.Line()
 	if !strings.HasPrefix(r, "AT "+s.Name()+" ") {
 		t.Fatalf("IAMAT reply %q", r)
 	}
-	c.conn.Close()
+	c.TCP.Close()
 	return strings.TrimSuffix(r, "\n")
 }
 
 func TestHerdUpdateReachesAll(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	for i, s := range h.Servers() {
 		client := fmt.Sprintf("c%d", i)
 		line := iamat(t, s, client, "+1+1", fmt.Sprint(1000+i))
@@ -65,7 +81,7 @@ func TestHerdUpdateReachesAll(t *testing.T) {
 }
 
 func TestHerdOlderNeverOverwritesNewer(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	newer := iamat(t, h.Server("Hill"), "x", "+1+1", "200")
 	waitRecord(t, h.Servers(), "x", newer)
 	older := iamat(t, h.Server("Campbell"), "x", "+2+2", "100")
@@ -84,16 +100,16 @@ func TestHerdOlderNeverOverwritesNewer(t *testing.T) {
 }
 
 func TestHerdEqualTimesConverge(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	var wg sync.WaitGroup
 	lines := make([]string, len(h.Servers()))
 	for i, s := range h.Servers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := dial(t, s.Addr())
-			c.send(fmt.Sprintf("IAMAT e +%d+%d 300.5\n", i, i))
-			lines[i] = strings.TrimSuffix(c.line(), "\n")
+			c := testutil.Dial(t, s.Addr().String())
+			c.Send(fmt.Sprintf("IAMAT e +%d+%d 300.5\n", i, i))
+			lines[i] = strings.TrimSuffix(c.Line(), "\n")
 		}()
 	}
 	wg.Wait()
@@ -108,7 +124,7 @@ func TestHerdEqualTimesConverge(t *testing.T) {
 
 // A server stopped and restarted gets every record back by resync.
 func TestHerdRestartResync(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	hill := h.Server("Hill")
 	var want []string
 	for i := range 20 {
@@ -118,7 +134,7 @@ func TestHerdRestartResync(t *testing.T) {
 		waitRecord(t, h.Servers(), fmt.Sprintf("r%d", i), l)
 	}
 	smith := h.Server("Smith")
-	shutdown(t, smith)
+	testutil.Stop(t, smith.Shutdown)
 	late := iamat(t, hill, "late", "+3+3", "20")
 	s2, err := NewServer(h.Config(), "Smith", WithProvider(stubProvider{}))
 	if err != nil {
@@ -127,7 +143,7 @@ func TestHerdRestartResync(t *testing.T) {
 	if err := s2.Start(); err != nil {
 		t.Fatalf("restart on %s: %v", smith.Addr(), err)
 	}
-	defer shutdown(t, s2)
+	defer testutil.Stop(t, s2.Shutdown)
 	for i, l := range want {
 		waitRecord(t, []*Server{s2}, fmt.Sprintf("r%d", i), l)
 	}
@@ -146,7 +162,7 @@ func TestHerdPartitionHeals(t *testing.T) {
 }
 
 func testPartitionHeals(t *testing.T, fault LinkFault) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	hill, jaquez, smith, singleton, campbell := h.Server("Hill"), h.Server("Jaquez"), h.Server("Smith"), h.Server("Singleton"), h.Server("Campbell")
 	west, east := []*Server{hill, jaquez}, []*Server{smith, singleton, campbell}
 	waitLinks(t, h)
@@ -163,7 +179,7 @@ func testPartitionHeals(t *testing.T, fault LinkFault) {
 		wantUp = map[*Server]int64{hill: 2, jaquez: 2, smith: 3, singleton: 3, campbell: 2}
 	}
 	for s, n := range wantUp {
-		waitFor(t, s.Name()+"'s links during the partition", func() bool { return s.Metrics().LinksUp.Load() == n })
+		testutil.WaitFor(t, s.Name()+"'s links during the partition", func() bool { return s.Metrics().LinksUp.Load() == n })
 	}
 	ups := hill.Metrics().LinkUps.Load() + jaquez.Metrics().LinkUps.Load()
 
@@ -213,13 +229,13 @@ func waitLinks(t *testing.T, h *Herd) {
 	t.Helper()
 	for _, s := range h.Servers() {
 		n := int64(len(DefaultConfig().Server(s.Name()).Peers))
-		waitFor(t, s.Name()+"'s links", func() bool { return s.Metrics().LinksUp.Load() == n })
+		testutil.WaitFor(t, s.Name()+"'s links", func() bool { return s.Metrics().LinksUp.Load() == n })
 	}
 }
 
 // SetLinkFault names a neighbour; a link the server does not have is an error.
 func TestSetLinkFaultUnknownPeer(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	if err := h.Server("Hill").SetLinkFault("Campbell", LinkCut); err == nil {
 		t.Error("a fault on a link Hill does not have: no error")
 	}
@@ -228,81 +244,35 @@ func TestSetLinkFaultUnknownPeer(t *testing.T) {
 	}
 }
 
-// smallBufferListen listens on 127.0.0.1:0 with a 4 KB receive buffer (inherited by accepted
-// connections), so the kernel cannot hide much of what a sender queues.
-func smallBufferListen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return serr
-	}}
-	return lc.Listen(context.Background(), "tcp", addr)
-}
-
 // sinkListener accepts connections and never reads from them, with a small receive buffer.
-func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
+func sinkListener(t *testing.T) (ln net.Listener, accepted func() int) {
 	t.Helper()
-	ln, err := smallBufferListen("127.0.0.1:0")
+	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln, &wg, func() int { mu.Lock(); defer mu.Unlock(); return len(conns) }
+	return ln, testutil.Serve(t, ln, nil)
 }
 
 // A neighbour that never reads its link does not make the sender hold its floods without
 // bound: past max_link_unsent the link is closed (and redialled).
 func TestNonReadingNeighbour(t *testing.T) {
-	ln, _, accepted := sinkListener(t)
+	ln, accepted := sinkListener(t)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = 256 << 10
 	s := startServer(t, cfg, "A")
-	waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
-	c := dial(t, s.Addr())
-	pad := paddedLocation(900)
-	var batch bytes.Buffer
+	testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+	c := testutil.Dial(t, s.Addr().String())
 	n := 0
 	for s.Metrics().LinkOverflows.Load() == 0 {
 		if n > 200000 {
 			t.Fatalf("no overflow after %d floods of 1 KB", n)
 		}
-		batch.Reset()
-		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT p%d %s 5\n", n, pad)
-			n++
-		}
-		c.send(batch.String())
-		for range 100 {
-			c.line()
-		}
+		n = floodBatch(c, n)
 	}
-	waitFor(t, "the redial", func() bool { return accepted() >= 2 })
-	c.send("IAMAT still +1+1 1\n")
-	if got := c.line(); !strings.HasPrefix(got, "AT A ") {
+	testutil.WaitFor(t, "the redial", func() bool { return accepted() >= 2 })
+	c.Send("IAMAT still +1+1 1\n")
+	if got := c.Line(); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("after the overflow: %q", got)
 	}
 }
@@ -313,7 +283,7 @@ func TestBigResyncIsPaced(t *testing.T) {
 	// The neighbour is down while A's table fills (A keeps redialling), then comes up on the
 	// same port with a small receive buffer: A's resync is 12 MB, far more than the kernel's
 	// socket buffers take at once. (Reusing the port just freed is a tiny race, accepted.)
-	ln, err := smallBufferListen("127.0.0.1:0")
+	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,18 +294,18 @@ func TestBigResyncIsPaced(t *testing.T) {
 	s := startServer(t, cfg, "A")
 	const n = 20000
 	pad := paddedLocation(600)
-	c := dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	go func() {
 		var b bytes.Buffer
 		for i := range n {
 			fmt.Fprintf(&b, "IAMAT q%05d %s 7\n", i, pad)
 		}
-		c.conn.Write(b.Bytes())
+		c.TCP.Write(b.Bytes())
 	}()
 	for range n {
-		c.line()
+		c.Line()
 	}
-	ln, err = smallBufferListen(addr)
+	ln, err = testutil.SmallReceiveBufferListen(addr, 4096)
 	if err != nil {
 		t.Skipf("could not listen again on %s: %v", addr, err)
 	}
@@ -373,9 +343,9 @@ func TestLongLineKeepsLinksUp(t *testing.T) {
 		ServerConfig{Name: strings.Repeat("A", MaxNameLen), Peers: []string{"B"}},
 		ServerConfig{Name: "B", Peers: []string{"C"}},
 		ServerConfig{Name: "C"})
-	h := startTestHerd(t, cfg)
+	h := startHerd(t, cfg)
 	all := h.Servers()
-	waitFor(t, "the links", func() bool {
+	testutil.WaitFor(t, "the links", func() bool {
 		return all[0].Metrics().LinksUp.Load() == 1 && all[1].Metrics().LinksUp.Load() == 2 && all[2].Metrics().LinksUp.Load() == 1
 	})
 	ups := func() (n uint64) {
@@ -387,17 +357,17 @@ func TestLongLineKeepsLinksUp(t *testing.T) {
 	before := ups()
 	id, tm := strings.Repeat("k", MaxClientIDLen), "-1621464827.959498503"
 	loc := paddedLocation(cfg.Limits.MaxLine - len("IAMAT   ") - len(id) - len(tm))
-	c := dial(t, all[0].Addr())
-	c.send("IAMAT " + id + " " + loc + " " + tm + "\n")
-	at := strings.TrimSuffix(c.line(), "\n")
+	c := testutil.Dial(t, all[0].Addr().String())
+	c.Send("IAMAT " + id + " " + loc + " " + tm + "\n")
+	at := strings.TrimSuffix(c.Line(), "\n")
 	if !strings.HasPrefix(at, "AT "+all[0].Name()+" ") || len(at) <= cfg.Limits.MaxLine {
 		t.Fatalf("reply of %d bytes: %.80q", len(at), at)
 	}
 	waitRecord(t, all, id, at)
 	// A WHATSAT at the far end is answered with the long AT line.
-	w := dial(t, all[2].Addr())
-	w.send("WHATSAT " + id + " 10 5\n")
-	if got := w.whatsat(); !strings.HasPrefix(got, at+"\n{") {
+	w := testutil.Dial(t, all[2].Addr().String())
+	w.Send("WHATSAT " + id + " 10 5\n")
+	if got := w.Reply(); !strings.HasPrefix(got, at+"\n{") {
 		t.Errorf("WHATSAT reply %.100q", got)
 	}
 	if n := ups(); n != before {
@@ -417,27 +387,17 @@ func TestLongLineKeepsLinksUp(t *testing.T) {
 // nothing more is written to it, and each drop counts one overflow (LinkOverflows never
 // exceeds the times the link went down).
 func TestLinkOverflowCountedOnce(t *testing.T) {
-	ln, _, accepted := sinkListener(t)
+	ln, accepted := sinkListener(t)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = 32 << 10 // below the resync's pause mark: a resync overflows
 	cfg.Limits.BackoffBase = time.Millisecond
 	cfg.Limits.BackoffCap = 5 * time.Millisecond
 	s := startServer(t, cfg, "A")
-	c := dial(t, s.Addr())
-	pad := paddedLocation(900)
-	var batch bytes.Buffer
+	c := testutil.Dial(t, s.Addr().String())
 	for n := 0; n < 6000; {
-		batch.Reset()
-		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT p%d %s 5\n", n, pad)
-			n++
-		}
-		c.send(batch.String())
-		for range 100 {
-			c.line()
-		}
+		n = floodBatch(c, n)
 	}
-	waitFor(t, "several overflows", func() bool { return s.Metrics().LinkOverflows.Load() >= 3 && accepted() >= 3 })
+	testutil.WaitFor(t, "several overflows", func() bool { return s.Metrics().LinkOverflows.Load() >= 3 && accepted() >= 3 })
 	m := s.Metrics()
 	// Read LinksUp before LinkUps, LinkOverflows last: a link coming up in between only helps.
 	up := m.LinksUp.Load()
@@ -451,16 +411,16 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 // implementation's) is stored and flooded in canonical form, so WHATSAT replies carry it.
 func TestATLineWhiteSpaceNormalised(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	h := startTestHerd(t, cfg)
+	h := startHerd(t, cfg)
 	a, b := h.Server("A"), h.Server("B")
-	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	testutil.WaitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
 	want := "AT Zed +0.000000000 fl3 +1+1 5"
-	peer := dial(t, a.Addr()) // loopback: a neighbour's host
-	peer.send(" AT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r\n")
+	peer := testutil.Dial(t, a.Addr().String()) // loopback: a neighbour's host
+	peer.Send(" AT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r\n")
 	waitRecord(t, []*Server{a, b}, "fl3", want)
-	c := dial(t, b.Addr())
-	c.send("WHATSAT fl3 10 1\n")
-	if got := c.whatsat(); !strings.HasPrefix(got, want+"\n{") {
+	c := testutil.Dial(t, b.Addr().String())
+	c.Send("WHATSAT fl3 10 1\n")
+	if got := c.Reply(); !strings.HasPrefix(got, want+"\n{") {
 		t.Errorf("WHATSAT reply %q", got)
 	}
 }

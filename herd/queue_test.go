@@ -12,20 +12,21 @@ import (
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // pendingFlood connects clients clients to s, each with a record of its own, and returns the
 // WHATSAT lines each will send: perClient (at most 50,000) distinct requests (radii 1 m
 // apart), so that none is shared with another.
-func pendingFlood(t *testing.T, s *Server, clients, perClient int) ([]*client, []string) {
+func pendingFlood(t *testing.T, s *Server, clients, perClient int) ([]*testutil.Conn, []string) {
 	t.Helper()
-	conns := make([]*client, clients)
+	conns := make([]*testutil.Conn, clients)
 	batches := make([]string, clients)
 	for i := range conns {
-		c := dial(t, s.Addr())
+		c := testutil.Dial(t, s.Addr().String())
 		id := fmt.Sprintf("flood%d", i)
-		c.send(fmt.Sprintf("IAMAT %s +%d.5-%d.5 1700000000\n", id, i%80, i%170))
-		c.line()
+		c.Send(fmt.Sprintf("IAMAT %s +%d.5-%d.5 1700000000\n", id, i%80, i%170))
+		c.Line()
 		var b strings.Builder
 		for j := range perClient {
 			fmt.Fprintf(&b, "WHATSAT %s %d.%03d 5\n", id, (j+1)/1000, (j+1)%1000)
@@ -68,9 +69,9 @@ func TestPendingWHATSATMemory(t *testing.T) {
 	conns, batches := pendingFlood(t, s, clients, perClient)
 	before := heapInUse()
 	for i, c := range conns {
-		c.send(batches[i])
+		c.Send(batches[i])
 	}
-	waitFor(t, "every WHATSAT waiting", func() bool { return s.Metrics().PlacesCalls.Load() == n })
+	testutil.WaitFor(t, "every WHATSAT waiting", func() bool { return s.Metrics().PlacesCalls.Load() == n })
 	after := heapInUse()
 	per := float64(int64(after)-int64(before)) / n
 	t.Logf("%d WHATSATs waiting: heap %d -> %d bytes, %.0f bytes each", n, before, after, per)
@@ -81,9 +82,9 @@ func TestPendingWHATSATMemory(t *testing.T) {
 		t.Errorf("%d WHATSATs waiting, want %d", w, n)
 	}
 
-	late := dial(t, s.Addr())
-	late.send("WHATSAT flood0 10 5\n")
-	got := late.whatsat()
+	late := testutil.Dial(t, s.Addr().String())
+	late.Send("WHATSAT flood0 10 5\n")
+	got := late.Reply()
 	if !strings.HasPrefix(got, "AT Hill ") || !strings.Contains(got, `"status" : "UNKNOWN_ERROR"`) || !strings.Contains(got, "server busy") {
 		t.Fatalf("WHATSAT past max_waiting: %q, want an UNKNOWN_ERROR saying the server is busy", got)
 	}
@@ -139,9 +140,9 @@ func TestWHATSATFairAndOnTime(t *testing.T) {
 	s := startServer(t, cfg, "Hill", WithProvider(prov), WithDebug(false))
 	conns, batches := pendingFlood(t, s, 1, flood)
 	a := conns[0]
-	b := dial(t, s.Addr())
-	b.send("IAMAT other +45.5-45.5 1700000000\n")
-	b.line()
+	b := testutil.Dial(t, s.Addr().String())
+	b.Send("IAMAT other +45.5-45.5 1700000000\n")
+	b.Line()
 
 	type tally struct {
 		answered, timedOut int
@@ -155,9 +156,9 @@ func TestWHATSATFairAndOnTime(t *testing.T) {
 		buf := make([]byte, 256<<10)
 		end := []byte("}\n\n")
 		replies, scanned := 0, 0
-		a.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+		a.TCP.SetReadDeadline(time.Now().Add(60 * time.Second))
 		for replies < flood {
-			n, err := a.conn.Read(buf)
+			n, err := a.TCP.Read(buf)
 			all = append(all, buf[:n]...)
 			if err != nil {
 				tl.err = fmt.Errorf("reading the flood's replies after %d: %w", replies, err)
@@ -180,15 +181,15 @@ func TestWHATSATFairAndOnTime(t *testing.T) {
 		}
 		done <- tl
 	}()
-	a.send(batches[0])
+	a.Send(batches[0])
 	sent := time.Now()
-	waitFor(t, "the flood read", func() bool { return s.Metrics().WHATSATs.Load() == flood })
+	testutil.WaitFor(t, "the flood read", func() bool { return s.Metrics().WHATSATs.Load() == flood })
 	read := time.Now() // the last WHATSAT of the flood arrived a moment before
 	t.Logf("flood read in %v", read.Sub(sent))
 
 	asked := time.Now()
-	b.send("WHATSAT other 10 5\n")
-	got := b.whatsat()
+	b.Send("WHATSAT other 10 5\n")
+	got := b.Reply()
 	took := time.Since(asked)
 	t.Logf("the other client's WHATSAT, behind %d: answered in %v", flood, took)
 	if !strings.Contains(got, `"status" : "ZERO_RESULTS"`) {

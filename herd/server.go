@@ -211,6 +211,10 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
+	if d, ok := places.Dataset(s.prov); ok && d.File != "" {
+		s.log.Info("places dataset loaded", "file", d.File, "places", d.Places, "skipped", d.Skipped(),
+			"unnamed", d.Unnamed, "not_point", d.NotPoint, "invalid", d.Invalid)
+	}
 	s.cache = o.cache
 	if s.cache == nil {
 		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
@@ -348,7 +352,7 @@ func (s *Server) listen() error {
 			s.addr.Store(net.TCPAddrFromAddrPort(ap))
 		}
 	}
-	s.log.Info("listening", "addr", s.Addr())
+	s.log.Info("listening", "addr", addrString(s.Addr()))
 	return nil
 }
 
@@ -524,6 +528,23 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// ReopenLog reopens the server's log file (see LogWriter.Reopen), for logrotate's SIGHUP: the
+// records before it are in the old file or the new one, none lost, and the new file starts
+// with a "log reopened" record. A failure is logged, to the old file, and returned. Any
+// goroutine but the loop; nil when logging is off or goes to standard error.
+func (s *Server) ReopenLog() error {
+	if s.logw == nil || s.cfg.Log.Stderr() && s.opts.logOut == nil {
+		return nil
+	}
+	if err := s.logw.Reopen(); err != nil {
+		err = fmt.Errorf("herd: %s: reopen log: %w", s.name, err)
+		s.log.Warn("log reopen failed: still writing to the old file", "err", err)
+		return err
+	}
+	s.log.Info("log reopened")
+	return nil
 }
 
 // UnsentError is Shutdown's error when its context ended before every reply and flood the
@@ -1077,16 +1098,27 @@ func (h *Herd) Server(name string) *Server { return h.byName[name] }
 // The caller may change the copy it gets.
 func (h *Herd) Config() *Config { return h.cfg.Clone() }
 
+// ReopenLogs reopens the log file of every server (Server.ReopenLog) and returns their errors
+// joined. Any goroutine but the servers' loops.
+func (h *Herd) ReopenLogs() error {
+	var errs []error
+	for _, s := range h.servers {
+		errs = append(errs, s.ReopenLog())
+	}
+	return errors.Join(errs...)
+}
+
 // Shutdown shuts every server down at once (see Server.Shutdown) and returns their errors joined.
-func (h *Herd) Shutdown(ctx context.Context) error {
-	errs := make([]error, len(h.servers))
+func (h *Herd) Shutdown(ctx context.Context) error { return ShutdownAll(ctx, h.servers) }
+
+// ShutdownAll shuts every one of servers down at once, each on a goroutine of its own, and
+// returns their errors joined. Any goroutine may call it; it suits every server of the module
+// (*Server, and the goroutine baseline's), which all stop within ctx.
+func ShutdownAll[S interface{ Shutdown(context.Context) error }](ctx context.Context, servers []S) error {
+	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	for i, s := range h.servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.Shutdown(ctx)
-		}()
+	for i, s := range servers {
+		wg.Go(func() { errs[i] = s.Shutdown(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

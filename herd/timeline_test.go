@@ -7,13 +7,12 @@ package herd
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/herd-project/herd/internal/testutil"
 	"github.com/herd-project/herd/reactor"
 )
 
@@ -41,14 +40,14 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	a, b, release := gatedPair(t, cfg, WithLoopClock(clock))
 	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
 
-	waiting := dial(t, a.Addr())
-	waiting.send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
-	waiting.line()
-	quiet := dial(t, a.Addr())
-	quiet.send("IAMAT q +1+1 5\n")
-	quiet.line()
+	waiting := testutil.Dial(t, a.Addr().String())
+	waiting.Send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
+	waiting.Line()
+	quiet := testutil.Dial(t, a.Addr().String())
+	quiet.Send("IAMAT q +1+1 5\n")
+	quiet.Line()
 	const open = 3 // B's link, waiting and quiet
-	waitFor(t, "B's link and both clients on A", func() bool { return a.Metrics().ClientsOpen.Load() == open })
+	testutil.WaitFor(t, "B's link and both clients on A", func() bool { return a.Metrics().ClientsOpen.Load() == open })
 
 	clock.Advance(idle - time.Nanosecond)
 	settle(t, a)
@@ -56,7 +55,7 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 		t.Fatalf("%d connections closed before idle_timeout", open-n)
 	}
 	clock.Advance(time.Nanosecond)
-	quiet.eof() // closed by the idle timeout
+	quiet.EOF() // closed by the idle timeout
 
 	for range 3 {
 		clock.Advance(idle)
@@ -66,11 +65,11 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 		t.Fatalf("%d connections open after three more timeouts, want %d: the client owed a reply and B's link stay", n, open-1)
 	}
 	release()
-	if got := waiting.whatsat(); !strings.HasPrefix(got, "AT A ") {
+	if got := waiting.Reply(); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("WHATSAT reply %q", got)
 	}
 	clock.Advance(idle) // quiet and owed nothing now
-	waiting.eof()
+	waiting.EOF()
 	if n := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); n != ups {
 		t.Errorf("links came up %d more times: the idle timeout closed a link", n-ups)
 	}
@@ -96,7 +95,7 @@ func TestSlowlorisLineTimeout(t *testing.T) {
 	// are run meanwhile, so that timers cancelled since are dropped.
 	armedIn := func(what string, d time.Duration) {
 		t.Helper()
-		waitFor(t, what, func() bool {
+		testutil.WaitFor(t, what, func() bool {
 			settle(t, s)
 			next, ok := clock.Next()
 			return ok && next.Sub(clock.Now()) == d
@@ -104,19 +103,19 @@ func TestSlowlorisLineTimeout(t *testing.T) {
 	}
 
 	// A line finished in time (in two parts, 20 s apart) is answered.
-	ok := dial(t, s.Addr())
+	ok := testutil.Dial(t, s.Addr().String())
 	armedIn("the idle deadline", 5*time.Minute)
-	ok.send("IAMAT kiwi +34.068930-118.445127")
+	ok.Send("IAMAT kiwi +34.068930-118.445127")
 	armedIn("the line's deadline", 30*time.Second)
 	clock.Advance(20 * time.Second)
-	ok.send(" 1621464827.959498503\n")
-	if got := ok.line(); !strings.HasPrefix(got, "AT Hill ") {
+	ok.Send(" 1621464827.959498503\n")
+	if got := ok.Line(); !strings.HasPrefix(got, "AT Hill ") {
 		t.Fatalf("reply %q to a line finished in time", got)
 	}
 	// The next line, begun at 30 s, has 30 s of its own.
 	clock.Advance(10 * time.Second)
 	armedIn("the idle deadline after the reply", 5*time.Minute-10*time.Second)
-	ok.send("IAM")
+	ok.Send("IAM")
 	armedIn("the next line's deadline", 30*time.Second)
 	clock.Advance(30*time.Second - time.Nanosecond)
 	settle(t, s)
@@ -124,20 +123,20 @@ func TestSlowlorisLineTimeout(t *testing.T) {
 		t.Fatalf("%d line timeouts just before a line's deadline", n)
 	}
 	clock.Advance(time.Nanosecond)
-	if got := ok.readAll(); got != "? IAM\n" {
+	if got := ok.ReadAll(); got != "? IAM\n" {
 		t.Fatalf("after 30 s on a line, read %q, want %q and the end of the stream", got, "? IAM\n")
 	}
-	ok.conn.Close() // ends the server's lingering close
+	ok.TCP.Close() // ends the server's lingering close
 
 	// Slowloris: one byte every 2 s, each of which resets the idle timer.
-	slow := dial(t, s.Addr())
+	slow := testutil.Dial(t, s.Addr().String())
 	armedIn("the idle deadline", 5*time.Minute)
 	const line = "IAMAT slowloris +1+1 1700000000"
-	slow.send(line[:1])
+	slow.Send(line[:1])
 	armedIn("the slow line's deadline", 30*time.Second)
 	for i := 1; i < 15; i++ {
 		clock.Advance(2 * time.Second)
-		slow.send(line[i : i+1])
+		slow.Send(line[i : i+1])
 		settle(t, s)
 	}
 	// 28 s
@@ -145,7 +144,7 @@ func TestSlowlorisLineTimeout(t *testing.T) {
 		t.Fatalf("%d line timeouts 28 s into the slow line, want only the first client's", n)
 	}
 	clock.Advance(2 * time.Second) // 30 s
-	got := slow.readAll()
+	got := slow.ReadAll()
 	if !strings.HasPrefix(got, "? I") || !strings.HasSuffix(got, "\n") || !strings.HasPrefix(line, got[2:len(got)-1]) {
 		t.Fatalf("slowloris read %q, want \"? \", the start of %q, and the end of the stream", got, line)
 	}
@@ -164,64 +163,21 @@ func TestNeighbourHostNotExempt(t *testing.T) {
 	cfg.Limits.IdleTimeout = idle
 	clock := newFakeClock()
 	s := startServer(t, cfg, "A", WithLoopClock(clock))
-	silent := dial(t, s.Addr())
-	link := dial(t, s.Addr()) // posing as B's link: B's host is loopback too
-	link.send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464827.959498503\n")
-	waitFor(t, "the AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 1 })
+	silent := testutil.Dial(t, s.Addr().String())
+	link := testutil.Dial(t, s.Addr().String()) // posing as B's link: B's host is loopback too
+	link.Send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464827.959498503\n")
+	testutil.WaitFor(t, "the AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 1 })
 	clock.Advance(idle)
-	silent.eof()
+	silent.EOF()
 	for range 3 {
 		clock.Advance(idle)
 		settle(t, s)
 	}
-	link.send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464828.959498503\n")
-	waitFor(t, "the second AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 2 })
+	link.Send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464828.959498503\n")
+	testutil.WaitFor(t, "the second AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 2 })
 	if n := s.Metrics().Cut[cutIdle].Load(); n != 1 {
 		t.Errorf("%d connections closed by idle_timeout, want the silent one only", n)
 	}
-}
-
-// acceptor accepts connections on a loopback port and hands them over on a channel.
-func acceptor(t *testing.T) (net.Listener, <-chan net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := make(chan net.Conn, 64)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns <- c
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		close(conns)
-		for c := range conns {
-			c.Close()
-		}
-	})
-	return ln, conns
-}
-
-// nextConn waits for the acceptor's next connection.
-func nextConn(t *testing.T, accepted <-chan net.Conn, what string) (c net.Conn) {
-	t.Helper()
-	waitFor(t, what, func() bool {
-		select {
-		case c = <-accepted:
-			return true
-		default:
-			return false
-		}
-	})
-	return c
 }
 
 // TestRedialBackoff: a link that drops is redialled after a delay on the loop's clock drawn from
@@ -229,20 +185,21 @@ func nextConn(t *testing.T, accepted <-chan net.Conn, what string) (c net.Conn) 
 // that stayed up longer than backoff_cap starts again from backoff_base.
 func TestRedialBackoff(t *testing.T) {
 	const base, cap = 10 * time.Millisecond, time.Second
-	ln, accepted := acceptor(t)
+	ln := testutil.Listen(t)
+	accepted := testutil.Accepted(t, ln)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
 	cfg.Limits.BackoffBase, cfg.Limits.BackoffCap = base, cap
 	clock := newFakeClock()
 	s := startServer(t, cfg, "A", WithLoopClock(clock))
-	conn := nextConn(t, accepted, "the first dial") // at once, no backoff
+	conn := testutil.Recv(t, accepted, "the first dial") // at once, no backoff
 
 	// drop closes the link's connection and returns the redial delay the loop armed, after
 	// checking that nothing dials before it.
 	drop := func() time.Duration {
 		t.Helper()
-		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 		conn.Close()
-		waitFor(t, "the redial timer", func() bool { _, ok := clock.Next(); return ok })
+		testutil.WaitFor(t, "the redial timer", func() bool { _, ok := clock.Next(); return ok })
 		next, _ := clock.Next()
 		settle(t, s)
 		select {
@@ -258,19 +215,19 @@ func TestRedialBackoff(t *testing.T) {
 			t.Fatalf("retry %d after %v, want within (0, %v]", n, d, bound)
 		}
 		clock.Advance(d)
-		conn = nextConn(t, accepted, "the redial")
+		conn = testutil.Recv(t, accepted, "the redial")
 	}
 	// Three times, the link stays up longer than backoff_cap: each drop starts from base again.
 	// (Were the count not reset, each delay would be drawn up to cap: all three within base
 	// by chance once in a million runs.)
 	for range 3 {
-		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 		clock.Advance(cap + time.Nanosecond)
 		if d := drop(); d <= 0 || d > base {
 			t.Fatalf("retry after a long-lived link after %v, want within (0, %v]", d, base)
 		}
 		clock.Advance(base)
-		conn = nextConn(t, accepted, "the redial")
+		conn = testutil.Recv(t, accepted, "the redial")
 	}
 }
 
@@ -280,21 +237,20 @@ func TestRedialBackoff(t *testing.T) {
 func TestInvalidLineLingers(t *testing.T) {
 	clock := newFakeClock()
 	s := startServer(t, testConfig(t, "", ServerConfig{Name: "Hill"}), "Hill", WithLoopClock(clock))
-	c := dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	more := bytes.Repeat([]byte(kiwiIAMAT+"\n"), 256<<10/len(kiwiIAMAT))
-	c.send("BOGUS line\n")
-	if _, err := c.conn.Write(more); err != nil { // before reading: unread when the server closes
+	c.Send("BOGUS line\n")
+	if _, err := c.TCP.Write(more); err != nil { // before reading: unread when the server closes
 		t.Fatalf("writing after the invalid line: %v", err)
 	}
-	c.deadline()
-	got, err := io.ReadAll(c.r)
-	if err != nil || string(got) != "? BOGUS line\n" {
+	got, err := c.ReadRest()
+	if err != nil || got != "? BOGUS line\n" {
 		t.Fatalf("read %q, %v; want %q and a clean EOF", got, err, "? BOGUS line\n")
 	}
 	// Lingering: the server reads on. (A closed socket answers the first write with a reset,
 	// which the second write reports.)
 	for range 2 {
-		if _, err := c.conn.Write(more[:64<<10]); err != nil {
+		if _, err := c.TCP.Write(more[:64<<10]); err != nil {
 			t.Fatalf("the server closed the socket before the linger timed out: %v", err)
 		}
 		settle(t, s)
@@ -305,12 +261,12 @@ func TestInvalidLineLingers(t *testing.T) {
 	settle(t, s)
 	sent := 0
 	chunk := make([]byte, 16<<10)
-	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.TCP.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for {
 		if sent > 2<<20 {
 			t.Fatalf("the server still reads %d bytes after the linger timed out", sent)
 		}
-		n, err := c.conn.Write(chunk)
+		n, err := c.TCP.Write(chunk)
 		sent += n
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
