@@ -345,8 +345,9 @@ func TestCloseAnswersWhatIsOwed(t *testing.T) {
 
 func TestLineLimit(t *testing.T) {
 	addr := startHill(t, "")
-	// A line of exactly max_line (4096) bytes is served; one byte more is not.
-	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
+	// A line of exactly max_line (4096) bytes is served; one byte more is not. (Client IDs
+	// are at most 256 bytes: the location's fraction digits make the length.)
+	line := "IAMAT x +1." + strings.Repeat("0", 4096-len("IAMAT x +1.+1.0 1")) + "+1.0 1"
 	if got := testutil.Exchange(t, addr, line+"\n"); !strings.HasPrefix(got, "AT Hill ") {
 		t.Errorf("line of 4096 bytes: %.40q", got)
 	}
