@@ -172,39 +172,17 @@ func TestConnectionClosedBeforeAnswer(t *testing.T) {
 // makes one, the error_message names no host, address or port; the error for the log still
 // does where it helps.
 func TestErrorBodiesNameNoAddress(t *testing.T) {
-	closed := func() string { // a port nothing listens on
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
-	}
-	resetter := func() string { // accepts and resets every connection
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-			}
-		}()
-		return ln.Addr().String()
-	}
+	resetter := testutil.Listen(t) // accepts and resets every connection
+	testutil.Serve(t, resetter, func(c net.Conn) {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
 	_, hang := fake.StartTest(t, fake.Options{Hang: true})
 	slowFake, slow := fake.StartTest(t, fake.Options{Delay: 2 * time.Second})
 	_, http500 := fake.StartTest(t, fake.Options{HTTPStatus: 500})
 	_, malformed := fake.StartTest(t, fake.Options{Malformed: true})
 	_, drop := fake.StartTest(t, fake.Options{Drop: true})
-	refused := closed()
+	refused := testutil.FreeAddr(t) // nothing listens there
 	_, refusedPort, _ := net.SplitHostPort(refused)
 	tests := []struct {
 		name     string
@@ -214,7 +192,7 @@ func TestErrorBodiesNameNoAddress(t *testing.T) {
 	}{
 		{"refused", "http://" + refused, 0, false},
 		{"refused by name", "http://localhost:" + refusedPort, 0, false},
-		{"reset", "http://" + resetter(), 0, false},
+		{"reset", "http://" + resetter.Addr().String(), 0, false},
 		{"timeout", hang, 0, false},
 		{"no free connection", slow, 1, true},
 		{"HTTP 500", http500, 0, false},
@@ -228,12 +206,7 @@ func TestErrorBodiesNameNoAddress(t *testing.T) {
 				if tt.busy {
 					n := slowFake.Count()
 					go p.Nearby(context.Background(), ucla)
-					for deadline := time.Now().Add(10 * time.Second); slowFake.Count() == n; {
-						if time.Now().After(deadline) {
-							t.Fatal("the first call did not reach the API")
-						}
-						time.Sleep(time.Millisecond)
-					}
+					testutil.WaitFor(t, "the first call at the API", func() bool { return slowFake.Count() > n })
 				}
 				body, err := p.Nearby(context.Background(), ucla)
 				if err == nil {
