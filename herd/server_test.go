@@ -804,9 +804,17 @@ func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func
 // TestShutdownFloodsLateIAMAT: an IAMAT answered while the server drains its clients is
 // flooded before the links close.
 func TestShutdownFloodsLateIAMAT(t *testing.T) {
-	_, b, c, release, done := stoppingWithBusyClient(t)
-	// The stop has begun once the listener is closed (or new connections are refused).
-	waitFor(t, "the stop to begin", func() bool { return b.Metrics().LinksUp.Load() == 0 })
+	a, b, c, release, done := stoppingWithBusyClient(t)
+	// The stop has begun once the listener is closed (or, where it cannot be, new
+	// connections are closed at once).
+	waitFor(t, "the stop to begin", func() bool {
+		conn, err := net.Dial("tcp", a.Addr().String())
+		if err != nil {
+			return true
+		}
+		conn.Close()
+		return a.Metrics().ClientsRejected.Load() > 0
+	})
 	c.send("IAMAT late +2+2 6\n")
 	release()
 	if got := c.whatsat(); !strings.HasPrefix(got, "AT A ") {
@@ -853,7 +861,7 @@ func TestShutdownStopsAccepting(t *testing.T) {
 // so idle clients cannot keep a neighbour's link out.
 func TestNeighbourHostsPastMaxClients(t *testing.T) {
 	ln, _, _ := sinkListener(t)
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B", Addr: ln.Addr().String()})
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B", Addr: ln.Addr().String(), Link: LinkPlain})
 	cfg.Limits.MaxClients = 1
 	s := startServer(t, cfg, "A")
 	waitFor(t, "the neighbour hosts", func() bool { return s.Metrics().LinksUp.Load() == 1 })
