@@ -51,9 +51,11 @@ func freeAddr(t *testing.T) string {
 
 // node is one server of a test herd.
 type node struct {
-	Name  string
-	Addr  string
-	Peers []string
+	Name     string
+	Addr     string
+	PeerAddr string // a Go server's peer port ("": the default, the client port + 10000)
+	Plain    bool   // a Python server: linked with bare AT lines on its client port
+	Peers    []string
 }
 
 // herdConfig is a test herd's config.
@@ -79,7 +81,14 @@ func (c herdConfig) write(t *testing.T) string {
 		fmt.Fprintf(&b, "[limits]\n%s\n\n", c.Limits)
 	}
 	for _, n := range c.Nodes {
-		fmt.Fprintf(&b, "[[server]]\nname = %q\naddr = %q\npeers = [", n.Name, n.Addr)
+		fmt.Fprintf(&b, "[[server]]\nname = %q\naddr = %q\n", n.Name, n.Addr)
+		if n.PeerAddr != "" {
+			fmt.Fprintf(&b, "peer_addr = %q\n", n.PeerAddr)
+		}
+		if n.Plain {
+			b.WriteString("link = \"plain\"\n")
+		}
+		b.WriteString("peers = [")
 		for i, p := range n.Peers {
 			if i > 0 {
 				b.WriteString(", ")

@@ -95,10 +95,10 @@ func TestMixedHerd(t *testing.T) {
 				Provider: "google", URL: base, Timeout: "2s",
 				Limits: "backoff_base = \"20ms\"\nbackoff_cap = \"200ms\"",
 				Nodes: []node{
-					{Name: "Hill", Addr: hill, Peers: []string{"Jaquez"}},
-					{Name: "Jaquez", Addr: jaquez, Peers: []string{"Smith"}},
-					{Name: "Smith", Addr: smith, Peers: []string{"Singleton"}},
-					{Name: "Singleton", Addr: singleton},
+					{Name: "Hill", Addr: hill, PeerAddr: freeAddr(t), Peers: []string{"Jaquez"}},
+					{Name: "Jaquez", Addr: jaquez, Plain: true, Peers: []string{"Smith"}},
+					{Name: "Smith", Addr: smith, PeerAddr: freeAddr(t), Peers: []string{"Singleton"}},
+					{Name: "Singleton", Addr: singleton, Plain: true},
 				},
 			}
 			path := cfg.write(t)

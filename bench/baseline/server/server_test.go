@@ -575,7 +575,7 @@ func TestNonReadingNeighbour(t *testing.T) {
 			accepted <- c // never read
 		}
 	}()
-	h := newHerd(t, testConfig(t, "", "max_link_unsent = 65536\nbackoff_base = \"10ms\"\nbackoff_cap = \"50ms\"",
+	h := newHerd(t, testConfig(t, "", "max_link_unsent = 262144\nbackoff_base = \"10ms\"\nbackoff_cap = \"50ms\"",
 		node{"Hill", []string{"Far"}}, node{"Far", nil}))
 	h.writeWait = 200 * time.Millisecond
 	h.addrs["Far"] = ln.Addr().String()
