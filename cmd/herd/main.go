@@ -63,8 +63,9 @@ Usage:
 
 Flags:
   -config FILE   the herd's TOML config. Without it: the default herd of five servers
-                 (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004, the offline
-                 Places provider (no key, no network) and logs in ./logs.
+                 (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004 (links
+                 on 22000-22004), the offline Places provider (no key, no network) and logs
+                 in ./logs.
   -grace D       how long a stop (SIGINT or SIGTERM) may take to finish the replies owed
                  (default 10s). A second signal stops at once.
   -cpuprofile F  write a CPU profile of the whole run to F (go tool pprof F), written at the stop.
@@ -92,13 +93,21 @@ Config (all keys optional but [[server]]; defaults shown):
                            # the open file limit
   idle_timeout = "0s"      # close clients quiet this long and owed nothing; 0: off (links exempt)
   max_link_unsent = 8388608 # unsent bytes on a link before it is closed and redialled
-  dial_timeout = "1s"
+                           # (at least 131072 + max_line + 129: room for a resync chunk)
+  dial_timeout = "1s"      # a dial to a neighbour, its hello included
   backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
   backoff_cap = "5s"
+  [links]
+  secret = ""              # authenticate links (HMAC over fresh nonces; at least 16 bytes);
+                           # with one, AT lines are taken on authenticated links only
+  secret_file = ""         # or read it from a file; or the HERD_LINK_SECRET environment variable
   [[server]]               # one per server
   name = "Hill"
-  addr = "127.0.0.1:12000" # port 0: a free port, printed at start (herd run)
+  addr = "127.0.0.1:12000" # clients; port 0: a free port, printed at start (herd run)
+  peer_addr = ""           # links from neighbours; default: addr's port + 10000 (22000)
   peers = ["Jaquez", "Smith"] # links are symmetric: naming one side is enough
+  link = "herd"            # "plain": a server of another implementation (the Python
+                           # prototype), sent bare AT lines on its addr
 
 Exit status: 0 after a stop by signal, 2 for a bad command line or config, 1 otherwise.
 `
@@ -199,7 +208,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 	}
 	bound := h.Config()
 	for _, s := range h.Servers() {
-		fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", s.Name(), s.Addr(), strings.Join(bound.Server(s.Name()).Peers, ", "))
+		announce(stdout, s, bound.Server(s.Name()).Peers)
 	}
 	for _, s := range h.Servers() {
 		capped(stdout, cfg, s)
@@ -214,6 +223,11 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 		return failed
 	}
 	return err
+}
+
+// announce says where a server listens, for its clients and for its neighbours' links.
+func announce(w io.Writer, s *herd.Server, peers []string) {
+	fmt.Fprintf(w, "herd: %s listening on %s (links on %s; neighbours: %s)\n", s.Name(), s.Addr(), s.PeerAddr(), strings.Join(peers, ", "))
 }
 
 // capped says when a server takes fewer clients than max_clients (the open file limit).
@@ -277,8 +291,7 @@ func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Durati
 		s.Shutdown(sctx)
 		return err
 	}
-	sc := cfg.Server(name)
-	fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", name, s.Addr(), strings.Join(sc.Peers, ", "))
+	announce(stdout, s, cfg.Server(name).Peers)
 	capped(stdout, cfg, s)
 	hello(stdout, cfg, s.Addr().String())
 	started([]*herd.Server{s})
