@@ -67,12 +67,17 @@ func (c *clientConn) attach(t transport) {
 	if s.stopping || len(s.clients) >= s.lim.MaxClients && !c.neighbourRoom() {
 		c.rejected, c.stop, c.closing = true, true, true
 		s.metrics.ClientsRejected.Add(1)
-		why := "over max_clients"
+		why, reason := "over max_clients", refuseMaxClients
 		if s.stopping {
-			why = "shutting down"
+			why, reason = "shutting down", refuseStopping
 		}
+		s.metrics.Refused[reason].Add(1)
 		s.log.Warn("connection refused", "conn", c.id, "remote", addrString(t.RemoteAddr()), "why", why, "clients", len(s.clients))
-		t.Abort()
+		if s.stopping {
+			t.Close() // an end of stream, not a reset: the stop waits for the linger anyway
+		} else {
+			t.Abort() // the descriptor is free at once, against a burst over the limit
+		}
 		return
 	}
 	s.clients[c.id] = c
@@ -121,6 +126,7 @@ func (c *clientConn) idleCheck() {
 		return
 	}
 	s.log.Info("idle timeout: closing", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "idle_timeout", d)
+	s.metrics.Cut[cutIdle].Add(1)
 	c.stop, c.closing = true, true
 	c.t.Close()
 }
@@ -274,7 +280,7 @@ func (c *clientConn) whatsat(line []byte, m *codec.Message) {
 		return
 	}
 	if c.waiting >= s.lim.MaxPending {
-		c.cutOff("max_pending requests waiting", true)
+		c.cutOff("max_pending requests waiting", cutMaxPending)
 		return
 	}
 	s.metrics.WHATSATs.Add(1)
@@ -395,22 +401,25 @@ func (c *clientConn) flushOut() {
 		}
 	}
 	if unsent := c.t.WriteBufferSize() + c.qBytes; unsent > c.s.lim.MaxUnsent {
-		c.cutOff("max_unsent reply bytes not read", false)
+		c.cutOff("max_unsent reply bytes not read", cutMaxUnsent)
 		return
 	}
 	c.maybeFinish()
 }
 
-// cutOff drops a client that exceeds a limit. With flush (max_pending: the client reads, it
-// just asks too much at once) the replies already made in order are written first and the
-// connection is closed once they are out; else (max_unsent: it does not read) it is aborted.
-func (c *clientConn) cutOff(why string, flush bool) {
+// cutOff drops a client that exceeds a limit (reason: a CutReasons index). For max_pending
+// (the client reads, it just asks too much at once) the replies already made in order are
+// written first and the connection is closed once they are out; for max_unsent (it does not
+// read) it is aborted.
+func (c *clientConn) cutOff(why string, reason int) {
 	if c.closing || c.lost {
 		return
 	}
 	s := c.s
 	c.stop, c.closing = true, true
 	s.metrics.ClientsCut.Add(1)
+	s.metrics.Cut[reason].Add(1)
+	flush := reason == cutMaxPending
 	s.log.Warn("client cut off", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "why", why,
 		"unsent", c.t.WriteBufferSize()+c.qBytes+len(c.out), "waiting", c.waiting)
 	if flush {
@@ -424,6 +433,14 @@ func (c *clientConn) cutOff(why string, flush bool) {
 	}
 	c.out = c.out[:0]
 	c.t.Abort()
+}
+
+// stopReading is the server's stop for this connection: no later line is read (what the
+// client sends is discarded), and the connection closes once the replies owed are written.
+func (c *clientConn) stopReading() {
+	c.stop = true
+	c.dec.Reset()
+	c.maybeFinish()
 }
 
 // maybeFinish closes the connection once nothing more will be written to it: after an invalid

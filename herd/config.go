@@ -7,7 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
+	"reflect"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,16 +42,24 @@ type PlacesConfig struct {
 	Key string `toml:"key"`
 	// Timeout bounds one Places call (default 5s).
 	Timeout time.Duration `toml:"timeout"`
-	// CacheTTL keeps answers this long (default 0: no cache).
+	// CacheTTL keeps answers this long (default 0: no cache), in one LRU of up to
+	// places.DefaultCacheSize answers per process, shared by its servers and read on the loop.
+	// Only answers without error are kept.
 	CacheTTL time.Duration `toml:"cache_ttl"`
-	// Workers is how many Places calls a server runs at once (default 1024). A call only waits
-	// on the network, so a worker costs a goroutine and little CPU; what bounds a server's
-	// WHATSAT rate is workers / Places latency (1024 / 50 ms = 20,480 calls/s), so the pool is
-	// sized for the latency of a remote API, not for the cores. Calls beyond it wait their turn.
-	// The CPU a call spends once its answer is in (reading and checking a body of tens of KiB)
-	// runs on goroutines that the Go scheduler serves in turn with the loop's: when many
-	// answers land at once on few cores, the loop waits behind them, so a smaller pool trades
-	// WHATSAT throughput for the latency of everything else (see BENCHMARKS.md).
+	// Workers is how many Places calls a server runs at once: the size of its loop's executor
+	// (reactor.Options.Workers), whose workers are goroutines started on demand and kept. Calls
+	// beyond it wait in the loop's queue, at no goroutine each, and one still queued when
+	// places.timeout has passed since its WHATSAT arrived is answered with a timeout without
+	// being made. The default depends on the provider. For google and google-v1 it is
+	// DefaultWorkers (1024), by Little's law: a remote call only waits on the network, and the
+	// calls in flight are the rate times the latency (20,000 calls/s x 50 ms = 1,000). For
+	// offline it is GOMAXPROCS: its calls are all CPU, so more workers than cores only make
+	// them queue on the cores instead, behind the loop. The CPU a remote call spends once its
+	// answer is in (reading and checking a body of tens of KiB) runs on goroutines that the Go
+	// scheduler serves in turn with the loop's: when many answers land at once on few cores,
+	// the loop waits behind them, so a smaller pool trades WHATSAT throughput for the latency of
+	// everything else (see BENCHMARKS.md). The servers of one process (herd run) do not share a
+	// pool: each loop owns its queue, so each server has places.workers of its own.
 	Workers int `toml:"workers"`
 	// MaxConns bounds the HTTP connections to the API (default: Workers). An HTTP/1.1 connection
 	// carries one call at a time, so fewer connections than workers would make the rest wait.
@@ -106,8 +115,9 @@ type ServerConfig struct {
 	// Name is the server's name, as it appears in AT lines: no white space, at most MaxNameLen
 	// (64) bytes.
 	Name string `toml:"name"`
-	// Addr is the host:port the server listens on and its neighbours dial. Port 0 picks a free
-	// port at Start (see Herd).
+	// Addr is the host:port the server listens on for clients (and for the AT lines of plain
+	// neighbours; a plain server is dialled there). Port 0 picks a free port at Start (see
+	// Herd).
 	Addr string `toml:"addr"`
 	// PeerAddr is the host:port the server listens on for links from its neighbours, and
 	// that they dial. Default: Addr's host with Addr's port + 10000, as Redis Cluster's bus
@@ -121,6 +131,10 @@ type ServerConfig struct {
 	// speaks only AT lines on its client port (the Python prototype), dialled at Addr and
 	// sent bare AT lines and, when the link comes up, every record.
 	Link string `toml:"link"`
+	// AdminAddr is the host:port of the server's admin listener (metrics, health, status, a
+	// status page and pprof, served by package herd/admin); "" (the default) turns it off.
+	// It has no authentication: keep it on loopback or a private network.
+	AdminAddr string `toml:"admin_addr"`
 }
 
 // Link modes (ServerConfig.Link).
@@ -159,8 +173,17 @@ const peerPortOffset = 10000
 // reach the limit itself. Any goroutine.
 func MinLinkUnsent(maxLine int) int { return 2*linkChunk + maxLine + codec.ATOverhead + 1 }
 
-// DefaultWorkers is the default number of Places calls a server runs at once (places.workers).
+// DefaultWorkers is the default number of Places calls a server runs at once (places.workers)
+// with a remote provider (google, google-v1); the offline provider's is GOMAXPROCS.
 const DefaultWorkers = 1024
+
+// defaultWorkers returns the default of places.workers for a provider (see PlacesConfig.Workers).
+func defaultWorkers(provider string) int {
+	if provider == "offline" {
+		return runtime.GOMAXPROCS(0)
+	}
+	return DefaultWorkers
+}
 
 const maxWorkers = 1 << 16
 
@@ -183,7 +206,7 @@ func DefaultLimits() Limits {
 // ./logs. Any goroutine may call it; each call returns a new Config.
 func DefaultConfig() *Config {
 	c := &Config{
-		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second, Workers: DefaultWorkers, MaxConns: DefaultWorkers},
+		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second, Workers: defaultWorkers("offline")},
 		Log:    LogConfig{Dir: "logs", Level: "info", Format: "text"},
 		Limits: DefaultLimits(),
 		Servers: []ServerConfig{
@@ -282,19 +305,15 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
 	if err != nil {
-		ce := &ConfigError{File: file, Msg: err.Error(), Err: err}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			ce.Line = pe.Position.Line
-			ce.Msg = pe.Message
-			if pe.LastKey != "" {
-				ce.Key = pe.LastKey
-			}
-		} else if m := tomlLineErr.FindStringSubmatch(err.Error()); m != nil {
-			ce.Line, _ = strconv.Atoi(m[1])
-			ce.Key, ce.Msg = m[2], m[3]
+			return nil, &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message, Err: err}
 		}
-		return nil, ce
+		// A value of the wrong type, which the toml package reports as text only: find each.
+		if terr := typeErrors(data, file); terr != nil {
+			return nil, terr
+		}
+		return nil, &ConfigError{File: file, Msg: err.Error(), Err: err}
 	}
 	loc := newKeyLocator(data)
 	var errs []error
@@ -321,8 +340,108 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 	return c, nil
 }
 
-// tomlLineErr matches the toml package's type errors, which are not ParseErrors.
-var tomlLineErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+// typeErrors returns a ConfigError for each value of a TOML text (one that parses) that does
+// not fit the Config field it is for, or nil.
+func typeErrors(data []byte, file string) error {
+	var raw map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
+		return nil
+	}
+	loc := newKeyLocator(data)
+	var errs []error
+	checkTypes(raw, reflect.TypeFor[Config](), nil, func(key []string, want string, got any) {
+		errs = append(errs, &ConfigError{File: file, Line: loc.line(key), Key: keyName(key),
+			Msg: fmt.Sprintf("want %s, got %s", want, tomlType(got))})
+	})
+	return errors.Join(errs...)
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// checkTypes calls bad for each value under v (a TOML value decoded into an any) that cannot
+// go into a value of type t, the type of the field at key.
+func checkTypes(v any, t reflect.Type, key []string, bad func(key []string, want string, got any)) {
+	switch {
+	case t == durationType:
+		switch v.(type) {
+		case string, int64:
+		default:
+			bad(key, `a duration ("5s")`, v)
+		}
+	case t.Kind() == reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			bad(key, "a table", v)
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name := f.Tag.Get("toml")
+			if fv, ok := m[name]; ok && name != "" {
+				checkTypes(fv, f.Type, append(key[:len(key):len(key)], name), bad)
+			}
+		}
+	case t.Kind() == reflect.Slice:
+		var elems []any
+		switch a := v.(type) {
+		case []any:
+			elems = a
+		case []map[string]any:
+			for _, e := range a {
+				elems = append(elems, e)
+			}
+		default:
+			bad(key, "an array", v)
+			return
+		}
+		for i, e := range elems {
+			checkTypes(e, t.Elem(), append(key[:len(key):len(key)], strconv.Itoa(i)), bad)
+		}
+	case t.Kind() == reflect.String:
+		if _, ok := v.(string); !ok {
+			bad(key, "a string", v)
+		}
+	case t.Kind() == reflect.Int:
+		if _, ok := v.(int64); !ok {
+			bad(key, "an integer", v)
+		}
+	}
+}
+
+// tomlType names the TOML type of a decoded value.
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "a table"
+	case []any, []map[string]any:
+		return "an array"
+	}
+	return "a date or time"
+}
+
+// keyName spells a key as validation errors do: server[1].peers, limits.max_line.
+func keyName(key []string) string {
+	var b strings.Builder
+	for i, k := range key {
+		if _, err := strconv.Atoi(k); err == nil && i > 0 {
+			b.WriteString("[" + k + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(k)
+	}
+	return b.String()
+}
 
 // Validate checks a Config built in code (DefaultConfig or a changed copy) and completes its links.
 func (c *Config) Validate() error {
@@ -362,7 +481,7 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	if c.Places.Workers < 0 || c.Places.Workers > maxWorkers {
 		bad(at("places", "workers"), "places.workers", "must be between 1 and %d, got %d", maxWorkers, c.Places.Workers)
 	} else if c.Places.Workers == 0 {
-		c.Places.Workers = DefaultWorkers
+		c.Places.Workers = defaultWorkers(c.Places.Provider)
 	}
 	if c.Places.MaxConns < 0 {
 		bad(at("places", "max_conns"), "places.max_conns", "must not be negative, got %d", c.Places.MaxConns)
@@ -463,6 +582,11 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 			}
 			c.Servers[i].PeerAddr = pa
 		}
+		if s.AdminAddr != "" {
+			if err := checkAddr(s.AdminAddr); err != nil {
+				bad(at("server", idx, "admin_addr"), key+".admin_addr", "%v", err)
+			}
+		}
 	}
 	c.checkClashes(at, bad)
 	for i, s := range c.Servers {
@@ -538,9 +662,12 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// keyLocator finds the line of a key in a TOML text. The toml package keeps key positions to
-// itself, so this is a light scan of table headers and "key =" lines: enough for the flat layout
-// of a herd config (dotted keys and inline tables give 0: unknown).
+// keyLocator finds the line of a key in a TOML text, for errors found after decoding (unknown
+// keys, values of the wrong type, bad settings). The toml package (v1.6.0) keeps key positions
+// to itself, and keeps one per key name across an array of tables (the last [[server]]'s for
+// every server), so this is a light scan of table headers and "key =" lines: enough for the
+// flat layout of a herd config (dotted keys and inline tables give 0: unknown). Errors the
+// decoder finds itself (syntax, a bad duration) carry its own position (toml.ParseError).
 type keyLocator struct {
 	lines map[string]int
 }
@@ -662,8 +789,8 @@ func defaultPeerAddr(addr string) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(n+peerPortOffset)), nil
 }
 
-// checkClashes reports listening addresses (client and peer ports, any server) that two
-// servers, or one server's two listeners, would share: the same port, on the same host or
+// checkClashes reports listening addresses (client, peer and admin ports, any server) that
+// two servers, or two listeners of one server, would share: the same port, on the same host or
 // where either host is unspecified (all interfaces, or loopback as this package dials it).
 // Port 0 never clashes: each listener gets a free port.
 func (c *Config) checkClashes(at func(k ...string) int, bad func(line int, key, format string, args ...any)) {
@@ -691,6 +818,9 @@ func (c *Config) checkClashes(at func(k ...string) int, bad func(line int, key, 
 		add(i, "addr", s.Addr)
 		if !s.Plain() {
 			add(i, "peer_addr", s.PeerAddr)
+		}
+		if s.AdminAddr != "" {
+			add(i, "admin_addr", s.AdminAddr)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -112,10 +113,16 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad address", "[[server]]\nname = \"A\"\naddr = \"localhost\"\n", 3, "bad address \"localhost\""},
 		{"bad port", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:99999\"\n", 3, "bad port"},
 		{"missing address", "[[server]]\nname = \"A\"\n", 1, "missing address"},
+		{"bad admin address", srv + "admin_addr = \"13000\"\n", 4, "server[0].admin_addr: bad address \"13000\""},
 		{"unknown peer", srv + "peers = [\"Z\"]\n", 4, "unknown peer \"Z\""},
 		{"self link", srv + "peers = [\"A\"]\n", 4, "names itself"},
 		{"twice", srv + "peers = [\"B\", \"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n", 4, "named twice"},
-		{"type", srv + "peers = \"B\"\n", 4, "server.peers: incompatible types"},
+		{"type", srv + "peers = \"B\"\n", 4, "server[0].peers: want an array, got a string"},
+		{"type in the second server", srv + "[[server]]\nname = 2\naddr = \"127.0.0.1:2\"\n", 5, "server[1].name: want a string, got an integer"},
+		{"type in a peer", srv + "peers = [\"B\", 3]\n", 4, "server[0].peers[1]: want a string, got an integer"},
+		{"type of a limit", "[limits]\nmax_line = \"4k\"\n" + srv, 2, "limits.max_line: want an integer, got a string"},
+		{"type of a duration", "[places]\ntimeout = true\n" + srv, 2, `places.timeout: want a duration ("5s"), got a boolean`},
+		{"type of a table", "places = 1\n" + srv, 1, "places: want a table, got an integer"},
 		{"small max_link_unsent", "[limits]\nmax_link_unsent = 32768\n" + srv, 2,
 			"limits.max_link_unsent: must be at least 135297 bytes with max_line 4096 (two resync chunks of 65536 and the longest AT line), got 32768"},
 		{"peer port past 65535", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:60000\"\n", 3,
@@ -159,14 +166,18 @@ func TestParseConfigErrors(t *testing.T) {
 func TestParseConfigPlacesPool(t *testing.T) {
 	t.Setenv("GOOGLE_PLACES_API_KEY", "")
 	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	google := "[places]\nprovider = \"google\"\nkey = \"k\"\n"
+	cpus := runtime.GOMAXPROCS(0)
 	tests := []struct {
 		src               string
 		workers, maxConns int
 	}{
-		{srv, DefaultWorkers, DefaultWorkers},
-		{"[places]\nworkers = 200\n" + srv, 200, 200},
-		{"[places]\nworkers = 200\nmax_conns = 50\n" + srv, 200, 50},
-		{"[places]\nmax_conns = 8\n" + srv, DefaultWorkers, 8},
+		{srv, cpus, cpus}, // offline: CPU-bound
+		{google + srv, DefaultWorkers, DefaultWorkers},
+		{google + "workers = 200\n" + srv, 200, 200},
+		{google + "workers = 200\nmax_conns = 50\n" + srv, 200, 50},
+		{google + "max_conns = 8\n" + srv, DefaultWorkers, 8},
+		{"[places]\nworkers = 3\n" + srv, 3, 3},
 	}
 	for _, tt := range tests {
 		c, err := ParseConfig([]byte(tt.src), "")
@@ -221,6 +232,10 @@ func TestDefaultConfig(t *testing.T) {
 	}
 	if c.Places.Provider != "offline" {
 		t.Errorf("provider %q, want offline", c.Places.Provider)
+	}
+	// herd run's five servers: a pool the size of the cores each, not 1,024 workers each.
+	if c.Places.Workers != runtime.GOMAXPROCS(0) {
+		t.Errorf("places.workers %d, want GOMAXPROCS (%d) for the offline provider", c.Places.Workers, runtime.GOMAXPROCS(0))
 	}
 	if p := c.Server("Campbell").PeerAddr; p != "127.0.0.1:22004" {
 		t.Errorf("Campbell's peer_addr %q, want 127.0.0.1:22004", p)

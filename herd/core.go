@@ -90,9 +90,10 @@ var (
 // A Core holds the buffers its results alias: one goroutine uses it at a time (the reactor
 // server's loop, or one connection's goroutine in the baseline). Use NewCore.
 type Core struct {
-	name string
-	msg  codec.Message
-	buf  []byte // the reply, or a neighbour's AT line in canonical form
+	name   string
+	msg    codec.Message
+	buf    []byte      // the reply, or a neighbour's AT line in canonical form
+	counts *LineCounts // a server's Metrics.Lines; nil: not counted
 }
 
 // NewCore returns the Core of the server called name (a valid field of at most
@@ -113,7 +114,9 @@ func NewCore(name string) *Core { return &Core{name: name} }
 // buffer has grown to the longest reply. The goroutine that uses the Core.
 func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 	var err error
-	if c.msg, err = codec.ParseLine(line); err != nil {
+	c.msg, err = codec.ParseLine(line)
+	c.counts.line(c.msg.Kind, line)
+	if err != nil {
 		return c.refuse(line, from, err)
 	}
 	m := &c.msg
@@ -137,9 +140,11 @@ func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 // codec.Decoder returned with codec.ErrLineTooLong: from a client port, Close with "? " and
 // echo; on a link, Abort. The goroutine that uses the Core.
 func (c *Core) TooLong(echo []byte, from Origin) Result {
+	c.counts.line(codec.Invalid, echo)
 	if !from.answers() {
 		return Result{Action: Abort, Err: codec.ErrLineTooLong}
 	}
+	c.counts.invalid(echo, codec.ErrLineTooLong)
 	c.buf = codec.AppendInvalid(c.buf[:0], echo)
 	return Result{Action: Close, Reply: c.buf, Err: codec.ErrLineTooLong}
 }
@@ -155,6 +160,7 @@ func (c *Core) refuse(line []byte, from Origin, err error) Result {
 	if !from.answers() {
 		return Result{Action: Ignore, Err: err}
 	}
+	c.counts.invalid(line, err)
 	c.buf = codec.AppendInvalid(c.buf[:0], line)
 	return Result{Action: Close, Reply: c.buf, Err: err}
 }

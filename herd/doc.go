@@ -48,11 +48,29 @@
 //     reply that became ready in one write. A WHATSAT reply (the AT line held when the request
 //     was read, the cut body, the blank line) is always one write.
 //   - WHATSAT. The stored location text (with its sign) and the radius in metres
-//     (codec.AppendRadiusMetres) make the request; identical requests in flight are made once
-//     in the loop (and once more in the provider's coalescing). A body that codec cannot cut
+//     (codec.AppendRadiusMetres) make the request and its key: identical requests in flight
+//     are made once, by the loop (the only place that coalesces; providers do not), and the
+//     cache (places.cache_ttl, off by default; one per process, shared by the servers of a
+//     herd) is read on the loop, so a cached answer never waits for a worker. Every provider
+//     answers a full page of up to 20 places, whatever the bound (google-v1 asks for 20), so
+//     one answer serves WHATSATs of any bound, each cut to its own. A body that codec cannot cut
 //     is replaced by an UNKNOWN_ERROR body, except a JSON object without "results" that
 //     carries a "status" (an error body Google may send): it passes through as sent (SPEC §4).
 //     A provider that returns no body at all gets an UNKNOWN_ERROR body too.
+//   - Places pool. Calls run on the server loop's executor (reactor.GoWith): at most
+//     places.workers at once, on worker goroutines started on demand and kept; the rest wait
+//     in the loop's queue at no goroutine each (about 1.9 KB of heap per pending WHATSAT,
+//     most of it the reply slot, against 4.8 KB with a goroutine per call). Each call has a
+//     deadline of places.timeout from its WHATSAT's arrival: one still queued then is
+//     answered with an UNKNOWN_ERROR timeout body without being made, and one that starts
+//     gets the rest of that time (the provider's own timeout bounds it too). The default
+//     size depends on the provider: 1,024 for google and google-v1 (Little's law: 20,000
+//     calls/s x 50 ms), GOMAXPROCS for offline, whose calls are all CPU. Servers of one
+//     process (herd run) do not share a pool: each loop owns its queue, without a lock, so
+//     each server has places.workers of its own; workers start only when calls need them, so
+//     the default herd of five offline servers has at most 5 x GOMAXPROCS, never 5 x 1,024.
+//     At a stop, queued calls are dropped and the loop waits for running ones, which end
+//     within places.timeout (fasthttp cannot abandon a call in flight).
 //   - Invalid lines get "? <line>"; then no later line of that connection is processed, the
 //     replies owed before it are written in order, and the connection is closed once they and
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
@@ -78,14 +96,14 @@
 //     they are out (the WHATSATs still waiting are dropped). A connection over max_clients is accepted
 //     and closed at once, with a log line, unless it comes from a neighbour's host and there
 //     are fewer than max_clients + (number of neighbours) connections: so idle clients cannot
-//     keep a neighbour's link out. On a loopback herd every local connection is from a
+//     keep a plain neighbour's connections out (links are on the peer port, see Links). On a loopback herd every local connection is from a
 //     neighbour's host, so there any connection may use that room. Memory per client is
 //     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting.
 //   - Idle clients. limits.idle_timeout (default 0: off, since mobile clients may legitimately
 //     stay connected and quiet; production deployments can set it) closes a client that has
 //     sent nothing for that long and is owed no reply. One timer per connection, re-armed only
-//     when it fires (for the rest of the time, from the last read). A neighbour's link is
-//     exempt: a connection from a neighbour's host that never sent an IAMAT, a WHATSAT or an
+//     when it fires (for the rest of the time, from the last read). A plain neighbour's
+//     connection is exempt: a connection from a neighbour's host that never sent an IAMAT, a WHATSAT or an
 //     invalid line (on a loopback herd that includes a local client that never sent a line).
 //   - Open files. Each client is a file descriptor, and an accept that fails with EMFILE stops
 //     gnet's acceptor, and so the server, for good. cmd/herd raises the soft RLIMIT_NOFILE to
@@ -99,23 +117,39 @@
 //   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients and links: the listeners
 //     (client and peer ports) are closed (reactor.Loop.CloseListeners), so new connections
 //     are refused; where the reactor cannot
-//     do that (not Linux) they are accepted and closed at once until the loop stops. No more
-//     redials. Idle clients are closed; busy ones are closed after their last reply, and an
-//     IAMAT answered meanwhile is stored and flooded as usual. Once no client is left the
-//     links are flushed and closed, and the loop stops when they are down. After the grace
-//     period whatever is left is dropped.
+//     do that (not Linux) they are accepted and closed at once (an end of stream, not a reset)
+//     until the loop stops. No more redials, and no more lines read: what clients send after
+//     the stop began is discarded unanswered, so the stop has an end (a request half read is
+//     dropped too). Clients owed nothing are closed; the others are closed after their last
+//     reply (a WHATSAT waiting on Places included). Once no client is left the links are
+//     flushed and closed (and link connections still in their hello aborted). The loop runs on (reactor.Loop.Shutdown) until every connection is
+//     closed and its peer has taken every byte, slow readers included: a client that sent
+//     more than the server read gets the end of stream after its last reply, and its socket is
+//     drained, never reset, while it reads. When the grace period (Shutdown's context; herd
+//     -grace, default 10s) ends first, what is left is dropped and the log says so at WARN
+//     ("grace period over: replies not delivered", with conns, bytes, and whatsats never
+//     answered); Shutdown returns an *UnsentError and cmd/herd exits 3.
 //   - Config. Missing keys take their defaults (see Limits and DefaultConfig). places.provider
 //     defaults to "google" when a key is set (in the file or GOOGLE_PLACES_API_KEY) and to
 //     "offline" otherwise. Links named on one side only are completed, not rejected. Unknown
 //     keys, duplicate or white-space names, unknown peers, self links, bad addresses, durations
-//     and limits are errors (*ConfigError) that name the file, the line and the key. A
-//     Places setting the provider rejects names its key (places.url, places.key, ...).
+//     and limits are errors (*ConfigError) that name the file, the line and the key. A value
+//     of the wrong type is named by its key too (server[1].name: want a string, got an
+//     integer), every one of them, not only the first. A Places setting the provider rejects
+//     names its key (places.url, places.key, ...), from places.ConfigError.
 //     peer_addr defaults to addr's host and port + 10000 (port 0 stays 0); a port past 55535
-//     without peer_addr is an error that says to set it. Two listening addresses (client or
-//     peer, of any servers) on one port clash when their hosts are the same or either is
-//     unspecified, and that is an error; port 0 never clashes. max_link_unsent below
-//     MinLinkUnsent(max_line) is an error that names the minimum.
+//     without peer_addr is an error that says to set it. Two listening addresses (client,
+//     peer or admin, of any servers) on one port clash when their hosts are the same or
+//     either is unspecified, and that is an error; port 0 never clashes. max_link_unsent
+//     below MinLinkUnsent(max_line) is an error that names the minimum.
 //   - Logs: one file per server, <log.dir>/<Name>.log, appended to; see Logs below.
+//   - Observing. Metrics are atomics the loop adds to, so any goroutine reads them without
+//     a lock: the Core counts every line by its command (a line that does not parse, by
+//     its first field) and every "?" reply by reason; refusals, cut-offs and Places errors
+//     are counted by reason, and each link has its own LinkMetrics. What only the loop
+//     holds (links, the last RecentUpdates records stored, kept in a ring whose buffers are
+//     reused) is copied out by the loop when Snapshot asks. The admin listener (package
+//     herd/admin, admin_addr) serves them.
 //
 // # Links
 //

@@ -292,7 +292,8 @@ func TestNonReadingNeighbour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, accepted := fakeNeighbour(t, "Sink", ln) // answers the hello, then never reads
+	_, accepted, stop := fakeNeighbour(t, "Sink", ln) // answers the hello, then never reads
+	defer stop()
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", PeerAddr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = 256 << 10
 	s := startServer(t, cfg, "A")
@@ -354,7 +355,7 @@ func resyncToNeighbour(t *testing.T, n, limit int, slow bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns, accepted := fakeNeighbour(t, "Peer", ln)
+	conns, accepted, _ := fakeNeighbour(t, "Peer", ln)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Peer"}}, ServerConfig{Name: "Peer", PeerAddr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = limit
 	s, err := NewServer(cfg, "A", WithProvider(stubProvider{}), WithDebug(true))
@@ -470,7 +471,8 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, accepted := fakeNeighbour(t, "Sink", ln) // answers the hello, then never reads
+	_, accepted, stop := fakeNeighbour(t, "Sink", ln) // answers the hello, then never reads
+	defer stop()
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", PeerAddr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = MinLinkUnsent(cfg.Limits.MaxLine)
 	cfg.Limits.BackoffBase = time.Millisecond

@@ -47,6 +47,7 @@ type link struct {
 	timer   *reactor.Handle
 	out     []byte    // floods gathered during this read, and resync chunks
 	fault   LinkFault // injected by SetLinkFault
+	m       *LinkMetrics
 }
 
 // LinkFault is a fault injected into a link (Server.SetLinkFault, Herd.SetLinkFault), so
@@ -137,6 +138,7 @@ func (l *link) dialFailed(err error) {
 	s := l.s
 	l.dialing = false
 	l.failed++
+	l.m.DialFailures.Add(1)
 	if l.failed == 1 {
 		s.log.Warn("link dial failed", "peer", l.name, "addr", l.addr, "err", err)
 	} else {
@@ -202,8 +204,10 @@ func (l *link) adopt(c *linkConn) {
 		old.drop()
 	} else {
 		s.metrics.LinksUp.Add(1)
+		s.metrics.LinkUps.Add(1)
+		l.m.Up.Store(true)
+		l.m.Ups.Add(1)
 	}
-	s.metrics.LinkUps.Add(1)
 	c.t.SetWriteBufferLimits(s.linkHigh, s.linkHigh/4)
 	s.log.Info("link up", "peer", l.name, "remote", addrString(c.t.RemoteAddr()), "dialled_by", c.dialler(), "records", s.table.Len())
 	c.startResync()
@@ -216,6 +220,7 @@ func (l *link) down(err error) {
 	l.c = nil
 	l.out = l.out[:0]
 	s.metrics.LinksUp.Add(-1)
+	l.m.Up.Store(false)
 	if s.loop.Time().Sub(l.upAt) > s.lim.BackoffCap {
 		l.attempt = 0 // it was up a good while: the next failure starts the backoff afresh
 	}

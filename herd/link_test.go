@@ -406,7 +406,7 @@ func TestFloodBeforeReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns, _ := fakeNeighbour(t, "N", ln)
+	conns, _, _ := fakeNeighbour(t, "N", ln)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"N"}}, ServerConfig{Name: "N", PeerAddr: ln.Addr().String()})
 	s := startServer(t, cfg, "A")
 	n := next(t, conns, "the link")
@@ -457,7 +457,7 @@ func TestNeighbourByHostName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns, _ := fakeNeighbour(t, "N", ln)
+	conns, _, _ := fakeNeighbour(t, "N", ln)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"N"}},
 		ServerConfig{Name: "N", Addr: "localhost:9", PeerAddr: net.JoinHostPort("localhost", port)})

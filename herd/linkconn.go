@@ -236,6 +236,7 @@ func (c *linkConn) refuse(peer string, why string) {
 	if c.outbound && c.gen == c.l.gen && c.l.dialing {
 		c.l.dialing = false
 		c.l.failed++
+		c.l.m.DialFailures.Add(1)
 		c.l.redialLater()
 	}
 }

@@ -102,10 +102,12 @@ func dialAsPeer(t testing.TB, addr net.Addr, hello string) *peerConn {
 
 // fakeNeighbour accepts the links the server dials to ln and answers their hellos as name;
 // each connection comes out of the channel once its hello is done, and the number accepted
-// so far from the func. Closed when the test ends.
-func fakeNeighbour(t *testing.T, name string, ln net.Listener) (<-chan *peerConn, func() int) {
+// so far from accepted. stop closes the listener and the connections; it runs when the test
+// ends, after the server's shutdown (cleanups run last first): a test whose neighbour never
+// reads defers it, or the server's graceful stop would wait for it to read.
+func fakeNeighbour(t *testing.T, name string, ln net.Listener) (conns <-chan *peerConn, accepted func() int, stop func()) {
 	t.Helper()
-	conns := make(chan *peerConn, 64)
+	ch := make(chan *peerConn, 64)
 	var mu sync.Mutex
 	var all []net.Conn
 	var wg sync.WaitGroup
@@ -129,19 +131,23 @@ func fakeNeighbour(t *testing.T, name string, ln net.Listener) (<-chan *peerConn
 			if _, err := c.Write([]byte(helloLine(name, string(h.From)))); err != nil {
 				continue
 			}
-			conns <- p
+			ch <- p
 		}
 	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range all {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return conns, func() int { mu.Lock(); defer mu.Unlock(); return len(all) }
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ln.Close()
+			wg.Wait()
+			mu.Lock()
+			for _, c := range all {
+				c.Close()
+			}
+			mu.Unlock()
+		})
+	}
+	t.Cleanup(stop)
+	return ch, func() int { mu.Lock(); defer mu.Unlock(); return len(all) }, stop
 }
 
 // next waits for the fake neighbour's next connection.

@@ -8,7 +8,8 @@ import (
 
 // Every server's goroutines (its loop, its log writer, its Places calls) end with Shutdown.
 // The ones ignored belong to libraries and live for the process: gnet's worker pool and
-// fasthttp's cleaners and idle workers (of the Places client and of the fake Places server).
+// fasthttp's cleaners and idle workers (of the Places client and of the fake Places server),
+// and the expiry sweep of a Places cache (places.Cache), which its library never stops.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
@@ -19,5 +20,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*TCPDialer).tcpAddrsClean"),
 		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/golang-lru/v2/expirable.NewLRU[...].func1"),
 	)
 }

@@ -187,6 +187,7 @@ func (c *linkConn) resyncDone() {
 func (c *linkConn) appendRecord(dst []byte, r *Record) []byte {
 	c.rs.sent++
 	c.s.metrics.ResyncRecords.Add(1)
+	c.l.m.ResyncSent.Add(1)
 	dst = append(dst, r.Line...)
 	return append(dst, '\n')
 }

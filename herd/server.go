@@ -9,7 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,8 +29,9 @@ type options struct {
 	provider places.Provider
 	logOut   io.Writer
 	debug    bool
-	workers  int
-	servers  int // servers in this process (NewHerd): they share the descriptor limit
+	cache    *places.Cache // NewHerd's, shared by its servers; nil: the server makes its own
+	servers  int           // servers in this process (NewHerd): they share the descriptor limit
+	only     []string      // WithServers: the servers NewHerd builds; nil: all
 }
 
 // WithClock makes the server take receive times from now instead of time.Now (tests use it to
@@ -53,12 +54,16 @@ func WithProvider(p places.Provider) Option { return func(o *options) { o.provid
 // closes w at Shutdown if it is an io.Closer.
 func WithLogOutput(w io.Writer) Option { return func(o *options) { o.logOut = w } }
 
+// WithServers makes NewHerd build only the servers of the config called names, in the
+// config's order: a process that runs part of a herd (herd serve NAME is a herd of one). Their
+// links to the servers left out go to the addresses the config gives them. NewServer ignores
+// it.
+func WithServers(names ...string) Option {
+	return func(o *options) { o.only = append([]string(nil), names...) }
+}
+
 // WithDebug turns on the reactor's debug mode (slow-callback warnings, wrong-goroutine panics).
 func WithDebug(on bool) Option { return func(o *options) { o.debug = on } }
-
-// WithWorkers sets the size of the pool that runs Places calls off the loop, instead of the
-// config's places.workers.
-func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
 
 // Metrics counts what a server did. Any goroutine may read the fields at any time.
 type Metrics struct {
@@ -73,16 +78,25 @@ type Metrics struct {
 	Stored          atomic.Uint64 // records Apply stored (changed)
 	PlacesCalls     atomic.Uint64 // Places requests started (identical ones in flight counted once)
 	PlacesShared    atomic.Uint64 // WHATSATs that joined an identical request in flight
-	PlacesErrors    atomic.Uint64
+	PlacesCacheHits atomic.Uint64 // Places requests answered from the cache (places.cache_ttl)
+	PlacesErrors    atomic.Uint64 // Places calls that failed, or answered a body that could not be cut
 	LinksUp         atomic.Int64  // links up now (one per neighbour at most)
-	LinkUps         atomic.Uint64 // times a link came up (or moved to a new connection)
+	LinkUps         atomic.Uint64 // times a link came up
 	LinkConns       atomic.Int64  // link connections open now: in use, or in their hello
 	LinkRefusals    atomic.Uint64 // link hellos refused, by this server or by a neighbour
 	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
-	FloodLines      atomic.Uint64 // updates flooded (each queued on every other link up)
+	FloodLines      atomic.Uint64 // updates flooded (queued on every other link that is up), not counting resyncs
 	ResyncsDone     atomic.Uint64 // resyncs finished (both sides done)
 	ResyncRecords   atomic.Uint64 // records sent by resyncs
 	ResyncBytes     atomic.Uint64 // bytes sent by resyncs: digests, summaries and records
+
+	Records        atomic.Int64  // records held now
+	Stale          atomic.Uint64 // updates dropped: not newer than the record held
+	Lines          LineCounts    // lines by command, "?" replies by reason
+	Refused        [len(RefuseReasons)]atomic.Uint64
+	Cut            [len(CutReasons)]atomic.Uint64
+	PlacesErrorsBy [len(PlacesErrorKinds)]atomic.Uint64
+	Links          []LinkMetrics // one per neighbour, in the config's order; set by NewServer
 }
 
 // Server is one server of the herd: a listener for its clients, one for its neighbours'
@@ -99,8 +113,9 @@ type Server struct {
 
 	loop    *reactor.Loop
 	prov    places.Provider
-	log     *slog.Logger // rare events (through lg's buffer on the loop)
-	lg      *serverLog   // frequent records, appended by hand on the loop; nil when off
+	cache   *places.Cache // nil: off
+	log     *slog.Logger  // rare events (through lg's buffer on the loop)
+	lg      *serverLog    // frequent records, appended by hand on the loop; nil when off
 	logw    *LogWriter
 	logInfo bool // log lines in and out (checked once: the level never changes)
 	now     func() time.Time
@@ -113,6 +128,7 @@ type Server struct {
 	shutErr    error
 	shutCalled atomic.Bool // Shutdown was called: a loop that ends now was stopped, not failed
 	metrics    Metrics
+	placesObs  atomic.Pointer[Observer] // SetPlacesObserver
 
 	// Loop-owned state.
 	table         *Table
@@ -124,12 +140,12 @@ type Server struct {
 	peerIPs       map[netip.Addr]bool
 	peerLocal     bool // a neighbour listens on an unspecified address: loopback counts as its host
 	inflight      map[string]*placesCall
-	stopping      bool
+	stopping      bool // Shutdown began: no more lines are read, clients close once answered
 	linksStopped  bool
-	drained       chan struct{} // closed when stopping and no client is owed a reply
-	floodPending  bool          // some link has floods gathered
-	core          *Core         // what every line means, for clients and links alike
+	floodPending  bool  // some link has floods gathered
+	core          *Core // what every line means, for clients and links alike
 	keyScratch    []byte
+	recent        recentRing // the last updates stored, for Snapshot
 
 	// Fixed at NewServer.
 	secret      []byte // links.secret, or nil
@@ -150,7 +166,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	cfg = cfg.Clone()
 	sc := cfg.Server(name)
 	if sc == nil {
-		return nil, &ConfigError{Msg: fmt.Sprintf("no server named %q in the config (servers: %v)", name, cfg.sortedNames())}
+		return nil, cfg.errNoServer(name)
 	}
 	if sc.Plain() {
 		return nil, &ConfigError{Key: "link", Msg: fmt.Sprintf("server %q is plain (link = %q): a server of another implementation, which this program does not run", name, LinkPlain)}
@@ -207,21 +223,29 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
-	workers := o.workers
-	if workers <= 0 {
-		workers = cfg.Places.Workers
+	s.cache = o.cache
+	if s.cache == nil {
+		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
 	}
-	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: workers, Clock: o.clock})
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers, Clock: o.clock})
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}
-	for _, p := range sc.Peers {
-		l := &link{s: s, name: p, plain: cfg.Server(p).Plain()}
+	s.core.counts = &s.metrics.Lines
+	s.metrics.Links = make([]LinkMetrics, len(sc.Peers))
+	for i, p := range sc.Peers {
+		s.metrics.Links[i].Peer = p
+		l := &link{s: s, name: p, plain: cfg.Server(p).Plain(), m: &s.metrics.Links[i]}
 		s.links = append(s.links, l)
 		s.linkByName[p] = l
 	}
 	s.capClients(max(o.servers, 1))
 	return s, nil
+}
+
+// errNoServer is NewServer's and NewHerd's error for a name the config does not have.
+func (c *Config) errNoServer(name string) error {
+	return &ConfigError{Msg: fmt.Sprintf("no server named %q in the config (servers: %v)", name, c.sortedNames())}
 }
 
 // fdReserve is how many file descriptors a process keeps for what is not a client connection
@@ -297,36 +321,21 @@ func (s *Server) Err() error {
 	return fmt.Errorf("herd: %s: event loop ended on its own (see its log)", s.name)
 }
 
-// NewProvider builds the Places provider a config names (with request coalescing and the
-// optional cache). Any goroutine.
+// NewProvider builds the Places provider a config names. A setting the provider rejects gives
+// a *ConfigError naming its key (places.url, places.key, ...). Any goroutine.
 func NewProvider(c PlacesConfig) (places.Provider, error) {
 	p, err := places.New(places.Config{
 		Provider: c.Provider, URL: c.URL, Key: c.Key, Timeout: c.Timeout,
-		CacheTTL: c.CacheTTL, MaxConns: c.MaxConns, Dataset: c.Dataset,
+		MaxConns: c.MaxConns, Dataset: c.Dataset,
 	})
 	if err != nil {
-		key, msg := providerErrorKey(err)
-		return nil, &ConfigError{Key: key, Msg: msg, Err: err}
+		ce := &ConfigError{Key: "places", Msg: err.Error(), Err: err}
+		if pe := (*places.ConfigError)(nil); errors.As(err, &pe) {
+			ce.Key, ce.Msg = "places."+pe.Key, pe.Msg
+		}
+		return nil, ce
 	}
 	return p, nil
-}
-
-// providerErrorKey names the config key a places error is about, and its message without the
-// places package's prefixes (the ConfigError says "herd: config: places.url: ...").
-func providerErrorKey(err error) (key, msg string) {
-	msg = strings.TrimPrefix(err.Error(), places.ErrConfig.Error()+": ")
-	msg = strings.TrimPrefix(msg, "places: ")
-	switch {
-	case strings.HasPrefix(msg, "url "):
-		return "places.url", strings.TrimPrefix(msg, "url ")
-	case strings.Contains(msg, "API key"):
-		return "places.key", msg
-	case strings.HasPrefix(msg, "unknown provider"):
-		return "places.provider", msg
-	case strings.Contains(msg, "dataset"):
-		return "places.dataset", msg
-	}
-	return "places", msg
 }
 
 // Name returns the server's name. Any goroutine.
@@ -527,34 +536,39 @@ func (s *Server) Record(client string) (string, bool) {
 	}
 }
 
-// Shutdown stops the server gracefully: it stops taking new clients (they are closed at once),
-// closes idle clients, writes every reply it owes (WHATSATs waiting on Places included) until
-// ctx is done, then closes its links, stops its loop and flushes its log. It returns ctx's error
-// if the replies owed were not all written in time. Any goroutine but the loop; idempotent.
+// Shutdown stops the server gracefully. It stops taking new clients (the listener is closed)
+// and reading new requests, and keeps the loop running until every reply it owes
+// (WHATSATs waiting on Places included) has been written and taken by the client, slow readers
+// included (reactor.Loop.Shutdown: the send queue is empty and the write side shut), and the
+// floods of the last updates have gone out on the links, which close last. Then it stops the
+// loop and flushes its log.
+//
+// If ctx ends first, what is left is dropped: Shutdown logs how many connections were still
+// owed bytes and how many ("grace period over" at WARN), and returns an *UnsentError that
+// wraps ctx's error. It returns shortly after ctx ends (see afterGrace). Any goroutine but the
+// loop; idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() { s.shutErr = s.shutdown(ctx) })
 	return s.shutErr
 }
 
+// afterGrace bounds how long Shutdown waits for the loop to end once ctx has ended and the
+// loop has been told to stop at once: the loop's own teardown takes microseconds, but its
+// end also waits for the goroutines it started (Places calls, told to give up, and dials).
+const afterGrace = time.Second
+
 func (s *Server) shutdown(ctx context.Context) error {
 	s.shutCalled.Store(true)
 	var err error
 	if s.running.Load() {
-		drained := make(chan struct{})
-		if s.loop.CallSoonThreadsafe(func() { s.beginStop(drained) }) == nil {
-			select {
-			case <-drained:
-			case <-ctx.Done():
-				err = fmt.Errorf("herd: %s: shutdown: replies or floods still owed: %w", s.name, ctx.Err())
-			case <-s.loop.Done():
-			}
+		if s.loop.CallSoonThreadsafe(s.beginStop) != nil {
+			s.loop.Stop() // stopping already (it ended on its own)
 		}
-		s.loop.Stop()
 		select {
 		case <-s.loop.Done():
 		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("herd: %s: shutdown: loop still stopping: %w", s.name, ctx.Err())
+			if ue := s.graceOver(ctx.Err()); ue != nil {
+				err = ue
 			}
 		}
 	}
@@ -566,6 +580,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 			s.lg.final()
 		}
 	}
+	var ue *UnsentError
+	if errors.As(err, &ue) {
+		s.log.Warn("grace period over: replies not delivered", "conns", ue.Conns, "bytes", ue.Bytes, "whatsats", ue.WHATSATs)
+	}
 	if s.logw != nil {
 		s.log.Info("stopped", "log_dropped", s.logw.Dropped())
 		if cerr := s.logw.Close(); cerr != nil && err == nil {
@@ -575,57 +593,129 @@ func (s *Server) shutdown(ctx context.Context) error {
 	return err
 }
 
-// beginStop runs on the loop: the listener closed (or, where the reactor cannot, new
-// connections closed at once), no more redials, idle clients closed, busy ones closed after
+// UnsentError is Shutdown's error when its context ended before every reply and flood the
+// server owed had been taken by its peer: the stop was not clean, and that much was dropped.
+type UnsentError struct {
+	Server   string
+	Conns    int   // connections (clients and links) still owed bytes
+	Bytes    int64 // the bytes they were owed: written and not yet taken, or not yet written
+	WHATSATs int   // WHATSATs still waiting on Places, whose replies were never made
+	Err      error // the context's error
+}
+
+// Error says how much was dropped, and why. Any goroutine.
+func (e *UnsentError) Error() string {
+	return fmt.Sprintf("herd: %s: grace period over with %d connections owed %d bytes (%d WHATSATs unanswered): %v",
+		e.Server, e.Conns, e.Bytes, e.WHATSATs, e.Err)
+}
+
+// Unwrap returns the context's error. Any goroutine.
+func (e *UnsentError) Unwrap() error { return e.Err }
+
+// graceOver ends a stop whose context ended: on the loop it counts what is still owed and
+// stops the loop at once (reactor.Loop.Stop aborts what is left). It returns the count, or nil
+// if nothing was owed after all (the stop finished as ctx ended). Not on the loop.
+func (s *Server) graceOver(cause error) *UnsentError {
+	counted := make(chan *UnsentError, 1)
+	if s.loop.CallSoonThreadsafe(func() {
+		counted <- s.owedOnLoop(cause)
+		s.loop.Stop()
+	}) != nil {
+		s.loop.Stop()
+	}
+	var ue *UnsentError
+	select {
+	case ue = <-counted:
+	case <-s.loop.Done():
+		select {
+		case ue = <-counted:
+		default:
+		}
+	}
+	select {
+	case <-s.loop.Done():
+	case <-time.After(afterGrace):
+	}
+	if ue == nil || ue.Conns == 0 {
+		return nil
+	}
+	return ue
+}
+
+// owedOnLoop counts what the server owes its peers: bytes in transports' buffers and kernel
+// send queues (reactor.Loop.Unsent, which includes clients whose connections linger), replies
+// queued behind a WHATSAT and flood output not yet written. Loop only.
+func (s *Server) owedOnLoop(cause error) *UnsentError {
+	owed := s.loop.Unsent()
+	ue := &UnsentError{Server: s.name, Err: cause}
+	for id, c := range s.clients {
+		if n := c.qBytes + len(c.out); n > 0 {
+			owed[id] += n
+		}
+		ue.WHATSATs += c.waiting
+	}
+	for _, l := range s.links {
+		if l.c != nil && len(l.out) > 0 {
+			owed[l.c.t.ID()] += len(l.out)
+		}
+	}
+	ue.Conns = len(owed)
+	for _, n := range owed {
+		ue.Bytes += int64(n)
+	}
+	return ue
+}
+
+// beginStop runs on the loop: the loop's graceful stop begins (reactor.Loop.Shutdown), the
+// listener is closed (or, where the reactor cannot, new connections are closed at once), no
+// more redials, no more lines read, clients owed nothing closed, the others closed after
 // their last reply; then (checkDrained) the links flushed, with what those last replies
-// stored, and closed once written.
-func (s *Server) beginStop(drained chan struct{}) {
+// stored, and closed once written. The loop ends once every connection is closed and its
+// peer has taken every byte.
+func (s *Server) beginStop() {
 	s.stopping = true
-	s.drained = drained
 	s.log.Info("shutting down", "clients", len(s.clients))
+	s.loop.Shutdown()
 	if err := s.loop.CloseListeners(); err != nil {
 		s.log.Info("listener left open while stopping: new connections are closed at once", "err", err)
 	}
 	for _, c := range s.clients {
-		c.maybeFinish()
+		c.stopReading()
 	}
 	s.checkDrained()
 }
 
-// checkDrained moves the stop on: once no client is left, the links are flushed and closed,
-// and once they are down s.drained is closed. Loop only.
+// checkDrained moves the stop on: once no client is left, the links are flushed and closed
+// (each once its output is written). Loop only.
 func (s *Server) checkDrained() {
-	if !s.stopping || s.drained == nil || len(s.clients) > 0 {
+	if !s.stopping || s.linksStopped || len(s.clients) > 0 {
 		return
 	}
-	if !s.linksStopped {
-		s.linksStopped = true
-		s.flushLinks()
-		for _, l := range s.links {
-			l.stop()
-		}
-		for c := range s.linkConns {
-			if c.state != connDone {
-				c.state = connDone
-				c.t.Abort() // in its hello: nothing to finish
-			}
+	s.linksStopped = true
+	s.flushLinks()
+	for _, l := range s.links {
+		l.stop()
+	}
+	for c := range s.linkConns {
+		if c.state != connDone {
+			c.state = connDone
+			c.t.Abort() // in its hello: nothing to finish
 		}
 	}
-	if len(s.linkConns) > 0 {
-		return // their ConnectionLost calls again
-	}
-	close(s.drained)
-	s.drained = nil
 }
 
 // apply stores the record of m with its AT line if it is newer than the one held
 // (Table.Apply) and floods it to every link but from's (the link it came on; nil for a
 // client's). Loop only.
 func (s *Server) apply(m *codec.Message, line []byte, from *link) {
-	if s.table.Apply(m, line) {
-		s.metrics.Stored.Add(1)
-		s.flood(line, from)
+	if !s.table.Apply(m, line) {
+		s.metrics.Stale.Add(1)
+		return
 	}
+	s.metrics.Stored.Add(1)
+	s.metrics.Records.Store(int64(s.table.Len()))
+	s.recent.add(s.loop.Time(), m.Kind == codec.AT, line)
+	s.flood(line, from)
 }
 
 // SetLinkFault injects fault f into this server's side of its link with its neighbour peer,
@@ -728,7 +818,10 @@ type waiter struct {
 }
 
 // askPlaces starts (or joins) the Places request for record r and radius; the reply goes into
-// sl when it comes back. Loop only.
+// sl when it comes back. This is the one place where identical requests are coalesced, and the
+// cache (places.cache_ttl) is read here, on the loop, so that a cached answer never waits for a
+// worker. The call runs on the loop's executor with a deadline of places.timeout from now: a
+// WHATSAT is answered within it however many calls are queued before it. Loop only.
 func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message) {
 	k := s.keyScratch[:0]
 	k = append(k, r.Lat...)
@@ -750,6 +843,13 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 	}
 	call := &placesCall{key: string(k), waiters: []waiter{w}, start: s.loop.Time()}
 	s.inflight[call.key] = call
+	if body, ok := s.cache.Get(call.key); ok {
+		// Answered in the next pass: WHATSATs for it read meanwhile join it.
+		s.metrics.PlacesCacheHits.Add(1)
+		a := &placesAnswer{body: body, bound: -1, cached: true}
+		s.loop.CallSoonFunc(func() { s.placesDone(call, a, nil) })
+		return
+	}
 	s.metrics.PlacesCalls.Add(1)
 	if s.logInfo {
 		g := s.lg
@@ -759,7 +859,9 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 		g.end()
 	}
 	prov, bound := s.prov, m.Bound
-	f := reactor.Go(s.loop, func(ctx context.Context) (*placesAnswer, error) {
+	timeout := s.cfg.Places.Timeout
+	job := reactor.JobOptions{Deadline: call.start.Add(timeout)}
+	f := reactor.GoWith(s.loop, job, func(ctx context.Context) (*placesAnswer, error) {
 		// Off the loop: the call, and the cut of its body for the first WHATSAT's bound (a
 		// scan of the whole body, tens of KiB for 20 results), so the loop only copies it.
 		body, err := prov.Nearby(ctx, req)
@@ -776,8 +878,12 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 	})
 	f.AddDoneCallback(func(f *reactor.Future[*placesAnswer]) {
 		a, err := f.Result()
-		if a == nil { // cancelled: the loop is stopping
-			a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", err.Error()), bound: -1}
+		if a == nil { // never ran: no worker was free in time, or the loop is stopping
+			msg := err.Error()
+			if errors.Is(err, reactor.ErrDeadline) {
+				msg = fmt.Sprintf("places: timeout after %s: no worker was free", timeout)
+			}
+			a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), bound: -1}
 		}
 		s.placesDone(call, a, err)
 	})
@@ -789,6 +895,7 @@ type placesAnswer struct {
 	bound    int    // the bound cut is for (-1: none)
 	cut      []byte // the reply body for bound, without the final blank line
 	rejected error  // why body was replaced by an UNKNOWN_ERROR body, or nil
+	cached   bool   // body came from the cache
 }
 
 // cutBody appends to dst the reply body for bound: body with "results" cut to bound
@@ -812,19 +919,28 @@ func cutBody(dst, body []byte, bound int) (out []byte, rejected error) {
 func (s *Server) placesDone(call *placesCall, a *placesAnswer, err error) {
 	delete(s.inflight, call.key)
 	took := s.loop.Time().Sub(call.start)
-	if err != nil {
+	s.observePlaces(took)
+	if err != nil || a.rejected != nil {
 		s.metrics.PlacesErrors.Add(1)
+		s.metrics.PlacesErrorsBy[placesErrorKind(err, a.rejected)].Add(1)
+	}
+	if err != nil {
 		s.log.Warn("places failed", "request", call.key, "took", took, "err", err)
 	} else if s.logInfo {
 		g := s.lg
 		g.begin(slog.LevelInfo, "places answer")
 		g.str("request", call.key)
+		if a.cached {
+			g.str("from", "cache")
+		}
 		g.dur("took", took)
 		g.int("bytes", len(a.body))
 		g.end()
 	}
 	if a.rejected != nil {
 		s.log.Warn("places body rejected", "request", call.key, "err", a.rejected)
+	} else if err == nil && !a.cached {
+		s.cache.Add(call.key, a.body)
 	}
 	for _, w := range call.waiters {
 		if w.c.lost {
@@ -868,11 +984,26 @@ type Herd struct {
 }
 
 // NewHerd builds every server of cfg (see NewServer). The servers share one Places provider
-// (built once, unless an option gives one). Any goroutine.
+// (built once, unless an option gives one) and one cache (places.cache_ttl); each has its own
+// loop and so its own executor (places.workers each). Any goroutine.
 func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
+	}
+	scs := cfg.Servers
+	if o.only != nil {
+		scs = nil
+		for _, sc := range cfg.Servers {
+			if slices.Contains(o.only, sc.Name) {
+				scs = append(scs, sc)
+			}
+		}
+		for _, name := range o.only {
+			if cfg.Server(name) == nil {
+				return nil, cfg.errNoServer(name)
+			}
+		}
 	}
 	if o.provider == nil {
 		p, err := NewProvider(cfg.Places)
@@ -881,10 +1012,11 @@ func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 		}
 		opts = append(opts[:len(opts):len(opts)], WithProvider(p))
 	}
-	n := len(cfg.Servers)
-	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers = n })
+	n := len(scs)
+	cache := places.NewCache(0, cfg.Places.CacheTTL)
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers, o.cache = n, cache })
 	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server)}
-	for _, sc := range cfg.Servers {
+	for _, sc := range scs {
 		s, err := NewServer(cfg, sc.Name, opts...)
 		if err != nil {
 			h.closeLogs()

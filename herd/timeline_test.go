@@ -85,7 +85,7 @@ func acceptor(t *testing.T) (net.Listener, <-chan *peerConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns, _ := fakeNeighbour(t, "Sink", ln)
+	conns, _, _ := fakeNeighbour(t, "Sink", ln)
 	return ln, conns
 }
 

@@ -20,7 +20,7 @@
 //	loop.call_later(d, cb), call_at          (*Loop).CallLater(d, fn), CallAt(when, fn)
 //	Handle.cancel(), TimerHandle.cancel()    (*Handle).Cancel()
 //	loop.time()                              (*Loop).Time(), on Options.Clock
-//	loop.run_in_executor(None, fn)           Go(l, fn) *Future[T]
+//	loop.run_in_executor(None, fn)           Go(l, fn) *Future[T], GoWith (a deadline)
 //	Future: result, done, cancel,            (*Future[T]).Result, Done, Cancel,
 //	  add_done_callback, set_result            AddDoneCallback, SetResult
 //	Protocol.connection_made(t)              Protocol.ConnectionMade(t)
@@ -37,6 +37,7 @@
 //	Server.close (stop accepting)            (*Loop).CloseListeners
 //	loop.create_connection                   (*Loop).Dial
 //	loop.run_forever / stop                  (*Loop).Run / Stop (and Start, Wait, Done)
+//	(http.Server.Shutdown, without waiting)  (*Loop).Shutdown, Unsent
 //	loop.set_debug(True)                     Options.Debug (slow callbacks, wrong goroutine)
 //
 // # One pass of the loop
@@ -55,6 +56,13 @@
 // its ConnectionLost(nil) runs in that pass. Later passes run what those callbacks scheduled,
 // until nothing is left (at most 1000 passes: a callback that keeps rescheduling itself is cut
 // off), and then the loop tells gnet to stop. Nothing runs after the loop goroutine has gone.
+//
+// Shutdown is the graceful stop, as net/http's Server.Shutdown is: the loop runs on as usual
+// while the protocols close their transports, and no socket is closed while its peer is short
+// of bytes, so a peer that reads slowly still gets every reply. It stops (as Stop) once every
+// transport is lost and every peer has taken all that was written to it: the kernel's send
+// queue is empty (SIOCOUTQ) and the write side shut. Stop ends the wait, aborting what is
+// left; Unsent says beforehand how much that is, by transport.
 //
 // CallSoon allocates a Handle (64 bytes) so that the callback can be cancelled; CallSoonFunc
 // queues the function alone and allocates nothing once the queue has grown to its working size
@@ -100,7 +108,7 @@
 // A transport's life is one state (transport.go writes out the transitions, as asyncio's
 // protocols.py does):
 //
-//	open -> [eofPending ->] [writeShut ->] [closing ->] lingering -> lost
+//	open -> [eofPending ->] [writeShut ->] [closing ->] lingering [-> draining] -> lost
 //	open -> detached [-> detachedClosing] -> lost
 //	any -> closed -> lost   (Abort, errors, the peer closing)
 //
@@ -109,8 +117,11 @@
 // keeps the socket open, reading and discarding input, until the peer closes, a second passes or
 // 4 MiB arrive (Options.LingerTimeout, LingerBytes). Closing a socket with unread input makes
 // the kernel send a reset, and the reset can destroy a reply the peer has not read yet: an
-// error line to a client that is still sending, for one. WriteEOF shuts down only the write
-// side (asyncio's write_eof) and keeps receiving.
+// error line to a client that is still sending, for one; the kernel drops its own send queue
+// too. While the loop shuts down (Shutdown) a linger that ends with the peer short of bytes
+// (the send queue not empty) goes on as draining, reading and discarding, until the peer has
+// them all or closes, or Stop; with lingering off, Close drains at once in that case. WriteEOF
+// shuts down only the write side (asyncio's write_eof) and keeps receiving.
 //
 // gnet closes a connection as soon as read returns end-of-file. asyncio lets a protocol keep
 // writing after the peer's EOF (EOFReceived returning true), and so does reactor: the transport
@@ -118,13 +129,27 @@
 // at once, one short-lived goroutine writes the rest and closes. That is the only goroutine a
 // connection ever gets.
 //
+// # Executor
+//
+// Go and GoWith run blocking work as asyncio's run_in_executor does on its default
+// ThreadPoolExecutor: at most Options.Workers jobs at once (default min(32, GOMAXPROCS+4), as
+// asyncio's), on worker goroutines started on demand and kept for the next job, while the
+// others wait in a FIFO queue that the loop owns, at no goroutine each. A job cancelled while
+// queued never runs; a job whose GoWith deadline passes while it is queued completes with
+// ErrDeadline at that deadline; a running job's ctx is cancelled with its Future or when the
+// loop stops. Stop fails the queued jobs with ErrClosed, waits for the running ones and drops
+// their results. Handing a worker its next job takes a loop pass (the queue is the loop's),
+// about a microsecond more per job than goroutines that wait on a semaphore, when all workers
+// are busy. See executor.go.
+//
 // # What gnet lacks
 //
 // gnetgaps.go gathers the workarounds for what gnet v2.9.7 does not offer, one section each
 // saying what is missing and what it costs: a wake-up that waits for the next poll (the waker),
 // a drain callback (drain polling), half-close (the writer on a duplicated descriptor),
 // closing a listener of a running engine (through /proc/self/fd), the bound address of a
-// listener, and abandoning a connection handed to Enroll.
+// listener, abandoning a connection handed to Enroll, and the size of the kernel's send queue
+// (SIOCOUTQ).
 //
 // # Example
 //
@@ -155,7 +180,11 @@
 // clear its output buffer, and it writes what it can of it itself after OnClose.)
 // CloseListeners works on Linux only (it finds gnet's listening descriptor in /proc/self/fd,
 // since gnet v2.9.7 cannot close a listener of a running engine). A lingering Close keeps the
-// socket (not the Transport) for up to Options.LingerTimeout after ConnectionLost.
+// socket (not the Transport) for up to Options.LingerTimeout after ConnectionLost, or, during
+// Shutdown, until its peer has every byte. Shutdown waits for the kernel's send queues on
+// Linux (SIOCOUTQ); a half-closed transport's writer (EOFReceived true) closes its socket once
+// it has handed the kernel the last byte, and the kernel goes on sending it on its own (no
+// input is left to make it reset).
 // A connection made by Dial that gnet is handing to the loop when Stop comes is still opened
 // (and closed at once) before the loop exits, since gnet's goroutine waits for that. A
 // connection gnet accepts before the loop is ready (while Start has not returned, a window of

@@ -2,18 +2,27 @@ package reactor
 
 import (
 	"context"
+	"fmt"
 )
 
 // Future is the result of work that completes later, like asyncio.Future. Its methods are loop
 // only (Debug mode panics otherwise). Done callbacks are always scheduled with CallSoon, never
 // called inline.
 type Future[T any] struct {
-	l      *Loop
-	done   bool
-	val    T
-	err    error
-	cbs    []func(*Future[T])
-	cancel context.CancelFunc
+	l    *Loop
+	done bool
+	val  T
+	err  error
+	cbs  []func(*Future[T])
+
+	// The job, for a Future made by Go or GoWith (see executor.go). fn is read by the worker
+	// that runs it; rv and rerr are written by that worker and read on the loop once the worker
+	// has posted its completion, so neither races with val and err, which a Cancel may set on
+	// the loop while fn runs.
+	fn   func(ctx context.Context) (T, error)
+	job  jobState
+	rv   T
+	rerr error
 }
 
 // NewFuture returns a pending Future whose callbacks run on l. Any goroutine, but the Future is
@@ -21,7 +30,8 @@ type Future[T any] struct {
 func NewFuture[T any](l *Loop) *Future[T] { return &Future[T]{l: l} }
 
 // SetResult completes the future with v and err and schedules its done callbacks. A future that
-// is already done (for example cancelled) ignores it. Loop only.
+// is already done (for example cancelled) ignores it. For a Future made by Go, it also abandons
+// the job as Cancel does. Loop only.
 func (f *Future[T]) SetResult(v T, err error) {
 	f.l.checkLoop("Future.SetResult")
 	if f.done {
@@ -31,8 +41,9 @@ func (f *Future[T]) SetResult(v T, err error) {
 	f.complete()
 }
 
-// Cancel completes a pending future with ErrCancelled, cancels the context of the function
-// Go runs for it, and reports whether it did so (false if already done). Loop only.
+// Cancel completes a pending future with ErrCancelled and reports whether it did so (false if
+// already done). For a Future made by Go or GoWith, a job still queued never runs, and a running
+// job's ctx is cancelled (its result, when it comes, is dropped). Loop only.
 func (f *Future[T]) Cancel() bool {
 	f.l.checkLoop("Future.Cancel")
 	if f.done {
@@ -45,10 +56,7 @@ func (f *Future[T]) Cancel() bool {
 
 func (f *Future[T]) complete() {
 	f.done = true
-	if f.cancel != nil {
-		f.cancel()
-		f.cancel = nil
-	}
+	f.l.exec.abandon(&f.job)
 	cbs := f.cbs
 	f.cbs = nil
 	for _, cb := range cbs {
@@ -83,31 +91,60 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 	f.cbs = append(f.cbs, fn)
 }
 
-// Go runs fn off the loop on the executor, a pool of at most Options.Workers functions running
-// at once, like loop.run_in_executor; the returned Future completes on the loop with fn's
-// result. If the loop is stopping, the Future is returned done with ErrClosed and fn never
-// runs. fn's ctx is cancelled when the future is cancelled or the loop stops; fn should
-// return soon after, since Stop waits for it. Loop or any goroutine; the Future is then used on
-// the loop only.
+// Go runs fn off the loop on the loop's executor, like loop.run_in_executor(None, fn): at most
+// Options.Workers jobs run at once, each on a worker goroutine, and the others wait in the
+// executor's queue (see executor.go); however many jobs are submitted, the goroutines stay
+// bounded by the worker count. The returned Future completes on the loop with fn's result.
+// fn's ctx is cancelled when the Future is cancelled or the loop stops; fn should return soon
+// after, since Stop waits for it. A panic in fn completes the Future with an error (and is
+// logged). If the loop is stopping, the Future is returned done with ErrClosed and fn never
+// runs. Loop only (Debug mode panics otherwise); before Start, the goroutine that will start
+// the loop may call it too (the job is submitted when the loop starts), and once the loop has
+// stopped, any goroutine. The Future is used on the loop only.
 func Go[T any](l *Loop, fn func(ctx context.Context) (T, error)) *Future[T] {
-	f := NewFuture[T](l)
-	if !l.track(&l.workWG) {
+	return GoWith(l, JobOptions{}, fn)
+}
+
+// GoWith is Go with options for the job: a deadline (see JobOptions). Loop only, as Go.
+func GoWith[T any](l *Loop, o JobOptions, fn func(ctx context.Context) (T, error)) *Future[T] {
+	f := &Future[T]{l: l, fn: fn}
+	switch l.state.Load() {
+	case stateNew:
+		// Nothing runs before Start: the loop's first pass submits the job.
+		_ = l.CallSoonThreadsafe(func() { l.exec.submit(l, f, o) })
+	case stateRunning:
+		l.checkLoop("Go")
+		l.exec.submit(l, f, o)
+	default:
 		f.done, f.err = true, ErrClosed
-		return f
 	}
-	ctx, cancel := context.WithCancel(l.rootCtx)
-	f.cancel = cancel
-	go func() {
-		defer l.workWG.Done()
-		defer cancel()
-		select {
-		case l.sem <- struct{}{}:
-		case <-ctx.Done():
-			return // cancelled while queued: the loop already completed the future
-		}
-		v, err := fn(ctx)
-		<-l.sem
-		_ = l.CallSoonThreadsafe(func() { f.SetResult(v, err) })
-	}()
 	return f
+}
+
+// The job interface (executor.go), for Futures made by Go.
+
+func (f *Future[T]) state() *jobState { return &f.job }
+
+func (f *Future[T]) run() {
+	defer func() {
+		if r := recover(); r != nil {
+			f.l.logPanic("executor job", r)
+			var zero T
+			f.rv, f.rerr = zero, fmt.Errorf("reactor: panic in an executor job: %v", r)
+		}
+	}()
+	f.rv, f.rerr = f.fn(f.job.ctx)
+}
+
+func (f *Future[T]) finish() {
+	f.fn = nil
+	v, err := f.rv, f.rerr
+	var zero T
+	f.rv, f.rerr = zero, nil
+	f.SetResult(v, err)
+}
+
+func (f *Future[T]) fail(err error) {
+	f.fn = nil
+	f.SetResult(f.val, err)
 }

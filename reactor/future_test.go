@@ -119,25 +119,27 @@ func TestGoCancel(t *testing.T) {
 
 func TestGoBoundedPool(t *testing.T) {
 	const workers, tasks = 3, 30
-	l := startLoop(t, Options{Workers: workers})
+	l := startLoop(t, Options{Workers: workers, Debug: true})
 	var running, peak atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(tasks)
-	for range tasks { // from a goroutine that is not the loop
-		f := Go(l, func(context.Context) (int, error) {
-			n := running.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
+	onLoop(t, l, func() {
+		for range tasks {
+			f := Go(l, func(context.Context) (int, error) {
+				n := running.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
 				}
-			}
-			time.Sleep(time.Millisecond) // hold the slot so others queue up
-			running.Add(-1)
-			return 1, nil
-		})
-		onLoop(t, l, func() { f.AddDoneCallback(func(*Future[int]) { wg.Done() }) })
-	}
+				time.Sleep(time.Millisecond) // hold the worker so others queue up
+				running.Add(-1)
+				return 1, nil
+			})
+			f.AddDoneCallback(func(*Future[int]) { wg.Done() })
+		}
+	})
 	wg.Wait()
 	if p := peak.Load(); p > workers {
 		t.Fatalf("%d functions ran at once, Workers = %d", p, workers)

@@ -175,7 +175,9 @@ func (l *Loop) closeWakerLocked() {
 // after the last byte. The transports that wait for that (paused, closing, eofPending) are on
 // a watch list: every pass checks each of them (one OutboundBuffered call each, so a pass costs
 // O(watched)), and while the list is not empty a runtime timer wakes the loop to check it
-// again, after 1 ms, backing off to 32 ms while no buffer shrinks. The timer keeps real time
+// again, after 1 ms, backing off to 32 ms while no buffer shrinks. While the loop shuts down,
+// lingering and draining transports whose peer is short of bytes are watched too, on the
+// kernel's send queue (gap 7). The timer keeps real time
 // whatever Options.Clock says: a drain is the network's doing, not a deadline's.
 // ---------------------------------------------------------------------------------------------
 
@@ -255,6 +257,9 @@ func (l *Loop) checkWatch() (progress bool) {
 // checkTransport acts on t's write buffer: ResumeWriting at the low-water mark, the rest of a
 // Close or a WriteEOF once it is empty. It reports whether the buffer shrank.
 func (l *Loop) checkTransport(t *Transport) (progress bool) {
+	if (t.state == stLingering || t.state == stDraining) && t.c != nil {
+		return l.checkLinger(t)
+	}
 	if t.c == nil || t.state >= stLingering {
 		delete(l.watch, t)
 		return true
@@ -280,6 +285,23 @@ func (l *Loop) checkTransport(t *Transport) (progress bool) {
 		delete(l.watch, t)
 	}
 	return progress
+}
+
+// checkLinger watches a lingering or draining transport of a loop that shuts down: once the
+// kernel's send queue is empty (the peer has taken every byte) it is no longer watched, and a
+// draining one, whose linger is over, is closed. It reports whether the queue shrank.
+func (l *Loop) checkLinger(t *Transport) (progress bool) {
+	n := sendQueued(t.c.Fd())
+	progress = n < t.lastSize
+	t.lastSize = n
+	if n > 0 {
+		return progress
+	}
+	delete(l.watch, t)
+	if t.state == stDraining {
+		_ = l.el.Close(t.c) // synchronous: OnClose runs inside
+	}
+	return true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,4 +610,26 @@ func (t *dialTag) arrived(l *Loop) {
 			l.wake() // a stopping loop may be waiting for this one
 		}
 	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gap 7: no send-queue size.
+//
+// gnet reports the bytes it holds for a connection (OutboundBuffered) but not those the kernel
+// holds, and a graceful stop must not close a socket before the peer has them: with input
+// still arriving, the close sends a reset and the kernel drops its queue. sendQueued asks the
+// kernel (ioctl SIOCOUTQ, TIOCOUTQ's number on Linux: bytes not yet acknowledged, the end of
+// stream included once the write side is shut). A shutting-down loop asks for each lingering
+// or draining transport on each drain check (gap 2): one system call each, so O(watched) per
+// check, only while a stop waits on them.
+// ---------------------------------------------------------------------------------------------
+
+// sendQueued returns the bytes of socket fd's send queue that the peer has not acknowledged;
+// 0 if the kernel cannot say (the socket is gone).
+func sendQueued(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	if err != nil {
+		return 0
+	}
+	return n
 }

@@ -11,7 +11,8 @@ import (
 // (their connect may have succeeded: the kernel completes the handshake before the server
 // accepts); a connection gnet's acceptor took just before may still reach the loop and get its
 // Protocol. Addrs still reports the old addresses. It is the first step of a graceful server
-// shutdown: stop accepting, let the open connections finish, then Stop. Idempotent.
+// shutdown: stop accepting, let the open connections finish (Shutdown waits for them and for
+// their peers to take every byte). Idempotent.
 //
 // Loop or any goroutine; it returns once the listeners are closed (from another goroutine it
 // waits for the loop to run it). It returns ErrClosed if the loop is not running.

@@ -33,7 +33,7 @@ type Options struct {
 	Logger        *slog.Logger  // nil: discard
 	Debug         bool          // slow-callback warnings and wrong-goroutine panics
 	SlowCallback  time.Duration // debug threshold, default 100ms
-	Workers       int           // executor pool size for Go(); default 64
+	Workers       int           // executor (Go) jobs running at once; default min(32, GOMAXPROCS+4)
 	ReadBufferCap int           // gnet read buffer; default 64 KiB
 
 	// HalfCloseWriteTimeout bounds how long the writer of a half-closed transport waits for
@@ -44,7 +44,8 @@ type Options struct {
 	// Close has sent everything and shut down the write side, the socket stays open reading and
 	// discarding input until the peer closes, LingerTimeout passes (default 1s) or more than
 	// LingerBytes arrive (default 4 MiB). A negative LingerTimeout turns lingering off: Close
-	// then closes the socket at once, and a peer still sending gets a reset.
+	// then closes the socket at once, and a peer still sending gets a reset. While the loop
+	// shuts down (Shutdown), neither bound closes a socket whose peer is short of bytes.
 	LingerTimeout time.Duration
 	LingerBytes   int
 
@@ -100,6 +101,7 @@ type Loop struct {
 	wakeFD   int
 	armed    atomic.Bool
 	stopReq  atomic.Bool
+	shutReq  atomic.Bool
 	wakeConn gnet.Conn // loop only; nil until the loop is ready
 	passTask gnet.Runnable
 	inPass   bool // loop only: a pass is running
@@ -116,6 +118,7 @@ type Loop struct {
 	conns           map[uint64]*Transport
 	nextID          uint64
 	cur             *Transport  // transport whose gnet callback is running
+	shutting        bool        // the graceful stop (Shutdown) began
 	stopping        bool        // the stop's teardown ran
 	stopPasses      int         // passes run since the teardown
 	eng             gnet.Engine // set in OnBoot
@@ -134,12 +137,13 @@ type Loop struct {
 	enrolls atomic.Int64
 	exited  chan struct{} // closed when gnet's Run has returned
 
-	sem     chan struct{}
+	exec    executor
 	workWG  sync.WaitGroup
 	dialWG  sync.WaitGroup
 	writeWG sync.WaitGroup
 
-	detached map[*Transport]struct{}
+	detached  map[*Transport]struct{}
+	lingering map[*Transport]struct{} // lingering and draining: lost, but their sockets open
 }
 
 const (
@@ -155,7 +159,7 @@ func New(opts Options) *Loop {
 		opts.SlowCallback = 100 * time.Millisecond
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 64
+		opts.Workers = defaultWorkers()
 	}
 	if opts.ReadBufferCap <= 0 {
 		opts.ReadBufferCap = 64 << 10
@@ -178,20 +182,20 @@ func New(opts Options) *Loop {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Loop{
-		opts:     opts,
-		log:      log,
-		clock:    opts.Clock,
-		started:  make(chan struct{}),
-		done:     make(chan struct{}),
-		stopCh:   make(chan struct{}),
-		exited:   make(chan struct{}),
-		rootCtx:  ctx,
-		cancel:   cancel,
-		wakeFD:   -1,
-		conns:    make(map[uint64]*Transport),
-		watch:    make(map[*Transport]struct{}),
-		detached: make(map[*Transport]struct{}),
-		sem:      make(chan struct{}, opts.Workers),
+		opts:      opts,
+		log:       log,
+		clock:     opts.Clock,
+		started:   make(chan struct{}),
+		done:      make(chan struct{}),
+		stopCh:    make(chan struct{}),
+		exited:    make(chan struct{}),
+		rootCtx:   ctx,
+		cancel:    cancel,
+		wakeFD:    -1,
+		conns:     make(map[uint64]*Transport),
+		watch:     make(map[*Transport]struct{}),
+		detached:  make(map[*Transport]struct{}),
+		lingering: make(map[*Transport]struct{}),
 	}
 	l.loopGID.Store(-1)
 	if opts.Debug {
@@ -334,8 +338,9 @@ func (l *Loop) Done() <-chan struct{} { return l.done }
 
 // Stop stops the loop: it closes every transport (ConnectionLost runs for each, with nil),
 // drops pending timers, cancels the contexts of running Go functions and shuts the engine down.
-// Any goroutine may call it, also a callback on the loop; it is idempotent and does not wait
-// (use Wait or Done).
+// It ends a Shutdown's wait too: lingering and draining sockets are closed, whatever their
+// peers have not taken yet. Any goroutine may call it, also a callback on the loop; it is
+// idempotent and does not wait (use Wait or Done).
 func (l *Loop) Stop() {
 	l.startMu.Lock()
 	if l.state.CompareAndSwap(stateNew, stateStopped) {
@@ -348,6 +353,56 @@ func (l *Loop) Stop() {
 	l.startMu.Unlock()
 	l.stopReq.Store(true)
 	l.wake()
+}
+
+// Shutdown stops the loop gracefully: it goes on running until every transport is lost and
+// every peer has taken what was written to it, and then stops as with Stop. From the next pass
+// on, a lingering close does not end while the kernel still holds bytes the peer has not
+// acknowledged (the send queue, SIOCOUTQ): past LingerTimeout or LingerBytes the transport
+// drains instead, reading and discarding input, until the peer has them all or closes. So a
+// peer that reads slowly gets every reply, where closing its socket while it still sends would
+// reset it and destroy the queue.
+//
+// Shutdown closes nothing itself: the protocols close their transports (the loop waits for
+// ConnectionLost of each), and listeners stay open unless CloseListeners closes them (a
+// connection accepted meanwhile is one more to wait for). Stop ends the wait at once, aborting
+// what is left: Unsent says, before, what that would drop. Timers, CallSoonThreadsafe and Go
+// work as usual until then. A peer that never reads holds the loop until Stop.
+//
+// Any goroutine may call it, also a callback on the loop; it is idempotent and does not wait
+// (use Wait or Done). Before Start it is Stop.
+func (l *Loop) Shutdown() {
+	if l.state.Load() == stateNew {
+		l.Stop()
+		return
+	}
+	l.shutReq.Store(true)
+	l.wake()
+}
+
+// Unsent returns, by transport ID, the bytes each transport holds that its peer has not taken
+// yet: its write buffer and the kernel's send queue, for open transports and for lingering and
+// draining ones whose ConnectionLost has run. Transports with nothing unsent are left out. A
+// half-closed transport's writer (see Transport) counts only what it holds itself. Loop only;
+// O(transports), one system call each.
+func (l *Loop) Unsent() map[uint64]int {
+	l.checkLoop("Unsent")
+	m := make(map[uint64]int)
+	add := func(t *Transport) {
+		if n := t.unsent(); n > 0 {
+			m[t.id] = n
+		}
+	}
+	for _, t := range l.conns {
+		add(t)
+	}
+	for t := range l.lingering {
+		add(t)
+	}
+	for t := range l.detached {
+		add(t)
+	}
+	return m
 }
 
 // OnLoop reports whether the caller runs on the loop goroutine. Any goroutine. It costs one to
@@ -462,13 +517,17 @@ const maxStopPasses = 1000
 //
 // Stopping is passes too: the first pass after Stop tears down (teardown) and runs the
 // ConnectionLost callbacks that queued; later passes run what those scheduled, until nothing
-// is left (stopPass), and then the pass tells gnet to stop.
+// is left (stopPass), and then the pass tells gnet to stop. A graceful stop (Shutdown) begins
+// in the first pass after Shutdown (beginShutdown), and the pass that finds nothing left to
+// wait for (shutDone) asks for the stop.
 func (l *Loop) pass() gnet.Action {
 	l.inPass = true
 	defer func() { l.inPass = false }()
 	l.armed.Store(false)
 	if l.stopReq.Load() && !l.stopping {
 		l.teardown()
+	} else if l.shutReq.Load() && !l.shutting && !l.stopping {
+		l.beginShutdown()
 	}
 	l.mu.Lock()
 	q := l.tsq
@@ -517,10 +576,29 @@ func (l *Loop) pass() gnet.Action {
 	if l.stopping {
 		return l.stopPass()
 	}
-	if len(l.ready) > 0 {
+	if l.shutting && l.shutDone() {
+		l.stopReq.Store(true)
+		l.wake()
+	} else if len(l.ready) > 0 {
 		l.wake()
 	}
 	return gnet.None
+}
+
+// beginShutdown begins the graceful stop (Shutdown), in the first pass after it: from now on
+// the sockets of lingering transports are watched until their peers have every byte.
+func (l *Loop) beginShutdown() {
+	l.shutting = true
+	for t := range l.lingering {
+		l.watchAdd(t)
+	}
+}
+
+// shutDone reports whether a graceful stop has nothing left to wait for: every transport is
+// lost, and no lingering or draining socket is watched because its peer is short of bytes.
+// O(1).
+func (l *Loop) shutDone() bool {
+	return len(l.conns) == 0 && len(l.detached) == 0 && len(l.watch) == 0
 }
 
 // teardown begins the stop, in the first pass after Stop: the thread-safe queue is closed
@@ -531,6 +609,7 @@ func (l *Loop) teardown() {
 	l.state.Store(stateStopping)
 	l.stopOne.Do(func() { close(l.stopCh) })
 	l.cancel()
+	l.exec.stop()
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()

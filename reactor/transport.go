@@ -52,16 +52,27 @@ const (
 //	open | eofPending -> closing -> lingering      Close: drain, shut the write side, linger
 //	writeShut -> lingering                         Close with nothing left to send
 //	closing -> closed                              drained, lingering off or the loop stopping
+//	closing -> draining                            drained, lingering off, the loop shutting
+//	                                               down and the peer short of bytes sent
 //	detached -> detachedClosing -> lost            Close: the writer sends the rest
-//	any but lingering and lost -> closed -> lost   Abort, a failed write or shutdown
+//	any but lingering, draining and lost           Abort, a failed write or shutdown
+//	  -> closed -> lost
 //	reading states -> lost                         the peer closes or resets
 //	lingering -> lost                              the peer closes, LingerTimeout, LingerBytes
+//	lingering -> draining                          LingerTimeout or LingerBytes while the loop
+//	                                               shuts down and the peer is short of bytes
+//	draining -> lost                               the peer has taken every byte, closes or
+//	                                               resets; the loop stops
 //
-// ConnectionLost is scheduled on entering lingering or lost, so it comes once. The reading
-// states are open, eofPending and writeShut: they hand input to DataReceived. Only open and
-// detached take writes. From closing on, input is discarded. closed lasts only while the
-// transport's own gnet callback runs (gnet closes the connection when it returns); elsewhere
-// the close is synchronous and the transport is lost at once.
+// ConnectionLost is scheduled on entering lingering, draining or lost, so it comes once. The
+// reading states are open, eofPending and writeShut: they hand input to DataReceived. Only
+// open and detached take writes. From closing on, input is discarded. closed lasts only while
+// the transport's own gnet callback runs (gnet closes the connection when it returns);
+// elsewhere the close is synchronous and the transport is lost at once. "Short of bytes" means
+// the kernel's send queue is not empty (SIOCOUTQ, gnetgaps.go): the peer has not acknowledged
+// everything written, the end of stream included. Closing such a socket while input is still
+// arriving sends a reset, which destroys the queue; a draining socket is therefore only closed
+// once the peer has it all, or when the loop's stop ends the wait (Shutdown, then Stop).
 //
 // Write flow control (paused) is kept apart from the state, as asyncio keeps _protocol_paused
 // apart from _closing: a transport may be paused in any state that has a write buffer.
@@ -76,6 +87,7 @@ const (
 	stDetachedClosing               // Close called while detached: the writer sends what is left
 	stClosed                        // the socket closes when the running gnet callback returns
 	stLingering                     // ConnectionLost scheduled; the socket stays open, discarding input
+	stDraining                      // lingering over, the loop shutting down: open until the peer has every byte
 	stLost                          // ConnectionLost scheduled; the socket is closed
 )
 
@@ -211,7 +223,9 @@ func (t *Transport) SetWriteBufferLimits(high, low int) {
 // socket stays open for a while, reading and discarding what the peer still sends, until the
 // peer closes, Options.LingerTimeout passes or more than Options.LingerBytes arrive. Closing a
 // socket with unread input makes the kernel send a reset, and a reset can destroy the reply
-// the peer has not read yet (say, an error message to a client that is still sending).
+// the peer has not read yet (say, an error message to a client that is still sending). While
+// the loop shuts down (Loop.Shutdown) the socket is not closed before the peer has taken every
+// byte, whatever the linger's bounds, until Stop.
 func (t *Transport) Close() {
 	t.l.checkLoop("Transport.Close")
 	switch t.state {
@@ -263,27 +277,70 @@ func (t *Transport) shutdownWrite() bool {
 
 // closeDrained finishes a Close (state closing) whose write buffer is empty: a lingering close
 // (write side shut unless shut is true already, ConnectionLost scheduled, input discarded
-// until the real close), or, with lingering off or the loop stopping, the real close.
+// until the real close), or, with lingering off or the loop stopping, the real close. While
+// the loop shuts down (Shutdown) a socket whose peer is short of bytes is never closed here:
+// with lingering off it drains at once instead.
 func (t *Transport) closeDrained(shut bool) {
 	l := t.l
-	if l.opts.LingerTimeout < 0 || l.stopping || t.c == nil {
+	if l.stopping || t.c == nil {
+		t.closeGnet()
+		return
+	}
+	linger := l.opts.LingerTimeout >= 0
+	if !linger && (!l.shutting || sendQueued(t.c.Fd()) == 0) {
 		t.closeGnet()
 		return
 	}
 	if !shut && !t.shutdownWrite() {
 		return
 	}
-	t.state = stLingering
-	t.lingerTimer = l.callAt(l.clock.Now().Add(l.opts.LingerTimeout), t.endLinger)
+	t.state = stDraining
+	if linger {
+		t.state = stLingering
+		t.lingerTimer = l.callAt(l.clock.Now().Add(l.opts.LingerTimeout), t.endLinger)
+	}
 	l.scheduleLost(t, t.lostErr)
+	l.lingering[t] = struct{}{}
+	if l.shutting {
+		l.watchAdd(t)
+	}
 }
 
-// endLinger closes the socket of a lingering transport once LingerTimeout has passed.
+// endLinger ends the linger of a lingering transport once LingerTimeout has passed.
 func (t *Transport) endLinger() {
 	t.lingerTimer = nil
-	if t.c != nil {
+	if t.c != nil && t.lingerEnds() {
 		_ = t.l.el.Close(t.c) // synchronous: OnClose runs inside
 	}
+}
+
+// lingerEnds is the end of a linger (LingerTimeout or LingerBytes): it reports whether the
+// socket is to close now. It is not while the loop shuts down and the peer is short of bytes:
+// the transport drains then, until the peer has them (checkLinger) or the stop ends.
+func (t *Transport) lingerEnds() (closeNow bool) {
+	l := t.l
+	if !l.shutting || sendQueued(t.c.Fd()) == 0 {
+		return true
+	}
+	t.state = stDraining
+	t.lingerTimer.Cancel()
+	t.lingerTimer = nil
+	l.watchAdd(t)
+	return false
+}
+
+// unsent returns the bytes t holds that its peer has not taken: its write buffer and the
+// kernel's send queue (or, detached, what the writer still holds). Loop only.
+func (t *Transport) unsent() int {
+	switch {
+	case t.c != nil:
+		return t.c.OutboundBuffered() + sendQueued(t.c.Fd())
+	case t.w != nil:
+		return t.w.buffered()
+	case t.dfd >= 0:
+		return sendQueued(t.dfd)
+	}
+	return 0
 }
 
 // Abort closes the transport now, dropping what is queued (gnet makes one non-blocking attempt
@@ -363,13 +420,13 @@ func (l *Loop) dataReceived(t *Transport, buf []byte) (ok bool) {
 	return true
 }
 
-// trafficClosing handles n bytes read on a closing or lingering transport: they are
+// trafficClosing handles n bytes read on a closing, lingering or draining transport: they are
 // discarded.
 func (l *Loop) trafficClosing(t *Transport, c gnet.Conn, n int) gnet.Action {
 	switch t.state {
 	case stLingering:
 		t.lingerRead += n
-		if t.lingerRead > l.opts.LingerBytes {
+		if t.lingerRead > l.opts.LingerBytes && t.lingerEnds() {
 			return gnet.Close
 		}
 	case stClosing:
@@ -428,12 +485,17 @@ func (l *Loop) connClosed(t *Transport, c gnet.Conn, err error) {
 	l.connLost(t, err)
 }
 
-// socketClosed records that the socket of a lingering (or lost) transport is gone.
+// socketClosed records that the socket of a lingering, draining (or lost) transport is gone.
+// A shutting-down loop may be waiting for that alone, so it is woken.
 func (t *Transport) socketClosed() {
 	t.c = nil
 	t.state = stLost
 	t.lingerTimer.Cancel()
 	t.lingerTimer = nil
+	delete(t.l.lingering, t)
+	if t.l.shutting {
+		t.l.wakeOnLoop()
+	}
 }
 
 // connLost moves t to lost and schedules ConnectionLost(err), unless it was scheduled already.

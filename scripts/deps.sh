@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond Go: Redis (the reference reactor),
-# Debian's Python with aiohttp and uvloop (the asyncio baseline), and lsof (the grading
-# flow's test kills a server as the course's grader does, kill $(lsof -ti:PORT)). Safe to
-# run again.
+# Debian's Python with aiohttp and uvloop (the asyncio baseline), Chromium (the status page
+# test, headless; without it that test is skipped, except as root in CI) and lsof (the
+# grading flow's test kills a server as the course's grader does, kill $(lsof -ti:PORT)).
+# Safe to run again.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,14 @@ if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c 'import uvloop' >/dev/null 2>&1 || need+=(python3-uvloop)
 else
   need+=(python3 python3-aiohttp python3-uvloop)
+fi
+
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    need+=(chromium fonts-dejavu-core)
+  else
+    echo "deps: no chromium: the status page test will be skipped (install Debian's chromium to run it)" >&2
+  fi
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -38,15 +38,19 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return "herd: " + e.msg + " (see herd -h)" }
 
-// exitCode maps run's error to the process's exit code: 0 on success (a signal included),
-// 2 for a bad command line or config, 1 for anything else.
+// exitCode maps run's error to the process's exit code: 0 on success (a clean stop by signal
+// included), 2 for a bad command line or config, 3 for a stop whose grace period ran out with
+// replies or floods undelivered, 1 for anything else.
 func exitCode(err error) int {
 	var ue *usageError
+	var unsent *herd.UnsentError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ue), herd.IsConfigError(err):
 		return 2
+	case errors.As(err, &unsent):
+		return 3
 	}
 	return 1
 }
@@ -58,6 +62,7 @@ Usage:
   herd run   [-config FILE] [-grace D] [-cpuprofile F]        every server of the config in this process
   herd serve [-config FILE] [-grace D] [-cpuprofile F] NAME   the server called NAME only
                                               (flags may also follow NAME)
+  herd status [-config FILE] [-watch] [NAME...]  each server's state, read from its admin listener
   herd version                                print the version
   herd help                                   this text
 
@@ -66,9 +71,14 @@ Flags:
                  (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004 (links
                  on 22000-22004), the offline Places provider (no key, no network) and logs
                  in ./logs.
-  -grace D       how long a stop (SIGINT or SIGTERM) may take to finish the replies owed
-                 (default 10s). A second signal stops at once.
+  -grace D       how long a stop (SIGINT or SIGTERM) may take (default 10s). The servers stop
+                 accepting and reading requests, and run on until every reply owed has been
+                 taken by its client, slow readers included, and the links have sent the last
+                 floods. Past D what is left is dropped, the log says how much ("grace period
+                 over") and the exit status is 3. A second signal stops at once.
   -cpuprofile F  write a CPU profile of the whole run to F (go tool pprof F), written at the stop.
+  -watch         (status) print the table again every -interval (default 1s), until Ctrl-C.
+  -timeout D     (status) how long to wait for each server's answer (default 2s).
 
 Config (all keys optional but [[server]]; defaults shown):
   [places]
@@ -77,7 +87,9 @@ Config (all keys optional but [[server]]; defaults shown):
   key = ""                 # or the GOOGLE_PLACES_API_KEY environment variable
   timeout = "5s"
   cache_ttl = "0s"         # keep answers this long; 0: no cache
-  workers = 1024           # Places calls at once per server (each only waits on the network)
+  workers = 0              # Places calls at once per server; 0: 1024 for google and
+                           # google-v1 (remote calls only wait), the cores for offline; calls
+                           # beyond it wait their turn, at most timeout after their WHATSAT
   max_conns = 0            # HTTP connections to the API; 0: as many as workers
   dataset = ""             # offline: a GeoJSON file of your own places
   [log]
@@ -108,8 +120,12 @@ Config (all keys optional but [[server]]; defaults shown):
   peers = ["Jaquez", "Smith"] # links are symmetric: naming one side is enough
   link = "herd"            # "plain": a server of another implementation (the Python
                            # prototype), sent bare AT lines on its addr
+  admin_addr = ""          # e.g. "127.0.0.1:13000": /metrics, /healthz, /readyz, /status,
+                           # a live status page at /, /debug/pprof/; "" turns it off
 
-Exit status: 0 after a stop by signal, 2 for a bad command line or config, 1 otherwise.
+Exit status: 0 after a clean stop by signal, 3 after a stop whose grace period ran out with
+replies undelivered, 2 for a bad command line or config, 1 otherwise (herd status: 1 when a
+server with an admin_addr cannot be read).
 `
 
 // run is the whole program: args without the program name; it returns when ctx is done (the
@@ -127,6 +143,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "herd", version())
 		return nil
+	case "status":
+		return statusCmd(ctx, args, stdout)
 	case "run", "serve":
 	default:
 		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
@@ -136,21 +154,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	// Flags may come before or after NAME: "herd serve Hill -config herd.toml" works too.
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, usage)
-				return nil
-			}
-			return &usageError{err.Error()}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseFlags(fs, args, stdout)
+	if err != nil {
+		return ignoreHelp(err)
 	}
 	if *grace <= 0 {
 		return &usageError{"-grace must be positive"}
@@ -162,14 +168,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &usageError{fmt.Sprintf("serve takes the name of one server, got %q", strings.Join(rest, " "))}
 	}
 
-	cfg := herd.DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = herd.LoadConfig(*configPath); err != nil {
-			return err
-		}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
 	}
-	var name string
+	var opts []herd.Option
 	if cmd == "serve" {
 		if len(rest) == 0 {
 			names := make([]string, len(cfg.Servers))
@@ -178,7 +181,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return &usageError{"serve needs the name of one server of the config: " + strings.Join(names, ", ")}
 		}
-		name = rest[0]
+		opts = append(opts, herd.WithServers(rest[0])) // a herd of one
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -192,15 +195,57 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit(stdout)
-	if cmd == "serve" {
-		return serve(ctx, cfg, name, *grace, stdout)
-	}
-	return runHerd(ctx, cfg, *grace, stdout)
+	return runHerd(ctx, cfg, *grace, stdout, opts...)
 }
 
-func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer) error {
-	h, err := herd.NewHerd(cfg)
+// parseFlags parses args with fs and returns the arguments that are not flags. Flags may come
+// before or after them: "herd serve Hill -config herd.toml" works too. For -h it prints the
+// usage to stdout and returns flag.ErrHelp; for a bad flag, a *usageError.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, usage)
+				return nil, err
+			}
+			return nil, &usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// ignoreHelp returns err, or nil for flag.ErrHelp: -h is a success.
+func ignoreHelp(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// loadConfig loads the config at path, or returns the default herd's for "".
+func loadConfig(path string) (*herd.Config, error) {
+	if path == "" {
+		return herd.DefaultConfig(), nil
+	}
+	return herd.LoadConfig(path)
+}
+
+// runHerd runs the servers of cfg that opts select (all, or the one of herd serve) until ctx is
+// done or one of them stops on its own.
+func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer, opts ...herd.Option) error {
+	h, err := herd.NewHerd(cfg, opts...)
 	if err != nil {
+		return err
+	}
+	admins, err := startAdmins(cfg, h.Servers())
+	defer admins.close()
+	if err != nil {
+		h.Shutdown(context.Background()) // nothing started: closes the logs
 		return err
 	}
 	if err := h.Start(); err != nil {
@@ -210,6 +255,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 	for _, s := range h.Servers() {
 		announce(stdout, s, bound.Server(s.Name()).Peers)
 	}
+	admins.print(stdout)
 	for _, s := range h.Servers() {
 		capped(stdout, cfg, s)
 	}
@@ -278,31 +324,6 @@ func raiseFileLimit(stdout io.Writer) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		fmt.Fprintf(stdout, "herd: cannot raise the open file limit to %d: %v\n", rl.Max, err)
 	}
-}
-
-func serve(ctx context.Context, cfg *herd.Config, name string, grace time.Duration, stdout io.Writer) error {
-	s, err := herd.NewServer(cfg, name)
-	if err != nil {
-		return err
-	}
-	if err := s.Start(); err != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), grace)
-		defer cancel()
-		s.Shutdown(sctx)
-		return err
-	}
-	announce(stdout, s, cfg.Server(name).Peers)
-	capped(stdout, cfg, s)
-	hello(stdout, cfg, s.Addr().String())
-	started([]*herd.Server{s})
-	failed := waitStop(ctx, []*herd.Server{s}, stdout)
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	err = s.Shutdown(sctx)
-	if failed != nil {
-		return failed
-	}
-	return err
 }
 
 // hello says how to talk to the herd.

@@ -140,6 +140,9 @@ func TestRunArgs(t *testing.T) {
 		{[]string{"serve"}, 2, "herd: serve needs the name of one server of the config: Hill, Jaquez, Smith, Singleton, Campbell (see herd -h)"},
 		{[]string{"serve", "-config", bad}, 2, "unknown peer"},
 		{[]string{"serve", "A", "B"}, 2, `herd: serve takes the name of one server, got "A B"`},
+		{[]string{"status"}, 2, "herd: status: no server to read: give servers an admin_addr in the config"},
+		{[]string{"status", "Nope"}, 2, `herd: status: no server named "Nope" in the config`},
+		{[]string{"status", "-interval", "0s"}, 2, "-interval and -timeout must be positive"},
 		{[]string{"serve", "Nobody", "-grace", "0s"}, 2, "-grace must be positive"},
 		{[]string{"serve", "Nobody", "-config", bad}, 2, "unknown peer"},
 		{[]string{"serve", "-config", badURL, "A"}, 2, `herd: config: places.url: "::bad": want http(s)://host[:port]`},
@@ -652,7 +655,7 @@ func relinkTimes(t *testing.T, path string) {
 	var listened time.Time
 	starts := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		tm, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(strings.Fields(line+" x")[0], "time="))
+		tm, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(strings.Fields(line + " x")[0], "time="))
 		switch {
 		case err != nil:
 		case strings.Contains(line, "msg=listening"):
@@ -661,5 +664,64 @@ func relinkTimes(t *testing.T, path string) {
 		case starts == 2 && (strings.Contains(line, `msg="link up"`) || strings.Contains(line, `msg="resync done"`)):
 			t.Logf("restarted Smith, %v after listening: %s", tm.Sub(listened), line[strings.Index(line, "msg="):])
 		}
+	}
+}
+
+// TestProcessGraceOver: a client that never reads again after SIGTERM holds the stop only for
+// the grace period; then the process exits 3, and the server's log says how many connections
+// were owed how many bytes.
+func TestProcessGraceOver(t *testing.T) {
+	dir := t.TempDir()
+	const grace = time.Second
+	p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma")
+	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
+	// A 2 KiB receive buffer, set before connecting: the replies it does not read stay in the
+	// server's socket.
+	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", addrs(p.stdout.String())["Gamma"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	const n = 3000
+	var reqs strings.Builder
+	for k := range n {
+		fmt.Fprintf(&reqs, "IAMAT mute +1+1 %d\n", k+1)
+	}
+	if _, err := io.WriteString(c, reqs.String()); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "logs", "Gamma.log")
+	waitFor(t, "the server to read every request", func() bool {
+		b, _ := os.ReadFile(logPath)
+		return bytes.Contains(b, []byte(fmt.Sprintf(`in="IAMAT mute +1+1 %d"`, n)))
+	})
+	t0 := time.Now()
+	code := p.stop(t)
+	took := time.Since(t0)
+	if code != 3 {
+		t.Errorf("exit %d, want 3 (grace period over); stderr %q", code, p.stderr.String())
+	}
+	if took < grace {
+		t.Errorf("exited %v after SIGTERM, before the grace period (%v) was over", took, grace)
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "herd: Gamma: grace period over with 1 connections owed ") {
+		t.Errorf("stderr %q does not say what was dropped", s)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`level=WARN msg="grace period over: replies not delivered" server=Gamma conns=1 bytes=[1-9]\d* whatsats=0\n`).Match(b) {
+		t.Errorf("Gamma.log has no grace period record:\n%s", b[max(0, len(b)-2000):])
 	}
 }

@@ -35,7 +35,7 @@ type upstream struct {
 
 func newUpstream(cfg Config, defURL string) (upstream, error) {
 	if cfg.Key == "" {
-		return upstream{}, fmt.Errorf("%w: provider %s needs an API key (config key or GOOGLE_PLACES_API_KEY)", ErrConfig, cfg.Provider)
+		return upstream{}, &ConfigError{Key: "key", Msg: fmt.Sprintf("provider %s needs an API key (config key or GOOGLE_PLACES_API_KEY)", cfg.Provider)}
 	}
 	base := cfg.URL
 	if base == "" {
@@ -43,7 +43,7 @@ func newUpstream(cfg Config, defURL string) (upstream, error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return upstream{}, fmt.Errorf("%w: url %q: want http(s)://host[:port]", ErrConfig, base)
+		return upstream{}, &ConfigError{Key: "url", Msg: fmt.Sprintf("%q: want http(s)://host[:port]", base)}
 	}
 	return upstream{
 		base:    strings.TrimRight(base, "/"),
@@ -178,7 +178,9 @@ func (u *upstream) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp
 			timeout = d
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: the deadline passed before the call", ErrTimeout)
+	} else if err != nil {
 		return fmt.Errorf("%w: %s", ErrTransport, err)
 	}
 	err := u.client.DoTimeout(req, resp, timeout)
@@ -241,11 +243,6 @@ func newGoogle(cfg Config) (*google, error) {
 }
 
 func (g *google) Name() string { return Google }
-
-// key: the legacy call depends only on location and radius (always a full page).
-func (g *google) key(req Request) string {
-	return req.Lat + "," + req.Lng + "," + req.RadiusM
-}
 
 // Nearby asks GET {base}/maps/api/place/nearbysearch/json?location=LAT,LNG&radius=M&key=K.
 // A JSON body with a "status" passes through byte for byte (the key is scrubbed from the

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +30,7 @@ func startFake(t testing.TB, opts fake.Options) (*fake.Server, string) {
 	return s, base
 }
 
-func newProvider(t testing.TB, cfg Config) *shared {
+func newProvider(t testing.TB, cfg Config) Provider {
 	t.Helper()
 	if cfg.Key == "" {
 		cfg.Key = testKey
@@ -41,7 +39,7 @@ func newProvider(t testing.TB, cfg Config) *shared {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.(*shared)
+	return p
 }
 
 var ucla = Request{Lat: "+34.068930", Lng: "-118.445127", RadiusM: "10000", LatF: 34.068930, LngF: -118.445127, RadiusMF: 10000, Bound: 5}
@@ -224,9 +222,6 @@ func TestFailures(t *testing.T) {
 					t.Errorf("err %v, want StatusError{%s, %q}", err, status, msg)
 				}
 			}
-			if m := MetricsOf(p); m.Errors.Load() != 1 || m.Calls.Load() != 1 {
-				t.Errorf("metrics: calls %d errors %d", m.Calls.Load(), m.Errors.Load())
-			}
 		})
 	}
 }
@@ -235,7 +230,7 @@ func TestGoogleV1(t *testing.T) {
 	f, base := startFake(t, fake.Options{Key: testKey})
 	p := newProvider(t, Config{Provider: GoogleV1, URL: base})
 	req := ucla
-	req.Bound = 7
+	req.Bound = 7 // not sent: a full page serves every bound
 	body, err := p.Nearby(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -261,12 +256,12 @@ func TestGoogleV1(t *testing.T) {
 		t.Fatalf("request body %s: %v", r.Body, err)
 	}
 	c := q.LocationRestriction.Circle
-	if q.MaxResultCount != 7 || c.Center.Latitude != 34.068930 || c.Center.Longitude != -118.445127 || c.Radius != 10000 {
+	if q.MaxResultCount != MaxResults || c.Center.Latitude != 34.068930 || c.Center.Longitude != -118.445127 || c.Radius != 10000 {
 		t.Errorf("request body %s", r.Body)
 	}
 
 	got := parseBody(t, body)
-	want := fake.Places(34.068930, -118.445127, 10000, 7)
+	want := fake.Places(34.068930, -118.445127, 10000, MaxResults)
 	if got.Status != "OK" || len(got.Results) != len(want) {
 		t.Fatalf("status %s, %d results", got.Status, len(got.Results))
 	}
@@ -328,19 +323,21 @@ func TestLegacyIcon(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	tests := []struct {
-		cfg  Config
-		want string
+		cfg       Config
+		key, want string
 	}{
-		{Config{Provider: "bing"}, `unknown provider "bing"`},
-		{Config{Provider: Google}, "needs an API key"},
-		{Config{Provider: GoogleV1}, "needs an API key"},
-		{Config{Provider: Google, Key: "k", URL: "ftp://x"}, "want http(s)://host[:port]"},
-		{Config{Provider: Google, Key: "k", URL: "::"}, "want http(s)://host[:port]"},
+		{Config{Provider: "bing"}, "provider", `unknown provider "bing"`},
+		{Config{Provider: Google}, "key", "needs an API key"},
+		{Config{Provider: GoogleV1}, "key", "needs an API key"},
+		{Config{Provider: Google, Key: "k", URL: "ftp://x"}, "url", `"ftp://x": want http(s)://host[:port]`},
+		{Config{Provider: Google, Key: "k", URL: "::"}, "url", "want http(s)://host[:port]"},
+		{Config{Provider: Offline, Dataset: "/nonexistent/places.geojson"}, "dataset", "no such file"},
 	}
 	for _, tt := range tests {
 		_, err := New(tt.cfg)
-		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("New(%+v) = %v, want ErrConfig with %q", tt.cfg, err, tt.want)
+		var ce *ConfigError
+		if !errors.Is(err, ErrConfig) || !errors.As(err, &ce) || ce.Key != tt.key || !strings.Contains(ce.Msg, tt.want) {
+			t.Errorf("New(%+v) = %v, want a ConfigError of %s with %q", tt.cfg, err, tt.key, tt.want)
 		}
 	}
 	for _, name := range []string{Google, GoogleV1, Offline} {
@@ -351,112 +348,55 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-// TestCoalescing: N identical requests in flight make one upstream call.
-func TestCoalescing(t *testing.T) {
+// TestCtxDeadline: a ctx deadline sooner than the provider's timeout bounds the call (the
+// herd gives each call the deadline of its WHATSAT).
+func TestCtxDeadline(t *testing.T) {
 	for _, provider := range []string{Google, GoogleV1} {
 		t.Run(provider, func(t *testing.T) {
-			const n = 16
-			f, base := startFake(t, fake.Options{})
-			p := newProvider(t, Config{Provider: provider, URL: base})
-			var joined atomic.Int32
-			p.joined = func() { joined.Add(1) }
-			f.Hold()
-			bodies := make([][]byte, n)
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					bodies[i], _ = p.Nearby(context.Background(), ucla)
-				}()
+			_, base := startFake(t, fake.Options{Hang: true})
+			p := newProvider(t, Config{Provider: provider, URL: base, Timeout: time.Minute})
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			body, err := p.Nearby(ctx, ucla)
+			if !errors.Is(err, ErrTimeout) {
+				t.Errorf("err %v, want ErrTimeout", err)
 			}
-			waitFor(t, func() bool { return joined.Load() == n && f.Count() >= 1 })
-			f.Release()
-			wg.Wait()
-			if f.Count() != 1 {
-				t.Errorf("%d upstream calls, want 1", f.Count())
+			if status, msg := errorBody(t, body); status != "UNKNOWN_ERROR" || !strings.HasPrefix(msg, "places: timeout after") {
+				t.Errorf("%s %q", status, msg)
 			}
-			for i := range bodies {
-				if !bytes.Equal(bodies[i], bodies[0]) || len(bodies[i]) == 0 {
-					t.Fatalf("caller %d got another body", i)
-				}
-			}
-			m := MetricsOf(p)
-			if m.Calls.Load() != n || m.Upstream.Load() != 1 || m.Shared.Load() != n-1 || m.Errors.Load() != 0 {
-				t.Errorf("metrics calls %d upstream %d shared %d errors %d", m.Calls.Load(), m.Upstream.Load(), m.Shared.Load(), m.Errors.Load())
-			}
-			if m.LatencyNs.Load() == 0 || m.MaxNs.Load() != m.LatencyNs.Load() {
-				t.Errorf("latency %d ns, max %d ns: one call, so both equal and non-zero", m.LatencyNs.Load(), m.MaxNs.Load())
-			}
-			// A different question is another call.
-			other := ucla
-			other.RadiusM, other.RadiusMF = "5000", 5000
-			if _, err := p.Nearby(context.Background(), other); err != nil || f.Count() != 2 {
-				t.Errorf("another radius: err %v, %d calls", err, f.Count())
+			// A ctx already past its deadline: no call at all.
+			body, err = p.Nearby(ctx, ucla)
+			if !errors.Is(err, ErrTimeout) || len(body) == 0 {
+				t.Errorf("past deadline: err %v, body %q", err, body)
 			}
 		})
 	}
 }
 
-// TestCallerGivesUp: a caller whose ctx ends gets UNKNOWN_ERROR at once; the others still get
-// Google's answer.
-func TestCallerGivesUp(t *testing.T) {
-	f, base := startFake(t, fake.Options{})
-	p := newProvider(t, Config{Provider: Google, URL: base})
-	f.Hold()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan []byte)
-	go func() {
-		body, _ := p.Nearby(context.Background(), ucla)
-		done <- body
-	}()
-	waitFor(t, func() bool { return f.Count() == 1 })
-	cancel()
-	body, err := p.Nearby(ctx, ucla)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("err %v", err)
-	}
-	if status, msg := errorBody(t, body); status != "UNKNOWN_ERROR" || msg != "places: context canceled" {
-		t.Errorf("%s %q", status, msg)
-	}
-	f.Release()
-	if body := <-done; !bytes.Contains(body, []byte(`"status" : "OK"`)) {
-		t.Errorf("the waiting caller got\n%s", body)
-	}
-}
-
 func TestCache(t *testing.T) {
-	f, base := startFake(t, fake.Options{})
-	p := newProvider(t, Config{Provider: Google, URL: base, CacheTTL: time.Minute, CacheSize: 2})
-	now := time.Unix(1e9, 0)
-	p.now = func() time.Time { return now }
-	ctx := context.Background()
-	first, _ := p.Nearby(ctx, ucla)
-	second, _ := p.Nearby(ctx, ucla)
-	if f.Count() != 1 || !bytes.Equal(first, second) || MetricsOf(p).CacheHits.Load() != 1 {
-		t.Errorf("within TTL: %d calls, hits %d", f.Count(), MetricsOf(p).CacheHits.Load())
+	if c := NewCache(10, 0); c != nil {
+		t.Fatal("NewCache with no TTL made a cache")
 	}
-	now = now.Add(time.Minute)
-	p.Nearby(ctx, ucla)
-	if f.Count() != 2 {
-		t.Errorf("after TTL: %d calls, want 2", f.Count())
+	var off *Cache
+	off.Add("k", []byte("x"))
+	if _, ok := off.Get("k"); ok || off.Len() != 0 {
+		t.Error("a nil Cache kept an answer")
 	}
-	// Failures are not cached.
-	f.Set(fake.Options{HTTPStatus: 500})
-	other := Request{LatF: 1, LngF: 2, RadiusMF: 3}
-	p.Nearby(ctx, other)
-	p.Nearby(ctx, other)
-	if f.Count() != 4 {
-		t.Errorf("errors cached: %d calls, want 4", f.Count())
+	c := NewCache(2, 50*time.Millisecond)
+	c.Add("a", []byte("A"))
+	if b, ok := c.Get("a"); !ok || string(b) != "A" {
+		t.Errorf("Get(a) = %q, %v within the TTL", b, ok)
 	}
-	// The size bound holds.
-	f.Set(fake.Options{})
-	for i := range 5 {
-		p.Nearby(ctx, Request{LatF: float64(i), LngF: 2, RadiusMF: 3})
+	c.Add("b", []byte("B"))
+	c.Get("a") // a is now the most recently used
+	c.Add("c", []byte("C"))
+	if _, ok := c.Get("b"); ok || c.Len() != 2 {
+		t.Errorf("past the size: b kept (%v), %d entries, want 2", ok, c.Len())
 	}
-	if n := len(p.cache.m); n > 2 {
-		t.Errorf("cache holds %d entries, bound 2", n)
+	if _, ok := c.Get("a"); !ok {
+		t.Error("the most recently used answer was evicted")
 	}
+	waitFor(t, func() bool { _, ok := c.Get("c"); return !ok })
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -30,16 +30,11 @@ func newGoogleV1(cfg Config) (*googleV1, error) {
 
 func (g *googleV1) Name() string { return GoogleV1 }
 
-// key: the v1 call asks for maxResultCount = Bound, so Bound is part of the question.
-func (g *googleV1) key(req Request) string {
-	return strconv.FormatFloat(req.LatF, 'g', -1, 64) + "," + strconv.FormatFloat(req.LngF, 'g', -1, 64) +
-		"," + strconv.FormatFloat(req.RadiusMF, 'g', -1, 64) + "," + strconv.Itoa(req.Bound)
-}
-
-// v1Body is the searchNearby request body.
+// v1Body is the searchNearby request body. It asks for a full page (MaxResults), as the legacy
+// API always answers, whatever the caller's bound: one answer serves every bound.
 func v1Body(dst []byte, r Request) []byte {
 	dst = append(dst, `{"maxResultCount":`...)
-	dst = strconv.AppendInt(dst, int64(r.Bound), 10)
+	dst = strconv.AppendInt(dst, MaxResults, 10)
 	dst = append(dst, `,"locationRestriction":{"circle":{"center":{"latitude":`...)
 	dst = strconv.AppendFloat(dst, r.LatF, 'f', -1, 64)
 	dst = append(dst, `,"longitude":`...)

@@ -79,34 +79,25 @@ type index struct {
 	start  []int32
 }
 
+// offline answers from an index it only reads: any number of calls may run at once, each
+// spending CPU only (a 50 km search and its body take tens of microseconds).
 type offline struct {
 	idx *index
-	// memo keeps recent answers: they never change, and a herd asks about the same few
-	// client locations again and again.
-	mu   sync.Mutex
-	memo map[string][]byte
 }
 
-// memoSize bounds offline.memo (bodies are a few KiB: at most about 60 MiB).
-const memoSize = 4096
-
 func newOffline(cfg Config) (*offline, error) {
-	var (
-		ps  []place
-		err error
-	)
 	if cfg.Dataset != "" {
-		ps, err = loadGeoJSON(cfg.Dataset)
+		ps, err := loadGeoJSON(cfg.Dataset)
 		if err != nil {
-			return nil, err
+			return nil, &ConfigError{Key: "dataset", Msg: err.Error(), Err: err}
 		}
-		return &offline{idx: buildIndex(ps), memo: map[string][]byte{}}, nil
+		return &offline{idx: buildIndex(ps)}, nil
 	}
 	idx, err := embeddedIndex()
 	if err != nil {
 		return nil, err
 	}
-	return &offline{idx: idx, memo: map[string][]byte{}}, nil
+	return &offline{idx: idx}, nil
 }
 
 // embeddedIndex loads the embedded dataset once per process (about 0.2 s, 20 MB): every
@@ -121,36 +112,13 @@ var embeddedIndex = sync.OnceValues(func() (*index, error) {
 
 func (o *offline) Name() string { return Offline }
 
-// key: the offline answer does not depend on Bound (it always gives up to 20).
-func (o *offline) key(req Request) string {
-	return strconv.FormatFloat(req.LatF, 'g', -1, 64) + "," + strconv.FormatFloat(req.LngF, 'g', -1, 64) +
-		"," + strconv.FormatFloat(req.RadiusMF, 'g', -1, 64)
-}
-
 // Nearby returns the places within req.RadiusMF metres of (LatF, LngF), nearest first, at most
 // MaxResults, as a legacy body. Any goroutine; it never fails.
 func (o *offline) Nearby(_ context.Context, req Request) ([]byte, error) {
-	k := o.key(req)
-	o.mu.Lock()
-	body, ok := o.memo[k]
-	o.mu.Unlock()
-	if ok {
-		return body, nil
-	}
-	body = o.answer(req)
-	o.mu.Lock()
-	if len(o.memo) >= memoSize {
-		for k := range o.memo { // drop an arbitrary entry
-			delete(o.memo, k)
-			break
-		}
-	}
-	o.memo[k] = body
-	o.mu.Unlock()
-	return body, nil
+	return o.answer(normalize(req)), nil
 }
 
-// answer computes the body for req (no memo).
+// answer computes the body for req, whose numbers are set.
 func (o *offline) answer(req Request) []byte {
 	hits := o.idx.search(req.LatF, req.LngF, req.RadiusMF, nil)
 	if len(hits) > MaxResults {
@@ -395,32 +363,33 @@ type geoJSON struct {
 }
 
 // loadGeoJSON reads a FeatureCollection of Point features whose properties have a "name" and
-// optionally "types" (default point_of_interest, establishment) and "vicinity".
+// optionally "types" (default point_of_interest, establishment) and "vicinity". Its errors
+// name the file and the feature (newOffline makes them a ConfigError of places.dataset).
 func loadGeoJSON(path string) ([]place, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("places: dataset: %w", err)
+		return nil, err
 	}
 	var fc geoJSON
 	if err := json.Unmarshal(b, &fc); err != nil {
-		return nil, fmt.Errorf("places: dataset %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if fc.Type != "FeatureCollection" {
-		return nil, fmt.Errorf("places: dataset %s: type %q, want FeatureCollection", path, fc.Type)
+		return nil, fmt.Errorf("%s: type %q, want FeatureCollection", path, fc.Type)
 	}
 	ps := make([]place, 0, len(fc.Features))
 	for i, f := range fc.Features {
 		g := f.Geometry
 		var xy []float64
 		if g == nil || g.Type != "Point" || json.Unmarshal(g.Coordinates, &xy) != nil || len(xy) < 2 {
-			return nil, fmt.Errorf("places: dataset %s: feature %d: geometry is not a Point", path, i)
+			return nil, fmt.Errorf("%s: feature %d: geometry is not a Point", path, i)
 		}
 		lng, lat := xy[0], xy[1]
 		if !(lat >= -90 && lat <= 90 && lng >= -180 && lng <= 180) {
-			return nil, fmt.Errorf("places: dataset %s: feature %d: coordinates [%g, %g] out of range", path, i, lng, lat)
+			return nil, fmt.Errorf("%s: feature %d: coordinates [%g, %g] out of range", path, i, lng, lat)
 		}
 		if f.Properties.Name == "" {
-			return nil, fmt.Errorf("places: dataset %s: feature %d: no name", path, i)
+			return nil, fmt.Errorf("%s: feature %d: no name", path, i)
 		}
 		p := place{
 			lat: lat, lng: lng,

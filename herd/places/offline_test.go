@@ -326,7 +326,7 @@ func TestOfflineGeoJSON(t *testing.T) {
 
 func BenchmarkOffline(b *testing.B) {
 	p := newOfflineT(b, Config{})
-	o := p.(*shared).p.(*offline)
+	o := p.(*offline)
 	runtime.GC() // the dataset's load leaves garbage that would be collected during the runs
 	for _, radius := range []float64{10000, 50000} {
 		b.Run(strings.TrimSuffix(strings.TrimSuffix(fmtFloat(radius/1000), ".0"), "")+"km", func(b *testing.B) {
@@ -337,13 +337,6 @@ func BenchmarkOffline(b *testing.B) {
 			}
 		})
 	}
-	b.Run("memo", func(b *testing.B) {
-		req := Request{LatF: 34.068930, LngF: -118.445127, RadiusMF: 10000, Bound: 20}
-		b.ReportAllocs()
-		for b.Loop() {
-			o.Nearby(context.Background(), req)
-		}
-	})
 	b.Run("search-only-50km", func(b *testing.B) {
 		hits := make([]hit, 0, 1024)
 		b.ReportAllocs()
@@ -351,18 +344,4 @@ func BenchmarkOffline(b *testing.B) {
 			hits = o.idx.search(34.068930, -118.445127, 50000, hits[:0])
 		}
 	})
-}
-
-func TestOfflineMemo(t *testing.T) {
-	p := newOfflineT(t, Config{})
-	o := p.(*shared).p.(*offline)
-	req := Request{LatF: 48.85341, LngF: 2.3488, RadiusMF: 2000}
-	first, _ := p.Nearby(context.Background(), req)
-	second, _ := p.Nearby(context.Background(), req)
-	if !bytes.Equal(first, second) || !bytes.Equal(first, o.answer(req)) {
-		t.Error("a remembered answer differs from a computed one")
-	}
-	if len(o.memo) != 1 {
-		t.Errorf("memo holds %d answers, want 1", len(o.memo))
-	}
 }

@@ -14,9 +14,11 @@
 // The Google providers make one call per request, except that a request that failed on a reused
 // keep-alive connection the API had closed, before any byte of an answer, is sent again once on
 // another connection (as any HTTP client does). They never alter Google's legacy body; the API
-// key is scrubbed only from texts they write themselves (errors, v1 error messages).
-// New wraps every provider so that identical requests in flight at the same time are made once,
-// optionally caches answers for a TTL, and counts what happens in a Metrics.
+// key is scrubbed only from texts they write themselves (errors, v1 error messages). Each call
+// is bounded by Config.Timeout, or by its ctx's deadline if sooner.
+//
+// Providers do not coalesce identical requests: their caller does (the herd's server loop keeps
+// one call per question in flight). Cache keeps answers for a TTL, for a caller that wants it.
 package places
 
 import (
@@ -25,7 +27,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 )
 
@@ -56,7 +57,10 @@ type Request struct {
 	RadiusM    string  // metres as text (codec.AppendRadiusMetres)
 	LatF, LngF float64 // the same, as numbers
 	RadiusMF   float64
-	Bound      int // 1..20; providers may ignore it (the herd cuts the results anyway)
+	// Bound is the caller's bound (1..20). No provider of this package sends it: each asks for
+	// a full page of up to MaxResults, so that one answer serves every bound (the caller cuts
+	// it, codec.AppendPlacesBody) and a cache or a shared call need not tell bounds apart.
+	Bound int
 }
 
 // Provider answers Nearby Search requests. Nearby is called off the loop, from any goroutine,
@@ -65,8 +69,8 @@ type Request struct {
 // It ALWAYS returns a body to send: Google's legacy shape and layout, ending with one "\n". On
 // failure that is the UNKNOWN_ERROR body of SPEC §4 and err says what failed (for logs; it never
 // holds the API key). A status that Google itself sent (REQUEST_DENIED, OVER_QUERY_LIMIT,
-// INVALID_REQUEST) comes back as Google's body with a *StatusError. The body is owned by the
-// caller and must not be modified: it may be shared between callers (coalescing, cache).
+// INVALID_REQUEST) comes back as Google's body with a *StatusError. The body is the caller's; a
+// caller that shares it (a cache) must not modify it.
 type Provider interface {
 	Nearby(ctx context.Context, req Request) (body []byte, err error)
 	Name() string
@@ -79,43 +83,39 @@ type Config struct {
 	URL      string        // base URL; "" means Google's
 	Key      string        // API key; required by google and google-v1
 	Timeout  time.Duration // per upstream call; 0 means DefaultTimeout
-	CacheTTL time.Duration // 0 = no cache
 	MaxConns int           // upstream connections at most; 0 means DefaultMaxConns
 	Dataset  string        // offline: optional GeoJSON file of the user's own places
-	// CacheSize bounds the cache's entries; 0 means 10000.
-	CacheSize int
-}
-
-// Metrics counts what a provider built by New did. Every field may be read from any goroutine
-// at any time; only the package writes them.
-type Metrics struct {
-	Calls     atomic.Uint64 // Nearby calls
-	Upstream  atomic.Uint64 // calls that reached the underlying provider (not shared, not cached)
-	Errors    atomic.Uint64 // upstream calls that returned an error
-	Shared    atomic.Uint64 // calls answered by another caller's identical request in flight
-	CacheHits atomic.Uint64 // calls answered from the cache
-	LatencyNs atomic.Uint64 // total time spent in upstream calls, in nanoseconds
-	MaxNs     atomic.Uint64 // longest upstream call, in nanoseconds
-}
-
-// MetricsOf returns the Metrics of a provider built by New, or nil for any other provider.
-// Any goroutine.
-func MetricsOf(p Provider) *Metrics {
-	if m, ok := p.(interface{ Metrics() *Metrics }); ok {
-		return m.Metrics()
-	}
-	return nil
 }
 
 // Errors. Every error a provider returns wraps one of these (errors.Is), except a *StatusError
 // and the caller's own ctx.Err().
 var (
-	ErrConfig    = errors.New("places: bad config")
+	ErrConfig    = errors.New("places: bad config") // every *ConfigError is one (errors.Is)
 	ErrTimeout   = errors.New("places: timeout")
 	ErrTransport = errors.New("places: transport error")
 	ErrHTTP      = errors.New("places: HTTP")
 	ErrBadBody   = errors.New("places: bad response body")
 )
+
+// ConfigError is a Config that New rejects. Key names the setting as a herd config's [places]
+// table spells it ("provider", "url", "key", "dataset"); Msg says what is wrong with it. Find it
+// with errors.As; errors.Is(err, ErrConfig) holds too.
+type ConfigError struct {
+	Key string
+	Msg string
+	Err error // the underlying error (reading a dataset file, say), or nil
+}
+
+// Error returns "places: KEY: MSG". Any goroutine.
+func (e *ConfigError) Error() string { return "places: " + e.Key + ": " + e.Msg }
+
+// Unwrap returns ErrConfig and the underlying error, if any. Any goroutine.
+func (e *ConfigError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrConfig}
+	}
+	return []error{ErrConfig, e.Err}
+}
 
 // StatusError reports that Google answered with a status other than OK or ZERO_RESULTS. The
 // body returned with it is Google's (legacy) or its legacy mapping (v1), not UNKNOWN_ERROR.
@@ -132,15 +132,9 @@ func (e *StatusError) Error() string {
 	return "places: status " + e.Status + ": " + e.Message
 }
 
-// New builds the provider cfg names, wrapped with request coalescing, the optional cache and
-// Metrics (see MetricsOf). Any goroutine. The offline provider loads its dataset here (the
-// embedded one once per process, about 0.2 s).
-//
-// The wrapped Nearby shares one upstream call between identical requests in flight (the key
-// is the fields the provider sends: location and radius, plus Bound for google-v1). The call
-// runs under the provider's Timeout, not under any one caller's ctx: a caller whose ctx ends
-// first gets the UNKNOWN_ERROR body and ctx.Err() at once, and the others still get the
-// answer. Only answers without error are cached.
+// New builds the provider cfg names. Any goroutine. The offline provider loads its dataset
+// here (the embedded one once per process, about 0.2 s). A Config it cannot use gives a
+// *ConfigError.
 func New(cfg Config) (Provider, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -149,7 +143,7 @@ func New(cfg Config) (Provider, error) {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	var (
-		p   provider
+		p   Provider
 		err error
 	)
 	switch cfg.Provider {
@@ -160,19 +154,12 @@ func New(cfg Config) (Provider, error) {
 	case Offline, "":
 		p, err = newOffline(cfg)
 	default:
-		err = fmt.Errorf("%w: unknown provider %q (want google, google-v1 or offline)", ErrConfig, cfg.Provider)
+		err = &ConfigError{Key: "provider", Msg: fmt.Sprintf("unknown provider %q (want google, google-v1 or offline)", cfg.Provider)}
 	}
 	if err != nil {
-		return nil, err
+		return nil, err // not p: a nil *google in a Provider is not nil
 	}
-	return wrap(p, cfg), nil
-}
-
-// provider is what a concrete provider gives the wrapper: the Provider methods plus the key
-// under which two requests are the same question for it.
-type provider interface {
-	Provider
-	key(req Request) string
+	return p, nil
 }
 
 // normalize fills the text fields of req from its numbers (and the reverse), and drops a
@@ -195,8 +182,5 @@ func normalize(req Request) Request {
 	}
 	req.Lat = strings.TrimPrefix(req.Lat, "+")
 	req.Lng = strings.TrimPrefix(req.Lng, "+")
-	if req.Bound <= 0 || req.Bound > MaxResults {
-		req.Bound = MaxResults
-	}
 	return req
 }

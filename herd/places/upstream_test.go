@@ -123,9 +123,6 @@ func TestRetryAfterIdleConnClosed(t *testing.T) {
 				if n := f.Count(); n != 3 {
 					t.Errorf("the API got %d requests, want 3", n)
 				}
-				if m := MetricsOf(p); m.Errors.Load() != 0 {
-					t.Errorf("%d errors", m.Errors.Load())
-				}
 			})
 		}
 	}
