@@ -138,14 +138,11 @@ func AppendLinkError(dst []byte, msg string) []byte {
 
 // smallUint parses 1 to 9 decimal digits.
 func smallUint(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 9 {
+	if len(b) == 0 || len(b) > 9 || digits(b, 0) != len(b) {
 		return 0, false
 	}
 	n := 0
 	for _, c := range b {
-		if !isDigit(c) {
-			return 0, false
-		}
 		n = n*10 + int(c-'0')
 	}
 	return n, true

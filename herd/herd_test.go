@@ -251,52 +251,20 @@ func smallBufferListen(addr string) (net.Listener, error) {
 }
 
 // sinkListener accepts connections and never reads from them, with a small receive buffer.
-func sinkListener(t *testing.T) (net.Listener, *sync.WaitGroup, func() int) {
+func sinkListener(t *testing.T) (net.Listener, func() int) {
 	t.Helper()
 	ln, err := smallBufferListen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln, &wg, func() int { mu.Lock(); defer mu.Unlock(); return len(conns) }
+	accepted, _ := acceptLoop(t, ln, func(net.Conn) {})
+	return ln, accepted
 }
 
 // A neighbour that never reads its link does not make the sender hold its floods without
 // bound: past max_link_unsent the link is closed (and redialled).
 func TestNonReadingNeighbour(t *testing.T) {
-	ln, err := smallBufferListen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, accepted, stop := fakeNeighbour(t, "Sink", ln) // answers the hello, then never reads
-	defer stop()
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", PeerAddr: ln.Addr().String()})
-	cfg.Limits.MaxLinkUnsent = 256 << 10
-	s := startServer(t, cfg, "A")
+	s, accepted := silentNeighbour(t, func(l *Limits) { l.MaxLinkUnsent = 256 << 10 })
 	waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 	c := dial(t, s.Addr())
 	pad := strings.Repeat("p", 900)
@@ -467,17 +435,10 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 // nothing more is written to it, and each drop counts one overflow (LinkOverflows never
 // exceeds the times the link went down).
 func TestLinkOverflowCountedOnce(t *testing.T) {
-	ln, err := smallBufferListen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, accepted, stop := fakeNeighbour(t, "Sink", ln) // answers the hello, then never reads
-	defer stop()
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", PeerAddr: ln.Addr().String()})
-	cfg.Limits.MaxLinkUnsent = MinLinkUnsent(cfg.Limits.MaxLine)
-	cfg.Limits.BackoffBase = time.Millisecond
-	cfg.Limits.BackoffCap = 5 * time.Millisecond
-	s := startServer(t, cfg, "A")
+	s, accepted := silentNeighbour(t, func(l *Limits) {
+		l.MaxLinkUnsent = MinLinkUnsent(l.MaxLine)
+		l.BackoffBase, l.BackoffCap = time.Millisecond, 5*time.Millisecond
+	})
 	c := dial(t, s.Addr())
 	pad := strings.Repeat("p", 900)
 	var batch bytes.Buffer

@@ -100,13 +100,7 @@ func TestDuplicateLinkRule(t *testing.T) {
 			cfg := testConfig(t, "", ServerConfig{Name: "M", Peers: []string{tc.peer}}, ServerConfig{Name: tc.peer, PeerAddr: ln.Addr().String()})
 			cfg.Limits.DialTimeout = 10 * time.Second // M's hello waits for the test
 			s := startServer(t, cfg, "M")
-			ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
-			oc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer oc.Close()
-			out := &peerConn{t: t, c: oc, r: newReader(oc)}
+			out := acceptOne(t, ln)
 			parseHelloCopy(t, out.line()) // M's HELLO
 			var in *peerConn
 			answerOut := func() { out.send(helloLine(tc.peer, "M")) }
@@ -279,13 +273,7 @@ func TestLinkSecretOnOneSide(t *testing.T) {
 				want = "ERR no proof in the HELLO: is links.secret set there?"
 			}
 			s := startServer(t, cfg, "B")
-			ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
-			oc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer oc.Close()
-			p := &peerConn{t: t, c: oc, r: newReader(oc)}
+			p := acceptOne(t, ln)
 			h := parseHelloCopy(t, p.line())
 			ans := strings.TrimSuffix(helloLine("A", string(h.From)), "\n")
 			if secretAt == "acceptor" {

@@ -77,15 +77,6 @@ func parseHelloCopy(t testing.TB, line string) codec.Hello {
 	return h
 }
 
-// answerHello reads the HELLO of a link the server dialled on c and answers it as name.
-func answerHello(t testing.TB, c net.Conn, name string) *peerConn {
-	t.Helper()
-	p := &peerConn{t: t, c: c, r: bufio.NewReaderSize(c, 64<<10)}
-	p.hello = parseHelloCopy(t, p.line())
-	p.send(helloLine(name, string(p.hello.From)))
-	return p
-}
-
 // dialAsPeer dials the server's peer port as its neighbour from and sends the hello line
 // hello (helloLine(from, server) for a good one). It returns the connection, with nothing read.
 func dialAsPeer(t testing.TB, addr net.Addr, hello string) *peerConn {
@@ -95,19 +86,18 @@ func dialAsPeer(t testing.TB, addr net.Addr, hello string) *peerConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	p := &peerConn{t: t, c: c, r: bufio.NewReaderSize(c, 64<<10)}
+	p := &peerConn{t: t, c: c, r: newReader(c)}
 	p.send(hello)
 	return p
 }
 
-// fakeNeighbour accepts the links the server dials to ln and answers their hellos as name;
-// each connection comes out of the channel once its hello is done, and the number accepted
-// so far from accepted. stop closes the listener and the connections; it runs when the test
-// ends, after the server's shutdown (cleanups run last first): a test whose neighbour never
-// reads defers it, or the server's graceful stop would wait for it to read.
-func fakeNeighbour(t *testing.T, name string, ln net.Listener) (conns <-chan *peerConn, accepted func() int, stop func()) {
+// acceptLoop accepts connections on ln until stop, handing each to fn on the loop's
+// goroutine (fn may block on it; the next accept waits). accepted counts them. stop closes
+// the listener and every connection accepted; it also runs when the test ends, after the
+// server's shutdown (cleanups run last first), so a test whose neighbour never reads defers
+// it, or the server's graceful stop would wait for the neighbour to read.
+func acceptLoop(t testing.TB, ln net.Listener, fn func(c net.Conn)) (accepted func() int, stop func()) {
 	t.Helper()
-	ch := make(chan *peerConn, 64)
 	var mu sync.Mutex
 	var all []net.Conn
 	var wg sync.WaitGroup
@@ -120,18 +110,7 @@ func fakeNeighbour(t *testing.T, name string, ln net.Listener) (conns <-chan *pe
 			mu.Lock()
 			all = append(all, c)
 			mu.Unlock()
-			p := &peerConn{t: t, c: c, r: bufio.NewReaderSize(c, 64<<10)}
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			line, err := p.r.ReadString('\n')
-			h, herr := codec.ParseHello([]byte(strings.TrimSuffix(line, "\n")))
-			if err != nil || herr != nil {
-				continue
-			}
-			p.hello = codec.Hello{From: append([]byte(nil), h.From...)}
-			if _, err := c.Write([]byte(helloLine(name, string(h.From)))); err != nil {
-				continue
-			}
-			ch <- p
+			fn(c)
 		}
 	})
 	var once sync.Once
@@ -147,7 +126,57 @@ func fakeNeighbour(t *testing.T, name string, ln net.Listener) (conns <-chan *pe
 		})
 	}
 	t.Cleanup(stop)
-	return ch, func() int { mu.Lock(); defer mu.Unlock(); return len(all) }, stop
+	return func() int { mu.Lock(); defer mu.Unlock(); return len(all) }, stop
+}
+
+// fakeNeighbour accepts the links the server dials to ln and answers their hellos as name;
+// each connection comes out of the channel once its hello is done (see acceptLoop for
+// accepted and stop).
+func fakeNeighbour(t *testing.T, name string, ln net.Listener) (conns <-chan *peerConn, accepted func() int, stop func()) {
+	t.Helper()
+	ch := make(chan *peerConn, 64)
+	accepted, stop = acceptLoop(t, ln, func(c net.Conn) {
+		p := &peerConn{t: t, c: c, r: newReader(c)}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := p.r.ReadString('\n')
+		h, herr := codec.ParseHello([]byte(strings.TrimSuffix(line, "\n")))
+		if err != nil || herr != nil {
+			return
+		}
+		p.hello = codec.Hello{From: append([]byte(nil), h.From...)}
+		if _, err := c.Write([]byte(helloLine(name, string(h.From)))); err == nil {
+			ch <- p
+		}
+	})
+	return ch, accepted, stop
+}
+
+// silentNeighbour starts server A of a herd where its neighbour Sink, played by the test,
+// answers A's hellos and then never reads; cfg's limits are changed by limits first. It
+// returns A and how many links Sink has accepted.
+func silentNeighbour(t *testing.T, limits func(*Limits)) (a *Server, accepted func() int) {
+	ln, err := smallBufferListen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, accepted, stop := fakeNeighbour(t, "Sink", ln)
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", PeerAddr: ln.Addr().String()})
+	limits(&cfg.Limits)
+	a = startServer(t, cfg, "A")
+	t.Cleanup(stop) // before A's shutdown, which would wait for Sink to read
+	return a, accepted
+}
+
+// acceptOne accepts the server's dial to ln, within 10s.
+func acceptOne(t testing.TB, ln net.Listener) *peerConn {
+	t.Helper()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &peerConn{t: t, c: c, r: newReader(c)}
 }
 
 // next waits for the fake neighbour's next connection.

@@ -867,7 +867,7 @@ func TestShutdownStopsAccepting(t *testing.T) {
 // max_clients per neighbour (on loopback every local connection is from a neighbour's host),
 // so idle clients cannot keep a neighbour's link out.
 func TestNeighbourHostsPastMaxClients(t *testing.T) {
-	ln, _, _ := sinkListener(t)
+	ln, _ := sinkListener(t)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B", Addr: ln.Addr().String(), Link: LinkPlain})
 	cfg.Limits.MaxClients = 1
 	s := startServer(t, cfg, "A")
