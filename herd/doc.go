@@ -187,8 +187,9 @@
 // (100 ms); the count restarts when a link that stayed up longer than backoff_cap goes down.
 // A server that accepts a link from a neighbour uses it at once and drops its own backoff
 // toward it, so a restarted server has its links and its resyncs within milliseconds of
-// listening on a healthy herd (BenchmarkRestartRelink: about 3 ms to its three links and
-// 4 ms to their resyncs done on loopback; the neighbours' backoff plays no part).
+// listening on a healthy herd (BenchmarkRestartRelink, loopback, two busy cores: 3 to 7 ms
+// to its three links, 4 to 12 ms to their resyncs done; the neighbours' backoff plays no
+// part).
 //
 // Names in addresses. A host name in addr or peer_addr is resolved when the server starts
 // and again at each dial, off the loop, within dial_timeout (each address it resolves to is
@@ -207,7 +208,7 @@
 // (4096 digests at most, about 90 KiB for a million clients), and one record that differs
 // is found and sent alone, after the summaries of its bucket (about 250 for a million
 // clients); BenchmarkResyncMillion: two servers of a million records each, one differing,
-// resync in about 70 ms with 290 KB on the wire. Everything is written in chunks of 64 KiB,
+// resync in 20 to 70 ms with 290 KB on the wire. Everything is written in chunks of 64 KiB,
 // one per loop pass, and only while the link's write buffer is below its high mark
 // (PauseWriting stops it, ResumeWriting resumes it); the mark is 256 KiB, lower when
 // max_link_unsent is small, so that a resync cannot trip max_link_unsent itself: a resync
