@@ -43,6 +43,7 @@ type clientConn struct {
 	waiting int // WHATSATs waiting on Places
 
 	inLine   []byte // the line being handled, not logged yet (logged with its reply)
+	sent     bool   // the peer sent a byte: the connection's records are at INFO from then on
 	stop     bool   // no more lines are processed: invalid line, too long, cut off
 	eof      bool   // the client half-closed
 	closing  bool   // Close or Abort called
@@ -87,11 +88,18 @@ func (c *clientConn) attach(t transport) {
 	}
 	s.metrics.ClientsOpen.Add(1)
 	s.metrics.ClientsTotal.Add(1)
-	if s.logInfo {
-		g := s.lg
+}
+
+// firstBytes writes the connection's "open" record, when its first bytes arrive: a
+// connection that closes without sending a byte (a health probe, a port scan) writes no
+// record at INFO, only one at DEBUG when it closes. Loop only.
+func (c *clientConn) firstBytes() {
+	c.sent = true
+	if c.s.logInfo {
+		g := c.s.lg
 		g.begin(slog.LevelInfo, "open")
 		g.uint("conn", c.id)
-		g.str("remote", addrString(t.RemoteAddr()))
+		g.str("remote", addrString(c.t.RemoteAddr()))
 		g.end()
 	}
 }
@@ -141,6 +149,9 @@ func addrString(a net.Addr) string {
 // DataReceived implements reactor.Protocol: it answers every complete line, in order, and
 // writes the replies of this read in one write.
 func (c *clientConn) DataReceived(data []byte) {
+	if !c.sent && len(data) > 0 {
+		c.firstBytes()
+	}
 	if c.stop {
 		return
 	}
@@ -181,7 +192,7 @@ func (c *clientConn) EOFReceived() bool {
 		}
 	}
 	c.dec.Reset()
-	if c.s.logInfo {
+	if c.s.logInfo && c.sent {
 		g := c.s.lg
 		g.begin(slog.LevelInfo, "eof")
 		g.uint("conn", c.id)
@@ -203,9 +214,14 @@ func (c *clientConn) ConnectionLost(err error) {
 	s := c.s
 	delete(s.clients, c.id)
 	s.metrics.ClientsOpen.Add(-1)
-	if err != nil {
+	switch {
+	case !c.sent && err != nil:
+		s.log.Debug("close without data", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "err", err)
+	case !c.sent:
+		s.log.Debug("close without data", "conn", c.id, "remote", addrString(c.t.RemoteAddr()))
+	case err != nil:
 		s.log.Info("close", "conn", c.id, "err", err)
-	} else if s.logInfo {
+	case s.logInfo:
 		g := s.lg
 		g.begin(slog.LevelInfo, "close")
 		g.uint("conn", c.id)

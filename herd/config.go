@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"sort"
@@ -65,22 +67,100 @@ type PlacesConfig struct {
 	// carries one call at a time, so fewer connections than workers would make the rest wait.
 	MaxConns int `toml:"max_conns"`
 	// Dataset is a GeoJSON file of places for the offline provider (default: the built-in one).
+	// A relative path is resolved against the folder of the config file (LoadConfig).
 	Dataset string `toml:"dataset"`
 }
 
 // LogConfig says where each server writes its log.
 type LogConfig struct {
-	// Dir holds one <Name>.log per server (default "logs"). "off" turns logging off.
+	// Dir holds one <Name>.log per server (default "logs"). "off" turns logging off; "-"
+	// writes every server's records to the process's standard error (containers, journald),
+	// where the server field tells them apart. A relative path, the default included, is
+	// resolved against the folder of the config file (LoadConfig).
 	Dir string `toml:"dir"`
 	// Level is "debug", "info" (default), "warn", "error" or "off". Input and output lines are
 	// logged at "info"; "warn" keeps only connection cut-offs, link failures and Places errors.
 	Level string `toml:"level"`
 	// Format is "text" (default) or "json".
 	Format string `toml:"format"`
+	// MaxSize rotates a server's log file when the next batch would take it past this size
+	// (default 100MiB; whole MiB, rounded up): the file is renamed <Name>-<UTC time>.log and
+	// a new one started. 0 turns the built-in rotation off (for logrotate, which signals
+	// SIGHUP). Not used with Dir "-".
+	MaxSize ByteSize `toml:"max_size"`
+	// MaxFiles is how many rotated files of a server are kept besides the one being written
+	// (default 10): the oldest are removed. A server's logs then take at most
+	// (MaxFiles+1) x MaxSize of disk.
+	MaxFiles int `toml:"max_files"`
 }
 
 // Off reports whether logging is turned off.
 func (c LogConfig) Off() bool { return c.Dir == "off" || c.Level == "off" }
+
+// Stderr reports whether the logs go to the process's standard error (Dir "-").
+func (c LogConfig) Stderr() bool { return c.Dir == "-" }
+
+// Log rotation defaults (log.max_size, log.max_files).
+const (
+	DefaultLogMaxSize  ByteSize = 100 << 20
+	DefaultLogMaxFiles          = 10
+)
+
+// defaultLog returns the defaults of [log].
+func defaultLog() LogConfig {
+	return LogConfig{Dir: "logs", Level: "info", Format: "text", MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles}
+}
+
+// ByteSize is a size in bytes, written in a config with a unit: "100MiB", "1GiB", "512KiB"
+// (KB, MB and GB are the same binary units; B is bytes). A number without a unit is an
+// error, except 0.
+type ByteSize int64
+
+// UnmarshalText parses a size with its unit (the toml package calls it). Any goroutine.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	n, err := parseByteSize(string(text))
+	if err != nil {
+		return err
+	}
+	*b = n
+	return nil
+}
+
+// String writes the size in the largest binary unit that divides it: "100MiB". Any goroutine.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		name string
+		n    ByteSize
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && b%u.n == 0 {
+			return strconv.FormatInt(int64(b/u.n), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
+}
+
+var sizeUnits = map[string]ByteSize{
+	"B": 1, "K": 1 << 10, "KB": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "MiB": 1 << 20,
+	"G": 1 << 30, "GB": 1 << 30, "GiB": 1 << 30,
+}
+
+// parseByteSize parses "100MiB" (a whole number and a unit of sizeUnits) or "0".
+func parseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	if i < 0 {
+		if t == "0" {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("%s has no unit: write a size such as \"%sMiB\"", s, t)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	unit, ok := sizeUnits[strings.TrimSpace(t[i:])]
+	if err != nil || !ok || n > math.MaxInt64/int64(unit) {
+		return 0, fmt.Errorf("%q is not a size (want a whole number and B, KiB, MiB or GiB: \"100MiB\")", s)
+	}
+	return ByteSize(n) * unit, nil
+}
 
 // Limits bound what one client or link may make a server hold.
 type Limits struct {
@@ -153,8 +233,9 @@ type LinksConfig struct {
 	// taken only on such links, never on the client port. At least MinSecretLen bytes. Empty:
 	// SecretFile, else the HERD_LINK_SECRET environment variable, else no authentication.
 	Secret string `toml:"secret"`
-	// SecretFile names a file that holds the secret (a final newline is dropped). Reading the
-	// config reads it; Secret then holds what it read.
+	// SecretFile names a file that holds the secret (a final newline is dropped); a relative
+	// path is resolved against the folder of the config file. Reading the config reads it;
+	// Secret then holds what it read.
 	SecretFile string `toml:"secret_file"`
 }
 
@@ -207,7 +288,7 @@ func DefaultLimits() Limits {
 func DefaultConfig() *Config {
 	c := &Config{
 		Places: PlacesConfig{Provider: "offline", Timeout: 5 * time.Second, Workers: defaultWorkers("offline")},
-		Log:    LogConfig{Dir: "logs", Level: "info", Format: "text"},
+		Log:    defaultLog(),
 		Limits: DefaultLimits(),
 		Servers: []ServerConfig{
 			{Name: "Hill", Addr: "127.0.0.1:12000", PeerAddr: "127.0.0.1:22000", Peers: []string{"Jaquez", "Smith"}, Link: LinkHerd},
@@ -285,14 +366,35 @@ func IsConfigError(err error) bool {
 	return errors.As(err, &ce)
 }
 
-// LoadConfig reads, validates and completes the TOML config in the file at path.
+// LoadConfig reads, validates and completes the TOML config in the file at path. Relative
+// paths in it (log.dir, the default "logs" included, and places.dataset) are resolved
+// against the file's folder, so the config means the same from any working directory.
 // Any goroutine may call it.
 func LoadConfig(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &ConfigError{File: path, Msg: err.Error(), Err: err}
 	}
-	return ParseConfig(data, path)
+	c, err := ParseConfig(data, path)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, &ConfigError{File: path, Msg: err.Error(), Err: err}
+	}
+	c.resolvePaths(dir)
+	return c, nil
+}
+
+// resolvePaths makes the relative paths of c (log.dir, places.dataset) relative to dir.
+func (c *Config) resolvePaths(dir string) {
+	if d := c.Log.Dir; !c.Log.Off() && !c.Log.Stderr() && !filepath.IsAbs(d) {
+		c.Log.Dir = filepath.Join(dir, d)
+	}
+	if d := c.Places.Dataset; d != "" && !filepath.IsAbs(d) {
+		c.Places.Dataset = filepath.Join(dir, d)
+	}
 }
 
 // ParseConfig parses, validates and completes a TOML config; file names it in errors.
@@ -300,22 +402,23 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(data []byte, file string) (*Config, error) {
 	c := &Config{
 		Places: PlacesConfig{Timeout: 5 * time.Second},
-		Log:    LogConfig{Dir: "logs", Level: "info", Format: "text"},
+		Log:    defaultLog(),
 		Limits: DefaultLimits(),
+	}
+	// First as plain TOML values, to check their types: the toml package reports a value of
+	// the wrong type as text only, and takes an integer as nanoseconds for a duration.
+	var raw map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
+		return nil, parseError(err, file)
+	}
+	loc := newKeyLocator(data)
+	if err := typeErrors(raw, loc, file); err != nil {
+		return nil, err
 	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message, Err: err}
-		}
-		// A value of the wrong type, which the toml package reports as text only: find each.
-		if terr := typeErrors(data, file); terr != nil {
-			return nil, terr
-		}
-		return nil, &ConfigError{File: file, Msg: err.Error(), Err: err}
+		return nil, parseError(err, file)
 	}
-	loc := newKeyLocator(data)
 	var errs []error
 	for _, k := range md.Undecoded() {
 		errs = append(errs, &ConfigError{File: file, Line: loc.line(k), Key: k.String(), Msg: "unknown key"})
@@ -340,38 +443,73 @@ func ParseConfig(data []byte, file string) (*Config, error) {
 	return c, nil
 }
 
-// typeErrors returns a ConfigError for each value of a TOML text (one that parses) that does
-// not fit the Config field it is for, or nil.
-func typeErrors(data []byte, file string) error {
-	var raw map[string]any
-	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
-		return nil
+// parseError makes a decoder's error a ConfigError, with the decoder's own position when it
+// has one (syntax, a size the ByteSize parser rejects).
+func parseError(err error, file string) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message, Err: err}
 	}
-	loc := newKeyLocator(data)
+	return &ConfigError{File: file, Msg: err.Error(), Err: err}
+}
+
+// typeErrors returns a ConfigError for each value of a TOML text, decoded into raw, that does
+// not fit the Config field it is for, or nil.
+func typeErrors(raw map[string]any, loc *keyLocator, file string) error {
 	var errs []error
-	checkTypes(raw, reflect.TypeFor[Config](), nil, func(key []string, want string, got any) {
-		errs = append(errs, &ConfigError{File: file, Line: loc.line(key), Key: keyName(key),
-			Msg: fmt.Sprintf("want %s, got %s", want, tomlType(got))})
+	checkTypes(raw, reflect.TypeFor[Config](), nil, func(key []string, msg string) {
+		errs = append(errs, &ConfigError{File: file, Line: loc.line(key), Key: keyName(key), Msg: msg})
 	})
 	return errors.Join(errs...)
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	sizeType     = reflect.TypeFor[ByteSize]()
+)
 
 // checkTypes calls bad for each value under v (a TOML value decoded into an any) that cannot
-// go into a value of type t, the type of the field at key.
-func checkTypes(v any, t reflect.Type, key []string, bad func(key []string, want string, got any)) {
+// go into a value of type t, the type of the field at key. Durations and sizes need a unit:
+// "5s", "100MiB"; a bare number is refused (but 0), since "timeout = 5" would otherwise be 5
+// nanoseconds.
+func checkTypes(v any, t reflect.Type, key []string, bad func(key []string, msg string)) {
+	want := func(what string) { bad(key, fmt.Sprintf("want %s, got %s", what, tomlType(v))) }
 	switch {
 	case t == durationType:
-		switch v.(type) {
-		case string, int64:
+		switch x := v.(type) {
+		case int64:
+			if x != 0 {
+				bad(key, fmt.Sprintf(`%d has no unit: write a duration such as "%ds" or "%dms"`, x, x, x))
+			}
+		case string:
+			if _, err := time.ParseDuration(x); err == nil {
+				break
+			}
+			if _, err := strconv.ParseFloat(x, 64); err == nil {
+				bad(key, fmt.Sprintf(`"%s" has no unit: write a duration such as "%ss" or "%sms"`, x, x, x))
+			} else {
+				bad(key, fmt.Sprintf(`%q is not a duration (want a number and a unit: "5s", "500ms", "1m30s")`, x))
+			}
 		default:
-			bad(key, `a duration ("5s")`, v)
+			want(`a duration ("5s")`)
+		}
+	case t == sizeType:
+		switch x := v.(type) {
+		case int64:
+			if x != 0 {
+				bad(key, fmt.Sprintf(`%d has no unit: write a size such as "%dMiB"`, x, x))
+			}
+		case string:
+			if _, err := parseByteSize(x); err != nil {
+				bad(key, err.Error())
+			}
+		default:
+			want(`a size ("100MiB")`)
 		}
 	case t.Kind() == reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
-			bad(key, "a table", v)
+			want("a table")
 			return
 		}
 		for i := range t.NumField() {
@@ -391,7 +529,7 @@ func checkTypes(v any, t reflect.Type, key []string, bad func(key []string, want
 				elems = append(elems, e)
 			}
 		default:
-			bad(key, "an array", v)
+			want("an array")
 			return
 		}
 		for i, e := range elems {
@@ -399,11 +537,11 @@ func checkTypes(v any, t reflect.Type, key []string, bad func(key []string, want
 		}
 	case t.Kind() == reflect.String:
 		if _, ok := v.(string); !ok {
-			bad(key, "a string", v)
+			want("a string")
 		}
 	case t.Kind() == reflect.Int:
 		if _, ok := v.(int64); !ok {
-			bad(key, "an integer", v)
+			want("an integer")
 		}
 	}
 }
@@ -500,6 +638,12 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if c.Log.Dir == "" {
 		c.Log.Dir = "logs"
+	}
+	if m := c.Log.MaxSize; m != 0 && m < 1<<20 {
+		bad(at("log", "max_size"), "log.max_size", "must be 0 (no rotation) or at least 1MiB, got %v", m)
+	}
+	if c.Log.MaxSize > 0 && c.Log.MaxFiles < 1 || c.Log.MaxFiles < 0 {
+		bad(at("log", "max_files"), "log.max_files", "must be at least 1 (rotated files kept), got %d", c.Log.MaxFiles)
 	}
 	l := &c.Limits
 	if l.MaxLine < 64 || l.MaxLine > 1<<24 {
@@ -756,7 +900,11 @@ func (c *Config) validateLinks(file string, at func(k ...string) int, bad func(l
 		bad(at("links", "secret_file"), "links.secret_file", "set links.secret or links.secret_file, not both")
 		return
 	case lc.SecretFile != "":
-		b, err := os.ReadFile(lc.SecretFile)
+		path := lc.SecretFile
+		if !filepath.IsAbs(path) && file != "" {
+			path = filepath.Join(filepath.Dir(file), path) // as LoadConfig resolves paths
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
 			bad(at("links", "secret_file"), "links.secret_file", "%v", err)
 			return
@@ -790,39 +938,59 @@ func defaultPeerAddr(addr string) (string, error) {
 }
 
 // checkClashes reports listening addresses (client, peer and admin ports, any server) that
-// two servers, or two listeners of one server, would share: the same port, on the same host or
-// where either host is unspecified (all interfaces, or loopback as this package dials it).
-// Port 0 never clashes: each listener gets a free port.
+// two servers, or two listeners of one server, would share: the same port on the same
+// interface of the same machine. A server's machine is the host of its addr (an unspecified
+// or loopback addr: this machine). Two listeners with hosts given clash when the hosts are
+// the same (loopback ones only on the same machine: each server of a multi-host herd may
+// keep its admin listener on its own 127.0.0.1); one on an unspecified host (all
+// interfaces) clashes with any listener of the same port on its machine. Port 0 never
+// clashes: each listener gets a free port.
 func (c *Config) checkClashes(at func(k ...string) int, bad func(line int, key, format string, args ...any)) {
 	type listener struct {
-		host, port, key string
-		line            int
+		host, port, machine, key string
 	}
 	var seen []listener
-	add := func(i int, field, addr string) {
+	add := func(i int, field, addr, machine string) {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil || strings.Trim(port, "0") == "" {
 			return
 		}
 		key := fmt.Sprintf("server[%d].%s", i, field)
-		l := listener{strings.ToLower(host), strings.TrimLeft(port, "0"), key, at("server", strconv.Itoa(i), field)}
+		l := listener{strings.ToLower(host), strings.TrimLeft(port, "0"), machine, key}
 		for _, o := range seen {
-			if o.port == l.port && (o.host == l.host || unspecified(o.host) || unspecified(l.host)) {
-				bad(l.line, key, "%s is also the listening address of %s", addr, o.key)
+			same := o.host == l.host // two hosts given: the same interface
+			switch {
+			case unspecified(o.host) || unspecified(l.host):
+				same = o.machine == l.machine
+			case loopback(o.host) && loopback(l.host):
+				same = same && o.machine == l.machine
+			}
+			if o.port == l.port && same {
+				bad(at("server", strconv.Itoa(i), field), key, "%s is also the listening address of %s", addr, o.key)
 				return
 			}
 		}
 		seen = append(seen, l)
 	}
 	for i, s := range c.Servers {
-		add(i, "addr", s.Addr)
+		machine := "this machine"
+		if host, _, err := net.SplitHostPort(s.Addr); err == nil && !unspecified(host) && !loopback(host) {
+			machine = strings.ToLower(host)
+		}
+		add(i, "addr", s.Addr, machine)
 		if !s.Plain() {
-			add(i, "peer_addr", s.PeerAddr)
+			add(i, "peer_addr", s.PeerAddr, machine)
 		}
 		if s.AdminAddr != "" {
-			add(i, "admin_addr", s.AdminAddr)
+			add(i, "admin_addr", s.AdminAddr, machine)
 		}
 	}
+}
+
+// loopback reports whether host is a loopback IP or "localhost".
+func loopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback() || strings.EqualFold(host, "localhost")
 }
 
 // unspecified reports whether host means every interface ("", 0.0.0.0, ::).

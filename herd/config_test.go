@@ -2,6 +2,7 @@ package herd
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -139,6 +140,18 @@ func TestParseConfigErrors(t *testing.T) {
 		{"short secret", "[links]\nsecret = \"hunter2\"\n" + srv, 2, "links.secret: a secret must be at least 16 bytes, got 7"},
 		{"secret twice", "[links]\nsecret = \"" + testSecret + "\"\nsecret_file = \"s\"\n" + srv, 3, "links.secret_file: set links.secret or links.secret_file, not both"},
 		{"secret file", "[links]\nsecret_file = \"/nonexistent/secret\"\n" + srv, 2, "links.secret_file: open /nonexistent/secret: no such file or directory"},
+		// "timeout = 5" would be 5 nanoseconds, and every WHATSAT would fail.
+		{"duration without a unit", "[places]\ntimeout = 5\n" + srv, 2, `places.timeout: 5 has no unit: write a duration such as "5s" or "5ms"`},
+		{"duration text without a unit", "[limits]\nidle_timeout = \"30\"\n" + srv, 2, `limits.idle_timeout: "30" has no unit: write a duration such as "30s"`},
+		{"fraction without a unit", "[limits]\ndial_timeout = \"1.5\"\n" + srv, 2, `limits.dial_timeout: "1.5" has no unit`},
+		{"not a duration", "[places]\ncache_ttl = \"soon\"\n" + srv, 2, `places.cache_ttl: "soon" is not a duration`},
+		{"size without a unit", "[log]\nmax_size = 100\n" + srv, 2, `log.max_size: 100 has no unit: write a size such as "100MiB"`},
+		{"size text without a unit", "[log]\nmax_size = \"100\"\n" + srv, 2, `log.max_size: 100 has no unit`},
+		{"not a size", "[log]\nmax_size = \"100 parsecs\"\n" + srv, 2, `log.max_size: "100 parsecs" is not a size`},
+		{"type of a size", "[log]\nmax_size = 1.5\n" + srv, 2, `log.max_size: want a size ("100MiB"), got a float`},
+		{"size too small", "[log]\nmax_size = \"512KiB\"\n" + srv, 2, "log.max_size: must be 0 (no rotation) or at least 1MiB, got 512KiB"},
+		{"no rotated file", "[log]\nmax_files = 0\n" + srv, 2, "log.max_files: must be at least 1"},
+		{"several at once", "[places]\ntimeout = 5\n[limits]\nbackoff_cap = 100\n" + srv, 2, "limits.backoff_cap: 100 has no unit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,6 +173,79 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// Durations and sizes with their units; a bare 0 needs none.
+func TestParseConfigUnits(t *testing.T) {
+	src := "[places]\ntimeout = \"1m30s\"\ncache_ttl = 0\n[log]\nmax_size = \"1GiB\"\nmax_files = 3\n" +
+		"[limits]\nidle_timeout = \"0\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	c, err := ParseConfig([]byte(src), "h.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Places.Timeout != 90*time.Second || c.Places.CacheTTL != 0 || c.Limits.IdleTimeout != 0 {
+		t.Errorf("durations: %v %v %v", c.Places.Timeout, c.Places.CacheTTL, c.Limits.IdleTimeout)
+	}
+	if c.Log.MaxSize != 1<<30 || c.Log.MaxFiles != 3 {
+		t.Errorf("log rotation: %v %d", c.Log.MaxSize, c.Log.MaxFiles)
+	}
+	c, err = ParseConfig([]byte("[log]\nmax_size = 0\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"), "h.toml")
+	if err != nil || c.Log.MaxSize != 0 {
+		t.Errorf("max_size = 0 (rotation off): %v, %v", c.Log.MaxSize, err)
+	}
+	for in, want := range map[string]ByteSize{"0": 0, "1MiB": 1 << 20, "1 MB": 1 << 20, "64K": 64 << 10, "2GB": 2 << 30, "10B": 10} {
+		if got, err := parseByteSize(in); err != nil || got != want {
+			t.Errorf("parseByteSize(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "1", "-1MiB", "1.5MiB", "1TiB", "MiB", "99999999999GiB"} {
+		if got, err := parseByteSize(in); err == nil {
+			t.Errorf("parseByteSize(%q) = %v, want an error", in, got)
+		}
+	}
+	if got := DefaultConfig().Log; got.MaxSize != 100<<20 || got.MaxFiles != 10 || got.MaxSize.String() != "100MiB" {
+		t.Errorf("default rotation: %v x %d", got.MaxSize, got.MaxFiles)
+	}
+}
+
+// Relative paths in a config file are the file's folder's, whatever the working directory.
+func TestLoadConfigRelativePaths(t *testing.T) {
+	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "etc")
+	if err := os.Mkdir(conf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	tests := []struct{ src, logDir, dataset string }{
+		{"[places]\ndataset = \"data/places.geojson\"\n[log]\ndir = \"var/logs\"\n" + srv, filepath.Join(conf, "var/logs"), filepath.Join(conf, "data/places.geojson")},
+		{srv, filepath.Join(conf, "logs"), ""}, // the default log.dir too
+		{"[places]\ndataset = \"/srv/p.geojson\"\n[log]\ndir = \"/var/log/herd\"\n" + srv, "/var/log/herd", "/srv/p.geojson"},
+		{"[log]\ndir = \"-\"\n" + srv, "-", ""},
+		{"[log]\ndir = \"off\"\n" + srv, "off", ""},
+	}
+	t.Chdir(t.TempDir()) // another working directory
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		p := filepath.Join(conf, "herd.toml")
+		if err := os.WriteFile(p, []byte(tt.src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rel, err := filepath.Rel(wd, p) // "../002/etc/herd.toml"
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Log.Dir != tt.logDir || c.Places.Dataset != tt.dataset {
+			t.Errorf("%q: log.dir %q dataset %q, want %q %q", tt.src, c.Log.Dir, c.Places.Dataset, tt.logDir, tt.dataset)
+		}
 	}
 }
 
@@ -298,6 +384,32 @@ func TestParseConfigSecret(t *testing.T) {
 		}
 		if c.Links.Secret != tt.want {
 			t.Errorf("ParseConfig(%q): secret %q, want %q", tt.src, c.Links.Secret, tt.want)
+		}
+	}
+}
+
+// TestClashesPerMachine: listeners clash on one machine only: servers of a multi-host herd
+// may each keep an admin listener on ":13000" or on their own 127.0.0.1:13000, while two
+// servers of one machine may not.
+func TestClashesPerMachine(t *testing.T) {
+	t.Setenv(SecretEnv, "")
+	two := func(addrA, addrB, admin string) string {
+		return fmt.Sprintf("[[server]]\nname = \"A\"\naddr = %q\nadmin_addr = %q\npeers = [\"B\"]\n[[server]]\nname = \"B\"\naddr = %q\nadmin_addr = %q\n",
+			addrA, admin, addrB, admin)
+	}
+	for _, tt := range []struct {
+		src   string
+		clash bool
+	}{
+		{two("a.example:12000", "b.example:12000", ":13000"), false},
+		{two("10.0.0.1:12000", "10.0.0.2:12000", "127.0.0.1:13000"), false},
+		{two("127.0.0.1:12000", "127.0.0.1:12001", "127.0.0.1:13000"), true},
+		{two("127.0.0.1:12000", "127.0.0.1:12001", ":13000"), true},
+		{two("10.0.0.1:12000", "10.0.0.1:12001", ":13000"), true},
+	} {
+		_, err := ParseConfig([]byte(tt.src), "")
+		if got := err != nil && strings.Contains(err.Error(), "server[1].admin_addr") && strings.Contains(err.Error(), "is also the listening address of server[0].admin_addr"); got != tt.clash {
+			t.Errorf("ParseConfig(%q): %v; want a clash: %v", tt.src, err, tt.clash)
 		}
 	}
 }

@@ -135,14 +135,26 @@
 //     keys, duplicate or white-space names, unknown peers, self links, bad addresses, durations
 //     and limits are errors (*ConfigError) that name the file, the line and the key. A value
 //     of the wrong type is named by its key too (server[1].name: want a string, got an
-//     integer), every one of them, not only the first. A Places setting the provider rejects
-//     names its key (places.url, places.key, ...), from places.ConfigError.
+//     integer), every one of them, not only the first. A duration or a size needs its unit
+//     ("5s", "100MiB"): a bare number is an error (0 excepted), since the toml package would
+//     take "timeout = 5" as 5 nanoseconds. Relative paths (log.dir, the default "logs"
+//     included, and places.dataset) are resolved by LoadConfig against the config file's
+//     folder, so a config means the same from any working directory. A Places setting the
+//     provider rejects names its key (places.url, places.key, ...), from places.ConfigError.
 //     peer_addr defaults to addr's host and port + 10000 (port 0 stays 0); a port past 55535
 //     without peer_addr is an error that says to set it. Two listening addresses (client,
-//     peer or admin, of any servers) on one port clash when their hosts are the same or
-//     either is unspecified, and that is an error; port 0 never clashes. max_link_unsent
-//     below MinLinkUnsent(max_line) is an error that names the minimum.
-//   - Logs: one file per server, <log.dir>/<Name>.log, appended to; see Logs below.
+//     peer or admin, of any servers) that would share a port on one interface of one
+//     machine are an error; a server's machine is its addr's host, one unspecified or on
+//     loopback being this machine (so each server of a multi-host herd may listen on its own
+//     ":13000" or 127.0.0.1:13000); port 0 never clashes. max_link_unsent
+//     below MinLinkUnsent(max_line) is an error that names the minimum. links.secret_file,
+//     relative, is read from the config file's folder too.
+//   - Datasets. An offline dataset file skips the features that are not named Points, or
+//     have coordinates out of range or fields of the wrong type (an OpenStreetMap export has
+//     many), and each server logs how many at start ("places dataset loaded"); a file with no
+//     place at all is a config error.
+//   - Logs: one file per server, <log.dir>/<Name>.log, appended to, rotated by size; or
+//     standard error for log.dir "-"; see Logs below.
 //   - Observing. Metrics are atomics the loop adds to, so any goroutine reads them without
 //     a lock: the Core counts every line by its command (a line that does not parse, by
 //     its first field) and every "?" reply by reason; refusals, cut-offs and Places errors
@@ -256,4 +268,19 @@
 // bounded queue. When the queue is full (the disk cannot keep up) the batch is dropped and its
 // records counted (LogWriter.Dropped; the count is in the "stopped" record): logging never
 // blocks the loop. log.level = "off" (or log.dir = "off") turns logging off, for benchmarks.
+//
+// The traffic records (every line in and out) are at INFO, the default level, as the course
+// asks; "warn" keeps the faults only. A connection that closes without sending a byte (a health
+// probe, a port scan) writes nothing at INFO: its "open" record is written when its first
+// bytes arrive, and a connection that never sent one gets a single DEBUG record ("close
+// without data") when it closes.
+//
+// Files are rotated by size, log.max_size (default 100MiB) with log.max_files (default 10)
+// rotated files kept, through lumberjack, so a server's logs have a bound on disk by default.
+// log.max_size = 0 leaves rotation to logrotate: Server.ReopenLog (SIGHUP in cmd/herd) has the
+// writer's goroutine flush and reopen the file at its path between two batches, off the loop,
+// so each record is whole in the old file or the new one. With log.dir "-" the servers share
+// standard error; every write the writer makes holds whole records, so their lines never mix.
+// JSON records keep one type and one form per field: the time as in the text form (RFC 3339,
+// milliseconds), addresses and other Stringers as text, durations in nanoseconds.
 package herd

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/bytebufferpool"
+	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/herd-project/herd/reactor"
 )
@@ -39,12 +40,15 @@ type logBatch struct {
 // LogWriter is an io.Writer that never blocks its caller: records go, as batches, through a
 // bounded channel to one goroutine that writes them to the destination through a bufio.Writer,
 // flushing whenever the channel runs empty. When the channel is full (logQueueBatches batches or
-// logQueueBytes bytes waiting) the batch is dropped and its records counted in Dropped.
+// logQueueBytes bytes waiting) the batch is dropped and its records counted in Dropped. Every
+// write the destination sees holds whole records, so writers that share a destination (the
+// servers of a process on standard error) never cut each other's lines.
 //
 // Write and WriteBatch may be called from any goroutine. Close stops the goroutine after writing
 // what was queued; records written after Close are dropped.
 type LogWriter struct {
 	ch      chan logBatch
+	reopen  chan chan error
 	quit    chan struct{}
 	done    chan struct{}
 	dst     io.Writer
@@ -64,11 +68,12 @@ func NewLogWriter(dst io.Writer, queue int) *LogWriter {
 		queue = logQueueBatches
 	}
 	w := &LogWriter{
-		ch:   make(chan logBatch, queue),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-		dst:  dst,
-		max:  logQueueBytes,
+		ch:     make(chan logBatch, queue),
+		reopen: make(chan chan error),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		dst:    dst,
+		max:    logQueueBytes,
 	}
 	if c, ok := dst.(io.Closer); ok {
 		w.closer = c
@@ -114,13 +119,16 @@ func (w *LogWriter) WriteBatch(b *bytebufferpool.ByteBuffer, records int) {
 
 // drain writes the queued batches. A batch big enough (a loop pass's worth) goes to the
 // destination in one write of its own; small ones (single slog records) gather in a bufio
-// buffer, flushed before a big one and whenever the queue runs empty.
+// buffer, flushed before a big one, before one that would not fit (so no write cuts a record)
+// and whenever the queue runs empty. A reopen is done between two batches, after a flush.
 func (w *LogWriter) drain() {
 	defer close(w.done)
 	bw := bufio.NewWriterSize(w.dst, 16<<10)
 	write := func(lb logBatch) {
-		if len(lb.b.B) >= 4<<10 {
+		if n := len(lb.b.B); n >= 4<<10 || n > bw.Available() {
 			_ = bw.Flush()
+		}
+		if len(lb.b.B) >= 4<<10 {
 			_, _ = w.dst.Write(lb.b.B)
 		} else {
 			_, _ = bw.Write(lb.b.B)
@@ -136,6 +144,13 @@ func (w *LogWriter) drain() {
 			if len(w.ch) == 0 {
 				_ = bw.Flush()
 			}
+		case res := <-w.reopen:
+			_ = bw.Flush()
+			var err error
+			if r, ok := w.dst.(reopener); ok {
+				err = r.Reopen()
+			}
+			res <- err
 		case <-w.quit:
 			for {
 				select {
@@ -147,6 +162,27 @@ func (w *LogWriter) drain() {
 				}
 			}
 		}
+	}
+}
+
+// reopener is a destination that can let go of its file and open the one now at its path.
+type reopener interface{ Reopen() error }
+
+// Reopen has the writer's goroutine flush what it holds and reopen the destination (a log
+// file: the file now at its path, created if it was moved away, as after logrotate), between
+// two batches: every record goes whole to the old file or to the new one. It waits for the
+// reopen and returns its error; on error the old file stays in use. A destination that is
+// not a file (standard error, a test's buffer) is left as it is. Records queued before the
+// call may land in either file. Any goroutine; nil after Close.
+func (w *LogWriter) Reopen() error {
+	res := make(chan error, 1)
+	select {
+	case w.reopen <- res:
+		return <-res
+	case <-w.done:
+		return nil
+	case <-w.quit:
+		return nil
 	}
 }
 
@@ -174,8 +210,9 @@ func (w *LogWriter) Close() error {
 // discardLogger is a logger whose handler is never enabled (no formatting cost).
 var discardLogger = slog.New(slog.DiscardHandler)
 
-// OpenLog opens the log of server name as the config says: <Dir>/<name>.log, appended to, through
-// a LogWriter. With logging off it returns a logger that discards everything and a nil writer.
+// OpenLog opens the log of server name as the config says: <Dir>/<name>.log, appended to and
+// rotated at log.max_size, or standard error for log.dir "-", through a LogWriter. With
+// logging off it returns a logger that discards everything and a nil writer.
 // The caller closes the writer after the last log call. (A Server logs its hot-path records
 // without slog, see serverLog; OpenLog is for code that logs only through slog.)
 func OpenLog(c LogConfig, name string) (*slog.Logger, *LogWriter, error) {
@@ -189,17 +226,98 @@ func OpenLog(c LogConfig, name string) (*slog.Logger, *LogWriter, error) {
 	return NewLogger(w, c), w, nil
 }
 
-// openLogFile opens <Dir>/<name>.log for appending, through a LogWriter.
+// openLogFile opens the log of server name through a LogWriter: <Dir>/<name>.log for
+// appending, rotated at MaxSize if set, or standard error for Dir "-".
 func openLogFile(c LogConfig, name string) (*LogWriter, error) {
+	if c.Stderr() {
+		return NewLogWriter(stderrLog{}, 0), nil
+	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("herd: log dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(c.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	path := filepath.Join(c.Dir, name+".log")
+	f, err := createLog(path)
+	if err != nil {
+		return nil, err
+	}
+	if c.MaxSize <= 0 {
+		return NewLogWriter(&logFile{path: path, f: f}, 0), nil
+	}
+	// lumberjack opens the file itself, at the first write; it was opened above so that a bad
+	// path fails here, with the config.
+	f.Close()
+	return NewLogWriter(&rotatingLog{lj: &lumberjack.Logger{
+		Filename:   path,
+		MaxSize:    int((c.MaxSize + 1<<20 - 1) >> 20),
+		MaxBackups: c.MaxFiles,
+	}}, 0), nil
+}
+
+// createLog opens the log file at path for appending, creating it if need be.
+func createLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("herd: log file: %w", err)
 	}
-	return NewLogWriter(f, 0), nil
+	return f, nil
 }
+
+// logFile is a log file that Reopen replaces with the file at its path (created if it was
+// moved away). Only the LogWriter's goroutine uses it.
+type logFile struct {
+	path string
+	f    *os.File
+}
+
+func (l *logFile) Write(p []byte) (int, error) { return l.f.Write(p) }
+func (l *logFile) Close() error                { return l.f.Close() }
+
+// Reopen opens the file at the path, then closes the old one: if the open fails, the old file
+// stays in use.
+func (l *logFile) Reopen() error {
+	f, err := createLog(l.path)
+	if err != nil {
+		return err
+	}
+	old := l.f
+	l.f = f
+	return old.Close()
+}
+
+// rotatingLog is a log file that lumberjack rotates by size; Reopen closes it, and the next
+// write opens the file at its path (lumberjack's own rule: append to it, or rotate it first if
+// it is full). lumberjack starts a goroutine to remove old files at the first open, which
+// stays for the life of the process: one per server. Only the LogWriter's goroutine uses it.
+type rotatingLog struct {
+	lj     *lumberjack.Logger
+	opened bool // the file was made sure of since the last reopen
+}
+
+// Write makes sure, once after each reopen, that the file exists before lumberjack opens it:
+// lumberjack would create a missing one 0600, where the rotated files keep the mode of the
+// file they were.
+func (r *rotatingLog) Write(p []byte) (int, error) {
+	if !r.opened {
+		r.opened = true
+		if f, err := createLog(r.lj.Filename); err == nil {
+			f.Close()
+		}
+	}
+	return r.lj.Write(p)
+}
+
+func (r *rotatingLog) Close() error { return r.lj.Close() }
+
+// Reopen closes the file: the next write opens the one then at the path.
+func (r *rotatingLog) Reopen() error {
+	r.opened = false
+	return r.lj.Close()
+}
+
+// stderrLog writes to the process's standard error, which it never closes.
+type stderrLog struct{}
+
+func (stderrLog) Write(p []byte) (int, error) { return os.Stderr.Write(p) }
 
 // NewLogger returns a slog.Logger writing records to w in the config's format and level.
 func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
@@ -209,13 +327,35 @@ func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
 	return newSlog(w, c)
 }
 
-// newSlog is NewLogger without the check of log.dir (a server given its own output).
+// newSlog is NewLogger without the check of log.dir (a server given its own output). Its JSON
+// records keep one type and one form per field, the ones serverLog writes (see jsonAttr).
 func newSlog(w io.Writer, c LogConfig) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevel(c.Level)}
 	if c.Format == "json" {
+		opts.ReplaceAttr = jsonAttr
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// jsonAttr writes the time as the text records do (and serverLog's JSON ones), to the
+// millisecond, not in slog's JSON form (RFC 3339 with up to 9 digits); and a value with a
+// String method (a net.Addr, a LinkFault) as that string, as the text form does, where
+// slog's JSON form would marshal its fields (an address as {"IP":...,"Port":...}).
+func jsonAttr(groups []string, a slog.Attr) slog.Attr {
+	v := a.Value
+	switch {
+	case len(groups) == 0 && a.Key == slog.TimeKey && v.Kind() == slog.KindTime:
+		return slog.String(slog.TimeKey, v.Time().Format(timeLayout))
+	case v.Kind() == slog.KindAny:
+		if _, isErr := v.Any().(error); isErr {
+			return a // slog writes an error's text already
+		}
+		if st, ok := v.Any().(fmt.Stringer); ok {
+			return slog.String(a.Key, st.String())
+		}
+	}
+	return a
 }
 
 func logLevel(s string) slog.Level {

@@ -3,10 +3,13 @@ package herd
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -246,5 +249,232 @@ func TestServerLogsEveryLine(t *testing.T) {
 		if !strings.HasPrefix(l, "time=") || !strings.Contains(l, " level=") {
 			t.Errorf("log line %d is not a record: %q", i+1, l)
 		}
+	}
+}
+
+// logNumbers returns the n=<number> of each record of a log, in order.
+func logNumbers(t *testing.T, path string) []int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []int
+	for _, m := range regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=rec n=(\d+)$`).FindAllSubmatch(data, -1) {
+		n, _ := strconv.Atoi(string(m[1]))
+		ns = append(ns, n)
+	}
+	if len(ns) != bytes.Count(data, []byte("\n")) {
+		t.Errorf("%s: %d records of %d lines: a line is not a whole record:\n%s", path, len(ns), bytes.Count(data, []byte("\n")), data)
+	}
+	return ns
+}
+
+// logrotate's way: the file is moved away, then Reopen (SIGHUP) makes the writer open a new
+// one at the path. Every record is in one file or the other, whole, once, and in order:
+// those logged before the move, those logged while the move and the reopen happen, and
+// those after, which are in the new file. With the built-in rotation (lumberjack) too.
+func TestLogReopenAfterMove(t *testing.T) {
+	for _, maxSize := range []ByteSize{0, 1 << 20} {
+		t.Run("max_size="+maxSize.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			log, w, err := OpenLog(LogConfig{Dir: dir, Level: "info", MaxSize: maxSize, MaxFiles: 3}, "Hill")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 100 // three times n records, fewer than the queue holds: none dropped
+			for i := range n {
+				log.Info("rec", "n", i)
+			}
+			during := make(chan struct{})
+			go func() {
+				defer close(during)
+				for i := n; i < 2*n; i++ {
+					log.Info("rec", "n", i)
+				}
+			}()
+			path := filepath.Join(dir, "Hill.log")
+			if err := os.Rename(path, path+".1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Reopen(); err != nil {
+				t.Fatal(err)
+			}
+			<-during
+			for i := 2 * n; i < 3*n; i++ {
+				log.Info("rec", "n", i)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			moved, fresh := logNumbers(t, path+".1"), logNumbers(t, path)
+			all := append(moved, fresh...)
+			if len(all) != 3*n || w.Dropped() != 0 {
+				t.Fatalf("%d records in the two files (%d dropped), want %d", len(all), w.Dropped(), 3*n)
+			}
+			for i, v := range all {
+				if v != i {
+					t.Fatalf("record %d is n=%d: lost, repeated or out of order (moved %v, new %v)", i, v, moved, fresh)
+				}
+			}
+			if len(fresh) < n {
+				t.Errorf("the new file has %d records, want at least the %d logged after the reopen", len(fresh), n)
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Errorf("new file: %v, mode %v, want 0644", err, fi.Mode().Perm())
+			}
+		})
+	}
+}
+
+// log.max_size rotates a server's file, and log.max_files bounds how many rotated files stay.
+func TestLogRotatesAtMaxSize(t *testing.T) {
+	dir := t.TempDir()
+	_, w, err := OpenLog(LogConfig{Dir: dir, Level: "info", MaxSize: 1 << 20, MaxFiles: 2}, "Hill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := append(bytes.Repeat([]byte("x"), 1023), '\n')
+	for range 5 * 16 { // 5 MiB in batches of 64 KiB
+		b := logPool.Get()
+		b.B = b.B[:0]
+		for range 64 {
+			b.B = append(b.B, rec...)
+		}
+		w.WriteBatch(b, 64)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Dropped() != 0 {
+		t.Fatalf("%d records dropped", w.Dropped())
+	}
+	var files []string
+	// lumberjack removes the oldest files on a goroutine of its own, after each rotation.
+	waitFor(t, "two rotated files and the current one", func() bool {
+		files, _ = filepath.Glob(filepath.Join(dir, "Hill*.log"))
+		return len(files) == 3
+	})
+	backups := 0
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 1<<20 || fi.Size()%1024 != 0 {
+			t.Errorf("%s: %d bytes, want at most 1 MiB of whole records", f, fi.Size())
+		}
+		if regexp.MustCompile(`/Hill-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}\.log$`).MatchString(f) {
+			backups++
+		}
+	}
+	if backups != 2 {
+		t.Errorf("files %v: want Hill.log and two rotated Hill-<time>.log", files)
+	}
+}
+
+// JSON records keep one type per field whoever writes them (the loop's hand-appended records
+// or slog): the time is always a string in one layout, addresses are strings, durations are
+// numbers (nanoseconds). Two linked servers make the records of a link too.
+func TestJSONLogOneTypePerField(t *testing.T) {
+	var dst lockedBuffer
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	cfg.Log = LogConfig{Dir: "off", Level: "debug", Format: "json"}
+	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true), WithLogOutput(&dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := h.Server("A"), h.Server("B")
+	waitFor(t, "the link", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	if err := h.SetLinkFault("A", "B", LinkCut); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetLinkFault("A", "B", NoFault); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, a.Addr())
+	c.send("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\nWHATSAT kiwi 10 2\nNOPE\n")
+	c.line()
+	c.whatsat()
+	c.readAll()
+	shutdown(t, h)
+
+	timeRE := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$`)
+	kinds := make(map[string]string)   // field: JSON type
+	firstIn := make(map[string]string) // field: the record that set its type
+	msgs := make(map[string]bool)
+	for i, l := range strings.Split(strings.TrimSuffix(dst.String(), "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %d is not JSON: %v\n%s", i+1, err, l)
+		}
+		msgs[fmt.Sprint(rec["msg"])] = true
+		for k, v := range rec {
+			kind := fmt.Sprintf("%T", v)
+			if prev, ok := kinds[k]; ok && prev != kind {
+				t.Errorf("field %q is %s in %s but %s in %s", k, prev, firstIn[k], kind, l)
+			} else if !ok {
+				kinds[k], firstIn[k] = kind, l
+			}
+		}
+		if ts, _ := rec["time"].(string); !timeRE.MatchString(ts) {
+			t.Errorf("time %v is not in the one layout: %s", rec["time"], l)
+		}
+	}
+	for _, m := range []string{"listening", "link up", "link fault", "link down", "reply", "in", "out", "places answer", "stopped"} {
+		if !msgs[m] {
+			t.Errorf("no %q record among %v", m, msgs)
+		}
+	}
+	for k, want := range map[string]string{"addr": "string", "remote": "string", "fault": "string", "conn": "float64", "took": "float64"} {
+		if kinds[k] != want {
+			t.Errorf("field %q is %q, want %s", k, kinds[k], want)
+		}
+	}
+}
+
+// A connection that closes without sending a byte (a health probe, a port scan) writes
+// nothing at INFO: one DEBUG record, when it closes. A client that sends a line has its
+// open, eof and close records.
+func TestProbeConnectionLogsNoInfo(t *testing.T) {
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			var dst lockedBuffer
+			cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+			cfg.Log = LogConfig{Dir: "off", Level: level}
+			s := startServer(t, cfg, "Hill", WithLogOutput(&dst))
+			for range 3 {
+				probe, err := net.Dial("tcp", s.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				probe.Close()
+			}
+			waitFor(t, "the probes to be gone", func() bool {
+				return s.Metrics().ClientsTotal.Load() == 3 && s.Metrics().ClientsOpen.Load() == 0
+			})
+			c := dial(t, s.Addr())
+			c.send("IAMAT b +1+1 1\n")
+			c.line()
+			c.conn.CloseWrite()
+			c.eof()
+			shutdown(t, s)
+			log := dst.String()
+			for _, msg := range []string{"open", "eof", "close"} {
+				if n := strings.Count(log, " level=INFO msg="+msg+" "); n != 1 {
+					t.Errorf("%d INFO %q records, want 1 (the client's only):\n%s", n, msg, log)
+				}
+			}
+			want := 0
+			if level == "debug" {
+				want = 3
+			}
+			if n := strings.Count(log, ` level=DEBUG msg="close without data" server=Hill conn=`); n != want {
+				t.Errorf("%d DEBUG records of connections without data, want %d:\n%s", n, want, log)
+			}
+		})
 	}
 }

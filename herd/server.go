@@ -223,6 +223,10 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
+	if d, ok := places.Dataset(s.prov); ok && d.File != "" {
+		s.log.Info("places dataset loaded", "file", d.File, "places", d.Places, "skipped", d.Skipped(),
+			"unnamed", d.Unnamed, "not_point", d.NotPoint, "invalid", d.Invalid)
+	}
 	s.cache = o.cache
 	if s.cache == nil {
 		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
@@ -400,7 +404,7 @@ func (s *Server) listen() error {
 			}
 		}
 	}
-	s.log.Info("listening", "addr", s.Addr(), "peer_addr", s.PeerAddr())
+	s.log.Info("listening", "addr", addrString(s.Addr()), "peer_addr", addrString(s.PeerAddr()))
 	return nil
 }
 
@@ -591,6 +595,23 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// ReopenLog reopens the server's log file (see LogWriter.Reopen), for logrotate's SIGHUP: the
+// records before it are in the old file or the new one, none lost, and the new file starts
+// with a "log reopened" record. A failure is logged, to the old file, and returned. Any
+// goroutine but the loop; nil when logging is off or goes to standard error.
+func (s *Server) ReopenLog() error {
+	if s.logw == nil || s.cfg.Log.Stderr() && s.opts.logOut == nil {
+		return nil
+	}
+	if err := s.logw.Reopen(); err != nil {
+		err = fmt.Errorf("herd: %s: reopen log: %w", s.name, err)
+		s.log.Warn("log reopen failed: still writing to the old file", "err", err)
+		return err
+	}
+	s.log.Info("log reopened")
+	return nil
 }
 
 // UnsentError is Shutdown's error when its context ended before every reply and flood the
@@ -1084,6 +1105,16 @@ func (h *Herd) Server(name string) *Server { return h.byName[name] }
 // Config returns the herd's config with the addresses the servers are bound to (after Start).
 // The caller may change the copy it gets.
 func (h *Herd) Config() *Config { return h.cfg.Clone() }
+
+// ReopenLogs reopens the log file of every server (Server.ReopenLog) and returns their errors
+// joined. Any goroutine but the servers' loops.
+func (h *Herd) ReopenLogs() error {
+	var errs []error
+	for _, s := range h.servers {
+		errs = append(errs, s.ReopenLog())
+	}
+	return errors.Join(errs...)
+}
 
 // Shutdown shuts every server down at once (see Server.Shutdown) and returns their errors joined.
 func (h *Herd) Shutdown(ctx context.Context) error {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond Go: Redis (the reference reactor),
-# Debian's Python with aiohttp and uvloop (the asyncio baseline), Chromium (the status page
-# test, headless; without it that test is skipped, except as root in CI) and lsof (the
-# grading flow's test kills a server as the course's grader does, kill $(lsof -ti:PORT)).
-# Safe to run again.
+# Debian's Python with aiohttp and uvloop (the asyncio baseline), Chromium (the status
+# page test, headless; without it that test is skipped, except as root in CI),
+# systemd-analyze and logrotate (the deploy/ tests check the unit and the logrotate snippet
+# with them; without them those checks are skipped), and lsof (the grading flow's test kills
+# a server as the course's grader does, kill $(lsof -ti:PORT)). Safe to run again.
 set -euo pipefail
 
 need=()
@@ -23,6 +24,16 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     echo "deps: no chromium: the status page test will be skipped (install Debian's chromium to run it)" >&2
   fi
 fi
+
+for tool in systemd-analyze:systemd logrotate:logrotate; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1 && [ ! -x "/usr/sbin/${tool%%:*}" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      need+=("${tool##*:}")
+    else
+      echo "deps: no ${tool%%:*}: the deploy/ tests will skip that check (install Debian's ${tool##*:})" >&2
+    fi
+  fi
+done
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

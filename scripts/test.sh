@@ -20,6 +20,9 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+echo "== deploy/ (a module of its own, so that k8s.io/api stays out of the main go.mod)"
+(cd deploy && go vet ./... && go test -race -count=1 ./...)
+
 echo "== fuzz (${FUZZTIME:=5s} each)"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")

@@ -10,13 +10,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/herd/places"
 )
 
 func main() {
@@ -40,7 +40,9 @@ func (e *usageError) Error() string { return "herd: " + e.msg + " (see herd -h)"
 
 // exitCode maps run's error to the process's exit code: 0 on success (a clean stop by signal
 // included), 2 for a bad command line or config, 3 for a stop whose grace period ran out with
-// replies or floods undelivered, 1 for anything else.
+// replies or floods undelivered, 1 for anything else (a server that could not start or
+// stopped on its own). A second signal during the stop never gets here: the signal's default
+// action ends the process (see main). The usage text lists them, under "Exit status".
 func exitCode(err error) int {
 	var ue *usageError
 	var unsent *herd.UnsentError
@@ -63,39 +65,54 @@ Usage:
   herd serve [-config FILE] [-grace D] [-cpuprofile F] NAME   the server called NAME only
                                               (flags may also follow NAME)
   herd status [-config FILE] [-watch] [NAME...]  each server's state, read from its admin listener
-  herd version                                print the version
+  herd health -addr HOST:PORT [-ready]        exit 0 if the admin listener answers /healthz
+                                              (/readyz with -ready) with 200, else 1: a
+                                              container's HEALTHCHECK, no shell or curl needed
+  herd version                                the version, commit, build date and Go version
   herd help                                   this text
 
 Flags:
   -config FILE   the herd's TOML config. Without it: the default herd of five servers
                  (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004 (links
                  on 22000-22004), the offline Places provider (no key, no network) and logs
-                 in ./logs.
+                 in ./logs. Relative paths in the file (log.dir, places.dataset,
+                 links.secret_file) are taken from the file's folder.
   -grace D       how long a stop (SIGINT or SIGTERM) may take (default 10s). The servers stop
                  accepting and reading requests, and run on until every reply owed has been
                  taken by its client, slow readers included, and the links have sent the last
                  floods. Past D what is left is dropped, the log says how much ("grace period
-                 over") and the exit status is 3. A second signal stops at once.
+                 over") and the exit status is 3. A second signal stops at once. A supervisor's
+                 stop timeout (systemd TimeoutStopSec, Kubernetes terminationGracePeriodSeconds)
+                 must be longer than D.
   -cpuprofile F  write a CPU profile of the whole run to F (go tool pprof F), written at the stop.
   -watch         (status) print the table again every -interval (default 1s), until Ctrl-C.
-  -timeout D     (status) how long to wait for each server's answer (default 2s).
+  -timeout D     (status, health) how long to wait for each server's answer (default 2s).
 
-Config (all keys optional but [[server]]; defaults shown):
+Config (all keys optional but [[server]]; defaults shown). Durations and sizes need a unit:
+"5s", "500ms", "100MiB"; a bare number is an error (0 excepted).
   [places]
   provider = "offline"     # google | google-v1 | offline; default google when a key is set
   url = ""                 # base URL of the API; "" means Google's
   key = ""                 # or the GOOGLE_PLACES_API_KEY environment variable
-  timeout = "5s"
+  timeout = "5s"           # one Places call, from its WHATSAT's arrival
   cache_ttl = "0s"         # keep answers this long; 0: no cache
   workers = 0              # Places calls at once per server; 0: 1024 for google and
                            # google-v1 (remote calls only wait), the cores for offline; calls
                            # beyond it wait their turn, at most timeout after their WHATSAT
   max_conns = 0            # HTTP connections to the API; 0: as many as workers
-  dataset = ""             # offline: a GeoJSON file of your own places
+  dataset = ""             # offline: a GeoJSON file of your own places; features that are
+                           # not named Points are skipped and counted in each server's log
   [log]
-  dir = "logs"             # one <Name>.log per server; "off" turns logging off
-  level = "info"           # debug | info | warn | error | off
+  dir = "logs"             # one <Name>.log per server; "-": standard error; "off": no logs
+  level = "info"           # debug | info | warn | error | off; info logs every line in and
+                           # out (an IAMAT: about 550 bytes, and 310 on each server its flood
+                           # reaches; a WHATSAT: 540); warn only faults and cut-offs
   format = "text"          # text | json
+  max_size = "100MiB"      # rotate a server's log at this size; 0: never (use logrotate:
+                           # SIGHUP reopens the logs)
+  max_files = 10           # rotated files kept per server, besides the current one
+                           # (records waiting for the disk: at most 1024 batches or 64 MiB
+                           # per server; past that they are dropped and counted)
   [limits]
   max_line = 4096          # bytes in an IAMAT/WHATSAT line, without its newline (AT: +128)
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
@@ -123,9 +140,18 @@ Config (all keys optional but [[server]]; defaults shown):
   admin_addr = ""          # e.g. "127.0.0.1:13000": /metrics, /healthz, /readyz, /status,
                            # a live status page at /, /debug/pprof/; "" turns it off
 
-Exit status: 0 after a clean stop by signal, 3 after a stop whose grace period ran out with
-replies undelivered, 2 for a bad command line or config, 1 otherwise (herd status: 1 when a
-server with an admin_addr cannot be read).
+Signals (run, serve): SIGINT and SIGTERM stop gracefully (see -grace); a second one ends the
+process at once, by that signal's default action. SIGHUP reopens the log files (logrotate's
+postrotate) and never stops a server.
+
+Exit status:
+  0    stopped by SIGINT or SIGTERM with every reply delivered (status, health: all well)
+  1    a server could not start (an address in use) or stopped on its own; status and health:
+       a server could not be read or is not healthy
+  2    a bad command line or config (the message names the file, line and key)
+  3    stopped by SIGINT or SIGTERM, but the grace period ran out with replies undelivered
+  130  (SIGINT) or 143 (SIGTERM), as a shell reports it: a second signal during the stop;
+       the process was ended by the signal, so its last log records may be lost
 `
 
 // run is the whole program: args without the program name; it returns when ctx is done (the
@@ -133,7 +159,7 @@ server with an admin_addr cannot be read).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return &usageError{"missing command: run, serve or version"}
+		return &usageError{"missing command: run, serve, status, health or version"}
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -141,14 +167,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "herd", version())
+		readBuildInfo().print(stdout)
 		return nil
 	case "status":
 		return statusCmd(ctx, args, stdout)
+	case "health":
+		return healthCmd(ctx, args, stdout)
 	case "run", "serve":
 	default:
 		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
+	// From here on SIGHUP reopens the logs: logrotate may signal a server that is starting.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("herd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "the herd's TOML config")
@@ -195,7 +227,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	raiseFileLimit(stdout)
-	return runHerd(ctx, cfg, *grace, stdout, opts...)
+	return runHerd(ctx, cfg, *grace, hup, stdout, stderr, opts...)
 }
 
 // parseFlags parses args with fs and returns the arguments that are not flags. Flags may come
@@ -236,12 +268,17 @@ func loadConfig(path string) (*herd.Config, error) {
 }
 
 // runHerd runs the servers of cfg that opts select (all, or the one of herd serve) until ctx is
-// done or one of them stops on its own.
-func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout io.Writer, opts ...herd.Option) error {
+// done or one of them stops on its own; each signal on hup reopens their logs.
+func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, hup <-chan os.Signal, stdout, stderr io.Writer, opts ...herd.Option) error {
 	h, err := herd.NewHerd(cfg, opts...)
 	if err != nil {
 		return err
 	}
+	reopening := make(chan struct{})
+	defer func() { <-reopening }()
+	done := make(chan struct{})
+	defer close(done)
+	go reopenLogs(h, hup, done, reopening, stderr)
 	admins, err := startAdmins(cfg, h.Servers())
 	defer admins.close()
 	if err != nil {
@@ -259,7 +296,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 	for _, s := range h.Servers() {
 		capped(stdout, cfg, s)
 	}
-	hello(stdout, bound, h.Servers()[0].Addr().String())
+	hello(stdout, bound, h.Servers()[0].Provider(), h.Servers()[0].Addr().String())
 	started(h.Servers())
 	failed := waitStop(ctx, h.Servers(), stdout)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -274,6 +311,22 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, stdout 
 // announce says where a server listens, for its clients and for its neighbours' links.
 func announce(w io.Writer, s *herd.Server, peers []string) {
 	fmt.Fprintf(w, "herd: %s listening on %s (links on %s; neighbours: %s)\n", s.Name(), s.Addr(), s.PeerAddr(), strings.Join(peers, ", "))
+}
+
+// reopenLogs reopens the servers' logs at each signal on hup, until done is closed; then it
+// closes finished. A failure is told on stderr (and in the server's log, the old file).
+func reopenLogs(h *herd.Herd, hup <-chan os.Signal, done <-chan struct{}, finished chan<- struct{}, stderr io.Writer) {
+	defer close(finished)
+	for {
+		select {
+		case <-hup:
+			if err := h.ReopenLogs(); err != nil {
+				fmt.Fprintln(stderr, err)
+			}
+		case <-done:
+			return
+		}
+	}
 }
 
 // capped says when a server takes fewer clients than max_clients (the open file limit).
@@ -326,42 +379,28 @@ func raiseFileLimit(stdout io.Writer) {
 	}
 }
 
-// hello says how to talk to the herd.
-func hello(w io.Writer, cfg *herd.Config, addr string) {
+// hello says how to talk to the herd, and what it answers WHATSATs from (prov).
+func hello(w io.Writer, cfg *herd.Config, prov places.Provider, addr string) {
 	host, port := addr, ""
 	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
 		host, port = addr[:i], addr[i+1:]
 	}
 	logs := "logs in " + cfg.Log.Dir + "/ (one file per server)"
-	if cfg.Log.Off() {
+	switch {
+	case cfg.Log.Off():
 		logs = "logging off"
+	case cfg.Log.Stderr():
+		logs = "logs on standard error"
 	}
 	fmt.Fprintf(w, "herd: Places provider %s; %s\n", cfg.Places.Provider, logs)
+	if d, ok := places.Dataset(prov); ok && d.File != "" {
+		fmt.Fprintf(w, "herd: places dataset %s: %d places; skipped %d features (%d unnamed, %d not Points, %d invalid)\n",
+			d.File, d.Places, d.Skipped(), d.Unnamed, d.NotPoint, d.Invalid)
+	}
 	fmt.Fprintf(w, `herd: try it:
   nc %s %s
   IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 %d.000000000
   WHATSAT kiwi.cs.ucla.edu 10 5
 herd: stop with Ctrl-C
 `, host, port, time.Now().Unix())
-}
-
-// version returns the module version, or the VCS revision of a development build.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && (v == "" || v == "(devel)") {
-			v = s.Value
-			if len(v) > 12 {
-				v = v[:12]
-			}
-		}
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	return v + " " + bi.GoVersion
 }

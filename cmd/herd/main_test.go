@@ -413,16 +413,23 @@ func TestProcessDefaultHerd(t *testing.T) {
 	}
 }
 
-// A taken port: a clear error and exit status 1, at once.
-func TestRunPortTaken(t *testing.T) {
+// takenPortConfig writes a config in dir whose one server, A, has an address that a socket
+// of the test holds until it ends.
+func takenPortConfig(t *testing.T, dir string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	dir := t.TempDir()
+	t.Cleanup(func() { ln.Close() })
 	p := filepath.Join(dir, "herd.toml")
 	os.WriteFile(p, []byte(fmt.Sprintf("[log]\ndir = \"off\"\n[[server]]\nname = \"A\"\naddr = %q\n", ln.Addr().String())), 0o644)
+	return p
+}
+
+// A taken port: a clear error and exit status 1, at once.
+func TestRunPortTaken(t *testing.T) {
+	p := takenPortConfig(t, t.TempDir())
 	for _, args := range [][]string{{"run", "-config", p}, {"serve", "-config", p, "A"}} {
 		err := run(context.Background(), args, io.Discard, io.Discard)
 		if exitCode(err) != 1 || !strings.Contains(fmt.Sprint(err), "address already in use") {
@@ -512,6 +519,72 @@ func TestServerStoppedExits(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("run goes on after a server stopped")
+	}
+}
+
+// stalledClient connects to addr with a 2 KiB receive buffer, sends 3000 IAMATs and never
+// reads: the replies it does not read stay in the server's socket, so a graceful stop waits
+// for it. It returns once the server's log (logPath) shows every request read.
+func stalledClient(t *testing.T, addr, logPath string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	const n = 3000
+	var reqs strings.Builder
+	for k := range n {
+		fmt.Fprintf(&reqs, "IAMAT mute +1+1 %d\n", k+1)
+	}
+	if _, err := io.WriteString(c, reqs.String()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server to read every request", func() bool {
+		b, _ := os.ReadFile(logPath)
+		return bytes.Contains(b, []byte(fmt.Sprintf(`in="IAMAT mute +1+1 %d"`, n)))
+	})
+	return c
+}
+
+// TestProcessGraceOver: a client that never reads again after SIGTERM holds the stop only for
+// the grace period; then the process exits 3, and the server's log says how many connections
+// were owed how many bytes.
+func TestProcessGraceOver(t *testing.T) {
+	dir := t.TempDir()
+	const grace = time.Second
+	p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma")
+	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
+	logPath := filepath.Join(dir, "logs", "Gamma.log")
+	stalledClient(t, addrs(p.stdout.String())["Gamma"], logPath)
+	t0 := time.Now()
+	code := p.stop(t)
+	took := time.Since(t0)
+	if code != 3 {
+		t.Errorf("exit %d, want 3 (grace period over); stderr %q", code, p.stderr.String())
+	}
+	if took < grace {
+		t.Errorf("exited %v after SIGTERM, before the grace period (%v) was over", took, grace)
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "herd: Gamma: grace period over with 1 connections owed ") {
+		t.Errorf("stderr %q does not say what was dropped", s)
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`level=WARN msg="grace period over: replies not delivered" server=Gamma conns=1 bytes=[1-9]\d* whatsats=0\n`).Match(b) {
+		t.Errorf("Gamma.log has no grace period record:\n%s", b[max(0, len(b)-2000):])
 	}
 }
 
@@ -664,64 +737,5 @@ func relinkTimes(t *testing.T, path string) {
 		case starts == 2 && (strings.Contains(line, `msg="link up"`) || strings.Contains(line, `msg="resync done"`)):
 			t.Logf("restarted Smith, %v after listening: %s", tm.Sub(listened), line[strings.Index(line, "msg="):])
 		}
-	}
-}
-
-// TestProcessGraceOver: a client that never reads again after SIGTERM holds the stop only for
-// the grace period; then the process exits 3, and the server's log says how many connections
-// were owed how many bytes.
-func TestProcessGraceOver(t *testing.T) {
-	dir := t.TempDir()
-	const grace = time.Second
-	p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma")
-	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-	// A 2 KiB receive buffer, set before connecting: the replies it does not read stay in the
-	// server's socket.
-	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	c, err := d.Dial("tcp", addrs(p.stdout.String())["Gamma"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	const n = 3000
-	var reqs strings.Builder
-	for k := range n {
-		fmt.Fprintf(&reqs, "IAMAT mute +1+1 %d\n", k+1)
-	}
-	if _, err := io.WriteString(c, reqs.String()); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "logs", "Gamma.log")
-	waitFor(t, "the server to read every request", func() bool {
-		b, _ := os.ReadFile(logPath)
-		return bytes.Contains(b, []byte(fmt.Sprintf(`in="IAMAT mute +1+1 %d"`, n)))
-	})
-	t0 := time.Now()
-	code := p.stop(t)
-	took := time.Since(t0)
-	if code != 3 {
-		t.Errorf("exit %d, want 3 (grace period over); stderr %q", code, p.stderr.String())
-	}
-	if took < grace {
-		t.Errorf("exited %v after SIGTERM, before the grace period (%v) was over", took, grace)
-	}
-	if s := p.stderr.String(); !strings.Contains(s, "herd: Gamma: grace period over with 1 connections owed ") {
-		t.Errorf("stderr %q does not say what was dropped", s)
-	}
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !regexp.MustCompile(`level=WARN msg="grace period over: replies not delivered" server=Gamma conns=1 bytes=[1-9]\d* whatsats=0\n`).Match(b) {
-		t.Errorf("Gamma.log has no grace period record:\n%s", b[max(0, len(b)-2000):])
 	}
 }

@@ -82,22 +82,23 @@ type index struct {
 // offline answers from an index it only reads: any number of calls may run at once, each
 // spending CPU only (a 50 km search and its body take tens of microseconds).
 type offline struct {
-	idx *index
+	idx   *index
+	stats DatasetStats
 }
 
 func newOffline(cfg Config) (*offline, error) {
 	if cfg.Dataset != "" {
-		ps, err := loadGeoJSON(cfg.Dataset)
+		ps, st, err := loadGeoJSON(cfg.Dataset)
 		if err != nil {
 			return nil, &ConfigError{Key: "dataset", Msg: err.Error(), Err: err}
 		}
-		return &offline{idx: buildIndex(ps)}, nil
+		return &offline{idx: buildIndex(ps), stats: st}, nil
 	}
 	idx, err := embeddedIndex()
 	if err != nil {
 		return nil, err
 	}
-	return &offline{idx: idx}, nil
+	return &offline{idx: idx, stats: DatasetStats{Places: len(idx.places)}}, nil
 }
 
 // embeddedIndex loads the embedded dataset once per process (about 0.2 s, 20 MB): every
@@ -344,52 +345,87 @@ func loadCities(gz []byte) ([]place, error) {
 	return ps, nil
 }
 
-// geoJSON is the subset of RFC 7946 the loader reads.
-type geoJSON struct {
-	Type     string `json:"type"`
-	Features []struct {
-		Type     string `json:"type"`
-		ID       any    `json:"id"`
-		Geometry *struct {
-			Type        string          `json:"type"`
-			Coordinates json.RawMessage `json:"coordinates"`
-		} `json:"geometry"`
-		Properties struct {
-			Name     string   `json:"name"`
-			Types    []string `json:"types"`
-			Vicinity string   `json:"vicinity"`
-		} `json:"properties"`
-	} `json:"features"`
+// feature is the part of an RFC 7946 Feature the loader reads.
+type feature struct {
+	ID       any `json:"id"`
+	Geometry *struct {
+		Type        string          `json:"type"`
+		Coordinates json.RawMessage `json:"coordinates"`
+	} `json:"geometry"`
+	Properties struct {
+		Name     string   `json:"name"`
+		Types    []string `json:"types"`
+		Vicinity string   `json:"vicinity"`
+	} `json:"properties"`
+}
+
+// DatasetStats says what the offline provider loaded from a GeoJSON file, and what it skipped.
+type DatasetStats struct {
+	File     string // the file; "" for the embedded cities
+	Places   int    // places loaded
+	Unnamed  int    // features skipped: no properties.name
+	NotPoint int    // features skipped: no geometry, or one that is not a Point
+	Invalid  int    // features skipped: coordinates out of range, or fields of the wrong type
+}
+
+// Skipped returns how many features were skipped.
+func (d DatasetStats) Skipped() int { return d.Unnamed + d.NotPoint + d.Invalid }
+
+// Dataset returns what p, if it is the offline provider, loaded and skipped; ok is false for
+// any other provider. Any goroutine.
+func Dataset(p Provider) (d DatasetStats, ok bool) {
+	if o, isOffline := p.(*offline); isOffline {
+		return o.stats, true
+	}
+	return DatasetStats{}, false
 }
 
 // loadGeoJSON reads a FeatureCollection of Point features whose properties have a "name" and
-// optionally "types" (default point_of_interest, establishment) and "vicinity". Its errors
-// name the file and the feature (newOffline makes them a ConfigError of places.dataset).
-func loadGeoJSON(path string) ([]place, error) {
+// optionally "types" (default point_of_interest, establishment) and "vicinity". Features
+// that are not named Points (an OpenStreetMap export has many: ways, areas, untagged
+// nodes), or whose coordinates or fields are wrong, are skipped and counted. A file that is
+// not a FeatureCollection, or holds no place at all, is an error naming the file.
+func loadGeoJSON(path string) ([]place, DatasetStats, error) {
+	st := DatasetStats{File: path}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
-	var fc geoJSON
+	var fc struct {
+		Type     string            `json:"type"`
+		Features []json.RawMessage `json:"features"`
+	}
 	if err := json.Unmarshal(b, &fc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, st, fmt.Errorf("%s: %w", path, err)
 	}
 	if fc.Type != "FeatureCollection" {
-		return nil, fmt.Errorf("%s: type %q, want FeatureCollection", path, fc.Type)
+		return nil, st, fmt.Errorf("%s: type %q, want FeatureCollection", path, fc.Type)
 	}
 	ps := make([]place, 0, len(fc.Features))
-	for i, f := range fc.Features {
+	for _, raw := range fc.Features {
+		var f feature
+		if json.Unmarshal(raw, &f) != nil {
+			st.Invalid++
+			continue
+		}
 		g := f.Geometry
+		if g == nil || g.Type != "Point" {
+			st.NotPoint++
+			continue
+		}
+		if f.Properties.Name == "" {
+			st.Unnamed++
+			continue
+		}
 		var xy []float64
-		if g == nil || g.Type != "Point" || json.Unmarshal(g.Coordinates, &xy) != nil || len(xy) < 2 {
-			return nil, fmt.Errorf("%s: feature %d: geometry is not a Point", path, i)
+		if json.Unmarshal(g.Coordinates, &xy) != nil || len(xy) < 2 {
+			st.Invalid++
+			continue
 		}
 		lng, lat := xy[0], xy[1]
 		if !(lat >= -90 && lat <= 90 && lng >= -180 && lng <= 180) {
-			return nil, fmt.Errorf("%s: feature %d: coordinates [%g, %g] out of range", path, i, lng, lat)
-		}
-		if f.Properties.Name == "" {
-			return nil, fmt.Errorf("%s: feature %d: no name", path, i)
+			st.Invalid++
+			continue
 		}
 		p := place{
 			lat: lat, lng: lng,
@@ -408,5 +444,10 @@ func loadGeoJSON(path string) ([]place, error) {
 		p.id = placeID("user:", id, p.name, strconv.FormatFloat(lat, 'g', -1, 64), strconv.FormatFloat(lng, 'g', -1, 64))
 		ps = append(ps, p)
 	}
-	return ps, nil
+	st.Places = len(ps)
+	if len(ps) == 0 {
+		return nil, st, fmt.Errorf("%s: no named Point feature among %d features (%d unnamed, %d not Points, %d invalid)",
+			path, len(fc.Features), st.Unnamed, st.NotPoint, st.Invalid)
+	}
+	return ps, st, nil
 }

@@ -305,9 +305,11 @@ func TestOfflineGeoJSON(t *testing.T) {
 	bad := []struct{ name, data, want string }{
 		{"not json", `{`, "unexpected end"},
 		{"not a collection", `{"type":"Feature"}`, "want FeatureCollection"},
-		{"line", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"LineString","coordinates":[[0,0],[1,1]]},"properties":{"name":"x"}}]}`, "feature 0: geometry is not a Point"},
-		{"no name", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[0,0]},"properties":{}}]}`, "feature 0: no name"},
-		{"range", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[200,0]},"properties":{"name":"x"}}]}`, "out of range"},
+		// A file with no place left once the features that are not named Points are skipped.
+		{"line", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"LineString","coordinates":[[0,0],[1,1]]},"properties":{"name":"x"}}]}`, "no named Point feature among 1 features (0 unnamed, 1 not Points, 0 invalid)"},
+		{"no name", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[0,0]},"properties":{}}]}`, "(1 unnamed, 0 not Points, 0 invalid)"},
+		{"range", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[200,0]},"properties":{"name":"x"}}]}`, "(0 unnamed, 0 not Points, 1 invalid)"},
+		{"empty", `{"type":"FeatureCollection","features":[]}`, "no named Point feature among 0 features"},
 	}
 	for _, tt := range bad {
 		path := filepath.Join(dir, tt.name+".geojson")
@@ -321,6 +323,47 @@ func TestOfflineGeoJSON(t *testing.T) {
 	}
 	if _, err := New(Config{Provider: Offline, Dataset: filepath.Join(dir, "missing.geojson")}); err == nil {
 		t.Error("missing dataset: no error")
+	}
+}
+
+// An OpenStreetMap export (as overpass turbo or osmtogeojson writes it) is mostly what the
+// provider cannot use: ways and areas, untagged nodes, nodes without a name. Those are skipped
+// and counted, and the named nodes load.
+func TestOfflineOSMExport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "export.geojson")
+	const data = `{"type":"FeatureCollection","generator":"overpass-turbo","copyright":"OpenStreetMap contributors, ODbL",
+	"features":[
+	 {"type":"Feature","id":"node/1","properties":{"@id":"node/1","amenity":"cafe","name":"Kerckhoff Coffee"},"geometry":{"type":"Point","coordinates":[-118.4429,34.0703]}},
+	 {"type":"Feature","id":"node/2","properties":{"@id":"node/2","amenity":"bench"},"geometry":{"type":"Point","coordinates":[-118.4431,34.0701]}},
+	 {"type":"Feature","id":"way/3","properties":{"@id":"way/3","building":"university","name":"Boelter Hall"},"geometry":{"type":"Polygon","coordinates":[[[-118.4434,34.0693],[-118.4426,34.0693],[-118.4426,34.0698],[-118.4434,34.0693]]]}},
+	 {"type":"Feature","id":"way/4","properties":{"@id":"way/4","highway":"footway","name":"Bruin Walk"},"geometry":{"type":"LineString","coordinates":[[-118.4449,34.0710],[-118.4420,34.0712]]}},
+	 {"type":"Feature","id":"node/5","properties":{"@id":"node/5","name":"Broken"},"geometry":{"type":"Point","coordinates":[-118.4]}},
+	 {"type":"Feature","id":"relation/6","properties":{"name":"Westwood"},"geometry":null},
+	 {"type":"Feature","id":"node/7","properties":{"@id":"node/7","amenity":"library","name":"Powell Library","types":"library"},"geometry":{"type":"Point","coordinates":[-118.4422,34.0716]}},
+	 {"type":"Feature","id":"node/8","properties":{"@id":"node/8","amenity":"restaurant","name":"Café 1919"},"geometry":{"type":"Point","coordinates":[-118.4451,34.0632,71.5]}}
+	]}`
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := newOfflineT(t, Config{Provider: Offline, Dataset: path})
+	st, ok := Dataset(p)
+	want := DatasetStats{File: path, Places: 2, Unnamed: 1, NotPoint: 3, Invalid: 2}
+	if !ok || st != want || st.Skipped() != 6 {
+		t.Errorf("Dataset = %+v, %v; want %+v", st, ok, want)
+	}
+	body, err := p.Nearby(context.Background(), Request{Lat: "+34.068930", Lng: "-118.445127", RadiusM: "2000", Bound: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range parseBody(t, body).Results {
+		names = append(names, r.Name)
+	}
+	if strings.Join(names, "|") != "Kerckhoff Coffee|Café 1919" {
+		t.Errorf("places found: %q\n%s", names, body)
+	}
+	if _, ok := Dataset(newOfflineT(t, Config{})); !ok {
+		t.Error("Dataset: the embedded offline provider not reported")
 	}
 }
 

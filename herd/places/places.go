@@ -7,7 +7,8 @@
 //   - "google-v1": Places API (New), POST .../v1/places:searchNearby, whose answer is mapped to the
 //     legacy shape and written in Google's legacy layout.
 //   - "offline": a radius search over a city dataset embedded in the binary (GeoNames, CC-BY 4.0),
-//     or over the user's own GeoJSON file. It needs no network and no key.
+//     or over the user's own GeoJSON file, whose features that are not named Points are
+//     skipped and counted (Dataset). It needs no network and no key.
 //
 // Providers are called off the event loop, from any goroutine, concurrently. They never fail
 // without a body: on failure they return the UNKNOWN_ERROR body of the spec and an error for logs.
