@@ -46,7 +46,7 @@ type linkConn struct {
 	timer     *reactor.Handle
 	paused    bool
 	rs        *resync // the resync under way, or nil
-	pumpFn    func()  // c.pump, bound once
+	pumpFn    func()  // c.pumpSoon, bound once so that queueing it allocates nothing
 }
 
 // newLinkConn returns the Protocol of a link connection: dialled for l's dial number gen, or
