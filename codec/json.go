@@ -286,40 +286,22 @@ func (p *parser) value(i int) (any, int) {
 	switch c := b[i]; {
 	case c == '{':
 		o := Object{}
-		i = skipSpace(b, i+1)
-		if b[i] == '}' {
-			return o, i + 1
-		}
-		for {
-			var k string
-			k, i = p.str(i)
-			i = skipSpace(b, i)
-			i = skipSpace(b, i+1) // ':'
-			var v any
-			v, i = p.value(i)
+		i = p.elements(i, '}', func(i int) int {
+			k, i := p.str(i)
+			i = skipSpace(b, skipSpace(b, i)+1) // ':'
+			v, i := p.value(i)
 			o = append(o, Member{k, v})
-			i = skipSpace(b, i)
-			if b[i] == '}' {
-				return o, i + 1
-			}
-			i = skipSpace(b, i+1) // ','
-		}
+			return i
+		})
+		return o, i
 	case c == '[':
 		a := Array{}
-		i = skipSpace(b, i+1)
-		if b[i] == ']' {
-			return a, i + 1
-		}
-		for {
-			var v any
-			v, i = p.value(i)
+		i = p.elements(i, ']', func(i int) int {
+			v, i := p.value(i)
 			a = append(a, v)
-			i = skipSpace(b, i)
-			if b[i] == ']' {
-				return a, i + 1
-			}
-			i = skipSpace(b, i+1)
-		}
+			return i
+		})
+		return a, i
 	case c == '"':
 		return p.str(i)
 	case c == 't':
@@ -332,6 +314,24 @@ func (p *parser) value(i int) (any, int) {
 	s := scanner{b: b}
 	j := s.number(i)
 	return Number(b[i:j]), j
+}
+
+// elements parses the members of the object or the elements of the array that opens at b[i]
+// and ends with the byte end, one by one with elem, which parses the one at b[i] and returns
+// the index after it. It returns the index after end.
+func (p *parser) elements(i int, end byte, elem func(i int) int) int {
+	b := p.b
+	i = skipSpace(b, i+1)
+	if b[i] == end {
+		return i + 1
+	}
+	for {
+		i = skipSpace(b, elem(i))
+		if b[i] == end {
+			return i + 1
+		}
+		i = skipSpace(b, i+1) // ','
+	}
 }
 
 // str decodes the (valid) string at b[i] == '"'.

@@ -235,56 +235,71 @@ func ParseLine(line []byte) (Message, error) {
 	if n == 0 {
 		return Message{}, errEmpty
 	}
+	args := f[1:min(n, maxFields)] // n is one more than maxFields when there were too many
 	var m Message
 	switch bstr(f[0]) {
 	case "IAMAT":
-		if n != 4 {
-			return Message{}, errFields
-		}
-		m.Client = f[1]
-		if err := parseLocation(f[2], &m); err != nil {
-			return Message{}, err
-		}
-		if m.Time, err = ParseTime(f[3]); err != nil {
-			return Message{}, err
-		}
-		m.TimeText = f[3]
-		m.Kind = IAMAT
+		m.Kind, err = IAMAT, parseIAMAT(args, &m)
 	case "WHATSAT":
-		if n != 4 {
-			return Message{}, errFields
-		}
-		m.Client = f[1]
-		if m.RadiusKm, err = parseRadius(f[2]); err != nil {
-			return Message{}, err
-		}
-		m.Radius = f[2]
-		if m.Bound, err = parseBound(f[3]); err != nil {
-			return Message{}, err
-		}
-		m.Kind = WHATSAT
+		m.Kind, err = WHATSAT, parseWHATSAT(args, &m)
 	case "AT":
-		if n != 6 {
-			return Message{}, errFields
-		}
-		m.Server = f[1]
-		if !isDecimal(f[2], true) {
-			return Message{}, errSkew
-		}
-		m.Skew = f[2]
-		m.Client = f[3]
-		if err := parseLocation(f[4], &m); err != nil {
-			return Message{}, err
-		}
-		if m.Time, err = ParseTime(f[5]); err != nil {
-			return Message{}, err
-		}
-		m.TimeText = f[5]
-		m.Kind = AT
+		m.Kind, err = AT, parseAT(args, &m)
 	default:
 		return Message{}, errCommand
 	}
+	if err != nil {
+		return Message{}, err
+	}
 	return m, nil
+}
+
+// parseIAMAT parses the fields after IAMAT: client location time.
+func parseIAMAT(f [][]byte, m *Message) error {
+	if len(f) != 3 {
+		return errFields
+	}
+	return parseUpdate(f, m)
+}
+
+// parseWHATSAT parses the fields after WHATSAT: client radius bound.
+func parseWHATSAT(f [][]byte, m *Message) (err error) {
+	if len(f) != 3 {
+		return errFields
+	}
+	m.Client = f[0]
+	if m.RadiusKm, err = parseRadius(f[1]); err != nil {
+		return err
+	}
+	m.Radius = f[1]
+	m.Bound, err = parseBound(f[2])
+	return err
+}
+
+// parseAT parses the fields after AT: server skew client location time.
+func parseAT(f [][]byte, m *Message) error {
+	if len(f) != 5 {
+		return errFields
+	}
+	m.Server = f[0]
+	if !isDecimal(f[1], true) {
+		return errSkew
+	}
+	m.Skew = f[1]
+	return parseUpdate(f[2:], m)
+}
+
+// parseUpdate fills m's Client, location and Time from the fields "client location time"
+// that end an IAMAT and an AT line alike.
+func parseUpdate(f [][]byte, m *Message) (err error) {
+	m.Client = f[0]
+	if err := parseLocation(f[1], m); err != nil {
+		return err
+	}
+	if m.Time, err = ParseTime(f[2]); err != nil {
+		return err
+	}
+	m.TimeText = f[2]
+	return nil
 }
 
 // bstr views b as a string without copying; the string must not outlive the call it is

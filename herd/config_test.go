@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 const goodConfig = `
@@ -231,10 +233,7 @@ func TestLoadConfigRelativePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range tests {
-		p := filepath.Join(conf, "herd.toml")
-		if err := os.WriteFile(p, []byte(tt.src), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		p := testutil.WriteFile(t, conf, "herd.toml", tt.src)
 		rel, err := filepath.Rel(wd, p) // "../002/etc/herd.toml"
 		if err != nil {
 			t.Fatal(err)
@@ -279,10 +278,7 @@ func TestParseConfigPlacesPool(t *testing.T) {
 func TestLoadConfig(t *testing.T) {
 	t.Setenv("GOOGLE_PLACES_API_KEY", "")
 	dir := t.TempDir()
-	p := filepath.Join(dir, "herd.toml")
-	if err := os.WriteFile(p, []byte(goodConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := testutil.WriteFile(t, dir, "herd.toml", goodConfig)
 	if _, err := LoadConfig(p); err != nil {
 		t.Fatal(err)
 	}

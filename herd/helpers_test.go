@@ -1,31 +1,14 @@
 package herd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"io"
-	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/herd-project/herd/herd/places"
-	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
-
-// startFake starts a fake Google Places server for the test.
-func startFake(t testing.TB, o fake.Options) (*fake.Server, string) {
-	t.Helper()
-	f := fake.New(o)
-	url, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f, url
-}
 
 // testConfig is a config whose servers listen on 127.0.0.1:0, with Places pointed at url
 // (the offline provider when url is ""), and no log files.
@@ -53,8 +36,9 @@ func testConfig(t testing.TB, url string, servers ...ServerConfig) *Config {
 	return c
 }
 
-// startServer starts server name of cfg and shuts it down when the test ends.
-func startServer(t testing.TB, cfg *Config, name string, opts ...Option) *Server {
+// runServer builds and starts server name of cfg in debug mode (with the stub provider when
+// cfg has no Places URL); the test stops it.
+func runServer(t testing.TB, cfg *Config, name string, opts ...Option) *Server {
 	t.Helper()
 	// Debug mode panics on any loop-only call made off the loop.
 	opts = append([]Option{WithDebug(true)}, opts...)
@@ -68,116 +52,37 @@ func startServer(t testing.TB, cfg *Config, name string, opts ...Option) *Server
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shutdown(t, s) })
 	return s
 }
 
-func shutdown(t testing.TB, s interface{ Shutdown(context.Context) error }) {
+// startServer is runServer that shuts the server down when the test ends.
+func startServer(t testing.TB, cfg *Config, name string, opts ...Option) *Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
+	s := runServer(t, cfg, name, opts...)
+	t.Cleanup(func() { testutil.Stop(t, s.Shutdown) })
+	return s
 }
 
-// client is a test client on one connection. Reads time out after 10s so a broken server
-// fails the test instead of hanging it.
-type client struct {
-	t    testing.TB
-	conn *net.TCPConn
-	r    *bufio.Reader
-}
-
-func dial(t testing.TB, addr net.Addr) *client {
+// newHerd builds the servers of cfg (not started) in debug mode with the stub provider (opts
+// come after, and may name others), and shuts them down when the test ends.
+func newHerd(t testing.TB, cfg *Config, opts ...Option) *Herd {
 	t.Helper()
-	c, err := net.Dial("tcp", addr.String())
+	h, err := NewHerd(cfg, append([]Option{WithProvider(stubProvider{}), WithDebug(true)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &client{t: t, conn: c.(*net.TCPConn), r: bufio.NewReader(c)}
+	t.Cleanup(func() { testutil.Stop(t, h.Shutdown) })
+	return h
 }
 
-func (c *client) send(s string) {
-	c.t.Helper()
-	if _, err := c.conn.Write([]byte(s)); err != nil {
-		c.t.Fatalf("write %q: %v", s, err)
-	}
-}
-
-func (c *client) deadline() {
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-}
-
-// line reads one line, with its "\n".
-func (c *client) line() string {
-	c.t.Helper()
-	c.deadline()
-	s, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read line: got %q, %v", s, err)
-	}
-	return s
-}
-
-// whatsat reads one WHATSAT reply: through the blank line that ends it.
-func (c *client) whatsat() string {
-	c.t.Helper()
-	c.deadline()
-	var b strings.Builder
-	for {
-		s, err := c.r.ReadString('\n')
-		b.WriteString(s)
-		if err != nil {
-			c.t.Fatalf("read WHATSAT reply: got %q, %v", b.String(), err)
-		}
-		if s == "\n" {
-			return b.String()
-		}
-	}
-}
-
-// eof checks that the server closes the connection with nothing more to read.
-func (c *client) eof() {
-	c.t.Helper()
-	c.deadline()
-	rest, err := io.ReadAll(c.r)
-	if err != nil && !isReset(err) {
-		c.t.Fatalf("waiting for EOF: %v (read %q)", err, rest)
-	}
-	if len(rest) > 0 {
-		c.t.Fatalf("waiting for EOF: read %q", rest)
-	}
-}
-
-func isReset(err error) bool {
-	var ne *net.OpError
-	return errors.As(err, &ne) && strings.Contains(err.Error(), "reset")
-}
-
-// readAll reads until EOF. A reset after the data counts as the end: a server that closes
-// with unread input in its socket (after a line too long) makes the kernel send one.
-func (c *client) readAll() string {
-	c.t.Helper()
-	c.deadline()
-	b, err := io.ReadAll(c.r)
-	if err != nil && !isReset(err) {
-		c.t.Fatalf("read to EOF: %v (read %q)", err, b)
-	}
-	return string(b)
-}
-
-// waitFor polls cond until it holds or 10s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
+// startHerd is newHerd and Start.
+func startHerd(t testing.TB, cfg *Config, opts ...Option) *Herd {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	h := newHerd(t, cfg, opts...)
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
 	}
+	return h
 }
 
 // fixedClock returns a clock stuck at sec.nsec.

@@ -3,21 +3,20 @@ package herd
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
-// startHerd starts the default five-server herd of SPEC §1 on 127.0.0.1:0.
-func startHerd(t *testing.T) *Herd {
+// startDefaultHerd starts the default five-server herd of SPEC §1 on 127.0.0.1:0.
+func startDefaultHerd(t *testing.T) *Herd {
 	t.Helper()
 	cfg := DefaultConfig()
 	for i := range cfg.Servers {
@@ -26,22 +25,30 @@ func startHerd(t *testing.T) *Herd {
 	cfg.Log.Dir = "off"
 	cfg.Limits.BackoffBase = 10 * time.Millisecond
 	cfg.Limits.BackoffCap = 100 * time.Millisecond
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
+	return startHerd(t, cfg)
+}
+
+// floodBatch sends c one write of 100 IAMATs of about 1 KB, for clients numbered from n, reads
+// their replies, and returns the number after the last.
+func floodBatch(c *testutil.Conn, n int) int {
+	pad := strings.Repeat("p", 900)
+	var batch bytes.Buffer
+	for range 100 {
+		fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
+		n++
 	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
+	c.Send(batch.String())
+	for range 100 {
+		c.Line()
 	}
-	t.Cleanup(func() { shutdown(t, h) })
-	return h
+	return n
 }
 
 // waitRecord waits until every server in servers holds want for client.
 func waitRecord(t *testing.T, servers []*Server, client, want string) {
 	t.Helper()
 	for _, s := range servers {
-		waitFor(t, fmt.Sprintf("%s to hold %q for %s", s.Name(), want, client), func() bool {
+		testutil.WaitFor(t, fmt.Sprintf("%s to hold %q for %s", s.Name(), want, client), func() bool {
 			got, _ := s.Record(client)
 			return got == want
 		})
@@ -51,18 +58,18 @@ func waitRecord(t *testing.T, servers []*Server, client, want string) {
 // iamat sends one IAMAT to s and returns the AT line of the reply (without "\n").
 func iamat(t *testing.T, s *Server, client, loc, tm string) string {
 	t.Helper()
-	c := dial(t, s.Addr())
-	c.send("IAMAT " + client + " " + loc + " " + tm + "\n")
-	r := c.line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send("IAMAT " + client + " " + loc + " " + tm + "\n")
+	r := c.Line()
 	if !strings.HasPrefix(r, "AT "+s.Name()+" ") {
 		t.Fatalf("IAMAT reply %q", r)
 	}
-	c.conn.Close()
+	c.TCP.Close()
 	return strings.TrimSuffix(r, "\n")
 }
 
 func TestHerdUpdateReachesAll(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	for i, s := range h.Servers() {
 		client := fmt.Sprintf("c%d", i)
 		line := iamat(t, s, client, "+1+1", fmt.Sprint(1000+i))
@@ -76,7 +83,7 @@ func TestHerdUpdateReachesAll(t *testing.T) {
 }
 
 func TestHerdOlderNeverOverwritesNewer(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	newer := iamat(t, h.Server("Hill"), "x", "+1+1", "200")
 	waitRecord(t, h.Servers(), "x", newer)
 	older := iamat(t, h.Server("Campbell"), "x", "+2+2", "100")
@@ -95,16 +102,16 @@ func TestHerdOlderNeverOverwritesNewer(t *testing.T) {
 }
 
 func TestHerdEqualTimesConverge(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	var wg sync.WaitGroup
 	lines := make([]string, len(h.Servers()))
 	for i, s := range h.Servers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := dial(t, s.Addr())
-			c.send(fmt.Sprintf("IAMAT e +%d+%d 300.5\n", i, i))
-			lines[i] = strings.TrimSuffix(c.line(), "\n")
+			c := testutil.Dial(t, s.Addr().String())
+			c.Send(fmt.Sprintf("IAMAT e +%d+%d 300.5\n", i, i))
+			lines[i] = strings.TrimSuffix(c.Line(), "\n")
 		}()
 	}
 	wg.Wait()
@@ -119,7 +126,7 @@ func TestHerdEqualTimesConverge(t *testing.T) {
 
 // A server stopped and restarted gets every record back by resync.
 func TestHerdRestartResync(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	hill := h.Server("Hill")
 	var want []string
 	for i := range 20 {
@@ -129,7 +136,7 @@ func TestHerdRestartResync(t *testing.T) {
 		waitRecord(t, h.Servers(), fmt.Sprintf("r%d", i), l)
 	}
 	smith := h.Server("Smith")
-	shutdown(t, smith)
+	testutil.Stop(t, smith.Shutdown)
 	late := iamat(t, hill, "late", "+3+3", "20")
 	s2, err := NewServer(h.Config(), "Smith", WithProvider(stubProvider{}))
 	if err != nil {
@@ -138,7 +145,7 @@ func TestHerdRestartResync(t *testing.T) {
 	if err := s2.Start(); err != nil {
 		t.Fatalf("restart on %s: %v", smith.Addr(), err)
 	}
-	defer shutdown(t, s2)
+	defer testutil.Stop(t, s2.Shutdown)
 	for i, l := range want {
 		waitRecord(t, []*Server{s2}, fmt.Sprintf("r%d", i), l)
 	}
@@ -157,7 +164,7 @@ func TestHerdPartitionHeals(t *testing.T) {
 }
 
 func testPartitionHeals(t *testing.T, fault LinkFault) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	hill, jaquez, smith, singleton, campbell := h.Server("Hill"), h.Server("Jaquez"), h.Server("Smith"), h.Server("Singleton"), h.Server("Campbell")
 	west, east := []*Server{hill, jaquez}, []*Server{smith, singleton, campbell}
 	waitLinks(t, h)
@@ -174,7 +181,7 @@ func testPartitionHeals(t *testing.T, fault LinkFault) {
 		wantUp = map[*Server]int64{hill: 2, jaquez: 2, smith: 3, singleton: 3, campbell: 2}
 	}
 	for s, n := range wantUp {
-		waitFor(t, s.Name()+"'s links during the partition", func() bool { return s.Metrics().LinksUp.Load() == n })
+		testutil.WaitFor(t, s.Name()+"'s links during the partition", func() bool { return s.Metrics().LinksUp.Load() == n })
 	}
 	ups := hill.Metrics().LinkUps.Load() + jaquez.Metrics().LinkUps.Load()
 
@@ -224,13 +231,13 @@ func waitLinks(t *testing.T, h *Herd) {
 	t.Helper()
 	for _, s := range h.Servers() {
 		n := int64(len(DefaultConfig().Server(s.Name()).Peers))
-		waitFor(t, s.Name()+"'s links", func() bool { return s.Metrics().LinksUp.Load() == n })
+		testutil.WaitFor(t, s.Name()+"'s links", func() bool { return s.Metrics().LinksUp.Load() == n })
 	}
 }
 
 // SetLinkFault names a neighbour; a link the server does not have is an error.
 func TestSetLinkFaultUnknownPeer(t *testing.T) {
-	h := startHerd(t)
+	h := startDefaultHerd(t)
 	if err := h.Server("Hill").SetLinkFault("Campbell", LinkCut); err == nil {
 		t.Error("a fault on a link Hill does not have: no error")
 	}
@@ -239,54 +246,32 @@ func TestSetLinkFaultUnknownPeer(t *testing.T) {
 	}
 }
 
-// smallBufferListen listens on 127.0.0.1:0 with a 4 KB receive buffer (inherited by accepted
-// connections), so the kernel cannot hide much of what a sender queues.
-func smallBufferListen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
-		var serr error
-		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return serr
-	}}
-	return lc.Listen(context.Background(), "tcp", addr)
-}
-
 // sinkListener accepts connections and never reads from them, with a small receive buffer.
-func sinkListener(t *testing.T) (net.Listener, func() int) {
+func sinkListener(t *testing.T) (ln net.Listener, accepted func() int) {
 	t.Helper()
-	ln, err := smallBufferListen("127.0.0.1:0")
+	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	accepted, _ := acceptLoop(t, ln, func(net.Conn) {})
-	return ln, accepted
+	return ln, testutil.Serve(t, ln, nil)
 }
 
 // A neighbour that never reads its link does not make the sender hold its floods without
 // bound: past max_link_unsent the link is closed (and redialled).
 func TestNonReadingNeighbour(t *testing.T) {
 	s, accepted := silentNeighbour(t, func(l *Limits) { l.MaxLinkUnsent = 256 << 10 })
-	waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
-	c := dial(t, s.Addr())
-	pad := strings.Repeat("p", 900)
-	var batch bytes.Buffer
+	testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+	c := testutil.Dial(t, s.Addr().String())
 	n := 0
 	for s.Metrics().LinkOverflows.Load() == 0 {
 		if n > 200000 {
 			t.Fatalf("no overflow after %d floods of 1 KB", n)
 		}
-		batch.Reset()
-		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
-			n++
-		}
-		c.send(batch.String())
-		for range 100 {
-			c.line()
-		}
+		n = floodBatch(c, n)
 	}
-	waitFor(t, "the redial", func() bool { return accepted() >= 2 })
-	c.send("IAMAT still +1+1 1\n")
-	if got := c.line(); !strings.HasPrefix(got, "AT A ") {
+	testutil.WaitFor(t, "the redial", func() bool { return accepted() >= 2 })
+	c.Send("IAMAT still +1+1 1\n")
+	if got := c.Line(); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("after the overflow: %q", got)
 	}
 }
@@ -319,11 +304,11 @@ func (c slowConn) Read(p []byte) (int, error) {
 // empty table, and checks that A's resync brings it every record on the first connection,
 // its DONE last, with no overflow of the link's limit.
 func resyncToNeighbour(t *testing.T, n, limit int, slow bool) {
-	ln, err := smallBufferListen("127.0.0.1:0")
+	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns, accepted, _ := fakeNeighbour(t, "Peer", ln)
+	conns, accepted := fakeNeighbour(t, "Peer", ln)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Peer"}}, ServerConfig{Name: "Peer", PeerAddr: ln.Addr().String()})
 	cfg.Limits.MaxLinkUnsent = limit
 	s, err := NewServer(cfg, "A", WithProvider(stubProvider{}), WithDebug(true))
@@ -334,13 +319,13 @@ func resyncToNeighbour(t *testing.T, n, limit int, slow bool) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shutdown(t, s) })
-	p := next(t, conns, "the link")
+	t.Cleanup(func() { testutil.Stop(t, s.Shutdown) })
+	p := testutil.Recv(t, conns, "the link")
 	if slow {
 		p.r = bufio.NewReaderSize(slowConn{p.c}, 64<<10)
 	}
 	p.send("DIGEST\n") // an empty table: A sends every record
-	p.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	p.c.SetReadDeadline(time.Now().Add(testutil.Patience))
 	seen := make(map[string]bool, n)
 	for {
 		line, err := p.r.ReadString('\n')
@@ -384,16 +369,9 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 		ServerConfig{Name: strings.Repeat("A", MaxNameLen), Peers: []string{"B"}},
 		ServerConfig{Name: "B", Peers: []string{"C"}},
 		ServerConfig{Name: "C"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
+	h := startHerd(t, cfg)
 	all := h.Servers()
-	waitFor(t, "the links", func() bool {
+	testutil.WaitFor(t, "the links", func() bool {
 		return all[0].Metrics().LinksUp.Load() == 1 && all[1].Metrics().LinksUp.Load() == 2 && all[2].Metrics().LinksUp.Load() == 1
 	})
 	ups := func() (n uint64) {
@@ -405,17 +383,17 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 	before := ups()
 	loc, tm := "-34.068930+118.445127", "-1621464827.959498503"
 	id := strings.Repeat("k", cfg.Limits.MaxLine-len("IAMAT   ")-len(loc)-len(tm))
-	c := dial(t, all[0].Addr())
-	c.send("IAMAT " + id + " " + loc + " " + tm + "\n")
-	at := strings.TrimSuffix(c.line(), "\n")
+	c := testutil.Dial(t, all[0].Addr().String())
+	c.Send("IAMAT " + id + " " + loc + " " + tm + "\n")
+	at := strings.TrimSuffix(c.Line(), "\n")
 	if !strings.HasPrefix(at, "AT "+all[0].Name()+" ") || len(at) <= cfg.Limits.MaxLine {
 		t.Fatalf("reply of %d bytes: %.80q", len(at), at)
 	}
 	waitRecord(t, all, id, at)
 	// A WHATSAT at the far end is answered with the long AT line.
-	w := dial(t, all[2].Addr())
-	w.send("WHATSAT " + id + " 10 5\n")
-	if got := w.whatsat(); !strings.HasPrefix(got, at+"\n{") {
+	w := testutil.Dial(t, all[2].Addr().String())
+	w.Send("WHATSAT " + id + " 10 5\n")
+	if got := w.Reply(); !strings.HasPrefix(got, at+"\n{") {
 		t.Errorf("WHATSAT reply %.100q", got)
 	}
 	if n := ups(); n != before {
@@ -439,22 +417,12 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 		l.MaxLinkUnsent = MinLinkUnsent(l.MaxLine)
 		l.BackoffBase, l.BackoffCap = time.Millisecond, 5*time.Millisecond
 	})
-	c := dial(t, s.Addr())
-	pad := strings.Repeat("p", 900)
-	var batch bytes.Buffer
+	c := testutil.Dial(t, s.Addr().String())
 	for n := 0; s.Metrics().LinkOverflows.Load() < 3 || accepted() < 3; {
 		if n > 200000 {
 			t.Fatalf("%d overflows and %d connections after %d floods of 1 KB", s.Metrics().LinkOverflows.Load(), accepted(), n)
 		}
-		batch.Reset()
-		for range 100 {
-			fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
-			n++
-		}
-		c.send(batch.String())
-		for range 100 {
-			c.line()
-		}
+		n = floodBatch(c, n)
 	}
 	m := s.Metrics()
 	// Read LinksUp before LinkUps, LinkOverflows last: a link coming up in between only helps.
@@ -469,23 +437,16 @@ func TestLinkOverflowCountedOnce(t *testing.T) {
 // implementation's) is stored and flooded in canonical form, so WHATSAT replies carry it.
 func TestATLineWhiteSpaceNormalised(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
+	h := startHerd(t, cfg)
 	a, b := h.Server("A"), h.Server("B")
-	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	testutil.WaitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
 	want := "AT Zed +0.000000000 fl3 +1+1 5"
-	peer := dial(t, a.Addr()) // loopback: a neighbour's host
-	peer.send(" AT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r\n")
+	peer := testutil.Dial(t, a.Addr().String()) // loopback: a neighbour's host
+	peer.Send(" AT\tZed  +0.000000000 \vfl3\t\t+1+1 5 \r\n")
 	waitRecord(t, []*Server{a, b}, "fl3", want)
-	c := dial(t, b.Addr())
-	c.send("WHATSAT fl3 10 1\n")
-	if got := c.whatsat(); !strings.HasPrefix(got, want+"\n{") {
+	c := testutil.Dial(t, b.Addr().String())
+	c.Send("WHATSAT fl3 10 1\n")
+	if got := c.Reply(); !strings.HasPrefix(got, want+"\n{") {
 		t.Errorf("WHATSAT reply %q", got)
 	}
 }

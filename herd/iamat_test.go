@@ -41,17 +41,25 @@ func newDirectServer(t testing.TB) *Server {
 	return s
 }
 
+// feedSplit gives stream to a client of a new direct server in two reads, cut at cut, and
+// returns the server and the client's transport.
+func feedSplit(t *testing.T, stream string, cut int) (*Server, *fakeTransport) {
+	t.Helper()
+	s := newDirectServer(t)
+	ft := &fakeTransport{}
+	c := s.newClient()
+	c.attach(ft)
+	c.DataReceived([]byte(stream[:cut]))
+	c.DataReceived([]byte(stream[cut:]))
+	return s, ft
+}
+
 // Every cut of a stream into two reads gives the same replies and the same close.
 func TestSplitEveryOffset(t *testing.T) {
 	stream := kiwiIAMAT + "\r\nIAMAT b +1+1 1621464828\n\tIAMAT  c +2+2 1621464828 \nBAD LINE\nIAMAT d +1+1 1\n"
 	want := kiwiAT + "\nAT Hill +0.223371889 b +1+1 1621464828\nAT Hill +0.223371889 c +2+2 1621464828\n? BAD LINE\n"
 	for cut := 0; cut <= len(stream); cut++ {
-		s := newDirectServer(t)
-		ft := &fakeTransport{}
-		c := s.newClient()
-		c.attach(ft)
-		c.DataReceived([]byte(stream[:cut]))
-		c.DataReceived([]byte(stream[cut:]))
+		s, ft := feedSplit(t, stream, cut)
 		if got := ft.out.String(); got != want || !ft.closed {
 			t.Errorf("cut %d: %q closed %v", cut, got, ft.closed)
 		}
@@ -66,12 +74,7 @@ func TestTooLongEveryOffset(t *testing.T) {
 	stream := "IAMAT " + strings.Repeat("y", 5000) + " +1+1 1\n"
 	want := "? " + stream[:64] + "\n"
 	for cut := 0; cut <= len(stream); cut += 97 {
-		s := newDirectServer(t)
-		ft := &fakeTransport{}
-		c := s.newClient()
-		c.attach(ft)
-		c.DataReceived([]byte(stream[:cut]))
-		c.DataReceived([]byte(stream[cut:]))
+		_, ft := feedSplit(t, stream, cut)
 		if got := ft.out.String(); got != want || !ft.closed {
 			t.Errorf("cut %d: %q closed %v", cut, got, ft.closed)
 		}

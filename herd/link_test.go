@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,14 +32,7 @@ func onLoop(t testing.TB, s *Server, fn func()) {
 // have their link up and no other link connection.
 func startPair(t *testing.T, cfg *Config, opts ...Option) (h *Herd, a, b *Server) {
 	t.Helper()
-	h, err := NewHerd(cfg, append([]Option{WithProvider(stubProvider{}), WithDebug(true)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
+	h = startHerd(t, cfg, opts...)
 	a, b = h.Server("A"), h.Server("B")
 	waitOneLink(t, a, b)
 	return h, a, b
@@ -48,7 +42,7 @@ func startPair(t *testing.T, cfg *Config, opts ...Option) (h *Herd, a, b *Server
 func waitOneLink(t testing.TB, servers ...*Server) {
 	t.Helper()
 	for _, s := range servers {
-		waitFor(t, s.Name()+"'s one link", func() bool {
+		testutil.WaitFor(t, s.Name()+"'s one link", func() bool {
 			return s.Metrics().LinksUp.Load() == 1 && s.Metrics().LinkConns.Load() == 1
 		})
 	}
@@ -79,7 +73,7 @@ func TestSimultaneousDialsKeepOneLink(t *testing.T) {
 		if ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); ups > 4 {
 			t.Errorf("%d link-ups to settle two dials", ups)
 		}
-		shutdown(t, h)
+		testutil.Stop(t, h.Shutdown)
 	}
 }
 
@@ -110,11 +104,11 @@ func TestDuplicateLinkRule(t *testing.T) {
 			}
 			if tc.first == "dialled by M" {
 				answerOut()
-				waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+				testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 				dialIn()
 			} else {
 				dialIn()
-				waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+				testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 				answerOut()
 			}
 			kept, dropped := out, in
@@ -122,16 +116,16 @@ func TestDuplicateLinkRule(t *testing.T) {
 				kept, dropped = in, out
 			}
 			dropped.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if rest, err := io.ReadAll(dropped.r); err != nil && !isReset(err) {
+			if rest, err := io.ReadAll(dropped.r); err != nil && !testutil.IsReset(err) {
 				t.Fatalf("the dropped connection: %v after %q", err, rest)
 			}
-			waitFor(t, "one link connection", func() bool { return s.Metrics().LinkConns.Load() == 1 })
+			testutil.WaitFor(t, "one link connection", func() bool { return s.Metrics().LinkConns.Load() == 1 })
 			kept.until("DIGEST") // M's resync on the connection it kept...
 			kept.send("DIGEST\nDONE 0\n")
 			if _, done := kept.until("DONE"); done != "DONE 0" { // ...which ends, in sync
 				t.Errorf("M's resync ends with %q", done)
 			}
-			waitFor(t, "the resync", func() bool { return s.Metrics().ResyncsDone.Load() == 1 })
+			testutil.WaitFor(t, "the resync", func() bool { return s.Metrics().ResyncsDone.Load() == 1 })
 			if n := s.Metrics().LinksUp.Load(); n != 1 {
 				t.Errorf("%d links up", n)
 			}
@@ -195,11 +189,11 @@ func TestLinkAuthentication(t *testing.T) {
 	}
 	auth := string(codec.AppendAuth(nil, s.proof("dial", "Jaquez", "Hill", inst, hs.Instance, nonce, hs.Nonce)))
 	p.send(auth)
-	waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+	testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 	p.send("AT Jaquez +0.000000000 linked +1+1 5\n")
-	waitFor(t, "the AT line on the link", func() bool { _, ok := s.Record("linked"); return ok })
+	testutil.WaitFor(t, "the AT line on the link", func() bool { _, ok := s.Record("linked"); return ok })
 	p.c.Close()
-	waitFor(t, "the link to go down", func() bool { return s.Metrics().LinksUp.Load() == 0 })
+	testutil.WaitFor(t, "the link to go down", func() bool { return s.Metrics().LinksUp.Load() == 0 })
 
 	// refused dials as Jaquez again and answers Hill's HELLO with what send makes of it.
 	refused := func(what string, send func(h codec.Hello) string, want string) {
@@ -226,14 +220,14 @@ func TestLinkAuthentication(t *testing.T) {
 	}
 
 	// The client port: an AT line from loopback (the neighbour's host) is invalid now.
-	c := dial(t, s.Addr())
-	c.send("AT Jaquez +0.000000000 port +1+1 5\n")
-	if got := c.readAll(); got != "? AT Jaquez +0.000000000 port +1+1 5\n" {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send("AT Jaquez +0.000000000 port +1+1 5\n")
+	if got := c.ReadAll(); got != "? AT Jaquez +0.000000000 port +1+1 5\n" {
 		t.Errorf("AT line on the client port: %q", got)
 	}
-	c = dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n")
-	if got := c.line(); got != kiwiAT+"\n" {
+	c = testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n")
+	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Errorf("IAMAT with a secret set: %q", got)
 	}
 }
@@ -247,7 +241,7 @@ func TestLinkWrongSecret(t *testing.T) {
 		ServerConfig{Name: "B", Addr: b.Addr().String(), PeerAddr: b.PeerAddr().String()})
 	cfgA.Links.Secret = testSecret
 	a := startServer(t, cfgA, "A")
-	waitFor(t, "refusals on both sides", func() bool {
+	testutil.WaitFor(t, "refusals on both sides", func() bool {
 		return a.Metrics().LinkRefusals.Load() >= 2 && b.Metrics().LinkRefusals.Load() >= 2
 	})
 	if n := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); n != 0 {
@@ -295,21 +289,17 @@ func TestLinkSecretOnOneSide(t *testing.T) {
 // healed link sends that record alone.
 func TestResyncSendsOnlyWhatDiffers(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHerd(t, cfg)
 	a, b := h.Server("A"), h.Server("B")
 	fillTable(t, a, 5000, "s")
 	fillTable(t, b, 5000, "s")
 	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shutdown(t, h) })
 	resynced := func(n uint64) {
 		t.Helper()
 		for _, s := range []*Server{a, b} {
-			waitFor(t, fmt.Sprintf("%s's resync %d", s.Name(), n), func() bool { return s.Metrics().ResyncsDone.Load() >= n })
+			testutil.WaitFor(t, fmt.Sprintf("%s's resync %d", s.Name(), n), func() bool { return s.Metrics().ResyncsDone.Load() >= n })
 		}
 	}
 	resynced(1)
@@ -342,18 +332,11 @@ func TestResyncSendsOnlyWhatDiffers(t *testing.T) {
 func TestRestartRelinksWithoutTimers(t *testing.T) {
 	clock := newFakeClock()
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B", "C"}}, ServerConfig{Name: "B"}, ServerConfig{Name: "C"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true), WithLoopClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, h) })
+	h := startHerd(t, cfg, WithLoopClock(clock))
 	a, b, c := h.Server("A"), h.Server("B"), h.Server("C")
-	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 2 })
-	shutdown(t, a)
-	waitFor(t, "the neighbours to see A go", func() bool { return b.Metrics().LinksUp.Load() == 0 && c.Metrics().LinksUp.Load() == 0 })
+	testutil.WaitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 2 })
+	testutil.Stop(t, a.Shutdown)
+	testutil.WaitFor(t, "the neighbours to see A go", func() bool { return b.Metrics().LinksUp.Load() == 0 && c.Metrics().LinksUp.Load() == 0 })
 	missed := iamat(t, b, "missed", "+1+1", "5")
 
 	a2, err := NewServer(h.Config(), "A", WithProvider(stubProvider{}), WithDebug(true), WithLoopClock(clock))
@@ -363,8 +346,8 @@ func TestRestartRelinksWithoutTimers(t *testing.T) {
 	if err := a2.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shutdown(t, a2) })
-	waitFor(t, "A's links and resyncs", func() bool {
+	t.Cleanup(func() { testutil.Stop(t, a2.Shutdown) })
+	testutil.WaitFor(t, "A's links and resyncs", func() bool {
 		return a2.Metrics().LinksUp.Load() == 2 && a2.Metrics().ResyncsDone.Load() == 2
 	})
 	waitRecord(t, []*Server{a2, c}, "missed", missed)
@@ -394,24 +377,24 @@ func TestFloodBeforeReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns, _, _ := fakeNeighbour(t, "N", ln)
+	conns, _ := fakeNeighbour(t, "N", ln)
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"N"}}, ServerConfig{Name: "N", PeerAddr: ln.Addr().String()})
 	s := startServer(t, cfg, "A")
-	n := next(t, conns, "the link")
+	n := testutil.Recv(t, conns, "the link")
 	n.send("DIGEST\nDONE 0\n")
 	n.until("DONE")
-	waitFor(t, "the resync", func() bool { return s.Metrics().ResyncsDone.Load() == 1 })
-	c := dial(t, s.Addr())
+	testutil.WaitFor(t, "the resync", func() bool { return s.Metrics().ResyncsDone.Load() == 1 })
+	c := testutil.Dial(t, s.Addr().String())
 	for i := range 100 {
 		lines := 1 + i%3
 		var in strings.Builder
 		for j := range lines {
 			fmt.Fprintf(&in, "IAMAT f%d.%d +1+1 5\n", i, j)
 		}
-		c.send(in.String())
+		c.Send(in.String())
 		var want int
 		for range lines {
-			want += len(c.line()) // the flood is the reply
+			want += len(c.Line()) // the flood is the reply
 		}
 		if got := inQueue(t, n.c); got != want {
 			t.Fatalf("try %d: the client has its %d replies and %d bytes wait on the link, want %d", i, lines, got, want)
@@ -429,12 +412,12 @@ func TestWHATSATAfterReplyFindsUpdate(t *testing.T) {
 	_, a, b := startPair(t, cfg)
 	for i := range 100 {
 		at := iamat(t, a, fmt.Sprint("w", i), "+1+1", "5")
-		w := dial(t, b.Addr())
-		w.send(fmt.Sprintf("WHATSAT w%d 10 1\n", i))
-		if got := w.whatsat(); !strings.HasPrefix(got, at+"\n") {
+		w := testutil.Dial(t, b.Addr().String())
+		w.Send(fmt.Sprintf("WHATSAT w%d 10 1\n", i))
+		if got := w.Reply(); !strings.HasPrefix(got, at+"\n") {
 			t.Fatalf("try %d: %q, want the record %q", i, got, at)
 		}
-		w.conn.Close()
+		w.TCP.Close()
 	}
 }
 
@@ -445,12 +428,12 @@ func TestNeighbourByHostName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns, _, _ := fakeNeighbour(t, "N", ln)
+	conns, _ := fakeNeighbour(t, "N", ln)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"N"}},
 		ServerConfig{Name: "N", Addr: "localhost:9", PeerAddr: net.JoinHostPort("localhost", port)})
 	s := startServer(t, cfg, "A")
-	next(t, conns, "the link dialled by name")
+	testutil.Recv(t, conns, "the link dialled by name")
 	var ips []string
 	onLoop(t, s, func() {
 		for ip := range s.peerIPs {
@@ -460,9 +443,9 @@ func TestNeighbourByHostName(t *testing.T) {
 	if !contains(ips, "127.0.0.1") {
 		t.Errorf("neighbour hosts %v: no 127.0.0.1 for localhost", ips)
 	}
-	c := dial(t, s.Addr())
-	c.send("AT N +0.000000000 named +1+1 5\n")
-	waitFor(t, "the AT line from the neighbour's host", func() bool { _, ok := s.Record("named"); return ok })
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send("AT N +0.000000000 named +1+1 5\n")
+	testutil.WaitFor(t, "the AT line from the neighbour's host", func() bool { _, ok := s.Record("named"); return ok })
 }
 
 // BenchmarkRestartRelink restarts Smith in the default herd (real clocks, the default
@@ -481,18 +464,18 @@ func BenchmarkRestartRelink(b *testing.B) {
 	if err := h.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer shutdown(b, h)
+	defer testutil.Stop(b, h.Shutdown)
 	for i := range 1000 {
-		c := dial(b, h.Server("Hill").Addr())
-		c.send(fmt.Sprintf("IAMAT b%d +1+1 5\n", i))
-		c.line()
-		c.conn.Close()
+		c := testutil.Dial(b, h.Server("Hill").Addr().String())
+		c.Send(fmt.Sprintf("IAMAT b%d +1+1 5\n", i))
+		c.Line()
+		c.TCP.Close()
 	}
 	smith := h.Server("Smith")
-	waitFor(b, "the records at Smith", func() bool { _, ok := smith.Record("b999"); return ok })
+	testutil.WaitFor(b, "the records at Smith", func() bool { _, ok := smith.Record("b999"); return ok })
 	var up, synced time.Duration
 	for b.Loop() {
-		shutdown(b, smith)
+		testutil.Stop(b, smith.Shutdown)
 		s, err := NewServer(h.Config(), "Smith", WithProvider(stubProvider{}))
 		if err != nil {
 			b.Fatal(err)
@@ -511,7 +494,7 @@ func BenchmarkRestartRelink(b *testing.B) {
 		synced += time.Since(start)
 		smith = s
 	}
-	defer shutdown(b, smith)
+	defer testutil.Stop(b, smith.Shutdown)
 	b.ReportMetric(float64(up.Microseconds())/float64(b.N), "µs-to-links")
 	b.ReportMetric(float64(synced.Microseconds())/float64(b.N), "µs-to-resynced")
 }
@@ -554,7 +537,7 @@ func BenchmarkResyncMillion(b *testing.B) {
 		b.ReportMetric(float64(took.Milliseconds()), "ms-to-resynced")
 		b.ReportMetric(float64(a.Metrics().ResyncBytes.Load()+bs.Metrics().ResyncBytes.Load()), "resync-bytes")
 		b.ReportMetric(float64(a.Metrics().ResyncRecords.Load()+bs.Metrics().ResyncRecords.Load()), "resync-records")
-		shutdown(b, h)
+		testutil.Stop(b, h.Shutdown)
 		b.StartTimer()
 	}
 }

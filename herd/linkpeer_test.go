@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // Helpers that play a neighbour on the link protocol, for tests that need one that does what
@@ -28,6 +29,11 @@ type peerConn struct {
 	hello codec.Hello // the server's HELLO (its fields copied)
 }
 
+// newPeerConn wraps c, a link connection the test holds.
+func newPeerConn(t testing.TB, c net.Conn) *peerConn {
+	return &peerConn{t: t, c: c, r: bufio.NewReaderSize(c, 64<<10)}
+}
+
 // send writes s on the connection.
 func (p *peerConn) send(s string) {
 	p.t.Helper()
@@ -36,10 +42,10 @@ func (p *peerConn) send(s string) {
 	}
 }
 
-// line reads one line (without "\n"), within 10s.
+// line reads one line (without "\n"), within testutil.Patience.
 func (p *peerConn) line() string {
 	p.t.Helper()
-	p.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p.c.SetReadDeadline(time.Now().Add(testutil.Patience))
 	s, err := p.r.ReadString('\n')
 	if err != nil {
 		p.t.Fatalf("peer: read: got %q, %v", s, err)
@@ -59,15 +65,12 @@ func (p *peerConn) until(prefix string) (before []string, line string) {
 	}
 }
 
-// newReader returns a reader for a link connection.
-func newReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 64<<10) }
-
 // helloLine is the HELLO a neighbour named from sends to reach to, without a proof.
 func helloLine(from, to string) string {
 	return fmt.Sprintf("HELLO %d %s %s %s %s\n", codec.LinkVersion, from, to, testInstance, testNonce)
 }
 
-// parseHelloCopy parses a HELLO line the server sent, copying its fields.
+// parseHelloCopy parses a HELLO line the server sent; the fields alias a copy of the line.
 func parseHelloCopy(t testing.TB, line string) codec.Hello {
 	t.Helper()
 	h, err := codec.ParseHello([]byte(line))
@@ -77,8 +80,8 @@ func parseHelloCopy(t testing.TB, line string) codec.Hello {
 	return h
 }
 
-// dialAsPeer dials the server's peer port as its neighbour from and sends the hello line
-// hello (helloLine(from, server) for a good one). It returns the connection, with nothing read.
+// dialAsPeer dials the server's peer port and sends the hello line hello
+// (helloLine(from, server) for a good one). It returns the connection, with nothing read.
 func dialAsPeer(t testing.TB, addr net.Addr, hello string) *peerConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr.String())
@@ -86,107 +89,83 @@ func dialAsPeer(t testing.TB, addr net.Addr, hello string) *peerConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	p := &peerConn{t: t, c: c, r: newReader(c)}
+	p := newPeerConn(t, c)
 	p.send(hello)
 	return p
 }
 
-// acceptLoop accepts connections on ln until stop, handing each to fn on the loop's
-// goroutine (fn may block on it; the next accept waits). accepted counts them. stop closes
-// the listener and every connection accepted; it also runs when the test ends, after the
-// server's shutdown (cleanups run last first), so a test whose neighbour never reads defers
-// it, or the server's graceful stop would wait for the neighbour to read.
-func acceptLoop(t testing.TB, ln net.Listener, fn func(c net.Conn)) (accepted func() int, stop func()) {
-	t.Helper()
-	var mu sync.Mutex
-	var all []net.Conn
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			all = append(all, c)
-			mu.Unlock()
-			fn(c)
-		}
-	})
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			ln.Close()
-			wg.Wait()
-			mu.Lock()
-			for _, c := range all {
-				c.Close()
-			}
-			mu.Unlock()
-		})
+// answerHello reads the HELLO of a link the server dialled on c and answers it as name. It
+// runs on a goroutine of testutil.Serve's, so it reports failure by its result.
+func answerHello(c net.Conn, name string) (*peerConn, bool) {
+	p := &peerConn{c: c, r: bufio.NewReaderSize(c, 64<<10)}
+	c.SetReadDeadline(time.Now().Add(testutil.Patience))
+	line, err := p.r.ReadString('\n')
+	h, herr := codec.ParseHello([]byte(strings.TrimSuffix(line, "\n")))
+	if err != nil || herr != nil {
+		return nil, false
 	}
-	t.Cleanup(stop)
-	return func() int { mu.Lock(); defer mu.Unlock(); return len(all) }, stop
+	p.hello = codec.Hello{From: append([]byte(nil), h.From...)}
+	_, err = c.Write([]byte(helloLine(name, string(h.From))))
+	return p, err == nil
 }
 
 // fakeNeighbour accepts the links the server dials to ln and answers their hellos as name;
-// each connection comes out of the channel once its hello is done (see acceptLoop for
-// accepted and stop).
-func fakeNeighbour(t *testing.T, name string, ln net.Listener) (conns <-chan *peerConn, accepted func() int, stop func()) {
+// each connection comes out of the channel once its hello is done (the first 64: a test
+// takes few), and accepted counts them. testutil.Serve closes them when the test ends.
+func fakeNeighbour(t *testing.T, name string, ln net.Listener) (conns <-chan *peerConn, accepted func() int) {
 	t.Helper()
 	ch := make(chan *peerConn, 64)
-	accepted, stop = acceptLoop(t, ln, func(c net.Conn) {
-		p := &peerConn{t: t, c: c, r: newReader(c)}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		line, err := p.r.ReadString('\n')
-		h, herr := codec.ParseHello([]byte(strings.TrimSuffix(line, "\n")))
-		if err != nil || herr != nil {
-			return
-		}
-		p.hello = codec.Hello{From: append([]byte(nil), h.From...)}
-		if _, err := c.Write([]byte(helloLine(name, string(h.From)))); err == nil {
-			ch <- p
+	accepted = testutil.Serve(t, ln, func(c net.Conn) {
+		if p, ok := answerHello(c, name); ok {
+			p.t = t
+			select {
+			case ch <- p:
+			default:
+			}
 		}
 	})
-	return ch, accepted, stop
+	return ch, accepted
 }
 
 // silentNeighbour starts server A of a herd where its neighbour Sink, played by the test,
 // answers A's hellos and then never reads; cfg's limits are changed by limits first. It
-// returns A and how many links Sink has accepted.
+// returns A and how many links Sink has accepted. Sink's connections are closed before A's
+// shutdown, which would otherwise wait for Sink to read what it owes.
 func silentNeighbour(t *testing.T, limits func(*Limits)) (a *Server, accepted func() int) {
-	ln, err := smallBufferListen("127.0.0.1:0")
+	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, accepted, stop := fakeNeighbour(t, "Sink", ln)
+	var mu sync.Mutex
+	var held []net.Conn
+	gone := false // the test is over: Sink takes no more links
+	accepted = testutil.Serve(t, ln, func(c net.Conn) {
+		_, ok := answerHello(c, "Sink")
+		mu.Lock()
+		defer mu.Unlock()
+		if ok && !gone {
+			held = append(held, c)
+		} else {
+			c.Close()
+		}
+	})
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", PeerAddr: ln.Addr().String()})
 	limits(&cfg.Limits)
 	a = startServer(t, cfg, "A")
-	t.Cleanup(stop) // before A's shutdown, which would wait for Sink to read
+	t.Cleanup(func() { // runs before A's shutdown: cleanups run last first
+		ln.Close() // A redials at once: no new link may come to hold the stop either
+		mu.Lock()
+		defer mu.Unlock()
+		gone = true
+		for _, c := range held {
+			c.Close()
+		}
+	})
 	return a, accepted
 }
 
-// acceptOne accepts the server's dial to ln, within 10s.
+// acceptOne takes the server's next dial to ln.
 func acceptOne(t testing.TB, ln net.Listener) *peerConn {
 	t.Helper()
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &peerConn{t: t, c: c, r: newReader(c)}
-}
-
-// next waits for the fake neighbour's next connection.
-func next(t testing.TB, conns <-chan *peerConn, what string) *peerConn {
-	t.Helper()
-	select {
-	case p := <-conns:
-		return p
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-	return nil
+	return newPeerConn(t, testutil.Recv(t, testutil.Accepted(t, ln), "the server's dial"))
 }

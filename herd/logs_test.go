@@ -11,34 +11,16 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/herd-project/herd/internal/testutil"
 	"github.com/herd-project/herd/reactor"
 )
 
-// lockedBuffer is a bytes.Buffer safe for the drain goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestLogWriterWritesInOrder(t *testing.T) {
-	var dst lockedBuffer
+	var dst testutil.SyncBuffer
 	w := NewLogWriter(&dst, 16)
 	var want strings.Builder
 	buf := []byte("line 00\n")
@@ -141,7 +123,7 @@ func TestAppendQuoted(t *testing.T) {
 func TestServerLogRecordForms(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			var dst lockedBuffer
+			var dst testutil.SyncBuffer
 			w := NewLogWriter(&dst, 0)
 			g := newServerLog(w, LogConfig{Format: format}, "Hill", reactor.New(reactor.Options{}))
 			g.begin(slog.LevelInfo, "in")
@@ -206,21 +188,21 @@ func TestWriteBatchDropsWholeBatches(t *testing.T) {
 // connections, in the loop's order, and the rare records slog formats land in the same file in
 // their place.
 func TestServerLogsEveryLine(t *testing.T) {
-	var dst lockedBuffer
+	var dst testutil.SyncBuffer
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", WithLogOutput(&dst), hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n" + "IAMAT b +1+1 1\n")
-	c.line()
-	c.line()
-	c.send("WHATSAT b 10 2\n")
-	c.whatsat()
-	c.send("NOPE x\n")
-	if got := c.line(); got != "? NOPE x\n" {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n" + "IAMAT b +1+1 1\n")
+	c.Line()
+	c.Line()
+	c.Send("WHATSAT b 10 2\n")
+	c.Reply()
+	c.Send("NOPE x\n")
+	if got := c.Line(); got != "? NOPE x\n" {
 		t.Fatalf("reply %q", got)
 	}
-	c.readAll()
-	shutdown(t, s)
+	c.ReadAll()
+	testutil.Stop(t, s.Shutdown)
 
 	log := dst.String()
 	want := []string{
@@ -351,7 +333,7 @@ func TestLogRotatesAtMaxSize(t *testing.T) {
 	}
 	var files []string
 	// lumberjack removes the oldest files on a goroutine of its own, after each rotation.
-	waitFor(t, "two rotated files and the current one", func() bool {
+	testutil.WaitFor(t, "two rotated files and the current one", func() bool {
 		files, _ = filepath.Glob(filepath.Join(dir, "Hill*.log"))
 		return len(files) == 3
 	})
@@ -377,30 +359,24 @@ func TestLogRotatesAtMaxSize(t *testing.T) {
 // or slog): the time is always a string in one layout, addresses are strings, durations are
 // numbers (nanoseconds). Two linked servers make the records of a link too.
 func TestJSONLogOneTypePerField(t *testing.T) {
-	var dst lockedBuffer
+	var dst testutil.SyncBuffer
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
 	cfg.Log = LogConfig{Dir: "off", Level: "debug", Format: "json"}
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true), WithLogOutput(&dst))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(); err != nil {
-		t.Fatal(err)
-	}
+	h := startHerd(t, cfg, WithLogOutput(&dst))
 	a, b := h.Server("A"), h.Server("B")
-	waitFor(t, "the link", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	testutil.WaitFor(t, "the link", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
 	if err := h.SetLinkFault("A", "B", LinkCut); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.SetLinkFault("A", "B", NoFault); err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, a.Addr())
-	c.send("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\nWHATSAT kiwi 10 2\nNOPE\n")
-	c.line()
-	c.whatsat()
-	c.readAll()
-	shutdown(t, h)
+	c := testutil.Dial(t, a.Addr().String())
+	c.Send("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\nWHATSAT kiwi 10 2\nNOPE\n")
+	c.Line()
+	c.Reply()
+	c.ReadAll()
+	testutil.Stop(t, h.Shutdown)
 
 	timeRE := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$`)
 	kinds := make(map[string]string)   // field: JSON type
@@ -442,7 +418,7 @@ func TestJSONLogOneTypePerField(t *testing.T) {
 func TestProbeConnectionLogsNoInfo(t *testing.T) {
 	for _, level := range []string{"info", "debug"} {
 		t.Run(level, func(t *testing.T) {
-			var dst lockedBuffer
+			var dst testutil.SyncBuffer
 			cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 			cfg.Log = LogConfig{Dir: "off", Level: level}
 			s := startServer(t, cfg, "Hill", WithLogOutput(&dst))
@@ -453,15 +429,15 @@ func TestProbeConnectionLogsNoInfo(t *testing.T) {
 				}
 				probe.Close()
 			}
-			waitFor(t, "the probes to be gone", func() bool {
+			testutil.WaitFor(t, "the probes to be gone", func() bool {
 				return s.Metrics().ClientsTotal.Load() == 3 && s.Metrics().ClientsOpen.Load() == 0
 			})
-			c := dial(t, s.Addr())
-			c.send("IAMAT b +1+1 1\n")
-			c.line()
-			c.conn.CloseWrite()
-			c.eof()
-			shutdown(t, s)
+			c := testutil.Dial(t, s.Addr().String())
+			c.Send("IAMAT b +1+1 1\n")
+			c.Line()
+			c.TCP.CloseWrite()
+			c.EOF()
+			testutil.Stop(t, s.Shutdown)
 			log := dst.String()
 			for _, msg := range []string{"open", "eof", "close"} {
 				if n := strings.Count(log, " level=INFO msg="+msg+" "); n != 1 {

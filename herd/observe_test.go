@@ -9,16 +9,17 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // Every line is counted by its command, and every "?" reply by its reason.
 func TestLineCounts(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n" + kiwiIAMAT + "\n")
-	c.line()
-	c.line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n" + kiwiIAMAT + "\n")
+	c.Line()
+	c.Line()
 	invalid := []string{
 		"IAMAT kiwi +91+0 1",                  // bad_iamat
 		"WHATSAT nobody 10 5",                 // unknown_client
@@ -30,9 +31,9 @@ func TestLineCounts(t *testing.T) {
 		"AT Jaquez +0.1 kiwi",                 // bad_at
 	}
 	for _, l := range invalid {
-		c := dial(t, s.Addr())
-		c.send(l + "\n")
-		if got := c.readAll(); !strings.HasPrefix(got, "? ") {
+		c := testutil.Dial(t, s.Addr().String())
+		c.Send(l + "\n")
+		if got := c.ReadAll(); !strings.HasPrefix(got, "? ") {
 			t.Fatalf("%.20q: got %q, want a \"?\" reply", l, got)
 		}
 	}
@@ -63,10 +64,7 @@ func TestLineCounts(t *testing.T) {
 // at most RecentUpdates of them.
 func TestSnapshot(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Jaquez"}}, ServerConfig{Name: "Jaquez"})
-	h, err := NewHerd(cfg, WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHerd(t, cfg)
 	hill := h.Server("Hill")
 	if _, err := hill.Snapshot(context.Background()); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("Snapshot before Start: %v, want ErrNotRunning", err)
@@ -74,19 +72,18 @@ func TestSnapshot(t *testing.T) {
 	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shutdown(t, h) })
-	waitFor(t, "the link", func() bool { return hill.Metrics().Links[0].Up.Load() })
+	testutil.WaitFor(t, "the link", func() bool { return hill.Metrics().Links[0].Up.Load() })
 
-	c := dial(t, hill.Addr())
+	c := testutil.Dial(t, hill.Addr().String())
 	n := RecentUpdates + 5
 	for i := range n {
-		c.send(fmt.Sprintf("IAMAT c%d +1+1 %d\n", i, 1621464827+i))
-		c.line()
+		c.Send(fmt.Sprintf("IAMAT c%d +1+1 %d\n", i, 1621464827+i))
+		c.Line()
 	}
-	jc := dial(t, h.Server("Jaquez").Addr())
-	jc.send("IAMAT fromjaquez +2+2 1621464900\n")
-	jc.line()
-	waitFor(t, "Jaquez's update at Hill", func() bool { _, ok := hill.Record("fromjaquez"); return ok })
+	jc := testutil.Dial(t, h.Server("Jaquez").Addr().String())
+	jc.Send("IAMAT fromjaquez +2+2 1621464900\n")
+	jc.Line()
+	testutil.WaitFor(t, "Jaquez's update at Hill", func() bool { _, ok := hill.Record("fromjaquez"); return ok })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -2,6 +2,8 @@ package herd
 
 import (
 	"testing"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // WithServers builds part of a herd (herd serve NAME): only the servers named, linked to the
@@ -10,23 +12,19 @@ func TestHerdWithServers(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
 	a := startServer(t, cfg, "A")
 	cfg.Server("A").Addr, cfg.Server("A").PeerAddr = a.Addr().String(), a.PeerAddr().String()
-	h, err := NewHerd(cfg, WithServers("B"), WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHerd(t, cfg, WithServers("B"))
 	if len(h.Servers()) != 1 || h.Server("B") == nil || h.Server("A") != nil {
 		t.Fatalf("servers %v, want B alone", h.Servers())
 	}
 	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shutdown(t, h) })
 	b := h.Server("B")
-	waitFor(t, "B's link to A", func() bool { return b.Metrics().LinksUp.Load() == 1 })
-	c := dial(t, b.Addr())
-	c.send("IAMAT x +1+1 5\n")
-	c.line()
-	waitFor(t, "the flood to A", func() bool { _, ok := a.Record("x"); return ok })
+	testutil.WaitFor(t, "B's link to A", func() bool { return b.Metrics().LinksUp.Load() == 1 })
+	c := testutil.Dial(t, b.Addr().String())
+	c.Send("IAMAT x +1+1 5\n")
+	c.Line()
+	testutil.WaitFor(t, "the flood to A", func() bool { _, ok := a.Record("x"); return ok })
 
 	if _, err := NewHerd(cfg, WithServers("Nobody")); !IsConfigError(err) {
 		t.Errorf("unknown name: %v, want a ConfigError", err)

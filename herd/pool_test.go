@@ -11,6 +11,7 @@ import (
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places"
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // TestPendingWHATSATsTakeNoGoroutine: 10,000 WHATSATs waiting on a Places API that holds its
@@ -19,7 +20,7 @@ import (
 // the number of requests. Once the API answers, every WHATSAT gets its reply, in order.
 func TestPendingWHATSATsTakeNoGoroutine(t *testing.T) {
 	const pending, workers = 10000, 8
-	f, url := startFake(t, fake.Options{Results: -1, NoRecord: true})
+	f, url := fake.StartTest(t, fake.Options{Results: -1, NoRecord: true})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
 	cfg.Places.Workers = workers
 	cfg.Places.MaxConns = workers
@@ -29,9 +30,9 @@ func TestPendingWHATSATsTakeNoGoroutine(t *testing.T) {
 	f.Hold()
 	t.Cleanup(f.Release)
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n")
-	c.line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n")
+	c.Line()
 
 	// Distinct questions (radius 1 m to 10 km), so that the loop shares none of them.
 	var b strings.Builder
@@ -40,9 +41,9 @@ func TestPendingWHATSATsTakeNoGoroutine(t *testing.T) {
 	}
 	heap0, stack0 := memInUse()
 	before := runtime.NumGoroutine()
-	c.send(b.String())
-	waitFor(t, "every WHATSAT to be read", func() bool { return s.Metrics().WHATSATs.Load() == pending })
-	waitFor(t, "the workers' calls to reach Places", func() bool { return f.Count() == workers })
+	c.Send(b.String())
+	testutil.WaitFor(t, "every WHATSAT to be read", func() bool { return s.Metrics().WHATSATs.Load() == pending })
+	testutil.WaitFor(t, "the workers' calls to reach Places", func() bool { return f.Count() == workers })
 	during := runtime.NumGoroutine()
 	heap1, stack1 := memInUse()
 	t.Logf("%d WHATSATs pending, %d workers: goroutines %d -> %d; heap in use +%d B/pending, stacks +%d B/pending",
@@ -59,7 +60,7 @@ func TestPendingWHATSATsTakeNoGoroutine(t *testing.T) {
 
 	f.Release()
 	for i := range pending {
-		if got := c.whatsat(); !strings.HasPrefix(got, kiwiAT+"\n{") || !strings.Contains(got, `"ZERO_RESULTS"`) {
+		if got := c.Reply(); !strings.HasPrefix(got, kiwiAT+"\n{") || !strings.Contains(got, `"ZERO_RESULTS"`) {
 			t.Fatalf("reply %d: %q", i, got)
 		}
 	}
@@ -79,16 +80,16 @@ func memInUse() (heap, stack int64) {
 // With places.cache_ttl, a WHATSAT asked again within the TTL is answered from the cache: no
 // second Places call, the same reply.
 func TestWHATSATCache(t *testing.T) {
-	f, url := startFake(t, fake.Options{})
+	f, url := fake.StartTest(t, fake.Options{})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
 	cfg.Places.CacheTTL = time.Hour
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-	c.line()
-	first := c.whatsat()
-	c.send("WHATSAT kiwi.cs.ucla.edu 10 3\n")
-	second := c.whatsat()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.Line()
+	first := c.Reply()
+	c.Send("WHATSAT kiwi.cs.ucla.edu 10 3\n")
+	second := c.Reply()
 	if first != whatsatWant(t, 10000, 20, 5) || second != whatsatWant(t, 10000, 20, 3) {
 		t.Errorf("replies:\n%q\n%q", first, second)
 	}
@@ -121,13 +122,13 @@ func TestWHATSATTimesOutInQueue(t *testing.T) {
 	p := heldProvider{started: make(chan struct{}, 2), release: make(chan struct{})}
 	s := startServer(t, cfg, "Hill", hillClock, WithProvider(p))
 	t.Cleanup(func() { close(p.release) }) // before the shutdown, which waits for the call
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-	c.line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.Line()
 	<-p.started
-	c2 := dial(t, s.Addr())
-	c2.send("WHATSAT kiwi.cs.ucla.edu 20 5\n")
-	got := c2.whatsat()
+	c2 := testutil.Dial(t, s.Addr().String())
+	c2.Send("WHATSAT kiwi.cs.ucla.edu 20 5\n")
+	got := c2.Reply()
 	want := kiwiAT + "\n" + string(codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: timeout after 200ms: no worker was free")) + "\n"
 	if got != want {
 		t.Errorf("queued WHATSAT:\n%q\nwant\n%q", got, want)

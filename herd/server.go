@@ -1117,15 +1117,16 @@ func (h *Herd) ReopenLogs() error {
 }
 
 // Shutdown shuts every server down at once (see Server.Shutdown) and returns their errors joined.
-func (h *Herd) Shutdown(ctx context.Context) error {
-	errs := make([]error, len(h.servers))
+func (h *Herd) Shutdown(ctx context.Context) error { return ShutdownAll(ctx, h.servers) }
+
+// ShutdownAll shuts every one of servers down at once, each on a goroutine of its own, and
+// returns their errors joined. Any goroutine may call it; it suits every server of the module
+// (*Server, and the goroutine baseline's), which all stop within ctx.
+func ShutdownAll[S interface{ Shutdown(context.Context) error }](ctx context.Context, servers []S) error {
+	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	for i, s := range h.servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.Shutdown(ctx)
-		}()
+	for i, s := range servers {
+		wg.Go(func() { errs[i] = s.Shutdown(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -3,20 +3,19 @@ package herd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places"
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 const (
@@ -30,9 +29,9 @@ var hillClock = WithClock(fixedClock(1621464828, 223371889))
 func TestIAMATReplyExact(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n")
-	if got := c.line(); got != kiwiAT+"\n" {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n")
+	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Fatalf("reply %q, want %q", got, kiwiAT+"\n")
 	}
 	if line, ok := s.Record("kiwi.cs.ucla.edu"); !ok || line != kiwiAT {
@@ -53,10 +52,10 @@ func TestIAMATSkews(t *testing.T) {
 	for _, tt := range tests {
 		cfg := testConfig(t, "", ServerConfig{Name: "S"})
 		s := startServer(t, cfg, "S", WithClock(tt.clock))
-		c := dial(t, s.Addr())
-		c.send("IAMAT c +1.5-2.25 " + tt.time + "\r\n")
+		c := testutil.Dial(t, s.Addr().String())
+		c.Send("IAMAT c +1.5-2.25 " + tt.time + "\r\n")
 		want := "AT S " + tt.skew + " c +1.5-2.25 " + tt.time + "\n"
-		if got := c.line(); got != want {
+		if got := c.Line(); got != want {
 			t.Errorf("time %s: reply %q, want %q", tt.time, got, want)
 		}
 	}
@@ -66,12 +65,12 @@ func TestIAMATSkews(t *testing.T) {
 func TestIAMATOlderStillAnswered(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", WithClock(fixedClock(2000, 0)))
-	c := dial(t, s.Addr())
-	c.send("IAMAT a +1+1 1000\nIAMAT a +2+2 999\n")
-	if got := c.line(); got != "AT Hill +1000.000000000 a +1+1 1000\n" {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send("IAMAT a +1+1 1000\nIAMAT a +2+2 999\n")
+	if got := c.Line(); got != "AT Hill +1000.000000000 a +1+1 1000\n" {
 		t.Errorf("first reply %q", got)
 	}
-	if got := c.line(); got != "AT Hill +1001.000000000 a +2+2 999\n" {
+	if got := c.Line(); got != "AT Hill +1001.000000000 a +2+2 999\n" {
 		t.Errorf("second reply %q", got)
 	}
 	if line, _ := s.Record("a"); line != "AT Hill +1000.000000000 a +1+1 1000" {
@@ -91,32 +90,25 @@ func whatsatWant(t *testing.T, radiusM float64, n, bound int) string {
 }
 
 func TestWHATSATReplyExact(t *testing.T) {
-	f, url := startFake(t, fake.Options{})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-	if got := c.line(); got != kiwiAT+"\n" {
+	f, s := hillWithPlaces(t, fake.Options{})
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Fatalf("IAMAT reply %q", got)
 	}
-	got := c.whatsat()
+	got := c.Reply()
 	if want := whatsatWant(t, 10000, 20, 5); got != want {
 		t.Fatalf("WHATSAT reply:\n%s\nwant:\n%s", got, want)
 	}
 	if strings.Count(got, "\"place_id\"") != 5 {
 		t.Errorf("reply has %d places, want 5", strings.Count(got, "\"place_id\""))
 	}
-	reqs := f.Requests()
-	if len(reqs) != 1 {
-		t.Fatalf("%d Places requests, want 1", len(reqs))
-	}
-	q := reqs[0].Query
-	if q.Get("location") != "34.068930,-118.445127" || q.Get("radius") != "10000" || q.Get("key") != "test-key" {
-		t.Errorf("Places asked %v", q)
+	if reqs := f.Requests(); len(reqs) != 1 || !reqs[0].AsksNearby("34.068930,-118.445127", "10000", "test-key") {
+		t.Errorf("Places asked %+v, want one search near UCLA within 10000 m with the key", reqs)
 	}
 	// A fractional radius is sent exactly, in metres.
-	c.send("WHATSAT kiwi.cs.ucla.edu 0.0015 20\n")
-	if got, want := c.whatsat(), whatsatWant(t, 1.5, 20, 20); got != want {
+	c.Send("WHATSAT kiwi.cs.ucla.edu 0.0015 20\n")
+	if got, want := c.Reply(), whatsatWant(t, 1.5, 20, 20); got != want {
 		t.Errorf("WHATSAT 0.0015 20 reply differs:\n%s", got)
 	}
 	if r := f.Requests(); len(r) != 2 || r[1].Query.Get("radius") != "1.5" {
@@ -137,13 +129,11 @@ func TestWHATSATPlacesFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, url := startFake(t, tt.opts)
-			cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-			s := startServer(t, cfg, "Hill", hillClock)
-			c := dial(t, s.Addr())
-			c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-			c.line()
-			got := c.whatsat()
+			_, s := hillWithPlaces(t, tt.opts)
+			c := testutil.Dial(t, s.Addr().String())
+			c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+			c.Line()
+			got := c.Reply()
 			if !strings.HasPrefix(got, kiwiAT+"\n{\n") || !strings.Contains(got, tt.status) || !strings.HasSuffix(got, "}\n\n") {
 				t.Errorf("reply %q, want the AT line, a body with %s, a blank line", got, tt.status)
 			}
@@ -173,10 +163,10 @@ func TestWHATSATStatusBodyWithoutResults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 			s := startServer(t, cfg, "Hill", hillClock, WithProvider(bodyProvider(tt.body)))
-			c := dial(t, s.Addr())
-			c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-			c.line()
-			got := c.whatsat()
+			c := testutil.Dial(t, s.Addr().String())
+			c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+			c.Line()
+			got := c.Reply()
 			if tt.name == "status" {
 				if got != tt.want {
 					t.Errorf("reply %q, want %q", got, tt.want)
@@ -191,26 +181,23 @@ func TestWHATSATStatusBodyWithoutResults(t *testing.T) {
 }
 
 func TestWHATSATTimeout(t *testing.T) {
-	_, url := startFake(t, fake.Options{Hang: true})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	cfg.Places.Timeout = 200 * time.Millisecond
-	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-	c.line()
-	if got := c.whatsat(); !strings.Contains(got, `"status" : "UNKNOWN_ERROR"`) {
+	_, s := hillWithPlaces(t, fake.Options{Hang: true}, func(c *Config) {
+		c.Places.Timeout = 200 * time.Millisecond
+	})
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.Line()
+	if got := c.Reply(); !strings.Contains(got, `"status" : "UNKNOWN_ERROR"`) {
 		t.Errorf("reply %q", got)
 	}
 }
 
 func TestInvalidLines(t *testing.T) {
-	_, url := startFake(t, fake.Options{})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
+	_, s := hillWithPlaces(t, fake.Options{})
 	// A known client, so that WHATSAT errors are about the fields.
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n")
-	c.line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n")
+	c.Line()
 	bad := []string{
 		"",
 		"   ",
@@ -234,10 +221,10 @@ func TestInvalidLines(t *testing.T) {
 		"\t WHATSAT\tnobody  10 5 ",
 	}
 	for _, line := range bad {
-		c := dial(t, s.Addr())
+		c := testutil.Dial(t, s.Addr().String())
 		// The pipelined IAMAT after the bad line must not be processed.
-		c.send(line + "\nIAMAT after +1+1 1\n")
-		if got, want := c.readAll(), "? "+line+"\n"; got != want {
+		c.Send(line + "\nIAMAT after +1+1 1\n")
+		if got, want := c.ReadAll(), "? "+line+"\n"; got != want {
 			t.Errorf("line %q: got %q, want %q then close", line, got, want)
 		}
 	}
@@ -245,20 +232,30 @@ func TestInvalidLines(t *testing.T) {
 		t.Errorf("a line pipelined after an invalid one was processed")
 	}
 	// The first client is still served.
-	c.send("WHATSAT kiwi.cs.ucla.edu 10 1\n")
-	if got := c.whatsat(); !strings.HasPrefix(got, kiwiAT+"\n") {
+	c.Send("WHATSAT kiwi.cs.ucla.edu 10 1\n")
+	if got := c.Reply(); !strings.HasPrefix(got, kiwiAT+"\n") {
 		t.Errorf("first client: %q", got)
 	}
 }
 
+// hillWithPlaces starts Hill on hillClock with Places at a fake of options o (its config
+// changed by edit, if given), and returns the fake and the server.
+func hillWithPlaces(t *testing.T, o fake.Options, edit ...func(*Config)) (*fake.Server, *Server) {
+	t.Helper()
+	f, url := fake.StartTest(t, o)
+	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
+	for _, e := range edit {
+		e(cfg)
+	}
+	return f, startServer(t, cfg, "Hill", hillClock)
+}
+
 // Replies before an invalid line are written, then the "?" line, then the close.
 func TestInvalidAfterPending(t *testing.T) {
-	_, url := startFake(t, fake.Options{Delay: 100 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 2\nBAD\nIAMAT x +1+1 1\n")
-	got := c.readAll()
+	_, s := hillWithPlaces(t, fake.Options{Delay: 100 * time.Millisecond})
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 2\nBAD\nIAMAT x +1+1 1\n")
+	got := c.ReadAll()
 	want := kiwiAT + "\n" + strings.TrimPrefix(whatsatWant(t, 10000, 20, 2), kiwiAT+"\n") + "? BAD\n"
 	want = kiwiAT + "\n" + want
 	if got != want {
@@ -267,24 +264,22 @@ func TestInvalidAfterPending(t *testing.T) {
 }
 
 func TestPipelinedInOrderWithSlowPlaces(t *testing.T) {
-	_, url := startFake(t, fake.Options{Delay: 150 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 3\nIAMAT b +1+1 1621464828\nWHATSAT kiwi.cs.ucla.edu 10 1\nIAMAT c +1+1 1621464828\n")
-	if got := c.line(); got != kiwiAT+"\n" {
+	_, s := hillWithPlaces(t, fake.Options{Delay: 150 * time.Millisecond})
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 3\nIAMAT b +1+1 1621464828\nWHATSAT kiwi.cs.ucla.edu 10 1\nIAMAT c +1+1 1621464828\n")
+	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Fatalf("1: %q", got)
 	}
-	if got, want := c.whatsat(), whatsatWant(t, 10000, 20, 3); got != want {
+	if got, want := c.Reply(), whatsatWant(t, 10000, 20, 3); got != want {
 		t.Fatalf("2: %q", got)
 	}
-	if got := c.line(); got != "AT Hill +0.223371889 b +1+1 1621464828\n" {
+	if got := c.Line(); got != "AT Hill +0.223371889 b +1+1 1621464828\n" {
 		t.Fatalf("3: %q", got)
 	}
-	if got, want := c.whatsat(), whatsatWant(t, 10000, 20, 1); got != want {
+	if got, want := c.Reply(), whatsatWant(t, 10000, 20, 1); got != want {
 		t.Fatalf("4: %q", got)
 	}
-	if got := c.line(); got != "AT Hill +0.223371889 c +1+1 1621464828\n" {
+	if got := c.Line(); got != "AT Hill +0.223371889 c +1+1 1621464828\n" {
 		t.Fatalf("5: %q", got)
 	}
 	// The IAMATs behind the WHATSAT were stored at once, not when their replies left.
@@ -295,17 +290,15 @@ func TestPipelinedInOrderWithSlowPlaces(t *testing.T) {
 
 // A WHATSAT waiting on a hung Places does not hold up another client's IAMAT.
 func TestSlowPlacesDoesNotBlockOthers(t *testing.T) {
-	f, url := startFake(t, fake.Options{Hang: true})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
-	c1 := dial(t, s.Addr())
-	c1.send(kiwiIAMAT + "\n")
-	c1.line()
-	c1.send("WHATSAT kiwi.cs.ucla.edu 10 5\n")
-	waitFor(t, "the Places request", func() bool { return f.Count() == 1 })
-	c2 := dial(t, s.Addr())
-	c2.send("IAMAT other +1+1 1621464828\n")
-	if got := c2.line(); got != "AT Hill +0.223371889 other +1+1 1621464828\n" {
+	f, s := hillWithPlaces(t, fake.Options{Hang: true})
+	c1 := testutil.Dial(t, s.Addr().String())
+	c1.Send(kiwiIAMAT + "\n")
+	c1.Line()
+	c1.Send("WHATSAT kiwi.cs.ucla.edu 10 5\n")
+	testutil.WaitFor(t, "the Places request", func() bool { return f.Count() == 1 })
+	c2 := testutil.Dial(t, s.Addr().String())
+	c2.Send("IAMAT other +1+1 1621464828\n")
+	if got := c2.Line(); got != "AT Hill +0.223371889 other +1+1 1621464828\n" {
 		t.Fatalf("c2: %q", got)
 	}
 	// Causality: c2 was answered while c1's request was still held by the fake.
@@ -313,21 +306,19 @@ func TestSlowPlacesDoesNotBlockOthers(t *testing.T) {
 		t.Fatal("the Places call ended before c2 was answered")
 	}
 	f.Close() // releases the hung request: an error, so UNKNOWN_ERROR
-	if got := c1.whatsat(); !strings.HasPrefix(got, kiwiAT+"\n") || !strings.Contains(got, "UNKNOWN_ERROR") {
+	if got := c1.Reply(); !strings.HasPrefix(got, kiwiAT+"\n") || !strings.Contains(got, "UNKNOWN_ERROR") {
 		t.Errorf("c1: %q", got)
 	}
 }
 
 func TestHalfCloseGetsAnswers(t *testing.T) {
-	_, url := startFake(t, fake.Options{Delay: 100 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5") // the last line has no "\n"
-	if err := c.conn.CloseWrite(); err != nil {
+	_, s := hillWithPlaces(t, fake.Options{Delay: 100 * time.Millisecond})
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5") // the last line has no "\n"
+	if err := c.TCP.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	got := c.readAll()
+	got := c.ReadAll()
 	if want := kiwiAT + "\n" + whatsatWant(t, 10000, 20, 5); got != want {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
@@ -336,15 +327,15 @@ func TestHalfCloseGetsAnswers(t *testing.T) {
 func TestHalfCloseIdle(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT)
-	c.conn.CloseWrite()
-	if got := c.readAll(); got != kiwiAT+"\n" {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT)
+	c.TCP.CloseWrite()
+	if got := c.ReadAll(); got != kiwiAT+"\n" {
 		t.Errorf("got %q", got)
 	}
-	c = dial(t, s.Addr())
-	c.conn.CloseWrite()
-	c.eof()
+	c = testutil.Dial(t, s.Addr().String())
+	c.TCP.CloseWrite()
+	c.EOF()
 }
 
 // Every way of cutting a stream into reads gives the same replies.
@@ -354,11 +345,11 @@ func TestSplitReads(t *testing.T) {
 	stream := kiwiIAMAT + "\r\nIAMAT b +1+1 1621464828\n"
 	want := kiwiAT + "\nAT Hill +0.223371889 b +1+1 1621464828\n"
 	for _, cut := range []int{1, 5, len(kiwiIAMAT), len(kiwiIAMAT) + 1, len(kiwiIAMAT) + 2, len(stream) - 1} {
-		c := dial(t, s.Addr())
-		c.send(stream[:cut])
-		c.send(stream[cut:]) // often a second read; TestSplitEveryOffset forces it
+		c := testutil.Dial(t, s.Addr().String())
+		c.Send(stream[:cut])
+		c.Send(stream[cut:]) // often a second read; TestSplitEveryOffset forces it
 
-		if got := c.line() + c.line(); got != want {
+		if got := c.Line() + c.Line(); got != want {
 			t.Errorf("cut %d: %q", cut, got)
 		}
 	}
@@ -368,21 +359,21 @@ func TestLineTooLong(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
 	big := bytes.Repeat([]byte("A"), 1<<20)
-	c := dial(t, s.Addr())
-	go c.conn.Write(append(big, '\n')) // the server closes before it has read it all
-	got := c.readAll()
+	c := testutil.Dial(t, s.Addr().String())
+	go c.TCP.Write(append(big, '\n')) // the server closes before it has read it all
+	got := c.ReadAll()
 	if want := "? " + string(big[:64]) + "\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	// A line just at the limit is fine (and invalid for other reasons).
-	c = dial(t, s.Addr())
+	c = testutil.Dial(t, s.Addr().String())
 	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
-	c.send(line + "\n")
-	if got := c.line(); !strings.HasPrefix(got, "AT Hill ") {
+	c.Send(line + "\n")
+	if got := c.Line(); !strings.HasPrefix(got, "AT Hill ") {
 		t.Errorf("line of 4096 bytes: %q", got[:40])
 	}
-	c.send(line + "x\n")
-	if got := c.readAll(); got != "? "+line[:64]+"\n" {
+	c.Send(line + "x\n")
+	if got := c.ReadAll(); got != "? "+line[:64]+"\n" {
 		t.Errorf("line of 4097 bytes: %q", got)
 	}
 }
@@ -390,17 +381,17 @@ func TestLineTooLong(t *testing.T) {
 func TestBinaryGarbage(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	garbage := []byte{0, 1, 2, 0xff, 0xfe, 'I', 'A', 0x80, '\n', 'x', '\n'}
-	c.send(string(garbage))
-	got := c.readAll()
+	c.Send(string(garbage))
+	got := c.ReadAll()
 	want := string(codec.AppendInvalid(nil, garbage[:8]))
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	c = dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n")
-	if got := c.line(); got != kiwiAT+"\n" {
+	c = testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n")
+	if got := c.Line(); got != kiwiAT+"\n" {
 		t.Errorf("after garbage: %q", got)
 	}
 }
@@ -411,19 +402,19 @@ func TestATFromNeighbourHostOnly(t *testing.T) {
 	// Hill's neighbour lives on another host: a loopback AT line is invalid.
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Far"}}, ServerConfig{Name: "Far", Addr: "192.0.2.1:9"})
 	s := startServer(t, cfg, "Hill")
-	c := dial(t, s.Addr())
-	c.send(at + "\n")
-	if got := c.readAll(); got != "? "+at+"\n" {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(at + "\n")
+	if got := c.ReadAll(); got != "? "+at+"\n" {
 		t.Errorf("AT from a stranger: %q", got)
 	}
 	// A loopback neighbour: accepted, stored, no reply.
 	cfg = testConfig(t, "", ServerConfig{Name: "Hill", Peers: []string{"Near"}}, ServerConfig{Name: "Near", Addr: "127.0.0.1:1"})
 	s = startServer(t, cfg, "Hill")
-	c = dial(t, s.Addr())
-	c.send(" \t" + at + " \r\n") // stored without the white space around it
-	waitFor(t, "the peer update", func() bool { l, _ := s.Record("z"); return l == at })
-	c.conn.CloseWrite()
-	if got := c.readAll(); got != "" {
+	c = testutil.Dial(t, s.Addr().String())
+	c.Send(" \t" + at + " \r\n") // stored without the white space around it
+	testutil.WaitFor(t, "the peer update", func() bool { l, _ := s.Record("z"); return l == at })
+	c.TCP.CloseWrite()
+	if got := c.ReadAll(); got != "" {
 		t.Errorf("AT from a neighbour got a reply: %q", got)
 	}
 }
@@ -432,21 +423,21 @@ func TestMaxClients(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	cfg.Limits.MaxClients = 2
 	s := startServer(t, cfg, "Hill", hillClock)
-	a, b := dial(t, s.Addr()), dial(t, s.Addr())
-	a.send(kiwiIAMAT + "\n")
-	b.send(kiwiIAMAT + "\n")
-	a.line()
-	b.line()
-	c := dial(t, s.Addr())
-	c.eof()
+	a, b := testutil.Dial(t, s.Addr().String()), testutil.Dial(t, s.Addr().String())
+	a.Send(kiwiIAMAT + "\n")
+	b.Send(kiwiIAMAT + "\n")
+	a.Line()
+	b.Line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.EOF()
 	if n := s.Metrics().ClientsRejected.Load(); n != 1 {
 		t.Errorf("rejected %d, want 1", n)
 	}
-	a.conn.Close()
-	waitFor(t, "a's close", func() bool { return s.Metrics().ClientsOpen.Load() == 1 })
-	d := dial(t, s.Addr())
-	d.send(kiwiIAMAT + "\n")
-	if got := d.line(); got != kiwiAT+"\n" {
+	a.TCP.Close()
+	testutil.WaitFor(t, "a's close", func() bool { return s.Metrics().ClientsOpen.Load() == 1 })
+	d := testutil.Dial(t, s.Addr().String())
+	d.Send(kiwiIAMAT + "\n")
+	if got := d.Line(); got != kiwiAT+"\n" {
 		t.Errorf("after a slot freed: %q", got)
 	}
 }
@@ -456,8 +447,8 @@ func TestNonReadingClientCutOff(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	cfg.Limits.MaxUnsent = 64 << 10
 	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.conn.SetReadBuffer(4096)
+	c := testutil.Dial(t, s.Addr().String())
+	c.TCP.SetReadBuffer(4096)
 	var batch bytes.Buffer
 	for i := range 1000 {
 		fmt.Fprintf(&batch, "IAMAT client-%d-%s +1+1 1621464828\n", i, strings.Repeat("p", 100))
@@ -465,35 +456,34 @@ func TestNonReadingClientCutOff(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for {
-			c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := c.conn.Write(batch.Bytes()); err != nil {
+			c.TCP.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.TCP.Write(batch.Bytes()); err != nil {
 				done <- err
 				return
 			}
 		}
 	}()
-	waitFor(t, "the cut-off", func() bool { return s.Metrics().ClientsCut.Load() == 1 })
+	testutil.WaitFor(t, "the cut-off", func() bool { return s.Metrics().ClientsCut.Load() == 1 })
 	if err := <-done; err == nil {
 		t.Error("writer never failed")
 	}
-	o := dial(t, s.Addr())
-	o.send(kiwiIAMAT + "\n")
-	if got := o.line(); got != kiwiAT+"\n" {
+	o := testutil.Dial(t, s.Addr().String())
+	o.Send(kiwiIAMAT + "\n")
+	if got := o.Line(); got != kiwiAT+"\n" {
 		t.Errorf("other client: %q", got)
 	}
 }
 
 // Too many WHATSATs waiting: cut off.
 func TestMaxPending(t *testing.T) {
-	f, url := startFake(t, fake.Options{Hang: true})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	cfg.Limits.MaxPending = 3
-	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n")
-	c.line()
-	c.send(strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 4))
-	c.eof()
+	f, s := hillWithPlaces(t, fake.Options{Hang: true}, func(c *Config) {
+		c.Limits.MaxPending = 3
+	})
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n")
+	c.Line()
+	c.Send(strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 4))
+	c.EOF()
 	if s.Metrics().ClientsCut.Load() != 1 {
 		t.Errorf("not counted as cut off")
 	}
@@ -502,20 +492,18 @@ func TestMaxPending(t *testing.T) {
 
 // Identical requests in flight are made once.
 func TestIdenticalRequestsShared(t *testing.T) {
-	f, url := startFake(t, fake.Options{Delay: 200 * time.Millisecond})
-	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s := startServer(t, cfg, "Hill", hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n")
-	c.line()
+	f, s := hillWithPlaces(t, fake.Options{Delay: 200 * time.Millisecond})
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n")
+	c.Line()
 	const n = 8
-	cs := make([]*client, n)
+	cs := make([]*testutil.Conn, n)
 	for i := range cs {
-		cs[i] = dial(t, s.Addr())
-		cs[i].send(fmt.Sprintf("WHATSAT kiwi.cs.ucla.edu 10 %d\n", i+1))
+		cs[i] = testutil.Dial(t, s.Addr().String())
+		cs[i].Send(fmt.Sprintf("WHATSAT kiwi.cs.ucla.edu 10 %d\n", i+1))
 	}
 	for i, c := range cs {
-		if got, want := c.whatsat(), whatsatWant(t, 10000, 20, i+1); got != want {
+		if got, want := c.Reply(), whatsatWant(t, 10000, 20, i+1); got != want {
 			t.Errorf("client %d: %q", i, got)
 		}
 	}
@@ -564,25 +552,19 @@ func TestManyClients(t *testing.T) {
 }
 
 func TestShutdownFinishesReplies(t *testing.T) {
-	f, url := startFake(t, fake.Options{Delay: 200 * time.Millisecond})
+	f, url := fake.StartTest(t, fake.Options{Delay: 200 * time.Millisecond})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s, err := NewServer(cfg, "Hill", hillClock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	idle := dial(t, s.Addr())
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-	c.line()
-	waitFor(t, "the Places request", func() bool { return f.Count() == 1 })
-	shutdown(t, s)
-	if got, want := c.readAll(), whatsatWant(t, 10000, 20, 5); got != want {
+	s := runServer(t, cfg, "Hill", hillClock) // the test stops it
+	idle := testutil.Dial(t, s.Addr().String())
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.Line()
+	testutil.WaitFor(t, "the Places request", func() bool { return f.Count() == 1 })
+	testutil.Stop(t, s.Shutdown)
+	if got, want := c.ReadAll(), whatsatWant(t, 10000, 20, 5); got != want {
 		t.Errorf("reply owed at shutdown: %q", got)
 	}
-	idle.eof()
+	idle.EOF()
 	if _, err := net.Dial("tcp", s.Addr().String()); err == nil {
 		t.Errorf("still accepting after shutdown")
 	}
@@ -607,19 +589,19 @@ func TestWHATSATFixtureReply(t *testing.T) {
 	}
 	cfg := testConfig(t, "", ServerConfig{Name: "Goloman"})
 	s := startServer(t, cfg, "Goloman", WithProvider(bodyProvider(body)), WithClock(fixedClock(1520023935, 182837383)))
-	c := dial(t, s.Addr())
-	c.send("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997\n")
-	at := c.line()
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997\n")
+	at := c.Line()
 	if at != strings.SplitAfter(string(want), "\n")[0] {
 		t.Fatalf("AT line %q", at)
 	}
-	c.send("WHATSAT kiwi.cs.ucla.edu 10 3\n")
-	if got := c.whatsat(); got != string(want) {
+	c.Send("WHATSAT kiwi.cs.ucla.edu 10 3\n")
+	if got := c.Reply(); got != string(want) {
 		t.Errorf("reply:\n%s\nwant:\n%s", got, want)
 	}
 	// Cut to one result: the first place kept byte for byte, the array closed.
-	c.send("WHATSAT kiwi.cs.ucla.edu 10 1\n")
-	got := c.whatsat()
+	c.Send("WHATSAT kiwi.cs.ucla.edu 10 1\n")
+	got := c.Reply()
 	if strings.Count(got, `"place_id"`) != 1 || !strings.HasSuffix(got, "   ],\n   \"status\" : \"OK\"\n}\n\n") {
 		t.Errorf("cut to 1:\n%s", got)
 	}
@@ -633,43 +615,33 @@ func TestWHATSATSpecExample(t *testing.T) {
 	}
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	s := startServer(t, cfg, "Hill", WithProvider(bodyProvider(body)), hillClock)
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-	c.line()
-	if got, want := c.whatsat(), kiwiAT+"\n"+string(body)+"\n"; got != want {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.Line()
+	if got, want := c.Reply(), kiwiAT+"\n"+string(body)+"\n"; got != want {
 		t.Errorf("reply:\n%q\nwant:\n%q", got, want)
 	}
 }
 
 // A reply that cannot be finished in time does not hold Shutdown past its context.
 func TestShutdownDeadline(t *testing.T) {
-	_, url := startFake(t, fake.Options{Hang: true})
+	_, url := fake.StartTest(t, fake.Options{Hang: true})
 	cfg := testConfig(t, url, ServerConfig{Name: "Hill"})
-	s, err := NewServer(cfg, "Hill", hillClock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
-	c.line()
+	s := runServer(t, cfg, "Hill", hillClock) // the test stops it
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\nWHATSAT kiwi.cs.ucla.edu 10 5\n")
+	c.Line()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); err == nil {
 		t.Error("Shutdown returned nil with a reply still owed")
 	}
-	c.eof()
+	c.EOF()
 }
 
 // A server that cannot bind says so, and shuts down at once.
 func TestStartBindError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testutil.Listen(t)
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill", Addr: ln.Addr().String()})
 	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}))
 	if err != nil {
@@ -725,15 +697,11 @@ func TestServerStoppedOnItsOwnReports(t *testing.T) {
 		t.Fatalf("Err while running: %v", a.Err())
 	}
 	a.loop.Stop() // what an engine failure (EMFILE in the acceptor) does
-	select {
-	case <-a.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Done not closed")
-	}
+	testutil.Recv(t, a.Done(), "Done to close")
 	if err := a.Err(); err == nil || !strings.Contains(err.Error(), "A: event loop ended") {
 		t.Errorf("Err = %v", err)
 	}
-	shutdown(t, b)
+	testutil.Stop(t, b.Shutdown)
 	<-b.Done()
 	if err := b.Err(); err != nil {
 		t.Errorf("Err after Shutdown = %v", err)
@@ -776,29 +744,45 @@ func gatedPair(t *testing.T, cfg *Config, opts ...Option) (a, b *Server, release
 	if err := h.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { shutdown(t, h) })
+	t.Cleanup(func() { testutil.Stop(t, h.Shutdown) })
 	b = h.Server("B")
-	waitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
+	testutil.WaitFor(t, "the links", func() bool { return a.Metrics().LinksUp.Load() == 1 && b.Metrics().LinksUp.Load() == 1 })
 	return a, b, release
 }
 
-// stoppingWithBusyClient starts A (with a Places gate) and B, linked; a client of A has a
-// WHATSAT waiting on the gate when A's Shutdown starts. It returns A, B, the client, a func
-// that opens the gate, and the channel Shutdown's error arrives on.
-func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func(), done chan error) {
+// busyStop is A's Shutdown under way while a client of A waits for a WHATSAT reply that
+// A's Places gate holds.
+type busyStop struct {
+	a, b    *Server
+	c       *testutil.Conn
+	release func()       // opens the gate
+	done    <-chan error // Shutdown's error
+}
+
+// stoppingWithBusyClient starts A (with a Places gate) and B, linked, and begins A's stop
+// while a client of A has a WHATSAT waiting on the gate.
+func stoppingWithBusyClient(t *testing.T) *busyStop {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
-	a, b, release = gatedPair(t, cfg)
-	c = dial(t, a.Addr())
-	c.send("IAMAT x +1+1 5\nWHATSAT x 10 1\n")
-	c.line()
-	waitFor(t, "the WHATSAT to wait", func() bool { return a.Metrics().WHATSATs.Load() == 1 })
-	done = make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		done <- a.Shutdown(ctx)
-	}()
-	return a, b, c, release, done
+	a, b, release := gatedPair(t, cfg)
+	c := testutil.Dial(t, a.Addr().String())
+	c.Send("IAMAT x +1+1 5\nWHATSAT x 10 1\n")
+	c.Line()
+	testutil.WaitFor(t, "the WHATSAT to wait", func() bool { return a.Metrics().WHATSATs.Load() == 1 })
+	return &busyStop{a: a, b: b, c: c, release: release, done: testutil.GoStop(a.Shutdown, testutil.Patience)}
+}
+
+// finish opens the gate and checks that the client gets its reply and then the end of the
+// stream, and that the stop ends cleanly.
+func (st *busyStop) finish(t *testing.T) {
+	t.Helper()
+	st.release()
+	if got := st.c.Reply(); !strings.HasPrefix(got, "AT A ") {
+		t.Errorf("WHATSAT reply %q", got)
+	}
+	st.c.EOF()
+	if err := <-st.done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
 }
 
 // TestShutdownReadsNoNewRequests: once a stop begins the server reads no new request, while a
@@ -806,10 +790,11 @@ func stoppingWithBusyClient(t *testing.T) (a, b *Server, c *client, release func
 // client gets its WHATSAT reply and then the end of the stream, with no reply to the IAMAT it
 // sent meanwhile, which no neighbour learns; what was read before the stop reached them.
 func TestShutdownReadsNoNewRequests(t *testing.T) {
-	a, b, c, release, done := stoppingWithBusyClient(t)
+	st := stoppingWithBusyClient(t)
+	a, b := st.a, st.b
 	// The stop has begun once the listener is closed (or, where it cannot be, new
 	// connections are closed at once).
-	waitFor(t, "the stop to begin", func() bool {
+	testutil.WaitFor(t, "the stop to begin", func() bool {
 		conn, err := net.Dial("tcp", a.Addr().String())
 		if err != nil {
 			return true
@@ -817,19 +802,12 @@ func TestShutdownReadsNoNewRequests(t *testing.T) {
 		conn.Close()
 		return a.Metrics().ClientsRejected.Load() > 0
 	})
-	c.send("IAMAT late +2+2 6\n")
+	st.c.Send("IAMAT late +2+2 6\n")
 	settle(t, a)
 	if n := a.Metrics().LinksUp.Load(); n != 1 {
 		t.Errorf("A has %d links up while a client is owed a reply, want 1: links close last", n)
 	}
-	release()
-	if got := c.whatsat(); !strings.HasPrefix(got, "AT A ") {
-		t.Errorf("WHATSAT reply %q", got)
-	}
-	c.eof()
-	if err := <-done; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	st.finish(t)
 	if got, _ := b.Record("x"); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("B holds %q for x, the update A read before its stop", got)
 	}
@@ -844,23 +822,9 @@ func TestShutdownStopsAccepting(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reactor.CloseListeners needs Linux")
 	}
-	a, _, c, release, done := stoppingWithBusyClient(t)
-	waitFor(t, "connections to be refused", func() bool {
-		conn, err := net.Dial("tcp", a.Addr().String())
-		if err != nil {
-			return errors.Is(err, syscall.ECONNREFUSED)
-		}
-		conn.Close()
-		return false
-	})
-	release()
-	if got := c.whatsat(); !strings.HasPrefix(got, "AT A ") {
-		t.Errorf("WHATSAT reply %q", got)
-	}
-	c.eof()
-	if err := <-done; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	st := stoppingWithBusyClient(t)
+	testutil.WaitFor(t, "connections to be refused", func() bool { return testutil.Refused(st.a.Addr().String()) })
+	st.finish(t)
 }
 
 // TestNeighbourHostsPastMaxClients: connections from a neighbour's host may go one past
@@ -871,18 +835,18 @@ func TestNeighbourHostsPastMaxClients(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B", Addr: ln.Addr().String(), Link: LinkPlain})
 	cfg.Limits.MaxClients = 1
 	s := startServer(t, cfg, "A")
-	waitFor(t, "the neighbour hosts", func() bool { return s.Metrics().LinksUp.Load() == 1 })
-	var open []*client
+	testutil.WaitFor(t, "the neighbour hosts", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+	var open []*testutil.Conn
 	for i := range 2 {
-		c := dial(t, s.Addr())
-		c.send(fmt.Sprintf("IAMAT c%d +1+1 5\n", i))
-		if got := c.line(); !strings.HasPrefix(got, "AT A ") {
+		c := testutil.Dial(t, s.Addr().String())
+		c.Send(fmt.Sprintf("IAMAT c%d +1+1 5\n", i))
+		if got := c.Line(); !strings.HasPrefix(got, "AT A ") {
 			t.Fatalf("client %d: %q", i, got)
 		}
 		open = append(open, c)
 	}
-	over := dial(t, s.Addr())
-	over.eof()
+	over := testutil.Dial(t, s.Addr().String())
+	over.EOF()
 	if n := s.Metrics().ClientsRejected.Load(); n != 1 {
 		t.Errorf("rejected %d, want 1", n)
 	}
@@ -896,9 +860,9 @@ func TestMaxPendingWritesReadyReplies(t *testing.T) {
 	gate := make(chan struct{})
 	t.Cleanup(func() { close(gate) })
 	s := startServer(t, cfg, "Hill", hillClock, WithProvider(gateProvider{gate}))
-	c := dial(t, s.Addr())
-	c.send(kiwiIAMAT + "\n" + kiwiIAMAT + "\n" + strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 3))
-	if got, want := c.readAll(), kiwiAT+"\n"+kiwiAT+"\n"; got != want {
+	c := testutil.Dial(t, s.Addr().String())
+	c.Send(kiwiIAMAT + "\n" + kiwiIAMAT + "\n" + strings.Repeat("WHATSAT kiwi.cs.ucla.edu 10 5\n", 3))
+	if got, want := c.ReadAll(), kiwiAT+"\n"+kiwiAT+"\n"; got != want {
 		t.Errorf("read %q before the close, want %q", got, want)
 	}
 	if s.Metrics().ClientsCut.Load() != 1 {

@@ -5,7 +5,6 @@ package herd
 // runs out; and then the server says what it could not deliver.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // pipeliner is a client that keeps up to window IAMATs unanswered, as a phone on a slow network
@@ -47,17 +48,9 @@ type pipeliner struct {
 func dialPipeliner(t *testing.T, addr net.Addr, id string, readEvery time.Duration, window int) *pipeliner {
 	t.Helper()
 	slow := readEvery > 0
-	d := net.Dialer{Timeout: 10 * time.Second}
+	d := &net.Dialer{Timeout: testutil.Patience}
 	if slow {
-		d.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}
+		d = testutil.SmallReceiveBuffer(2048)
 	}
 	nc, err := d.Dial("tcp", addr.String())
 	if err != nil {
@@ -189,13 +182,7 @@ func (p *pipeliner) wait(t *testing.T) {
 // end of stream: no reset destroys replies the slow readers have not read yet.
 func TestStopDeliversToSlowReaders(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
-	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s := runServer(t, cfg, "Hill")
 	const conns, window = 10, 256
 	ps := make([]*pipeliner, conns)
 	for i := range ps {
@@ -205,7 +192,7 @@ func TestStopDeliversToSlowReaders(t *testing.T) {
 		}
 		ps[i] = dialPipeliner(t, s.Addr(), "c"+strconv.Itoa(i), every, window)
 	}
-	waitFor(t, "every client to be answered", func() bool {
+	testutil.WaitFor(t, "every client to be answered", func() bool {
 		for _, p := range ps {
 			if p.got.Load() < window {
 				return false
@@ -252,24 +239,18 @@ func TestStopDeliversToSlowReaders(t *testing.T) {
 // grace period ends; then Shutdown reports what it could not deliver, and the log says so.
 func TestStopNonReaderGraceOver(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
-	var log syncLog
-	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}), WithDebug(true), WithLogOutput(&log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	var log testutil.SyncBuffer
+	s := runServer(t, cfg, "Hill", WithLogOutput(&log))
 	const window = 2000
 	p := dialPipeliner(t, s.Addr(), "mute", 20*time.Millisecond, window)
-	waitFor(t, "the client to be answered", func() bool { return p.got.Load() > 0 })
+	testutil.WaitFor(t, "the client to be answered", func() bool { return p.got.Load() > 0 })
 	close(p.hold) // it reads no more
-	waitFor(t, "its requests to be read", func() bool { return s.Metrics().IAMATs.Load() >= window })
+	testutil.WaitFor(t, "its requests to be read", func() bool { return s.Metrics().IAMATs.Load() >= window })
 	const grace = time.Second
+	start := time.Now() // before the deadline is set, so took >= grace whatever the scheduler does
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	start := time.Now()
-	err = s.Shutdown(ctx)
+	err := s.Shutdown(ctx)
 	took := time.Since(start)
 	var ue *UnsentError
 	if !errors.As(err, &ue) || !errors.Is(err, context.DeadlineExceeded) {
@@ -295,13 +276,7 @@ func TestStopNonReaderGraceOver(t *testing.T) {
 // read is answered.
 func TestStopFastClientsDuringStop(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
-	s, err := NewServer(cfg, "Hill", WithProvider(stubProvider{}), WithDebug(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s := runServer(t, cfg, "Hill")
 	const window = 256
 	var ps []*pipeliner
 	for i := range 6 {
@@ -311,7 +286,7 @@ func TestStopFastClientsDuringStop(t *testing.T) {
 		}
 		ps = append(ps, dialPipeliner(t, s.Addr(), "p"+strconv.Itoa(i), every, window))
 	}
-	waitFor(t, "the pipelining clients to be answered", func() bool {
+	testutil.WaitFor(t, "the pipelining clients to be answered", func() bool {
 		for _, p := range ps {
 			if p.got.Load() < window {
 				return false
@@ -357,7 +332,7 @@ func TestStopFastClientsDuringStop(t *testing.T) {
 		switch {
 		case err != nil && len(b) > 0:
 			errs <- fmt.Errorf("client %d: %v after %q", n, err, b)
-		case err != nil && !isReset(err):
+		case err != nil && !testutil.IsReset(err):
 			errs <- fmt.Errorf("client %d: %v", n, err)
 		case err != nil:
 			refused.Add(1) // reset before any reply, as the listener closed: counted below
@@ -374,20 +349,8 @@ func TestStopFastClientsDuringStop(t *testing.T) {
 		wg.Add(1)
 		go oneShot(n, false)
 	}
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		stopped <- s.Shutdown(ctx)
-	}()
-	waitFor(t, "the listener to close", func() bool {
-		nc, err := net.Dial("tcp", s.Addr().String())
-		if err != nil {
-			return errors.Is(err, syscall.ECONNREFUSED)
-		}
-		nc.Close()
-		return false
-	})
+	stopped := testutil.GoStop(s.Shutdown, 60*time.Second)
+	testutil.WaitFor(t, "the listener to close", func() bool { return testutil.Refused(s.Addr().String()) })
 	for n := 40; n < 60; n++ {
 		wg.Add(1)
 		go oneShot(n, true)
@@ -412,22 +375,4 @@ func TestStopFastClientsDuringStop(t *testing.T) {
 		t.Errorf("%d requests read, %d replies delivered", read, delivered.Load())
 	}
 	t.Logf("one-shot clients: %d answered, %d refused, %d not read", answered.Load(), refused.Load(), unanswered.Load())
-}
-
-// syncLog is a log destination the test reads while the server writes it.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

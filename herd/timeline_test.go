@@ -7,12 +7,12 @@ package herd
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herd-project/herd/internal/testutil"
 	"github.com/herd-project/herd/reactor"
 )
 
@@ -39,14 +39,14 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	a, b, release := gatedPair(t, cfg, WithLoopClock(clock))
 	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
 
-	waiting := dial(t, a.Addr())
-	waiting.send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
-	waiting.line()
-	quiet := dial(t, a.Addr())
-	quiet.send("IAMAT q +1+1 5\n")
-	quiet.line()
+	waiting := testutil.Dial(t, a.Addr().String())
+	waiting.Send("IAMAT w +1+1 5\nWHATSAT w 10 1\n")
+	waiting.Line()
+	quiet := testutil.Dial(t, a.Addr().String())
+	quiet.Send("IAMAT q +1+1 5\n")
+	quiet.Line()
 	const open = 2 // waiting and quiet (B's link is on A's peer port)
-	waitFor(t, "both clients on A", func() bool { return a.Metrics().ClientsOpen.Load() == open })
+	testutil.WaitFor(t, "both clients on A", func() bool { return a.Metrics().ClientsOpen.Load() == open })
 
 	clock.Advance(idle - time.Nanosecond)
 	settle(t, a)
@@ -54,7 +54,7 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 		t.Fatalf("%d connections closed before idle_timeout", open-n)
 	}
 	clock.Advance(time.Nanosecond)
-	quiet.eof() // closed by the idle timeout
+	quiet.EOF() // closed by the idle timeout
 
 	for range 3 {
 		clock.Advance(idle)
@@ -64,11 +64,11 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 		t.Fatalf("%d connections open after three more timeouts, want %d: the client owed a reply stays", n, open-1)
 	}
 	release()
-	if got := waiting.whatsat(); !strings.HasPrefix(got, "AT A ") {
+	if got := waiting.Reply(); !strings.HasPrefix(got, "AT A ") {
 		t.Errorf("WHATSAT reply %q", got)
 	}
 	clock.Advance(idle) // quiet and owed nothing now
-	waiting.eof()
+	waiting.EOF()
 	if n := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load(); n != ups {
 		t.Errorf("links came up %d more times: the idle timeout closed a link", n-ups)
 	}
@@ -77,24 +77,13 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	}
 }
 
-// acceptor plays a neighbour called Sink on a loopback port: it answers the hello of each
-// link dialled to it and hands the connection over on a channel.
-func acceptor(t *testing.T) (net.Listener, <-chan *peerConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns, _, _ := fakeNeighbour(t, "Sink", ln)
-	return ln, conns
-}
-
 // TestRedialBackoff: a link that drops is redialled after a delay on the loop's clock drawn from
 // (0, min(backoff_cap, backoff_base*2^n)] for the n-th retry in a row, and not before; a link
 // that stayed up longer than backoff_cap starts again from backoff_base.
 func TestRedialBackoff(t *testing.T) {
 	const base, cap = 10 * time.Millisecond, time.Second
-	ln, accepted := acceptor(t)
+	ln := testutil.Listen(t)
+	accepted, _ := fakeNeighbour(t, "Sink", ln) // answers each dial's hello
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", PeerAddr: ln.Addr().String()})
 	cfg.Limits.BackoffBase, cfg.Limits.BackoffCap = base, cap
 	// Each link's hello arms a timer of dial_timeout, cancelled when the hello is done but
@@ -102,15 +91,15 @@ func TestRedialBackoff(t *testing.T) {
 	cfg.Limits.DialTimeout = time.Hour
 	clock := newFakeClock()
 	s := startServer(t, cfg, "A", WithLoopClock(clock))
-	conn := next(t, accepted, "the first dial") // at once, no backoff
+	conn := testutil.Recv(t, accepted, "the first dial") // at once, no backoff
 
 	// drop closes the link's connection and returns the redial delay the loop armed, after
 	// checking that nothing dials before it.
 	drop := func() time.Duration {
 		t.Helper()
-		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 		conn.c.Close()
-		waitFor(t, "the link to go down", func() bool { return s.Metrics().LinksUp.Load() == 0 })
+		testutil.WaitFor(t, "the link to go down", func() bool { return s.Metrics().LinksUp.Load() == 0 })
 		settle(t, s)
 		next, _ := clock.Next()
 		settle(t, s)
@@ -127,19 +116,19 @@ func TestRedialBackoff(t *testing.T) {
 			t.Fatalf("retry %d after %v, want within (0, %v]", n, d, bound)
 		}
 		clock.Advance(d)
-		conn = next(t, accepted, "the redial")
+		conn = testutil.Recv(t, accepted, "the redial")
 	}
 	// Three times, the link stays up longer than backoff_cap: each drop starts from base again.
 	// (Were the count not reset, each delay would be drawn up to cap: all three within base
 	// by chance once in a million runs.)
 	for range 3 {
-		waitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+		testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 		clock.Advance(cap + time.Nanosecond)
 		if d := drop(); d <= 0 || d > base {
 			t.Fatalf("retry after a long-lived link after %v, want within (0, %v]", d, base)
 		}
 		clock.Advance(base)
-		conn = next(t, accepted, "the redial")
+		conn = testutil.Recv(t, accepted, "the redial")
 	}
 }
 
@@ -149,21 +138,20 @@ func TestRedialBackoff(t *testing.T) {
 func TestInvalidLineLingers(t *testing.T) {
 	clock := newFakeClock()
 	s := startServer(t, testConfig(t, "", ServerConfig{Name: "Hill"}), "Hill", WithLoopClock(clock))
-	c := dial(t, s.Addr())
+	c := testutil.Dial(t, s.Addr().String())
 	more := bytes.Repeat([]byte(kiwiIAMAT+"\n"), 256<<10/len(kiwiIAMAT))
-	c.send("BOGUS line\n")
-	if _, err := c.conn.Write(more); err != nil { // before reading: unread when the server closes
+	c.Send("BOGUS line\n")
+	if _, err := c.TCP.Write(more); err != nil { // before reading: unread when the server closes
 		t.Fatalf("writing after the invalid line: %v", err)
 	}
-	c.deadline()
-	got, err := io.ReadAll(c.r)
-	if err != nil || string(got) != "? BOGUS line\n" {
+	got, err := c.ReadRest()
+	if err != nil || got != "? BOGUS line\n" {
 		t.Fatalf("read %q, %v; want %q and a clean EOF", got, err, "? BOGUS line\n")
 	}
 	// Lingering: the server reads on. (A closed socket answers the first write with a reset,
 	// which the second write reports.)
 	for range 2 {
-		if _, err := c.conn.Write(more[:64<<10]); err != nil {
+		if _, err := c.TCP.Write(more[:64<<10]); err != nil {
 			t.Fatalf("the server closed the socket before the linger timed out: %v", err)
 		}
 		settle(t, s)
@@ -174,12 +162,12 @@ func TestInvalidLineLingers(t *testing.T) {
 	settle(t, s)
 	sent := 0
 	chunk := make([]byte, 16<<10)
-	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.TCP.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for {
 		if sent > 2<<20 {
 			t.Fatalf("the server still reads %d bytes after the linger timed out", sent)
 		}
-		n, err := c.conn.Write(chunk)
+		n, err := c.TCP.Write(chunk)
 		sent += n
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {

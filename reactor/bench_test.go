@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 func BenchmarkCallSoonThreadsafeRoundTrip(b *testing.B) {
@@ -23,67 +25,9 @@ func BenchmarkCallSoonThreadsafeRoundTrip(b *testing.B) {
 	}
 }
 
-// BenchmarkCallSoon measures callbacks run per second on the loop; one op is a batch of 1000.
-func BenchmarkCallSoon(b *testing.B) {
-	const batch = 1000
-	l := startLoop(b, Options{})
-	done := make(chan struct{})
-	n := 0
-	cb := func() {
-		n++
-		if n == batch {
-			done <- struct{}{}
-		}
-	}
-	start := func() {
-		n = 0
-		for range batch {
-			l.CallSoon(cb)
-		}
-	}
-	b.ReportAllocs()
-	t0 := time.Now()
-	iters := 0
-	for b.Loop() {
-		_ = l.CallSoonThreadsafe(start)
-		<-done
-		iters++
-	}
-	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "callbacks/s")
-}
-
-// BenchmarkCallSoonFunc is BenchmarkCallSoon with CallSoonFunc (no Handle).
-func BenchmarkCallSoonFunc(b *testing.B) {
-	const batch = 1000
-	l := startLoop(b, Options{})
-	done := make(chan struct{})
-	n := 0
-	cb := func() {
-		n++
-		if n == batch {
-			done <- struct{}{}
-		}
-	}
-	start := func() {
-		n = 0
-		for range batch {
-			l.CallSoonFunc(cb)
-		}
-	}
-	b.ReportAllocs()
-	t0 := time.Now()
-	iters := 0
-	for b.Loop() {
-		_ = l.CallSoonThreadsafe(start)
-		<-done
-		iters++
-	}
-	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "callbacks/s")
-}
-
-// BenchmarkCallLater measures timers scheduled and fired per second; one op is 1000 timers with
-// deadlines spread over 100 µs.
-func BenchmarkCallLater(b *testing.B) {
+// benchBatches measures callbacks run per second on the loop; one op is a batch of 1000,
+// which schedule(i, cb) schedules from the loop and whose last callback ends the op.
+func benchBatches(b *testing.B, unit string, schedule func(l *Loop, i int, cb func())) {
 	const batch = 1000
 	l := startLoop(b, Options{})
 	done := make(chan struct{})
@@ -97,7 +41,7 @@ func BenchmarkCallLater(b *testing.B) {
 	start := func() {
 		n = 0
 		for i := range batch {
-			l.CallLater(time.Duration(i%100)*time.Microsecond, cb)
+			schedule(l, i, cb)
 		}
 	}
 	b.ReportAllocs()
@@ -108,50 +52,44 @@ func BenchmarkCallLater(b *testing.B) {
 		<-done
 		iters++
 	}
-	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), "timers/s")
+	b.ReportMetric(float64(iters*batch)/time.Since(t0).Seconds(), unit)
 }
 
-// netEcho is the baseline: the same echo with net and one goroutine per connection.
-func netEcho(b *testing.B) (addr string, stop func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]struct{}{}
-	wg.Go(func() {
+// BenchmarkCallSoon measures callbacks run per second on the loop; one op is a batch of 1000.
+func BenchmarkCallSoon(b *testing.B) {
+	benchBatches(b, "callbacks/s", func(l *Loop, _ int, cb func()) { l.CallSoon(cb) })
+}
+
+// BenchmarkCallSoonFunc is BenchmarkCallSoon with CallSoonFunc (no Handle).
+func BenchmarkCallSoonFunc(b *testing.B) {
+	benchBatches(b, "callbacks/s", func(l *Loop, _ int, cb func()) { l.CallSoonFunc(cb) })
+}
+
+// BenchmarkCallLater measures timers scheduled and fired per second; one op is 1000 timers with
+// deadlines spread over 100 µs.
+func BenchmarkCallLater(b *testing.B) {
+	benchBatches(b, "timers/s", func(l *Loop, i int, cb func()) {
+		l.CallLater(time.Duration(i%100)*time.Microsecond, cb)
+	})
+}
+
+// netEcho is the baseline: the same echo with net and one goroutine per connection, until
+// the benchmark ends.
+func netEcho(b *testing.B) (addr string) {
+	ln := testutil.Listen(b)
+	testutil.Serve(b, ln, func(c net.Conn) {
+		buf := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(buf)
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns[c] = struct{}{}
-			mu.Unlock()
-			wg.Go(func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			})
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
 		}
 	})
-	return ln.Addr().String(), func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}
+	return ln.Addr().String()
 }
 
 // echoClients drives conns connections in rounds: in each op every connection sends one line
@@ -224,9 +162,7 @@ func BenchmarkEcho(b *testing.B) {
 			echoClients(b, l.Addrs()[0].String(), conns)
 		})
 		b.Run(fmt.Sprintf("net/conns=%d", conns), func(b *testing.B) {
-			addr, stop := netEcho(b)
-			defer stop()
-			echoClients(b, addr, conns)
+			echoClients(b, netEcho(b), conns)
 		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // badLineProto answers its first line with "? <line>" and closes, as a server does after a
@@ -62,7 +64,7 @@ func TestCloseLingers(t *testing.T) {
 		if err != nil || string(got) != "? bad line\n" {
 			t.Fatalf("round %d: client read %q, %v; want %q and EOF", i, got, err, "? bad line\n")
 		}
-		if err := recv(t, lost, "ConnectionLost"); err != nil {
+		if err := testutil.Recv(t, lost, "ConnectionLost"); err != nil {
 			t.Fatalf("round %d: ConnectionLost(%v)", i, err)
 		}
 		nc.Close()
@@ -93,11 +95,11 @@ func TestLingerBounded(t *testing.T) {
 			tc.opts.Debug, tc.opts.Clock = true, clock
 			l := startLoop(t, tc.opts, badLineProto(made, lost))
 			nc := dialNet(t, l)
-			tr := recv(t, made, "ConnectionMade")
+			tr := testutil.Recv(t, made, "ConnectionMade")
 			if _, err := nc.Write([]byte("bad line\n")); err != nil {
 				t.Fatal(err)
 			}
-			if err := recv(t, lost, "ConnectionLost"); err != nil {
+			if err := testutil.Recv(t, lost, "ConnectionLost"); err != nil {
 				t.Fatalf("ConnectionLost(%v)", err)
 			}
 			socketOpen := func() (open bool) {
@@ -129,7 +131,7 @@ func TestLingerBounded(t *testing.T) {
 					break // reset: the server closed the socket
 				}
 			}
-			waitFor(t, "the socket to close", func() bool { return !socketOpen() })
+			testutil.WaitFor(t, "the socket to close", func() bool { return !socketOpen() })
 			var read int
 			onLoop(t, l, func() { read = tr.lingerRead })
 			// Each read takes at most the loop's read buffer (64 KiB) at once.
@@ -169,14 +171,14 @@ func TestWriteEOF(t *testing.T) {
 	if _, err := nc.Write([]byte("ping\n")); err != nil {
 		t.Fatal(err)
 	}
-	if s := recv(t, got, "DataReceived"); s != "ping\n" {
+	if s := testutil.Recv(t, got, "DataReceived"); s != "ping\n" {
 		t.Fatalf("server got %q", s)
 	}
 	if err := nc.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, eof, "EOFReceived")
-	if err := recv(t, lost, "ConnectionLost"); err != nil {
+	testutil.Recv(t, eof, "EOFReceived")
+	if err := testutil.Recv(t, lost, "ConnectionLost"); err != nil {
 		t.Fatalf("ConnectionLost(%v)", err)
 	}
 }
@@ -184,20 +186,8 @@ func TestWriteEOF(t *testing.T) {
 // TestStopDuringDial: stopping the loop while connections made by Dial are being handed to
 // gnet leaves none of gnet's goroutines waiting for the loop.
 func TestStopDuringDial(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	ln := testutil.Listen(t)
+	testutil.Serve(t, ln, nil)
 	for range 10 {
 		l := New(Options{Debug: true})
 		if err := l.Start(); err != nil {
@@ -209,13 +199,9 @@ func TestStopDuringDial(t *testing.T) {
 			}
 			l.CallLater(time.Duration(rand.IntN(1000))*time.Microsecond, l.Stop)
 		})
-		select {
-		case <-l.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("Stop did not finish")
-		}
+		testutil.Recv(t, l.Done(), "Stop to finish")
 	}
-	waitFor(t, "gnet's enrolling goroutines to return", func() bool {
+	testutil.WaitFor(t, "gnet's enrolling goroutines to return", func() bool {
 		buf := make([]byte, 1<<20)
 		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*eventloop).enroll")
 	})

@@ -1,30 +1,21 @@
 package reactor
 
 import (
-	"bufio"
-	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 func TestEchoNetClient(t *testing.T) {
 	l := startLoop(t, Options{Debug: true}, func() Protocol { return &echo{} })
-	nc, err := net.Dial("tcp", l.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(nc)
+	c := testutil.Dial(t, l.Addrs()[0].String())
 	for i := range 100 {
 		msg := strings.Repeat("x", i) + "\n"
-		if _, err := nc.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		got, err := r.ReadString('\n')
-		if err != nil || got != msg {
-			t.Fatalf("round %d: got %q, %v; want %q", i, got, err, msg)
+		c.Send(msg)
+		if got := c.Line(); got != msg {
+			t.Fatalf("round %d: got %q, want %q", i, got, msg)
 		}
 	}
 }
@@ -46,22 +37,17 @@ func TestEchoDialSameLoop(t *testing.T) {
 	}
 	c.made = make(chan *Transport, 1)
 	l.Dial(l.Addrs()[0].String(), func() Protocol { return c }, time.Second, func(err error) { t.Errorf("dial: %v", err) })
-	tr := recv(t, c.made, "ConnectionMade")
+	tr := testutil.Recv(t, c.made, "ConnectionMade")
 	onLoop(t, l, func() {
 		if !tr.Outbound() {
 			t.Error("dialed transport not outbound")
 		}
 		tr.Write([]byte(want))
 	})
-	select {
-	case s := <-got:
-		if s != want {
-			t.Fatalf("got %q want %q", s, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no echo")
+	if s := testutil.Recv(t, got, "the echo"); s != want {
+		t.Fatalf("got %q want %q", s, want)
 	}
-	if err := recv(t, lost, "ConnectionLost"); err != nil {
+	if err := testutil.Recv(t, lost, "ConnectionLost"); err != nil {
 		t.Fatalf("ConnectionLost(%v), want nil", err)
 	}
 	select {

@@ -63,7 +63,8 @@ func (e *lineEcho) DataReceived(data []byte)            { e.t.Write(data) } // W
 func (e *lineEcho) EOFReceived() bool                   { return false }    // close when the client does
 func (e *lineEcho) ConnectionLost(err error)            {}
 
-func Example_echoServer() {
+// startEcho starts a loop that serves lineEcho on a loopback port.
+func startEcho() *reactor.Loop {
 	l := reactor.New(reactor.Options{})
 	if err := l.Listen("127.0.0.1:0", func() reactor.Protocol { return &lineEcho{} }); err != nil {
 		panic(err)
@@ -71,6 +72,11 @@ func Example_echoServer() {
 	if err := l.Start(); err != nil {
 		panic(err)
 	}
+	return l
+}
+
+func Example_echoServer() {
+	l := startEcho()
 	defer func() { l.Stop(); _ = l.Wait() }()
 
 	c, err := net.Dial("tcp", l.Addrs()[0].String())
@@ -85,13 +91,7 @@ func Example_echoServer() {
 }
 
 func ExampleLoop_CloseListeners() {
-	l := reactor.New(reactor.Options{})
-	if err := l.Listen("127.0.0.1:0", func() reactor.Protocol { return &lineEcho{} }); err != nil {
-		panic(err)
-	}
-	if err := l.Start(); err != nil {
-		panic(err)
-	}
+	l := startEcho()
 	defer func() { l.Stop(); _ = l.Wait() }()
 	addr := l.Addrs()[0].String()
 

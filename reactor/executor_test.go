@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // result is what a done callback saw.
@@ -35,13 +37,7 @@ func submit(t *testing.T, l *Loop, o JobOptions, fn func(context.Context) (int, 
 
 func await(t *testing.T, ch chan result) result {
 	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("future not done within 10s")
-		return result{}
-	}
+	return testutil.Recv(t, ch, "the future")
 }
 
 // blocker returns a job that signals started, then waits for release (or its ctx).
@@ -93,7 +89,7 @@ func TestExecutorGoroutinesBounded(t *testing.T) {
 			})
 		}
 	})
-	waitFor(t, "the workers to start", func() bool { return len(started) == workers })
+	testutil.WaitFor(t, "the workers to start", func() bool { return len(started) == workers })
 	if n := runtime.NumGoroutine(); n > before+workers {
 		t.Errorf("%d goroutines with %d jobs submitted (%d before), want at most %d", n, jobs, before, before+workers)
 	}
@@ -222,11 +218,7 @@ func TestExecutorStop(t *testing.T) {
 	var ran atomic.Bool
 	_, queued := submit(t, l, JobOptions{}, func(context.Context) (int, error) { ran.Store(true); return 1, nil })
 	l.Stop()
-	select {
-	case <-l.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("loop did not stop")
-	}
+	testutil.Recv(t, l.Done(), "the loop to stop")
 	if !returned.Load() {
 		t.Error("the loop stopped before its running job returned")
 	}
@@ -296,11 +288,7 @@ func TestExecutorBeforeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { l.Stop(); <-l.Done() }()
-	select {
-	case <-ran:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the job submitted before Start did not run")
-	}
+	testutil.Recv(t, ran, "the job submitted before Start to run")
 	done := make(chan result, 1)
 	onLoop(t, l, func() {
 		f.AddDoneCallback(func(f *Future[int]) { v, err := f.Result(); done <- result{v, err} })

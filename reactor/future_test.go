@@ -1,7 +1,6 @@
 package reactor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 func TestGoResultOnLoop(t *testing.T) {
@@ -35,7 +36,7 @@ func TestGoResultOnLoop(t *testing.T) {
 	})
 	var ok42, okBoom bool
 	for range 2 {
-		r := recv(t, got, "a done callback")
+		r := testutil.Recv(t, got, "a done callback")
 		if !r.onLoop {
 			t.Fatal("done callback off the loop")
 		}
@@ -94,7 +95,7 @@ func TestGoCancel(t *testing.T) {
 			return 7, nil
 		})
 	})
-	recv(t, started, "fn to start")
+	testutil.Recv(t, started, "fn to start")
 	var cbErr chan error = make(chan error, 1)
 	onLoop(t, l, func() {
 		f.AddDoneCallback(func(f *Future[int]) { _, err := f.Result(); cbErr <- err })
@@ -105,8 +106,8 @@ func TestGoCancel(t *testing.T) {
 			t.Errorf("Result after Cancel: %v", err)
 		}
 	})
-	recv(t, ctxDone, "fn's ctx to be cancelled")
-	if err := recv(t, cbErr, "the done callback"); !errors.Is(err, ErrCancelled) {
+	testutil.Recv(t, ctxDone, "fn's ctx to be cancelled")
+	if err := testutil.Recv(t, cbErr, "the done callback"); !errors.Is(err, ErrCancelled) {
 		t.Fatalf("callback saw %v", err)
 	}
 	onLoop(t, l, func() {}) // fn's late result must be ignored
@@ -146,26 +147,8 @@ func TestGoBoundedPool(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's goroutine and the test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDebugSlowCallbackAndPanicLogged(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	l := startLoop(t, Options{
 		Debug:        true,
 		SlowCallback: 5 * time.Millisecond,
@@ -191,7 +174,7 @@ func TestGoAfterStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Stop()
-	recv(t, l.Done(), "the loop to stop")
+	testutil.Recv(t, l.Done(), "the loop to stop")
 	f := Go(l, func(context.Context) (int, error) { t.Error("fn ran after Stop"); return 0, nil })
 	if _, err := f.Result(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Result = %v, want ErrClosed", err)

@@ -3,18 +3,9 @@ package reactor
 import (
 	"bytes"
 	"testing"
-	"time"
 
-	"go.uber.org/goleak"
+	"github.com/herd-project/herd/internal/testutil"
 )
-
-// ignoreGnet lists goroutines that belong to gnet's process-wide worker pool (ants), which
-// outlive any one engine by design.
-var ignoreGnet = []goleak.Option{
-	goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-	goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-	goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
-}
 
 // startLoop starts a loop with the given listeners and stops it at the end of the test.
 func startLoop(t testing.TB, opts Options, listens ...ProtocolFactory) *Loop {
@@ -36,11 +27,7 @@ func startLoopWith(t testing.TB, opts Options, listens func(l *Loop) []ProtocolF
 	}
 	t.Cleanup(func() {
 		l.Stop()
-		select {
-		case <-l.Done():
-		case <-time.After(10 * time.Second):
-			t.Error("loop did not stop")
-		}
+		testutil.Recv(t, l.Done(), "the loop to stop")
 	})
 	return l
 }
@@ -52,24 +39,7 @@ func onLoop(t testing.TB, l *Loop, fn func()) {
 	if err := l.CallSoonThreadsafe(func() { fn(); close(done) }); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("callback did not run")
-	}
-}
-
-// recv receives from ch, failing the test if nothing comes within 10s.
-func recv[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
+	testutil.Recv(t, done, "the callback to run")
 }
 
 // settle returns once the loop has run a pass begun after the call, and the pass after it:
@@ -79,7 +49,7 @@ func settle(t testing.TB, l *Loop) {
 	t.Helper()
 	done := make(chan struct{})
 	onLoop(t, l, func() { l.CallSoonFunc(func() { l.CallSoonFunc(func() { close(done) }) }) })
-	recv(t, done, "the next pass")
+	testutil.Recv(t, done, "the next pass")
 }
 
 // wakes returns the number of waker writes the loop made (Debug mode only).
@@ -87,18 +57,6 @@ func wakes(l *Loop) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.dbg.wakes
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // echo writes back what it receives; it records events on the loop.

@@ -7,6 +7,8 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // TestCloseListeners: after CloseListeners new connections are refused and the port is free,
@@ -21,7 +23,7 @@ func TestCloseListeners(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			l := New(Options{Debug: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			for range 2 {
 				if err := l.Listen("127.0.0.1:0", func() Protocol { return &echo{} }); err != nil {

@@ -1,7 +1,6 @@
 package reactor
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,32 +8,43 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
+
+// order runs schedule on the loop, waits for the callback that it hands done to, lets the
+// loop finish that pass, and returns what the callbacks recorded, in order.
+func order(t *testing.T, l *Loop, schedule func(record func(string), done func())) string {
+	t.Helper()
+	var got []string
+	finished := make(chan struct{})
+	onLoop(t, l, func() {
+		schedule(func(s string) { got = append(got, s) }, func() { close(finished) })
+	})
+	testutil.Recv(t, finished, "the callbacks")
+	onLoop(t, l, func() {})
+	return fmt.Sprint(got)
+}
 
 func TestCallSoonFIFOAndNextPass(t *testing.T) {
 	l := startLoop(t, Options{Debug: true})
-	var got []string
-	done := make(chan struct{})
-	onLoop(t, l, func() {
+	got := order(t, l, func(record func(string), done func()) {
 		for i := range 5 {
 			l.CallSoon(func() {
-				got = append(got, fmt.Sprint("a", i))
+				record(fmt.Sprint("a", i))
 				if i == 0 {
 					// Queued during a pass: must run after everything already queued.
-					l.CallSoon(func() { got = append(got, "nested") })
+					l.CallSoon(func() { record("nested") })
 				}
 			})
 		}
-		h := l.CallSoon(func() { got = append(got, "cancelled") })
+		h := l.CallSoon(func() { record("cancelled") })
 		h.Cancel()
 		h.Cancel() // idempotent
-		l.CallSoon(func() { close(done) })
+		l.CallSoon(done)
 	})
-	recv(t, done, "the callbacks")
-	onLoop(t, l, func() {})
-	want := "[a0 a1 a2 a3 a4 nested]"
-	if s := fmt.Sprint(got); s != want {
-		t.Fatalf("order %s, want %s", s, want)
+	if want := "[a0 a1 a2 a3 a4 nested]"; got != want {
+		t.Fatalf("order %s, want %s", got, want)
 	}
 }
 
@@ -42,14 +52,12 @@ func TestCallSoonFIFOAndNextPass(t *testing.T) {
 // a CallSoonFunc made during a pass runs in the next one, after a pass-boundary marker.
 func TestCallSoonFuncOrder(t *testing.T) {
 	l := startLoop(t, Options{Debug: true})
-	var got []string
-	done := make(chan struct{})
-	onLoop(t, l, func() {
+	got := order(t, l, func(record func(string), done func()) {
 		for i := range 6 {
 			add := func() {
-				got = append(got, fmt.Sprint("a", i))
+				record(fmt.Sprint("a", i))
 				if i == 0 {
-					l.CallSoonFunc(func() { got = append(got, "nested") })
+					l.CallSoonFunc(func() { record("nested") })
 				}
 			}
 			if i%2 == 0 {
@@ -58,18 +66,15 @@ func TestCallSoonFuncOrder(t *testing.T) {
 				l.CallSoon(add)
 			}
 		}
-		l.CallSoon(func() { got = append(got, "cancelled") }).Cancel()
+		l.CallSoon(func() { record("cancelled") }).Cancel()
 		l.CallSoonFunc(func() {
-			got = append(got, "end")
+			record("end")
 			// Queued after "nested" (which a0 queued earlier in this pass).
-			l.CallSoonFunc(func() { close(done) })
+			l.CallSoonFunc(done)
 		})
 	})
-	recv(t, done, "the callbacks")
-	onLoop(t, l, func() {})
-	want := "[a0 a1 a2 a3 a4 a5 end nested]"
-	if s := fmt.Sprint(got); s != want {
-		t.Fatalf("order %s, want %s", s, want)
+	if want := "[a0 a1 a2 a3 a4 a5 end nested]"; got != want {
+		t.Fatalf("order %s, want %s", got, want)
 	}
 }
 
@@ -92,7 +97,7 @@ func TestCallSoonFuncAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("CallSoonFunc: %v allocs per call, want 0", allocs)
 	}
-	waitFor(t, "callbacks run", func() bool {
+	testutil.WaitFor(t, "callbacks run", func() bool {
 		c := 0
 		onLoop(t, l, func() { c = count })
 		return c == 3*n+n+1 // AllocsPerRun makes one warm-up call
@@ -119,7 +124,7 @@ func TestOneWakePerPass(t *testing.T) {
 		}
 		l.CallSoonFunc(func() { close(done) })
 	})
-	recv(t, done, "the callbacks")
+	testutil.Recv(t, done, "the callbacks")
 	var after uint64
 	onLoop(t, l, func() { after = wakes(l) })
 	// One write for the queued callbacks; onLoop's own CallSoonThreadsafe may add one more.
@@ -143,18 +148,11 @@ func TestCallSoonDoesNotStarveIO(t *testing.T) {
 		}
 	}
 	onLoop(t, l, func() { l.CallSoon(spin) })
-	nc, err := net.Dial("tcp", l.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(nc)
+	c := testutil.Dial(t, l.Addrs()[0].String())
 	for i := range 20 {
-		fmt.Fprintf(nc, "ping %d\n", i)
-		line, err := r.ReadString('\n')
-		if err != nil || line != fmt.Sprintf("ping %d\n", i) {
-			t.Fatalf("echo %d: %q %v", i, line, err)
+		c.Send(fmt.Sprintf("ping %d\n", i))
+		if line := c.Line(); line != fmt.Sprintf("ping %d\n", i) {
+			t.Fatalf("echo %d: %q", i, line)
 		}
 	}
 	var n int
@@ -190,7 +188,7 @@ func TestCallSoonThreadsafeManyGoroutines(t *testing.T) {
 	}
 	wg.Wait()
 	var gotTotal, gotBad int
-	waitFor(t, "all calls", func() bool {
+	testutil.WaitFor(t, "all calls", func() bool {
 		onLoop(t, l, func() { gotTotal, gotBad = total, bad })
 		return gotTotal == G*N
 	})
@@ -296,11 +294,7 @@ func TestStopFromCallbackAndTwice(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.stop(l)
-			select {
-			case <-l.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("not stopped")
-			}
+			testutil.Recv(t, l.Done(), "the loop to stop")
 			if err := l.Wait(); err != nil {
 				t.Fatalf("Wait: %v", err)
 			}
@@ -315,25 +309,21 @@ func TestStopFromCallbackAndTwice(t *testing.T) {
 func TestStopBeforeStart(t *testing.T) {
 	l := New(Options{})
 	l.Stop()
-	recv(t, l.Done(), "the loop to stop")
+	testutil.Recv(t, l.Done(), "the loop to stop")
 	if err := l.Start(); !errors.Is(err, ErrRunning) {
 		t.Fatalf("Start after Stop: %v", err)
 	}
 }
 
 func TestListenErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testutil.Listen(t)
 	l := New(Options{})
 	if err := l.Listen(ln.Addr().String(), func() Protocol { return &echo{} }); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Start(); err == nil {
 		l.Stop()
-		recv(t, l.Done(), "the loop to stop")
+		testutil.Recv(t, l.Done(), "the loop to stop")
 		t.Fatal("Start on a busy port succeeded")
 	}
 	for _, addr := range []string{"udp://127.0.0.1:0", "nonsense"} {
@@ -354,7 +344,7 @@ func TestTwoListeners(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { l.Stop(); recv(t, l.Done(), "the loop to stop") }()
+	defer func() { l.Stop(); testutil.Recv(t, l.Done(), "the loop to stop") }()
 	addrs := l.Addrs()
 	if len(addrs) != 2 || addrs[0].String() == addrs[1].String() {
 		t.Fatalf("Addrs = %v", addrs)
@@ -364,7 +354,7 @@ func TestTwoListeners(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "accept", func() bool {
+		testutil.WaitFor(t, "accept", func() bool {
 			n := 0
 			onLoop(t, l, func() { n = which[i] })
 			return n == 1
@@ -453,19 +443,13 @@ func TestCallSoonFromIO(t *testing.T) {
 			}}
 		}}
 	})
-	nc, err := net.Dial("tcp", l.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(nc)
+	nc := testutil.Dial(t, l.Addrs()[0].String())
 	for i := range 5 {
-		fmt.Fprintf(nc, "ping %d\n", i)
-		if line, err := r.ReadString('\n'); err != nil || line != "ok\n" {
-			t.Fatalf("reply %d: %q %v", i, line, err)
+		nc.Send(fmt.Sprintf("ping %d\n", i))
+		if line := nc.Line(); line != "ok\n" {
+			t.Fatalf("reply %d: %q", i, line)
 		}
-		if got := recv(t, results, "the deferred reply"); i == 0 && got.wakes != 0 {
+		if got := testutil.Recv(t, results, "the deferred reply"); i == 0 && got.wakes != 0 {
 			// Later rounds share passes with the spinning callback, which writes the waker.
 			t.Fatalf("%d waker writes for a callback queued by DataReceived, want 0", got.wakes)
 		}
@@ -500,11 +484,7 @@ func TestStopFromIOAfterCallSoon(t *testing.T) {
 	if _, err := nc.Write([]byte("stop\n")); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-l.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("loop did not stop")
-	}
+	testutil.Recv(t, l.Done(), "the loop to stop")
 	if len(ran) != 1 || len(lost) != 1 {
 		t.Fatalf("callback ran: %v, ConnectionLost ran: %v; want both", len(ran) == 1, len(lost) == 1)
 	}
@@ -531,7 +511,7 @@ func TestEngineEndsOnItsOwn(t *testing.T) {
 		}}
 	})
 	dialNet(t, l)
-	recv(t, made, "ConnectionMade")
+	testutil.Recv(t, made, "ConnectionMade")
 	fired := false
 	onLoop(t, l, func() { l.CallLater(time.Hour, func() { fired = true }) })
 	stopped := make(chan error, 1)
@@ -540,17 +520,17 @@ func TestEngineEndsOnItsOwn(t *testing.T) {
 		defer cancel()
 		stopped <- l.eng.Stop(ctx)
 	}()
-	recv(t, l.Done(), "the loop to end")
-	if !recv(t, lost, "ConnectionLost") {
+	testutil.Recv(t, l.Done(), "the loop to end")
+	if !testutil.Recv(t, lost, "ConnectionLost") {
 		t.Error("ConnectionLost ran off the loop goroutine")
 	}
-	if !recv(t, after, "the callback ConnectionLost scheduled") {
+	if !testutil.Recv(t, after, "the callback ConnectionLost scheduled") {
 		t.Error("a callback scheduled at stop ran off the loop goroutine")
 	}
 	if len(lost) != 0 || fired {
 		t.Errorf("ConnectionLost ran again: %v; the pending timer fired: %v", len(lost) != 0, fired)
 	}
-	if err := recv(t, stopped, "gnet's Stop to return"); err != nil {
+	if err := testutil.Recv(t, stopped, "gnet's Stop to return"); err != nil {
 		t.Errorf("gnet's Stop: %v", err)
 	}
 }

@@ -3,9 +3,10 @@ package reactor
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
+// TestMain fails the run if a loop leaves a goroutine behind after its Stop.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, ignoreGnet...)
+	testutil.VerifyTestMain(m)
 }

@@ -4,25 +4,17 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // dialSlow connects to l's first listener with a 2 KiB receive buffer (set before connecting,
 // so the window it advertises is small from the start): a peer on a slow network.
 func dialSlow(t *testing.T, l *Loop) *net.TCPConn {
 	t.Helper()
-	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	nc, err := d.Dial("tcp", l.Addrs()[0].String())
+	nc, err := testutil.SmallReceiveBuffer(2048).Dial("tcp", l.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,13 +67,13 @@ func TestShutdownWaitsForSlowPeer(t *testing.T) {
 			lost := make(chan error, 1)
 			l := startLoop(t, tc.opts, replyOnGo(size, made, lost))
 			nc := dialSlow(t, l)
-			tr := recv(t, made, "ConnectionMade")
+			tr := testutil.Recv(t, made, "ConnectionMade")
 			l.Shutdown()
 			settle(t, l)
 			if _, err := nc.Write([]byte("go\n")); err != nil {
 				t.Fatal(err)
 			}
-			if err := recv(t, lost, "ConnectionLost"); err != nil {
+			if err := testutil.Recv(t, lost, "ConnectionLost"); err != nil {
 				t.Fatalf("ConnectionLost(%v)", err)
 			}
 			if _, err := nc.Write(make([]byte, tc.junk)); err != nil {
@@ -92,7 +84,7 @@ func TestShutdownWaitsForSlowPeer(t *testing.T) {
 			}
 			var st tstate
 			var open bool
-			waitFor(t, "the transport to drain", func() bool {
+			testutil.WaitFor(t, "the transport to drain", func() bool {
 				onLoop(t, l, func() { st, open = tr.state, tr.c != nil })
 				return st == stDraining || !open
 			})
@@ -108,11 +100,7 @@ func TestShutdownWaitsForSlowPeer(t *testing.T) {
 			if err != nil || !bytes.Equal(got, pattern(size)) {
 				t.Fatalf("the peer read %d bytes, %v; want the %d written and a clean end of stream", len(got), err, size)
 			}
-			select {
-			case <-l.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the loop did not stop once the peer had read everything")
-			}
+			testutil.Recv(t, l.Done(), "the loop to stop once the peer had read everything")
 		})
 	}
 }
@@ -125,13 +113,13 @@ func TestShutdownUnsentThenStop(t *testing.T) {
 	lost := make(chan error, 1)
 	l := startLoop(t, Options{Debug: true}, replyOnGo(size, made, lost))
 	nc := dialSlow(t, l)
-	tr := recv(t, made, "ConnectionMade")
+	tr := testutil.Recv(t, made, "ConnectionMade")
 	l.Shutdown()
 	if _, err := nc.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
 	var owed map[uint64]int
-	waitFor(t, "the bytes to be written", func() bool {
+	testutil.WaitFor(t, "the bytes to be written", func() bool {
 		onLoop(t, l, func() { owed = l.Unsent() })
 		return owed[tr.ID()] > 0
 	})
@@ -146,11 +134,7 @@ func TestShutdownUnsentThenStop(t *testing.T) {
 	default:
 	}
 	l.Stop()
-	select {
-	case <-l.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Stop did not end the shutdown")
-	}
+	testutil.Recv(t, l.Done(), "Stop to end the shutdown")
 }
 
 // TestShutdownIdleLoopStops: a loop with nothing to wait for stops at once on Shutdown, and one
@@ -158,11 +142,7 @@ func TestShutdownUnsentThenStop(t *testing.T) {
 func TestShutdownIdleLoopStops(t *testing.T) {
 	l := startLoop(t, Options{Debug: true}, func() Protocol { return &funcProto{} })
 	l.Shutdown()
-	select {
-	case <-l.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("an idle loop did not stop on Shutdown")
-	}
+	testutil.Recv(t, l.Done(), "an idle loop to stop on Shutdown")
 	n := New(Options{})
 	n.Shutdown()
 	select {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // pattern returns n bytes (n <= 8 MiB) that reveal loss or reordering: each 4-byte word holds
@@ -115,7 +117,7 @@ func TestFlowControlPauseResumeOnce(t *testing.T) {
 		}}
 	})
 	nc := dialNet(t, l)
-	waitFor(t, "PauseWriting", func() bool { return pauses.Load() == 1 })
+	testutil.WaitFor(t, "PauseWriting", func() bool { return pauses.Load() == 1 })
 	n, err := io.Copy(io.Discard, nc) // reading again drains the buffer: ResumeWriting, then Close
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +125,7 @@ func TestFlowControlPauseResumeOnce(t *testing.T) {
 	if n != written.Load() {
 		t.Fatalf("read %d bytes, server wrote %d", n, written.Load())
 	}
-	if err := recv(t, lost, "ConnectionLost"); err != nil {
+	if err := testutil.Recv(t, lost, "ConnectionLost"); err != nil {
 		t.Fatalf("ConnectionLost(%v)", err)
 	}
 	if p, r := pauses.Load(), resumes.Load(); p != 1 || r != 1 {
@@ -185,12 +187,7 @@ func TestConnectionLoss(t *testing.T) {
 					t.Fatal(msg)
 				}
 			}
-			var err error
-			select {
-			case err = <-lost:
-			case <-time.After(10 * time.Second):
-				t.Fatal("no ConnectionLost")
-			}
+			err := testutil.Recv(t, lost, "ConnectionLost")
 			if (err != nil) != tc.err {
 				t.Fatalf("ConnectionLost(%v), want error: %v", err, tc.err)
 			}
@@ -237,15 +234,15 @@ func TestHalfClose(t *testing.T) {
 		if err := nc.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
-		recv(t, closed, "the answer written") // before the client reads: 8 MiB overflows the kernel
-		got, err := io.ReadAll(nc)            // the full answer, then EOF
+		testutil.Recv(t, closed, "the answer written") // before the client reads: 8 MiB overflows the kernel
+		got, err := io.ReadAll(nc)                     // the full answer, then EOF
 		if err != nil {
 			t.Fatalf("size %d: %v", size, err)
 		}
 		if !bytes.Equal(got, answer) {
 			t.Fatalf("size %d: got %d bytes, want the %d-byte answer", size, len(got), len(answer))
 		}
-		if err := recv(t, lost, "ConnectionLost"); err != nil {
+		if err := testutil.Recv(t, lost, "ConnectionLost"); err != nil {
 			t.Fatalf("size %d: ConnectionLost(%v)", size, err)
 		}
 		var used int
@@ -257,12 +254,7 @@ func TestHalfClose(t *testing.T) {
 }
 
 func TestDialRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	l := startLoop(t, Options{Debug: true})
 	errc := make(chan error, 1)
 	l.Dial(addr, func() Protocol { t.Error("connected to a closed port"); return &echo{} }, time.Second, func(err error) {
@@ -271,13 +263,8 @@ func TestDialRefused(t *testing.T) {
 		}
 		errc <- err
 	})
-	select {
-	case err := <-errc:
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Fatalf("err = %v, want ECONNREFUSED", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no error")
+	if err := testutil.Recv(t, errc, "the dial error"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("err = %v, want ECONNREFUSED", err)
 	}
 }
 
@@ -331,7 +318,7 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestStopTearsDown(t *testing.T) {
-	defer goleak.VerifyNone(t, append(ignoreGnet, goleak.IgnoreCurrent())...)
+	defer testutil.VerifyNone(t, goleak.IgnoreCurrent())
 	var lostCount atomic.Int64
 	fnDone := make(chan struct{})
 	l := New(Options{Debug: true})
@@ -360,7 +347,7 @@ func TestStopTearsDown(t *testing.T) {
 		p.made = func(*Transport) { close(made) }
 		return p
 	}, time.Second, func(err error) { t.Error(err) })
-	recv(t, made, "ConnectionMade of the dialled connection")
+	testutil.Recv(t, made, "ConnectionMade of the dialled connection")
 	timerFired := false
 	onLoop(t, l, func() {
 		l.CallLater(time.Hour, func() { timerFired = true })
@@ -371,18 +358,14 @@ func TestStopTearsDown(t *testing.T) {
 		})
 		f.AddDoneCallback(func(*Future[int]) {})
 	})
-	waitFor(t, "three transports", func() bool {
+	testutil.WaitFor(t, "three transports", func() bool {
 		n := 0
 		onLoop(t, l, func() { n = len(l.conns) })
 		return n == 3
 	})
 	go l.Stop()
-	select {
-	case <-l.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Stop did not finish")
-	}
-	recv(t, fnDone, "the Go function's return")
+	testutil.Recv(t, l.Done(), "Stop to finish")
+	testutil.Recv(t, fnDone, "the Go function's return")
 	if n := lostCount.Load(); n != 3 {
 		t.Fatalf("ConnectionLost ran %d times, want 3", n)
 	}
@@ -406,11 +389,11 @@ func TestHalfCloseWithUnsentBytes(t *testing.T) {
 		}
 	})
 	nc := dialNet(t, l).(*net.TCPConn)
-	recv(t, wrote, "the 8 MiB written")
+	testutil.Recv(t, wrote, "the 8 MiB written")
 	if err := nc.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	if err := recv(t, lost, "ConnectionLost"); !errors.Is(err, ErrUnsent) {
+	if err := testutil.Recv(t, lost, "ConnectionLost"); !errors.Is(err, ErrUnsent) {
 		t.Fatalf("ConnectionLost(%v), want ErrUnsent", err)
 	}
 }
@@ -446,13 +429,8 @@ func TestLoopsInParallel(t *testing.T) {
 		}, time.Second, func(err error) { t.Error(err) })
 	}
 	for range n {
-		select {
-		case s := <-got:
-			if s != "ping" {
-				t.Fatalf("got %q", s)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no echo")
+		if s := testutil.Recv(t, got, "the echo"); s != "ping" {
+			t.Fatalf("got %q", s)
 		}
 	}
 	for _, l := range loops {
@@ -460,7 +438,7 @@ func TestLoopsInParallel(t *testing.T) {
 	}
 	wg.Wait()
 	for _, l := range loops {
-		recv(t, l.Done(), "the loop to stop")
+		testutil.Recv(t, l.Done(), "the loop to stop")
 	}
 }
 
@@ -526,7 +504,7 @@ func TestClosePaths(t *testing.T) {
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("client read %q, %v; want %q", got, err, tc.want)
 			}
-			err = recv(t, lost, "ConnectionLost")
+			err = testutil.Recv(t, lost, "ConnectionLost")
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("ConnectionLost(%v), want error: %v", err, tc.wantErr)
 			}
@@ -545,11 +523,7 @@ func TestDialBeforeStart(t *testing.T) {
 	}
 	made := make(chan struct{})
 	// Addrs is empty before Start, so the target is a plain net listener.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testutil.Listen(t)
 	go func() {
 		if c, err := ln.Accept(); err == nil {
 			defer c.Close()
@@ -562,10 +536,6 @@ func TestDialBeforeStart(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { l.Stop(); recv(t, l.Done(), "the loop to stop") }()
-	select {
-	case <-made:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Dial made before Start never connected")
-	}
+	defer func() { l.Stop(); testutil.Recv(t, l.Done(), "the loop to stop") }()
+	testutil.Recv(t, made, "the Dial made before Start to connect")
 }

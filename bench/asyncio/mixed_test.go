@@ -1,15 +1,15 @@
 package asyncio_test
 
 import (
-	"context"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
-	"time"
 
 	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // goServer starts the Go server called name of the config at path, and returns a function
@@ -31,15 +31,7 @@ func startHerd(t *testing.T, path, name string) (stop func()) {
 		t.Fatalf("herd server %s: %v (port taken?)", name, err)
 	}
 	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := s.Shutdown(ctx); err != nil {
-				t.Errorf("herd server %s: shutdown: %v", name, err)
-			}
-		})
-	}
+	stop = func() { once.Do(func() { testutil.Stop(t, s.Shutdown) }) }
 	t.Cleanup(stop)
 	return stop
 }
@@ -76,12 +68,7 @@ func startBaseline(t *testing.T, path, name string) (stop func()) {
 // restarted Python server up to date.
 func TestMixedHerd(t *testing.T) {
 	needPython(t)
-	f := fake.New(fake.Options{Results: 2})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	_, base := fake.StartTest(t, fake.Options{Results: 2})
 	for _, impl := range []struct {
 		name  string
 		start goServer
@@ -90,39 +77,39 @@ func TestMixedHerd(t *testing.T) {
 		{"baseline", startBaseline},
 	} {
 		t.Run(impl.name, func(t *testing.T) {
-			hill, jaquez, smith, singleton := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-			cfg := herdConfig{
-				Provider: "google", URL: base, Timeout: "2s",
+			hill, jaquez, smith, singleton := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
+			cfg := testutil.Config{
+				PlacesURL: base, PlacesTimeout: "2s",
 				Limits: "backoff_base = \"20ms\"\nbackoff_cap = \"200ms\"",
-				Nodes: []node{
-					{Name: "Hill", Addr: hill, PeerAddr: freeAddr(t), Peers: []string{"Jaquez"}},
+				Nodes: []testutil.Node{
+					{Name: "Hill", Addr: hill, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Jaquez"}},
 					{Name: "Jaquez", Addr: jaquez, Plain: true, Peers: []string{"Smith"}},
-					{Name: "Smith", Addr: smith, PeerAddr: freeAddr(t), Peers: []string{"Singleton"}},
+					{Name: "Smith", Addr: smith, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Singleton"}},
 					{Name: "Singleton", Addr: singleton, Plain: true},
 				},
 			}
-			path := cfg.write(t)
-			stopJaquez := startPython(t, path, "Jaquez")
+			path := cfg.Write(t)
+			jaq := startPython(t, path, "Jaquez")
 			startPython(t, path, "Singleton")
 			impl.start(t, path, "Hill")
 			impl.start(t, path, "Smith")
 			all := []string{hill, jaquez, smith, singleton}
 
 			// Go -> Python -> Go -> Python.
-			at := strings.TrimSuffix(exchange(t, hill, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
+			at := strings.TrimSuffix(testutil.Exchange(t, hill, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
 			if !strings.HasPrefix(at, "AT Hill ") {
 				t.Fatalf("Hill answered %q", at)
 			}
 			for _, a := range all {
-				waitFor(t, "Hill's update at "+a, func() bool { return knows(a, "kiwi", at) })
+				testutil.WaitFor(t, "Hill's update at "+a, func() bool { return testutil.Knows(a, "kiwi", at) })
 			}
 			// Python -> Go -> Python -> Go, replacing the record (a newer time).
-			at2 := strings.TrimSuffix(exchange(t, singleton, "IAMAT kiwi +1-1 1621464827.959498504\n"), "\n")
+			at2 := strings.TrimSuffix(testutil.Exchange(t, singleton, "IAMAT kiwi +1-1 1621464827.959498504\n"), "\n")
 			for _, a := range all {
-				waitFor(t, "Singleton's update at "+a, func() bool { return knows(a, "kiwi", at2) })
+				testutil.WaitFor(t, "Singleton's update at "+a, func() bool { return testutil.Knows(a, "kiwi", at2) })
 			}
 			// The Go server answers a WHATSAT for the client with Google's bytes.
-			got := exchange(t, hill, "WHATSAT kiwi 10 1\n")
+			got := testutil.Exchange(t, hill, "WHATSAT kiwi 10 1\n")
 			if !strings.HasPrefix(got, at2+"\n{\n   \"html_attributions\" : [],") || !strings.HasSuffix(got, "}\n\n") {
 				t.Errorf("Hill's WHATSAT reply: %q", got)
 			}
@@ -135,7 +122,7 @@ func TestMixedHerd(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					out, _ := tryExchange(a, "IAMAT race +2+2 1700000000.5\n")
+					out, _ := testutil.TryExchange(a, "IAMAT race +2+2 1700000000.5\n")
 					race[i] = strings.TrimSuffix(out, "\n")
 				}()
 			}
@@ -144,15 +131,15 @@ func TestMixedHerd(t *testing.T) {
 				t.Fatalf("replies %q", race)
 			}
 			for _, a := range all {
-				waitFor(t, "convergence at "+a, func() bool { return knows(a, "race", race[1]) })
+				testutil.WaitFor(t, "convergence at "+a, func() bool { return testutil.Knows(a, "race", race[1]) })
 			}
 
 			// A Python server that restarts learns what it missed from Hill's resync.
-			stopJaquez()
-			at3 := strings.TrimSuffix(exchange(t, hill, "IAMAT missed +3+3 5\n"), "\n")
+			jaq.Stop(t, syscall.SIGTERM)
+			at3 := strings.TrimSuffix(testutil.Exchange(t, hill, "IAMAT missed +3+3 5\n"), "\n")
 			startPython(t, path, "Jaquez")
-			waitFor(t, "Hill's resync to the restarted Jaquez", func() bool {
-				return knows(jaquez, "missed", at3) && knows(jaquez, "kiwi", at2) && knows(jaquez, "race", race[1])
+			testutil.WaitFor(t, "Hill's resync to the restarted Jaquez", func() bool {
+				return testutil.Knows(jaquez, "missed", at3) && testutil.Knows(jaquez, "kiwi", at2) && testutil.Knows(jaquez, "race", race[1])
 			})
 		})
 	}

@@ -5,15 +5,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // onePython starts one Python server "A" with no neighbours and returns its address.
-func onePython(t *testing.T, cfg herdConfig, extra ...string) string {
+func onePython(t *testing.T, cfg testutil.Config, extra ...string) string {
 	t.Helper()
 	needPython(t)
-	addr := freeAddr(t)
-	cfg.Nodes = []node{{Name: "A", Addr: addr}}
-	startPython(t, cfg.write(t), "A", extra...)
+	addr := testutil.FreeAddr(t)
+	cfg.Nodes = []testutil.Node{{Name: "A", Addr: addr}}
+	startPython(t, cfg.Write(t), "A", extra...)
 	return addr
 }
 
@@ -25,7 +27,7 @@ func TestIAMATReply(t *testing.T) {
 				needPython(t, "uvloop")
 				extra = []string{"--uvloop"}
 			}
-			addr := onePython(t, herdConfig{Provider: "offline"}, extra...)
+			addr := onePython(t, testutil.Config{}, extra...)
 			for _, c := range []struct {
 				name  string
 				ctime func(now time.Time) string
@@ -37,7 +39,7 @@ func TestIAMATReply(t *testing.T) {
 			} {
 				ctime := c.ctime(time.Now())
 				before := time.Now()
-				got := exchange(t, addr, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 "+ctime+"\n")
+				got := testutil.Exchange(t, addr, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 "+ctime+"\n")
 				after := time.Now()
 				if err := checkAT(got, "A", "kiwi.cs.ucla.edu", "+34.068930-118.445127", ctime, before, after); err != nil {
 					t.Errorf("%s: %v", c.name, err)
@@ -48,8 +50,8 @@ func TestIAMATReply(t *testing.T) {
 }
 
 func TestInvalid(t *testing.T) {
-	addr := onePython(t, herdConfig{Provider: "offline", Limits: "max_line = 100"})
-	exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
+	addr := onePython(t, testutil.Config{Limits: "max_line = 100"})
+	testutil.Exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
 	long := "IAMAT " + strings.Repeat("x", 200)
 	for _, c := range []struct{ in, want string }{
 		{"FOO bar\n", "? FOO bar\n"},
@@ -79,18 +81,18 @@ func TestInvalid(t *testing.T) {
 		{long + "\n", "? " + long[:64] + "\n"},
 		{long, "? " + long[:64] + "\n"},
 	} {
-		if got := exchange(t, addr, c.in); got != c.want {
+		if got := testutil.Exchange(t, addr, c.in); got != c.want {
 			t.Errorf("reply to %q = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
 
 func TestPipelinedHalfClose(t *testing.T) {
-	addr := onePython(t, herdConfig{Provider: "offline"})
+	addr := onePython(t, testutil.Config{})
 	// Several commands on one connection, white space runs and a CRLF, and a last line
 	// without "\n" before the half-close: every reply comes back, in order.
 	in := "IAMAT a +1+1 100\r\n  IAMAT\tb  +2+2   200 \nWHATSAT a 1 1\nIAMAT c +3+3 300"
-	got := exchange(t, addr, in)
+	got := testutil.Exchange(t, addr, in)
 	lines := strings.SplitAfter(got, "\n")
 	want := []string{"AT A ", "AT A ", "AT A ", "{", "   \"html_attributions\"", "   \"results\"", "   \"status\"", "}", "\n", "AT A "}
 	if len(lines) < len(want) {
@@ -117,59 +119,36 @@ func TestNewerRule(t *testing.T) {
 	needPython(t)
 	// AT lines are accepted from a neighbour's host: give A a neighbour on loopback, one
 	// that is not running (A's floods to it fail, which is fine).
-	addr := freeAddr(t)
-	cfg := herdConfig{Provider: "offline", Nodes: []node{
+	addr := testutil.FreeAddr(t)
+	cfg := testutil.Config{Nodes: []testutil.Node{
 		{Name: "A", Addr: addr, Peers: []string{"B"}},
-		{Name: "B", Addr: freeAddr(t)},
+		{Name: "B", Addr: testutil.FreeAddr(t)},
 	}}
-	startPython(t, cfg.write(t), "A")
-	const c = " c +1+1 "
-	for _, step := range []struct{ in, want string }{
-		{"AT M +0.000000000" + c + "1621464827.959498503", "AT M +0.000000000" + c + "1621464827.959498503"},
-		// Equal as float64, one nanosecond later: newer even though the line is smaller.
-		{"AT B +0.000000000" + c + "1621464827.959498504", "AT B +0.000000000" + c + "1621464827.959498504"},
-		// Equal times: the byte-wise larger line wins, the smaller one is dropped.
-		{"AT C +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
-		{"AT A +0.000000000" + c + "1621464827.959498504", "AT C +0.000000000" + c + "1621464827.959498504"},
-		// Older: dropped.
-		{"AT Z +0.000000000" + c + "1621464827.9594985", "AT C +0.000000000" + c + "1621464827.959498504"},
-		// The same instant written differently is an equal time: the larger line wins.
-		{"AT A +0.000000000" + c + "1621464828", "AT A +0.000000000" + c + "1621464828"},
-		{"AT A +0.000000000" + c + "1621464828.0", "AT A +0.000000000" + c + "1621464828.0"},
-		{"AT A +0.000000000" + c + "1621464828", "AT A +0.000000000" + c + "1621464828.0"},
-		// Stored without the white space around it.
-		{" \tAT B +0.000000000" + c + "1621464828.0 \t", "AT B +0.000000000" + c + "1621464828.0"},
-	} {
-		if got := exchange(t, addr, step.in+"\n"); got != "" {
-			t.Fatalf("AT %q got a reply %q", step.in, got)
-		}
-		if !knows(addr, "c", step.want) {
-			t.Fatalf("after %q the record is not %q", step.in, step.want)
-		}
-	}
+	startPython(t, cfg.Write(t), "A")
+	testutil.CheckNewerRule(t, addr)
 }
 
 // TestFlooding runs a chain A - B - C of Python servers and checks that updates made at either
 // end reach the other, and that an older update does not replace a newer one.
 func TestFlooding(t *testing.T) {
 	needPython(t)
-	a, b, c := freeAddr(t), freeAddr(t), freeAddr(t)
-	cfg := herdConfig{Provider: "offline", Nodes: []node{
+	a, b, c := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
+	cfg := testutil.Config{Nodes: []testutil.Node{
 		{Name: "A", Addr: a, Peers: []string{"B"}},
 		{Name: "B", Addr: b, Peers: []string{"C"}},
 		{Name: "C", Addr: c},
 	}}
-	path := cfg.write(t)
+	path := cfg.Write(t)
 	for _, n := range cfg.Nodes {
 		startPython(t, path, n.Name)
 	}
-	at := strings.TrimSuffix(exchange(t, a, "IAMAT kiwi +34.068930-118.445127 1000.5\n"), "\n")
-	waitFor(t, "A's update at C", func() bool { return knows(c, "kiwi", at) })
-	at2 := strings.TrimSuffix(exchange(t, c, "IAMAT kiwi +1-1 1000.6\n"), "\n")
-	waitFor(t, "C's update at A", func() bool { return knows(a, "kiwi", at2) })
-	exchange(t, b, "IAMAT kiwi +2-2 999\n")
+	at := strings.TrimSuffix(testutil.Exchange(t, a, "IAMAT kiwi +34.068930-118.445127 1000.5\n"), "\n")
+	testutil.WaitFor(t, "A's update at C", func() bool { return testutil.Knows(c, "kiwi", at) })
+	at2 := strings.TrimSuffix(testutil.Exchange(t, c, "IAMAT kiwi +1-1 1000.6\n"), "\n")
+	testutil.WaitFor(t, "C's update at A", func() bool { return testutil.Knows(a, "kiwi", at2) })
+	testutil.Exchange(t, b, "IAMAT kiwi +2-2 999\n")
 	for _, addr := range []string{a, b, c} {
-		if !knows(addr, "kiwi", at2) {
+		if !testutil.Knows(addr, "kiwi", at2) {
 			t.Errorf("an older update replaced %q at %s", at2, addr)
 		}
 	}

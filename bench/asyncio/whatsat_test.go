@@ -9,22 +9,18 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 func TestWhatsat(t *testing.T) {
 	needPython(t)
-	f := fake.New(fake.Options{})
-	base, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	addr := onePython(t, herdConfig{Provider: "google", URL: base, Timeout: "2s"})
-	at := strings.TrimSuffix(exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
+	f, base := fake.StartTest(t, fake.Options{})
+	addr := onePython(t, testutil.Config{PlacesURL: base, PlacesTimeout: "2s"})
+	at := strings.TrimSuffix(testutil.Exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
 
 	for _, bound := range []int{1, 5, 20} {
 		f.Reset()
-		got := exchange(t, addr, "WHATSAT kiwi 10 "+strconv.Itoa(bound)+"\n")
+		got := testutil.Exchange(t, addr, "WHATSAT kiwi 10 "+strconv.Itoa(bound)+"\n")
 		body, ok := strings.CutPrefix(got, at+"\n")
 		if !ok {
 			t.Fatalf("WHATSAT reply %q does not start with %q", got, at)
@@ -39,13 +35,8 @@ func TestWhatsat(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &reply); err != nil {
 			t.Fatalf("body is not JSON: %v\n%s", err, body)
 		}
-		reqs := f.Requests()
-		if len(reqs) != 1 {
-			t.Fatalf("%d requests to Places, want 1", len(reqs))
-		}
-		q := reqs[0].Query
-		if q.Get("location") != "34.068930,-118.445127" || q.Get("radius") != "10000" || q.Get("key") != "test-key" {
-			t.Errorf("Places query = %v, want location 34.068930,-118.445127, radius 10000, key test-key", q)
+		if reqs := f.Requests(); len(reqs) != 1 || !reqs[0].AsksNearby("34.068930,-118.445127", "10000", "test-key") {
+			t.Fatalf("Places asked %+v, want one search near UCLA within 10000 m with the key", reqs)
 		}
 		var google struct {
 			Results []any `json:"results"`
@@ -70,7 +61,7 @@ func TestWhatsat(t *testing.T) {
 		{"timeout", fake.Options{Delay: 10 * time.Second}, "UNKNOWN_ERROR"},
 	} {
 		f.Set(c.opts)
-		got := exchange(t, addr, "WHATSAT kiwi 1.5 3\n")
+		got := testutil.Exchange(t, addr, "WHATSAT kiwi 1.5 3\n")
 		body, ok := strings.CutPrefix(got, at+"\n")
 		if !ok || !strings.HasSuffix(body, "}\n\n") {
 			t.Errorf("%s: reply %q", c.name, got)

@@ -15,30 +15,22 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	cli.Main(run, cli.Options{ExitCode: func(err error) int {
 		if errors.Is(err, errUsage) || herd.IsConfigError(err) {
-			os.Exit(2)
+			return 2
 		}
-		os.Exit(1)
-	}
+		return 1
+	}})
 }
 
 var errUsage = errors.New("baseline: usage: baseline [run|serve] [-config FILE] [-grace D] [-no-log] [NAME]")
@@ -52,8 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "run" || args[0] == "serve") {
 		cmd, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("baseline "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("baseline "+cmd, stderr, nil)
 	configPath := fs.String("config", "", "herd TOML config (default: the five-server herd, offline Places)")
 	noLog := fs.Bool("no-log", false, "write no log files (for benchmarks)")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
@@ -142,15 +133,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Stop gracefully: every server finishes the replies it owes, within the grace time.
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, s := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.Shutdown(sctx)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return herd.ShutdownAll(sctx, servers)
 }

@@ -4,29 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "herd.toml")
 	logs := filepath.Join(dir, "logs")
-	toml := fmt.Sprintf("[places]\nprovider = \"offline\"\n[log]\ndir = %q\n"+
-		"[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"B\"]\n"+
-		"[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\n", logs)
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := testutil.Config{LogDir: logs, Nodes: []testutil.Node{{Name: "A", Peers: []string{"B"}}, {Name: "B"}}}
+	path := testutil.WriteFile(t, dir, "herd.toml", cfg.TOML())
 	for _, c := range []struct {
 		args []string
 		want []string // servers started
@@ -50,7 +43,7 @@ func TestRun(t *testing.T) {
 		var names []string
 		for _, s := range servers {
 			names = append(names, s.Name())
-			if reply := exchange(t, s.Addr().String(), "IAMAT x +1+1 1\n"); !strings.HasPrefix(reply, "AT "+s.Name()+" ") {
+			if reply := testutil.Exchange(t, s.Addr().String(), "IAMAT x +1+1 1\n"); !strings.HasPrefix(reply, "AT "+s.Name()+" ") {
 				t.Errorf("%s answered %q", s.Name(), reply)
 			}
 		}
@@ -76,26 +69,8 @@ func TestRun(t *testing.T) {
 			t.Errorf("run(%q) = %v, want a usage error", args, err)
 		}
 	}
-	os.WriteFile(path, []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\nbogus = 1\n"), 0o644)
+	testutil.WriteFile(t, dir, "herd.toml", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\nbogus = 1\n")
 	if err := run(context.Background(), []string{"-config", path}, io.Discard, io.Discard); !herd.IsConfigError(err) {
 		t.Errorf("run with a bad config = %v, want a config error", err)
 	}
-}
-
-// exchange sends input, half-closes, and returns all the server writes until it closes.
-func exchange(t *testing.T, addr, input string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	io.WriteString(c, input)
-	c.(*net.TCPConn).CloseWrite()
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

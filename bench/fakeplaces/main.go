@@ -9,33 +9,26 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "fakeplaces:", err)
-		os.Exit(2)
-	}
-}
+func main() { cli.Main(run, cli.Options{ExitCode: func(error) int { return 2 }}) }
 
 // run serves until ctx ends. It prints the base URL on stdout once listening.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fakeplaces", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	if err := serve(ctx, args, stdout, stderr); err != nil {
+		return fmt.Errorf("fakeplaces: %w", err)
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.FlagSet("fakeplaces", stderr, nil)
 	addr := fs.String("addr", "127.0.0.1:8099", "listen address (loopback; port 0 picks one)")
 	// Nothing reads the request record of a process: keep none, so that an answer costs
 	// little more than its write.

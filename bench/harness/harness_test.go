@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/herd-project/herd/bench/internal/result"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // TestSmoke builds every implementation, starts each one and checks its replies
@@ -179,9 +180,7 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 	h.o.out = "BENCHMARKS.md"
 	h.o.charts = filepath.Join(dir, "charts")
 	old := "# old\n" + handBegin + "\n\nWords written by hand.\n\n" + handEnd + "\nold tail\n"
-	if err := os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(old), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteFile(t, dir, "BENCHMARKS.md", old)
 	h.stderr, h.stdout = io.Discard, io.Discard
 	h.t.repo = dir
 	if err := h.writeReport(context.Background(), nil, ""); err != nil {
@@ -208,8 +207,7 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 
 func TestModuleVersion(t *testing.T) {
 	dir := t.TempDir()
-	gomod := filepath.Join(dir, "go.mod")
-	os.WriteFile(gomod, []byte("module x\n\nrequire (\n\tgithub.com/panjf2000/gnet/v2 v2.9.7 // indirect\n)\nrequire github.com/a/b v1.0.0\n"), 0o644)
+	gomod := testutil.WriteFile(t, dir, "go.mod", "module x\n\nrequire (\n\tgithub.com/panjf2000/gnet/v2 v2.9.7 // indirect\n)\nrequire github.com/a/b v1.0.0\n")
 	if v := moduleVersion(gomod, "github.com/panjf2000/gnet/v2"); v != "v2.9.7" {
 		t.Errorf("gnet version %q", v)
 	}

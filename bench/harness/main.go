@@ -16,29 +16,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/herd-project/herd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main(run, cli.Options{}) }
 
 type options struct {
 	smoke    bool
@@ -71,16 +59,13 @@ Scenarios (-only takes these ids, comma-separated):
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		_, _ = io.WriteString(stderr, usageText)
+	fs := cli.FlagSet("harness", stderr, func(w io.Writer) {
+		_, _ = io.WriteString(w, usageText)
 		for _, s := range scenarios {
-			fmt.Fprintf(stderr, "  %-10s %s\n", s.id, s.title)
+			fmt.Fprintf(w, "  %-10s %s\n", s.id, s.title)
 		}
-		fmt.Fprintf(stderr, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
-		fs.PrintDefaults()
-	}
+		fmt.Fprintf(w, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
+	})
 	var only, impls, bins string
 	fs.BoolVar(&o.smoke, "smoke", false, "only start every implementation and check its replies (seconds); write no report")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each scenario for each implementation (the report gives the median and min-max)")

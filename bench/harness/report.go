@@ -45,15 +45,18 @@ func fmtRatio(s spread) string {
 	return fmt.Sprintf("%.2fx (%.2f-%.2f)", s.Med, s.Min, s.Max)
 }
 
-func fmtUs(s spread) string {
+// fmtSpread formats s with f: the median, and the range over the runs when there are several.
+func fmtSpread(s spread, f func(float64) string) string {
 	if !s.ok() {
 		return "n/a"
 	}
 	if s.N == 1 {
-		return us(s.Med)
+		return f(s.Med)
 	}
-	return fmt.Sprintf("%s (%s-%s)", us(s.Med), us(s.Min), us(s.Max))
+	return fmt.Sprintf("%s (%s-%s)", f(s.Med), f(s.Min), f(s.Max))
 }
+
+func fmtUs(s spread) string { return fmtSpread(s, us) }
 
 // us formats microseconds readably.
 func us(v float64) string {
@@ -86,15 +89,7 @@ func num(v float64) string {
 	return b.String()
 }
 
-func fmtNum(s spread) string {
-	if !s.ok() {
-		return "n/a"
-	}
-	if s.N == 1 {
-		return num(s.Med)
-	}
-	return fmt.Sprintf("%s (%s-%s)", num(s.Med), num(s.Min), num(s.Max))
-}
+func fmtNum(s spread) string { return fmtSpread(s, num) }
 
 func (h *harness) why(id, impl string) string {
 	if r := h.failure(id, impl); r != "" {

@@ -92,14 +92,29 @@ func finish(sc *scenario, impl string, d *deployment, res *result.Result, err er
 	return measurement{Scenario: sc.id, Impl: impl, Res: res}
 }
 
+// deploy starts the servers of a topology of kind (see newTopology), changed first by edit
+// if given, for a run of sc under impl. The caller stops the deployment.
+func (h *harness) deploy(ctx context.Context, sc *scenario, impl, tag, kind string, edit func(*topology) error) (*topology, *deployment, error) {
+	tp, err := newTopology(kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	if edit != nil {
+		if err := edit(tp); err != nil {
+			return nil, nil, err
+		}
+	}
+	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tp, d, nil
+}
+
 // single measures closed-loop IAMAT (Redis: inline SET) on one server with no neighbours.
 func single(conns, depth int) func(context.Context, *harness, *scenario, string, string) measurement {
 	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-		tp, err := newTopology("single")
-		if err != nil {
-			return fail(sc, impl, err)
-		}
-		d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+		tp, d, err := h.deploy(ctx, sc, impl, tag, "single", nil)
 		if err != nil {
 			return fail(sc, impl, err)
 		}
@@ -122,15 +137,13 @@ func single(conns, depth int) func(context.Context, *harness, *scenario, string,
 
 // idle measures the server's resident memory per idle connection.
 func idle(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-	tp, err := newTopology("single")
-	if err != nil {
-		return fail(sc, impl, err)
-	}
-	// A Places provider that loads no dataset (it is never called here): memory the server
-	// allocated and freed at start (the offline dataset) would otherwise be reused by the
-	// connections and hide their cost.
-	tp.placesURL = "http://127.0.0.1:9"
-	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+	tp, d, err := h.deploy(ctx, sc, impl, tag, "single", func(tp *topology) error {
+		// A Places provider that loads no dataset (it is never called here): memory the
+		// server allocated and freed at start (the offline dataset) would otherwise be reused
+		// by the connections and hide their cost.
+		tp.placesURL = "http://127.0.0.1:9"
+		return nil
+	})
 	if err != nil {
 		return fail(sc, impl, err)
 	}
@@ -142,11 +155,7 @@ func idle(ctx context.Context, h *harness, sc *scenario, impl, tag string) measu
 
 // herd5 measures IAMAT at Hill of the five-server herd, every update flooded.
 func herd5(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-	tp, err := newTopology("five")
-	if err != nil {
-		return fail(sc, impl, err)
-	}
-	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+	tp, d, err := h.deploy(ctx, sc, impl, tag, "five", nil)
 	if err != nil {
 		return fail(sc, impl, err)
 	}
@@ -165,16 +174,11 @@ func herd5(ctx context.Context, h *harness, sc *scenario, impl, tag string) meas
 // propagation times updates from Hill until Campbell floods them to the probe.
 func propagation(rate, conns int) func(context.Context, *harness, *scenario, string, string) measurement {
 	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-		tp, err := newTopology("five")
-		if err != nil {
-			return fail(sc, impl, err)
-		}
-		port, err := freePort()
-		if err != nil {
-			return fail(sc, impl, err)
-		}
-		tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), "Campbell"
-		d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+		tp, d, err := h.deploy(ctx, sc, impl, tag, "five", func(tp *topology) error {
+			port, err := freePort()
+			tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), "Campbell"
+			return err
+		})
 		if err != nil {
 			return fail(sc, impl, err)
 		}
@@ -199,16 +203,13 @@ func whatsat(ctx context.Context, h *harness, sc *scenario, impl, tag string) me
 	if err != nil {
 		return fail(sc, impl, err)
 	}
-	tp, err := newTopology("single")
-	if err != nil {
-		fake.stop()
-		return fail(sc, impl, err)
-	}
-	tp.placesURL = url
-	// One upstream connection per client: the default pool (64) would cap replies at
-	// 64 / 50 ms = 1,280/s whatever the server's design.
-	tp.placesMax = whatsatConns
-	d, err := h.startServers(ctx, sc.id, impl, tp, tag)
+	tp, d, err := h.deploy(ctx, sc, impl, tag, "single", func(tp *topology) error {
+		tp.placesURL = url
+		// One upstream connection per client: the default pool (64) would cap replies at
+		// 64 / 50 ms = 1,280/s whatever the server's design.
+		tp.placesMax = whatsatConns
+		return nil
+	})
 	if err != nil {
 		fake.stop()
 		return fail(sc, impl, err)

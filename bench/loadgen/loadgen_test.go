@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/bench/internal/result"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // lineServer is a tiny herd-like server: IAMAT gets an AT line, WHATSAT an AT line, a JSON
@@ -23,45 +24,12 @@ import (
 type lineServer struct {
 	ln    net.Listener
 	flood func(at []byte)
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
 }
 
 func startLineServer(t *testing.T, flood func([]byte)) *lineServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &lineServer{ln: ln, flood: flood}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.mu.Lock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
+	s := &lineServer{ln: testutil.Listen(t), flood: flood}
+	testutil.Serve(t, s.ln, s.serve)
 	return s
 }
 
@@ -339,11 +307,7 @@ func TestScheduleSpreadsConnections(t *testing.T) {
 }
 
 func TestProbeMatching(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testutil.Listen(t)
 	p := newProbe(ln, "run1-")
 	clk := &fakeClock{}
 	p.sched, p.clk, p.measure = schedule{rate: 1000}, clk, 2*time.Millisecond

@@ -14,39 +14,28 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"os"
-	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/bench/internal/result"
+	"github.com/herd-project/herd/internal/cli"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
+	cli.Main(run, cli.Options{ExitCode: func(err error) int {
+		if errors.As(err, new(usageError)) {
+			return 2
 		}
-		fmt.Fprintln(os.Stderr, err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+		return 1
+	}})
 }
 
 type usageError struct{ error }
@@ -109,12 +98,7 @@ Flags:
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		_, _ = io.WriteString(stderr, usageText)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet("loadgen", stderr, func(w io.Writer) { _, _ = io.WriteString(w, usageText) })
 	var addrs string
 	fs.StringVar(&o.scenario, "scenario", "iamat", "iamat | whatsat | mixed | raw | propagation | idle")
 	fs.StringVar(&addrs, "addr", "127.0.0.1:12000", "target `host:port`; a comma-separated list spreads connections over several")
@@ -219,15 +203,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 
 	if o.cpuProf != "" {
-		f, err := os.Create(o.cpuProf)
+		stop, err := cli.StartCPUProfile(o.cpuProf)
 		if err != nil {
 			return fmt.Errorf("loadgen: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("loadgen: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	u0, s0 := cpuTime()
 	wall0 := time.Now()

@@ -176,18 +176,11 @@ func (r *runner) propagation() (*result.Result, error) {
 		return nil, err
 	}
 
-	ws := make([]*worker, r.o.conns)
-	for i := range ws {
-		ws[i] = r.newWorker(i)
-	}
-	if err := r.connectAll(ws); err != nil {
+	ws, err := r.connectedWorkers(r.o.readBuf)
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, w := range ws {
-			w.conn.Close()
-		}
-	}()
+	defer closeAll(ws)
 	r.begin()
 	pr.mu.Lock()
 	pr.sched, pr.clk, pr.measure = r.sched, r.clk, r.measure
@@ -286,45 +279,29 @@ func (r *runner) idle() (*result.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws := make([]*worker, r.o.conns)
-	for i := range ws {
-		ws[i] = r.newWorker(i)
-		ws[i].rbuf = make([]byte, 256)
-	}
 	r.begin()
-	if err := r.connectAll(ws); err != nil {
+	ws, err := r.connectedWorkers(256)
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, w := range ws {
-			w.conn.Close()
-		}
-	}()
+	defer closeAll(ws)
 	if r.o.hello {
-		sem := make(chan struct{}, 256)
-		var wg sync.WaitGroup
-		for _, w := range ws {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				_ = w.conn.SetDeadline(time.Now().Add(30 * time.Second))
-				w.wbuf = w.st.appendIAMAT(w.wbuf[:0], w.id)
-				w.kinds = append(w.kinds[:0], kindIAMAT)
-				w.ends = append(w.ends[:0], len(w.wbuf))
-				if _, err := w.conn.Write(w.wbuf); err != nil {
-					r.st.fail("conn", err.Error())
-					return
-				}
-				if err := r.readReplies(w, time.Time{}, false); err != nil {
-					r.st.fail("conn", err.Error())
-				}
-				_ = w.conn.SetDeadline(time.Time{})
-				w.wbuf, w.kinds, w.ends, w.rbuf = nil, nil, nil, nil
-			}()
-		}
-		wg.Wait()
+		_ = eachWorker(ws, 256, func(w *worker) error {
+			_ = w.conn.SetDeadline(time.Now().Add(30 * time.Second))
+			w.wbuf = w.st.appendIAMAT(w.wbuf[:0], w.id)
+			w.kinds = append(w.kinds[:0], kindIAMAT)
+			w.ends = append(w.ends[:0], len(w.wbuf))
+			if _, err := w.conn.Write(w.wbuf); err != nil {
+				r.st.fail("conn", err.Error())
+				return nil // counted: the others go on
+			}
+			if err := r.readReplies(w, time.Time{}, false); err != nil {
+				r.st.fail("conn", err.Error())
+			}
+			_ = w.conn.SetDeadline(time.Time{})
+			w.wbuf, w.kinds, w.ends, w.rbuf = nil, nil, nil, nil
+			return nil
+		})
 	}
 	if !sleepCtx(r.ctx, r.o.settle) {
 		return nil, r.ctx.Err()

@@ -56,11 +56,12 @@ type worker struct {
 	sent  uint64 // sent in the window, not yet added to the shard
 }
 
-func (r *runner) newWorker(i int) *worker {
+// newWorker makes worker i with a read buffer of readBuf bytes.
+func (r *runner) newWorker(i, readBuf int) *worker {
 	w := &worker{
 		id:    i,
 		st:    stream{c: r.corp, conn: i, nconn: r.o.conns},
-		rbuf:  make([]byte, r.o.readBuf),
+		rbuf:  make([]byte, readBuf),
 		sc:    replyScanner{bad: '?'},
 		quota: -1,
 	}
@@ -76,11 +77,41 @@ func (r *runner) newWorker(i int) *worker {
 	return w
 }
 
-// connectAll dials every worker's connection, at most 128 at a time.
-func (r *runner) connectAll(ws []*worker) error {
-	sem := make(chan struct{}, 128)
+// connectedWorkers makes the run's workers, with read buffers of readBuf bytes, and dials
+// their connections, at most 128 at a time. The caller closes them with closeAll.
+func (r *runner) connectedWorkers(readBuf int) ([]*worker, error) {
+	ws := make([]*worker, r.o.conns)
+	for i := range ws {
+		ws[i] = r.newWorker(i, readBuf)
+	}
+	err := eachWorker(ws, 128, func(w *worker) error {
+		c, err := r.dial(r.ctx, w.id)
+		if err == nil {
+			w.conn = c
+		}
+		return err
+	})
+	if err != nil {
+		closeAll(ws)
+		return nil, err
+	}
+	return ws, nil
+}
+
+// closeAll closes the workers' connections.
+func closeAll(ws []*worker) {
+	for _, w := range ws {
+		if w.conn != nil {
+			w.conn.Close()
+		}
+	}
+}
+
+// eachWorker runs fn for every worker, at most limit at once, and returns the first error.
+func eachWorker(ws []*worker, limit int, fn func(w *worker) error) error {
+	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
+	var once sync.Once
 	var first error
 	for _, w := range ws {
 		wg.Add(1)
@@ -88,26 +119,12 @@ func (r *runner) connectAll(ws []*worker) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := r.dial(r.ctx, w.id)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = err
-				}
-				return
+			if err := fn(w); err != nil {
+				once.Do(func() { first = err })
 			}
-			w.conn = c
 		}()
 	}
 	wg.Wait()
-	if first != nil {
-		for _, w := range ws {
-			if w.conn != nil {
-				w.conn.Close()
-			}
-		}
-	}
 	return first
 }
 
@@ -130,20 +147,11 @@ func (r *runner) load() (*result.Result, error) {
 		return nil, err
 	}
 	r.corp = corp
-	ws := make([]*worker, r.o.conns)
-	for i := range ws {
-		ws[i] = r.newWorker(i)
-	}
-	if err := r.connectAll(ws); err != nil {
+	ws, err := r.connectedWorkers(r.o.readBuf)
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, w := range ws {
-			if w.conn != nil {
-				w.conn.Close()
-			}
-		}
-	}()
+	defer closeAll(ws)
 	if r.o.scenario == "whatsat" || r.o.scenario == "mixed" {
 		if err := r.setupAll(ws); err != nil {
 			return nil, err
@@ -208,32 +216,7 @@ func (r *runner) result() *result.Result {
 
 // setupAll sends one IAMAT for every client id each connection will ask about, so that every
 // WHATSAT names a client the server knows.
-func (r *runner) setupAll(ws []*worker) error {
-	var wg sync.WaitGroup
-	errc := make(chan error, 1)
-	sem := make(chan struct{}, 256)
-	for _, w := range ws {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := r.setup(w); err != nil {
-				select {
-				case errc <- err:
-				default:
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
-}
+func (r *runner) setupAll(ws []*worker) error { return eachWorker(ws, 256, r.setup) }
 
 func (r *runner) setup(w *worker) error {
 	ks := w.st.owned()

@@ -2,20 +2,20 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/herd-project/herd/internal/cli"
 )
 
 // healthCmd is herd health: one GET of /healthz (or /readyz with -ready) from the admin
 // listener at -addr. It exits 0 on a 200 and 1 otherwise, and needs nothing but the binary:
 // a container's HEALTHCHECK in an image without a shell or curl.
 func healthCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("herd health", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cli.FlagSet("herd health", io.Discard, nil) // parseFlags prints the usage
 	addr := fs.String("addr", "", "the admin listener's host:port (a server's admin_addr)")
 	ready := fs.Bool("ready", false, "ask /readyz instead of /healthz")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")

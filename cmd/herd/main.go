@@ -10,27 +10,18 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal during the graceful stop ends the process at once
-	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(exitCode(err))
+	// A second signal during the graceful stop ends the process at once.
+	cli.Main(run, cli.Options{ExitCode: exitCode, HardStop: true})
 }
 
 // usageError is a bad command line: exit code 2, like a bad config.
@@ -181,8 +172,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	fs := flag.NewFlagSet("herd "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cli.FlagSet("herd "+cmd, io.Discard, nil) // parseFlags prints the usage
 	configPath := fs.String("config", "", "the herd's TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -216,15 +206,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts = append(opts, herd.WithServers(rest[0])) // a herd of one
 	}
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		stop, err := cli.StartCPUProfile(*cpuProfile)
 		if err != nil {
 			return fmt.Errorf("herd: cpuprofile: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("herd: cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	raiseFileLimit(stdout)
 	return runHerd(ctx, cfg, *grace, hup, stdout, stderr, opts...)

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,70 +19,23 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer that run writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// testConfig writes a three-server config on port 0 with logs in dir.
+// testConfig writes a config of three servers in a chain, Alpha - Beta - Gamma, on port 0,
+// with logs in dir/logs.
 func testConfig(t *testing.T, dir string) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`
-[places]
-provider = "offline"
-
-[log]
-dir = %q
-
-[limits]
-backoff_base = "10ms"
-backoff_cap = "100ms"
-
-[[server]]
-name = "Alpha"
-addr = "127.0.0.1:0"
-peers = ["Beta"]
-
-[[server]]
-name = "Beta"
-addr = "127.0.0.1:0"
-peers = ["Gamma"]
-
-[[server]]
-name = "Gamma"
-addr = "127.0.0.1:0"
-`, filepath.Join(dir, "logs"))
-	p := filepath.Join(dir, "herd.toml")
-	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+	cfg := testutil.Config{
+		LogDir: filepath.Join(dir, "logs"),
+		Limits: "backoff_base = \"10ms\"\nbackoff_cap = \"100ms\"",
+		Nodes: []testutil.Node{
+			{Name: "Alpha", Peers: []string{"Beta"}},
+			{Name: "Beta", Peers: []string{"Gamma"}},
+			{Name: "Gamma"},
+		},
 	}
-	return p
+	return testutil.WriteFile(t, dir, "herd.toml", cfg.TOML())
 }
 
 var listening = regexp.MustCompile(`herd: (\S+) listening on (\S+)`)
@@ -98,32 +49,10 @@ func addrs(out string) map[string]string {
 	return m
 }
 
-// talk sends lines on a new connection, half-closes, and returns all the server sent.
-func talk(t *testing.T, addr, lines string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, lines); err != nil {
-		t.Fatal(err)
-	}
-	c.(*net.TCPConn).CloseWrite()
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read from %s: %v (%q)", addr, err, b)
-	}
-	return string(b)
-}
-
 func TestRunArgs(t *testing.T) {
 	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.toml")
-	os.WriteFile(bad, []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"Nobody\"]\n"), 0o644)
-	badURL := filepath.Join(dir, "badurl.toml")
-	os.WriteFile(badURL, []byte("[places]\nprovider = \"google\"\nkey = \"k\"\nurl = \"::bad\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n"), 0o644)
+	bad := testutil.WriteFile(t, dir, "bad.toml", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\npeers = [\"Nobody\"]\n")
+	badURL := testutil.WriteFile(t, dir, "badurl.toml", "[places]\nprovider = \"google\"\nkey = \"k\"\nurl = \"::bad\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n")
 	tests := []struct {
 		args []string
 		code int
@@ -153,7 +82,7 @@ func TestRunArgs(t *testing.T) {
 		{[]string{"serve", "Nobody"}, 2, `no server named "Nobody"`},
 	}
 	for _, tt := range tests {
-		var stdout, stderr syncBuffer
+		var stdout, stderr testutil.SyncBuffer
 		err := run(context.Background(), tt.args, &stdout, &stderr)
 		if got := exitCode(err); got != tt.code {
 			t.Errorf("herd %v: exit %d (%v), want %d", tt.args, got, err, tt.code)
@@ -168,37 +97,64 @@ func TestRunArgs(t *testing.T) {
 	}
 }
 
+// runStarted calls run with args on a goroutine of its own, as main does, and returns once
+// it says the herd is up. stop ends run as a signal does and returns its error; the end of
+// the test calls it too.
+func runStarted(t *testing.T, args ...string) (stdout *testutil.SyncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout = new(testutil.SyncBuffer)
+	var stderr testutil.SyncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, stdout, &stderr) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("herd %v: %v", args, err)
+		}
+	})
+	testutil.WaitFor(t, "the herd to start", func() bool {
+		select {
+		case err := <-done:
+			done <- err // for stop
+			t.Fatalf("herd %v ended before it started: %v", args, err)
+		default:
+		}
+		return strings.Contains(stdout.String(), "stop with Ctrl-C")
+	})
+	return stdout, stop
+}
+
 // run in-process: a three-server herd on port 0, an update at one end read at the other,
 // stopped by cancelling the context.
 func TestRunInProcess(t *testing.T) {
 	dir := t.TempDir()
-	cfg := testConfig(t, dir)
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
 	prof := filepath.Join(dir, "cpu.prof")
-	go func() { done <- run(ctx, []string{"run", "-config", cfg, "-cpuprofile", prof}, &stdout, &stderr) }()
-	waitFor(t, "the herd to start", func() bool { return strings.Contains(stdout.String(), "stop with Ctrl-C") })
+	stdout, stop := runStarted(t, "run", "-config", testConfig(t, dir), "-cpuprofile", prof)
 	a := addrs(stdout.String())
 	if len(a) != 3 {
 		t.Fatalf("listening lines: %q", stdout.String())
 	}
-	got := talk(t, a["Alpha"], "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
+	got := testutil.Exchange(t, a["Alpha"], "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
 	if !strings.HasPrefix(got, "AT Alpha ") || !strings.HasSuffix(got, " kiwi +34.068930-118.445127 1621464827.959498503\n") {
 		t.Fatalf("IAMAT reply %q", got)
 	}
 	// Gamma hears of kiwi through Beta; its WHATSAT answers with Alpha's AT line.
 	at := strings.TrimSuffix(got, "\n")
 	var reply string
-	waitFor(t, "the flood to reach Gamma", func() bool {
-		reply = talk(t, a["Gamma"], "WHATSAT kiwi 10 2\n")
+	testutil.WaitFor(t, "the flood to reach Gamma", func() bool {
+		reply = testutil.Exchange(t, a["Gamma"], "WHATSAT kiwi 10 2\n")
 		return !strings.HasPrefix(reply, "?")
 	})
 	if !strings.HasPrefix(reply, at+"\n{\n") || !strings.HasSuffix(reply, "}\n\n") {
 		t.Errorf("WHATSAT reply %q", reply)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	log, err := os.ReadFile(filepath.Join(dir, "logs", "Alpha.log"))
@@ -253,129 +209,78 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is the binary running as a child process.
-type proc struct {
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
-	done   chan error
-}
-
-func start(t *testing.T, dir string, args ...string) *proc {
+// start runs the binary with args in dir.
+func start(t *testing.T, dir string, args ...string) *testutil.Process {
 	t.Helper()
 	return startCmd(t, dir, buildHerd(t), args...)
 }
 
-// startCmd starts name (the binary, or a shell that runs it) with args.
-func startCmd(t *testing.T, dir, name string, args ...string) *proc {
+// serving waits until the process says its servers are up, and returns it. It fails the test
+// if the process exits first.
+func serving(t *testing.T, p *testutil.Process) *testutil.Process {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), "GOOGLE_PLACES_API_KEY=")
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	copied := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.stdout.Write(append(sc.Bytes(), '\n'))
+	testutil.WaitFor(t, "the herd to start", func() bool {
+		if strings.Contains(p.Stdout.String(), "stop with Ctrl-C") {
+			return true
 		}
-		close(copied)
-	}()
-	go func() { <-copied; p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
+		if p.Exited() {
+			t.Fatalf("exited before it started; stderr %q", p.Stderr.String())
+		}
+		return false
 	})
 	return p
 }
 
-// stop sends SIGTERM and returns the exit code.
-func (p *proc) stop(t *testing.T) int {
+// startCmd runs name (the binary, or a shell that runs it) with args in dir, with no Places
+// key in its environment.
+func startCmd(t *testing.T, dir, name string, args ...string) *testutil.Process {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err // for the cleanup
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit after SIGTERM; stdout %q stderr %q", p.stdout.String(), p.stderr.String())
-	}
-	return -1
-}
-
-func (p *proc) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		return 0
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit")
-	}
-	return -1
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOGLE_PLACES_API_KEY=")
+	return testutil.Start(t, cmd)
 }
 
 func TestProcessRun(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, dir, "run", "-config", testConfig(t, dir))
-	waitFor(t, "the herd to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-	a := addrs(p.stdout.String())
-	got := talk(t, a["Beta"], "IAMAT phone +1.5-2.5 1700000000\n")
+	p := serving(t, start(t, dir, "run", "-config", testConfig(t, dir)))
+	a := addrs(p.Stdout.String())
+	got := testutil.Exchange(t, a["Beta"], "IAMAT phone +1.5-2.5 1700000000\n")
 	if !strings.HasPrefix(got, "AT Beta ") {
 		t.Fatalf("reply %q", got)
 	}
-	if !strings.Contains(p.stdout.String(), "nc 127.0.0.1 ") {
-		t.Errorf("no nc hint in %q", p.stdout.String())
+	if !strings.Contains(p.Stdout.String(), "nc 127.0.0.1 ") {
+		t.Errorf("no nc hint in %q", p.Stdout.String())
 	}
-	if code := p.stop(t); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.stderr.String())
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.Stderr.String())
 	}
 }
 
 func TestProcessServe(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, dir, "serve", "-config", testConfig(t, dir), "Gamma")
-	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-	a := addrs(p.stdout.String())
+	p := serving(t, start(t, dir, "serve", "-config", testConfig(t, dir), "Gamma"))
+	a := addrs(p.Stdout.String())
 	if len(a) != 1 || a["Gamma"] == "" {
-		t.Fatalf("listening lines: %q", p.stdout.String())
+		t.Fatalf("listening lines: %q", p.Stdout.String())
 	}
-	got := talk(t, a["Gamma"], "IAMAT phone +1.5-2.5 1700000000\nWHATSAT phone 5 3\n")
+	got := testutil.Exchange(t, a["Gamma"], "IAMAT phone +1.5-2.5 1700000000\nWHATSAT phone 5 3\n")
 	if !strings.HasPrefix(got, "AT Gamma ") || !strings.HasSuffix(got, "}\n\n") {
 		t.Fatalf("reply %q", got)
 	}
-	if code := p.stop(t); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.stderr.String())
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.Stderr.String())
 	}
 }
 
 func TestProcessBadConfig(t *testing.T) {
 	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.toml")
-	os.WriteFile(bad, []byte("[[server]]\nname = \"A\"\nadress = \"127.0.0.1:0\"\n"), 0o644)
+	bad := testutil.WriteFile(t, dir, "bad.toml", "[[server]]\nname = \"A\"\nadress = \"127.0.0.1:0\"\n")
 	p := start(t, dir, "run", "-config", bad)
-	if code := p.wait(t); code != 2 {
+	if code := p.Wait(t); code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
-	if s := p.stderr.String(); !strings.Contains(s, "bad.toml:3: server.adress: unknown key") {
+	if s := p.Stderr.String(); !strings.Contains(s, "bad.toml:3: server.adress: unknown key") {
 		t.Errorf("stderr %q does not name the problem", s)
 	}
 }
@@ -392,20 +297,20 @@ func TestProcessDefaultHerd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := start(t, dir, "run")
-	waitFor(t, "the herd to start", func() bool {
-		return strings.Contains(p.stdout.String(), "stop with Ctrl-C") || strings.Contains(p.stderr.String(), "herd:")
+	testutil.WaitFor(t, "the herd to start", func() bool {
+		return strings.Contains(p.Stdout.String(), "stop with Ctrl-C") || strings.Contains(p.Stderr.String(), "herd:")
 	})
-	a := addrs(p.stdout.String())
+	a := addrs(p.Stdout.String())
 	want := map[string]string{"Hill": "127.0.0.1:12000", "Jaquez": "127.0.0.1:12001", "Smith": "127.0.0.1:12002", "Singleton": "127.0.0.1:12003", "Campbell": "127.0.0.1:12004"}
 	for name, addr := range want {
 		if a[name] != addr {
-			t.Errorf("%s on %q, want %s (stderr %q)", name, a[name], addr, p.stderr.String())
+			t.Errorf("%s on %q, want %s (stderr %q)", name, a[name], addr, p.Stderr.String())
 		}
 	}
-	if got := talk(t, "127.0.0.1:12000", "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"); !strings.HasPrefix(got, "AT Hill ") {
+	if got := testutil.Exchange(t, "127.0.0.1:12000", "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"); !strings.HasPrefix(got, "AT Hill ") {
 		t.Errorf("reply %q", got)
 	}
-	if code := p.stop(t); code != 0 {
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d", code)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "logs", "Hill.log")); err != nil {
@@ -417,14 +322,9 @@ func TestProcessDefaultHerd(t *testing.T) {
 // of the test holds until it ends.
 func takenPortConfig(t *testing.T, dir string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	p := filepath.Join(dir, "herd.toml")
-	os.WriteFile(p, []byte(fmt.Sprintf("[log]\ndir = \"off\"\n[[server]]\nname = \"A\"\naddr = %q\n", ln.Addr().String())), 0o644)
-	return p
+	ln := testutil.Listen(t)
+	cfg := testutil.Config{Nodes: []testutil.Node{{Name: "A", Addr: ln.Addr().String()}}}
+	return testutil.WriteFile(t, dir, "herd.toml", cfg.TOML())
 }
 
 // A taken port: a clear error and exit status 1, at once.
@@ -445,12 +345,11 @@ func TestRunPortTaken(t *testing.T) {
 func TestFileLimitNoSilentStop(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildHerd(t)
-	p := startCmd(t, dir, "sh", "-c", `ulimit -n 60 && exec "$0" "$@"`, bin, "serve", "-config", testConfig(t, dir), "Alpha")
-	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-	if !strings.Contains(p.stdout.String(), "Alpha: max_clients lowered from 16384 to ") {
-		t.Errorf("no word of the lowered max_clients in %q", p.stdout.String())
+	p := serving(t, startCmd(t, dir, "sh", "-c", `ulimit -n 60 && exec "$0" "$@"`, bin, "serve", "-config", testConfig(t, dir), "Alpha"))
+	if !strings.Contains(p.Stdout.String(), "Alpha: max_clients lowered from 16384 to ") {
+		t.Errorf("no word of the lowered max_clients in %q", p.Stdout.String())
 	}
-	addr := addrs(p.stdout.String())["Alpha"]
+	addr := addrs(p.Stdout.String())["Alpha"]
 	var conns []net.Conn
 	for range 100 {
 		c, err := net.Dial("tcp", addr)
@@ -462,34 +361,21 @@ func TestFileLimitNoSilentStop(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	exited := -1
-	waitFor(t, "an answer, or an exit that says why", func() bool {
-		select {
-		case err := <-p.done:
-			p.done <- err
-			exited = 1
+	testutil.WaitFor(t, "an answer, or an exit that says why", func() bool {
+		if p.Exited() {
 			return true
-		default:
 		}
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "IAMAT phone +1.5-2.5 1700000000\n")
-		c.(*net.TCPConn).CloseWrite()
-		b, _ := io.ReadAll(c)
-		return strings.HasPrefix(string(b), "AT Alpha ")
+		got, _ := testutil.TryExchange(addr, "IAMAT phone +1.5-2.5 1700000000\n")
+		return strings.HasPrefix(got, "AT Alpha ")
 	})
-	if exited >= 0 {
-		if code := p.wait(t); code != 1 || !strings.Contains(p.stderr.String(), "herd: Alpha stopped: ") {
-			t.Errorf("exit %d, stderr %q", code, p.stderr.String())
+	if p.Exited() {
+		if code := p.Wait(t); code != 1 || !strings.Contains(p.Stderr.String(), "herd: Alpha stopped: ") {
+			t.Errorf("exit %d, stderr %q", code, p.Stderr.String())
 		}
 		return
 	}
-	if code := p.stop(t); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.stderr.String())
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.Stderr.String())
 	}
 }
 
@@ -506,19 +392,15 @@ func TestServerStoppedExits(t *testing.T) {
 			}
 		}
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(context.Background(), []string{"run", "-config", cfg}, &stdout, &stderr) }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.HasPrefix(err.Error(), "herd: Beta stopped: ") {
-			t.Errorf("run: %v", err)
-		}
-		if code := exitCode(err); code != 1 {
-			t.Errorf("exit %d, want 1", code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run goes on after a server stopped")
+	err := testutil.Recv(t, done, "run to return after a server stopped")
+	if err == nil || !strings.HasPrefix(err.Error(), "herd: Beta stopped: ") {
+		t.Errorf("run: %v", err)
+	}
+	if code := exitCode(err); code != 1 {
+		t.Errorf("exit %d, want 1", code)
 	}
 }
 
@@ -527,16 +409,7 @@ func TestServerStoppedExits(t *testing.T) {
 // for it. It returns once the server's log (logPath) shows every request read.
 func stalledClient(t *testing.T, addr, logPath string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	c, err := d.Dial("tcp", addr)
+	c, err := testutil.SmallReceiveBuffer(2048).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +423,7 @@ func stalledClient(t *testing.T, addr, logPath string) net.Conn {
 	if _, err := io.WriteString(c, reqs.String()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the server to read every request", func() bool {
+	testutil.WaitFor(t, "the server to read every request", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return bytes.Contains(b, []byte(fmt.Sprintf(`in="IAMAT mute +1+1 %d"`, n)))
 	})
@@ -563,20 +436,19 @@ func stalledClient(t *testing.T, addr, logPath string) net.Conn {
 func TestProcessGraceOver(t *testing.T) {
 	dir := t.TempDir()
 	const grace = time.Second
-	p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma")
-	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
+	p := serving(t, start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", grace.String(), "Gamma"))
 	logPath := filepath.Join(dir, "logs", "Gamma.log")
-	stalledClient(t, addrs(p.stdout.String())["Gamma"], logPath)
+	stalledClient(t, addrs(p.Stdout.String())["Gamma"], logPath)
 	t0 := time.Now()
-	code := p.stop(t)
+	code := p.Stop(t, syscall.SIGTERM)
 	took := time.Since(t0)
 	if code != 3 {
-		t.Errorf("exit %d, want 3 (grace period over); stderr %q", code, p.stderr.String())
+		t.Errorf("exit %d, want 3 (grace period over); stderr %q", code, p.Stderr.String())
 	}
 	if took < grace {
 		t.Errorf("exited %v after SIGTERM, before the grace period (%v) was over", took, grace)
 	}
-	if s := p.stderr.String(); !strings.Contains(s, "herd: Gamma: grace period over with 1 connections owed ") {
+	if s := p.Stderr.String(); !strings.Contains(s, "herd: Gamma: grace period over with 1 connections owed ") {
 		t.Errorf("stderr %q does not say what was dropped", s)
 	}
 	b, err := os.ReadFile(logPath)
@@ -633,40 +505,23 @@ func TestGradingFlow(t *testing.T) {
 		fmt.Fprintf(&cfg, "[[server]]\nname = %q\naddr = \"127.0.0.1:%d\"\npeer_addr = \"127.0.0.1:%d\"\npeers = [\"%s\"]\n",
 			s.Name, ports[s.Name], loopbackPort(t, taken), strings.Join(s.Peers, `", "`))
 	}
-	path := filepath.Join(dir, "herd.toml")
-	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteFile(t, dir, "herd.toml", cfg.String())
 	addr := func(name string) string { return fmt.Sprintf("127.0.0.1:%d", ports[name]) }
-	serve := func(name string) *proc {
-		p := start(t, dir, "serve", "-config", path, name)
-		waitFor(t, name+" to listen", func() bool {
-			select {
-			case err := <-p.done:
-				t.Fatalf("%s exited: %v; stderr %q", name, err, p.stderr.String())
-			default:
-			}
-			return strings.Contains(p.stdout.String(), "stop with Ctrl-C")
-		})
-		return p
-	}
-	procs := map[string]*proc{}
+	serve := func(name string) *testutil.Process { return serving(t, start(t, dir, "serve", "-config", path, name)) }
+	procs := map[string]*testutil.Process{}
 	for _, s := range topo.Servers {
 		procs[s.Name] = serve(s.Name)
 	}
 	// iamat sends an IAMAT to name and returns the AT line of the reply.
 	iamat := func(name, client string) string {
-		got := talk(t, addr(name), fmt.Sprintf("IAMAT %s +34.068930-118.445127 %d.000000001\n", client, time.Now().Unix()))
+		got := testutil.Exchange(t, addr(name), fmt.Sprintf("IAMAT %s +34.068930-118.445127 %d.000000001\n", client, time.Now().Unix()))
 		if !strings.HasPrefix(got, "AT "+name+" ") {
 			t.Fatalf("%s answered the IAMAT with %q", name, got)
 		}
 		return strings.TrimSuffix(got, "\n")
 	}
-	knows := func(name, client, at string) bool {
-		return strings.HasPrefix(talk(t, addr(name), "WHATSAT "+client+" 10 1\n"), at+"\n")
-	}
 	first := iamat("Hill", "first")
-	waitFor(t, "the herd to link up", func() bool { return knows("Campbell", "first", first) })
+	testutil.WaitFor(t, "the herd to link up", func() bool { return testutil.Knows(addr("Campbell"), "first", first) })
 
 	// kill $(lsof -ti:PORT): the owner of Smith's client port, and no one else.
 	out, err := exec.Command(lsof, "-ti:"+strconv.Itoa(ports["Smith"])).Output()
@@ -674,21 +529,16 @@ func TestGradingFlow(t *testing.T) {
 		t.Fatalf("lsof: %v", err)
 	}
 	pids := strings.Fields(string(out))
-	if want := strconv.Itoa(procs["Smith"].cmd.Process.Pid); len(pids) != 1 || pids[0] != want {
+	if want := strconv.Itoa(procs["Smith"].Cmd.Process.Pid); len(pids) != 1 || pids[0] != want {
 		t.Fatalf("lsof -ti:%d = %v, want Smith's process %s alone", ports["Smith"], pids, want)
 	}
 	if err := exec.Command("kill", pids...).Run(); err != nil {
 		t.Fatal(err)
 	}
-	procs["Smith"].wait(t)
+	procs["Smith"].Wait(t)
 	for name, p := range procs {
-		select {
-		case err := <-p.done:
-			p.done <- err
-			if name != "Smith" {
-				t.Errorf("%s died with Smith: %v; stderr %q", name, err, p.stderr.String())
-			}
-		default:
+		if name != "Smith" && p.Exited() {
+			t.Errorf("%s died with Smith; stderr %q", name, p.Stderr.String())
 		}
 	}
 
@@ -697,10 +547,10 @@ func TestGradingFlow(t *testing.T) {
 	listened := time.Now()
 	time.Sleep(time.Until(listened.Add(500 * time.Millisecond))) // the grader's pause, not a wait for a condition
 	at := iamat("Hill", "restarted")
-	if reply := talk(t, addr("Smith"), "WHATSAT restarted 10 1\n"); !strings.HasPrefix(reply, at+"\n") {
+	if reply := testutil.Exchange(t, addr("Smith"), "WHATSAT restarted 10 1\n"); !strings.HasPrefix(reply, at+"\n") {
 		t.Errorf("0.5 s after the restart, Smith answers %q, want the record %q", reply, at)
 	}
-	if !knows("Smith", "first", first) {
+	if !testutil.Knows(addr("Smith"), "first", first) {
 		t.Error("the restarted Smith did not get the records it missed by resync")
 	}
 
@@ -710,7 +560,7 @@ func TestGradingFlow(t *testing.T) {
 		n := s.Peers[i%len(s.Peers)]
 		client := fmt.Sprintf("g%d", i)
 		at := iamat(s.Name, client)
-		if reply := talk(t, addr(n), "WHATSAT "+client+" 10 1\n"); !strings.HasPrefix(reply, at+"\n") {
+		if reply := testutil.Exchange(t, addr(n), "WHATSAT "+client+" 10 1\n"); !strings.HasPrefix(reply, at+"\n") {
 			t.Fatalf("try %d: %s answered %q right after %s's reply %q", i, n, reply, s.Name, at)
 		}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,9 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // herd -h documents every key of the config, with its default.
@@ -48,7 +47,7 @@ func TestUsageHasEveryKey(t *testing.T) {
 // iamat sends one IAMAT for client on a connection of its own and checks the reply.
 func iamat(t *testing.T, addr, client string) {
 	t.Helper()
-	if got := talk(t, addr, "IAMAT "+client+" +1.5-2.5 1700000000\n"); !strings.HasPrefix(got, "AT ") {
+	if got := testutil.Exchange(t, addr, "IAMAT "+client+" +1.5-2.5 1700000000\n"); !strings.HasPrefix(got, "AT ") {
 		t.Fatalf("IAMAT %s: reply %q", client, got)
 	}
 }
@@ -58,9 +57,8 @@ func iamat(t *testing.T, addr, client string) {
 // one of the two files, once.
 func TestProcessSIGHUPReopensLogs(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, dir, "serve", "-config", testConfig(t, dir), "Gamma")
-	waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-	addr := addrs(p.stdout.String())["Gamma"]
+	p := serving(t, start(t, dir, "serve", "-config", testConfig(t, dir), "Gamma"))
+	addr := addrs(p.Stdout.String())["Gamma"]
 	logPath := filepath.Join(dir, "logs", "Gamma.log")
 	const n = 60
 	for k := range n {
@@ -72,18 +70,18 @@ func TestProcessSIGHUPReopensLogs(t *testing.T) {
 	for k := n; k < 2*n; k++ { // logged after the move, before the signal: still the old file
 		iamat(t, addr, fmt.Sprintf("c%d", k))
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a new log at the original path", func() bool {
+	testutil.WaitFor(t, "a new log at the original path", func() bool {
 		b, _ := os.ReadFile(logPath)
 		return bytes.Contains(b, []byte(`msg="log reopened" server=Gamma`))
 	})
 	for k := 2 * n; k < 3*n; k++ {
 		iamat(t, addr, fmt.Sprintf("c%d", k))
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit %d after SIGHUP and SIGTERM, want 0; stderr %q", code, p.stderr.String())
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGHUP and SIGTERM, want 0; stderr %q", code, p.Stderr.String())
 	}
 	moved, err := os.ReadFile(logPath + ".1")
 	if err != nil {
@@ -110,22 +108,20 @@ func TestProcessSIGHUPReopensLogs(t *testing.T) {
 // log.dir = "-": the records go to standard error, whole lines, for a container or journald.
 func TestProcessLogsToStderr(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "herd.toml")
-	os.WriteFile(cfg, []byte("[log]\ndir = \"-\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\npeers = [\"A\"]\n"), 0o644)
-	p := start(t, dir, "run", "-config", cfg)
-	waitFor(t, "the herd to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-	if !strings.Contains(p.stdout.String(), "logs on standard error") {
-		t.Errorf("stdout %q does not say where the logs go", p.stdout.String())
+	cfg := testutil.WriteFile(t, dir, "herd.toml", testutil.Config{LogDir: "-", Nodes: []testutil.Node{{Name: "A"}, {Name: "B", Peers: []string{"A"}}}}.TOML())
+	p := serving(t, start(t, dir, "run", "-config", cfg))
+	if !strings.Contains(p.Stdout.String(), "logs on standard error") {
+		t.Errorf("stdout %q does not say where the logs go", p.Stdout.String())
 	}
-	a := addrs(p.stdout.String())
+	a := addrs(p.Stdout.String())
 	for k := range 20 {
 		iamat(t, a["A"], fmt.Sprintf("a%d", k))
 		iamat(t, a["B"], fmt.Sprintf("b%d", k))
 	}
-	if code := p.stop(t); code != 0 {
+	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	stderr := p.stderr.String()
+	stderr := p.Stderr.String()
 	record := regexp.MustCompile(`^time=\S+ level=[A-Z]+ msg=`)
 	for i, l := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
 		if !record.MatchString(l) {
@@ -142,61 +138,39 @@ func TestProcessLogsToStderr(t *testing.T) {
 	}
 }
 
-// exitStatus waits for the process and returns its exit code, or the signal that ended it.
-func (p *proc) exitStatus(t *testing.T, within time.Duration) (code int, sig syscall.Signal) {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return 0, 0
-		}
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return -1, ws.Signal()
-		}
-		return ee.ExitCode(), 0
-	case <-time.After(within):
-		t.Fatalf("no exit within %v; stdout %q stderr %q", within, p.stdout.String(), p.stderr.String())
-	}
-	return -1, 0
-}
-
 // The exit status of each way a run ends, as herd -h lists them (0 and 3 have their own tests,
 // TestProcessServe and TestProcessGraceOver).
 func TestProcessExitStatus(t *testing.T) {
 	t.Run("config error: 2, with the file, line and key", func(t *testing.T) {
 		dir := t.TempDir()
-		bad := filepath.Join(dir, "bad.toml")
-		os.WriteFile(bad, []byte("[places]\nprovider = \"offline\"\ntimeout = 5\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n"), 0o644)
+		bad := testutil.WriteFile(t, dir, "bad.toml", "[places]\nprovider = \"offline\"\ntimeout = 5\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n")
 		p := start(t, dir, "serve", "-config", bad, "A")
-		if code, _ := p.exitStatus(t, 30*time.Second); code != 2 {
+		if code := p.Wait(t); code != 2 {
 			t.Errorf("exit %d, want 2", code)
 		}
-		if s := p.stderr.String(); !strings.Contains(s, `bad.toml:3: places.timeout: 5 has no unit: write a duration such as "5s"`) {
+		if s := p.Stderr.String(); !strings.Contains(s, `bad.toml:3: places.timeout: 5 has no unit: write a duration such as "5s"`) {
 			t.Errorf("stderr %q does not name the file, line and key", s)
 		}
 	})
 	t.Run("a server that cannot start: 1", func(t *testing.T) {
 		dir := t.TempDir()
 		p := start(t, dir, "serve", "-config", takenPortConfig(t, dir), "A")
-		if code, _ := p.exitStatus(t, 30*time.Second); code != 1 {
+		if code := p.Wait(t); code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
-		if s := p.stderr.String(); !strings.Contains(s, "address already in use") {
+		if s := p.Stderr.String(); !strings.Contains(s, "address already in use") {
 			t.Errorf("stderr %q does not say why", s)
 		}
 	})
 	t.Run("a second signal: ended by it at once", func(t *testing.T) {
 		dir := t.TempDir()
-		p := start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", "10m", "Gamma")
-		waitFor(t, "the server to start", func() bool { return strings.Contains(p.stdout.String(), "stop with Ctrl-C") })
-		stalledClient(t, addrs(p.stdout.String())["Gamma"], filepath.Join(dir, "logs", "Gamma.log"))
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		waitFor(t, "the graceful stop to begin", func() bool { return strings.Contains(p.stdout.String(), "herd: stopping") })
-		p.cmd.Process.Signal(syscall.SIGTERM)
+		p := serving(t, start(t, dir, "serve", "-config", testConfig(t, dir), "-grace", "10m", "Gamma"))
+		stalledClient(t, addrs(p.Stdout.String())["Gamma"], filepath.Join(dir, "logs", "Gamma.log"))
+		p.Cmd.Process.Signal(syscall.SIGTERM)
+		testutil.WaitFor(t, "the graceful stop to begin", func() bool { return strings.Contains(p.Stdout.String(), "herd: stopping") })
+		p.Cmd.Process.Signal(syscall.SIGTERM)
 		// The stop itself would wait ten minutes for the client that does not read.
-		if code, sig := p.exitStatus(t, 30*time.Second); sig != syscall.SIGTERM {
+		if code, sig := p.Wait(t), p.Signal(); sig != syscall.SIGTERM {
 			t.Errorf("exit %d, signal %v: want the process ended by SIGTERM (143 in a shell)", code, sig)
 		}
 	})
@@ -250,13 +224,10 @@ func TestBuildInfoFrom(t *testing.T) {
 // herd health answers from the admin listener: 0 while the server runs, 1 when it cannot be
 // read.
 func TestHealthCommand(t *testing.T) {
-	admins, stop := runInProcess(t, t.TempDir(), "h.toml", struct {
-		name, peers string
-		admin       bool
-	}{"Alpha", "", true})
+	admins, stop := runInProcess(t, t.TempDir(), "h.toml", testutil.Node{Name: "Alpha", Admin: true})
 	addr := admins["Alpha"]
 	for _, args := range [][]string{{"health", "-addr", addr}, {"health", "-addr", addr, "-ready"}} {
-		var stdout syncBuffer
+		var stdout testutil.SyncBuffer
 		if err := run(context.Background(), args, &stdout, &stdout); err != nil {
 			t.Errorf("herd %v: %v", args, err)
 		}
@@ -265,12 +236,12 @@ func TestHealthCommand(t *testing.T) {
 		}
 	}
 	stop()
-	err := run(context.Background(), []string{"health", "-addr", addr, "-timeout", "5s"}, &syncBuffer{}, &syncBuffer{})
+	err := run(context.Background(), []string{"health", "-addr", addr, "-timeout", "5s"}, &testutil.SyncBuffer{}, &testutil.SyncBuffer{})
 	if code := exitCode(err); code != 1 || !strings.Contains(fmt.Sprint(err), "herd: health: ") {
 		t.Errorf("a stopped server: %v (exit %d), want exit 1", err, code)
 	}
 	for _, args := range [][]string{{"health"}, {"health", "-addr", addr, "extra"}, {"health", "-addr", addr, "-timeout", "0s"}} {
-		if code := exitCode(run(context.Background(), args, &syncBuffer{}, &syncBuffer{})); code != 2 {
+		if code := exitCode(run(context.Background(), args, &testutil.SyncBuffer{}, &testutil.SyncBuffer{})); code != 2 {
 			t.Errorf("herd %v: exit %d, want 2", args, code)
 		}
 	}
@@ -290,36 +261,24 @@ func TestRelativeDatasetFromAnotherDir(t *testing.T) {
 	 {"type":"Feature","id":"node/2","properties":{"amenity":"bench"},"geometry":{"type":"Point","coordinates":[-118.4431,34.0701]}},
 	 {"type":"Feature","id":"way/3","properties":{"name":"Boelter Hall"},"geometry":{"type":"Polygon","coordinates":[[[-118.4434,34.0693],[-118.4426,34.0693],[-118.4426,34.0698],[-118.4434,34.0693]]]}}
 	]}`
-	os.WriteFile(filepath.Join(conf, "ucla.geojson"), []byte(dataset), 0o644)
-	os.WriteFile(filepath.Join(conf, "herd.toml"), []byte("[places]\nprovider = \"offline\"\ndataset = \"ucla.geojson\"\n[log]\ndir = \"logs\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n"), 0o644)
+	testutil.WriteFile(t, conf, "ucla.geojson", dataset)
+	testutil.WriteFile(t, conf, "herd.toml", "[places]\nprovider = \"offline\"\ndataset = \"ucla.geojson\"\n[log]\ndir = \"logs\"\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n")
 	t.Chdir(t.TempDir())
 	wd, _ := os.Getwd()
 	rel, err := filepath.Rel(wd, filepath.Join(conf, "herd.toml")) // ../001/etc/herd/herd.toml
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "-config", rel, "A"}, &stdout, &stderr) }()
-	waitFor(t, "the server to start", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("run: %v", err)
-		default:
-		}
-		return strings.Contains(stdout.String(), "stop with Ctrl-C")
-	})
+	stdout, stop := runStarted(t, "serve", "-config", rel, "A")
 	if want := "herd: places dataset " + filepath.Join(conf, "ucla.geojson") + ": 1 places; skipped 2 features (1 unnamed, 1 not Points, 0 invalid)"; !strings.Contains(stdout.String(), want) {
 		t.Errorf("stdout %q lacks %q", stdout.String(), want)
 	}
 	addr := addrs(stdout.String())["A"]
-	talk(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
-	if got := talk(t, addr, "WHATSAT kiwi 5 5\n"); !strings.Contains(got, `"name" : "Kerckhoff Coffee"`) || strings.Contains(got, "Boelter") {
+	testutil.Exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
+	if got := testutil.Exchange(t, addr, "WHATSAT kiwi 5 5\n"); !strings.Contains(got, `"name" : "Kerckhoff Coffee"`) || strings.Contains(got, "Boelter") {
 		t.Errorf("WHATSAT reply %q", got)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	log, err := os.ReadFile(filepath.Join(conf, "logs", "A.log"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/herd/admin"
+	"github.com/herd-project/herd/internal/cli"
 	"golang.org/x/term"
 )
 
@@ -30,8 +30,7 @@ const maxStatusBytes = 4 << 20
 // (all by default) and prints a table, once (rates from two readings -interval apart) or, with
 // -watch, every -interval until ctx is done.
 func statusCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("herd status", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cli.FlagSet("herd status", io.Discard, nil) // parseFlags prints the usage
 	configPath := fs.String("config", "", "the herd's TOML config")
 	watch := fs.Bool("watch", false, "print the table every interval until interrupted")
 	interval := fs.Duration("interval", time.Second, "time between two readings")

@@ -4,50 +4,22 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 var adminLine = regexp.MustCompile(`herd: (\S+) admin on http://(\S+)/`)
 
-// runInProcess runs "herd run" on a config of servers (name, peers, with an admin listener or
-// not) on port 0, and returns the admin addresses it printed and a function that stops it.
-func runInProcess(t *testing.T, dir, file string, servers ...struct {
-	name, peers string
-	admin       bool
-}) (admins map[string]string, stop func()) {
+// runInProcess runs "herd run" on a config of servers on port 0 written to file in dir, and
+// returns the admin addresses it printed and a function that stops it.
+func runInProcess(t *testing.T, dir, file string, servers ...testutil.Node) (admins map[string]string, stop func() error) {
 	t.Helper()
-	cfg := "[places]\nprovider = \"offline\"\n[log]\ndir = \"off\"\n[limits]\nbackoff_base = \"10ms\"\nbackoff_cap = \"100ms\"\n"
-	for _, s := range servers {
-		cfg += fmt.Sprintf("[[server]]\nname = %q\naddr = \"127.0.0.1:0\"\npeers = [%s]\n", s.name, s.peers)
-		if s.admin {
-			cfg += "admin_addr = \"127.0.0.1:0\"\n"
-		}
-	}
-	p := filepath.Join(dir, file)
-	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"run", "-config", p}, &stdout, &stderr) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("run %s: %v", file, err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	waitFor(t, "the herd to start", func() bool { return strings.Contains(stdout.String(), "stop with Ctrl-C") })
+	cfg := testutil.Config{Limits: "backoff_base = \"10ms\"\nbackoff_cap = \"100ms\"", Nodes: servers}
+	stdout, stop := runStarted(t, "run", "-config", testutil.WriteFile(t, dir, file, cfg.TOML()))
 	admins = make(map[string]string)
 	for _, m := range adminLine.FindAllStringSubmatch(stdout.String(), -1) {
 		admins[m[1]] = m[2]
@@ -59,17 +31,14 @@ func runInProcess(t *testing.T, dir, file string, servers ...struct {
 // once one of them is down.
 func TestStatusCommand(t *testing.T) {
 	dir := t.TempDir()
-	type srv = struct {
-		name, peers string
-		admin       bool
-	}
-	ab, _ := runInProcess(t, dir, "ab.toml", srv{"Alpha", `"Beta"`, true}, srv{"Beta", "", true})
-	g, stopGamma := runInProcess(t, dir, "g.toml", srv{"Gamma", "", true})
+	ab, _ := runInProcess(t, dir, "ab.toml",
+		testutil.Node{Name: "Alpha", Peers: []string{"Beta"}, Admin: true}, testutil.Node{Name: "Beta", Admin: true})
+	g, stopGamma := runInProcess(t, dir, "g.toml", testutil.Node{Name: "Gamma", Admin: true})
 	if len(ab) != 2 || len(g) != 1 {
 		t.Fatalf("admin lines: %v %v", ab, g)
 	}
 	for _, addr := range []string{ab["Alpha"], ab["Beta"]} {
-		waitFor(t, "the link up", func() bool {
+		testutil.WaitFor(t, "the link up", func() bool {
 			resp, err := http.Get("http://" + addr + "/readyz")
 			if err != nil {
 				return false
@@ -79,8 +48,7 @@ func TestStatusCommand(t *testing.T) {
 		})
 	}
 	// What an operator's config says: every server, with its admin address (Delta has none).
-	view := filepath.Join(dir, "view.toml")
-	os.WriteFile(view, fmt.Appendf(nil, `[[server]]
+	view := testutil.WriteFile(t, dir, "view.toml", fmt.Sprintf(`[[server]]
 name = "Alpha"
 addr = "127.0.0.1:1"
 peers = ["Beta"]
@@ -96,9 +64,9 @@ admin_addr = %q
 [[server]]
 name = "Delta"
 addr = "127.0.0.1:4"
-`, ab["Alpha"], ab["Beta"], g["Gamma"]), 0o644)
+`, ab["Alpha"], ab["Beta"], g["Gamma"]))
 
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	err := run(context.Background(), []string{"status", "-config", view, "-interval", "100ms"}, &out, &out)
 	if err != nil {
 		t.Fatalf("status with every server up: %v\n%s", err, out.String())
@@ -116,7 +84,7 @@ addr = "127.0.0.1:4"
 	}
 
 	stopGamma()
-	out = syncBuffer{}
+	out = testutil.SyncBuffer{}
 	err = run(context.Background(), []string{"status", "-config", view, "-interval", "100ms", "-timeout", "1s"}, &out, &out)
 	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "unreachable: Gamma") {
 		t.Errorf("status with Gamma down: %v (exit %d), want exit 1 naming Gamma", err, exitCode(err))
@@ -128,12 +96,12 @@ addr = "127.0.0.1:4"
 
 	// Only some servers, watched until interrupted.
 	ctx, cancel := context.WithCancel(context.Background())
-	out = syncBuffer{}
+	out = testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"status", "-config", view, "-watch", "-interval", "50ms", "Beta"}, &out, &out)
 	}()
-	waitFor(t, "three tables", func() bool { return strings.Count(out.String(), "NAME ") >= 3 })
+	testutil.WaitFor(t, "three tables", func() bool { return strings.Count(out.String(), "NAME ") >= 3 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("status -watch stopped: %v", err)
@@ -163,16 +131,11 @@ func statusRows(t *testing.T, out string) map[string]string {
 // serves, with exit status 1.
 func TestAdminPortTaken(t *testing.T) {
 	dir := t.TempDir()
-	taken, stop := runInProcess(t, dir, "one.toml", struct {
-		name, peers string
-		admin       bool
-	}{"Alpha", "", true})
-	defer stop()
-	p := filepath.Join(dir, "two.toml")
-	os.WriteFile(p, fmt.Appendf(nil, "[log]\ndir = \"off\"\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\nadmin_addr = %q\n", taken["Alpha"]), 0o644)
+	taken, _ := runInProcess(t, dir, "one.toml", testutil.Node{Name: "Alpha", Admin: true})
+	p := testutil.WriteFile(t, dir, "two.toml", fmt.Sprintf("[log]\ndir = \"off\"\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\nadmin_addr = %q\n", taken["Alpha"]))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	err := run(ctx, []string{"run", "-config", p}, &out, &out)
 	if exitCode(err) != 1 || !strings.Contains(fmt.Sprint(err), "admin: B: listen "+taken["Alpha"]) {
 		t.Errorf("run with the admin port taken: %v (exit %d)", err, exitCode(err))

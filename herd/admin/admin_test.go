@@ -13,6 +13,7 @@ import (
 
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // /metrics, scraped while clients send IAMATs and WHATSATs, parses as Prometheus text every
@@ -23,7 +24,7 @@ func TestMetricsDuringLoad(t *testing.T) {
 	hill := h.Server("Hill")
 	_, base := startAdmin(t, hill)
 	_, jbase := startAdmin(t, h.Server("Jaquez"))
-	waitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
+	testutil.WaitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
 
 	const (
 		phases   = 4
@@ -31,9 +32,9 @@ func TestMetricsDuringLoad(t *testing.T) {
 		iamats   = 25 // per client and phase
 		whatsats = 2  // per client and phase
 	)
-	conns := make([]*conn, clients)
+	conns := make([]*testutil.Conn, clients)
 	for i := range conns {
-		conns[i] = dial(t, hill.Addr())
+		conns[i] = testutil.Dial(t, hill.Addr().String())
 	}
 	done := make(chan struct{})
 	scrapes := make(chan int, 1)
@@ -55,10 +56,10 @@ func TestMetricsDuringLoad(t *testing.T) {
 		for i, c := range conns {
 			wg.Go(func() {
 				for k := range iamats {
-					c.ask(fmt.Sprintf("IAMAT c%d-%d-%d +34.068930-118.445127 %d.5", p, i, k, 1621464827+k))
+					c.Ask(fmt.Sprintf("IAMAT c%d-%d-%d +34.068930-118.445127 %d.5", p, i, k, 1621464827+k))
 				}
 				for range whatsats {
-					if r := c.ask(fmt.Sprintf("WHATSAT c%d-%d-0 10 5", p, i)); !strings.Contains(r, "ZERO_RESULTS") {
+					if r := c.Ask(fmt.Sprintf("WHATSAT c%d-%d-0 10 5", p, i)); !strings.Contains(r, "ZERO_RESULTS") {
 						t.Errorf("WHATSAT reply %q", r)
 					}
 				}
@@ -100,7 +101,7 @@ func TestMetricsDuringLoad(t *testing.T) {
 	}
 
 	m := scrape(t, base)
-	waitFor(t, "a loop-lag sample", func() bool { m = scrape(t, base); return value(t, m, "herd_loop_lag_seconds") > 0 })
+	testutil.WaitFor(t, "a loop-lag sample", func() bool { m = scrape(t, base); return value(t, m, "herd_loop_lag_seconds") > 0 })
 	value(t, m, "go_goroutines")
 	value(t, m, "process_open_fds")
 	for name, f := range m {
@@ -140,18 +141,18 @@ func TestReadyz(t *testing.T) {
 			return code == want && strings.Contains(b, body)
 		}
 	}
-	waitFor(t, "Hill ready", ready(http.StatusOK, "ready"))
+	testutil.WaitFor(t, "Hill ready", ready(http.StatusOK, "ready"))
 	if err := h.SetLinkFault("Hill", "Jaquez", herd.LinkCut); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Hill not ready, its link to Jaquez down", ready(http.StatusServiceUnavailable, "not ready: links down: Jaquez"))
+	testutil.WaitFor(t, "Hill not ready, its link to Jaquez down", ready(http.StatusServiceUnavailable, "not ready: links down: Jaquez"))
 	if code, body := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz with a link down: %d %q", code, body)
 	}
 	if err := h.SetLinkFault("Hill", "Jaquez", herd.NoFault); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Hill ready again", ready(http.StatusOK, "ready"))
+	testutil.WaitFor(t, "Hill ready again", ready(http.StatusOK, "ready"))
 	m := scrape(t, base)
 	if got := value(t, m, "herd_link_reconnects_total", "peer", "Jaquez"); got != 1 {
 		t.Errorf("reconnects %v, want 1", got)
@@ -170,10 +171,10 @@ func TestStatus(t *testing.T) {
 	h := startHerd(t, cfg)
 	hill := h.Server("Hill")
 	_, base := startAdmin(t, hill)
-	waitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
-	c := dial(t, hill.Addr())
-	c.ask("IAMAT kiwi +34.068930-118.445127 1621464827.959498503")
-	c.ask("IAMAT kiwi +34.068930-118.445127 1621464826.5") // older: stale
+	testutil.WaitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
+	c := testutil.Dial(t, hill.Addr().String())
+	c.Ask("IAMAT kiwi +34.068930-118.445127 1621464827.959498503")
+	c.Ask("IAMAT kiwi +34.068930-118.445127 1621464826.5") // older: stale
 
 	code, body := get(t, base+"/status")
 	if code != http.StatusOK {
@@ -253,12 +254,7 @@ func TestRoutes(t *testing.T) {
 // During a graceful stop /readyz answers 503 at once, so that a load balancer drains the
 // server while it finishes the replies it owes; /healthz answers 503 once its loop has ended.
 func TestReadyzDuringStop(t *testing.T) {
-	f := fake.New(fake.Options{Hang: true}) // holds every request until closed
-	url, err := f.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, url := fake.StartTest(t, fake.Options{Hang: true}) // holds every request until closed
 	cfg := testConfig(t, &herd.Config{
 		Places:  herd.PlacesConfig{Provider: "google", URL: url, Key: "k", Timeout: 10 * time.Second},
 		Limits:  herd.DefaultLimits(),
@@ -272,19 +268,14 @@ func TestReadyzDuringStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, base := startAdmin(t, s)
-	waitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
-	c := dial(t, s.Addr())
-	c.ask("IAMAT kiwi +34.068930-118.445127 1621464827.5")
-	io.WriteString(c.c, "WHATSAT kiwi 10 5\n") // its reply waits on Places: the stop waits for it
-	waitFor(t, "the Places call", func() bool { return s.Metrics().PlacesCalls.Load() == 1 })
+	testutil.WaitFor(t, "Hill ready", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
+	c := testutil.Dial(t, s.Addr().String())
+	c.Ask("IAMAT kiwi +34.068930-118.445127 1621464827.5")
+	io.WriteString(c.TCP, "WHATSAT kiwi 10 5\n") // its reply waits on Places: the stop waits for it
+	testutil.WaitFor(t, "the Places call", func() bool { return s.Metrics().PlacesCalls.Load() == 1 })
 
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		stopped <- s.Shutdown(ctx)
-	}()
-	waitFor(t, "not ready while stopping", func() bool {
+	stopped := testutil.GoStop(s.Shutdown, testutil.Patience)
+	testutil.WaitFor(t, "not ready while stopping", func() bool {
 		code, body := get(t, base+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "shutting down")
 	})

@@ -1,10 +1,8 @@
 package admin
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -60,13 +59,7 @@ func newHerd(t testing.TB, cfg *herd.Config) *herd.Herd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	t.Cleanup(func() { testutil.Stop(t, h.Shutdown) })
 	return h
 }
 
@@ -87,13 +80,7 @@ func startAdmin(t testing.TB, s *herd.Server) (*Admin, string) {
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Errorf("admin close: %v", err)
-		}
-	})
+	t.Cleanup(func() { testutil.Stop(t, a.Close) })
 	return a, "http://" + a.Addr().String()
 }
 
@@ -160,55 +147,4 @@ next:
 	}
 	t.Fatalf("no series %s%v", name, labels)
 	return 0
-}
-
-// waitFor polls cond until it holds or 20 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// conn is a client connection that sends a line and reads its reply.
-type conn struct {
-	t testing.TB
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dial(t testing.TB, addr net.Addr) *conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &conn{t: t, c: c, r: bufio.NewReader(c)}
-}
-
-// ask sends line and returns the reply: one line, or for a WHATSAT everything through the
-// blank line that ends it.
-func (c *conn) ask(line string) string {
-	c.c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c.c, line+"\n"); err != nil {
-		c.t.Errorf("write: %v", err)
-		return ""
-	}
-	var b strings.Builder
-	for {
-		s, err := c.r.ReadString('\n')
-		b.WriteString(s)
-		if err != nil {
-			c.t.Errorf("read reply to %q: %v (got %q)", line, err, b.String())
-			return b.String()
-		}
-		if !strings.HasPrefix(line, "WHATSAT") || s == "\n" {
-			return b.String()
-		}
-	}
 }

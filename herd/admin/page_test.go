@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // The status page, loaded in headless Chromium on the default herd: it draws the five
@@ -32,7 +33,7 @@ func TestStatusPage(t *testing.T) {
 	hook := &statusHook{next: a.Handler()}
 	srv := httptest.NewServer(hook)
 	t.Cleanup(srv.Close)
-	waitFor(t, "Hill ready", func() bool { code, _ := get(t, srv.URL+"/readyz"); return code == http.StatusOK })
+	testutil.WaitFor(t, "Hill ready", func() bool { code, _ := get(t, srv.URL+"/readyz"); return code == http.StatusOK })
 
 	dom := loadPage(t, browser, srv.URL+"/", 1500)
 	nodes := nodeRE.FindAllStringSubmatch(dom, -1)
@@ -58,8 +59,8 @@ func TestStatusPage(t *testing.T) {
 
 	// A new update: sent once the page has read /status, so that only a refresh shows it.
 	client := fmt.Sprintf("live-%d", time.Now().UnixNano())
-	c := dial(t, hill.Addr())
-	hook.afterFirst(func() { c.ask("IAMAT " + client + " +34.068930-118.445127 1621464827.5") })
+	c := testutil.Dial(t, hill.Addr().String())
+	hook.afterFirst(func() { c.Ask("IAMAT " + client + " +34.068930-118.445127 1621464827.5") })
 	dom = loadPage(t, browser, srv.URL+"/", 2000)
 	if n := hook.served(); n < 2 {
 		t.Errorf("the page read /status %d times in 2 s, want it to refresh on its own", n)
@@ -74,7 +75,7 @@ func TestStatusPage(t *testing.T) {
 	if err := h.Server("Jaquez").Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Hill's link to Jaquez down", func() bool {
+	testutil.WaitFor(t, "Hill's link to Jaquez down", func() bool {
 		code, body := get(t, srv.URL+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "Jaquez")
 	})
@@ -90,11 +91,11 @@ func TestStatusPage(t *testing.T) {
 	}
 
 	// A few updates from Smith's clients, flooded to Hill, for the screenshot to show.
-	sc := dial(t, h.Server("Smith").Addr())
+	sc := testutil.Dial(t, h.Server("Smith").Addr().String())
 	for i, who := range []string{"kiwi.cs.ucla.edu", "lnxsrv07.seas.ucla.edu", "ucla-wifi-42"} {
-		sc.ask(fmt.Sprintf("IAMAT %s +34.0%d8930-118.445127 %d.959498503", who, i, time.Now().Unix()))
+		sc.Ask(fmt.Sprintf("IAMAT %s +34.0%d8930-118.445127 %d.959498503", who, i, time.Now().Unix()))
 	}
-	waitFor(t, "Smith's updates at Hill", func() bool { _, ok := hill.Record("ucla-wifi-42"); return ok })
+	testutil.WaitFor(t, "Smith's updates at Hill", func() bool { _, ok := hill.Record("ucla-wifi-42"); return ok })
 	shot := filepath.Join(artifactsDir(t), "status-page.png")
 	runChromium(t, browser, srv.URL+"/", 1500, "--screenshot="+shot)
 	if fi, err := os.Stat(shot); err != nil || fi.Size() == 0 {

@@ -169,6 +169,21 @@ func (u *upstream) scrub(s string) string {
 	return s
 }
 
+// call sends the request that build fills in and returns what read makes of the response;
+// a transport failure is the UNKNOWN_ERROR body (failure). The request and the response are
+// pooled and released when call returns: read must copy what it keeps.
+func (u *upstream) call(ctx context.Context, build func(*fasthttp.Request), read func(*fasthttp.Response) ([]byte, error)) ([]byte, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	build(req)
+	if err := u.do(ctx, req, resp); err != nil {
+		return failure(err)
+	}
+	return read(resp)
+}
+
 // do sends req and fills resp within the provider's timeout (or ctx's deadline, if sooner).
 // The error is already scrubbed and wraps ErrTimeout or ErrTransport.
 func (u *upstream) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error {
@@ -249,19 +264,18 @@ func (g *google) Name() string { return Google }
 // StatusError's Message, never from the body); anything else is UNKNOWN_ERROR.
 func (g *google) Nearby(ctx context.Context, r Request) ([]byte, error) {
 	r = normalize(r)
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(g.uri)
-	req.Header.SetMethod(fasthttp.MethodGet)
-	q := req.URI().QueryArgs()
-	q.Add("location", r.Lat+","+r.Lng)
-	q.Add("radius", r.RadiusM)
-	q.Add("key", g.apiKey)
-	if err := g.do(ctx, req, resp); err != nil {
-		return failure(err)
-	}
+	return g.call(ctx, func(req *fasthttp.Request) {
+		req.SetRequestURI(g.uri)
+		req.Header.SetMethod(fasthttp.MethodGet)
+		q := req.URI().QueryArgs()
+		q.Add("location", r.Lat+","+r.Lng)
+		q.Add("radius", r.RadiusM)
+		q.Add("key", g.apiKey)
+	}, g.answer)
+}
+
+// answer reads Google's answer to a legacy request.
+func (g *google) answer(resp *fasthttp.Response) ([]byte, error) {
 	if sc := resp.StatusCode(); sc != fasthttp.StatusOK {
 		return failure(fmt.Errorf("%w %d", ErrHTTP, sc))
 	}

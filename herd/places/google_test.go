@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,21 +13,11 @@ import (
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // testKey holds characters that need escaping in a query string.
 const testKey = "AIza-test&key=1/2"
-
-func startFake(t testing.TB, opts fake.Options) (*fake.Server, string) {
-	t.Helper()
-	s := fake.New(opts)
-	base, err := s.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, base
-}
 
 func newProvider(t testing.TB, cfg Config) Provider {
 	t.Helper()
@@ -58,7 +47,7 @@ func noKey(t *testing.T, what string, body []byte, err error) {
 }
 
 func TestGoogleQuery(t *testing.T) {
-	f, base := startFake(t, fake.Options{Key: testKey})
+	f, base := fake.StartTest(t, fake.Options{Key: testKey})
 	p := newProvider(t, Config{Provider: Google, URL: base})
 	body, err := p.Nearby(context.Background(), ucla)
 	if err != nil {
@@ -101,7 +90,7 @@ func TestGooglePassThrough(t *testing.T) {
 	if len(files) == 0 {
 		t.Skipf("no fixtures in %s (the shared fixtures live beside the repo as ../shared/fixtures/places)", fixtures)
 	}
-	f, base := startFake(t, fake.Options{})
+	f, base := fake.StartTest(t, fake.Options{})
 	p := newProvider(t, Config{Provider: Google, URL: base})
 	for _, file := range files {
 		want, err := os.ReadFile(file)
@@ -146,20 +135,9 @@ func errorBody(t *testing.T, body []byte) (status, msg string) {
 	return p.Status, msg
 }
 
-func refusedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
-
 func TestFailures(t *testing.T) {
-	f, base := startFake(t, fake.Options{})
-	refused := refusedURL(t)
+	f, base := fake.StartTest(t, fake.Options{})
+	refused := "http://" + testutil.FreeAddr(t)
 	huge := []byte(`{"results":[],"status":"OK","x":"` + strings.Repeat("a", MaxBodySize) + `"}`)
 	tests := []struct {
 		name       string
@@ -227,7 +205,7 @@ func TestFailures(t *testing.T) {
 }
 
 func TestGoogleV1(t *testing.T) {
-	f, base := startFake(t, fake.Options{Key: testKey})
+	f, base := fake.StartTest(t, fake.Options{Key: testKey})
 	p := newProvider(t, Config{Provider: GoogleV1, URL: base})
 	req := ucla
 	req.Bound = 7 // not sent: a full page serves every bound
@@ -353,7 +331,7 @@ func TestNewErrors(t *testing.T) {
 func TestCtxDeadline(t *testing.T) {
 	for _, provider := range []string{Google, GoogleV1} {
 		t.Run(provider, func(t *testing.T) {
-			_, base := startFake(t, fake.Options{Hang: true})
+			_, base := fake.StartTest(t, fake.Options{Hang: true})
 			p := newProvider(t, Config{Provider: provider, URL: base, Timeout: time.Minute})
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
@@ -396,18 +374,7 @@ func TestCache(t *testing.T) {
 	if _, ok := c.Get("a"); !ok {
 		t.Error("the most recently used answer was evicted")
 	}
-	waitFor(t, func() bool { _, ok := c.Get("c"); return !ok })
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "the entry to expire", func() bool { _, ok := c.Get("c"); return !ok })
 }
 
 // BenchmarkGoogle measures one call's overhead against the local fake (no coalescing: each
@@ -415,7 +382,7 @@ func waitFor(t *testing.T, cond func() bool) {
 func BenchmarkGoogle(b *testing.B) {
 	for _, provider := range []string{Google, GoogleV1} {
 		b.Run(provider, func(b *testing.B) {
-			_, base := startFake(b, fake.Options{})
+			_, base := fake.StartTest(b, fake.Options{})
 			p := newProvider(b, Config{Provider: provider, URL: base})
 			ctx := context.Background()
 			b.ReportAllocs()

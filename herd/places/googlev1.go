@@ -87,19 +87,18 @@ type v1Error struct {
 // Nearby asks POST {base}/v1/places:searchNearby and maps the answer to the legacy shape.
 func (g *googleV1) Nearby(ctx context.Context, r Request) ([]byte, error) {
 	r = normalize(r)
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(g.base + V1Path)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.SetContentType("application/json")
-	req.Header.Set("X-Goog-Api-Key", g.apiKey)
-	req.Header.Set("X-Goog-FieldMask", V1FieldMask)
-	req.SetBody(v1Body(req.Body(), r))
-	if err := g.do(ctx, req, resp); err != nil {
-		return failure(err)
-	}
+	return g.call(ctx, func(req *fasthttp.Request) {
+		req.SetRequestURI(g.base + V1Path)
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.SetContentType("application/json")
+		req.Header.Set("X-Goog-Api-Key", g.apiKey)
+		req.Header.Set("X-Goog-FieldMask", V1FieldMask)
+		req.SetBody(v1Body(req.Body(), r))
+	}, g.answer)
+}
+
+// answer reads the answer of Places API (New) and maps it to the legacy shape.
+func (g *googleV1) answer(resp *fasthttp.Response) ([]byte, error) {
 	body := resp.Body()
 	sc := resp.StatusCode()
 	if sc != fasthttp.StatusOK {
@@ -165,15 +164,7 @@ func (g *googleV1) appendLegacy(dst []byte, ps []v1Place) []byte {
 	for i := range ps {
 		results = append(results, g.legacyPlace(&ps[i]))
 	}
-	status := "OK"
-	if len(results) == 0 {
-		status = "ZERO_RESULTS"
-	}
-	return codec.AppendStyled(dst, codec.Object{
-		{Key: "html_attributions", Value: codec.Array{}},
-		{Key: "results", Value: results},
-		{Key: "status", Value: status},
-	})
+	return appendLegacyBody(dst, results)
 }
 
 func (g *googleV1) legacyPlace(p *v1Place) codec.Object {

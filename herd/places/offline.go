@@ -234,8 +234,14 @@ func appendOfflineBody(dst []byte, ps []place, hits []hit) []byte {
 	for _, h := range hits {
 		results = append(results, placeObject(&ps[h.i]))
 	}
+	return appendLegacyBody(dst, results)
+}
+
+// appendLegacyBody appends a legacy Nearby Search body of results in Google's layout: status
+// OK, or ZERO_RESULTS when there are none.
+func appendLegacyBody(dst []byte, results codec.Array) []byte {
 	status := "OK"
-	if len(hits) == 0 {
+	if len(results) == 0 {
 		status = "ZERO_RESULTS"
 	}
 	return codec.AppendStyled(dst, codec.Object{

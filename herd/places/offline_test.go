@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // parsed is the part of a legacy body the tests look at.
@@ -272,16 +273,13 @@ func TestOfflineZeroResults(t *testing.T) {
 
 func TestOfflineGeoJSON(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "places.geojson")
 	const data = `{"type":"FeatureCollection","features":[
 	 {"type":"Feature","id":1,"geometry":{"type":"Point","coordinates":[-118.445127,34.068930]},
 	  "properties":{"name":"Boelter Hall <CS> & Co","types":["university","point_of_interest","establishment"],"vicinity":"580 Portola Plaza, Los Angeles"}},
 	 {"type":"Feature","geometry":{"type":"Point","coordinates":[-118.4452,34.0705]},"properties":{"name":"Café Ünïcode"}},
 	 {"type":"Feature","geometry":{"type":"Point","coordinates":[-118.3,34.1]},"properties":{"name":"Far away"}}
 	]}`
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteFile(t, dir, "places.geojson", data)
 	p := newOfflineT(t, Config{Dataset: path})
 	body, err := p.Nearby(context.Background(), Request{Lat: "+34.068930", Lng: "-118.445127", RadiusM: "1000", Bound: 20})
 	if err != nil {
@@ -312,10 +310,7 @@ func TestOfflineGeoJSON(t *testing.T) {
 		{"empty", `{"type":"FeatureCollection","features":[]}`, "no named Point feature among 0 features"},
 	}
 	for _, tt := range bad {
-		path := filepath.Join(dir, tt.name+".geojson")
-		if err := os.WriteFile(path, []byte(tt.data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		path := testutil.WriteFile(t, dir, tt.name+".geojson", tt.data)
 		_, err := New(Config{Provider: Offline, Dataset: path})
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "places: ") {
 			t.Errorf("%s: err = %v, want one containing %q", tt.name, err, tt.want)
@@ -330,7 +325,6 @@ func TestOfflineGeoJSON(t *testing.T) {
 // provider cannot use: ways and areas, untagged nodes, nodes without a name. Those are skipped
 // and counted, and the named nodes load.
 func TestOfflineOSMExport(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "export.geojson")
 	const data = `{"type":"FeatureCollection","generator":"overpass-turbo","copyright":"OpenStreetMap contributors, ODbL",
 	"features":[
 	 {"type":"Feature","id":"node/1","properties":{"@id":"node/1","amenity":"cafe","name":"Kerckhoff Coffee"},"geometry":{"type":"Point","coordinates":[-118.4429,34.0703]}},
@@ -342,9 +336,7 @@ func TestOfflineOSMExport(t *testing.T) {
 	 {"type":"Feature","id":"node/7","properties":{"@id":"node/7","amenity":"library","name":"Powell Library","types":"library"},"geometry":{"type":"Point","coordinates":[-118.4422,34.0716]}},
 	 {"type":"Feature","id":"node/8","properties":{"@id":"node/8","amenity":"restaurant","name":"Café 1919"},"geometry":{"type":"Point","coordinates":[-118.4451,34.0632,71.5]}}
 	]}`
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteFile(t, t.TempDir(), "export.geojson", data)
 	p := newOfflineT(t, Config{Provider: Offline, Dataset: path})
 	st, ok := Dataset(p)
 	want := DatasetStats{File: path, Places: 2, Unnamed: 1, NotPoint: 3, Invalid: 2}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // TestGoogleBodyNotScrubbedOfKey: the legacy provider replaced the API key in Google's body
@@ -19,7 +20,7 @@ import (
 func TestGoogleBodyNotScrubbedOfKey(t *testing.T) {
 	for _, key := range []string{"x", "results", "status", testKey} {
 		t.Run(key, func(t *testing.T) {
-			f, base := startFake(t, fake.Options{Key: key})
+			f, base := fake.StartTest(t, fake.Options{Key: key})
 			p := newProvider(t, Config{Provider: Google, URL: base, Key: key})
 			body, err := p.Nearby(context.Background(), ucla)
 			if want := fake.LegacyBody(34.068930, -118.445127, 10000, 20); err != nil || !bytes.Equal(body, want) {
@@ -51,7 +52,7 @@ func TestGoogleBodyNotScrubbedOfKey(t *testing.T) {
 // TestGoogleV1ShortKeyKeepsText: the v1 body is ours, built from Google's answer; place data
 // is never scrubbed, and an error message loses only a key of real length.
 func TestGoogleV1ShortKeyKeepsText(t *testing.T) {
-	f, base := startFake(t, fake.Options{})
+	f, base := fake.StartTest(t, fake.Options{})
 	long := newProvider(t, Config{Provider: GoogleV1, URL: base})
 	short := newProvider(t, Config{Provider: GoogleV1, URL: base, Key: "x"})
 	want, err := long.Nearby(context.Background(), ucla)
@@ -81,7 +82,7 @@ func TestRetryAfterIdleConnClosed(t *testing.T) {
 	for _, provider := range []string{Google, GoogleV1} {
 		for _, how := range []string{"idle closed", "restarted"} {
 			t.Run(provider+" "+how, func(t *testing.T) {
-				f, base := startFake(t, fake.Options{})
+				f, base := fake.StartTest(t, fake.Options{})
 				// Two connections in the pool, both to be closed by the API.
 				f.Hold()
 				p := newProvider(t, Config{Provider: provider, URL: base})
@@ -94,7 +95,7 @@ func TestRetryAfterIdleConnClosed(t *testing.T) {
 						done <- err
 					}()
 				}
-				waitFor(t, func() bool { return f.Count() == 2 })
+				testutil.WaitFor(t, "both requests at the fake", func() bool { return f.Count() == 2 })
 				f.Release()
 				for range 2 {
 					if err := <-done; err != nil {
@@ -104,7 +105,7 @@ func TestRetryAfterIdleConnClosed(t *testing.T) {
 				switch how {
 				case "idle closed":
 					closed := 0
-					waitFor(t, func() bool { closed += f.CloseIdle(); return closed == 2 })
+					testutil.WaitFor(t, "both idle connections closed", func() bool { closed += f.CloseIdle(); return closed == 2 })
 				case "restarted":
 					f.Close()
 					f = fake.New(fake.Options{})
@@ -134,7 +135,7 @@ func TestRetryAfterIdleConnClosed(t *testing.T) {
 func TestConnectionClosedBeforeAnswer(t *testing.T) {
 	for _, provider := range []string{Google, GoogleV1} {
 		t.Run(provider, func(t *testing.T) {
-			f, base := startFake(t, fake.Options{Drop: true})
+			f, base := fake.StartTest(t, fake.Options{Drop: true})
 			p := newProvider(t, Config{Provider: provider, URL: base})
 			check := func(what string, wantCount int64) {
 				t.Helper()

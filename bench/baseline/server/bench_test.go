@@ -3,20 +3,17 @@ package server
 import (
 	"bytes"
 	"io"
-	"net"
 	"strings"
 	"testing"
+
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // BenchmarkIAMAT measures one loopback round trip of 16 pipelined IAMATs (one write, 16
 // replies read back) on one connection to a baseline server with logging off.
 func BenchmarkIAMAT(b *testing.B) {
-	addr := newHerd(b, testConfig(b, "", "", node{name: "Hill"})).start("Hill")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	addr := startHill(b, "")
+	c := testutil.Dial(b, addr).TCP
 	const depth = 16
 	req := []byte(strings.Repeat("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\n", depth))
 	buf := make([]byte, 64<<10)

@@ -11,6 +11,7 @@ import (
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/herd/places"
 	"github.com/herd-project/herd/herd/places/fake"
+	"github.com/herd-project/herd/internal/testutil"
 )
 
 // The hosts of the equivalence test: clients connect from loopback, the neighbour "Peer"
@@ -63,8 +64,8 @@ func floods(t *testing.T, ln net.Listener, last string) string {
 // the same records. Both take their answers from herd.Core: this test keeps the front ends
 // around it honest (framing, half-close, order, what is stored and flooded).
 func TestSameAnswersAsReactor(t *testing.T) {
-	f, base := startFake(t, fake.Options{})
-	cfg := testConfig(t, base, "max_line = 100", node{"Hill", []string{"Peer"}}, node{"Peer", nil})
+	f, base := fake.StartTest(t, fake.Options{})
+	cfg := testConfig(t, base, "max_line = 100", testutil.Node{Name: "Hill", Peers: []string{"Peer"}}, testutil.Node{Name: "Peer"})
 	prov, err := places.New(places.Config{Provider: "google", URL: base, Key: "test-key", Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +102,8 @@ func TestSameAnswersAsReactor(t *testing.T) {
 	bs.SetClock(clock)
 	bs.Start()
 	defer bs.Close()
-	waitFor(t, "the reactor server's link", func() bool { return rs.Metrics().LinksUp.Load() == 1 })
-	waitFor(t, "the baseline's link", func() bool {
+	testutil.WaitFor(t, "the reactor server's link", func() bool { return rs.Metrics().LinksUp.Load() == 1 })
+	testutil.WaitFor(t, "the baseline's link", func() bool {
 		bs.mu.Lock()
 		defer bs.mu.Unlock()
 		return bs.links[0].up
@@ -167,11 +168,11 @@ func TestSameAnswersAsReactor(t *testing.T) {
 		if c.places != nil {
 			f.Set(*c.places)
 		}
-		got, err := tryExchangeFrom(c.from, rs.Addr().String(), c.in)
+		got, err := testutil.TryExchangeFrom(c.from, rs.Addr().String(), c.in)
 		if err != nil {
 			t.Fatalf("%s: reactor server: %v (got %q)", c.name, err, got)
 		}
-		want, err := tryExchangeFrom(c.from, bs.Addr().String(), c.in)
+		want, err := testutil.TryExchangeFrom(c.from, bs.Addr().String(), c.in)
 		if err != nil {
 			t.Fatalf("%s: baseline: %v (got %q)", c.name, err, want)
 		}

@@ -12,28 +12,16 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
+	"github.com/herd-project/herd/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main(run, cli.Options{}) }
 
 // stopper is a started server.
 type stopper interface {
@@ -42,8 +30,7 @@ type stopper interface {
 
 // run starts the named servers, serves until ctx is done and stops them within the grace time.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("inproc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.FlagSet("inproc", stderr, nil)
 	impl := fs.String("impl", "herd", "server implementation: herd (the reactor) or baseline (goroutine per connection)")
 	configPath := fs.String("config", "", "herd TOML config")
 	grace := fs.Duration("grace", 10*time.Second, "time allowed to finish the replies owed at a stop")
@@ -72,17 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 		sctx, cancel := context.WithTimeout(context.Background(), *grace)
 		defer cancel()
-		errs := make([]error, len(started))
-		var wg sync.WaitGroup
-		for i, s := range started {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = s.Shutdown(sctx)
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+		return herd.ShutdownAll(sctx, started)
 	}
 	for _, name := range fs.Args() {
 		if cfg.Server(name) == nil {

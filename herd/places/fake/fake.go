@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/herd-project/herd/codec"
@@ -66,6 +67,19 @@ type Request struct {
 	Query  url.Values
 	Header map[string]string // canonical names
 	Body   []byte
+}
+
+// The paths the fake serves.
+const (
+	legacyPath = "/maps/api/place/nearbysearch/json"
+	v1Path     = "/v1/places:searchNearby"
+)
+
+// AsksNearby reports whether r is a legacy Nearby Search for location ("LAT,LNG" as sent),
+// radius (metres, as sent) and key.
+func (r Request) AsksNearby(location, radius, key string) bool {
+	q := r.Query
+	return r.Method == "GET" && r.Path == legacyPath && q.Get("location") == location && q.Get("radius") == radius && q.Get("key") == key
 }
 
 // Server is the fake. Create it with New, then Start.
@@ -123,6 +137,20 @@ func New(opts Options) *Server {
 // ("http://127.0.0.1:PORT") to give the Places client.
 func (s *Server) Start() (baseURL string, err error) {
 	return s.StartOn("127.0.0.1:0")
+}
+
+// StartTest is New and Start for the test t: it fails t if the fake cannot start, closes the
+// fake when the test ends, and returns the fake and its base URL. Call it from the test's
+// goroutine.
+func StartTest(t testing.TB, opts Options) (*Server, string) {
+	t.Helper()
+	s := New(opts)
+	base, err := s.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, base
 }
 
 // StartOn is Start on a given address (for the fakeplaces command).
@@ -302,9 +330,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	switch {
-	case ctx.IsGet() && string(ctx.Path()) == "/maps/api/place/nearbysearch/json":
+	case ctx.IsGet() && string(ctx.Path()) == legacyPath:
 		s.legacy(ctx, &opts)
-	case ctx.IsPost() && string(ctx.Path()) == "/v1/places:searchNearby":
+	case ctx.IsPost() && string(ctx.Path()) == v1Path:
 		s.v1(ctx, &opts)
 	default:
 		ctx.Error("Not Found", fasthttp.StatusNotFound)

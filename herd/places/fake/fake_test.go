@@ -12,19 +12,9 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/codec"
+	"github.com/herd-project/herd/internal/testutil"
 	"github.com/valyala/fasthttp"
 )
-
-func start(t *testing.T, opts Options) (*Server, string) {
-	t.Helper()
-	s := New(opts)
-	base, err := s.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, base
-}
 
 func do(t *testing.T, method, url string, hdr map[string]string, body string) (int, []byte) {
 	t.Helper()
@@ -44,7 +34,7 @@ func do(t *testing.T, method, url string, hdr map[string]string, body string) (i
 }
 
 func TestLegacyBody(t *testing.T) {
-	s, base := start(t, Options{})
+	s, base := StartTest(t, Options{})
 	code, body := do(t, "GET", base+"/maps/api/place/nearbysearch/json?location=34.068930,-118.445127&radius=10000&key=k", nil, "")
 	if code != 200 {
 		t.Fatalf("HTTP %d", code)
@@ -81,7 +71,7 @@ func TestLegacyBody(t *testing.T) {
 }
 
 func TestKnobs(t *testing.T) {
-	s, base := start(t, Options{})
+	s, base := StartTest(t, Options{})
 	legacy := base + "/maps/api/place/nearbysearch/json?location=1,2&radius=10&key=k"
 	v1 := base + "/v1/places:searchNearby"
 	v1body := `{"maxResultCount":3,"locationRestriction":{"circle":{"center":{"latitude":1,"longitude":2},"radius":10}}}`
@@ -132,7 +122,7 @@ func TestKnobs(t *testing.T) {
 }
 
 func TestHangReleasedByClose(t *testing.T) {
-	s, base := start(t, Options{Hang: true})
+	s, base := StartTest(t, Options{Hang: true})
 	done := make(chan error, 1)
 	go func() {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -142,26 +132,19 @@ func TestHangReleasedByClose(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("a hanging request answered")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Count() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "the request counted", func() bool { return s.Count() != 0 })
 	if s.Count() != 1 {
 		t.Fatalf("Count = %d", s.Count())
 	}
 	closed := make(chan struct{})
 	go func() { s.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return")
-	}
+	testutil.Recv(t, closed, "Close to return")
 }
 
 // TestDropAndCloseIdle: Drop closes the connection without a byte of answer (the request is
 // still counted), and CloseIdle closes a keep-alive connection waiting between requests.
 func TestDropAndCloseIdle(t *testing.T) {
-	s, base := start(t, Options{})
+	s, base := StartTest(t, Options{})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +161,7 @@ func TestDropAndCloseIdle(t *testing.T) {
 		t.Fatalf("first answer: %v, HTTP %d", err, resp.StatusCode())
 	}
 	closed := 0
-	waitFor(t, func() bool { closed += s.CloseIdle(); return closed == 1 })
+	testutil.WaitFor(t, "the idle connection closed", func() bool { closed += s.CloseIdle(); return closed == 1 })
 	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("after CloseIdle: read %d bytes, %v; want EOF", n, err)
 	}
@@ -198,17 +181,6 @@ func TestDropAndCloseIdle(t *testing.T) {
 	}
 	if n := s.Count(); n != 2 {
 		t.Errorf("Count %d, want 2", n)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -247,7 +219,7 @@ func TestBodyCache(t *testing.T) {
 
 // TestNoRecord: requests are counted and answered, but not kept.
 func TestNoRecord(t *testing.T) {
-	s, base := start(t, Options{NoRecord: true})
+	s, base := StartTest(t, Options{NoRecord: true})
 	for range 3 {
 		if code, body := do(t, "GET", base+"/maps/api/place/nearbysearch/json?location=1,2&radius=100&key=k", nil, ""); code != 200 || !bytes.Contains(body, []byte(`"status" : "OK"`)) {
 			t.Fatalf("HTTP %d %.80s", code, body)
