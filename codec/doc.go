@@ -1,5 +1,6 @@
 // Package codec is the herd's wire protocol as bytes, with no I/O: line framing,
-// parsing IAMAT, WHATSAT and AT lines, exact POSIX times, the AT and "?" replies, and
+// parsing IAMAT, WHATSAT and AT lines, exact POSIX times, the AT and "?" replies, the
+// HELLO that opens a link between two servers, and
 // Google Places' JSON (its layout, and cutting "results" while keeping Google's bytes).
 //
 // # Lines
@@ -35,6 +36,15 @@
 //   - with Decoder.AT, a line's first field decides its limit; bytes held before the first
 //     field has arrived count against the larger limit, so that leading white space cannot
 //     make the answer depend on the cut, and the line is judged once its first field is in.
+//
+// # Links
+//
+// Two servers of this project link on a peer port, and each side's first line is a HELLO
+// (ParseHello, AppendHello): the link protocol's version (LinkVersion), both names, the
+// sender's instance and a fresh nonce, and with a shared secret a proof (an HMAC the herd
+// package computes); a dialler that must prove itself too sends AUTH next (ParseAuth,
+// AppendAuth), and a refusal is one ERR line (AppendLinkError) before the close. What
+// follows on a link (AT lines and the resync's lines) is described in package herd.
 //
 // Messages alias the line they were parsed from. Parsing and the append-style encoders
 // (AppendAT, AppendSkew, AppendInvalid, AppendRadiusMetres) do not allocate, and errors

@@ -327,7 +327,7 @@ func (c *clientConn) act(r Result, line []byte) {
 		if r.Reply != nil {
 			c.reply(r.Reply)
 		}
-		s.apply(r.Msg, r.Line)
+		s.apply(r.Msg, r.Line, nil)
 	case AskPlaces:
 		c.whatsat(line, r.Msg)
 	case Close:
@@ -484,9 +484,12 @@ func (c *clientConn) compact() {
 	}
 }
 
-// flushOut writes the gathered replies in one write, enforces max_unsent, and closes the
-// connection if it is finished.
+// flushOut writes the floods gathered during this read (Server.flushLinks), then the
+// gathered replies in one write, enforces max_unsent, and closes the connection if it is
+// finished. Floods first: a client that has read its reply finds its update at the
+// neighbours.
 func (c *clientConn) flushOut() {
+	c.s.flushLinks()
 	if c.closing || c.lost {
 		c.out = c.out[:0]
 		return
@@ -522,6 +525,7 @@ func (c *clientConn) cutOff(why string, reason int) {
 		"unsent", c.t.WriteBufferSize()+c.qBytes+len(c.out), "waiting", c.waiting)
 	if flush {
 		if len(c.out) > 0 {
+			s.flushLinks() // floods before replies, as in flushOut
 			c.t.Write(c.out)
 		}
 		c.out = c.out[:0]

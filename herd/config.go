@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +18,7 @@ import (
 	"unicode"
 
 	"github.com/BurntSushi/toml"
+	"github.com/herd-project/herd/codec"
 )
 
 // Config is a whole herd: the Places provider, logging, limits and the servers with their links.
@@ -27,6 +29,7 @@ type Config struct {
 	Places  PlacesConfig   `toml:"places"`
 	Log     LogConfig      `toml:"log"`
 	Limits  Limits         `toml:"limits"`
+	Links   LinksConfig    `toml:"links"`
 	Servers []ServerConfig `toml:"server"`
 }
 
@@ -190,9 +193,11 @@ type Limits struct {
 	// and what arrived of it, and the connection is closed. A connection that has sent AT
 	// lines is exempt.
 	LineTimeout time.Duration `toml:"line_timeout"`
-	// MaxLinkUnsent is the most unsent bytes on a link before it is closed and redialled (default 8 MiB).
+	// MaxLinkUnsent is the most unsent bytes on a link before it is closed and redialled
+	// (default 8 MiB). It must leave room for a resync chunk: at least MinLinkUnsent(max_line).
 	MaxLinkUnsent int `toml:"max_link_unsent"`
-	// DialTimeout bounds one dial to a neighbour (default 1s).
+	// DialTimeout bounds one dial to a neighbour, its name resolved and its hello answered
+	// (default 1s); a neighbour's connection must say its hello within it too.
 	DialTimeout time.Duration `toml:"dial_timeout"`
 	// BackoffBase is the first redial delay bound (default 100ms); it doubles up to BackoffCap (default 5s).
 	BackoffBase time.Duration `toml:"backoff_base"`
@@ -204,17 +209,64 @@ type ServerConfig struct {
 	// Name is the server's name, as it appears in AT lines: no white space, at most MaxNameLen
 	// (64) bytes.
 	Name string `toml:"name"`
-	// Addr is the host:port the server listens on and its neighbours dial. Port 0 picks a free
-	// port at Start (see Herd).
+	// Addr is the host:port the server listens on for clients (and for the AT lines of plain
+	// neighbours; a plain server is dialled there). Port 0 picks a free port at Start (see
+	// Herd).
 	Addr string `toml:"addr"`
+	// PeerAddr is the host:port the server listens on for links from its neighbours, and
+	// that they dial. Default: Addr's host with Addr's port + 10000, as Redis Cluster's bus
+	// (port 0 stays 0: a free port). Not used for a plain server.
+	PeerAddr string `toml:"peer_addr"`
 	// Peers names the server's neighbours. Links are symmetric: a link named on one side only
 	// is added to the other.
 	Peers []string `toml:"peers"`
+	// Link is how neighbours link to this server: LinkHerd ("herd", the default) on its
+	// peer port with a hello and a digest resync, or LinkPlain ("plain"): a server that
+	// speaks only AT lines on its client port (the Python prototype), dialled at Addr and
+	// sent bare AT lines and, when the link comes up, every record.
+	Link string `toml:"link"`
 	// AdminAddr is the host:port of the server's admin listener (metrics, health, status, a
 	// status page and pprof, served by package herd/admin); "" (the default) turns it off.
 	// It has no authentication: keep it on loopback or a private network.
 	AdminAddr string `toml:"admin_addr"`
 }
+
+// Link modes (ServerConfig.Link).
+const (
+	LinkHerd  = "herd"
+	LinkPlain = "plain"
+)
+
+// Plain reports whether the server is a plain one (Link "plain").
+func (s *ServerConfig) Plain() bool { return s.Link == LinkPlain }
+
+// LinksConfig configures the links between the servers of the herd.
+type LinksConfig struct {
+	// Secret, when set, makes every link prove in its hello that both servers know it (an
+	// HMAC-SHA256 over fresh nonces; the secret never goes on the wire), and AT lines are then
+	// taken only on such links, never on the client port. At least MinSecretLen bytes. Empty:
+	// SecretFile, else the HERD_LINK_SECRET environment variable, else no authentication.
+	Secret string `toml:"secret"`
+	// SecretFile names a file that holds the secret (a final newline is dropped); a relative
+	// path is resolved against the folder of the config file. Reading the config reads it;
+	// Secret then holds what it read.
+	SecretFile string `toml:"secret_file"`
+}
+
+// MinSecretLen is the shortest links.secret accepted, in bytes.
+const MinSecretLen = 16
+
+// SecretEnv is the environment variable that gives links.secret when the config does not.
+const SecretEnv = "HERD_LINK_SECRET"
+
+// peerPortOffset is what the default peer port adds to the client port.
+const peerPortOffset = 10000
+
+// MinLinkUnsent returns the smallest limits.max_link_unsent accepted with a max_line of
+// maxLine: room for two resync chunks and the longest AT line, so that a resync, which waits
+// for the link's write buffer to fall below its high mark before it writes a chunk, can never
+// reach the limit itself. Any goroutine.
+func MinLinkUnsent(maxLine int) int { return 2*linkChunk + maxLine + codec.ATOverhead + 1 }
 
 // DefaultWorkers is the default number of Places calls a server runs at once (places.workers)
 // with a remote provider (google, google-v1); the offline provider's is GOMAXPROCS.
@@ -254,7 +306,7 @@ func DefaultLimits() Limits {
 }
 
 // DefaultConfig returns the herd of SPEC §1: Hill, Jaquez, Smith, Singleton and Campbell on
-// 127.0.0.1:12000-12004, the offline Places provider (whatever the environment holds) and logs in
+// 127.0.0.1:12000-12004 (their peer ports on 22000-22004), the offline Places provider (whatever the environment holds) and logs in
 // ./logs. Any goroutine may call it; each call returns a new Config.
 func DefaultConfig() *Config {
 	c := &Config{
@@ -262,11 +314,11 @@ func DefaultConfig() *Config {
 		Log:    defaultLog(),
 		Limits: DefaultLimits(),
 		Servers: []ServerConfig{
-			{Name: "Hill", Addr: "127.0.0.1:12000", Peers: []string{"Jaquez", "Smith"}},
-			{Name: "Jaquez", Addr: "127.0.0.1:12001", Peers: []string{"Hill", "Singleton"}},
-			{Name: "Smith", Addr: "127.0.0.1:12002", Peers: []string{"Hill", "Singleton", "Campbell"}},
-			{Name: "Singleton", Addr: "127.0.0.1:12003", Peers: []string{"Jaquez", "Smith", "Campbell"}},
-			{Name: "Campbell", Addr: "127.0.0.1:12004", Peers: []string{"Singleton", "Smith"}},
+			{Name: "Hill", Addr: "127.0.0.1:12000", PeerAddr: "127.0.0.1:22000", Peers: []string{"Jaquez", "Smith"}, Link: LinkHerd},
+			{Name: "Jaquez", Addr: "127.0.0.1:12001", PeerAddr: "127.0.0.1:22001", Peers: []string{"Hill", "Singleton"}, Link: LinkHerd},
+			{Name: "Smith", Addr: "127.0.0.1:12002", PeerAddr: "127.0.0.1:22002", Peers: []string{"Hill", "Singleton", "Campbell"}, Link: LinkHerd},
+			{Name: "Singleton", Addr: "127.0.0.1:12003", PeerAddr: "127.0.0.1:22003", Peers: []string{"Jaquez", "Smith", "Campbell"}, Link: LinkHerd},
+			{Name: "Campbell", Addr: "127.0.0.1:12004", PeerAddr: "127.0.0.1:22004", Peers: []string{"Singleton", "Smith"}, Link: LinkHerd},
 		},
 	}
 	return c
@@ -645,6 +697,12 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	if l.BackoffBase > 0 && l.BackoffCap > 0 && l.BackoffCap < l.BackoffBase {
 		bad(at("limits", "backoff_cap"), "limits.backoff_cap", "%v is less than backoff_base %v", l.BackoffCap, l.BackoffBase)
 	}
+	if min := MinLinkUnsent(l.MaxLine); l.MaxLinkUnsent > 0 && l.MaxLine >= 64 && l.MaxLinkUnsent < min {
+		bad(at("limits", "max_link_unsent"), "limits.max_link_unsent",
+			"must be at least %d bytes with max_line %d (two resync chunks of %d and the longest AT line), got %d",
+			min, l.MaxLine, linkChunk, l.MaxLinkUnsent)
+	}
+	c.validateLinks(file, at, bad)
 
 	if len(c.Servers) == 0 {
 		bad(0, "server", "no [[server]] in the config")
@@ -670,12 +728,35 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 		if err := checkAddr(s.Addr); err != nil {
 			bad(at("server", idx, "addr"), key+".addr", "%v", err)
 		}
+		switch s.Link {
+		case "":
+			c.Servers[i].Link = LinkHerd
+		case LinkHerd, LinkPlain:
+		default:
+			bad(at("server", idx, "link"), key+".link", "unknown link mode %q (want herd or plain)", s.Link)
+		}
+		if s.Link == LinkPlain && c.Links.Secret != "" {
+			bad(at("server", idx, "link"), key+".link",
+				"server %q is plain and cannot authenticate; with links.secret set, AT lines are taken only on authenticated links", s.Name)
+		}
+		if s.PeerAddr != "" {
+			if err := checkAddr(s.PeerAddr); err != nil {
+				bad(at("server", idx, "peer_addr"), key+".peer_addr", "%v", err)
+			}
+		} else if s.Link != LinkPlain && checkAddr(s.Addr) == nil {
+			pa, err := defaultPeerAddr(s.Addr)
+			if err != nil {
+				bad(at("server", idx, "addr"), key+".peer_addr", "%v", err)
+			}
+			c.Servers[i].PeerAddr = pa
+		}
 		if s.AdminAddr != "" {
 			if err := checkAddr(s.AdminAddr); err != nil {
 				bad(at("server", idx, "admin_addr"), key+".admin_addr", "%v", err)
 			}
 		}
 	}
+	c.checkClashes(at, bad)
 	for i, s := range c.Servers {
 		idx := strconv.Itoa(i)
 		key := fmt.Sprintf("server[%d].peers", i)
@@ -832,4 +913,112 @@ func (c *Config) sortedNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// validateLinks checks [links] and loads the secret: from secret_file, else from
+// HERD_LINK_SECRET when the config sets none.
+func (c *Config) validateLinks(file string, at func(k ...string) int, bad func(line int, key, format string, args ...any)) {
+	lc := &c.Links
+	switch {
+	case lc.Secret != "" && lc.SecretFile != "":
+		bad(at("links", "secret_file"), "links.secret_file", "set links.secret or links.secret_file, not both")
+		return
+	case lc.SecretFile != "":
+		path := lc.SecretFile
+		if !filepath.IsAbs(path) && file != "" {
+			path = filepath.Join(filepath.Dir(file), path) // as LoadConfig resolves paths
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			bad(at("links", "secret_file"), "links.secret_file", "%v", err)
+			return
+		}
+		lc.Secret = strings.TrimRight(string(b), "\r\n")
+		if lc.Secret == "" {
+			bad(at("links", "secret_file"), "links.secret_file", "%s is empty", lc.SecretFile)
+			return
+		}
+		lc.SecretFile = ""
+	case lc.Secret == "":
+		lc.Secret = os.Getenv(SecretEnv)
+	}
+	if lc.Secret != "" && len(lc.Secret) < MinSecretLen {
+		bad(at("links", "secret"), "links.secret", "a secret must be at least %d bytes, got %d", MinSecretLen, len(lc.Secret))
+	}
+}
+
+// defaultPeerAddr returns the default peer address of a server listening on addr (valid for
+// checkAddr): the same host, the port + 10000, port 0 staying 0.
+func defaultPeerAddr(addr string) (string, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	if n == 0 {
+		return addr, nil
+	}
+	if n+peerPortOffset > 65535 {
+		return "", fmt.Errorf("not set, and the default (the port of addr, %d, + %d) is past 65535: set peer_addr", n, peerPortOffset)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+peerPortOffset)), nil
+}
+
+// checkClashes reports listening addresses (client, peer and admin ports, any server) that
+// two servers, or two listeners of one server, would share: the same port on the same
+// interface of the same machine. A server's machine is the host of its addr (an unspecified
+// or loopback addr: this machine). Two listeners with hosts given clash when the hosts are
+// the same (loopback ones only on the same machine: each server of a multi-host herd may
+// keep its admin listener on its own 127.0.0.1); one on an unspecified host (all
+// interfaces) clashes with any listener of the same port on its machine. Port 0 never
+// clashes: each listener gets a free port.
+func (c *Config) checkClashes(at func(k ...string) int, bad func(line int, key, format string, args ...any)) {
+	type listener struct {
+		host, port, machine, key string
+	}
+	var seen []listener
+	add := func(i int, field, addr, machine string) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || strings.Trim(port, "0") == "" {
+			return
+		}
+		key := fmt.Sprintf("server[%d].%s", i, field)
+		l := listener{strings.ToLower(host), strings.TrimLeft(port, "0"), machine, key}
+		for _, o := range seen {
+			same := o.host == l.host // two hosts given: the same interface
+			switch {
+			case unspecified(o.host) || unspecified(l.host):
+				same = o.machine == l.machine
+			case loopback(o.host) && loopback(l.host):
+				same = same && o.machine == l.machine
+			}
+			if o.port == l.port && same {
+				bad(at("server", strconv.Itoa(i), field), key, "%s is also the listening address of %s", addr, o.key)
+				return
+			}
+		}
+		seen = append(seen, l)
+	}
+	for i, s := range c.Servers {
+		machine := "this machine"
+		if host, _, err := net.SplitHostPort(s.Addr); err == nil && !unspecified(host) && !loopback(host) {
+			machine = strings.ToLower(host)
+		}
+		add(i, "addr", s.Addr, machine)
+		if !s.Plain() {
+			add(i, "peer_addr", s.PeerAddr, machine)
+		}
+		if s.AdminAddr != "" {
+			add(i, "admin_addr", s.AdminAddr, machine)
+		}
+	}
+}
+
+// loopback reports whether host is a loopback IP or "localhost".
+func loopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback() || strings.EqualFold(host, "localhost")
+}
+
+// unspecified reports whether host means every interface ("", 0.0.0.0, ::).
+func unspecified(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return host == "" || err == nil && ip.IsUnspecified()
 }

@@ -2,6 +2,7 @@ package herd
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -85,6 +86,7 @@ func TestParseConfigProviderDefault(t *testing.T) {
 
 func TestParseConfigErrors(t *testing.T) {
 	t.Setenv("GOOGLE_PLACES_API_KEY", "")
+	t.Setenv(SecretEnv, "")
 	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
 	tests := []struct {
 		name, src string
@@ -125,6 +127,22 @@ func TestParseConfigErrors(t *testing.T) {
 		{"type of a limit", "[limits]\nmax_line = \"4k\"\n" + srv, 2, "limits.max_line: want an integer, got a string"},
 		{"type of a duration", "[places]\ntimeout = true\n" + srv, 2, `places.timeout: want a duration ("5s"), got a boolean`},
 		{"type of a table", "places = 1\n" + srv, 1, "places: want a table, got an integer"},
+		{"small max_link_unsent", "[limits]\nmax_link_unsent = 32768\n" + srv, 2,
+			"limits.max_link_unsent: must be at least 135297 bytes with max_line 4096 (two resync chunks of 65536 and the longest AT line), got 32768"},
+		{"peer port past 65535", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:60000\"\n", 3,
+			"server[0].peer_addr: not set, and the default (the port of addr, 60000, + 10000) is past 65535: set peer_addr"},
+		{"bad peer_addr", srv + "peer_addr = \"127.0.0.1\"\n", 4, "server[0].peer_addr: bad address"},
+		{"clash with a default peer port", srv + "[[server]]\nname = \"B\"\naddr = \"127.0.0.1:10001\"\n", 6,
+			"server[1].addr: 127.0.0.1:10001 is also the listening address of server[0].peer_addr"},
+		{"clash on all interfaces", srv + "[[server]]\nname = \"B\"\naddr = \"0.0.0.0:1\"\npeer_addr = \"127.0.0.1:7\"\n", 6,
+			"server[1].addr: 0.0.0.0:1 is also the listening address of server[0].addr"},
+		{"clash of one server's two", srv + "peer_addr = \"127.0.0.1:1\"\n", 4, "server[0].peer_addr: 127.0.0.1:1 is also the listening address of server[0].addr"},
+		{"link mode", srv + "link = \"fancy\"\n", 4, "server[0].link: unknown link mode \"fancy\" (want herd or plain)"},
+		{"plain with a secret", "[links]\nsecret = \"" + testSecret + "\"\n" + srv + "[[server]]\nname = \"P\"\naddr = \"127.0.0.1:2\"\nlink = \"plain\"\n", 9,
+			"server[1].link: server \"P\" is plain and cannot authenticate"},
+		{"short secret", "[links]\nsecret = \"hunter2\"\n" + srv, 2, "links.secret: a secret must be at least 16 bytes, got 7"},
+		{"secret twice", "[links]\nsecret = \"" + testSecret + "\"\nsecret_file = \"s\"\n" + srv, 3, "links.secret_file: set links.secret or links.secret_file, not both"},
+		{"secret file", "[links]\nsecret_file = \"/nonexistent/secret\"\n" + srv, 2, "links.secret_file: open /nonexistent/secret: no such file or directory"},
 		// "timeout = 5" would be 5 nanoseconds, and every WHATSAT would fail.
 		{"duration without a unit", "[places]\ntimeout = 5\n" + srv, 2, `places.timeout: 5 has no unit: write a duration such as "5s" or "5ms"`},
 		{"duration text without a unit", "[limits]\nidle_timeout = \"30\"\n" + srv, 2, `limits.idle_timeout: "30" has no unit: write a duration such as "30s"`},
@@ -302,5 +320,94 @@ func TestDefaultConfig(t *testing.T) {
 	// herd run's five servers: a pool the size of the cores each, not 1,024 workers each.
 	if c.Places.Workers != runtime.GOMAXPROCS(0) {
 		t.Errorf("places.workers %d, want GOMAXPROCS (%d) for the offline provider", c.Places.Workers, runtime.GOMAXPROCS(0))
+	}
+	if p := c.Server("Campbell").PeerAddr; p != "127.0.0.1:22004" {
+		t.Errorf("Campbell's peer_addr %q, want 127.0.0.1:22004", p)
+	}
+}
+
+// TestParseConfigLinks: peer_addr defaults to the client port + 10000 (port 0 stays 0), the
+// link mode to herd; a plain server needs no peer port.
+func TestParseConfigLinks(t *testing.T) {
+	t.Setenv(SecretEnv, "")
+	c, err := ParseConfig([]byte(`
+[[server]]
+name = "A"
+addr = "10.0.0.1:12000"
+peers = ["B", "C", "P"]
+[[server]]
+name = "B"
+addr = "127.0.0.1:0"
+[[server]]
+name = "C"
+addr = "hill.example:12000"
+peer_addr = "hill.example:7000"
+[[server]]
+name = "P"
+addr = "127.0.0.1:12003"
+link = "plain"
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct{ name, peer, link string }{
+		{"A", "10.0.0.1:22000", LinkHerd}, {"B", "127.0.0.1:0", LinkHerd}, {"C", "hill.example:7000", LinkHerd}, {"P", "", LinkPlain},
+	} {
+		if s := c.Server(w.name); s.PeerAddr != w.peer || s.Link != w.link {
+			t.Errorf("%s: peer_addr %q link %q, want %q %q", w.name, s.PeerAddr, s.Link, w.peer, w.link)
+		}
+	}
+	if c.Links.Secret != "" {
+		t.Errorf("secret %q with none set", c.Links.Secret)
+	}
+}
+
+// TestParseConfigSecret: the secret comes from links.secret, else links.secret_file (its
+// final newline dropped), else HERD_LINK_SECRET.
+func TestParseConfigSecret(t *testing.T) {
+	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("from the file, long enough\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(SecretEnv, "from the environment, long")
+	for _, tt := range []struct{ src, want string }{
+		{srv, "from the environment, long"},
+		{"[links]\nsecret = \"from the config, long enough\"\n" + srv, "from the config, long enough"},
+		{"[links]\nsecret_file = \"" + file + "\"\n" + srv, "from the file, long enough"},
+	} {
+		c, err := ParseConfig([]byte(tt.src), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Links.Secret != tt.want {
+			t.Errorf("ParseConfig(%q): secret %q, want %q", tt.src, c.Links.Secret, tt.want)
+		}
+	}
+}
+
+// TestClashesPerMachine: listeners clash on one machine only: servers of a multi-host herd
+// may each keep an admin listener on ":13000" or on their own 127.0.0.1:13000, while two
+// servers of one machine may not.
+func TestClashesPerMachine(t *testing.T) {
+	t.Setenv(SecretEnv, "")
+	two := func(addrA, addrB, admin string) string {
+		return fmt.Sprintf("[[server]]\nname = \"A\"\naddr = %q\nadmin_addr = %q\npeers = [\"B\"]\n[[server]]\nname = \"B\"\naddr = %q\nadmin_addr = %q\n",
+			addrA, admin, addrB, admin)
+	}
+	for _, tt := range []struct {
+		src   string
+		clash bool
+	}{
+		{two("a.example:12000", "b.example:12000", ":13000"), false},
+		{two("10.0.0.1:12000", "10.0.0.2:12000", "127.0.0.1:13000"), false},
+		{two("127.0.0.1:12000", "127.0.0.1:12001", "127.0.0.1:13000"), true},
+		{two("127.0.0.1:12000", "127.0.0.1:12001", ":13000"), true},
+		{two("10.0.0.1:12000", "10.0.0.1:12001", ":13000"), true},
+	} {
+		_, err := ParseConfig([]byte(tt.src), "")
+		if got := err != nil && strings.Contains(err.Error(), "server[1].admin_addr") && strings.Contains(err.Error(), "is also the listening address of server[0].admin_addr"); got != tt.clash {
+			t.Errorf("ParseConfig(%q): %v; want a clash: %v", tt.src, err, tt.clash)
+		}
 	}
 }

@@ -17,12 +17,13 @@ const (
 	// FromClient is a connection on the client port from a host that is not a neighbour's:
 	// IAMAT and WHATSAT are answered; anything else, an AT line included, is invalid.
 	FromClient Origin = iota
-	// FromNeighbourHost is a connection on the client port from a neighbour's host
-	// (SPEC §5): a client's commands as from FromClient, and AT lines, applied without a
-	// reply. A neighbour's own link to this server arrives so.
+	// FromNeighbourHost is a connection on the client port from a neighbour's host, when
+	// the herd has no links.secret (SPEC §5): a client's commands as from FromClient, and AT
+	// lines, applied without a reply. A plain neighbour's floods arrive so.
 	FromNeighbourHost
-	// FromLink is a link this server dialled: AT lines the neighbour sends back on it are
-	// applied; other lines are ignored, and a line over the limit aborts the link.
+	// FromLink is a link with a neighbour, whichever side dialled it, once its hello is
+	// done (the hello and the resync's lines are the link's own, and never reach Core): AT
+	// lines are applied; other lines are ignored, and a line over the limit aborts the link.
 	FromLink
 )
 

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/internal/testutil"
 )
 
@@ -18,7 +20,7 @@ func startDefaultHerd(t *testing.T) *Herd {
 	t.Helper()
 	cfg := DefaultConfig()
 	for i := range cfg.Servers {
-		cfg.Servers[i].Addr = "127.0.0.1:0"
+		cfg.Servers[i].Addr, cfg.Servers[i].PeerAddr = "127.0.0.1:0", "127.0.0.1:0"
 	}
 	cfg.Log.Dir = "off"
 	cfg.Limits.BackoffBase = 10 * time.Millisecond
@@ -257,10 +259,7 @@ func sinkListener(t *testing.T) (ln net.Listener, accepted func() int) {
 // A neighbour that never reads its link does not make the sender hold its floods without
 // bound: past max_link_unsent the link is closed (and redialled).
 func TestNonReadingNeighbour(t *testing.T) {
-	ln, accepted := sinkListener(t)
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
-	cfg.Limits.MaxLinkUnsent = 256 << 10
-	s := startServer(t, cfg, "A")
+	s, accepted := silentNeighbour(t, func(l *Limits) { l.MaxLinkUnsent = 256 << 10 })
 	testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
 	c := testutil.Dial(t, s.Addr().String())
 	n := 0
@@ -277,56 +276,74 @@ func TestNonReadingNeighbour(t *testing.T) {
 	}
 }
 
-// A resync bigger than max_link_unsent goes out paced by the link's write buffer, so it does
-// not trip the limit, and the neighbour gets every record.
-func TestBigResyncIsPaced(t *testing.T) {
-	// The neighbour is down while A's table fills (A keeps redialling), then comes up on the
-	// same port with a small receive buffer: A's resync is 12 MB, far more than the kernel's
-	// socket buffers take at once. (Reusing the port just freed is a tiny race, accepted.)
+// fillTable applies n records of about 600 bytes (clients <prefix><i>, padded locations, the
+// same lines for every server) to s's table, which must not be running yet.
+func fillTable(t testing.TB, s *Server, n int, prefix string) {
+	t.Helper()
+	pad := paddedLocation(600)
+	for i := range n {
+		line := fmt.Appendf(nil, "AT Origin +0.000000000 %s%06d %s 7", prefix, i, pad)
+		m, err := codec.ParseLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.table.Apply(&m, line)
+	}
+}
+
+// slowConn reads at most 16 KiB a millisecond: a neighbour slower than the loop can write.
+type slowConn struct{ net.Conn }
+
+func (c slowConn) Read(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return c.Conn.Read(p[:min(len(p), 16<<10)])
+}
+
+// resyncToNeighbour starts server A with n records and a max_link_unsent of limit, linked to
+// a neighbour played by the test with a small receive buffer (read slowly if slow) and an
+// empty table, and checks that A's resync brings it every record on the first connection,
+// its DONE last, with no overflow of the link's limit.
+func resyncToNeighbour(t *testing.T, n, limit int, slow bool) {
 	ln, err := testutil.SmallReceiveBufferListen("127.0.0.1:0", 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Peer"}}, ServerConfig{Name: "Peer", Addr: addr})
-	cfg.Limits.MaxLinkUnsent = 1 << 20
-	s := startServer(t, cfg, "A")
-	const n = 20000
-	pad := paddedLocation(600)
-	c := testutil.Dial(t, s.Addr().String())
-	go func() {
-		var b bytes.Buffer
-		for i := range n {
-			fmt.Fprintf(&b, "IAMAT q%05d %s 7\n", i, pad)
-		}
-		c.TCP.Write(b.Bytes())
-	}()
-	for range n {
-		c.Line()
-	}
-	ln, err = testutil.SmallReceiveBufferListen(addr, 4096)
-	if err != nil {
-		t.Skipf("could not listen again on %s: %v", addr, err)
-	}
-	defer ln.Close()
-	peer, err := ln.Accept()
+	conns, accepted := fakeNeighbour(t, "Peer", ln)
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Peer"}}, ServerConfig{Name: "Peer", PeerAddr: ln.Addr().String()})
+	cfg.Limits.MaxLinkUnsent = limit
+	s, err := NewServer(cfg, "A", WithProvider(stubProvider{}), WithDebug(true))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer peer.Close()
-	peer.SetReadDeadline(time.Now().Add(20 * time.Second))
-	seen := make(map[string]bool, n)
-	r := bufio.NewReaderSize(peer, 64<<10)
-	for len(seen) < n {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("after %d records: %v", len(seen), err)
-		}
-		seen[strings.Fields(line)[3]] = true
+	fillTable(t, s, n, "r")
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if o := s.Metrics().LinkOverflows.Load(); o != 0 {
-		t.Errorf("%d link overflows during a paced resync", o)
+	t.Cleanup(func() { testutil.Stop(t, s.Shutdown) })
+	p := testutil.Recv(t, conns, "the link")
+	if slow {
+		p.r = bufio.NewReaderSize(slowConn{p.c}, 64<<10)
+	}
+	p.send("DIGEST\n") // an empty table: A sends every record
+	p.c.SetReadDeadline(time.Now().Add(testutil.Patience))
+	seen := make(map[string]bool, n)
+	for {
+		line, err := p.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %d records: %v (%d link overflows, %d connections)", len(seen), err, s.Metrics().LinkOverflows.Load(), accepted())
+		}
+		switch f := strings.Fields(line); f[0] {
+		case "AT":
+			seen[f[3]] = true
+		case "DONE":
+			if len(seen) != n || f[1] != strconv.Itoa(n) {
+				t.Fatalf("%q after %d records, want %d", line, len(seen), n)
+			}
+			if o := s.Metrics().LinkOverflows.Load(); o != 0 || accepted() != 1 {
+				t.Errorf("%d link overflows and %d connections during a paced resync", o, accepted())
+			}
+			return
+		}
 	}
 }
 
@@ -334,6 +351,20 @@ func TestBigResyncIsPaced(t *testing.T) {
 // digits of its latitude: the way to make long valid lines, client IDs being at most
 // MaxClientIDLen bytes.
 func paddedLocation(n int) string { return "+1." + strings.Repeat("0", n-7) + "+1.0" }
+
+// A resync bigger than max_link_unsent goes out paced by the link's write buffer, so it does
+// not trip the limit, and the neighbour gets every record.
+func TestBigResyncIsPaced(t *testing.T) {
+	resyncToNeighbour(t, 20000, 1<<20, false)
+}
+
+// TestResyncUnderSmallLinkLimit: with a max_link_unsent below the old fixed pause mark of
+// 256 KiB, a resync to a slow neighbour overflowed the limit, the link was dropped and the
+// resync began again from the start, for ever (every connection carried a third of the
+// records). The pause mark now comes from the limit.
+func TestResyncUnderSmallLinkLimit(t *testing.T) {
+	resyncToNeighbour(t, 12000, 200<<10, true)
+}
 
 // TestLongLineKeepsLinksUp: an IAMAT of max_line bytes makes an AT line longer than
 // max_line; neighbours accept it (AT lines may be ATOverhead longer), so it crosses the herd
@@ -387,17 +418,17 @@ func TestLongLineKeepsLinksUp(t *testing.T) {
 // nothing more is written to it, and each drop counts one overflow (LinkOverflows never
 // exceeds the times the link went down).
 func TestLinkOverflowCountedOnce(t *testing.T) {
-	ln, accepted := sinkListener(t)
-	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"Sink"}}, ServerConfig{Name: "Sink", Addr: ln.Addr().String()})
-	cfg.Limits.MaxLinkUnsent = 32 << 10 // below the resync's pause mark: a resync overflows
-	cfg.Limits.BackoffBase = time.Millisecond
-	cfg.Limits.BackoffCap = 5 * time.Millisecond
-	s := startServer(t, cfg, "A")
+	s, accepted := silentNeighbour(t, func(l *Limits) {
+		l.MaxLinkUnsent = MinLinkUnsent(l.MaxLine)
+		l.BackoffBase, l.BackoffCap = time.Millisecond, 5*time.Millisecond
+	})
 	c := testutil.Dial(t, s.Addr().String())
-	for n := 0; n < 6000; {
+	for n := 0; s.Metrics().LinkOverflows.Load() < 3 || accepted() < 3; {
+		if n > 200000 {
+			t.Fatalf("%d overflows and %d connections after %d floods of 1 KB", s.Metrics().LinkOverflows.Load(), accepted(), n)
+		}
 		n = floodBatch(c, n)
 	}
-	testutil.WaitFor(t, "several overflows", func() bool { return s.Metrics().LinkOverflows.Load() >= 3 && accepted() >= 3 })
 	m := s.Metrics()
 	// Read LinksUp before LinkUps, LinkOverflows last: a link coming up in between only helps.
 	up := m.LinksUp.Load()

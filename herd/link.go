@@ -1,60 +1,70 @@
 package herd
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
 	"time"
 
-	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/reactor"
 )
 
-// Link write-buffer marks: a resync is sent in chunks and waits for the buffer to drain below
-// the low mark once it has passed the high one, so a big table never piles up in memory.
+// Link output: a resync writes chunks of at most linkChunk bytes, and only while the link's
+// write buffer is below its high mark (Server.linkHigh: at most linkHighMax, less where
+// max_link_unsent is small), so that a resync never reaches max_link_unsent itself.
 const (
-	linkHigh  = 256 << 10
-	linkLow   = 64 << 10
-	linkChunk = 64 << 10
+	linkChunk   = 64 << 10
+	linkHighMax = 256 << 10
 )
 
-// link is this server's connection to one neighbour, which it dials itself. Floods go out on
-// links; a neighbour's own link to this server arrives as an ordinary client connection whose
-// AT lines are accepted because they come from a neighbour's host. All fields are loop-owned.
-type link struct {
-	s      *Server
-	name   string
-	addr   string
-	origin Origin // of the lines the neighbour sends back: FromLink
+// maxPendingHellos bounds the connections on the peer port that have not finished their
+// hello: more are closed at once. A hello must come within dial_timeout, so a burst of idle
+// connections cannot hold a server's descriptors for long either.
+const maxPendingHellos = 64
 
-	t       *reactor.Transport
-	gen     int // bumped at every dial and at stop: a late ConnectionMade of an old dial closes itself
-	up      bool
-	dialing bool
+// link is this server's side of the link with one neighbour: at most one connection in use
+// (c), dialled by either side, and this side's dialling (backoff, faults). Floods go out on
+// c; lines from the neighbour come in on it. All fields are loop-owned.
+type link struct {
+	s     *Server
+	name  string
+	plain bool // the neighbour speaks bare AT lines on its client port (ServerConfig.Link "plain")
+
+	addr  string       // where to dial: the neighbour's peer_addr (its addr if plain)
+	hosts []string     // the hosts of its addr and peer_addr (names or IPs): its host for AT lines
+	ips   []netip.Addr // hosts resolved (at the latest dial for names)
+	local bool         // a host is unspecified: loopback counts as the neighbour's host
+
+	c       *linkConn // the connection in use: the link is up while it is set
+	dialing bool      // a dial (resolution, connect or hello) is under way
+	gen     int       // bumped at every dial, at stop and at a cut: stale dials close themselves
 	stopped bool
-	paused  bool
 	upAt    time.Time
-	attempt int
+	attempt int // redials in a row (the backoff exponent)
 	failed  int // dials failed in a row (logged at the first)
 	timer   *reactor.Handle
-	out     []byte    // flood lines gathered during this pass
-	resync  []*Record // records still to send since the link came up
+	out     []byte    // floods gathered during this read, and resync chunks
 	fault   LinkFault // injected by SetLinkFault
 	m       *LinkMetrics
 }
 
 // LinkFault is a fault injected into a link (Server.SetLinkFault, Herd.SetLinkFault), so
 // that tests can partition a herd without stopping servers, as memberlist's mock transport
-// drops messages. It acts on what this server sends on the link it dialled.
+// drops messages. It acts on this server's side of the link, whichever side dialled it.
 type LinkFault uint8
 
 const (
 	// NoFault is a working link. Setting it heals a fault: a cut link is redialled at once,
-	// and a link that dropped its output resyncs (sends every record, as when it comes up),
-	// since the neighbour missed what was dropped.
+	// and a link that dropped its output is closed and redialled, so that the resync of
+	// its new connection makes up for what was dropped.
 	NoFault LinkFault = iota
 	// LinkDrops keeps the link up but drops what this server sends on it: floods and
 	// resyncs. Lines the neighbour sends on it are still read.
 	LinkDrops
-	// LinkCut cuts the link's connection (aborted, as if the network failed) and refuses to
-	// redial until healed.
+	// LinkCut cuts the link's connection (aborted, as if the network failed), refuses the
+	// neighbour's connections and does not redial until healed.
 	LinkCut
 )
 
@@ -69,36 +79,79 @@ func (f LinkFault) String() string {
 	return "none"
 }
 
-// dial connects to the neighbour unless it is connecting, connected (until the connection's
-// ConnectionLost, even once aborted), cut or stopped.
+// dial connects to the neighbour unless the link is up, a dial is under way, or the link is
+// cut or stopped. A host name is resolved first, off the loop, with dial_timeout; what it
+// resolves to becomes the neighbour's host (isPeerHost).
 func (l *link) dial() {
 	s := l.s
-	if l.stopped || l.dialing || l.t != nil || l.fault == LinkCut || s.stopping {
+	if l.stopped || l.dialing || l.c != nil || l.fault == LinkCut || s.stopping {
 		return
 	}
 	l.dialing = true
 	l.gen++
 	gen := l.gen
-	s.loop.Dial(l.addr, func() reactor.Protocol { return &linkProto{l: l, gen: gen} }, s.lim.DialTimeout, func(err error) {
+	if !hasName(l.hosts) {
+		l.connect(gen, []string{l.addr})
+		return
+	}
+	hosts, timeout := l.hosts, s.lim.DialTimeout
+	f := reactor.Go(s.loop, func(ctx context.Context) (resolved, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return resolveHosts(ctx, hosts)
+	})
+	f.AddDoneCallback(func(f *reactor.Future[resolved]) {
+		res, err := f.Result()
 		if gen != l.gen {
 			return
 		}
-		l.dialing = false
-		l.failed++
-		l.m.DialFailures.Add(1)
-		if l.failed == 1 {
-			s.log.Warn("link dial failed", "peer", l.name, "addr", l.addr, "err", err)
-		} else {
-			s.log.Debug("link dial failed", "peer", l.name, "addr", l.addr, "err", err, "attempt", l.failed)
+		if len(res.ips) > 0 || res.local {
+			l.ips, l.local = res.ips, res.local
+			s.rebuildPeerHosts()
 		}
-		l.redialLater()
+		addrs, aerr := dialAddrs(l.addr, res)
+		if aerr != nil {
+			l.dialFailed(errors.Join(err, aerr))
+			return
+		}
+		l.connect(gen, addrs)
 	})
 }
 
-// redialLater schedules the next dial with exponential backoff and full jitter.
+// connect dials addrs (IPs and ports) in turn for dial number gen, until one connects.
+func (l *link) connect(gen int, addrs []string) {
+	s := l.s
+	s.loop.Dial(addrs[0], func() reactor.Protocol { return s.newLinkConn(l, gen) }, s.lim.DialTimeout, func(err error) {
+		switch {
+		case gen != l.gen:
+		case len(addrs) > 1:
+			l.connect(gen, addrs[1:])
+		default:
+			l.dialFailed(err)
+		}
+	})
+}
+
+// dialFailed ends a dial that did not give a link (connect, hello or refusal) and schedules
+// the next. Loop only.
+func (l *link) dialFailed(err error) {
+	s := l.s
+	l.dialing = false
+	l.failed++
+	l.m.DialFailures.Add(1)
+	if l.failed == 1 {
+		s.log.Warn("link dial failed", "peer", l.name, "addr", l.addr, "err", err)
+	} else {
+		s.log.Debug("link dial failed", "peer", l.name, "addr", l.addr, "err", err, "attempt", l.failed)
+	}
+	l.redialLater()
+}
+
+// redialLater schedules the next dial with exponential backoff and full jitter, unless the
+// link is up, dialling, already scheduled, cut or stopped.
 func (l *link) redialLater() {
 	s := l.s
-	if l.stopped || s.stopping || l.timer != nil || l.fault == LinkCut {
+	if l.stopped || s.stopping || l.timer != nil || l.c != nil || l.dialing || l.fault == LinkCut {
 		return
 	}
 	d := backoff(s.lim.BackoffBase, s.lim.BackoffCap, l.attempt)
@@ -109,49 +162,123 @@ func (l *link) redialLater() {
 	})
 }
 
+// offer is called when connection c has finished its hello: it becomes the link's
+// connection, or is closed if the link keeps another. Two connections between the same two
+// processes (simultaneous dials) keep the one dialled by the server whose name sorts lower,
+// as both sides decide alike; of two dialled by the same side, the newer (the other is
+// dying). A connection from another process of the neighbour (it restarted) replaces the
+// old one. Loop only.
+func (l *link) offer(c *linkConn) {
+	s := l.s
+	if c.outbound {
+		l.dialing = false
+		l.failed = 0
+	}
+	if l.fault == LinkCut || l.stopped || s.stopping {
+		c.drop()
+		return
+	}
+	if old := l.c; old != nil && old.peerInst == c.peerInst {
+		if keep := min(old.dialler(), c.dialler()); keep != c.dialler() {
+			s.log.Info("duplicate link closed", "peer", l.name, "kept", "dialled by "+keep)
+			c.dropDuplicate()
+			return
+		}
+	}
+	l.adopt(c)
+}
+
+// adopt makes c the link's connection: the link is up (or stays up, on a new connection),
+// its backoff is dropped, and a resync starts on c.
+func (l *link) adopt(c *linkConn) {
+	s := l.s
+	old := l.c
+	l.c = c
+	c.state = connUp
+	l.timer.Cancel()
+	l.timer = nil
+	l.out = l.out[:0]
+	l.upAt = s.loop.Time()
+	if old != nil {
+		s.log.Info("link replaced", "peer", l.name, "by", "a connection dialled by "+c.dialler())
+		old.drop()
+	} else {
+		s.metrics.LinksUp.Add(1)
+		s.metrics.LinkUps.Add(1)
+		l.m.Up.Store(true)
+		l.m.Ups.Add(1)
+	}
+	c.t.SetWriteBufferLimits(s.linkHigh, s.linkHigh/4)
+	s.log.Info("link up", "peer", l.name, "remote", addrString(c.t.RemoteAddr()), "dialled_by", c.dialler(), "records", s.table.Len())
+	c.startResync()
+}
+
+// down takes the link down after its connection c ended (or was dropped): no more floods
+// are queued on it, and it is redialled unless a dial is under way.
+func (l *link) down(err error) {
+	s := l.s
+	l.c = nil
+	l.out = l.out[:0]
+	s.metrics.LinksUp.Add(-1)
+	l.m.Up.Store(false)
+	if s.loop.Time().Sub(l.upAt) > s.lim.BackoffCap {
+		l.attempt = 0 // it was up a good while: the next failure starts the backoff afresh
+	}
+	if err != nil {
+		s.log.Warn("link down", "peer", l.name, "err", err)
+	} else {
+		s.log.Info("link down", "peer", l.name)
+	}
+	l.redialLater()
+}
+
 // stop ends the link for good: no more dials; an up link is closed once its output is written.
 func (l *link) stop() {
 	l.stopped = true
 	l.gen++
+	l.dialing = false
 	l.timer.Cancel()
 	l.timer = nil
-	if l.up {
+	if c := l.c; c != nil {
 		l.flush()
-		l.t.Close()
+		if l.c == c {
+			c.state = connDone
+			c.t.Close()
+		}
 	}
 }
 
-// flush writes the gathered output in one write and closes the link if its unsent bytes pass
-// the limit (it is redialled, and the resync makes up for what was dropped). The transport
-// reports a failed write later, in ConnectionLost, so the link is still up after Write.
+// flush writes the gathered output in one write and takes the link down if its unsent bytes
+// pass max_link_unsent (the neighbour does not read: it is redialled, and the resync makes up
+// for what was dropped). The transport reports a failed write later, in ConnectionLost.
 func (l *link) flush() {
-	if !l.up || len(l.out) == 0 {
+	c := l.c
+	if c == nil || len(l.out) == 0 {
 		return
 	}
 	if l.fault == LinkDrops {
 		l.out = l.out[:0]
 		return
 	}
-	l.t.Write(l.out)
+	c.t.Write(l.out)
 	l.out = l.out[:0]
 	if cap(l.out) > 1<<20 {
 		l.out = nil
 	}
-	if n := l.t.WriteBufferSize(); n > l.s.lim.MaxLinkUnsent {
+	if n := c.t.WriteBufferSize(); n > l.s.lim.MaxLinkUnsent {
 		s := l.s
 		s.metrics.LinkOverflows.Add(1)
 		s.log.Warn("link over its output limit: closing it", "peer", l.name, "unsent", n, "max_link_unsent", s.lim.MaxLinkUnsent)
-		l.abort()
+		l.abort(nil)
 	}
 }
 
-// abort takes the link down at once: no more floods or resync chunks go to its connection,
-// which is aborted (its ConnectionLost, which may come later, redials unless the link is
-// cut, and until then no dial starts, since l.t is still set).
-func (l *link) abort() {
-	l.up, l.resync = false, nil
-	l.out = l.out[:0]
-	l.t.Abort()
+// abort takes the link down at once and aborts its connection (its ConnectionLost, which
+// comes later, finds it no longer the link's).
+func (l *link) abort(err error) {
+	c := l.c
+	l.down(err)
+	c.drop()
 }
 
 // setFault injects fault f, or heals the link with NoFault. Loop only.
@@ -165,153 +292,84 @@ func (l *link) setFault(f LinkFault) {
 		l.timer = nil
 		l.gen++ // a dial under way closes its connection when it comes
 		l.dialing = false
-		if l.up {
-			l.abort()
+		if l.c != nil {
+			l.abort(nil)
 		}
 	case was == LinkCut:
 		l.attempt = 0
-		l.dial() // unless the cut connection's ConnectionLost is still to come: it redials
-	case was == LinkDrops && f == NoFault && l.up:
-		l.startResync() // the neighbour missed what was dropped
+		l.dial()
+	case was == LinkDrops && f == NoFault && l.c != nil:
+		// The neighbour missed what was dropped: a new connection resyncs.
+		l.abort(nil)
+		l.attempt = 0
+		l.timer.Cancel()
+		l.timer = nil
+		l.dial()
 	}
 }
 
-// startResync sends every record the table holds, in chunks (continueResync).
-func (l *link) startResync() {
-	s := l.s
-	l.resync = make([]*Record, 0, s.table.Len())
-	s.table.Range(func(r *Record) bool {
-		l.resync = append(l.resync, r)
-		return true
-	})
-	l.continueResync()
+// resolved is what resolveHosts found.
+type resolved struct {
+	ips    []netip.Addr
+	local  bool // a host is unspecified: loopback counts
+	byHost map[string][]netip.Addr
 }
 
-// continueResync sends the next chunks of the resync until it is done or the link's write
-// buffer is above its high mark (ResumeWriting continues it).
-func (l *link) continueResync() {
-	for l.up && !l.paused && len(l.resync) > 0 {
-		i := 0
-		for ; i < len(l.resync) && len(l.out) < linkChunk; i++ {
-			l.out = append(l.out, l.resync[i].Line...)
-			l.out = append(l.out, '\n')
+// resolveHosts resolves hosts (IPs or names; "" and unspecified IPs mean this host). Any
+// goroutine: it blocks on the resolver for names, within ctx.
+func resolveHosts(ctx context.Context, hosts []string) (resolved, error) {
+	r := resolved{byHost: make(map[string][]netip.Addr, len(hosts))}
+	var errs []error
+	for _, h := range hosts {
+		if unspecified(h) {
+			r.local = true
+			continue
 		}
-		clear(l.resync[:i])
-		l.resync = l.resync[i:]
-		l.m.ResyncSent.Add(uint64(i))
-		l.flush()
-	}
-	if len(l.resync) == 0 {
-		l.resync = nil
-	}
-}
-
-// linkProto is the Protocol of one dialled connection of a link.
-type linkProto struct {
-	l    *link
-	gen  int
-	dead bool          // a stale connection: closed at once, ignored
-	dec  codec.Decoder // frames what the neighbour sends back
-}
-
-func (p *linkProto) ConnectionMade(t *reactor.Transport) {
-	l, s := p.l, p.l.s
-	if p.gen != l.gen || l.stopped || s.stopping {
-		p.dead = true
-		t.Close()
-		return
-	}
-	p.dec = codec.Decoder{Max: s.lim.MaxLine, AT: true}
-	l.dialing, l.failed = false, 0
-	l.t, l.up, l.paused = t, true, false
-	l.upAt = s.loop.Time()
-	t.SetWriteBufferLimits(linkHigh, linkLow)
-	s.metrics.LinksUp.Add(1)
-	s.metrics.LinkUps.Add(1)
-	l.m.Up.Store(true)
-	l.m.Ups.Add(1)
-	s.log.Info("link up", "peer", l.name, "addr", l.addr, "records", s.table.Len())
-	l.startResync()
-}
-
-// DataReceived applies AT lines a neighbour sends back on this link (a herd mixing in
-// servers that answer on the connection they were dialled on); the core decides what
-// else is ignored and what aborts the link.
-func (p *linkProto) DataReceived(data []byte) {
-	if p.dead {
-		return
-	}
-	s := p.l.s
-	recv := codec.FromTime(s.now())
-	p.dec.Feed(data)
-	for {
-		line, ok, err := p.dec.Next()
+		if ip, err := netip.ParseAddr(h); err == nil {
+			r.ips = append(r.ips, ip.Unmap())
+			r.byHost[h] = []netip.Addr{ip.Unmap()}
+			continue
+		}
+		found, err := net.DefaultResolver.LookupNetIP(ctx, "ip", h)
 		if err != nil {
-			p.act(s.core.TooLong(line, p.l.origin), line)
-			return
+			errs = append(errs, err)
+			continue
 		}
-		if !ok || !p.act(s.core.Handle(line, recv, p.l.origin), line) {
-			return
+		for i, f := range found {
+			found[i] = f.Unmap()
 		}
+		r.ips = append(r.ips, found...)
+		r.byHost[h] = found
 	}
+	return r, errors.Join(errs...)
 }
 
-// act does what the core decided about a line from the neighbour and reports whether the
-// link reads on. Loop only.
-func (p *linkProto) act(r Result, line []byte) bool {
-	l, s := p.l, p.l.s
-	switch r.Action {
-	case Store:
-		s.metrics.PeerUpdates.Add(1)
-		s.apply(r.Msg, r.Line)
-	case Ignore:
-		s.log.Debug("link: ignored line from peer", "peer", l.name, "line", string(line), "why", r.Err)
-	default:
-		// Abort, and anything that would answer on a link: a link carries no replies.
-		s.log.Warn("link: closing it", "peer", l.name, "err", r.Err)
-		l.t.Abort() // ConnectionLost takes the link down and redials
-		return false
+// hasName reports whether any of hosts is a name rather than an IP.
+func hasName(hosts []string) bool {
+	for _, h := range hosts {
+		if _, err := netip.ParseAddr(h); err != nil && h != "" {
+			return true
+		}
 	}
-	return true
+	return false
 }
 
-func (p *linkProto) EOFReceived() bool { return false }
-
-func (p *linkProto) ConnectionLost(err error) {
-	if p.dead {
-		return
-	}
-	l, s := p.l, p.l.s
-	l.up, l.t, l.paused = false, nil, false
-	l.out, l.resync = l.out[:0], nil
-	s.metrics.LinksUp.Add(-1)
-	l.m.Up.Store(false)
-	if s.loop.Time().Sub(l.upAt) > s.lim.BackoffCap {
-		l.attempt = 0 // it was up a good while: the next failure starts the backoff afresh
-	}
+// dialAddrs returns addr with its host replaced by each address it resolved to.
+func dialAddrs(addr string, r resolved) ([]string, error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		s.log.Warn("link down", "peer", l.name, "err", err)
-	} else {
-		s.log.Info("link down", "peer", l.name)
+		return nil, err
 	}
-	l.redialLater()
-	s.checkDrained()
-}
-
-// PauseWriting implements reactor.WriteFlowController.
-func (p *linkProto) PauseWriting() {
-	if !p.dead {
-		p.l.paused = true
+	if _, err := netip.ParseAddr(host); err == nil {
+		return []string{addr}, nil
 	}
-}
-
-// ResumeWriting implements reactor.WriteFlowController.
-func (p *linkProto) ResumeWriting() {
-	if p.dead {
-		return
+	ips := r.byHost[host]
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("herd: %s resolves to no address", host)
 	}
-	p.l.paused = false
-	if len(p.l.resync) > 0 {
-		p.l.continueResync()
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = net.JoinHostPort(ip.String(), port)
 	}
+	return out, nil
 }

@@ -287,8 +287,8 @@ func (s *Server) Snapshot(ctx context.Context) (*Snapshot, error) {
 			Recent:  s.recent.list(),
 		}
 		for _, l := range s.links {
-			ls := LinkState{Peer: l.name, Addr: l.addr, Up: l.up, Fault: l.fault.String()}
-			if l.up {
+			ls := LinkState{Peer: l.name, Addr: l.addr, Up: l.c != nil, Fault: l.fault.String()}
+			if l.c != nil {
 				ls.Since = l.upAt
 			}
 			snap.Links = append(snap.Links, ls)

@@ -99,8 +99,8 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("records %d, want %d", snap.Records, n+1)
 	}
 	if len(snap.Links) != 1 || snap.Links[0].Peer != "Jaquez" || !snap.Links[0].Up ||
-		snap.Links[0].Addr != h.Server("Jaquez").Addr().String() || snap.Links[0].Since.IsZero() || snap.Links[0].Fault != "none" {
-		t.Errorf("links %+v, want Jaquez up at %s", snap.Links, h.Server("Jaquez").Addr())
+		snap.Links[0].Addr != h.Server("Jaquez").PeerAddr().String() || snap.Links[0].Since.IsZero() || snap.Links[0].Fault != "none" {
+		t.Errorf("links %+v, want Jaquez up at %s", snap.Links, h.Server("Jaquez").PeerAddr())
 	}
 	if len(snap.Recent) != RecentUpdates {
 		t.Fatalf("%d recent updates, want %d", len(snap.Recent), RecentUpdates)

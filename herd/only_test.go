@@ -11,7 +11,7 @@ import (
 func TestHerdWithServers(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
 	a := startServer(t, cfg, "A")
-	cfg.Server("A").Addr = a.Addr().String()
+	cfg.Server("A").Addr, cfg.Server("A").PeerAddr = a.Addr().String(), a.PeerAddr().String()
 	h := newHerd(t, cfg, WithServers("B"))
 	if len(h.Servers()) != 1 || h.Server("B") == nil || h.Server("A") != nil {
 		t.Fatalf("servers %v, want B alone", h.Servers())

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/herd-project/herd/codec"
 )
 
@@ -123,5 +124,75 @@ func BenchmarkTableApply(b *testing.B) {
 			m.Time.Sec++
 		}
 		tab.Apply(m, line)
+	}
+}
+
+// at returns an AT line for client at time tm, from server, with its message.
+func at(t testing.TB, server, client string, tm int) (*codec.Message, []byte) {
+	line := fmt.Sprintf("AT %s +0.000000000 %s +1+1 %d", server, client, tm)
+	return parseAT(t, line), []byte(line)
+}
+
+// TestTableDigest: a bucket's digest is the sum of its records' hashes, whatever order the
+// updates came in, kept up to date as records are replaced.
+func TestTableDigest(t *testing.T) {
+	a, b := NewTable(), NewTable()
+	const n = 3000
+	for i := range n {
+		a.Apply(at(t, "A", fmt.Sprint("c", i), 1))
+	}
+	for i := n - 1; i >= 0; i-- { // the same records, newest first, with older ones after
+		b.Apply(at(t, "B", fmt.Sprint("c", i), 2))
+		b.Apply(at(t, "A", fmt.Sprint("c", i), 0))
+	}
+	for i := range n {
+		b.Apply(at(t, "A", fmt.Sprint("c", i), 1)) // not newer: kept out
+		a.Apply(at(t, "B", fmt.Sprint("c", i), 2)) // newer: replaces
+	}
+	nonEmpty, total := 0, 0
+	for k := range DigestBuckets {
+		if a.Digest(k) != b.Digest(k) {
+			t.Fatalf("bucket %d: digests %x and %x for the same records", k, a.Digest(k), b.Digest(k))
+		}
+		var sum uint64
+		for _, r := range a.Bucket(k) {
+			if BucketOf(r.Client) != k || r.Hash != xxhash.Sum64(r.Line) {
+				t.Fatalf("record %q in bucket %d (BucketOf %d), hash %x", r.Line, k, BucketOf(r.Client), r.Hash)
+			}
+			sum += r.Hash
+		}
+		if sum != a.Digest(k) {
+			t.Fatalf("bucket %d: digest %x, sum of its records %x", k, a.Digest(k), sum)
+		}
+		if len(a.Bucket(k)) > 0 {
+			nonEmpty++
+		}
+		total += len(a.Bucket(k))
+	}
+	if total != n || nonEmpty < DigestBuckets/2 {
+		t.Errorf("%d records in %d buckets, want %d records spread out", total, nonEmpty, n)
+	}
+	if NewTable().Digest(7) != 0 {
+		t.Error("an empty bucket's digest is not 0")
+	}
+}
+
+// TestTableDigestFindsOneRecord: two tables that differ in one record differ in the digest
+// of that record's bucket only.
+func TestTableDigestFindsOneRecord(t *testing.T) {
+	a, b := NewTable(), NewTable()
+	for i := range 10000 {
+		a.Apply(at(t, "A", fmt.Sprint("c", i), 1))
+		b.Apply(at(t, "A", fmt.Sprint("c", i), 1))
+	}
+	b.Apply(at(t, "B", "c4242", 2))
+	var differ []int
+	for k := range DigestBuckets {
+		if a.Digest(k) != b.Digest(k) {
+			differ = append(differ, k)
+		}
+	}
+	if want := BucketOf([]byte("c4242")); len(differ) != 1 || differ[0] != want {
+		t.Errorf("buckets %v differ, want [%d]", differ, want)
 	}
 }

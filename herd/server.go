@@ -80,10 +80,15 @@ type Metrics struct {
 	PlacesCacheHits atomic.Uint64 // Places requests answered from the cache (places.cache_ttl)
 	PlacesErrors    atomic.Uint64 // Places calls that failed, or answered a body that could not be cut
 	Waiting         atomic.Int64  // WHATSATs waiting for Places now (limits.max_waiting)
-	LinksUp         atomic.Int64  // links up now
+	LinksUp         atomic.Int64  // links up now (one per neighbour at most)
 	LinkUps         atomic.Uint64 // times a link came up
+	LinkConns       atomic.Int64  // link connections open now: in use, or in their hello
+	LinkRefusals    atomic.Uint64 // link hellos refused, by this server or by a neighbour
 	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
-	FloodLines      atomic.Uint64 // updates flooded (queued on every link that is up), not counting resyncs
+	FloodLines      atomic.Uint64 // updates flooded (queued on every other link that is up), not counting resyncs
+	ResyncsDone     atomic.Uint64 // resyncs finished (both sides done)
+	ResyncRecords   atomic.Uint64 // records sent by resyncs
+	ResyncBytes     atomic.Uint64 // bytes sent by resyncs: digests, summaries and records
 
 	Records        atomic.Int64  // records held now
 	Stale          atomic.Uint64 // updates dropped: not newer than the record held
@@ -94,11 +99,11 @@ type Metrics struct {
 	Links          []LinkMetrics // one per neighbour, in the config's order; set by NewServer
 }
 
-// Server is one server of the herd: a listener, its clients, its links to its neighbours and
-// its record table, all owned by one reactor loop.
+// Server is one server of the herd: a listener for its clients, one for its neighbours'
+// links (the peer port), its links and its record table, all owned by one reactor loop.
 //
-// NewServer, Start, Addr, Shutdown, Metrics and Record may be called from any goroutine but
-// the loop (Start and Shutdown once each).
+// NewServer, Start, Addr, PeerAddr, Shutdown, Metrics and Record may be called from any
+// goroutine but the loop (Start and Shutdown once each).
 type Server struct {
 	name string
 	cfg  *Config // a private clone
@@ -116,6 +121,7 @@ type Server struct {
 	now     func() time.Time
 
 	addr       atomic.Pointer[net.TCPAddr]
+	peerAddr   atomic.Pointer[net.TCPAddr]
 	started    atomic.Bool // Start was called
 	running    atomic.Bool // the loop started
 	shutOnce   sync.Once
@@ -126,24 +132,32 @@ type Server struct {
 	budget     FileBudget
 
 	// Loop-owned state.
-	table        *Table
-	clients      map[uint64]*clientConn
-	links        []*link
-	peerIPs      map[netip.Addr]bool
-	peerLocal    bool // a neighbour listens on an unspecified address: loopback counts as its host
-	inflight     map[string]*placesCall
-	waiting      int           // WHATSATs waiting for Places, all clients (limits.max_waiting)
-	busy         bool          // answering busy since waiting reached max_waiting (logged once)
-	busyBody     []byte        // the busy answer's body, made once
-	dirty        []*clientConn // clients with replies made ready in this pass
-	flushDirtyFn func()        // s.flushDirty, bound once
-	stopping     bool          // Shutdown began: no more lines are read, clients close once answered
-	linksStopped bool
-	floodSoon    bool   // a flushLinks is scheduled
-	flushLinksFn func() // s.flushLinks, bound once so scheduling it allocates nothing
-	core         *Core  // what every line means, for clients and links alike
-	keyScratch   []byte
-	recent       recentRing // the last updates stored, for Snapshot
+	table         *Table
+	clients       map[uint64]*clientConn
+	links         []*link
+	linkByName    map[string]*link
+	linkConns     map[*linkConn]struct{} // every link connection open, in use or in its hello
+	pendingHellos int                    // accepted link connections whose hello is not done
+	peerIPs       map[netip.Addr]bool
+	peerLocal     bool // a neighbour listens on an unspecified address: loopback counts as its host
+	inflight      map[string]*placesCall
+	waiting       int           // WHATSATs waiting for Places, all clients (limits.max_waiting)
+	busy          bool          // answering busy since waiting reached max_waiting (logged once)
+	busyBody      []byte        // the busy answer's body, made once
+	dirty         []*clientConn // clients with replies made ready in this pass
+	flushDirtyFn  func()        // s.flushDirty, bound once
+	stopping      bool          // Shutdown began: no more lines are read, clients close once answered
+	linksStopped  bool
+	floodPending  bool  // some link has floods gathered
+	core          *Core // what every line means, for clients and links alike
+	keyScratch    []byte
+	recent        recentRing // the last updates stored, for Snapshot
+
+	// Fixed at NewServer.
+	secret      []byte // links.secret, or nil
+	instance    []byte // this process's instance, in HELLO lines
+	linkHigh    int    // a link's write-buffer high mark
+	linkLineMax int    // the longest line a link takes
 }
 
 // NewServer builds the server called name of cfg (validated by LoadConfig, ParseConfig or
@@ -160,6 +174,9 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if sc == nil {
 		return nil, cfg.errNoServer(name)
 	}
+	if sc.Plain() {
+		return nil, &ConfigError{Key: "link", Msg: fmt.Sprintf("server %q is plain (link = %q): a server of another implementation, which this program does not run", name, LinkPlain)}
+	}
 	budget := o.budget
 	if budget == nil {
 		b := NewFileBudget(cfg, []ServerConfig{*sc}, fileLimit())
@@ -167,25 +184,33 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	}
 	cfg.fitBudget(*budget)
 	s := &Server{
-		name:     name,
-		cfg:      cfg,
-		sc:       *sc,
-		lim:      cfg.Limits,
-		opts:     o,
-		now:      o.now,
-		table:    NewTable(),
-		core:     NewCore(name),
-		clients:  make(map[uint64]*clientConn),
-		inflight: make(map[string]*placesCall),
-		peerIPs:  make(map[netip.Addr]bool),
+		name:       name,
+		cfg:        cfg,
+		sc:         *sc,
+		lim:        cfg.Limits,
+		opts:       o,
+		now:        o.now,
+		table:      NewTable(),
+		core:       NewCore(name),
+		clients:    make(map[uint64]*clientConn),
+		inflight:   make(map[string]*placesCall),
+		peerIPs:    make(map[netip.Addr]bool),
+		linkByName: make(map[string]*link),
+		linkConns:  make(map[*linkConn]struct{}),
+		instance:   newInstance(),
 	}
+	if cfg.Links.Secret != "" {
+		s.secret = []byte(cfg.Links.Secret)
+	}
+	s.linkLineMax = max(cfg.Limits.MaxLine+codec.ATOverhead, 1024)
+	// Validation keeps max_link_unsent at MinLinkUnsent or more, so the mark is at least a chunk.
+	s.linkHigh = min(linkHighMax, cfg.Limits.MaxLinkUnsent-linkChunk-cfg.Limits.MaxLine-codec.ATOverhead-1)
 	if s.now == nil && o.clock != nil {
 		s.now = o.clock.Now
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.flushLinksFn = s.flushLinks
 	s.flushDirtyFn = s.flushDirty
 	s.prov = o.provider
 	if s.prov == nil {
@@ -228,7 +253,9 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	s.metrics.Links = make([]LinkMetrics, len(sc.Peers))
 	for i, p := range sc.Peers {
 		s.metrics.Links[i].Peer = p
-		s.links = append(s.links, &link{s: s, name: p, origin: FromLink, m: &s.metrics.Links[i]})
+		l := &link{s: s, name: p, plain: cfg.Server(p).Plain(), m: &s.metrics.Links[i]}
+		s.links = append(s.links, l)
+		s.linkByName[p] = l
 	}
 	s.budget = *budget
 	if budget.Lowered {
@@ -314,7 +341,8 @@ func (s *Server) Metrics() *Metrics { return &s.metrics }
 // Provider returns the server's Places provider. Any goroutine.
 func (s *Server) Provider() places.Provider { return s.prov }
 
-// Addr returns the address the server listens on, once Start has returned (nil before).
+// Addr returns the address the server listens on for clients, once Start has returned (nil
+// before).
 func (s *Server) Addr() net.Addr {
 	if a := s.addr.Load(); a != nil {
 		return a
@@ -322,13 +350,22 @@ func (s *Server) Addr() net.Addr {
 	return nil
 }
 
-// Start listens on the server's address and starts its links to its neighbours, at the
-// addresses the config gives them. It returns once the server accepts connections.
+// PeerAddr returns the address the server listens on for its neighbours' links (peer_addr),
+// once Start has returned (nil before).
+func (s *Server) PeerAddr() net.Addr {
+	if a := s.peerAddr.Load(); a != nil {
+		return a
+	}
+	return nil
+}
+
+// Start listens on the server's client and peer addresses and dials its neighbours at once,
+// at the addresses the config gives them. It returns once the server accepts connections.
 func (s *Server) Start() error {
 	if err := s.listen(); err != nil {
 		return err
 	}
-	return s.startLinks(nil)
+	return s.startLinks(s.cfg)
 }
 
 // listen binds the listener and starts the loop.
@@ -337,67 +374,86 @@ func (s *Server) listen() error {
 		return errors.New("herd: server already started")
 	}
 	// Before the first connection: its origin (isPeerHost) is decided when it is accepted.
-	s.peerIPs, s.peerLocal = s.neighbourHosts()
+	s.resolveNeighbourHosts(s.cfg)
 	if err := s.loop.Listen(s.sc.Addr, func() reactor.Protocol { return s.newClient() }); err != nil {
 		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
 	}
+	if err := s.loop.Listen(s.sc.PeerAddr, func() reactor.Protocol { return s.newLinkConn(nil, 0) }); err != nil {
+		return fmt.Errorf("herd: %s: listen %s (peer_addr): %w", s.name, s.sc.PeerAddr, err)
+	}
 	if err := s.loop.Start(); err != nil {
-		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
+		return fmt.Errorf("herd: %s: listen %s and %s (peer_addr): %w", s.name, s.sc.Addr, s.sc.PeerAddr, err)
 	}
 	s.running.Store(true)
-	if addrs := s.loop.Addrs(); len(addrs) > 0 {
-		if ta, ok := addrs[0].(*net.TCPAddr); ok {
-			s.addr.Store(ta)
-		} else if ap, err := netip.ParseAddrPort(addrs[0].String()); err == nil {
-			s.addr.Store(net.TCPAddrFromAddrPort(ap))
-		}
-	}
-	s.log.Info("listening", "addr", addrString(s.Addr()))
-	return nil
-}
-
-// neighbourHosts returns the IPs of the neighbours' hosts, from their addresses in the
-// config (a host name is resolved now), and whether one listens on an unspecified address,
-// which makes loopback a neighbour's host. The addresses a Herd binds differ from the
-// config's in their ports only.
-func (s *Server) neighbourHosts() (ips map[netip.Addr]bool, local bool) {
-	ips = make(map[netip.Addr]bool)
-	for _, l := range s.links {
-		host, _, err := net.SplitHostPort(s.cfg.Server(l.name).Addr)
-		if err != nil {
-			continue // Validate has checked it: cannot happen
-		}
-		ip, err := netip.ParseAddr(host)
-		switch {
-		case host == "" || (err == nil && ip.IsUnspecified()):
-			local = true
-		case err == nil:
-			ips[ip.Unmap()] = true
-		default:
-			// A host name: resolve it now, off the loop, for the AT-line address check.
-			found, _ := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
-			for _, f := range found {
-				ips[f.Unmap()] = true
+	for i, p := range []*atomic.Pointer[net.TCPAddr]{&s.addr, &s.peerAddr} {
+		if addrs := s.loop.Addrs(); len(addrs) > i {
+			if ta, ok := addrs[i].(*net.TCPAddr); ok {
+				p.Store(ta)
+			} else if ap, err := netip.ParseAddrPort(addrs[i].String()); err == nil {
+				p.Store(net.TCPAddrFromAddrPort(ap))
 			}
 		}
 	}
-	return ips, local
+	s.log.Info("listening", "addr", addrString(s.Addr()), "peer_addr", addrString(s.PeerAddr()))
+	return nil
 }
 
-// startLinks tells the loop its neighbours' addresses (peers overrides the config's) and starts
-// dialling them. A neighbour on an unspecified address is dialled on 127.0.0.1.
-func (s *Server) startLinks(peers map[string]string) error {
+// resolveNeighbourHosts sets the neighbours' hosts (the hosts of their addr and peer_addr,
+// of a plain one its addr) from cfg and resolves them now, each name within dial_timeout;
+// each dial to a neighbour named by a host name resolves them again (link.dial). Before the
+// loop runs only.
+func (s *Server) resolveNeighbourHosts(cfg *Config) {
+	for _, l := range s.links {
+		nc := cfg.Server(l.name)
+		l.hosts = l.hosts[:0]
+		addrs := []string{nc.Addr, nc.PeerAddr}
+		if l.plain {
+			addrs = addrs[:1] // it has no peer port
+		}
+		for _, a := range addrs {
+			if host, _, err := net.SplitHostPort(a); err == nil && !contains(l.hosts, host) {
+				l.hosts = append(l.hosts, host)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.lim.DialTimeout)
+		r, err := resolveHosts(ctx, l.hosts)
+		cancel()
+		if err != nil {
+			s.log.Warn("neighbour host not resolved", "peer", l.name, "err", err)
+		}
+		l.ips, l.local = r.ips, r.local
+	}
+	s.rebuildPeerHosts()
+}
+
+// rebuildPeerHosts gathers the neighbours' hosts for isPeerHost. Loop only, once it runs.
+func (s *Server) rebuildPeerHosts() {
+	clear(s.peerIPs)
+	s.peerLocal = false
+	for _, l := range s.links {
+		for _, ip := range l.ips {
+			s.peerIPs[ip] = true
+		}
+		s.peerLocal = s.peerLocal || l.local
+	}
+}
+
+// startLinks tells the loop where its neighbours are (in cfg: their peer_addr, or addr for a
+// plain one) and starts dialling them. A neighbour on an unspecified address is dialled on
+// 127.0.0.1.
+func (s *Server) startLinks(cfg *Config) error {
 	addrs := make(map[string]string, len(s.links))
 	for _, l := range s.links {
-		a := peers[l.name]
-		if a == "" {
-			a = s.cfg.Server(l.name).Addr
+		nc := cfg.Server(l.name)
+		a := nc.PeerAddr
+		if l.plain {
+			a = nc.Addr
 		}
 		host, port, err := net.SplitHostPort(a)
 		if err != nil {
 			return fmt.Errorf("herd: %s: peer %s: %w", s.name, l.name, err)
 		}
-		if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		if unspecified(host) {
 			a = net.JoinHostPort("127.0.0.1", port)
 		}
 		addrs[l.name] = a
@@ -413,10 +469,11 @@ func (s *Server) startLinks(peers map[string]string) error {
 	})
 }
 
-// originOf returns the origin of a connection accepted from addr: FromNeighbourHost from a
-// neighbour's host, else FromClient. Loop only.
+// originOf returns the origin of a connection accepted on the client port from addr:
+// FromNeighbourHost from a neighbour's host when the herd has no secret, else FromClient
+// (with a secret, AT lines come on authenticated links only). Loop only.
 func (s *Server) originOf(addr net.Addr) Origin {
-	if s.isPeerHost(addr) {
+	if s.secret == nil && s.isPeerHost(addr) {
 		return FromNeighbourHost
 	}
 	return FromClient
@@ -609,8 +666,8 @@ func (s *Server) owedOnLoop(cause error) *UnsentError {
 		ue.WHATSATs += c.waiting
 	}
 	for _, l := range s.links {
-		if l.up && len(l.out) > 0 {
-			owed[l.t.ID()] += len(l.out)
+		if l.c != nil && len(l.out) > 0 {
+			owed[l.c.t.ID()] += len(l.out)
 		}
 	}
 	ue.Conns = len(owed)
@@ -650,11 +707,18 @@ func (s *Server) checkDrained() {
 	for _, l := range s.links {
 		l.stop()
 	}
+	for c := range s.linkConns {
+		if c.state != connDone {
+			c.state = connDone
+			c.t.Abort() // in its hello: nothing to finish
+		}
+	}
 }
 
 // apply stores the record of m with its AT line if it is newer than the one held
-// (Table.Apply) and floods it. Loop only.
-func (s *Server) apply(m *codec.Message, line []byte) {
+// (Table.Apply) and floods it to every link but from's (the link it came on; nil for a
+// client's). Loop only.
+func (s *Server) apply(m *codec.Message, line []byte, from *link) {
 	if !s.table.Apply(m, line) {
 		s.metrics.Stale.Add(1)
 		return
@@ -662,15 +726,15 @@ func (s *Server) apply(m *codec.Message, line []byte) {
 	s.metrics.Stored.Add(1)
 	s.metrics.Records.Store(int64(s.table.Len()))
 	s.recent.add(s.loop.Time(), m.Kind == codec.AT, line)
-	s.flood(line)
+	s.flood(line, from)
 }
 
-// SetLinkFault injects fault f into this server's link to its neighbour peer, or heals it
-// with NoFault (see LinkFault). It acts on the link this server dialled, so the neighbour's
-// link to this server carries its floods on: Herd.SetLinkFault sets both, a partition of
-// the two servers. Tests use it to partition a herd without stopping servers; an operator
-// may use it for a drill. It returns once the loop has applied it. Any goroutine but the
-// loop, before Start or while the server runs (not while Start runs).
+// SetLinkFault injects fault f into this server's side of its link with its neighbour peer,
+// or heals it with NoFault (see LinkFault). With LinkDrops the neighbour's floods still
+// arrive: Herd.SetLinkFault sets both sides, a partition of the two servers. Tests use it
+// to partition a herd without stopping servers; an operator may use it for a drill. It
+// returns once the loop has applied it. Any goroutine but the loop, before Start or while
+// the server runs (not while Start runs).
 func (s *Server) SetLinkFault(peer string, f LinkFault) error {
 	var l *link
 	for _, x := range s.links {
@@ -700,12 +764,14 @@ func (s *Server) SetLinkFault(peer string, f LinkFault) error {
 	}
 }
 
-// flood queues an AT line (without "\n") on every link that is up, to be flushed once this
-// loop pass is over. Loop only.
-func (s *Server) flood(line []byte) {
+// flood queues an AT line (without "\n") on every link that is up but from (nil: none), to
+// be written by flushLinks at the end of the read that caused it: before the reply to the
+// client, so that a client that has its reply finds its update at the neighbours whenever
+// the links are up. Loop only.
+func (s *Server) flood(line []byte, from *link) {
 	queued := false
 	for _, l := range s.links {
-		if l.up {
+		if l.c != nil && l != from {
 			l.out = append(l.out, line...)
 			l.out = append(l.out, '\n')
 			queued = true
@@ -714,6 +780,7 @@ func (s *Server) flood(line []byte) {
 	if !queued {
 		return
 	}
+	s.floodPending = true
 	s.metrics.FloodLines.Add(1)
 	if s.logInfo {
 		g := s.lg
@@ -721,15 +788,16 @@ func (s *Server) flood(line []byte) {
 		g.line("line", line)
 		g.end()
 	}
-	if !s.floodSoon {
-		s.floodSoon = true
-		s.loop.CallSoonFunc(s.flushLinksFn)
-	}
 }
 
-// flushLinks writes each link's gathered output in one write. Loop only.
+// flushLinks writes each link's gathered floods in one write. Every front end calls it at
+// the end of a read that may have applied records, and before it writes the replies of that
+// read (clientConn.flushOut). O(1) when nothing was flooded. Loop only.
 func (s *Server) flushLinks() {
-	s.floodSoon = false
+	if !s.floodPending {
+		return
+	}
+	s.floodPending = false
 	for _, l := range s.links {
 		l.flush()
 	}
@@ -1042,7 +1110,7 @@ func (h *Herd) closeLogs() {
 	}
 }
 
-// Start binds every server's listener first (so addresses with port 0 get their port), then
+// Start binds every server's listeners first (so addresses with port 0 get their port), then
 // starts the links with the bound addresses. On error the servers already started are stopped.
 func (h *Herd) Start() error {
 	for i, s := range h.servers {
@@ -1059,14 +1127,11 @@ func (h *Herd) Start() error {
 			}
 			return err
 		}
-		h.cfg.Server(s.name).Addr = s.Addr().String()
-	}
-	addrs := make(map[string]string, len(h.servers))
-	for _, s := range h.servers {
-		addrs[s.name] = s.Addr().String()
+		sc := h.cfg.Server(s.name)
+		sc.Addr, sc.PeerAddr = s.Addr().String(), s.PeerAddr().String()
 	}
 	for _, s := range h.servers {
-		if err := s.startLinks(addrs); err != nil {
+		if err := s.startLinks(h.cfg); err != nil {
 			return err
 		}
 	}

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond Go: Redis (the reference reactor),
 # Debian's Python with aiohttp and uvloop (the asyncio baseline), Chromium (the status
-# page test, headless; without it that test is skipped, except as root in CI), and
+# page test, headless; without it that test is skipped, except as root in CI),
 # systemd-analyze and logrotate (the deploy/ tests check the unit and the logrotate snippet
-# with them; without them those checks are skipped). Safe to run again.
+# with them; without them those checks are skipped), and lsof (the grading flow's test kills
+# a server as the course's grader does, kill $(lsof -ti:PORT)). Safe to run again.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v lsof >/dev/null 2>&1 || need+=(lsof)
 if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1 || need+=(python3-aiohttp)
   /usr/bin/python3 -c 'import uvloop' >/dev/null 2>&1 || need+=(python3-uvloop)

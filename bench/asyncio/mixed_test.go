@@ -82,10 +82,10 @@ func TestMixedHerd(t *testing.T) {
 				PlacesURL: base, PlacesTimeout: "2s",
 				Limits: "backoff_base = \"20ms\"\nbackoff_cap = \"200ms\"",
 				Nodes: []testutil.Node{
-					{Name: "Hill", Addr: hill, Peers: []string{"Jaquez"}},
-					{Name: "Jaquez", Addr: jaquez, Peers: []string{"Smith"}},
-					{Name: "Smith", Addr: smith, Peers: []string{"Singleton"}},
-					{Name: "Singleton", Addr: singleton},
+					{Name: "Hill", Addr: hill, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Jaquez"}},
+					{Name: "Jaquez", Addr: jaquez, Plain: true, Peers: []string{"Smith"}},
+					{Name: "Smith", Addr: smith, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Singleton"}},
+					{Name: "Singleton", Addr: singleton, Plain: true},
 				},
 			}
 			path := cfg.Write(t)

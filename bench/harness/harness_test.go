@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -58,7 +59,7 @@ func TestTopologyConfig(t *testing.T) {
 	cfg := tp.toml()
 	for _, want := range []string{
 		`provider = "google"`, `url = "http://127.0.0.1:2"`, "max_conns = 1000", `dir = "off"`,
-		`peers = ["Singleton", "Smith", "Probe"]`, "name = \"Probe\"\naddr = \"127.0.0.1:1\"\npeers = [\"Campbell\"]",
+		`peers = ["Singleton", "Smith", "Probe"]`, "name = \"Probe\"\naddr = \"127.0.0.1:1\"\nlink = \"plain\"\npeers = [\"Campbell\"]",
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
@@ -66,10 +67,13 @@ func TestTopologyConfig(t *testing.T) {
 	}
 	ports := map[int]bool{}
 	for _, s := range tp.servers {
-		if s.port == 0 || ports[s.port] {
-			t.Errorf("server %s has port %d (duplicate or zero)", s.name, s.port)
+		if s.port == 0 || ports[s.port] || s.peerPort == 0 || ports[s.peerPort] || s.port == s.peerPort {
+			t.Errorf("server %s has ports %d and %d (duplicate or zero)", s.name, s.port, s.peerPort)
 		}
-		ports[s.port] = true
+		if !strings.Contains(cfg, fmt.Sprintf("addr = %q\npeer_addr = \"127.0.0.1:%d\"", s.addr(), s.peerPort)) {
+			t.Errorf("config lacks %s's peer_addr:\n%s", s.name, cfg)
+		}
+		ports[s.port], ports[s.peerPort] = true, true
 	}
 	if _, err := newTopology("seven"); err == nil {
 		t.Error("unknown topology accepted")

@@ -150,12 +150,22 @@ func exists(p string) bool {
 
 // server is one server of a topology.
 type server struct {
-	name  string
-	port  int
-	peers []string
+	name     string
+	port     int
+	peerPort int // the herd's peer port (peer_addr); 0: the default, port + 10000
+	peers    []string
 }
 
 func (s server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// takePorts gives s fresh client and peer ports.
+func (s *server) takePorts() (err error) {
+	if s.port, err = freePort(); err != nil {
+		return err
+	}
+	s.peerPort, err = freePort()
+	return err
+}
 
 // topology is a herd config the harness writes: its servers, an optional probe (a
 // pseudo-server at loadgen's listen address, a neighbour of probeOf) and the Places provider.
@@ -187,11 +197,9 @@ func newTopology(kind string) (*topology, error) {
 		return nil, fmt.Errorf("harness: unknown topology %q", kind)
 	}
 	for i := range ss {
-		p, err := freePort()
-		if err != nil {
+		if err := ss[i].takePorts(); err != nil {
 			return nil, err
 		}
-		ss[i].port = p
 	}
 	return &topology{servers: ss, logDir: "off"}, nil
 }
@@ -216,10 +224,16 @@ func (tp *topology) toml() string {
 		if tp.probe != "" && s.name == tp.probeOf {
 			peers = append(peers, "Probe")
 		}
-		fmt.Fprintf(&b, "\n[[server]]\nname = %q\naddr = %q\npeers = [%s]\n", s.name, s.addr(), quoteList(peers))
+		fmt.Fprintf(&b, "\n[[server]]\nname = %q\naddr = %q\n", s.name, s.addr())
+		if s.peerPort > 0 {
+			fmt.Fprintf(&b, "peer_addr = \"127.0.0.1:%d\"\n", s.peerPort)
+		}
+		fmt.Fprintf(&b, "peers = [%s]\n", quoteList(peers))
 	}
 	if tp.probe != "" {
-		fmt.Fprintf(&b, "\n[[server]]\nname = \"Probe\"\naddr = %q\npeers = [%q]\n", tp.probe, tp.probeOf)
+		// loadgen's probe reads bare AT lines, as a server of another implementation would:
+		// the herd links with it plain, on the address it listens on.
+		fmt.Fprintf(&b, "\n[[server]]\nname = \"Probe\"\naddr = %q\nlink = \"plain\"\npeers = [%q]\n", tp.probe, tp.probeOf)
 	}
 	return b.String()
 }

@@ -127,7 +127,7 @@ func (h *harness) smokeOne(ctx context.Context, impl string) (string, error) {
 	// Flooding: Hill -> Jaquez -> Probe (loadgen).
 	tp2 := &topology{servers: []server{{name: "Hill", peers: []string{"Jaquez"}}, {name: "Jaquez", peers: []string{"Hill"}}}}
 	for i := range tp2.servers {
-		if tp2.servers[i].port, err = freePort(); err != nil {
+		if err = tp2.servers[i].takePorts(); err != nil {
 			return "", err
 		}
 	}

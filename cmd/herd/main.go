@@ -64,9 +64,10 @@ Usage:
 
 Flags:
   -config FILE   the herd's TOML config. Without it: the default herd of five servers
-                 (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004, the offline
-                 Places provider (no key, no network) and logs in ./logs. Relative paths in the
-                 file (log.dir, places.dataset) are taken from the file's folder.
+                 (Hill, Jaquez, Smith, Singleton, Campbell) on 127.0.0.1:12000-12004 (links
+                 on 22000-22004), the offline Places provider (no key, no network) and logs
+                 in ./logs. Relative paths in the file (log.dir, places.dataset,
+                 links.secret_file) are taken from the file's folder.
   -grace D       how long a stop (SIGINT or SIGTERM) may take (default 10s). The servers stop
                  accepting and reading requests, and run on until every reply owed has been
                  taken by its client, slow readers included, and the links have sent the last
@@ -116,13 +117,21 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   line_timeout = "30s"     # a line must end this long after its first byte, else "? " and
                            # close; 0: off (a connection that sent AT lines is exempt from both)
   max_link_unsent = 8388608 # unsent bytes on a link before it is closed and redialled
-  dial_timeout = "1s"      # one dial to a neighbour
+                           # (at least 131072 + max_line + 129: room for a resync chunk)
+  dial_timeout = "1s"      # a dial to a neighbour, its hello included
   backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
   backoff_cap = "5s"
+  [links]
+  secret = ""              # authenticate links (HMAC over fresh nonces; at least 16 bytes);
+                           # with one, AT lines are taken on authenticated links only
+  secret_file = ""         # or read it from a file; or the HERD_LINK_SECRET environment variable
   [[server]]               # one per server
   name = "Hill"
-  addr = "127.0.0.1:12000" # port 0: a free port, printed at start (herd run)
+  addr = "127.0.0.1:12000" # clients; port 0: a free port, printed at start (herd run)
+  peer_addr = ""           # links from neighbours; default: addr's port + 10000 (22000)
   peers = ["Jaquez", "Smith"] # links are symmetric: naming one side is enough
+  link = "herd"            # "plain": a server of another implementation (the Python
+                           # prototype), sent bare AT lines on its addr
   admin_addr = ""          # e.g. "127.0.0.1:13000": /metrics, /healthz, /readyz, /status,
                            # a live status page at /, /debug/pprof/; "" turns it off
 
@@ -271,7 +280,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, hup <-c
 	}
 	bound := h.Config()
 	for _, s := range h.Servers() {
-		fmt.Fprintf(stdout, "herd: %s listening on %s (neighbours: %s)\n", s.Name(), s.Addr(), strings.Join(bound.Server(s.Name()).Peers, ", "))
+		announce(stdout, s, bound.Server(s.Name()).Peers)
 	}
 	admins.print(stdout)
 	lowered(stdout, cfg, h.FileBudget())
@@ -285,6 +294,11 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, hup <-c
 		return failed
 	}
 	return err
+}
+
+// announce says where a server listens, for its clients and for its neighbours' links.
+func announce(w io.Writer, s *herd.Server, peers []string) {
+	fmt.Fprintf(w, "herd: %s listening on %s (links on %s; neighbours: %s)\n", s.Name(), s.Addr(), s.PeerAddr(), strings.Join(peers, ", "))
 }
 
 // reopenLogs reopens the servers' logs at each signal on hup, until done is closed; then it

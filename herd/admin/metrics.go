@@ -21,7 +21,7 @@ type family struct {
 // place to add a counter: a new field of herd.Metrics is exported, and shown in /status, by a
 // row here. Families with the label "peer" are per link; /status shows them in its links.
 var families = []family{
-	{"herd_clients_connected", "Connections on the client port open now (a neighbour's link to this server among them).", gauge, "",
+	{"herd_clients_connected", "Connections on the client port open now (a plain neighbour's among them; links are on the peer port).", gauge, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.ClientsOpen.Load()) })},
 	{"herd_clients_max", "The most client connections the server takes at once (max_clients, or less to fit the open file limit).", gauge, "",
 		func(s *herd.Server, _ *herd.Metrics, emit func(float64, string)) { emit(float64(s.MaxClients()), "") }},

@@ -12,7 +12,13 @@ import (
 type Node struct {
 	Name string
 	// Addr is where the server listens; "" is 127.0.0.1:0.
-	Addr  string
+	Addr string
+	// PeerAddr is where a server of package herd listens for its neighbours' links; "" is
+	// the default (Addr's port + 10000, port 0 staying 0).
+	PeerAddr string
+	// Plain marks a server of another implementation (the Python baseline): package herd's
+	// servers link with it by bare AT lines on its Addr.
+	Plain bool
 	Peers []string
 	// Admin gives the server an admin listener on 127.0.0.1:0.
 	Admin bool
@@ -63,6 +69,12 @@ func (c Config) TOML() string {
 			peers[i] = fmt.Sprintf("%q", p)
 		}
 		fmt.Fprintf(&b, "\n[[server]]\nname = %q\naddr = %q\npeers = [%s]\n", n.Name, addr, strings.Join(peers, ", "))
+		if n.PeerAddr != "" {
+			fmt.Fprintf(&b, "peer_addr = %q\n", n.PeerAddr)
+		}
+		if n.Plain {
+			b.WriteString("link = \"plain\"\n")
+		}
 		if n.Admin {
 			b.WriteString("admin_addr = \"127.0.0.1:0\"\n")
 		}

@@ -72,7 +72,10 @@ func TestSameAnswersAsReactor(t *testing.T) {
 	}
 	clock := func() time.Time { return time.Unix(1621464828, 223371889) }
 	reactorSink, baselineSink := sink(t), sink(t)
+	// The reactor server links with Peer as with a server of another implementation: bare
+	// AT lines on its client address, which the test reads.
 	cfg.Server("Peer").Addr = reactorSink.Addr().String()
+	cfg.Server("Peer").Link = herd.LinkPlain
 
 	rs, err := herd.NewServer(cfg, "Hill", herd.WithProvider(prov), herd.WithClock(clock))
 	if err != nil {

@@ -431,7 +431,7 @@ func TestNonReadingClientCutOff(t *testing.T) {
 func TestNonReadingNeighbour(t *testing.T) {
 	ln := testutil.Listen(t)
 	accepted := testutil.Accepted(t, ln) // never read
-	h := newHerd(t, testConfig(t, "", "max_link_unsent = 65536\nbackoff_base = \"10ms\"\nbackoff_cap = \"50ms\"",
+	h := newHerd(t, testConfig(t, "", "max_link_unsent = 262144\nbackoff_base = \"10ms\"\nbackoff_cap = \"50ms\"",
 		testutil.Node{Name: "Hill", Peers: []string{"Far"}}, testutil.Node{Name: "Far"}))
 	h.writeWait = 200 * time.Millisecond
 	h.addrs["Far"] = ln.Addr().String()
