@@ -141,7 +141,9 @@
 // ENOMEM, ...) is counted (AcceptErrors), logged, and retried after a pause, as net/http's
 // Server.Serve does: 5 ms, doubling up to 1 s, none again once an accept succeeds. The
 // connections that come meanwhile wait in the kernel's backlog, or are refused by the kernel
-// when it is full, and the loop serves again as soon as descriptors are free. At most 128
+// when it is full, and the loop serves again as soon as descriptors are free. (A connection
+// accepted with the last descriptor, for which gnet's hand-over finds none to duplicate, is
+// closed, and the acceptor pauses the same way.) At most 128
 // connections of a listener are on their way to the loop at once; beyond that the acceptor
 // waits, and the rest stay in the backlog. The pause costs nothing but the wait; the hand-off
 // costs a descriptor duplicate, a trip through Go's poller and two goroutine switches per

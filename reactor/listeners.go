@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // Listening and accepting. The loop binds its listeners itself and accepts on them, one
@@ -19,6 +20,9 @@ import (
 // Server.Serve does: 5 ms, doubling up to 1 s, back to none after an accept succeeds. The
 // connections that come meanwhile wait in the kernel's backlog (or are refused by it when it is
 // full), and are accepted once descriptors are free. The pause ends early when the loop stops.
+// Enroll needs a second descriptor for a moment (gnet's duplicate): when that one fails for
+// want of descriptors or memory, the connection, already accepted, is closed (its client sees
+// it end at once) and the acceptor pauses as after a failed accept.
 //
 // Cost: Enroll hands the connection to gnet through one of gnet's pool goroutines, which
 // duplicates the descriptor, queues it to the loop and closes the original; so an accepted
@@ -70,48 +74,62 @@ type enrolling struct {
 }
 
 // accept is the acceptor of listener s: it accepts connections and hands them to the loop
-// until the listener is closed, pausing after a failed accept (see the top of this file).
+// until the listener is closed, pausing after a failed accept, or after gnet could not take a
+// connection for want of descriptors or memory (see the top of this file).
 func (l *Loop) accept(s *listenSpec) {
 	defer l.acceptWG.Done()
 	var pending []enrolling // oldest first
 	var delay time.Duration
+	pause := func(what string, err error) {
+		delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
+		l.log.Warn("reactor: "+what+"; retrying", "listener", s.addr.String(), "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-l.stopCh:
+		}
+	}
 	for {
-		pending = l.reap(pending, len(pending) >= maxEnrolling)
+		var starved error
+		pending, starved = l.reap(pending, len(pending) >= maxEnrolling)
+		if starved != nil {
+			pause("accepted connection not served", starved)
+		}
 		nc, err := s.ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				break
 			}
 			l.acceptErrors.Add(1)
-			delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
-			l.log.Warn("reactor: accept failed; retrying", "listener", s.addr.String(), "err", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-l.stopCh:
-			}
+			pause("accept failed", err)
 			continue
 		}
-		delay = 0
+		if starved == nil {
+			delay = 0
+		}
 		tag := &enrollTag{factory: s.factory}
 		ch, err := l.enroll(nc, tag)
 		if err != nil {
 			if errors.Is(err, ErrClosed) {
 				break
 			}
-			l.enrollFailed(s, err)
+			l.acceptErrors.Add(1)
+			l.log.Warn("reactor: accepted connection not served", "listener", s.addr.String(), "err", err)
 			continue
 		}
 		pending = append(pending, enrolling{tag, ch})
 	}
 	for len(pending) > 0 {
-		pending = l.reap(pending, true)
+		pending, _ = l.reap(pending, true)
 	}
 }
 
 // reap takes the connections at the front of pending that have reached the loop (or failed to)
 // off it. With wait it waits for the first one, unless the loop has ended. It returns pending
-// with them removed. On the acceptor's goroutine.
-func (l *Loop) reap(pending []enrolling, wait bool) []enrolling {
+// with them removed, and the last error that says gnet could not take a connection for want
+// of descriptors or memory (its duplicate of the descriptor failed): the acceptor then pauses
+// as after a failed accept. Each failure is counted in AcceptErrors. On the acceptor's
+// goroutine.
+func (l *Loop) reap(pending []enrolling, wait bool) (rest []enrolling, starved error) {
 	n := 0
 	for ; n < len(pending); n++ {
 		e := pending[n]
@@ -126,15 +144,26 @@ func (l *Loop) reap(pending []enrolling, wait bool) []enrolling {
 			select {
 			case r = <-e.ch:
 			default:
-				return l.dropReaped(pending, n)
+				return l.dropReaped(pending, n), starved
 			}
 		}
 		e.tag.arrived(l)
 		if r.Err != nil && !errors.Is(r.Err, ErrClosed) {
-			l.enrollFailed(nil, r.Err)
+			l.acceptErrors.Add(1)
+			if outOfResources(r.Err) {
+				starved = r.Err
+			} else {
+				l.log.Warn("reactor: accepted connection not served", "err", r.Err)
+			}
 		}
 	}
-	return l.dropReaped(pending, n)
+	return l.dropReaped(pending, n), starved
+}
+
+// outOfResources reports whether err says the process ran out of descriptors or memory.
+func outOfResources(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) ||
+		errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM)
 }
 
 // dropReaped removes the first n of pending, keeping its backing array.
@@ -147,20 +176,10 @@ func (l *Loop) dropReaped(pending []enrolling, n int) []enrolling {
 	return pending[:k]
 }
 
-// enrollFailed counts and logs an accepted connection that could not be handed to the loop
-// (gnet could not duplicate its descriptor, say, when none is left): it is closed.
-func (l *Loop) enrollFailed(s *listenSpec, err error) {
-	l.acceptErrors.Add(1)
-	where := ""
-	if s != nil {
-		where = s.addr.String()
-	}
-	l.log.Warn("reactor: accepted connection not served", "listener", where, "err", err)
-}
-
 // AcceptErrors returns how many times accepting a connection failed: accept itself (EMFILE,
 // ENFILE, ENOBUFS, ENOMEM and the like; each failure is followed by a pause) or handing the
-// connection to the loop. Any goroutine.
+// connection to the loop (gnet's duplicate of its descriptor failed: the connection is closed,
+// and for want of descriptors or memory the acceptor pauses too). Any goroutine.
 func (l *Loop) AcceptErrors() uint64 { return l.acceptErrors.Load() }
 
 // CloseListeners stops accepting connections: every listener made by Listen is closed (its
