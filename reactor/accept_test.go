@@ -101,8 +101,17 @@ func TestAcceptSurvivesFileLimit(t *testing.T) {
 		_, err := io.ReadFull(c, b)
 		return err == nil && string(b) == "ping\n"
 	}
-	if !echoOK(burst[0]) {
-		t.Fatal("the first connection of the burst got no echo")
+	// Right at the limit an accepted connection may be closed (gnet's duplicate of it found no
+	// descriptor: see listeners.go), so the proof is the first connection that echoes, in
+	// order: a closed one fails at once, and the ones served come before the backlog's.
+	echoed := false
+	for _, c := range burst {
+		if echoed = echoOK(c); echoed {
+			break
+		}
+	}
+	if !echoed {
+		t.Fatal("no connection of the burst got an echo")
 	}
 	select {
 	case <-exited:
