@@ -4,6 +4,11 @@
 //	go run ./bench/fakeplaces -addr 127.0.0.1:8099 -delay 50ms
 //
 // Point a herd at it with the places provider's url = "http://127.0.0.1:8099" (any key).
+//
+// By default it answers legacy questions from 256 answers built at start (-pool), picked by
+// a hash of the question, so that an answer costs little more than its write and a benchmark
+// measures the server, not the fake: the places of an answer are then not around the location
+// asked. -pool 0 builds each answer around its location.
 package main
 
 import (
@@ -41,6 +46,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.Hang, "hang", false, "never answer (until stopped)")
 	fs.StringVar(&o.Key, "key", "", "accept only this API key (default: any)")
 	fs.IntVar(&o.Results, "results", 20, "places per answer, 1..20 (negative: none)")
+	fs.IntVar(&o.Pool, "pool", 256, "answer legacy questions from this many answers built at start, picked by a hash of the question (0: build one per question, around its location)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -244,3 +244,36 @@ func BenchmarkLegacyAnswer(b *testing.B) {
 		})
 	}
 }
+
+// With a pool, answers come from the bodies built at start, picked by the question: a pool
+// of one answers every location alike, in Google's layout; another number of results is
+// built for its question as without a pool.
+func TestPool(t *testing.T) {
+	s, base := StartTest(t, Options{Pool: 1, NoRecord: true})
+	ask := func(loc string) []byte {
+		code, body := do(t, "GET", base+"/maps/api/place/nearbysearch/json?location="+loc+"&radius=10000&key=k", nil, "")
+		if code != 200 {
+			t.Fatalf("HTTP %d", code)
+		}
+		return body
+	}
+	a, b := ask("34.068930,-118.445127"), ask("-33.8670522,151.1957362")
+	if !bytes.Equal(a, b) {
+		t.Error("a pool of one gave two answers")
+	}
+	v, err := codec.ParseJSON(a)
+	if err != nil || !bytes.Equal(codec.AppendStyled(nil, v), a) {
+		t.Fatalf("not a body in Google's layout: %v", err)
+	}
+	var doc struct{ Results []json.RawMessage }
+	if err := json.Unmarshal(a, &doc); err != nil || len(doc.Results) != 20 {
+		t.Fatalf("%d results, err %v", len(doc.Results), err)
+	}
+	if code, body := do(t, "GET", base+"/maps/api/place/nearbysearch/json?location=91,0&radius=10000&key=k", nil, ""); code != 200 || !bytes.Contains(body, []byte(`"INVALID_REQUEST"`)) {
+		t.Errorf("a location out of range: HTTP %d %s", code, body)
+	}
+	s.Set(Options{Pool: 1, Results: 3})
+	if err := json.Unmarshal(ask("34.068930,-118.445127"), &doc); err != nil || len(doc.Results) != 3 {
+		t.Errorf("after Set(Results: 3): %d results, err %v", len(doc.Results), err)
+	}
+}
