@@ -45,26 +45,43 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// scanner validates JSON in one pass. For AppendPlacesBody it also finds the top-level
-// "results" array: where it opens and closes, how many elements it has, and where its
-// elements end, as far as the cut needs them.
+// scanner validates JSON in one pass. Indexing (ix set), it also records what a Places body's
+// index holds: where its top-level "results" array opens and closes, how many elements it
+// has and where they end, and its top-level "status" and "error_message" values.
 type scanner struct {
 	b     []byte
 	err   *JSONError
 	depth int
 
-	// The cut: keep is how many elements to keep.
-	keep       int
-	found      int // top-level "results" members seen
-	open       int // index of its "["
-	close      int // index of its "]"
-	n          int // its elements
-	keepEnd    int // end of element keep-1
-	lastEnd    int // end of element n-1
-	resultsArr bool
+	// ix is what indexing found (held here, not pointed to, so that it stays on the stack).
+	ix       PlacesIndex
+	indexing bool
+	keep     int // AppendPlacesBody's bound: ix.keepEnd is the end of element keep-1
 
 	// member, when set, is called for each member of the top-level object (ScanObject).
 	member func(name, value []byte)
+}
+
+// MaxBound is the largest WHATSAT bound (ParseLine checks 1 <= bound <= MaxBound): a
+// PlacesIndex records where the first MaxBound elements of "results" end.
+const MaxBound = 20
+
+// PlacesIndex is what one scan of a Places body found (IndexPlaces): whether it is valid JSON
+// and an object, its top-level "status" and "error_message" values, and where its "results"
+// array and the array's elements begin and end, so that the body can be cut to any bound
+// (AppendCut) with no second scan. It holds offsets, not slices: it serves any copy of the
+// body it was made from, and no other body. The zero value is the index of input that is not
+// JSON.
+type PlacesIndex struct {
+	valid, object bool
+	status, msg   [2]int // the first top-level "status" and "error_message" values; [0 0]: none
+	found         int    // top-level "results" members
+	arr           bool   // the last of them holds an array
+	open, close   int    // its "[" and "]"
+	n             int    // its elements
+	ends          [MaxBound]int
+	keepEnd       int // the end of element keep-1 (AppendPlacesBody's bound)
+	lastEnd       int // the end of element n-1
 }
 
 func (s *scanner) fail(i int, reason string) int {
@@ -267,25 +284,32 @@ func (s *scanner) object(i int, top bool) int {
 			return -1
 		}
 		nameEnd := i
-		isResults := top && s.member == nil && keyIs(b[k+1:i-1], "results")
 		i = skipSpace(b, i)
 		if i >= len(b) || b[i] != ':' {
 			return s.fail(i, "expected \":\"")
 		}
 		i = skipSpace(b, i+1)
-		if isResults {
-			s.found++
-			if i < len(b) && b[i] == '[' {
-				s.resultsArr = true
-				i = s.array(i, s)
+		v := i
+		switch ix := &s.ix; {
+		case top && s.indexing && keyIs(b[k+1:nameEnd-1], "results"):
+			ix.found++
+			ix.arr = i < len(b) && b[i] == '['
+			if ix.arr {
+				i = s.array(i, ix)
 			} else {
-				s.resultsArr = false
 				i = s.value(i, false)
 			}
-		} else {
-			v := i
-			if i = s.value(i, false); i >= 0 && top && s.member != nil {
+		default:
+			i = s.value(i, false)
+			switch {
+			case i < 0 || !top:
+			case s.member != nil:
 				s.member(b[k:nameEnd], b[v:i])
+			case !s.indexing:
+			case ix.status[1] == 0 && keyIs(b[k+1:nameEnd-1], "status"):
+				ix.status = [2]int{v, i}
+			case ix.msg[1] == 0 && keyIs(b[k+1:nameEnd-1], "error_message"):
+				ix.msg = [2]int{v, i}
 			}
 		}
 		if i < 0 {
@@ -303,8 +327,8 @@ func (s *scanner) object(i int, top bool) int {
 	}
 }
 
-// array scans an array at b[i] == '['. With cut set, it records the results array.
-func (s *scanner) array(i int, cut *scanner) int {
+// array scans an array at b[i] == '['. With cut set, it records the results array in it.
+func (s *scanner) array(i int, cut *PlacesIndex) int {
 	if s.depth++; s.depth > maxDepth {
 		return s.fail(i, "nesting too deep")
 	}
@@ -325,9 +349,12 @@ func (s *scanner) array(i int, cut *scanner) int {
 			return -1
 		}
 		if cut != nil {
+			if cut.n < MaxBound {
+				cut.ends[cut.n] = i
+			}
 			cut.n++
 			cut.lastEnd = i
-			if cut.n <= cut.keep {
+			if cut.n <= s.keep {
 				cut.keepEnd = i
 			}
 		}
@@ -436,23 +463,91 @@ func ScanObject(body []byte, member func(name, value []byte)) error {
 // (AppendErrorBody); or, for a valid body without "results" (ErrNoResults) that it wants
 // to pass through as Google sent it, AppendSqueezed(dst, body). It does not allocate when
 // dst has room, and does not keep body. Safe to call from any goroutine.
+//
+// To cut one body to several bounds, or to read its "status" too, index it once
+// (IndexPlaces) and cut with the index (PlacesIndex.AppendCut).
 func AppendPlacesBody(dst, body []byte, bound int) ([]byte, error) {
-	s := scanner{b: body, keep: max(bound, 0)}
+	s := scanner{b: body, indexing: true, keep: max(bound, 0)}
 	if err := s.scan(); err != nil {
 		return dst, err
 	}
-	if s.found != 1 || !s.resultsArr {
+	s.ix.valid = true
+	return s.ix.appendCut(dst, body, s.keep, s.ix.keepEnd)
+}
+
+// IndexPlaces scans body once, as AppendPlacesBody does, and returns what it found: the
+// index then cuts body to any bound from 0 to MaxBound (AppendCut) and gives its top-level
+// "status" and "error_message" (Status, ErrorMessage) without scanning it again. The error
+// is AppendPlacesBody's ErrJSON, for body that is not valid JSON; a valid body that is not
+// an object, or has no single "results" array, has an index whose AppendCut reports
+// ErrNoResults. It does not allocate. Safe to call from any goroutine.
+func IndexPlaces(body []byte) (PlacesIndex, error) {
+	s := scanner{b: body, indexing: true}
+	if err := s.scan(); err != nil {
+		return PlacesIndex{}, err
+	}
+	s.ix.valid, s.ix.object = true, body[skipSpace(body, 0)] == '{'
+	return s.ix, nil
+}
+
+// Object reports whether the body indexed is a JSON object. Any goroutine.
+func (ix *PlacesIndex) Object() bool { return ix.object }
+
+// Status returns the raw token (quotes and escapes included) of the value of the body's
+// first top-level "status" member, whatever its type, or nil if it has none; body must be
+// the body indexed (or a copy), and the token aliases it. Any goroutine.
+func (ix *PlacesIndex) Status(body []byte) []byte { return span(body, ix.status) }
+
+// ErrorMessage is Status for the first top-level "error_message" member. Any goroutine.
+func (ix *PlacesIndex) ErrorMessage(body []byte) []byte { return span(body, ix.msg) }
+
+func span(body []byte, s [2]int) []byte {
+	if s[1] == 0 {
+		return nil
+	}
+	return body[s[0]:s[1]:s[1]]
+}
+
+// AppendCut is AppendPlacesBody(dst, body, bound) for the body indexed (or a copy), made from
+// the index without scanning body again: it only copies body's bytes, squeezing newlines. A
+// bound above MaxBound counts as MaxBound. Any goroutine.
+func (ix *PlacesIndex) AppendCut(dst, body []byte, bound int) ([]byte, error) {
+	bound = min(max(bound, 0), MaxBound)
+	keepEnd := 0
+	if bound > 0 && bound <= ix.n {
+		keepEnd = ix.ends[bound-1]
+	}
+	return ix.appendCut(dst, body, bound, keepEnd)
+}
+
+// CutSize returns the most bytes AppendCut appends for bound (newlines squeezed may make it
+// fewer), so that a caller can size its buffer once. Any goroutine.
+func (ix *PlacesIndex) CutSize(body []byte, bound int) int {
+	bound = min(max(bound, 0), MaxBound)
+	switch {
+	case !ix.valid || ix.found != 1 || !ix.arr || ix.n <= bound:
+		return len(body)
+	case bound == 0:
+		return ix.open + 1 + len(body) - ix.close
+	}
+	return ix.ends[bound-1] + len(body) - ix.lastEnd
+}
+
+// appendCut cuts body to keep elements, keepEnd being the end of element keep-1.
+func (ix *PlacesIndex) appendCut(dst, body []byte, keep, keepEnd int) ([]byte, error) {
+	switch {
+	case !ix.valid:
+		return dst, &JSONError{Offset: 0, Reason: "not indexed"}
+	case ix.found != 1 || !ix.arr:
 		return dst, ErrNoResults
-	}
-	if s.n <= s.keep {
+	case ix.n <= keep:
 		return appendSqueezed(dst, body, true), nil
+	case keep == 0:
+		dst = appendSqueezed(dst, body[:ix.open+1], false)
+		return appendSqueezed(dst, body[ix.close:], true), nil
 	}
-	if s.keep == 0 {
-		dst = appendSqueezed(dst, body[:s.open+1], false)
-		return appendSqueezed(dst, body[s.close:], true), nil
-	}
-	dst = appendSqueezed(dst, body[:s.keepEnd], false)
-	return appendSqueezed(dst, body[s.lastEnd:], true), nil
+	dst = appendSqueezed(dst, body[:keepEnd], false)
+	return appendSqueezed(dst, body[ix.lastEnd:], true), nil
 }
 
 // AppendSqueezed appends b with every run of two or more "\n" squeezed to one and

@@ -2,6 +2,8 @@ package codec
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -44,4 +46,77 @@ func TestSkipSpaceEveryRun(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkIndex checks that one index of body cuts it as AppendPlacesBody does, for every bound,
+// within CutSize, and finds the first top-level "status" and "error_message" that ParseJSON
+// finds.
+func checkIndex(t *testing.T, body []byte) {
+	t.Helper()
+	ix, err := IndexPlaces(body)
+	if _, werr := AppendPlacesBody(nil, body, 1); (err != nil) != errors.Is(werr, ErrJSON) {
+		t.Fatalf("IndexPlaces(%q) error %v, AppendPlacesBody %v", body, err, werr)
+	}
+	for bound := -1; bound <= MaxBound+1; bound++ {
+		got, gerr := ix.AppendCut([]byte("x"), body, bound)
+		want, werr := AppendPlacesBody([]byte("x"), body, min(bound, MaxBound))
+		if !bytes.Equal(got, want) || (gerr == nil) != (werr == nil) || errors.Is(gerr, ErrNoResults) != errors.Is(werr, ErrNoResults) {
+			t.Fatalf("AppendCut(%q, %d) = %q, %v; AppendPlacesBody %q, %v", body, bound, got, gerr, want, werr)
+		}
+		if gerr == nil && len(got)-1 > ix.CutSize(body, bound) {
+			t.Fatalf("AppendCut(%q, %d): %d bytes, CutSize %d", body, bound, len(got)-1, ix.CutSize(body, bound))
+		}
+	}
+	v, perr := ParseJSON(body)
+	obj, isObj := v.(Object)
+	if ix.Object() != (perr == nil && isObj) {
+		t.Fatalf("Object() = %v for %q", ix.Object(), body)
+	}
+	for _, name := range []string{"status", "error_message"} {
+		raw := ix.Status(body)
+		if name == "error_message" {
+			raw = ix.ErrorMessage(body)
+		}
+		var want any = "absent"
+		for _, m := range obj {
+			if m.Key == name {
+				want = m.Value
+				break
+			}
+		}
+		if raw == nil {
+			if want != "absent" {
+				t.Fatalf("%s of %q: none found, ParseJSON has %#v", name, body, want)
+			}
+			continue
+		}
+		got, err := ParseJSON(raw)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s of %q = %q, ParseJSON has %#v", name, body, raw, want)
+		}
+	}
+}
+
+func TestIndexPlaces(t *testing.T) {
+	for _, body := range []string{
+		string(placesBody(20)), string(placesBody(3)), string(placesBody(0)),
+		`{"results":[1,2,3],"status":"OK","error_message":"e"}`,
+		`{"st\u0061tus":5,"status":"OK","results":[]}`,
+		`{"a":{"status":"X"},"results":[{"status":"Y"}]}`,
+		`{"results":[1],"results":[2]}`, `{"results":{}}`, `[{"results":[]}]`, `"x"`, ``, `{`,
+		"{\n\n\"results\" : [\n\n1,\n\n2 ]\n}\n\n",
+	} {
+		checkIndex(t, []byte(body))
+	}
+	var zero PlacesIndex
+	if _, err := zero.AppendCut(nil, []byte(`{"results":[]}`), 1); !errors.Is(err, ErrJSON) {
+		t.Errorf("the zero index cuts: %v", err)
+	}
+}
+
+func FuzzIndexPlaces(f *testing.F) {
+	addFixtureSeeds(f, func(b []byte) { f.Add(b) })
+	f.Add(placesBody(4))
+	f.Add([]byte(`{"status":"OK","error_message":"\u0041","results" : [ 1, [2], {"a":"]"} ], "x":[]}`))
+	f.Fuzz(func(t *testing.T, body []byte) { checkIndex(t, body) })
 }

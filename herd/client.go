@@ -24,7 +24,8 @@ type transport interface {
 // slot is one reply in a connection's queue: replies leave in request order, so a WHATSAT's slot
 // holds back the ones behind it until Places answers.
 type slot struct {
-	buf   []byte
+	buf   []byte // the reply, or a WHATSAT's AT line and its "\n"
+	body  []byte // a WHATSAT's body and blank line, after buf: shared by the WHATSATs of one Places answer, never changed
 	ready bool
 }
 
@@ -442,8 +443,8 @@ func (c *clientConn) whatsatDone(sl *slot) {
 func (c *clientConn) slotReady(sl *slot) {
 	sl.ready = true
 	c.waiting--
-	// The slot was counted with its AT line and "\n"; the body has been appended since.
-	c.qBytes += len(sl.buf) - (bytes.IndexByte(sl.buf, '\n') + 1)
+	// The slot was counted with its AT line and "\n"; the body has come since.
+	c.qBytes += len(sl.body)
 	if c.s.logInfo {
 		first := sl.buf
 		for i, b := range first {
@@ -456,13 +457,14 @@ func (c *clientConn) slotReady(sl *slot) {
 		g.begin(slog.LevelInfo, "out")
 		g.uint("conn", c.id)
 		g.line("out", first)
-		g.int("bytes", len(sl.buf))
+		g.int("bytes", len(sl.buf)+len(sl.body))
 		g.end()
 	}
 	for c.head < len(c.q) && c.q[c.head].ready {
-		b := c.q[c.head].buf
-		c.out = append(c.out, b...)
-		c.qBytes -= len(b)
+		sl := c.q[c.head]
+		c.out = append(c.out, sl.buf...)
+		c.out = append(c.out, sl.body...)
+		c.qBytes -= len(sl.buf) + len(sl.body)
 		c.q[c.head] = nil
 		c.head++
 	}

@@ -864,7 +864,8 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 	if body, ok := s.cache.Get(call.key); ok {
 		// Answered in the next pass: WHATSATs for it read meanwhile join it.
 		s.metrics.PlacesCacheHits.Add(1)
-		a := &placesAnswer{body: body, bound: -1, cached: true}
+		a := newAnswer(body)
+		a.cached = true
 		s.loop.CallSoonFunc(func() { s.placesDone(call, a, nil) })
 		return
 	}
@@ -880,17 +881,27 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 	reactor.GoWith(s.loop, job, call.nearby).AddDoneCallback(call.done)
 }
 
-// nearby makes the call, off the loop, and cuts its body for the first WHATSAT's bound (a
-// scan of the whole body, tens of KiB for 20 results), so that the loop only copies it.
+// nearby makes the call, off the loop, indexes its body (in the provider's own scan of it when
+// the provider is a places.Indexer) and cuts it for the first WHATSAT's bound, so that the
+// loop only copies. The index cuts it for other bounds later without a second scan: a body of
+// 20 results is tens of KiB.
 func (call *placesCall) nearby(ctx context.Context) (*placesAnswer, error) {
 	bound := call.req.Bound
-	body, err := call.s.prov.Nearby(ctx, call.req)
-	if len(body) == 0 { // a provider breaking its contract: its error may say too much
-		body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: no answer")
+	a := &placesAnswer{bound: bound}
+	var ixErr error
+	if p, ok := call.s.prov.(places.Indexer); ok {
+		a.body, a.ix, a.err = p.NearbyIndexed(ctx, call.req)
+	} else {
+		a.body, a.err = call.s.prov.Nearby(ctx, call.req)
+		a.ix, ixErr = codec.IndexPlaces(a.body)
 	}
-	a := &placesAnswer{body: body, bound: bound}
-	a.cut, a.rejected = cutBody(make([]byte, 0, min(len(body), 16<<10)), body, bound)
-	return a, err
+	if len(a.body) == 0 { // a provider breaking its contract: its error may say too much
+		a.body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: no answer")
+		a.ix, ixErr = codec.IndexPlaces(a.body)
+	}
+	a.ixErr = ixErr
+	a.cut, a.rejected = a.appendCut(make([]byte, 0, a.ix.CutSize(a.body, bound)+2), bound)
+	return a, a.err
 }
 
 // done takes the call's result on the loop: an answer, or, for a call that did not return in
@@ -908,7 +919,7 @@ func (call *placesCall) done(f *reactor.Future[*placesAnswer]) {
 		default: // the server is stopping
 			msg = "places: server stopping"
 		}
-		a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), bound: -1}
+		a = newAnswer(codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg))
 	}
 	s.placesDone(call, a, err)
 }
@@ -947,20 +958,37 @@ func (s *Server) placesBusy(c *clientConn, sl *slot) {
 		s.log.Warn("places: max_waiting WHATSATs waiting; answering busy", "max_waiting", s.lim.MaxWaiting)
 	}
 	if s.busyBody == nil {
-		s.busyBody, _ = cutBody(nil, codec.AppendErrorBody(nil, "UNKNOWN_ERROR", busyText), places.MaxResults)
+		s.busyBody, _ = newAnswer(codec.AppendErrorBody(nil, "UNKNOWN_ERROR", busyText)).appendCut(nil, places.MaxResults)
 	}
-	sl.buf = append(sl.buf, s.busyBody...)
-	sl.buf = append(sl.buf, '\n', '\n')
+	sl.body = s.busyBody
 	c.slotReady(sl)
 }
 
-// placesAnswer is a Places body and its cut for one bound, made off the loop.
+// placesAnswer is a Places body, its index and its cut for one bound, made off the loop.
 type placesAnswer struct {
 	body     []byte
+	ix       codec.PlacesIndex
+	ixErr    error  // why body could not be indexed (it is not JSON), or nil
+	err      error  // the provider's
 	bound    int    // the bound cut is for (-1: none)
-	cut      []byte // the reply body for bound, without the final blank line
+	cut      []byte // the reply body for bound, with the final blank line
 	rejected error  // why body was replaced by an UNKNOWN_ERROR body, or nil
 	cached   bool   // body came from the cache
+}
+
+// newAnswer indexes body (from the cache, or made on the loop), with no cut yet. Any
+// goroutine.
+func newAnswer(body []byte) *placesAnswer {
+	a := &placesAnswer{body: body, bound: -1}
+	a.ix, a.ixErr = codec.IndexPlaces(body)
+	return a
+}
+
+// appendCut appends to dst the reply body for bound and its final blank line, from the index
+// (cutIndexed). Any goroutine; a is not changed.
+func (a *placesAnswer) appendCut(dst []byte, bound int) (out []byte, rejected error) {
+	out, rejected = cutIndexed(dst, a.body, &a.ix, a.ixErr, bound)
+	return append(out, '\n', '\n'), rejected
 }
 
 // cutBody appends to dst the reply body for bound: body with "results" cut to bound
@@ -968,14 +996,24 @@ type placesAnswer struct {
 // Google may send) as sent (SPEC §4); anything else replaced by an UNKNOWN_ERROR body, with
 // rejected saying why. Any goroutine.
 func cutBody(dst, body []byte, bound int) (out []byte, rejected error) {
-	n := len(dst)
-	out, err := codec.AppendPlacesBody(dst, body, bound)
-	if errors.Is(err, codec.ErrNoResults) && statusBody(body) {
-		return codec.AppendSqueezed(dst[:n], body), nil
+	ix, err := codec.IndexPlaces(body)
+	return cutIndexed(dst, body, &ix, err, bound)
+}
+
+// cutIndexed is cutBody for a body already indexed (ixErr: IndexPlaces's error).
+func cutIndexed(dst, body []byte, ix *codec.PlacesIndex, ixErr error, bound int) (out []byte, rejected error) {
+	out, err := ix.AppendCut(dst, body, bound)
+	if ixErr != nil {
+		err = ixErr
+	}
+	if errors.Is(err, codec.ErrNoResults) {
+		if st := ix.Status(body); len(st) > 0 && st[0] == '"' {
+			return codec.AppendSqueezed(dst, body), nil
+		}
 	}
 	if err != nil {
 		eb := codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "bad response from Places: "+err.Error())
-		out, _ = codec.AppendPlacesBody(dst[:n], eb, bound)
+		out, _ = codec.AppendPlacesBody(dst, eb, bound)
 	}
 	return out, err
 }
@@ -1008,43 +1046,29 @@ func (s *Server) placesDone(call *placesCall, a *placesAnswer, err error) {
 		g.int("bytes", len(a.body))
 		g.end()
 	}
+	keep := a.cached // the cache's: never recycled
 	if a.rejected != nil {
 		s.log.Warn("places body rejected", "request", call.key, "err", a.rejected)
-	} else if err == nil && !a.cached {
+	} else if err == nil && !a.cached && s.cache != nil {
 		s.cache.Add(call.key, a.body)
+		keep = true
 	}
 	for _, w := range call.waiters {
 		if w.c.lost {
 			continue
 		}
 		sl := w.slot
-		if w.bound == a.bound {
-			sl.buf = append(sl.buf, a.cut...)
-		} else {
-			sl.buf, _ = cutBody(sl.buf, a.body, w.bound)
+		if w.bound != a.bound {
+			// Another bound: cut from the index, and keep it for the next waiter of this one.
+			a.cut, _ = a.appendCut(nil, w.bound)
+			a.bound = w.bound
 		}
-		sl.buf = append(sl.buf, '\n', '\n')
+		sl.body = a.cut // shared by the waiters of one bound: never changed
 		w.c.whatsatDone(sl)
 	}
-}
-
-// statusBody reports whether body is a JSON object with a string "status" member.
-func statusBody(body []byte) bool {
-	v, err := codec.ParseJSON(body)
-	if err != nil {
-		return false
+	if !keep {
+		places.Recycle(a.body) // cut for every waiter: no reference is left
 	}
-	obj, ok := v.(codec.Object)
-	if !ok {
-		return false
-	}
-	for _, m := range obj {
-		if m.Key == "status" {
-			_, ok := m.Value.(string)
-			return ok
-		}
-	}
-	return false
 }
 
 // Herd runs every server of a config in one process, one loop each.

@@ -274,6 +274,8 @@ func failure(err error) ([]byte, error) {
 	return codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), err
 }
 
+var _ Indexer = (*google)(nil)
+
 // google is the legacy Nearby Search provider: Google's bytes pass through.
 type google struct {
 	upstream
@@ -294,33 +296,55 @@ func (g *google) Name() string { return Google }
 // A JSON body with a "status" passes through byte for byte (the key is scrubbed from the
 // StatusError's Message, never from the body); anything else is UNKNOWN_ERROR.
 func (g *google) Nearby(ctx context.Context, r Request) ([]byte, error) {
+	body, _, err := g.NearbyIndexed(ctx, r)
+	return body, err
+}
+
+// NearbyIndexed implements Indexer: Nearby, with the index of the body made by the one scan
+// that checks it.
+func (g *google) NearbyIndexed(ctx context.Context, r Request) ([]byte, codec.PlacesIndex, error) {
 	r = normalize(r)
-	return g.call(ctx, func(req *fasthttp.Request) {
+	var ix codec.PlacesIndex
+	indexed := false
+	body, err := g.call(ctx, func(req *fasthttp.Request) {
 		req.SetRequestURI(g.uri)
 		req.Header.SetMethod(fasthttp.MethodGet)
 		q := req.URI().QueryArgs()
 		q.Add("location", r.Lat+","+r.Lng)
 		q.Add("radius", r.RadiusM)
 		q.Add("key", g.apiKey)
-	}, g.answer)
+	}, func(resp *fasthttp.Response) ([]byte, error) {
+		body, err := g.answer(resp, &ix)
+		indexed = err == nil || errors.As(err, new(*StatusError))
+		return body, err
+	})
+	if !indexed { // a body of ours (UNKNOWN_ERROR), small
+		ix, _ = codec.IndexPlaces(body)
+	}
+	return body, ix, err
 }
 
-// answer reads Google's answer to a legacy request.
-func (g *google) answer(resp *fasthttp.Response) ([]byte, error) {
+// answer reads Google's answer to a legacy request, indexing the body (ix) when it passes
+// through.
+func (g *google) answer(resp *fasthttp.Response, ix *codec.PlacesIndex) ([]byte, error) {
 	if sc := resp.StatusCode(); sc != fasthttp.StatusOK {
 		return failure(fmt.Errorf("%w %d", ErrHTTP, sc))
 	}
 	body := resp.Body()
-	h, ok := scanHead(body)
-	if !ok {
+	var err error
+	*ix, err = codec.IndexPlaces(body)
+	h, ok := headOf(body, ix)
+	if err != nil || !ok {
 		return failure(fmt.Errorf("%w: not JSON (%d bytes)", ErrBadBody, len(body)))
 	}
 	if h.status == nil {
 		return failure(fmt.Errorf("%w: no status (%d bytes)", ErrBadBody, len(body)))
 	}
-	// Google's bytes, untouched (resp is released on return). Google does not echo the key;
-	// replacing it in the body would corrupt any answer that happens to contain it.
-	out := append([]byte(nil), body...)
+	// Google's bytes, untouched. Google does not echo the key; replacing it in the body
+	// would corrupt any answer that happens to contain it. The body is taken from resp
+	// (released on return) rather than copied, and resp gets a buffer given back with
+	// Recycle, or none, for the next call to read into.
+	out := resp.SwapBody(recycled())
 	if !rawIs(h.status, "OK") && !rawIs(h.status, "ZERO_RESULTS") {
 		return out, &StatusError{Status: text(h.status), Message: g.scrub(text(h.errorMessage))}
 	}

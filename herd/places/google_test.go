@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -394,5 +395,27 @@ func BenchmarkGoogle(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The google provider's index is the index of the body it returns, whatever the body: Google's
+// (an answer, a status), or one of its own (a failure).
+func TestNearbyIndexed(t *testing.T) {
+	f, base := fake.StartTest(t, fake.Options{})
+	for _, opts := range []fake.Options{
+		{}, {Results: 3}, {Status: "REQUEST_DENIED", StatusMessage: "no"}, {Malformed: true},
+		{HTTPStatus: 500}, {Body: []byte(`{"results":[]}`)}, {Body: []byte(`{"status":"OK"}`)},
+	} {
+		f.Set(opts)
+		p := newProvider(t, Config{Provider: Google, URL: base, Timeout: time.Second}).(Indexer)
+		body, ix, err := p.NearbyIndexed(context.Background(), ucla)
+		want, werr := codec.IndexPlaces(body)
+		if werr != nil || ix != want {
+			t.Errorf("%+v: index %+v, IndexPlaces %+v (%v); err %v", opts, ix, want, werr, err)
+		}
+		plain, perr := p.Nearby(context.Background(), ucla)
+		if !bytes.Equal(plain, body) || fmt.Sprint(perr) != fmt.Sprint(err) {
+			t.Errorf("%+v: Nearby %q %v, NearbyIndexed %q %v", opts, plain, perr, body, err)
+		}
 	}
 }

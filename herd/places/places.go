@@ -31,7 +31,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/herd-project/herd/codec"
 )
 
 // Provider names accepted by Config.Provider.
@@ -78,6 +81,47 @@ type Request struct {
 type Provider interface {
 	Nearby(ctx context.Context, req Request) (body []byte, err error)
 	Name() string
+}
+
+// Indexer is a Provider that indexes the body it returns (codec.IndexPlaces) in the scan it
+// makes of it anyway, so that its caller cuts the body (PlacesIndex.AppendCut) without a
+// second scan: a page of 20 results is some 35 KiB, and a scan of it costs more than the
+// rest of a call. The google provider is one; a caller asks the others with Nearby and
+// indexes their bodies itself.
+type Indexer interface {
+	Provider
+	// NearbyIndexed is Nearby, with the index of the body it returns.
+	NearbyIndexed(ctx context.Context, req Request) (body []byte, ix codec.PlacesIndex, err error)
+}
+
+// Recycle gives back a body that a provider returned, once the caller is done with it: it
+// keeps no reference to it (it has cut and written it, and does not cache it). A later call
+// reads its answer into that memory: a page of 20 results is some 35 KiB, which would
+// otherwise be allocated at every call and collected after. Optional; any goroutine.
+func Recycle(body []byte) {
+	if c := cap(body); c >= minRecycled && c <= maxRecycled {
+		bodies.Put(&recycledBody{b: body[:0]})
+	}
+}
+
+// Bodies recycled are kept between these capacities: a smaller one would have to grow for a
+// page of results, and a larger one (a body near MaxBodySize) would hold memory for nothing.
+const (
+	minRecycled = 4 << 10
+	maxRecycled = 256 << 10
+)
+
+// recycledBody carries a recycled body in the pool (a pointer, so that Put allocates nothing).
+type recycledBody struct{ b []byte }
+
+var bodies sync.Pool
+
+// recycled returns a buffer given back with Recycle, or nil. Any goroutine.
+func recycled() []byte {
+	if r, ok := bodies.Get().(*recycledBody); ok {
+		return r.b
+	}
+	return nil
 }
 
 // Config selects and tunes a provider. The zero Config is the offline provider over the
