@@ -2,9 +2,11 @@ package herd
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,8 +26,12 @@ import (
 const (
 	logQueueBatches = 1024
 	logQueueBytes   = 64 << 20
-	// logBatchMax hands a server's batch to the writer early when one loop pass logs this much.
-	logBatchMax = 256 << 10
+	// logBatchMax hands a server's batch to the writer once it holds this much: one write of
+	// the writer's per 64 KiB, about 300 records, and a buffer that stays in the cache.
+	logBatchMax = 64 << 10
+	// logFlushDelay bounds how long a record waits on the loop for its batch to fill: a quiet
+	// server's records reach the writer this long after the first of them at most.
+	logFlushDelay = 10 * time.Millisecond
 )
 
 // logPool holds the buffers of log batches: the loop fills one, the writer goroutine returns it.
@@ -379,12 +385,14 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 //
 //	time=2026-11-26T05:29:02.123Z level=INFO msg=in server=Hill conn=12 line="IAMAT kiwi +34.1-118.4 1621464827.9"
 //
-// Records of one loop pass gather in one buffer, which goes to the LogWriter once, at the next
-// pass (a CallSoon armed by the pass's first record), or sooner if it passes logBatchMax. The
-// time is read once per pass (when the flush is armed), so records of one pass share their
-// time. Rare events go through slog (s.log), whose handler writes into the same buffer when
-// called on the loop (so the file keeps the loop's order) and straight to the LogWriter
-// otherwise.
+// Records gather in one buffer, which goes to the LogWriter once it holds logBatchMax bytes,
+// or logFlushDelay after the first record it holds, whichever comes first: at full load one
+// hand-off (and one write) per 64 KiB, and no work per loop pass. The time of a record is the
+// time its event began (reactor.Loop.EventTime: one clock read per event), formatted once
+// per millisecond. Rare events go through slog (s.log), whose handler writes into the same
+// buffer when called on the loop (so the file keeps the loop's order) and straight to the
+// LogWriter otherwise (so such a record may come before loop records made up to
+// logFlushDelay earlier).
 //
 // The append methods (begin, the field methods, end) are loop only, and only between
 // begin and end; begin must only be called when the level is enabled (Server.logInfo).
@@ -395,30 +403,41 @@ type serverLog struct {
 	json  bool
 	buf   *bytebufferpool.ByteBuffer
 	n     int  // records in buf
-	armed bool // a flush is scheduled
-	ts    []byte
+	armed bool // a flush is due (timer set) for the records in buf
+	timer *time.Timer
+	ts    []byte // the time of tsMs, formatted
 	tsMs  int64
+	heads []recordHead
 	flush func()
+}
+
+// recordHead is the fixed part of the records of one level and message after their time
+// (" level=INFO msg=reply server=Hill"), made once.
+type recordHead struct {
+	level slog.Level
+	msg   string
+	b     []byte
 }
 
 func newServerLog(w *LogWriter, c LogConfig, name string, loop *reactor.Loop) *serverLog {
 	g := &serverLog{w: w, loop: loop, name: name, json: c.Format == "json", tsMs: -1}
-	g.flush = g.flushPass
+	g.flush = g.flushDue
 	return g
 }
 
-// arm schedules the flush of this pass's records and reads the time for them.
+// arm makes the records gathered from now on reach the writer within logFlushDelay. The
+// timer keeps real time (whatever the loop's clock) and posts the flush to the loop.
 func (g *serverLog) arm() {
 	g.armed = true
-	g.loop.CallSoonFunc(g.flush)
-	now := time.Now()
-	if ms := now.UnixMilli(); ms != g.tsMs {
-		g.tsMs = ms
-		g.ts = now.AppendFormat(g.ts[:0], timeLayout)
+	if g.timer == nil {
+		g.timer = time.AfterFunc(logFlushDelay, func() { _ = g.loop.CallSoonThreadsafe(g.flush) })
+		return
 	}
+	g.timer.Reset(logFlushDelay)
 }
 
-func (g *serverLog) flushPass() {
+// flushDue is the flush armed by the first record of a batch.
+func (g *serverLog) flushDue() {
 	g.armed = false
 	g.handOff()
 }
@@ -435,6 +454,9 @@ func (g *serverLog) handOff() {
 // final hands off what is left, once the loop has stopped (any goroutine then).
 func (g *serverLog) final() {
 	if g != nil {
+		if g.timer != nil {
+			g.timer.Stop()
+		}
 		g.handOff()
 	}
 }
@@ -452,6 +474,45 @@ func (g *serverLog) raw(p []byte) {
 	if len(g.buf.B) >= logBatchMax {
 		g.handOff()
 	}
+}
+
+// stamp returns the time of the records being made, formatted.
+func (g *serverLog) stamp() []byte {
+	now := g.loop.EventTime()
+	if ms := now.UnixMilli(); ms != g.tsMs {
+		g.tsMs = ms
+		g.ts = now.AppendFormat(g.ts[:0], timeLayout)
+	}
+	return g.ts
+}
+
+// head returns the fixed part of the records of level and msg, made at the first of them.
+// The messages are the callers' constants, a dozen at most: a linear search finds them (by
+// the string's pointer, at once) faster than a map would.
+func (g *serverLog) head(level slog.Level, msg string) []byte {
+	for i := range g.heads {
+		if h := &g.heads[i]; h.msg == msg && h.level == level {
+			return h.b
+		}
+	}
+	var b []byte
+	if g.json {
+		b = append(b, `","level":"`...)
+		b = append(b, levelText(level)...)
+		b = append(b, `","msg":`...)
+		b = appendQuoted(b, msg, true)
+		b = append(b, `,"server":`...)
+		b = appendQuoted(b, g.name, true)
+	} else {
+		b = append(b, " level="...)
+		b = append(b, levelText(level)...)
+		b = append(b, " msg="...)
+		b = appendText(b, msg)
+		b = append(b, " server="...)
+		b = appendText(b, g.name)
+	}
+	g.heads = append(g.heads, recordHead{level, msg, b})
+	return b
 }
 
 func levelText(l slog.Level) string {
@@ -477,24 +538,11 @@ func (g *serverLog) begin(level slog.Level, msg string) {
 	b := g.buf.B
 	if g.json {
 		b = append(b, `{"time":"`...)
-		b = append(b, g.ts...)
-		b = append(b, `","level":"`...)
-		b = append(b, levelText(level)...)
-		b = append(b, `","msg":`...)
-		b = appendQuoted(b, msg, true)
-		b = append(b, `,"server":`...)
-		b = appendQuoted(b, g.name, true)
 	} else {
 		b = append(b, "time="...)
-		b = append(b, g.ts...)
-		b = append(b, " level="...)
-		b = append(b, levelText(level)...)
-		b = append(b, " msg="...)
-		b = appendText(b, msg)
-		b = append(b, " server="...)
-		b = appendText(b, g.name)
 	}
-	g.buf.B = b
+	b = append(b, g.stamp()...)
+	g.buf.B = append(b, g.head(level, msg)...)
 }
 
 func (g *serverLog) key(k string) []byte {
@@ -572,6 +620,36 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// plainRun returns the index of the first byte at or after i that appendQuoted cannot copy
+// as it is (see plain), or len(s). It tests eight bytes at a time, a third of the
+// instructions of a table lookup per byte: the lines logged are printable ASCII but for a
+// rare quote.
+func plainRun[T string | []byte](s T, i int) int {
+	const (
+		ones   = 0x0101010101010101
+		highs  = 0x8080808080808080
+		spaces = 0x2020202020202020
+		quotes = 0x2222222222222222
+		slashs = 0x5c5c5c5c5c5c5c5c
+	)
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		// The high bit of a byte of m is set where the byte is below 0x20 (w-spaces
+		// borrows), 0x7f or above (w+ones carries, or w has it), a quote or a backslash
+		// (the xor is zero and borrows). Bytes of 0x80 or more may set more bits, and a
+		// borrow or a carry may set a bit in the byte above: never below the first byte
+		// that must be escaped, which the lowest bit set is.
+		m := ((w - spaces) | (w + ones) | w | ((w ^ quotes) - ones) | ((w ^ slashs) - ones)) & highs
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	return i
+}
+
 // appendQuoted appends s in double quotes, escaping as little as a reader needs: the quote,
 // the backslash, control bytes (\t, \r, \n, else \xNN in text and \u00NN in JSON) and bytes that
 // are not UTF-8 (\xNN in text, U+FFFD in JSON). Valid UTF-8 passes through.
@@ -579,9 +657,7 @@ func appendQuoted[T string | []byte](b []byte, s T, json bool) []byte {
 	b = append(b, '"')
 	start, i := 0, 0
 	for {
-		for i < len(s) && plain[s[i]] {
-			i++
-		}
+		i = plainRun(s, i)
 		if i == len(s) {
 			break
 		}

@@ -134,6 +134,7 @@ func (l *Loop) wakeOnLoop() {
 type passRunnable struct{ l *Loop }
 
 func (p passRunnable) Run(context.Context) error {
+	p.l.evSeq++
 	if p.l.pass() == gnet.Shutdown {
 		return gerrors.ErrEngineShutdown
 	}

@@ -47,6 +47,7 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l := h.l
+	l.evSeq++
 	var f ProtocolFactory
 	outbound := false
 	switch tag := c.Context().(type) {
@@ -99,6 +100,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 }
 
 func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
+	h.l.evSeq++
 	switch x := c.Context().(type) {
 	case *Transport:
 		return h.l.traffic(x, c)
@@ -111,6 +113,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 
 func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	l := h.l
+	l.evSeq++
 	switch x := c.Context().(type) {
 	case *Transport:
 		l.connClosed(x, c, err)

@@ -109,6 +109,12 @@ type Loop struct {
 	inPass   bool     // loop only: a pass is running
 	passEnd  []func() // loop only: CallAtPassEnd's callbacks for the running pass
 
+	// EventTime's cache (loop only): evSeq counts the events (gnet callbacks) begun, and
+	// evTime is the time read during event evTimeSeq.
+	evSeq     uint64
+	evTimeSeq uint64
+	evTime    time.Time
+
 	// Loop-owned.
 	ready      []readyItem
 	readySpare []readyItem
@@ -416,6 +422,21 @@ func (l *Loop) checkLoopDebug(what string) {
 // Time returns the loop's time: Options.Clock's Now (time.Now by default), against which
 // CallLater deadlines are checked. Any goroutine.
 func (l *Loop) Time() time.Time { return l.clock.Now() }
+
+// EventTime returns the real time (time.Now, whatever Options.Clock says) at which the loop
+// began to handle the current event, an I/O callback or a pass: the clock is read at the
+// first call during the event and the same time is returned for the rest of it, as libuv's
+// uv_now, so that code stamping many records in one event (a log, one record per line of a
+// pipelined read) reads the clock once (about 0.1 us a read on a virtual machine). The time
+// may lag by as long as the event has run. Loop only; off the loop (a loop not started) it
+// is the time of the first call.
+func (l *Loop) EventTime() time.Time {
+	if l.evTimeSeq != l.evSeq || l.evTime.IsZero() {
+		l.evTime = time.Now()
+		l.evTimeSeq = l.evSeq
+	}
+	return l.evTime
+}
 
 // CallSoon schedules fn to run on the loop, after the callbacks already scheduled (FIFO).
 // Callbacks scheduled while a pass runs go to the next pass, after I/O, so a callback that

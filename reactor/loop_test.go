@@ -562,3 +562,28 @@ func TestCallAtPassEnd(t *testing.T) {
 		}
 	})
 }
+
+// EventTime is read once per event: two calls in one callback agree, a later event reads the
+// clock again, and it is real time whatever the loop's Clock.
+func TestEventTime(t *testing.T) {
+	clock := NewFakeClock(time.Unix(1e9, 0))
+	l := startLoop(t, Options{Clock: clock})
+	var first, again time.Time
+	before := time.Now()
+	onLoop(t, l, func() {
+		first = l.EventTime()
+		time.Sleep(2 * time.Millisecond)
+		again = l.EventTime()
+	})
+	if !again.Equal(first) {
+		t.Errorf("two calls in one callback: %v then %v", first, again)
+	}
+	if first.Before(before) || first.After(time.Now()) {
+		t.Errorf("EventTime() = %v, not the real time (%v or later), the fake clock being at %v", first, before, clock.Now())
+	}
+	var next time.Time
+	onLoop(t, l, func() { next = l.EventTime() })
+	if !next.After(first) {
+		t.Errorf("the next event's time %v is not after %v (2 ms later)", next, first)
+	}
+}
