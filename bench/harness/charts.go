@@ -14,8 +14,10 @@ var shortLabels = map[string]string{
 	implHerd:     "herd",
 	implHerdNoLg: "herd, no log",
 	implBaseline: "goroutines",
-	implAsyncio:  "asyncio",
-	implUvloop:   "uvloop",
+	implAsyncio:  "asyncio seed",
+	implUvloop:   "uvloop seed",
+	implBest:     "asyncio best",
+	implUvBest:   "uvloop best",
 	implRedis:    "Redis",
 }
 

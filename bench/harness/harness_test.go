@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,6 +244,87 @@ func TestFreePortBelowEphemeralRange(t *testing.T) {
 			t.Errorf("port %d handed out twice", p)
 		}
 		seen[p] = true
+	}
+}
+
+func TestParsePorts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want portRange
+		ok   bool
+	}{
+		{"20000-29999", portRange{20000, 29999}, true},
+		{" 40000 - 40099 ", portRange{40000, 40099}, true},
+		{"20000", portRange{}, false},
+		{"20000-", portRange{}, false},
+		{"a-b", portRange{}, false},
+		{"30000-20000", portRange{}, false},
+		{"0-200", portRange{}, false},
+		{"65500-65536", portRange{}, false},
+		{"20000-20010", portRange{}, false}, // too few
+	} {
+		got, err := parsePorts(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parsePorts(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if _, err := parseFlags([]string{"-ports", "1-2"}, io.Discard); err == nil {
+		t.Error("-ports 1-2 accepted")
+	}
+	o, err := parseFlags([]string{"-ports", "21000-21999"}, io.Discard)
+	if err != nil || o.ports == nil || *o.ports != (portRange{21000, 21999}) {
+		t.Errorf("-ports 21000-21999: %+v, %v", o, err)
+	}
+}
+
+// withPorts makes freePort use r for the rest of the test.
+func withPorts(t *testing.T, r portRange) {
+	portMu.Lock()
+	old := ports
+	portMu.Unlock()
+	setPorts(r)
+	t.Cleanup(func() {
+		portMu.Lock()
+		ports, nextPort = old, 0
+		portMu.Unlock()
+	})
+}
+
+// TestPortRange checks that every port of a run comes from -ports: the ones freePort hands
+// out, and so each server's client and peer port in a topology's config, and that a range
+// with no free port left is a clear error.
+func TestPortRange(t *testing.T) {
+	r := portRange{24100, 24199}
+	withPorts(t, r)
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < r.lo || p > r.hi || seen[p] {
+			t.Fatalf("port %d: outside %v or handed out twice", p, r)
+		}
+		seen[p] = true
+	}
+	tp, err := newTopology("five")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range tp.servers {
+		for _, p := range []int{s.port, s.peerPort} {
+			if p < r.lo || p > r.hi {
+				t.Errorf("server %s has port %d, outside %v", s.name, p, r)
+			}
+		}
+	}
+
+	// A range whose every port is taken.
+	ln := testutil.Listen(t)
+	p := ln.Addr().(*net.TCPAddr).Port
+	withPorts(t, portRange{p, p})
+	if got, err := freePort(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("no free port in %d-%d", p, p)) {
+		t.Errorf("freePort with its one port taken = %d, %v; want an error naming the range", got, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -13,20 +14,27 @@ import (
 
 // Implementations a scenario can run.
 const (
-	implHerd     = "herd"       // the reactor server, logging on
-	implHerdNoLg = "herd-nolog" // the reactor server, logging off
-	implBaseline = "baseline"   // goroutine per connection
-	implAsyncio  = "asyncio"    // Python asyncio, after the seed's design
-	implUvloop   = "uvloop"     // the same on uvloop
-	implRedis    = "redis"      // inline SET, the reference single-threaded reactor
+	implHerd     = "herd"         // the reactor server, logging on
+	implHerdNoLg = "herd-nolog"   // the reactor server, logging off
+	implBaseline = "baseline"     // goroutine per connection
+	implAsyncio  = "asyncio"      // Python asyncio, after the seed's design
+	implUvloop   = "uvloop"       // the same on uvloop
+	implBest     = "asyncio-best" // Python asyncio, the best design (bench/asyncio/best.py)
+	implUvBest   = "uvloop-best"  // the same on uvloop
+	implRedis    = "redis"        // inline SET, the reference single-threaded reactor
 )
+
+// pythonImpls are the Python servers: both designs, each on asyncio and on uvloop.
+var pythonImpls = []string{implAsyncio, implUvloop, implBest, implUvBest}
 
 var implLabels = map[string]string{
 	implHerd:     "herd reactor (log on)",
 	implHerdNoLg: "herd reactor (log off)",
 	implBaseline: "goroutine baseline",
-	implAsyncio:  "Python asyncio",
-	implUvloop:   "Python asyncio + uvloop",
+	implAsyncio:  "Python asyncio (seed's design)",
+	implUvloop:   "Python asyncio + uvloop (seed's design)",
+	implBest:     "Python asyncio (best design)",
+	implUvBest:   "Python asyncio + uvloop (best design)",
 	implRedis:    "Redis (inline SET)",
 }
 
@@ -37,7 +45,8 @@ type tools struct {
 	bin     map[string]string // herd, baseline, fakeplaces, loadgen -> path
 	missing map[string]string // implementation or tool -> reason it is not available
 	python  string
-	script  string
+	script  string // the seed's design
+	best    string // the best asyncio design
 	redis   string
 }
 
@@ -117,10 +126,20 @@ func prepare(ctx context.Context, repo, work string, prebuilt map[string]string,
 			t.missing[implAsyncio] = t.python + " cannot import aiohttp: " + firstLine(out)
 		}
 	}
+	t.best = filepath.Join(repo, "bench", "asyncio", "best.py")
 	if r, ok := t.missing[implAsyncio]; ok {
 		t.missing[implUvloop] = r
 	} else if out, err := runCmd(ctx, repo, 30*time.Second, t.python, "-c", "import uvloop"); err != nil {
 		t.missing[implUvloop] = t.python + " cannot import uvloop: " + firstLine(out)
+	}
+	switch {
+	case t.missing[implAsyncio] != "":
+		t.missing[implBest] = t.missing[implAsyncio]
+	case !exists(t.best):
+		t.missing[implBest] = "no bench/asyncio/best.py"
+	}
+	if r := cmp.Or(t.missing[implBest], t.missing[implUvloop]); r != "" {
+		t.missing[implUvBest] = r
 	}
 	if p, err := exec.LookPath("redis-server"); err != nil {
 		t.missing[implRedis] = "redis-server not found in PATH"
@@ -289,6 +308,10 @@ func (t *tools) argv(impl, config, name string) []string {
 		return []string{t.python, t.script, "--config", config, name}
 	case implUvloop:
 		return []string{t.python, t.script, "--config", config, "--uvloop", name}
+	case implBest:
+		return []string{t.python, t.best, "--config", config, name}
+	case implUvBest:
+		return []string{t.python, t.best, "--config", config, "--uvloop", name}
 	}
 	return nil
 }

@@ -46,6 +46,7 @@ type options struct {
 	// servers too (by default each Go herd is one process, as herd run and baseline run are).
 	herdProcs bool
 	bins      map[string]string // prebuilt binaries by name, instead of go build
+	ports     *portRange        // -ports; nil: the default range
 }
 
 const usageText = `harness runs every benchmark scenario against every server implementation and
@@ -66,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		fmt.Fprintf(w, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
 	})
-	var only, impls, bins string
+	var only, impls, bins, ports string
 	fs.BoolVar(&o.smoke, "smoke", false, "only start every implementation and check its replies (seconds); write no report")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each scenario for each implementation (the report gives the median and min-max)")
 	fs.DurationVar(&o.duration, "d", 3*time.Second, "measured time of each run")
@@ -82,11 +83,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/")
 	fs.BoolVar(&o.herdProcs, "herd-procs", false, "run each server of a multi-server herd as its own process for the Go servers too (herd serve NAME, baseline serve NAME), as Python's always are; default: one process per herd (herd run, baseline run)")
 	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces, inproc)")
+	fs.StringVar(&ports, "ports", "", "take every port the harness and its servers listen on from this `range` LO-HI (e.g. 20000-29999; default: 10000 up to the kernel's ephemeral range)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("harness: unexpected argument %q", fs.Arg(0))
+	}
+	if ports != "" {
+		r, err := parsePorts(ports)
+		if err != nil {
+			return nil, err
+		}
+		o.ports = &r
 	}
 	if o.runs < 1 || o.duration <= 0 || o.warmup < 0 {
 		return nil, errors.New("harness: -runs must be at least 1 and -d positive")
@@ -129,7 +138,7 @@ func set(list string) map[string]bool {
 	return m
 }
 
-var allImpls = []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop, implRedis}
+var allImpls = []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop, implBest, implUvBest, implRedis}
 
 // findRepo walks up from dir to the directory holding go.mod.
 func findRepo(dir string) (string, error) {
@@ -170,6 +179,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	h := &harness{o: o, stdout: stdout, stderr: stderr, started: time.Now()}
 	h.logf("work directory %s", o.work)
+	if o.ports != nil {
+		setPorts(*o.ports)
+		if low := ephemeralLow(); o.ports.hi >= low {
+			h.logf("warning: -ports %s reaches into the kernel's ephemeral range (from %d): an outgoing connection may hold a port a server is about to bind", o.ports, low)
+		}
+	}
 	h.t = prepare(ctx, o.repo, o.work, o.bins, h.logf)
 	if r, ok := h.t.missing["loadgen"]; ok {
 		return fmt.Errorf("harness: the load generator is not available: %s", r)

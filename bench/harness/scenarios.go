@@ -41,6 +41,9 @@ const (
 
 var goServers = []string{implHerd, implHerdNoLg, implBaseline}
 
+// everyServer is every herd server implementation: the Go servers and both Python designs.
+var everyServer = append(append([]string(nil), goServers...), pythonImpls...)
+
 var scenarios = []*scenario{
 	{id: "p16", title: "IAMAT, one server, 64 connections, 16 pipelined", metric: "throughput",
 		impls: []string{implHerd, implHerdNoLg, implBaseline, implRedis}, run: single(64, pipelineDepth)},
@@ -51,9 +54,9 @@ var scenarios = []*scenario{
 	{id: "idle10k", title: "10,000 idle connections: server memory per connection", metric: "rss",
 		impls: []string{implHerd, implBaseline}, run: idle},
 	{id: "herd5", title: "IAMAT at Hill of the five-server herd (flooding), 64 connections", metric: "throughput",
-		impls: []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop}, run: herd5},
+		impls: everyServer, run: herd5},
 	{id: "prop1k", title: "Propagation Hill -> Campbell at 1,000 updates/s", metric: "p99",
-		impls: []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop}, run: propagation(1000, 1)},
+		impls: everyServer, run: propagation(1000, 1)},
 	{id: "prop10k", title: "Propagation Hill -> Campbell at 10,000 updates/s", metric: "p99",
 		impls: goServers, run: propagation(10000, 4)},
 	{id: "whatsat", title: "WHATSAT, 1,000 clients, Places answering in 50 ms, with IAMAT load alongside", metric: "throughput",
