@@ -195,7 +195,7 @@ func (h *harness) targets(allocs []allocLine, allocErr string) []target {
 }
 
 // refs says what each throughput scenario's ratio column compares against.
-var refs = map[string]string{"p16": implRedis, "p1": implRedis, "c10k": implBaseline, "herd5": implAsyncio, "idle10k": implBaseline}
+var refs = map[string]string{"p16": implRedis, "p1": implRedis, "c10k": implBaseline, "herd5": implUvBest, "idle10k": implBaseline}
 
 func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 	impls := sc.impls
