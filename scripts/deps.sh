@@ -5,9 +5,14 @@
 # systemd-analyze and logrotate (the deploy/ tests check the unit and the logrotate snippet
 # with them; without them those checks are skipped), and lsof (the grading flow's test kills
 # a server as the course's grader does, kill $(lsof -ti:PORT)). Safe to run again.
+# With the argument "bench" (scripts/bench.sh passes it) also valgrind, whose callgrind the
+# benchmark harness counts instructions per request with.
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = bench ] && ! command -v valgrind >/dev/null 2>&1; then
+  need+=(valgrind)
+fi
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v lsof >/dev/null 2>&1 || need+=(lsof)
 if [ -x /usr/bin/python3 ]; then

@@ -150,7 +150,7 @@ func synthetic() *harness {
 func TestTargets(t *testing.T) {
 	h := synthetic()
 	got := map[string]string{}
-	for _, tg := range h.targets(nil, "not available: no benchmark") {
+	for _, tg := range h.targets(extras{allocErr: "not available: no benchmark"}) {
 		got[tg.ID+" "+tg.What] = tg.Verdict + " " + tg.Measured
 	}
 	check := func(key, want string) {
@@ -184,7 +184,7 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 	testutil.WriteFile(t, dir, "BENCHMARKS.md", old)
 	h.stderr, h.stdout = io.Discard, io.Discard
 	h.t.repo = dir
-	if err := h.writeReport(context.Background(), nil, ""); err != nil {
+	if err := h.writeReport(context.Background(), extras{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -172,10 +173,19 @@ type server struct {
 	name     string
 	port     int
 	peerPort int // the herd's peer port (peer_addr); 0: the default, port + 10000
+	admin    int // the admin listener's port (admin_addr); 0: none
 	peers    []string
 }
 
 func (s server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// adminAddr is the server's admin listener, or "" if it has none.
+func (s server) adminAddr() string {
+	if s.admin == 0 {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", s.admin)
+}
 
 // takePorts gives s fresh client and peer ports.
 func (s *server) takePorts() (err error) {
@@ -195,13 +205,42 @@ type topology struct {
 	placesURL string // "" for the offline provider
 	placesMax int    // [places] max_conns when > 0
 	logDir    string // "off" or a directory
+	noLog     bool   // the servers log nothing, whatever the implementation
 }
 
-// newTopology gives the named topology fresh ports: "single" (Hill alone) or "five" (the
-// default herd of SPEC §1).
+// takeAdminPorts gives every server an admin listener if impl is the reactor (the other
+// implementations have none).
+func (tp *topology) takeAdminPorts(impl string) (err error) {
+	if impl != implHerd && impl != implHerdNoLg {
+		return nil
+	}
+	for i := range tp.servers {
+		if tp.servers[i].admin, err = freePort(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newTopology gives the named topology fresh ports: "single" (Hill alone), "five" (the
+// default herd of SPEC §1) or "chainN" (S1 - S2 - ... - SN, N from 2 to 64).
 func newTopology(kind string) (*topology, error) {
 	var ss []server
+	if n, err := strconv.Atoi(strings.TrimPrefix(kind, "chain")); err == nil && strings.HasPrefix(kind, "chain") {
+		if n < 2 || n > 64 {
+			return nil, fmt.Errorf("harness: topology %q: a chain has 2 to 64 servers", kind)
+		}
+		for i := 1; i <= n; i++ {
+			s := server{name: fmt.Sprintf("S%d", i)}
+			if i < n {
+				s.peers = []string{fmt.Sprintf("S%d", i+1)}
+			}
+			ss = append(ss, s)
+		}
+		kind = "chain"
+	}
 	switch kind {
+	case "chain":
 	case "single":
 		ss = []server{{name: "Hill"}}
 	case "five":
@@ -246,6 +285,9 @@ func (tp *topology) toml() string {
 		fmt.Fprintf(&b, "\n[[server]]\nname = %q\naddr = %q\n", s.name, s.addr())
 		if s.peerPort > 0 {
 			fmt.Fprintf(&b, "peer_addr = \"127.0.0.1:%d\"\n", s.peerPort)
+		}
+		if s.admin > 0 {
+			fmt.Fprintf(&b, "admin_addr = %q\n", s.adminAddr())
 		}
 		fmt.Fprintf(&b, "peers = [%s]\n", quoteList(peers))
 	}

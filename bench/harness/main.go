@@ -42,6 +42,8 @@ type options struct {
 	keep     bool
 	verbose  bool
 	allocs   bool
+	// instructions counts instructions per request under callgrind (valgrind).
+	instructions bool
 	// herdProcs runs every server of a multi-server herd as its own process for the Go
 	// servers too (by default each Go herd is one process, as herd run and baseline run are).
 	herdProcs bool
@@ -63,7 +65,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := cli.FlagSet("harness", stderr, func(w io.Writer) {
 		_, _ = io.WriteString(w, usageText)
 		for _, s := range scenarios {
-			fmt.Fprintf(w, "  %-10s %s\n", s.id, s.title)
+			if s.group == "" {
+				fmt.Fprintf(w, "  %-12s %s\n", s.id, s.title)
+			}
+		}
+		_, _ = io.WriteString(w, "\nHow cost grows (-only takes a group, or one of its sizes):\n")
+		for _, g := range groups {
+			var ids []string
+			for _, s := range scenarios {
+				if s.group == g.id {
+					ids = append(ids, s.id)
+				}
+			}
+			fmt.Fprintf(w, "  %-12s %s: %s\n", g.id, g.title, strings.Join(ids, ", "))
 		}
 		fmt.Fprintf(w, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
 	})
@@ -80,7 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.work, "work", "", "work directory for binaries, configs and logs (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (server logs, configs)")
 	fs.BoolVar(&o.verbose, "v", false, "log every command")
-	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/")
+	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/ (-only allocs: this alone)")
+	fs.BoolVar(&o.instructions, "instructions", true, "count the instructions per IAMAT and per WHATSAT of each Go server under valgrind's callgrind (-only instructions: this alone)")
 	fs.BoolVar(&o.herdProcs, "herd-procs", false, "run each server of a multi-server herd as its own process for the Go servers too (herd serve NAME, baseline serve NAME), as Python's always are; default: one process per herd (herd run, baseline run)")
 	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces, inproc)")
 	fs.StringVar(&ports, "ports", "", "take every port the harness and its servers listen on from this `range` LO-HI (e.g. 20000-29999; default: 10000 up to the kernel's ephemeral range)")
@@ -116,7 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.only = set(only)
 	o.impls = set(impls)
 	for id := range o.only {
-		if scenarioByID(id) == nil {
+		if scenarioByID(id) == nil && growthSizes[id] == nil && id != "allocs" && id != "instructions" {
 			return nil, fmt.Errorf("harness: unknown scenario %q", id)
 		}
 	}

@@ -18,7 +18,9 @@ type scenario struct {
 	id     string
 	title  string
 	impls  []string
-	metric string // what the charts and ratios compare: "throughput", "p99" or "rss"
+	metric string // what the charts and ratios compare: "throughput", "p99" or "rss"; "" in a group
+	group  string // how cost grows: the group (records, resync, chain) this scenario is a size of
+	size   int    // in a group: records held, or servers in the chain
 	note   string // what the scenario asks, in the report under its title
 	run    func(ctx context.Context, h *harness, sc *scenario, impl string, tag string) measurement
 }
@@ -65,6 +67,13 @@ var scenarios = []*scenario{
 			"WHATSAT is a real call to the fake Places (`bench/fakeplaces`, 50 ms per answer, Google's body cut to the bound " +
 			"of 5). Each server may keep 1,000 connections to it. Alongside, 16 other connections send 2,000 IAMAT/s open " +
 			"loop; their p99 is the \"IAMAT p99 alongside\" column. At 50 ms per answer, 1,000 connections allow 20,000 replies/s."},
+}
+
+func init() { scenarios = append(scenarios, growthScenarios()...) }
+
+// selected reports whether -only asks for sc (by its id or its group's).
+func (h *harness) selected(sc *scenario) bool {
+	return len(h.o.only) == 0 || h.o.only[sc.id] || (sc.group != "" && h.o.only[sc.group])
 }
 
 func scenarioByID(id string) *scenario {
@@ -256,7 +265,7 @@ func (h *harness) full(ctx context.Context) error {
 		}
 	}
 	for _, sc := range scenarios {
-		if len(h.o.only) > 0 && !h.o.only[sc.id] {
+		if !h.selected(sc) {
 			continue
 		}
 		var impls []string
@@ -290,15 +299,31 @@ func (h *harness) full(ctx context.Context) error {
 			h.logf("raw results in %s", path)
 		}
 	}
-	var allocs []allocLine
-	var allocErr string
+	var x extras
 	if h.o.allocs && (len(h.o.only) == 0 || h.o.only["allocs"]) {
-		allocs, allocErr = h.measureAllocs(ctx)
-		if allocErr != "" {
-			h.logf("allocations: %s", allocErr)
+		x.allocs, x.allocErr = h.measureAllocs(ctx)
+		if x.allocErr != "" {
+			h.logf("allocations: %s", x.allocErr)
 		}
 	}
-	return h.writeReport(ctx, allocs, allocErr)
+	if h.o.instructions && (len(h.o.only) == 0 || h.o.only["instructions"]) {
+		x.instr, x.instrErr = h.measureInstructions(ctx)
+		if x.instrErr != "" {
+			h.logf("instructions: %s", x.instrErr)
+		}
+		x.instrRan = true
+	}
+	return h.writeReport(ctx, x)
+}
+
+// extras are the measurements made apart from the scenarios: the herd package's allocation
+// benchmarks and the instruction counts.
+type extras struct {
+	allocs   []allocLine
+	allocErr string
+	instr    []instrLine
+	instrErr string
+	instrRan bool
 }
 
 // brief is a one-line summary of a measurement for the progress log.
@@ -306,15 +331,22 @@ func (m measurement) brief() string {
 	if m.Err != "" {
 		return "FAILED: " + m.Err
 	}
+	if m.Res == nil {
+		return fmt.Sprintf("resync of %s records: %.1f ms from listening (%.1f ms as logged), %d received",
+			num(float64(m.Size)), m.ResyncS*1e3, m.ResyncTookS*1e3, m.Received)
+	}
 	r := m.Res
 	s := ""
+	if m.RSSPerRecord != 0 {
+		s = fmt.Sprintf("%.0f bytes/record (VmRSS), %.0f (heap); ", m.RSSPerRecord, m.HeapPerRecord)
+	}
 	switch r.Scenario {
 	case "idle":
-		s = fmt.Sprintf("%.0f bytes/conn", r.RSSPerConn)
+		s += fmt.Sprintf("%.0f bytes/conn", r.RSSPerConn)
 	case "propagation":
-		s = fmt.Sprintf("p50 %.0fus p99 %.0fus lost %d", r.Latency.P50, r.Latency.P99, r.Lost)
+		s += fmt.Sprintf("p50 %.0fus p99 %.0fus lost %d", r.Latency.P50, r.Latency.P99, r.Lost)
 	default:
-		s = fmt.Sprintf("%.0f/s p50 %.0fus p99 %.0fus", r.Throughput, r.Latency.P50, r.Latency.P99)
+		s += fmt.Sprintf("%.0f/s p50 %.0fus p99 %.0fus", r.Throughput, r.Latency.P50, r.Latency.P99)
 	}
 	if m.Side != nil {
 		s += fmt.Sprintf("; IAMAT alongside p99 %.0fus", m.Side.Latency.P99)

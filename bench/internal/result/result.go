@@ -5,6 +5,8 @@
 // every type is an empty result.
 package result
 
+import "github.com/HdrHistogram/hdrhistogram-go"
+
 // Result is one run of the load generator. Fields that do not apply to a scenario are zero
 // and omitted from the JSON.
 type Result struct {
@@ -46,6 +48,10 @@ type Result struct {
 	RSSPerConn float64 `json:"rss_per_conn_bytes,omitempty"`
 
 	CPU CPU `json:"cpu"`
+	// Hists are the run's latency histograms (nanoseconds) by tag ("latency"; "reply" for
+	// propagation), as the harness reads them back from loadgen's -hdr-out file. They are not
+	// part of the JSON.
+	Hists map[string]*hdrhistogram.Histogram `json:"-"`
 	// WallS is the whole run's wall time in seconds: connecting, setup, warm-up, the window
 	// and the wait for stragglers.
 	WallS float64 `json:"wall_seconds"`
