@@ -27,6 +27,7 @@ fair to asyncio as well. It differs from the seed where the seed's design, not P
 - The links speak the herd's plain peer protocol: bare AT lines, no hello. A server of this
   design can share a herd with the Go servers as a plain peer (link = "plain"), like server.py.
   An AT line is not flooded back to the server it names (it holds it already).
+- Places requests may use as many connections as [places] max_conns allows the Go servers.
 - Logging writes the same records as the seed (every line in and out, connections, links), but
   formatted by hand, stamped once per loop pass, and written with one os.write per pass.
 
@@ -51,6 +52,7 @@ import server as seed
 RESYNC_CHUNK = 64 << 10
 MAX_PENDING = 1024
 DEFAULT_MAX_LINK_UNSENT = 8 << 20
+DEFAULT_PLACES_CONNS = 64  # as the Go servers' [places] max_conns
 
 SIZE_RE = re.compile(r"\s*([0-9]+)\s*(B|K|KB|KiB|M|MB|MiB|G|GB|GiB)?\s*")
 SIZE_UNITS = {None: 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KiB": 1 << 10, "M": 1 << 20,
@@ -441,6 +443,7 @@ class Server(seed.Server):
         self.backoff_cap = max(seed.parse_duration(limits.get("backoff_cap"), 5.0), self.backoff_base)
         self.dial_timeout = seed.parse_duration(limits.get("dial_timeout"), 2.0)
         self.max_link_unsent = parse_size(limits.get("max_link_unsent"), DEFAULT_MAX_LINK_UNSENT)
+        self.places_conns = int(cfg.get("places", {}).get("max_conns", DEFAULT_PLACES_CONNS))
         self.links = []
         self.conns = 0
         self.flooded = False  # set by store, taken by the connection whose line flooded
@@ -449,7 +452,12 @@ class Server(seed.Server):
         if self.provider != "offline":
             import aiohttp
 
-            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            # As many connections to Places as the config allows the Go servers ([places]
+            # max_conns), not aiohttp's default of 100.
+            self.session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=aiohttp.TCPConnector(limit=self.places_conns),
+            )
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(lambda: ClientProtocol(self), self.addr[0], self.addr[1])
         for sock in self.server.sockets:

@@ -109,7 +109,11 @@ func records(n int) func(context.Context, *harness, *scenario, string, string) m
 		}
 		defer d.stop()
 		s := tp.servers[0]
-		heap0, heapErr := liveHeap(ctx, s.adminAddr())
+		admin := s.adminAddr()
+		if impl == implBaseline {
+			admin = "" // the baseline's admin listener has no pprof to force a collection with
+		}
+		heap0, heapErr := liveHeap(ctx, admin)
 		rss0, err := readRSS(d.procs[0].pid())
 		if err == nil {
 			err = h.preload(ctx, sc.id, s.addr(), n)
@@ -117,7 +121,7 @@ func records(n int) func(context.Context, *harness, *scenario, string, string) m
 		if err != nil {
 			return fail(sc, impl, err)
 		}
-		heap1, heapErr1 := liveHeap(ctx, s.adminAddr())
+		heap1, heapErr1 := liveHeap(ctx, admin)
 		rss1, err := readRSS(d.procs[0].pid())
 		if err != nil {
 			return fail(sc, impl, err)
@@ -448,8 +452,8 @@ func (h *harness) growthTables(b *strings.Builder) {
 		for _, im := range ms[0].impls {
 			for _, sc := range ms {
 				size := num(float64(sc.size))
-				if r := h.failure(sc.id, im); r != "" {
-					fmt.Fprintf(b, "| %s | %s | n/a: %s |\n", implLabels[im], size, shorten(r, 120))
+				if !h.stat(sc.id, im, func(m measurement) (float64, bool) { return 0, m.Err == "" }).ok() {
+					fmt.Fprintf(b, "| %s | %s | %s |\n", implLabels[im], size, h.why(sc.id, im))
 					continue
 				}
 				switch g.id {
@@ -467,6 +471,13 @@ func (h *harness) growthTables(b *strings.Builder) {
 					fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", implLabels[im], size, us(h.stat(sc.id, im, mP50).Med),
 						fmtUs(h.stat(sc.id, im, mP99)), us(h.stat(sc.id, im, mP999).Med), num(sumVals(h.values(sc.id, im, mLost))),
 						us(h.stat(sc.id, im, mReplyP99).Med))
+				}
+			}
+		}
+		for _, im := range ms[0].impls {
+			for _, sc := range ms {
+				if n, reason := h.failures(sc.id, im); n > 0 && h.failure(sc.id, im) == "" {
+					fmt.Fprintf(b, "\n%s, %s: %d of its runs failed (%s).\n", implLabels[im], num(float64(sc.size)), n, shorten(reason, 200))
 				}
 			}
 		}
@@ -667,4 +678,46 @@ func (h *harness) groupLatencyChart(path, title string, ms []*scenario) (bool, e
 	}
 	p.X.Min = 0
 	return true, save(p, path, vg.Points(560), vg.Points(340))
+}
+
+// allocations starts measuring the allocations of the one server process of d (admin: its
+// admin listener, "" if it has none); the returned function records them per request of the
+// load generator's run into m. A Go server's count is the growth of the Go runtime's malloc
+// and allocated-bytes counters, less one scrape's own (measured by two scrapes back to back);
+// a server without them gets the growth of its VmRSS.
+func (h *harness) allocations(ctx context.Context, d *deployment, admin string) func(m *measurement) {
+	pid := d.procs[0].pid()
+	rss0, rssErr := readRSS(pid)
+	type counts struct{ objects, bytes float64 }
+	read := func() (counts, bool) {
+		if admin == "" {
+			return counts{}, false
+		}
+		text, err := scrape(ctx, admin, "/metrics")
+		if err != nil {
+			return counts{}, false
+		}
+		o, ok1 := metricValue(text, "go_memstats_mallocs_total")
+		b, ok2 := metricValue(text, "go_memstats_alloc_bytes_total")
+		return counts{o, b}, ok1 && ok2
+	}
+	a, ok := read()
+	b, ok2 := read()
+	c0 := b
+	scrapeCost := counts{b.objects - a.objects, b.bytes - a.bytes}
+	return func(m *measurement) {
+		if m.Err != "" || m.Res == nil || m.Res.RequestsAll == 0 {
+			return
+		}
+		n := float64(m.Res.RequestsAll)
+		if c1, ok3 := read(); ok && ok2 && ok3 {
+			m.AllocsPerReq = (c1.objects - c0.objects - scrapeCost.objects) / n
+			m.AllocBytesPerReq = (c1.bytes - c0.bytes - scrapeCost.bytes) / n
+			m.HasAllocs = true
+		}
+		if rss1, err := readRSS(pid); err == nil && rssErr == nil {
+			m.RSSPerReq = float64(rss1-rss0) / n
+			m.HasRSSPerReq = true
+		}
+	}
 }

@@ -63,6 +63,14 @@ type measurement struct {
 	ResyncS       float64 `json:",omitempty"`
 	ResyncTookS   float64 `json:",omitempty"`
 	Received      int     `json:",omitempty"`
+
+	// Allocations per request (p1): a Go server's heap objects and bytes allocated per
+	// request, from its runtime's counters; any server's VmRSS growth per request.
+	AllocsPerReq     float64 `json:",omitempty"`
+	AllocBytesPerReq float64 `json:",omitempty"`
+	HasAllocs        bool    `json:",omitempty"`
+	RSSPerReq        float64 `json:",omitempty"`
+	HasRSSPerReq     bool    `json:",omitempty"`
 }
 
 type command struct {

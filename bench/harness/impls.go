@@ -208,10 +208,11 @@ type topology struct {
 	noLog     bool   // the servers log nothing, whatever the implementation
 }
 
-// takeAdminPorts gives every server an admin listener if impl is the reactor (the other
-// implementations have none).
+// takeAdminPorts gives every server an admin listener if impl is a Go server (the reactor's
+// serves its metrics and status, the baseline's the Go runtime's metrics only; the others
+// have none).
 func (tp *topology) takeAdminPorts(impl string) (err error) {
-	if impl != implHerd && impl != implHerdNoLg {
+	if impl != implHerd && impl != implHerdNoLg && impl != implBaseline {
 		return nil
 	}
 	for i := range tp.servers {

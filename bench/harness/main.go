@@ -192,6 +192,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			defer os.RemoveAll(o.work)
 		}
 	}
+	// The servers inherit the limit: a Python server or Redis holding 10,000 connections
+	// needs more than the usual 1,024 descriptors. (Go raises its own soft limit, but puts the
+	// old one back for the processes it starts, unless the program sets it itself.)
+	if err := raiseFileLimit(); err != nil {
+		fmt.Fprintf(stderr, "harness: raising the open-file limit: %v\n", err)
+	}
 	h := &harness{o: o, stdout: stdout, stderr: stderr, started: time.Now()}
 	h.logf("work directory %s", o.work)
 	if o.ports != nil {

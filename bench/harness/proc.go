@@ -219,6 +219,16 @@ func ephemeralLow() int {
 	return n
 }
 
+// raiseFileLimit raises this process's soft open-file limit to its hard limit.
+func raiseFileLimit() error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return err
+	}
+	rl.Cur = rl.Max
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+}
+
 // runCmd runs a command to completion and returns its combined output.
 func runCmd(ctx context.Context, dir string, timeout time.Duration, argv ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)

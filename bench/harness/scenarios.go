@@ -50,11 +50,11 @@ var scenarios = []*scenario{
 	{id: "p16", title: "IAMAT, one server, 64 connections, 16 pipelined", metric: "throughput",
 		impls: []string{implHerd, implHerdNoLg, implBaseline, implRedis}, run: single(64, pipelineDepth)},
 	{id: "p1", title: "IAMAT, one server, 64 connections, no pipelining", metric: "throughput",
-		impls: []string{implHerd, implHerdNoLg, implBaseline, implRedis}, run: single(64, 1)},
+		impls: append(append([]string(nil), everyServer...), implRedis), run: single(64, 1), note: p1Note},
 	{id: "c10k", title: "IAMAT, one server, 10,000 connections", metric: "throughput",
 		impls: goServers, run: single(manyConns, 1)},
 	{id: "idle10k", title: "10,000 idle connections: server memory per connection", metric: "rss",
-		impls: []string{implHerd, implBaseline}, run: idle},
+		impls: append(append([]string(nil), everyServer...), implRedis), run: idle},
 	{id: "herd5", title: "IAMAT at Hill of the five-server herd (flooding), 64 connections", metric: "throughput",
 		impls: everyServer, run: herd5},
 	{id: "prop1k", title: "Propagation Hill -> Campbell at 1,000 updates/s", metric: "p99",
@@ -62,7 +62,7 @@ var scenarios = []*scenario{
 	{id: "prop10k", title: "Propagation Hill -> Campbell at 10,000 updates/s", metric: "p99",
 		impls: goServers, run: propagation(10000, 4)},
 	{id: "whatsat", title: "WHATSAT, 1,000 clients, Places answering in 50 ms, with IAMAT load alongside", metric: "throughput",
-		impls: goServers, run: whatsat, note: "1,000 connections, each with one WHATSAT outstanding (closed loop), over 10,000 distinct " +
+		impls: everyServer, run: whatsat, note: "1,000 connections, each with one WHATSAT outstanding (closed loop), over 10,000 distinct " +
 			"client ids, each at its own location: no two requests in flight are identical, so none is shared and every " +
 			"WHATSAT is a real call to the fake Places (`bench/fakeplaces`, 50 ms per answer, Google's body cut to the bound " +
 			"of 5). Each server may keep 1,000 connections to it. Alongside, 16 other connections send 2,000 IAMAT/s open " +
@@ -123,14 +123,31 @@ func (h *harness) deploy(ctx context.Context, sc *scenario, impl, tag, kind stri
 	return tp, d, nil
 }
 
+const p1Note = "Besides the rates, each server's allocations per request are measured here: for the Go servers the " +
+	"growth of `go_memstats_mallocs_total` and `go_memstats_alloc_bytes_total` (the Go runtime's counts, on the " +
+	"server's admin listener) over the load generator's run, less what one scrape itself allocates (two scrapes back " +
+	"to back before the run), divided by every request of the run, warm-up included; for the others, which have no " +
+	"such counter, the growth of the server's VmRSS over the run per request (what stays allocated, not what was " +
+	"allocated and freed). See the figures for \"The asyncio report, revisited\"."
+
 // single measures closed-loop IAMAT (Redis: inline SET) on one server with no neighbours.
+// Without pipelining it also measures the server's allocations per request (see p1Note).
 func single(conns, depth int) func(context.Context, *harness, *scenario, string, string) measurement {
 	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-		tp, d, err := h.deploy(ctx, sc, impl, tag, "single", nil)
+		tp, d, err := h.deploy(ctx, sc, impl, tag, "single", func(tp *topology) error {
+			if depth > 1 {
+				return nil
+			}
+			return tp.takeAdminPorts(impl)
+		})
 		if err != nil {
 			return fail(sc, impl, err)
 		}
 		defer d.stop()
+		allocs := func(*measurement) {}
+		if depth == 1 && impl != implRedis {
+			allocs = h.allocations(ctx, d, tp.servers[0].adminAddr())
+		}
 		args := []string{"-addr", tp.servers[0].addr(), "-c", strconv.Itoa(conns), "-P", strconv.Itoa(depth)}
 		what := "loadgen"
 		if impl == implRedis {
@@ -143,6 +160,7 @@ func single(conns, depth int) func(context.Context, *harness, *scenario, string,
 		res, err := h.loadgen(ctx, sc.id, what, append(args, h.window()...)...)
 		m := finish(sc, impl, d, res, err)
 		done(&m)
+		allocs(&m)
 		return m
 	}
 }

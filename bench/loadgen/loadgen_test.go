@@ -106,6 +106,13 @@ func TestClosedLoopCounts(t *testing.T) {
 			if r.Requests != 3000 || r.Replies != 3000 || r.Checked != 3000 {
 				t.Errorf("requests %d replies %d checked %d, want 3000 each", r.Requests, r.Replies, r.Checked)
 			}
+			all := uint64(3000)
+			if tc.scenario == "whatsat" || tc.scenario == "mixed" {
+				all += 50 // an IAMAT for each client id first
+			}
+			if r.RequestsAll != all {
+				t.Errorf("requests in all %d, want %d", r.RequestsAll, all)
+			}
 			if r.Latency.Count != 3000 {
 				t.Errorf("histogram holds %d values, want 3000", r.Latency.Count)
 			}
@@ -136,7 +143,7 @@ func TestOpenLoopRate(t *testing.T) {
 	s := startLineServer(t, nil)
 	r := runJSON(t, "-addr", s.addr(), "-c", "4", "-rate", "2000", "-d", "500ms")
 	// The schedule is exact: 2000/s for 0.5 s is 1000 requests, whatever the machine's speed.
-	if r.Requests != 1000 || r.Replies != 1000 || r.Errors != 0 {
+	if r.Requests != 1000 || r.RequestsAll != 1000 || r.Replies != 1000 || r.Errors != 0 {
 		t.Fatalf("requests %d replies %d errors %d %v", r.Requests, r.Replies, r.Errors, r.ErrorSamples)
 	}
 }

@@ -183,16 +183,17 @@ func (r *runner) result() *result.Result {
 	r.stamp(h, "latency")
 	r.hists = []*hdrhistogram.Histogram{h}
 	res := &result.Result{
-		Scenario: r.o.scenario,
-		Targets:  r.o.addrs,
-		Conns:    r.o.conns,
-		Rate:     r.o.rate,
-		Seconds:  r.o.duration.Seconds(),
-		WarmupS:  r.o.warmup.Seconds(),
-		Requests: sent,
-		Replies:  replies,
-		Checked:  checked,
-		Latency:  summarize(h),
+		Scenario:    r.o.scenario,
+		Targets:     r.o.addrs,
+		Conns:       r.o.conns,
+		Rate:        r.o.rate,
+		Seconds:     r.o.duration.Seconds(),
+		WarmupS:     r.o.warmup.Seconds(),
+		Requests:    sent,
+		RequestsAll: r.st.all.Load(),
+		Replies:     replies,
+		Checked:     checked,
+		Latency:     summarize(h),
 	}
 	if r.o.rate == 0 {
 		res.Pipeline = r.o.pipeline
@@ -244,6 +245,7 @@ func (r *runner) setup(w *worker) error {
 			w.ends = append(w.ends, len(w.wbuf))
 		}
 		ks = ks[n:]
+		r.st.all.Add(uint64(n))
 		if _, err := w.conn.Write(w.wbuf); err != nil {
 			return fmt.Errorf("loadgen: setup: %w", err)
 		}
@@ -286,6 +288,7 @@ func (r *runner) closed(w *worker) {
 			w.ends = append(w.ends, len(w.wbuf))
 		}
 		t0 := time.Now()
+		r.st.all.Add(uint64(batch))
 		if _, err := w.conn.Write(w.wbuf); err != nil {
 			r.connError(w, err)
 			continue

@@ -31,6 +31,7 @@ type shard struct {
 type stats struct {
 	shards   []shard
 	progress atomic.Uint64 // replies measured so far (the window's), for the progress bar
+	all      atomic.Uint64 // requests sent in the whole run
 
 	emu     sync.Mutex
 	errs    map[string]uint64

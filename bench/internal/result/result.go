@@ -19,7 +19,11 @@ type Result struct {
 	Seconds  float64 `json:"seconds"`        // the measured window, after the warm-up
 	WarmupS  float64 `json:"warmup_seconds"` // excluded from every figure
 	Requests uint64  `json:"requests"`       // sent during the window
-	Replies  uint64  `json:"replies"`        // complete replies received during the window
+	// RequestsAll counts every request sent in the run: the warm-up's, the window's, those
+	// that prime a WHATSAT load and those after the window. A server's counters read before
+	// and after the run are divided by it.
+	RequestsAll uint64 `json:"requests_all"`
+	Replies     uint64 `json:"replies"` // complete replies received during the window
 	// Throughput is Replies / Seconds.
 	Throughput float64 `json:"throughput"`
 	// Kinds counts replies by request kind ("iamat", "whatsat", "raw").
