@@ -37,14 +37,11 @@ module imports it from there.
     /usr/bin/python3 bench/asyncio/best.py [--config herd.toml] [--uvloop] [--no-log] NAME
 """
 
-import argparse
 import asyncio
 import collections
 import os
 import random
 import re
-import signal
-import sys
 import time
 
 import server as seed
@@ -501,32 +498,9 @@ async def amain(args):
         os.makedirs(log_dir, exist_ok=True)
         path = os.path.join(log_dir, f"{args.name}.log")
     log = Log(path)
-    server = Server(args.name, cfg, log)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.close()
+    await seed.serve(Server(args.name, cfg, log))
     log.close()
 
 
-def main():
-    p = argparse.ArgumentParser(description="proxy herd server (the best asyncio design)")
-    p.add_argument("--config", help="herd TOML config (default: the five-server herd)")
-    p.add_argument("--uvloop", action="store_true", help="run on uvloop")
-    p.add_argument("--no-log", action="store_true", help="do not write a log file")
-    p.add_argument("name", help="the server to run")
-    args = p.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(amain(args))
-    else:
-        asyncio.run(amain(args))
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    seed.run(amain, "proxy herd server (the best asyncio design)")

@@ -411,7 +411,11 @@ async def amain(args):
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-    server = Server(args.name, cfg, log)
+    await serve(Server(args.name, cfg, log))
+
+
+async def serve(server):
+    """Start server (best.py's too), serve until SIGINT or SIGTERM, then close it."""
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -422,7 +426,12 @@ async def amain(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description="proxy herd server (Python asyncio baseline)")
+    run(amain, "proxy herd server (Python asyncio baseline)")
+
+
+def run(amain, description):
+    """Parse the command line (best.py's too) and run amain(args) on asyncio or uvloop."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", help="herd TOML config (default: the five-server herd)")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop")
     p.add_argument("--no-log", action="store_true", help="do not write a log file")

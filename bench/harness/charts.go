@@ -201,31 +201,38 @@ func percentilePoints(h *hdrhistogram.Histogram) plotter.XYs {
 // latencyChart writes the HdrHistogram-style percentile distribution of each implementation
 // (its runs' histograms merged) to path; false if no implementation has a histogram.
 func (h *harness) latencyChart(path string, sc *scenario) (bool, error) {
-	p := plot.New()
-	p.Title.Text = sc.title
-	p.X.Label.Text = "percentile"
-	p.X.Tick.Marker = percentileTicks{}
-	p.Y.Label.Text = sc.latencyName() + " (ms)"
-	p.Legend.Top, p.Legend.Left = true, true
-	var all []float64
-	type series struct {
-		name string
-		pts  plotter.XYs
-	}
 	var ss []series
 	for _, im := range sc.impls {
-		hist := h.mergedHist(sc.id, im, "latency")
-		if hist == nil {
-			continue
+		if hist := h.mergedHist(sc.id, im, "latency"); hist != nil {
+			ss = append(ss, series{shortLabels[im], percentilePoints(hist)})
 		}
-		pts := percentilePoints(hist)
-		for _, pt := range pts {
-			all = append(all, pt.Y)
-		}
-		ss = append(ss, series{shortLabels[im], pts})
 	}
+	return percentileChart(path, sc.title, sc.latencyName()+" (ms)", ss)
+}
+
+// series is one line of a chart.
+type series struct {
+	name string
+	pts  plotter.XYs
+}
+
+// percentileChart writes lines of latency against percentile (percentilePoints) to path;
+// false if there are none.
+func percentileChart(path, title, ylabel string, ss []series) (bool, error) {
 	if len(ss) == 0 {
 		return false, nil
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "percentile"
+	p.X.Tick.Marker = percentileTicks{}
+	p.Y.Label.Text = ylabel
+	p.Legend.Top, p.Legend.Left = true, true
+	var all []float64
+	for _, s := range ss {
+		for _, pt := range s.pts {
+			all = append(all, pt.Y)
+		}
 	}
 	if wantLog(all) {
 		useLog(p, slicesMin(all))
@@ -237,9 +244,7 @@ func (h *harness) latencyChart(path string, sc *scenario) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		l.Color = plotutil.Color(i)
-		l.Dashes = plotutil.Dashes(i)
-		l.Width = vg.Points(1.5)
+		l.Color, l.Dashes, l.Width = plotutil.Color(i), plotutil.Dashes(i), vg.Points(1.5)
 		p.Add(l)
 		p.Legend.Add(s.name, l)
 	}

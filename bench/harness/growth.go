@@ -208,20 +208,7 @@ func resync(n int) func(context.Context, *harness, *scenario, string, string) me
 // chain measures propagation along a chain of n servers.
 func chain(n int) func(context.Context, *harness, *scenario, string, string) measurement {
 	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-		tp, d, err := h.deploy(ctx, sc, impl, tag, "chain"+strconv.Itoa(n), func(tp *topology) error {
-			port, err := freePort()
-			tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), tp.servers[len(tp.servers)-1].name
-			return err
-		})
-		if err != nil {
-			return fail(sc, impl, err)
-		}
-		defer d.stop()
-		done := d.meter()
-		res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "propagation",
-			"-addr", tp.servers[0].addr(), "-listen", tp.probe, "-rate", "1000", "-c", "1"}, h.window()...)...)
-		m := finish(sc, impl, d, res, err)
-		done(&m)
+		m := h.propagate(ctx, sc, impl, tag, "chain"+strconv.Itoa(n), 1000, 1)
 		m.Size = n
 		return m
 	}
@@ -627,20 +614,6 @@ func (s sizeBars) YError(i int) (float64, float64) {
 
 // groupLatencyChart plots the latency percentiles of each implementation at each size.
 func (h *harness) groupLatencyChart(path, title string, ms []*scenario) (bool, error) {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "percentile"
-	p.X.Tick.Marker = percentileTicks{}
-	p.Y.Label.Text = ms[0].latencyName() + " (ms)"
-	if ms[0].group == groupChain {
-		p.Y.Label.Text = "propagation time (ms)"
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	var all []float64
-	type series struct {
-		name string
-		pts  plotter.XYs
-	}
 	var ss []series
 	for _, im := range ms[0].impls {
 		for _, sc := range ms {
@@ -648,36 +621,18 @@ func (h *harness) groupLatencyChart(path, title string, ms []*scenario) (bool, e
 			if hist == nil {
 				continue
 			}
-			pts := percentilePoints(hist)
-			for _, pt := range pts {
-				all = append(all, pt.Y)
-			}
 			size := sizeName(sc.size)
 			if sc.group == groupChain {
 				size = strconv.Itoa(sc.size) + " servers"
 			}
-			ss = append(ss, series{shortLabels[im] + ", " + size, pts})
+			ss = append(ss, series{shortLabels[im] + ", " + size, percentilePoints(hist)})
 		}
 	}
-	if len(ss) == 0 {
-		return false, nil
+	ylabel := "latency (ms)"
+	if ms[0].group == groupChain {
+		ylabel = "propagation time (ms)"
 	}
-	if wantLog(all) {
-		useLog(p, slicesMin(all))
-	} else {
-		linear(p)
-	}
-	for i, s := range ss {
-		l, err := plotter.NewLine(s.pts)
-		if err != nil {
-			return false, err
-		}
-		l.Color, l.Dashes, l.Width = plotutil.Color(i), plotutil.Dashes(i), vg.Points(1.5)
-		p.Add(l)
-		p.Legend.Add(s.name, l)
-	}
-	p.X.Min = 0
-	return true, save(p, path, vg.Points(560), vg.Points(340))
+	return percentileChart(path, title, ylabel, ss)
 }
 
 // allocations starts measuring the allocations of the one server process of d (admin: its

@@ -207,23 +207,29 @@ func herd5(ctx context.Context, h *harness, sc *scenario, impl, tag string) meas
 // propagation times updates from Hill until Campbell floods them to the probe.
 func propagation(rate, conns int) func(context.Context, *harness, *scenario, string, string) measurement {
 	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-		tp, d, err := h.deploy(ctx, sc, impl, tag, "five", func(tp *topology) error {
-			port, err := freePort()
-			tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), "Campbell"
-			return err
-		})
-		if err != nil {
-			return fail(sc, impl, err)
-		}
-		defer d.stop()
-		done := d.meter()
-		res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "propagation",
-			"-addr", tp.servers[0].addr(), "-listen", tp.probe, "-rate", strconv.Itoa(rate), "-c", strconv.Itoa(conns)},
-			h.window()...)...)
-		m := finish(sc, impl, d, res, err)
-		done(&m)
-		return m
+		return h.propagate(ctx, sc, impl, tag, "five", rate, conns)
 	}
+}
+
+// propagate times updates, rate a second over conns connections, from the first server of
+// a topology of kind until its last server floods them to the probe, its neighbour.
+func (h *harness) propagate(ctx context.Context, sc *scenario, impl, tag, kind string, rate, conns int) measurement {
+	tp, d, err := h.deploy(ctx, sc, impl, tag, kind, func(tp *topology) error {
+		port, err := freePort()
+		tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), tp.servers[len(tp.servers)-1].name
+		return err
+	})
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	defer d.stop()
+	done := d.meter()
+	res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "propagation",
+		"-addr", tp.servers[0].addr(), "-listen", tp.probe, "-rate", strconv.Itoa(rate), "-c", strconv.Itoa(conns)},
+		h.window()...)...)
+	m := finish(sc, impl, d, res, err)
+	done(&m)
+	return m
 }
 
 // whatsat drives WHATSAT on 1,000 connections against a Places API that answers in 50 ms,
