@@ -380,6 +380,7 @@ class ClientProtocol(asyncio.Protocol):
         if len(fields) != 4:
             raise seed.Invalid("WHATSAT wants 3 fields")
         _, client, radius, bound = fields
+        seed.check_client_id(client)
         if not seed.RADIUS_RE.fullmatch(radius) or not seed.BOUND_RE.fullmatch(bound):
             raise seed.Invalid("bad radius or bound")
         km = seed.Decimal(radius.decode())
