@@ -593,3 +593,37 @@ func TestWantLog(t *testing.T) {
 		t.Errorf("percentile ticks %q", labels)
 	}
 }
+
+func TestInstructionTable(t *testing.T) {
+	h := synthetic()
+	x := extras{instrRan: true, instr: []instrLine{
+		{Impl: implHerdNoLg, Kind: "iamat", PerReq: summarizeVals([]float64{7021, 6971, 7241})},
+		{Impl: implHerdNoLg, Kind: "whatsat", PerReq: summarizeVals([]float64{1.4e6})},
+		{Impl: implBaseline, Kind: "iamat", Err: "callgrind_control -z: exit status 1"},
+	}}
+	var b strings.Builder
+	h.instructionTable(&b, x.instr, "")
+	for _, want := range []string{
+		"| herd reactor (log off) | 7,021 (6,971-7,241) | 1,400,000 |",
+		"| goroutine baseline | n/a: callgrind_control -z: exit status 1 | n/a: not measured |",
+		"1000 and 11000 for IAMAT, 100 and 600 for WHATSAT",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("instruction table lacks %q:\n%s", want, b.String())
+		}
+	}
+	var tg target
+	for _, tt := range h.targets(x) {
+		if tt.ID == "7" {
+			tg = tt
+		}
+	}
+	if tg.Measured != "herd, no log IAMAT: 7,021; herd, no log WHATSAT: 1,400,000" {
+		t.Errorf("target 7: %+v", tg)
+	}
+	b.Reset()
+	h.instructionTable(&b, nil, "not available: valgrind not found")
+	if !strings.Contains(b.String(), "not available: valgrind not found") {
+		t.Errorf("a missing valgrind is not said:\n%s", b.String())
+	}
+}
