@@ -1,10 +1,14 @@
 // Command harness runs every benchmark scenario against every server implementation, each in
 // processes of its own, and regenerates BENCHMARKS.md (with PNG charts) from the results: the
 // reactor server (cmd/herd, logging on and off), the goroutine-per-connection baseline
-// (bench/baseline), the Python asyncio baseline (bench/asyncio, plain and uvloop) and Redis
-// (inline SET) as the reference single-threaded reactor, all driven by bench/loadgen. A Go
-// server's five-server herd is one process (herd run, baseline run; -herd-procs: one per
-// server), a Python herd one process per server.
+// (bench/baseline), the Python asyncio baselines (bench/asyncio: the seed's design, server.py,
+// and the best asyncio design, best.py, each plain and on uvloop) and Redis (inline SET) as the
+// reference single-threaded reactor, all driven by bench/loadgen. A Go server's five-server
+// herd is one process (herd run, baseline run; -herd-procs: one per server), a Python herd one
+// process per server. Besides the scenarios it measures how cost grows (memory per record and
+// the IAMAT rate by records held, a restarted server's resync time, propagation along chains)
+// and counts the instructions per request under valgrind's callgrind. Every port it or its
+// servers listen on comes from -ports.
 //
 //	go run ./bench/harness            the full run (about 10 minutes on two cores), writes BENCHMARKS.md
 //	go run ./bench/harness -smoke     seconds: start everything, check the replies, write nothing

@@ -8,6 +8,9 @@
 // intended send time, so a stalled server cannot hide its stall (no coordinated omission).
 //
 // Scenarios: iamat, whatsat, mixed, propagation, idle, raw. Run `loadgen -h` for the flags.
+// -hdr-out writes the run's latency histograms in HdrHistogram's log format, for tools that
+// plot them (the benchmark harness does). On a terminal a progress bar shows the replies
+// measured so far, their rate and their p99 over the last second.
 package main
 
 import (
