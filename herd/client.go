@@ -34,7 +34,7 @@ type clientConn struct {
 	t transport
 
 	id      uint64
-	origin  Origin        // FromClient or FromNeighbourHost, known at accept
+	origin  Origin        // FromClient, FromNeighbourHost or FromPlainHost, known at accept
 	dec     codec.Decoder // frames the lines read
 	out     []byte        // replies gathered during one event, written at its end in one write
 	q       []*slot       // replies waiting behind a WHATSAT; q[head:] are live
@@ -108,7 +108,7 @@ func (c *clientConn) firstBytes() {
 // neighbour's host, while there are fewer than max_clients plus one per neighbour. Loop only.
 func (c *clientConn) neighbourRoom() bool {
 	s := c.s
-	return len(s.clients) < s.lim.MaxClients+len(s.links) && c.origin == FromNeighbourHost
+	return len(s.clients) < s.lim.MaxClients+len(s.links) && c.origin.neighbour()
 }
 
 // idleCheck closes the connection if it has been quiet for idle_timeout and is owed nothing,
@@ -124,7 +124,7 @@ func (c *clientConn) idleCheck() {
 	d := s.lim.IdleTimeout
 	quiet := s.loop.Time().Sub(c.lastRead)
 	owed := c.head < len(c.q) || c.waiting > 0
-	exempt := !c.client && c.origin == FromNeighbourHost
+	exempt := !c.client && c.origin.neighbour()
 	switch {
 	case owed || exempt:
 		c.idleTimer = s.loop.CallLater(d, c.idleCheck)
