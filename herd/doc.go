@@ -282,9 +282,11 @@
 // is up once a first connection is made; a connection that fails (refused, reset, timed
 // out) is counted (LinkMetrics.SendFailures) and takes the link down, so that the usual
 // backoff applies to the redial and its resync sends every record again, making up for
-// the line lost and for a peer that restarted empty. When this server stops, lines still
-// queued for connections not yet made are dropped (the peer gets every record again when
-// the server is back).
+// the line lost and for a peer that restarted empty. That resync costs a connection per
+// record: eight at a time, a table of 10,000 clients takes about as many round trips to the
+// peer as 1,250 one after the other. When this server stops, lines still queued for
+// connections not yet made are dropped (the peer gets every record again when the server
+// is back).
 //
 // A plain peer cannot authenticate. With links.secret set, AT lines are taken on
 // authenticated links only, so a config with both a secret and a plain peer is an error

@@ -182,21 +182,18 @@ type onePerConn struct {
 func (o *onePerConn) serve(reply string) func(net.Conn) {
 	return func(c net.Conn) {
 		n := o.open.Add(1)
-		defer o.open.Add(-1)
 		for m := o.most.Load(); n > m && !o.most.CompareAndSwap(m, n); m = o.most.Load() {
 		}
 		c.SetReadDeadline(time.Now().Add(testutil.Patience))
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			c.Close()
-			return
+		if line, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+			o.mu.Lock()
+			o.lines = append(o.lines, strings.TrimSuffix(line, "\n"))
+			o.mu.Unlock()
+			if reply != "" {
+				c.Write([]byte(reply))
+			}
 		}
-		o.mu.Lock()
-		o.lines = append(o.lines, strings.TrimSuffix(line, "\n"))
-		o.mu.Unlock()
-		if reply != "" {
-			c.Write([]byte(reply))
-		}
+		o.open.Add(-1) // before the close, which lets the server open the next
 		c.Close()
 	}
 }
