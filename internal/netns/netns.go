@@ -42,7 +42,7 @@ const Env = "HERD_NETNS"
 
 // Need skips t unless namespace tests are on (Env) and this process may make namespaces:
 // when not root it skips, saying why; as root with Env on, a namespace that cannot be made
-// fails t. Call it first in a test.
+// fails t. Call it first in a test, from the test's goroutine.
 func Need(t testing.TB) {
 	t.Helper()
 	if os.Getenv(Env) != "1" {
@@ -91,7 +91,8 @@ type Host struct {
 
 // New makes a Lab with a host for each name (host i has the address 10.77.0.(i+1)) and the
 // hub (HubIP), and removes them when the test ends. It fails t if any step does. Call Need
-// first.
+// first. The methods of a Lab and its Hosts that can fail the test (New, Host, Cut, Heal)
+// are for the test's goroutine; the others, for any.
 func New(t testing.TB, names ...string) *Lab {
 	t.Helper()
 	l := &Lab{t: t, byName: map[string]*Host{}}
