@@ -318,6 +318,17 @@ func (d *Decoder) Final() ([]byte, error) {
 	return line, nil
 }
 
+// Pending returns the echo of the line not ended yet, for a "?" reply to it (a line its
+// sender took too long to finish, say): its first TooLongEcho bytes, as Next's echo of a line
+// too long; nil when no byte of a line is held, or after ErrLineTooLong. Call it once Next
+// reports no line; the echo is valid until the next call to Feed, Next, Final or Reset.
+func (d *Decoder) Pending() []byte {
+	if d.err != nil || d.off >= len(d.buf) {
+		return nil
+	}
+	return echo(d.buf[d.off:], d.max())
+}
+
 // Reset discards what the Decoder holds and its error, keeping Max and AT: a connection
 // that stops reading calls it to let go of its buffers.
 func (d *Decoder) Reset() {

@@ -1,6 +1,7 @@
 package herd
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"net"
@@ -49,10 +50,15 @@ type clientConn struct {
 	closing  bool   // Close or Abort called
 	lost     bool   // ConnectionLost ran
 	rejected bool   // closed at once: over max_clients or shutting down
-	client   bool   // sent an IAMAT, a WHATSAT or an invalid line: not a neighbour's link
+	dirty    bool   // replies made ready in this pass, written at its end (Server.flushDirty)
+	sentAT   bool   // sent an AT line that was applied: a neighbour's link, exempt from deadlines
 
-	lastRead  time.Time       // when the last bytes arrived (with idle_timeout only)
-	idleTimer *reactor.Handle // the idle check, re-armed lazily
+	// Deadlines (idle_timeout, line_timeout): one timer per connection, re-armed when it fires
+	// for the earliest deadline then (lazily: reads only note times), and earlier only when a
+	// line begins and the timer would fire after its line_timeout.
+	lastRead  time.Time       // when the last bytes arrived
+	lineStart time.Time       // when the first byte of the line not ended yet arrived; zero: none
+	timer     *reactor.Handle // the deadline check
 }
 
 func (s *Server) newClient() *clientConn { return &clientConn{s: s} }
@@ -84,7 +90,7 @@ func (c *clientConn) attach(t transport) {
 	s.clients[c.id] = c
 	if d := s.lim.IdleTimeout; d > 0 {
 		c.lastRead = s.loop.Time()
-		c.idleTimer = s.loop.CallLater(d, c.idleCheck)
+		c.armAt(c.lastRead.Add(d))
 	}
 	s.metrics.ClientsOpen.Add(1)
 	s.metrics.ClientsTotal.Add(1)
@@ -111,32 +117,73 @@ func (c *clientConn) neighbourRoom() bool {
 	return len(s.clients) < s.lim.MaxClients+len(s.links) && c.origin.neighbour()
 }
 
-// idleCheck closes the connection if it has been quiet for idle_timeout and is owed nothing,
-// else re-arms itself for the rest of the time. One timer per connection, re-armed only when
-// it fires. A connection from a neighbour's host that never sent a client's line (a
-// neighbour's link) is never closed. Loop only.
-func (c *clientConn) idleCheck() {
-	c.idleTimer = nil
-	if c.closing || c.lost {
+// armAt makes the deadline check run at when, unless it runs sooner already. Loop only.
+func (c *clientConn) armAt(when time.Time) {
+	if c.timer != nil {
+		if !c.timer.When().After(when) {
+			return
+		}
+		c.timer.Cancel()
+	}
+	c.timer = c.s.loop.CallAt(when, c.checkDeadlines)
+}
+
+// checkDeadlines is the connection's timer: it closes the connection if its line has taken
+// line_timeout since its first byte (with a "?" reply), or if it has been quiet for
+// idle_timeout and is owed nothing; else it re-arms itself for the earliest deadline left.
+// A connection that has sent AT lines (a neighbour's link) is exempt from both. Loop only.
+func (c *clientConn) checkDeadlines() {
+	c.timer = nil
+	if c.closing || c.lost || c.stop || c.sentAT {
 		return
 	}
 	s := c.s
-	d := s.lim.IdleTimeout
-	quiet := s.loop.Time().Sub(c.lastRead)
-	owed := c.head < len(c.q) || c.waiting > 0
-	exempt := !c.client && c.origin.neighbour()
-	switch {
-	case owed || exempt:
-		c.idleTimer = s.loop.CallLater(d, c.idleCheck)
-		return
-	case quiet < d:
-		c.idleTimer = s.loop.CallLater(d-quiet, c.idleCheck)
-		return
+	now := s.loop.Time()
+	var next time.Time
+	if d := s.lim.LineTimeout; d > 0 && !c.lineStart.IsZero() {
+		due := c.lineStart.Add(d)
+		if !now.Before(due) {
+			c.lineTimedOut()
+			return
+		}
+		next = due
 	}
-	s.log.Info("idle timeout: closing", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "idle_timeout", d)
+	if d := s.lim.IdleTimeout; d > 0 {
+		due := c.lastRead.Add(d)
+		if c.head < len(c.q) || c.waiting > 0 || len(c.out) > 0 {
+			due = now.Add(d) // owed a reply: not idle, whatever it sends
+		} else if !now.Before(due) {
+			c.idleTimedOut()
+			return
+		}
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	if !next.IsZero() {
+		c.timer = s.loop.CallAt(next, c.checkDeadlines)
+	}
+}
+
+// idleTimedOut closes a connection quiet for idle_timeout. Loop only.
+func (c *clientConn) idleTimedOut() {
+	s := c.s
+	s.log.Info("idle timeout: closing", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "idle_timeout", s.lim.IdleTimeout)
 	s.metrics.Cut[cutIdle].Add(1)
 	c.stop, c.closing = true, true
 	c.t.Close()
+}
+
+// lineTimedOut answers a line not finished within line_timeout with "? " and what arrived of
+// it, and closes the connection once the replies owed before it are written. Loop only.
+func (c *clientConn) lineTimedOut() {
+	s := c.s
+	s.log.Info("line timeout: closing", "conn", c.id, "remote", addrString(c.t.RemoteAddr()), "line_timeout", s.lim.LineTimeout)
+	s.metrics.Cut[cutLineTimeout].Add(1)
+	echo := c.dec.Pending()
+	c.act(s.core.LineTimeout(echo, c.origin), echo)
+	c.dec.Reset()
+	c.flushOut()
 }
 
 func addrString(a net.Addr) string {
@@ -156,9 +203,6 @@ func (c *clientConn) DataReceived(data []byte) {
 		return
 	}
 	s := c.s
-	if c.idleTimer != nil {
-		c.lastRead = s.loop.Time()
-	}
 	recv := codec.FromTime(s.now()) // the moment these lines were read
 	c.dec.Feed(data)
 	for !c.stop {
@@ -174,14 +218,39 @@ func (c *clientConn) DataReceived(data []byte) {
 	}
 	if c.stop {
 		c.dec.Reset() // no later line is read: let go of what is held
+	} else if c.timer != nil || s.lim.LineTimeout > 0 {
+		c.noteRead(data)
 	}
 	c.flushOut()
+}
+
+// noteRead notes when data arrived, for the deadlines: the last read, and the start of a
+// line that data leaves unfinished. The timer is moved only when such a line begins and the
+// timer would fire after the line's deadline. Loop only.
+func (c *clientConn) noteRead(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	s := c.s
+	now := s.loop.Time()
+	c.lastRead = now
+	switch {
+	case c.sentAT:
+	case data[len(data)-1] == '\n':
+		c.lineStart = time.Time{}
+	case c.lineStart.IsZero() || bytes.IndexByte(data, '\n') >= 0: // a new line begins
+		c.lineStart = now
+		if d := s.lim.LineTimeout; d > 0 {
+			c.armAt(now.Add(d))
+		}
+	}
 }
 
 // EOFReceived implements reactor.Protocol: a last line without "\n" is still a line, and the
 // connection stays open until every reply owed is written.
 func (c *clientConn) EOFReceived() bool {
 	c.eof = true
+	c.lineStart = time.Time{} // the last line ends here
 	if !c.stop {
 		line, err := c.dec.Final()
 		switch {
@@ -209,8 +278,8 @@ func (c *clientConn) ConnectionLost(err error) {
 	if c.rejected {
 		return
 	}
-	c.idleTimer.Cancel()
-	c.idleTimer = nil
+	c.timer.Cancel()
+	c.timer = nil
 	s := c.s
 	delete(s.clients, c.id)
 	s.metrics.ClientsOpen.Add(-1)
@@ -244,12 +313,10 @@ func (c *clientConn) handleLine(line []byte, recv codec.Time) {
 // act does what the core decided about line. Loop only.
 func (c *clientConn) act(r Result, line []byte) {
 	s := c.s
-	if r.Action != Store || r.Msg.Kind != codec.AT {
-		c.client = true // a neighbour's link sends nothing but AT lines
-	}
 	switch r.Action {
 	case Store:
 		if r.Msg.Kind == codec.AT {
+			c.sentAT = true // a neighbour's link: exempt from the client deadlines
 			s.metrics.PeerUpdates.Add(1)
 			if s.logInfo {
 				c.logIn() // before the flood it causes
@@ -300,7 +367,10 @@ func (c *clientConn) whatsat(line []byte, m *codec.Message) {
 		return
 	}
 	s.metrics.WHATSATs.Add(1)
-	sl := &slot{buf: make([]byte, 0, len(r.Line)+1+1024)}
+	// The AT line held now, copied (a newer record reuses the table's storage); the body is
+	// appended when Places answers. Nothing is allocated ahead for it: a slot waiting costs
+	// the line's bytes, not the reply's.
+	sl := &slot{buf: make([]byte, 0, len(r.Line)+1)}
 	sl.buf = append(sl.buf, r.Line...)
 	sl.buf = append(sl.buf, '\n')
 	c.q = append(c.q, sl)
@@ -309,6 +379,12 @@ func (c *clientConn) whatsat(line []byte, m *codec.Message) {
 	if s.logInfo {
 		c.logIn() // before the records of the Places call
 	}
+	if s.waiting >= s.lim.MaxWaiting {
+		s.placesBusy(c, sl)
+		return
+	}
+	s.waiting++
+	s.metrics.Waiting.Store(int64(s.waiting))
 	s.askPlaces(c, sl, r, m)
 }
 
@@ -350,10 +426,24 @@ func (c *clientConn) reply(b []byte) {
 	c.qBytes += len(b)
 }
 
-// whatsatDone is called when a WHATSAT's slot has its reply. Loop only.
+// whatsatDone is called when a WHATSAT's slot has its reply: the replies now ready are
+// written at the end of the loop's pass, with those that other completions of the pass made
+// ready, in one write. Loop only.
 func (c *clientConn) whatsatDone(sl *slot) {
+	c.slotReady(sl)
+	if !c.dirty {
+		c.dirty = true
+		c.s.flushAtPassEnd(c)
+	}
+}
+
+// slotReady marks a WHATSAT's slot ready and moves the replies ready at the front of the
+// queue to the output, to be written by the caller (flushOut). Loop only.
+func (c *clientConn) slotReady(sl *slot) {
 	sl.ready = true
 	c.waiting--
+	// The slot was counted with its AT line and "\n"; the body has been appended since.
+	c.qBytes += len(sl.buf) - (bytes.IndexByte(sl.buf, '\n') + 1)
 	if c.s.logInfo {
 		first := sl.buf
 		for i, b := range first {
@@ -372,18 +462,18 @@ func (c *clientConn) whatsatDone(sl *slot) {
 	for c.head < len(c.q) && c.q[c.head].ready {
 		b := c.q[c.head].buf
 		c.out = append(c.out, b...)
+		c.qBytes -= len(b)
 		c.q[c.head] = nil
 		c.head++
 	}
-	c.recount()
-	c.flushOut()
+	c.compact()
 }
 
-// recount recomputes the bytes held in the queue and compacts it. O(queued), bounded by
-// max_pending WHATSATs and max_unsent bytes of replies behind them.
-func (c *clientConn) recount() {
+// compact empties or slides down the queue once its front has moved far enough: O(1)
+// amortised per reply.
+func (c *clientConn) compact() {
 	if c.head == len(c.q) {
-		c.q, c.head, c.qBytes = c.q[:0], 0, 0
+		c.q, c.head = c.q[:0], 0
 		return
 	}
 	if c.head >= 32 && c.head >= len(c.q)/2 {
@@ -392,11 +482,6 @@ func (c *clientConn) recount() {
 		clear(c.q[n:])
 		c.q, c.head = c.q[:n], 0
 	}
-	n := 0
-	for _, sl := range c.q[c.head:] {
-		n += len(sl.buf)
-	}
-	c.qBytes = n
 }
 
 // flushOut writes the floods gathered during this read (Server.flushLinks), then the

@@ -63,8 +63,10 @@ type PlacesConfig struct {
 	// everything else (see BENCHMARKS.md). The servers of one process (herd run) do not share a
 	// pool: each loop owns its queue, so each server has places.workers of its own.
 	Workers int `toml:"workers"`
-	// MaxConns bounds the HTTP connections to the API (default: Workers). An HTTP/1.1 connection
-	// carries one call at a time, so fewer connections than workers would make the rest wait.
+	// MaxConns bounds the HTTP connections to the API, for the whole process: its servers share
+	// one client (default 0: Workers for each server of the process). An HTTP/1.1 connection
+	// carries one call at a time, so fewer connections than calls in flight make the rest
+	// wait. It is lowered to fit the process's open file limit (FileBudget).
 	MaxConns int `toml:"max_conns"`
 	// Dataset is a GeoJSON file of places for the offline provider (default: the built-in one).
 	// A relative path is resolved against the folder of the config file (LoadConfig).
@@ -171,14 +173,26 @@ type Limits struct {
 	MaxUnsent int `toml:"max_unsent"`
 	// MaxPending is the most requests of one client waiting for their reply (default 256).
 	MaxPending int `toml:"max_pending"`
+	// MaxWaiting is the most WHATSATs waiting for Places in one server, all clients together
+	// (default 16384: with 1,024 workers at 50 ms a call, less than a second of work). A
+	// WHATSAT past it is answered at once with an UNKNOWN_ERROR body saying the server is
+	// busy.
+	MaxWaiting int `toml:"max_waiting"`
 	// MaxClients is the most connections one server serves at once (default 16384: room for
 	// 10,000 clients and then some). Connections from a neighbour's host may go one past it per
 	// neighbour, so that idle clients cannot keep the neighbours' links out.
 	MaxClients int `toml:"max_clients"`
 	// IdleTimeout closes a client connection that has sent nothing for this long and is owed no
-	// reply (default 0: off; mobile clients may legitimately stay connected and quiet).
-	// Neighbours' links are exempt.
+	// reply (default 5m: a phone that reports its place every few minutes stays connected,
+	// while a connection abandoned without a FIN goes within minutes; 0 turns it off). A
+	// connection that has sent AT lines (a neighbour's link) is exempt.
 	IdleTimeout time.Duration `toml:"idle_timeout"`
+	// LineTimeout is how long a client may take to finish a line once its first byte has
+	// arrived (default 30s: far longer than any line takes on a bad mobile network, far
+	// shorter than a slowloris needs; 0 turns it off). A line not finished in time gets "? "
+	// and what arrived of it, and the connection is closed. A connection that has sent AT
+	// lines is exempt.
+	LineTimeout time.Duration `toml:"line_timeout"`
 	// MaxLinkUnsent is the most unsent bytes on a link before it is closed and redialled
 	// (default 8 MiB). It must leave room for a resync chunk: at least MinLinkUnsent(max_line).
 	MaxLinkUnsent int `toml:"max_link_unsent"`
@@ -276,13 +290,22 @@ func defaultWorkers(provider string) int {
 
 const maxWorkers = 1 << 16
 
+// Default client deadlines (see Limits).
+const (
+	DefaultIdleTimeout = 5 * time.Minute
+	DefaultLineTimeout = 30 * time.Second
+)
+
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxLine:       4096,
 		MaxUnsent:     1 << 20,
 		MaxPending:    256,
+		MaxWaiting:    16384,
 		MaxClients:    16384,
+		IdleTimeout:   DefaultIdleTimeout,
+		LineTimeout:   DefaultLineTimeout,
 		MaxLinkUnsent: 8 << 20,
 		DialTimeout:   time.Second,
 		BackoffBase:   100 * time.Millisecond,
@@ -631,8 +654,6 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if c.Places.MaxConns < 0 {
 		bad(at("places", "max_conns"), "places.max_conns", "must not be negative, got %d", c.Places.MaxConns)
-	} else if c.Places.MaxConns == 0 {
-		c.Places.MaxConns = c.Places.Workers
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error", "off":
@@ -660,7 +681,7 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	positive := []struct {
 		key string
 		v   int
-	}{{"max_unsent", l.MaxUnsent}, {"max_pending", l.MaxPending}, {"max_clients", l.MaxClients}, {"max_link_unsent", l.MaxLinkUnsent}}
+	}{{"max_unsent", l.MaxUnsent}, {"max_pending", l.MaxPending}, {"max_waiting", l.MaxWaiting}, {"max_clients", l.MaxClients}, {"max_link_unsent", l.MaxLinkUnsent}}
 	for _, p := range positive {
 		if p.v <= 0 {
 			bad(at("limits", p.key), "limits."+p.key, "must be positive, got %d", p.v)
@@ -677,6 +698,9 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if l.IdleTimeout < 0 {
 		bad(at("limits", "idle_timeout"), "limits.idle_timeout", "must not be negative, got %v", l.IdleTimeout)
+	}
+	if l.LineTimeout < 0 {
+		bad(at("limits", "line_timeout"), "limits.line_timeout", "must not be negative, got %v", l.LineTimeout)
 	}
 	if l.BackoffBase > 0 && l.BackoffCap > 0 && l.BackoffCap < l.BackoffBase {
 		bad(at("limits", "backoff_cap"), "limits.backoff_cap", "%v is less than backoff_base %v", l.BackoffCap, l.BackoffBase)

@@ -100,6 +100,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad duration", "[places]\ntimeout = \"5 parsecs\"\n" + srv, 2, "timeout"},
 		{"negative duration", "[limits]\ndial_timeout = \"-1s\"\n" + srv, 2, "limits.dial_timeout: must be a positive duration"},
 		{"idle timeout", "[limits]\nidle_timeout = \"-1s\"\n" + srv, 2, "limits.idle_timeout: must not be negative"},
+		{"line timeout", "[limits]\nline_timeout = \"-1s\"\n" + srv, 2, "limits.line_timeout: must not be negative"},
 		{"bad limit", "[limits]\nmax_pending = 0\n" + srv, 2, "limits.max_pending: must be positive"},
 		{"line limit", "[limits]\nmax_line = 10\n" + srv, 2, "limits.max_line"},
 		{"backoff order", "[limits]\nbackoff_base = \"1s\"\nbackoff_cap = \"10ms\"\n" + srv, 3, "less than backoff_base"},
@@ -259,12 +260,13 @@ func TestParseConfigPlacesPool(t *testing.T) {
 		src               string
 		workers, maxConns int
 	}{
-		{srv, cpus, cpus}, // offline: CPU-bound
-		{google + srv, DefaultWorkers, DefaultWorkers},
-		{google + "workers = 200\n" + srv, 200, 200},
+		// max_conns 0 is resolved for the process: workers for each server (FileBudget).
+		{srv, cpus, 0}, // offline: CPU-bound
+		{google + srv, DefaultWorkers, 0},
+		{google + "workers = 200\n" + srv, 200, 0},
 		{google + "workers = 200\nmax_conns = 50\n" + srv, 200, 50},
 		{google + "max_conns = 8\n" + srv, DefaultWorkers, 8},
-		{"[places]\nworkers = 3\n" + srv, 3, 3},
+		{"[places]\nworkers = 3\n" + srv, 3, 0},
 	}
 	for _, tt := range tests {
 		c, err := ParseConfig([]byte(tt.src), "")

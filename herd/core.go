@@ -2,6 +2,7 @@ package herd
 
 import (
 	"errors"
+	"unicode/utf8"
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places"
@@ -98,6 +99,10 @@ var (
 	ErrNotNeighbour = errors.New("herd: AT line from a host that is not a neighbour's")
 	// ErrNotAT ignores a client's command on a link.
 	ErrNotAT = errors.New("herd: a link carries AT lines only")
+	// ErrLineTimeout refuses a line not finished within line_timeout of its first byte.
+	ErrLineTimeout = errors.New("herd: line not finished within line_timeout")
+	// ErrBadClientID refuses a line whose client ID ValidClientID rejects.
+	ErrBadClientID = errors.New("herd: client ID is not text of at most 256 bytes without control characters")
 )
 
 // Core is the protocol of one server without its I/O: it decides what a line means, makes
@@ -131,6 +136,8 @@ func NewCore(name string) *Core { return &Core{name: name} }
 //   - anything else from a client port: Close, with "? " and the line;
 //   - anything else on a link: Ignore.
 //
+// A line is valid only if its client ID is (ValidClientID).
+//
 // The results alias line and the Core (see Result). Handle does not allocate once its
 // buffer has grown to the longest reply. The goroutine that uses the Core.
 func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
@@ -141,6 +148,9 @@ func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 		return c.refuse(line, from, err)
 	}
 	m := &c.msg
+	if !ValidClientID(m.Client) {
+		return c.refuse(line, from, ErrBadClientID)
+	}
 	switch {
 	case m.Kind == codec.AT:
 		if !from.takesAT() {
@@ -175,6 +185,50 @@ func (c *Core) TooLong(echo []byte, from Origin) Result {
 	c.counts.invalid(echo, codec.ErrLineTooLong)
 	c.buf = codec.AppendInvalid(c.buf[:0], echo)
 	return Result{Action: Close, Reply: c.buf, Err: codec.ErrLineTooLong}
+}
+
+// MaxClientIDLen is the longest client ID a server accepts, in bytes.
+const MaxClientIDLen = 256
+
+// ValidClientID reports whether id may be a client ID: 1 to MaxClientIDLen bytes of UTF-8
+// without control characters (Unicode's category Cc: C0, DEL and C1). So printable ASCII
+// and any text of other scripts are IDs, while NUL, escape sequences and bytes that are not
+// UTF-8, which a server would store, flood to its neighbours and echo to every WHATSAT
+// reader (and its log), are not. White space never reaches it: it separates fields. It does
+// not allocate. Any goroutine.
+func ValidClientID(id []byte) bool {
+	if len(id) == 0 || len(id) > MaxClientIDLen {
+		return false
+	}
+	for i := 0; i < len(id); {
+		if b := id[i]; b < utf8.RuneSelf {
+			if b < 0x20 || b == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(id[i:])
+		if (r == utf8.RuneError && n == 1) || r < 0xa0 { // not UTF-8, or a C1 control
+			return false
+		}
+		i += n
+	}
+	return true
+}
+
+// LineTimeout decides about a line whose sender did not finish it within line_timeout of
+// its first byte, of which echo is the start (codec.Decoder.Pending): from a client port,
+// Close with "? " and echo, as for a line too long; on a link, Abort. The goroutine that
+// uses the Core.
+func (c *Core) LineTimeout(echo []byte, from Origin) Result {
+	c.counts.line(codec.Invalid, echo)
+	if !from.answers() {
+		return Result{Action: Abort, Err: ErrLineTimeout}
+	}
+	c.counts.invalid(echo, ErrLineTimeout)
+	c.buf = codec.AppendInvalid(c.buf[:0], echo)
+	return Result{Action: Close, Reply: c.buf, Err: ErrLineTimeout}
 }
 
 // UnknownClient decides about a WHATSAT line (Handle said AskPlaces) whose client the

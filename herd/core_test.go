@@ -93,6 +93,26 @@ func TestCoreHandle(t *testing.T) {
 			FromNeighbourHost: {Close, "? AT Zed +0.1 kiwi +91+1 5\n", "", codec.ErrInvalid},
 			FromLink:          {Ignore, "", "", codec.ErrInvalid},
 		}},
+		// Client IDs with control characters are refused wherever they come from: stored,
+		// they would be flooded to every server and echoed to every WHATSAT reader.
+		{"IAMAT ki\x00wi +1+1 5", map[Origin]want{
+			FromClient:        {Close, "? IAMAT ki\x00wi +1+1 5\n", "", ErrBadClientID},
+			FromNeighbourHost: {Close, "? IAMAT ki\x00wi +1+1 5\n", "", ErrBadClientID},
+			FromLink:          {Ignore, "", "", ErrBadClientID},
+		}},
+		{"WHATSAT \x1b[2Jkiwi 10 5", map[Origin]want{
+			FromClient: {Close, "? WHATSAT \x1b[2Jkiwi 10 5\n", "", ErrBadClientID},
+		}},
+		{"AT Zed +0.1 ki\x7fwi +1+1 5", map[Origin]want{
+			FromNeighbourHost: {Close, "? AT Zed +0.1 ki\x7fwi +1+1 5\n", "", ErrBadClientID},
+			FromLink:          {Ignore, "", "", ErrBadClientID},
+		}},
+		{"IAMAT " + strings.Repeat("x", MaxClientIDLen+1) + " +1+1 5", map[Origin]want{
+			FromClient: {Close, "? IAMAT " + strings.Repeat("x", MaxClientIDLen+1) + " +1+1 5\n", "", ErrBadClientID},
+		}},
+		{"IAMAT Zürich·北京 +1+1 5", map[Origin]want{
+			FromClient: {Store, "AT Hill +1621464823.223371889 Zürich·北京 +1+1 5\n", "AT Hill +1621464823.223371889 Zürich·北京 +1+1 5", nil},
+		}},
 	} {
 		for _, from := range all {
 			w, ok := c.want[from]
@@ -107,6 +127,39 @@ func TestCoreHandle(t *testing.T) {
 			if (r.Action == Store || r.Action == AskPlaces) && (r.Msg == nil || r.Msg.Kind == codec.Invalid) {
 				t.Errorf("Handle(%q, %d): %v without its message", c.in, from, r.Action)
 			}
+		}
+	}
+}
+
+// TestValidClientID: text of 1 to 256 bytes without control characters is a client ID;
+// control bytes (C0, DEL, C1), bytes that are not UTF-8 and longer IDs are not.
+func TestValidClientID(t *testing.T) {
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{
+		{"kiwi.cs.ucla.edu", true},
+		{"x", true},
+		{strings.Repeat("x", MaxClientIDLen), true},
+		{strings.Repeat("é", MaxClientIDLen/2), true},
+		{"Zürich", true},
+		{"北京", true},
+		{"\u00a0nbsp", true},        // not a control, nor a field separator
+		{"\ufffdreplacement", true}, // the character itself, well encoded
+		{"", false},
+		{strings.Repeat("x", MaxClientIDLen+1), false},
+		{"ki\x00wi", false},
+		{"\x1b[31mred", false},
+		{"del\x7f", false},
+		{"c1\u0085", false},
+		{"c1\u009b[2J", false},
+		{"bad\xffutf8", false},
+		{"cut\xe5", false},
+		{"surrogate\xed\xa0\x80", false},
+		{"overlong\xc0\xaf", false},
+	} {
+		if got := ValidClientID([]byte(c.id)); got != c.want {
+			t.Errorf("ValidClientID(%q) = %v, want %v", c.id, got, c.want)
 		}
 	}
 }

@@ -59,18 +59,41 @@
 //     A provider that returns no body at all gets an UNKNOWN_ERROR body too.
 //   - Places pool. Calls run on the server loop's executor (reactor.GoWith): at most
 //     places.workers at once, on worker goroutines started on demand and kept; the rest wait
-//     in the loop's queue at no goroutine each (about 1.9 KB of heap per pending WHATSAT,
-//     most of it the reply slot, against 4.8 KB with a goroutine per call). Each call has a
-//     deadline of places.timeout from its WHATSAT's arrival: one still queued then is
-//     answered with an UNKNOWN_ERROR timeout body without being made, and one that starts
-//     gets the rest of that time (the provider's own timeout bounds it too). The default
-//     size depends on the provider: 1,024 for google and google-v1 (Little's law: 20,000
-//     calls/s x 50 ms), GOMAXPROCS for offline, whose calls are all CPU. Servers of one
-//     process (herd run) do not share a pool: each loop owns its queue, without a lock, so
-//     each server has places.workers of its own; workers start only when calls need them, so
-//     the default herd of five offline servers has at most 5 x GOMAXPROCS, never 5 x 1,024.
-//     At a stop, queued calls are dropped and the loop waits for running ones, which end
-//     within places.timeout (fasthttp cannot abandon a call in flight).
+//     in the loop's queue at no goroutine each. The queue is fair: each connection's calls
+//     wait in order, and connections take turns (reactor.JobOptions.Key), so one client's
+//     thousands of WHATSATs delay another client's by one call, not thousands (a client
+//     behind 15,000 queued WHATSATs of another is answered in 40 ms, TestWHATSATFairAndOnTime).
+//     Each call has a deadline of places.timeout from its WHATSAT's arrival, kept by a loop
+//     timer from then on: a call still queued then is answered with an UNKNOWN_ERROR timeout
+//     body without being made, and one still running is answered so too (its ctx is
+//     cancelled, its late answer dropped). So every WHATSAT is answered within places.timeout
+//     of its arrival plus the loop's lag (how late the loop runs a timer: microseconds when
+//     idle, tens of milliseconds when thousands of WHATSATs expire at once), however long the
+//     queue and whatever Places does. The default size depends on the provider: 1,024 for
+//     google and google-v1 (Little's law: 20,000 calls/s x 50 ms), GOMAXPROCS for offline,
+//     whose calls are all CPU. Servers of one process (herd run) do not share a pool: each
+//     loop owns its queue, without a lock, so each server has places.workers of its own;
+//     workers start only when calls need them, so the default herd of five offline servers
+//     has at most 5 x GOMAXPROCS, never 5 x 1,024. At a stop, queued calls are dropped and the
+//     loop waits for running ones, which end within places.timeout (fasthttp cannot abandon a
+//     call in flight).
+//   - Pending WHATSATs. limits.max_waiting (default 16,384) bounds the WHATSATs waiting for
+//     Places in a server, all clients together (the executor's queue is bounded by it too): a
+//     WHATSAT past it is answered at once, in its turn on its connection, with an
+//     UNKNOWN_ERROR body saying the server is busy, and counted as the Places error kind
+//     "busy". A WHATSAT waiting costs about 0.7 KB of heap (its slot with a copy of the AT
+//     line, its share of the Places call, the executor's job and its deadline timer; 1 KiB
+//     is the bound TestPendingWHATSATMemory holds it to), against 1.75 KB when each slot
+//     reserved 1 KiB for the body: max_waiting x 1 KiB = 16 MiB per server at most.
+//   - Client IDs (ValidClientID, in the Core): 1 to 256 bytes of UTF-8 without control
+//     characters (Unicode's Cc: C0, DEL, C1), so any printable ASCII and text in any script.
+//     A server stores a client ID, floods it to every neighbour and echoes it to whoever asks
+//     WHATSAT about it, and writes it in its log: NUL, escape sequences and bytes that are
+//     not UTF-8 would travel the whole herd to land in terminals and parsers. An IAMAT or
+//     WHATSAT with any other client ID gets "?" (counted as bad_client_id), as does an AT line
+//     from a neighbour's host; on a link such a line is ignored. The goroutine baseline shares
+//     the Core, and the Python baseline (bench/asyncio/server.py, check_client_id) applies the
+//     same rule.
 //   - Invalid lines get "? <line>"; then no later line of that connection is processed, the
 //     replies owed before it are written in order, and the connection is closed once they and
 //     the "?" line are written. A line over max_line gets "? " and its first 64 bytes, the same.
@@ -78,7 +101,7 @@
 //   - Line limits. max_line bounds IAMAT and WHATSAT lines (and any line not starting with the
 //     field "AT"); AT lines may be codec.ATOverhead (128) bytes longer, since an IAMAT of
 //     max_line bytes makes an AT line that much longer ("AT ", a name of at most MaxNameLen
-//     (64) bytes, the skew): neighbours must take it, or a long client ID would close links
+//     (64) bytes, the skew): neighbours must take it, or a long IAMAT would close links
 //     for ever. Server names longer than 64 bytes are a config error. Which limit applies is
 //     decided by the first field (codec.LineLimit); bytes held before it has arrived count
 //     against the larger limit, so the answer does not depend on how the stream was cut.
@@ -98,22 +121,46 @@
 //     are fewer than max_clients + (number of neighbours) connections: so idle clients cannot
 //     keep a plain neighbour's connections out (links are on the peer port, see Links). On a loopback herd every local connection is from a
 //     neighbour's host, so there any connection may use that room. Memory per client is
-//     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting.
-//   - Idle clients. limits.idle_timeout (default 0: off, since mobile clients may legitimately
-//     stay connected and quiet; production deployments can set it) closes a client that has
-//     sent nothing for that long and is owed no reply. One timer per connection, re-armed only
-//     when it fires (for the rest of the time, from the last read). A plain neighbour's
-//     connection is exempt: a connection from a neighbour's host that never sent an IAMAT, a WHATSAT or an
-//     invalid line (on a loopback herd that includes a local client that never sent a line).
-//   - Open files. Each client is a file descriptor, and an accept that fails with EMFILE stops
-//     gnet's acceptor, and so the server, for good. cmd/herd raises the soft RLIMIT_NOFILE to
-//     the hard limit at start, and each server lowers its max_clients (with a WARN record) to
-//     its share of the limit, (soft - 64) / servers in the process less what its listener, log
-//     and links take, less a headroom of an eighth of that share (at least 64) for connections
-//     over the cap (Server.MaxClients). A burst of refused connections can
-//     still exhaust the limit; then the server's loop ends, Server.Done is closed and
-//     Server.Err says why, and cmd/herd exits 1 ("herd: Hill stopped: ...") rather than run
-//     on without it.
+//     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting (at
+//     most max_pending, and max_waiting for the server). The README's table of limits and its
+//     "Memory" section add them up.
+//   - Replies made ready by Places completions are written at the end of the loop's pass
+//     (reactor.Loop.CallAtPassEnd, as redis writes its clients' output in beforeSleep): the
+//     completions of one pass for one client leave in one write.
+//   - Deadlines for slow clients. limits.idle_timeout (default 5 min: a phone that reports
+//     its place every few minutes keeps its connection, one dropped without a FIN goes within
+//     minutes) closes a client that has sent nothing for that long and is owed no reply.
+//     limits.line_timeout (default 30 s: far more than a line of a few hundred bytes takes on
+//     the worst mobile network, far less than a slowloris needs) bounds how long a line may
+//     take from its first byte: one not finished in time gets "? " and its first 64 bytes (as
+//     a line too long does), and the connection is closed once the replies owed before it are
+//     written. 0 turns either off. One timer per connection, on the loop's clock: a read only
+//     notes its time, and the timer, when it fires, closes the connection or re-arms itself
+//     for the earliest deadline left; it is moved earlier only when a line begins and would
+//     otherwise be checked too late (at most once per line_timeout). The only exemption is a
+//     connection on the client port that has sent an AT line that was applied (a plain
+//     neighbour's, such as a Python server's): a connection from a neighbour's host that has
+//     not (on a loopback herd, any local connection) is a client like any other. Links, on
+//     the peer port, are not client connections: these deadlines do not apply to them. The
+//     rule is one flag on the connection (sentAT).
+//   - Open files. Each client is a file descriptor, and so is every other thing a server
+//     holds open. cmd/herd raises the soft RLIMIT_NOFILE to the hard limit at start, and the
+//     limit is shared out once per process (FileBudget, NewHerd): 64 for the process, 16 per
+//     server (its two listeners, gnet's pollers, the waker, its log file, connections on
+//     their way from the acceptor to the loop), 16 more with an admin listener, 2 per
+//     neighbour (its link, and a second connection while a simultaneous dial is settled or
+//     a plain neighbour's connection on the client port), and places.max_conns for a remote provider (one
+//     client per process, shared by its servers, so its default is places.workers for each
+//     of them: no call waits for a connection; fasthttp's connections per host are capped at
+//     it). What is left is split between the servers, each keeping a headroom of an eighth
+//     of its share (at least 64) for the connections it accepts over max_clients only to close
+//     them; its max_clients is lowered to the rest. If places.max_conns is more than half of
+//     what the process may open, it is lowered to half. cmd/herd says so in one line
+//     ("max_clients lowered from ... to fit the open file limit"), each server's log at WARN.
+//     Should the limit be met all the same (a burst faster than the server closes what it
+//     refuses, another program's descriptors), accept backs off and retries
+//     (reactor.Loop.AcceptErrors counts it): the server never stops for it, and serves again
+//     once descriptors are free.
 //   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients and links: the listeners
 //     (client and peer ports) are closed (reactor.Loop.CloseListeners), so new connections
 //     are refused; where the reactor cannot

@@ -31,10 +31,10 @@ func startDefaultHerd(t *testing.T) *Herd {
 // floodBatch sends c one write of 100 IAMATs of about 1 KB, for clients numbered from n, reads
 // their replies, and returns the number after the last.
 func floodBatch(c *testutil.Conn, n int) int {
-	pad := strings.Repeat("p", 900)
+	pad := paddedLocation(900)
 	var batch bytes.Buffer
 	for range 100 {
-		fmt.Fprintf(&batch, "IAMAT %s%d +1+1 5\n", pad, n)
+		fmt.Fprintf(&batch, "IAMAT p%d %s 5\n", n, pad)
 		n++
 	}
 	c.Send(batch.String())
@@ -276,13 +276,13 @@ func TestNonReadingNeighbour(t *testing.T) {
 	}
 }
 
-// fillTable applies n records of about 600 bytes (clients <prefix><i>, the same lines for
-// every server) to s's table, which must not be running yet.
+// fillTable applies n records of about 600 bytes (clients <prefix><i>, padded locations, the
+// same lines for every server) to s's table, which must not be running yet.
 func fillTable(t testing.TB, s *Server, n int, prefix string) {
 	t.Helper()
-	pad := strings.Repeat("q", 600)
+	pad := paddedLocation(600)
 	for i := range n {
-		line := fmt.Appendf(nil, "AT Origin +0.000000000 %s%s%06d +1+1 7", prefix, pad, i)
+		line := fmt.Appendf(nil, "AT Origin +0.000000000 %s%06d %s 7", prefix, i, pad)
 		m, err := codec.ParseLine(line)
 		if err != nil {
 			t.Fatal(err)
@@ -347,6 +347,11 @@ func resyncToNeighbour(t *testing.T, n, limit int, slow bool) {
 	}
 }
 
+// paddedLocation returns a valid location of n bytes (n >= 8), made long by the fraction
+// digits of its latitude: the way to make long valid lines, client IDs being at most
+// MaxClientIDLen bytes.
+func paddedLocation(n int) string { return "+1." + strings.Repeat("0", n-7) + "+1.0" }
+
 // A resync bigger than max_link_unsent goes out paced by the link's write buffer, so it does
 // not trip the limit, and the neighbour gets every record.
 func TestBigResyncIsPaced(t *testing.T) {
@@ -361,10 +366,10 @@ func TestResyncUnderSmallLinkLimit(t *testing.T) {
 	resyncToNeighbour(t, 12000, 200<<10, true)
 }
 
-// TestLongClientIDKeepsLinksUp: an IAMAT of max_line bytes makes an AT line longer than
+// TestLongLineKeepsLinksUp: an IAMAT of max_line bytes makes an AT line longer than
 // max_line; neighbours accept it (AT lines may be ATOverhead longer), so it crosses the herd
 // and no link is closed for it.
-func TestLongClientIDKeepsLinksUp(t *testing.T) {
+func TestLongLineKeepsLinksUp(t *testing.T) {
 	cfg := testConfig(t, "",
 		ServerConfig{Name: strings.Repeat("A", MaxNameLen), Peers: []string{"B"}},
 		ServerConfig{Name: "B", Peers: []string{"C"}},
@@ -381,8 +386,8 @@ func TestLongClientIDKeepsLinksUp(t *testing.T) {
 		return n
 	}
 	before := ups()
-	loc, tm := "-34.068930+118.445127", "-1621464827.959498503"
-	id := strings.Repeat("k", cfg.Limits.MaxLine-len("IAMAT   ")-len(loc)-len(tm))
+	id, tm := strings.Repeat("k", MaxClientIDLen), "-1621464827.959498503"
+	loc := paddedLocation(cfg.Limits.MaxLine - len("IAMAT   ") - len(id) - len(tm))
 	c := testutil.Dial(t, all[0].Addr().String())
 	c.Send("IAMAT " + id + " " + loc + " " + tm + "\n")
 	at := strings.TrimSuffix(c.Line(), "\n")

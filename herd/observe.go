@@ -9,6 +9,7 @@ import (
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places"
+	"github.com/herd-project/herd/reactor"
 )
 
 // What a server shows an operator besides its Metrics: counts by reason, per-link counters, a
@@ -32,6 +33,8 @@ var InvalidReasons = [...]string{
 	"too_long",        // a line over max_line
 	"unknown_client",  // a WHATSAT for a client no server has heard of
 	"not_neighbour",   // an AT line from a host that is not a neighbour's
+	"line_timeout",    // a line not finished within line_timeout of its first byte
+	"bad_client_id",   // a client ID that is not text of at most 256 bytes (ValidClientID)
 }
 
 const (
@@ -43,6 +46,8 @@ const (
 	invalidTooLong
 	invalidUnknownClient
 	invalidNotNeighbour
+	invalidLineTimeout
+	invalidBadClientID
 )
 
 // LineCounts counts the lines a server's Core decided about, from clients and links alike:
@@ -111,6 +116,10 @@ func invalidReason(line []byte, err error) int {
 		return invalidUnknownClient
 	case errors.Is(err, ErrNotNeighbour):
 		return invalidNotNeighbour
+	case errors.Is(err, ErrLineTimeout):
+		return invalidLineTimeout
+	case errors.Is(err, ErrBadClientID):
+		return invalidBadClientID
 	}
 	switch commandIndex(line) {
 	case 0:
@@ -137,19 +146,23 @@ const (
 
 // CutReasons names why a client was cut off or closed by the server (Metrics.Cut), in index
 // order.
-var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout"}
+var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout", "line_timeout"}
 
 const (
 	cutMaxUnsent = iota
 	cutMaxPending
 	cutIdle
+	cutLineTimeout
 )
 
 // PlacesErrorKinds names the kinds of failed Places calls (Metrics.PlacesErrorsBy), in index
 // order: timeout, transport (connection refused, reset, ...), http (a status other than
 // 200), status (Google's own error status, such as OVER_QUERY_LIMIT), bad_body (a body that
-// is not JSON or that cannot be cut), cancelled (the server was stopping), other.
-var PlacesErrorKinds = [...]string{"timeout", "transport", "http", "status", "bad_body", "cancelled", "other"}
+// is not JSON or that cannot be cut), cancelled (the server was stopping), other, busy (a
+// WHATSAT answered at once because max_waiting were waiting: no call was made).
+var PlacesErrorKinds = [...]string{"timeout", "transport", "http", "status", "bad_body", "cancelled", "other", "busy"}
+
+const placesErrBusy = 7
 
 // placesErrorKind returns the PlacesErrorKinds index of a failed Places call: err from the
 // provider, rejected when its body could not be cut.
@@ -168,6 +181,8 @@ func placesErrorKind(err, rejected error) int {
 		return 3
 	case errors.Is(err, context.Canceled):
 		return 5
+	case errors.Is(err, reactor.ErrBusy):
+		return placesErrBusy
 	}
 	return 6
 }

@@ -114,7 +114,8 @@ func (p heldProvider) Nearby(ctx context.Context, req places.Request) ([]byte, e
 }
 
 // A WHATSAT whose call waits for a worker longer than places.timeout is answered with a
-// timeout at its deadline, without the call being made, while the worker is still busy.
+// timeout at its deadline, without the call being made, while the worker is still busy; the
+// call that holds the worker past its deadline is answered with a timeout at its own.
 func TestWHATSATTimesOutInQueue(t *testing.T) {
 	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
 	cfg.Places.Workers = 1
@@ -128,15 +129,17 @@ func TestWHATSATTimesOutInQueue(t *testing.T) {
 	<-p.started
 	c2 := testutil.Dial(t, s.Addr().String())
 	c2.Send("WHATSAT kiwi.cs.ucla.edu 20 5\n")
-	got := c2.Reply()
-	want := kiwiAT + "\n" + string(codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: timeout after 200ms: no worker was free")) + "\n"
-	if got != want {
+	want := kiwiAT + "\n" + string(codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: timeout after 200ms")) + "\n"
+	if got := c2.Reply(); got != want {
 		t.Errorf("queued WHATSAT:\n%q\nwant\n%q", got, want)
+	}
+	if got := c.Reply(); got != want {
+		t.Errorf("WHATSAT whose call overran:\n%q\nwant\n%q", got, want)
 	}
 	if len(p.started) != 0 {
 		t.Error("the call past its deadline was made")
 	}
-	if n := s.Metrics().PlacesErrors.Load(); n != 1 {
-		t.Errorf("PlacesErrors = %d, want 1", n)
+	if n := s.Metrics().PlacesErrorsBy[0].Load(); n != 2 {
+		t.Errorf("Places timeouts = %d, want 2", n)
 	}
 }

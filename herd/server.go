@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/herd-project/herd/codec"
@@ -30,7 +29,7 @@ type options struct {
 	logOut   io.Writer
 	debug    bool
 	cache    *places.Cache // NewHerd's, shared by its servers; nil: the server makes its own
-	servers  int           // servers in this process (NewHerd): they share the descriptor limit
+	budget   *FileBudget   // NewHerd's, for the process; nil: the server makes its own
 	only     []string      // WithServers: the servers NewHerd builds; nil: all
 }
 
@@ -80,6 +79,7 @@ type Metrics struct {
 	PlacesShared    atomic.Uint64 // WHATSATs that joined an identical request in flight
 	PlacesCacheHits atomic.Uint64 // Places requests answered from the cache (places.cache_ttl)
 	PlacesErrors    atomic.Uint64 // Places calls that failed, or answered a body that could not be cut
+	Waiting         atomic.Int64  // WHATSATs waiting for Places now (limits.max_waiting)
 	LinksUp         atomic.Int64  // links up now (one per neighbour at most)
 	LinkUps         atomic.Uint64 // times a link came up
 	LinkConns       atomic.Int64  // link connections open now: in use, or in their hello
@@ -129,6 +129,7 @@ type Server struct {
 	shutCalled atomic.Bool // Shutdown was called: a loop that ends now was stopped, not failed
 	metrics    Metrics
 	placesObs  atomic.Pointer[Observer] // SetPlacesObserver
+	budget     FileBudget
 
 	// Loop-owned state.
 	table         *Table
@@ -140,7 +141,12 @@ type Server struct {
 	peerIPs       map[netip.Addr]Origin  // the neighbours' hosts: FromPlainHost where a plain peer is, else FromNeighbourHost
 	peerLocal     Origin                 // for loopback, if a neighbour listens on an unspecified address (FromClient: none)
 	inflight      map[string]*placesCall
-	stopping      bool // Shutdown began: no more lines are read, clients close once answered
+	waiting       int           // WHATSATs waiting for Places, all clients (limits.max_waiting)
+	busy          bool          // answering busy since waiting reached max_waiting (logged once)
+	busyBody      []byte        // the busy answer's body, made once
+	dirty         []*clientConn // clients with replies made ready in this pass
+	flushDirtyFn  func()        // s.flushDirty, bound once
+	stopping      bool          // Shutdown began: no more lines are read, clients close once answered
 	linksStopped  bool
 	floodPending  bool  // some link has floods gathered
 	core          *Core // what every line means, for clients and links alike
@@ -171,6 +177,12 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if sc.Plain() {
 		return nil, &ConfigError{Key: "link", Msg: fmt.Sprintf("server %q is plain (link = %q): a server of another implementation, which this program does not run", name, LinkPlain)}
 	}
+	budget := o.budget
+	if budget == nil {
+		b := NewFileBudget(cfg, []ServerConfig{*sc}, fileLimit())
+		budget = &b
+	}
+	cfg.fitBudget(*budget)
 	s := &Server{
 		name:       name,
 		cfg:        cfg,
@@ -199,6 +211,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.flushDirtyFn = s.flushDirty
 	s.prov = o.provider
 	if s.prov == nil {
 		p, err := NewProvider(cfg.Places)
@@ -231,7 +244,8 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	if s.cache == nil {
 		s.cache = places.NewCache(0, cfg.Places.CacheTTL)
 	}
-	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers, Clock: o.clock})
+	s.loop = reactor.New(reactor.Options{Logger: s.log, Debug: o.debug, Workers: cfg.Places.Workers,
+		MaxQueued: cfg.Limits.MaxWaiting, Clock: o.clock})
 	if s.lg != nil {
 		s.lg.loop = s.loop
 	}
@@ -244,8 +258,20 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.links = append(s.links, l)
 		s.linkByName[p] = l
 	}
-	s.capClients(max(o.servers, 1))
+	s.budget = *budget
+	if budget.Lowered {
+		s.log.Warn("limits lowered to fit the open file limit", "nofile", budget.Limit,
+			"servers_in_process", budget.Servers, "max_clients", s.lim.MaxClients, "places_max_conns", budget.PlacesConns)
+	}
 	return s, nil
+}
+
+// fitBudget sets max_clients and places.max_conns to what b gives them.
+func (c *Config) fitBudget(b FileBudget) {
+	c.Limits.MaxClients = min(c.Limits.MaxClients, b.MaxClients)
+	if b.PlacesConns > 0 {
+		c.Places.MaxConns = b.PlacesConns
+	}
 }
 
 // errNoServer is NewServer's and NewHerd's error for a name the config does not have.
@@ -253,57 +279,18 @@ func (c *Config) errNoServer(name string) error {
 	return &ConfigError{Msg: fmt.Sprintf("no server named %q in the config (servers: %v)", name, c.sortedNames())}
 }
 
-// fdReserve is how many file descriptors a process keeps for what is not a client connection
-// (log files, the Places provider's HTTP connections, the runtime); fdPerServer adds what one
-// server needs besides its clients (listener, wake-up pipe, log file) and fdPerLink each link.
-const (
-	fdReserve   = 64
-	fdPerServer = 8
-	fdPerLink   = 2
-)
-
-// capClients lowers max_clients (see clientCap) if the process's descriptor limit cannot hold
-// that many connections for each of the servers it runs, and logs it.
-func (s *Server) capClients(servers int) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return
-	}
-	n, capped := clientCap(s.lim.MaxClients, rl.Cur, servers, len(s.links))
-	if capped {
-		s.log.Warn("max_clients lowered to fit the open file limit", "max_clients", s.lim.MaxClients,
-			"effective", n, "nofile", rl.Cur, "servers_in_process", servers)
-		s.lim.MaxClients = n
-	}
-}
-
-// clientCap returns the most client connections one of servers servers (with links links each)
-// may hold so that the process stays under soft open descriptors: max_clients, or less, and
-// at least 1; capped says whether it is less. Past the limit accept fails with EMFILE, which
-// stops gnet's acceptor (and so the server) for good: the cap keeps the server refusing
-// connections itself instead, with a headroom of its share left for those it refuses.
-func clientCap(maxClients int, soft uint64, servers, links int) (n int, capped bool) {
-	if servers < 1 {
-		servers = 1
-	}
-	if soft >= 1<<40 { // unlimited, in effect
-		return maxClients, false
-	}
-	// The share less a headroom (an eighth, at least 64): connections over the cap still take
-	// a descriptor until the loop closes them, and gnet's acceptor may take a burst of them
-	// first. Halving the share instead refused 10,000 clients under a 20,000 limit.
-	share := (int64(soft)-fdReserve)/int64(servers) - fdPerServer - fdPerLink*int64(links)
-	budget := max(share-max(share/8, 64), 1)
-	if int64(maxClients) <= budget {
-		return maxClients, false
-	}
-	return int(budget), true
-}
-
 // MaxClients returns the most client connections the server accepts at once: max_clients, or
-// less when the process's open file limit cannot hold that many (see the package doc). Any
-// goroutine.
+// less when the process's open file limit cannot hold that many (see the package doc and
+// FileBudget). Any goroutine.
 func (s *Server) MaxClients() int { return s.lim.MaxClients }
+
+// AcceptErrors returns how many times accepting a connection failed (EMFILE and the like:
+// the server paused and accepted again; see reactor.Loop.AcceptErrors). Any goroutine.
+func (s *Server) AcceptErrors() uint64 { return s.loop.AcceptErrors() }
+
+// FileBudget returns how the process's open file limit was shared when the server was built.
+// Any goroutine.
+func (s *Server) FileBudget() FileBudget { return s.budget }
 
 // Done returns a channel closed when the server's loop has ended: after Shutdown, or on its own
 // (see Err). Any goroutine.
@@ -329,6 +316,9 @@ func (s *Server) Err() error {
 // NewProvider builds the Places provider a config names. A setting the provider rejects gives
 // a *ConfigError naming its key (places.url, places.key, ...). Any goroutine.
 func NewProvider(c PlacesConfig) (places.Provider, error) {
+	if c.MaxConns == 0 {
+		c.MaxConns = c.Workers // what one server's calls need
+	}
 	p, err := places.New(places.Config{
 		Provider: c.Provider, URL: c.URL, Key: c.Key, Timeout: c.Timeout,
 		MaxConns: c.MaxConns, Dataset: c.Dataset,
@@ -841,9 +831,12 @@ func backoff(base, cap time.Duration, attempt int) time.Duration {
 	return rand.N(bound) + 1
 }
 
-// placesCall is one Places request in flight and the WHATSATs waiting for it.
+// placesCall is one Places request in flight and the WHATSATs waiting for it. Its request
+// and start do not change once it is made: the worker that runs it reads them.
 type placesCall struct {
+	s       *Server
 	key     string
+	req     places.Request
 	waiters []waiter
 	start   time.Time
 }
@@ -857,8 +850,10 @@ type waiter struct {
 // askPlaces starts (or joins) the Places request for record r and radius; the reply goes into
 // sl when it comes back. This is the one place where identical requests are coalesced, and the
 // cache (places.cache_ttl) is read here, on the loop, so that a cached answer never waits for a
-// worker. The call runs on the loop's executor with a deadline of places.timeout from now: a
-// WHATSAT is answered within it however many calls are queued before it. Loop only.
+// worker. The call runs on the loop's executor, in the turn of the connection that made it
+// (the executor serves connections in turn), with a deadline of places.timeout from now: the
+// WHATSAT is answered by then however many calls are queued before it, and whatever Places
+// does. Loop only.
 func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message) {
 	k := s.keyScratch[:0]
 	k = append(k, r.Lat...)
@@ -874,11 +869,13 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 		return
 	}
 	radius := string(k[len(r.Lat)+len(r.Lng)+2:])
-	req := places.Request{
-		Lat: string(r.Lat), Lng: string(r.Lng), RadiusM: radius,
-		LatF: r.LatF, LngF: r.LngF, RadiusMF: m.RadiusKm * 1000, Bound: m.Bound,
+	call := &placesCall{
+		s: s, key: string(k), waiters: []waiter{w}, start: s.loop.Time(),
+		req: places.Request{
+			Lat: string(r.Lat), Lng: string(r.Lng), RadiusM: radius,
+			LatF: r.LatF, LngF: r.LngF, RadiusMF: m.RadiusKm * 1000, Bound: m.Bound,
+		},
 	}
-	call := &placesCall{key: string(k), waiters: []waiter{w}, start: s.loop.Time()}
 	s.inflight[call.key] = call
 	if body, ok := s.cache.Get(call.key); ok {
 		// Answered in the next pass: WHATSATs for it read meanwhile join it.
@@ -895,35 +892,82 @@ func (s *Server) askPlaces(c *clientConn, sl *slot, r *Record, m *codec.Message)
 		g.str("request", call.key)
 		g.end()
 	}
-	prov, bound := s.prov, m.Bound
-	timeout := s.cfg.Places.Timeout
-	job := reactor.JobOptions{Deadline: call.start.Add(timeout)}
-	f := reactor.GoWith(s.loop, job, func(ctx context.Context) (*placesAnswer, error) {
-		// Off the loop: the call, and the cut of its body for the first WHATSAT's bound (a
-		// scan of the whole body, tens of KiB for 20 results), so the loop only copies it.
-		body, err := prov.Nearby(ctx, req)
-		if len(body) == 0 {
-			msg := "no answer"
-			if err != nil {
-				msg = err.Error()
-			}
-			body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg)
+	job := reactor.JobOptions{Deadline: call.start.Add(s.cfg.Places.Timeout), Key: c.id}
+	reactor.GoWith(s.loop, job, call.nearby).AddDoneCallback(call.done)
+}
+
+// nearby makes the call, off the loop, and cuts its body for the first WHATSAT's bound (a
+// scan of the whole body, tens of KiB for 20 results), so that the loop only copies it.
+func (call *placesCall) nearby(ctx context.Context) (*placesAnswer, error) {
+	bound := call.req.Bound
+	body, err := call.s.prov.Nearby(ctx, call.req)
+	if len(body) == 0 { // a provider breaking its contract: its error may say too much
+		body = codec.AppendErrorBody(nil, "UNKNOWN_ERROR", "places: no answer")
+	}
+	a := &placesAnswer{body: body, bound: bound}
+	a.cut, a.rejected = cutBody(make([]byte, 0, min(len(body), 16<<10)), body, bound)
+	return a, err
+}
+
+// done takes the call's result on the loop: an answer, or, for a call that did not return in
+// time (or never ran), an UNKNOWN_ERROR body saying why. Loop only.
+func (call *placesCall) done(f *reactor.Future[*placesAnswer]) {
+	s := call.s
+	a, err := f.Result()
+	if a == nil {
+		var msg string
+		switch {
+		case errors.Is(err, reactor.ErrDeadline):
+			msg = fmt.Sprintf("places: timeout after %s", s.cfg.Places.Timeout)
+		case errors.Is(err, reactor.ErrBusy):
+			msg = busyText
+		default: // the server is stopping
+			msg = "places: server stopping"
 		}
-		a := &placesAnswer{body: body, bound: bound}
-		a.cut, a.rejected = cutBody(make([]byte, 0, min(len(body), 16<<10)), body, bound)
-		return a, err
-	})
-	f.AddDoneCallback(func(f *reactor.Future[*placesAnswer]) {
-		a, err := f.Result()
-		if a == nil { // never ran: no worker was free in time, or the loop is stopping
-			msg := err.Error()
-			if errors.Is(err, reactor.ErrDeadline) {
-				msg = fmt.Sprintf("places: timeout after %s: no worker was free", timeout)
-			}
-			a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), bound: -1}
-		}
-		s.placesDone(call, a, err)
-	})
+		a = &placesAnswer{body: codec.AppendErrorBody(nil, "UNKNOWN_ERROR", msg), bound: -1}
+	}
+	s.placesDone(call, a, err)
+}
+
+// flushAtPassEnd has c's ready replies written at the end of the loop's pass, in one write
+// with those other completions of the pass make ready (as redis writes its clients' output
+// in beforeSleep). Loop only.
+func (s *Server) flushAtPassEnd(c *clientConn) {
+	if len(s.dirty) == 0 {
+		s.loop.CallAtPassEnd(s.flushDirtyFn)
+	}
+	s.dirty = append(s.dirty, c)
+}
+
+// flushDirty writes the replies made ready in this pass, one write per client. Loop only.
+func (s *Server) flushDirty() {
+	for i := 0; i < len(s.dirty); i++ {
+		c := s.dirty[i]
+		s.dirty[i] = nil
+		c.dirty = false
+		c.flushOut()
+	}
+	s.dirty = s.dirty[:0]
+}
+
+// busyText is the error_message of the answer to a WHATSAT past limits.max_waiting.
+const busyText = "places: server busy, too many requests waiting; try again later"
+
+// placesBusy answers the WHATSAT of slot sl at once, with an UNKNOWN_ERROR body saying the
+// server is busy: max_waiting WHATSATs are waiting for Places. Loop only.
+func (s *Server) placesBusy(c *clientConn, sl *slot) {
+	s.metrics.PlacesErrors.Add(1)
+	s.metrics.PlacesErrorsBy[placesErrBusy].Add(1)
+	if !s.busy {
+		s.busy = true
+		s.log.Warn("places: max_waiting WHATSATs waiting; answering busy", "max_waiting", s.lim.MaxWaiting)
+	}
+	if s.busyBody == nil {
+		s.busyBody, _ = cutBody(nil, codec.AppendErrorBody(nil, "UNKNOWN_ERROR", busyText), places.MaxResults)
+	}
+	sl.buf = append(sl.buf, s.busyBody...)
+	sl.buf = append(sl.buf, '\n', '\n')
+	c.slotReady(sl)
 }
 
 // placesAnswer is a Places body and its cut for one bound, made off the loop.
@@ -955,6 +999,12 @@ func cutBody(dst, body []byte, bound int) (out []byte, rejected error) {
 // placesDone fills the reply slots waiting on call. Loop only.
 func (s *Server) placesDone(call *placesCall, a *placesAnswer, err error) {
 	delete(s.inflight, call.key)
+	s.waiting -= len(call.waiters)
+	s.metrics.Waiting.Store(int64(s.waiting))
+	if s.busy && s.waiting <= s.lim.MaxWaiting*3/4 {
+		s.busy = false
+		s.log.Info("places: WHATSATs waiting below max_waiting again", "waiting", s.waiting)
+	}
 	took := s.loop.Time().Sub(call.start)
 	s.observePlaces(took)
 	if err != nil || a.rejected != nil {
@@ -1018,6 +1068,7 @@ type Herd struct {
 	cfg     *Config
 	servers []*Server
 	byName  map[string]*Server
+	budget  FileBudget
 }
 
 // NewHerd builds every server of cfg (see NewServer). The servers share one Places provider
@@ -1042,17 +1093,19 @@ func NewHerd(cfg *Config, opts ...Option) (*Herd, error) {
 			}
 		}
 	}
+	budget := NewFileBudget(cfg, scs, fileLimit())
 	if o.provider == nil {
-		p, err := NewProvider(cfg.Places)
+		pc := cfg.Clone()
+		pc.fitBudget(budget)
+		p, err := NewProvider(pc.Places)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts[:len(opts):len(opts)], WithProvider(p))
 	}
-	n := len(scs)
 	cache := places.NewCache(0, cfg.Places.CacheTTL)
-	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.servers, o.cache = n, cache })
-	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server)}
+	opts = append(opts[:len(opts):len(opts)], func(o *options) { o.budget, o.cache = &budget, cache })
+	h := &Herd{cfg: cfg.Clone(), byName: make(map[string]*Server), budget: budget}
 	for _, sc := range scs {
 		s, err := NewServer(cfg, sc.Name, opts...)
 		if err != nil {
@@ -1111,6 +1164,10 @@ func (h *Herd) SetLinkFault(a, b string, f LinkFault) error {
 	}
 	return errors.Join(sa.SetLinkFault(b, f), sb.SetLinkFault(a, f))
 }
+
+// FileBudget returns how the open file limit of the process was shared among the herd's
+// servers when NewHerd built them (see FileBudget). Any goroutine.
+func (h *Herd) FileBudget() FileBudget { return h.budget }
 
 // Servers returns the herd's servers in config order.
 func (h *Herd) Servers() []*Server { return h.servers }

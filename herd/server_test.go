@@ -367,7 +367,7 @@ func TestLineTooLong(t *testing.T) {
 	}
 	// A line just at the limit is fine (and invalid for other reasons).
 	c = testutil.Dial(t, s.Addr().String())
-	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
+	line := "IAMAT x " + paddedLocation(4096-len("IAMAT x  1")) + " 1"
 	c.Send(line + "\n")
 	if got := c.Line(); !strings.HasPrefix(got, "AT Hill ") {
 		t.Errorf("line of 4096 bytes: %q", got[:40])
@@ -657,33 +657,66 @@ func TestStartBindError(t *testing.T) {
 	}
 }
 
-// TestClientCapFitsFileLimit: max_clients is lowered so that every server of the process
-// together stays under the open file limit (past it gnet's acceptor fails and stops).
-func TestClientCapFitsFileLimit(t *testing.T) {
+// TestFileBudgetCountsEveryDescriptor: the budget counts every descriptor the process may use
+// (its reserve, each server's own, links, admin listeners, Places connections, clients and the
+// headroom over max_clients) and fits them all under the limit, lowering max_clients and
+// places.max_conns when it must.
+func TestFileBudgetCountsEveryDescriptor(t *testing.T) {
+	herd5 := DefaultConfig()
+	google := DefaultConfig()
+	google.Places = PlacesConfig{Provider: "google", Key: "k", Timeout: time.Second, Workers: 1024, MaxConns: 1024}
+	shared := google.Clone()
+	shared.Places.MaxConns = 0 // the default: workers for each server of the process
+	admin := google.Clone()
+	for i := range admin.Servers {
+		admin.Servers[i].AdminAddr = "127.0.0.1:0"
+	}
+	big := herd5.Clone()
+	big.Limits.MaxClients = 20000
+	one := func(c *Config) []ServerConfig { return c.Servers[:1] }
 	tests := []struct {
-		max     int
-		soft    uint64
-		servers int
-		links   int
-		want    int
-		capped  bool
+		name        string
+		cfg         *Config
+		servers     []ServerConfig
+		limit       uint64
+		clients     int
+		placesConns int
+		lowered     bool
 	}{
-		{16384, 1 << 20, 5, 3, 16384, false},
-		{16384, 1024, 1, 2, 948 - 118, true},
-		{16384, 1024, 5, 3, 178 - 64, true},
+		{"offline herd, high limit", herd5, herd5.Servers, 1 << 20, 16384, 0, false},
+		{"offline herd, unlimited", herd5, herd5.Servers, 1<<63 - 1, 16384, 0, false},
+		// 64 + 5*16 + 2*12 = 168 reserved; share (1024-168)/5 = 171; headroom 64.
+		{"offline herd, nofile 1024", herd5, herd5.Servers, 1024, 171 - 64, 0, true},
+		// 64 + 16 + 2*2 = 84 reserved; 940 left: Places gets half.
+		{"google server, nofile 1024", google, one(google), 1024, 470 - 64, 470, true},
+		{"google server with admin, nofile 1024", admin, one(admin), 1024, 462 - 64, 462, true},
 		// Regression: halving the share refused 10,000 clients under the usual 20,000 limit.
-		{20000, 20000, 1, 0, 19928 - 2491, true},
-		{10000, 20000, 1, 3, 10000, false},
-		{50, 1024, 5, 3, 50, false},
-		{16384, 40, 1, 0, 1, true},
-		{16384, 1<<63 - 1, 5, 3, 16384, false},
-		{10, 0, 0, 0, 1, true},
+		{"offline server, nofile 20000", big, one(big), 20000, 19916 - 2489, 0, true},
+		{"offline server, 16384 clients, nofile 20000", herd5, one(herd5), 20000, 16384, 0, false},
+		// (65536 - 168 - 1024) / 5 = 12868 each, less an eighth.
+		{"google herd, nofile 65536", google, google.Servers, 65536, 12868 - 1608, 1024, true},
+		{"google herd, nofile 1<<20", google, google.Servers, 1 << 20, 16384, 1024, false},
+		{"google herd, default max_conns, nofile 1<<20", shared, shared.Servers, 1 << 20, 16384, 5 * 1024, false},
+		// (1024 - 168) / 2 = 428 for Places, 428 / 5 = 85 each, less the headroom of 64.
+		{"google herd, default max_conns, nofile 1024", shared, shared.Servers, 1024, 85 - 64, 428, true},
+		{"tiny limit", herd5, one(herd5), 40, 1, 0, true},
 	}
 	for _, tt := range tests {
-		got, capped := clientCap(tt.max, tt.soft, tt.servers, tt.links)
-		if got != tt.want || capped != tt.capped {
-			t.Errorf("clientCap(%d, %d, %d, %d) = %d, %v; want %d, %v", tt.max, tt.soft, tt.servers, tt.links, got, capped, tt.want, tt.capped)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewFileBudget(tt.cfg, tt.servers, tt.limit)
+			if b.MaxClients != tt.clients || b.PlacesConns != tt.placesConns || b.Lowered != tt.lowered {
+				t.Errorf("budget %+v: want max_clients %d, places conns %d, lowered %v", b, tt.clients, tt.placesConns, tt.lowered)
+			}
+			if tt.limit >= 1<<40 || b.MaxClients == 1 {
+				return
+			}
+			// Clients and the neighbours' room over max_clients (counted in the reserve), the
+			// headroom, the Places connections and the reserve: all under the limit.
+			used := b.Reserved + b.PlacesConns + b.Servers*(b.MaxClients+b.Headroom)
+			if uint64(used) > tt.limit {
+				t.Errorf("budget %+v uses %d descriptors, over the limit %d", b, used, tt.limit)
+			}
+		})
 	}
 }
 

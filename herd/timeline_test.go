@@ -35,6 +35,7 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	const idle = time.Minute
 	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
 	cfg.Limits.IdleTimeout = idle
+	cfg.Places.Timeout = time.Hour // the WHATSAT stays owed until released, not answered at its deadline
 	clock := newFakeClock()
 	a, b, release := gatedPair(t, cfg, WithLoopClock(clock))
 	ups := a.Metrics().LinkUps.Load() + b.Metrics().LinkUps.Load()
@@ -74,6 +75,108 @@ func TestIdleTimeoutClosesQuietClients(t *testing.T) {
 	}
 	if n := a.Metrics().LinksUp.Load() + b.Metrics().LinksUp.Load(); n != 2 {
 		t.Errorf("%d links up, want 2", n)
+	}
+}
+
+// TestSlowlorisLineTimeout is the regression test for a client that kept a connection by
+// sending one byte every 2 s: each byte reset the idle timer, and nothing bounded how long a
+// line could take. Now the line has line_timeout from its first byte: at 28 s the connection
+// is open, at 30 s it gets "? " and what arrived of the line, and is closed. A line finished in
+// time is answered, and the next line has its own deadline.
+func TestSlowlorisLineTimeout(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	if cfg.Limits.LineTimeout != 30*time.Second || cfg.Limits.IdleTimeout != 5*time.Minute {
+		t.Fatalf("default line_timeout %v, idle_timeout %v; want 30s and 5m", cfg.Limits.LineTimeout, cfg.Limits.IdleTimeout)
+	}
+	clock := newFakeClock()
+	s := startServer(t, cfg, "Hill", WithLoopClock(clock))
+	// armedIn waits until the loop's next timer is d away: the way to know that the server has
+	// read the first byte of a line (its deadline is armed) before the clock moves on. Passes
+	// are run meanwhile, so that timers cancelled since are dropped.
+	armedIn := func(what string, d time.Duration) {
+		t.Helper()
+		testutil.WaitFor(t, what, func() bool {
+			settle(t, s)
+			next, ok := clock.Next()
+			return ok && next.Sub(clock.Now()) == d
+		})
+	}
+
+	// A line finished in time (in two parts, 20 s apart) is answered.
+	ok := testutil.Dial(t, s.Addr().String())
+	armedIn("the idle deadline", 5*time.Minute)
+	ok.Send("IAMAT kiwi +34.068930-118.445127")
+	armedIn("the line's deadline", 30*time.Second)
+	clock.Advance(20 * time.Second)
+	ok.Send(" 1621464827.959498503\n")
+	if got := ok.Line(); !strings.HasPrefix(got, "AT Hill ") {
+		t.Fatalf("reply %q to a line finished in time", got)
+	}
+	// The next line, begun at 30 s, has 30 s of its own.
+	clock.Advance(10 * time.Second)
+	armedIn("the idle deadline after the reply", 5*time.Minute-10*time.Second)
+	ok.Send("IAM")
+	armedIn("the next line's deadline", 30*time.Second)
+	clock.Advance(30*time.Second - time.Nanosecond)
+	settle(t, s)
+	if n := s.Metrics().Cut[cutLineTimeout].Load(); n != 0 {
+		t.Fatalf("%d line timeouts just before a line's deadline", n)
+	}
+	clock.Advance(time.Nanosecond)
+	if got := ok.ReadAll(); got != "? IAM\n" {
+		t.Fatalf("after 30 s on a line, read %q, want %q and the end of the stream", got, "? IAM\n")
+	}
+	ok.TCP.Close() // ends the server's lingering close
+
+	// Slowloris: one byte every 2 s, each of which resets the idle timer.
+	slow := testutil.Dial(t, s.Addr().String())
+	armedIn("the idle deadline", 5*time.Minute)
+	const line = "IAMAT slowloris +1+1 1700000000"
+	slow.Send(line[:1])
+	armedIn("the slow line's deadline", 30*time.Second)
+	for i := 1; i < 15; i++ {
+		clock.Advance(2 * time.Second)
+		slow.Send(line[i : i+1])
+		settle(t, s)
+	}
+	// 28 s
+	if n := s.Metrics().Cut[cutLineTimeout].Load(); n != 1 {
+		t.Fatalf("%d line timeouts 28 s into the slow line, want only the first client's", n)
+	}
+	clock.Advance(2 * time.Second) // 30 s
+	got := slow.ReadAll()
+	if !strings.HasPrefix(got, "? I") || !strings.HasSuffix(got, "\n") || !strings.HasPrefix(line, got[2:len(got)-1]) {
+		t.Fatalf("slowloris read %q, want \"? \", the start of %q, and the end of the stream", got, line)
+	}
+	if n := s.Metrics().Lines.Invalid[invalidLineTimeout].Load(); n != 2 {
+		t.Errorf("%d \"?\" replies counted as line_timeout, want 2", n)
+	}
+}
+
+// TestNeighbourHostNotExempt is the regression test for connections exempt from idle_timeout
+// only because they came from a neighbour's host (on a loopback herd: any local connection):
+// now only a connection that has sent AT lines is exempt. A silent connection is closed at
+// idle_timeout; a neighbour's link that floods AT lines is not, however long it stays quiet.
+func TestNeighbourHostNotExempt(t *testing.T) {
+	const idle = time.Minute
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B"}}, ServerConfig{Name: "B"})
+	cfg.Limits.IdleTimeout = idle
+	clock := newFakeClock()
+	s := startServer(t, cfg, "A", WithLoopClock(clock))
+	silent := testutil.Dial(t, s.Addr().String())
+	link := testutil.Dial(t, s.Addr().String()) // posing as B's link: B's host is loopback too
+	link.Send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464827.959498503\n")
+	testutil.WaitFor(t, "the AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 1 })
+	clock.Advance(idle)
+	silent.EOF()
+	for range 3 {
+		clock.Advance(idle)
+		settle(t, s)
+	}
+	link.Send("AT B +0.000000001 kiwi +34.068930-118.445127 1621464828.959498503\n")
+	testutil.WaitFor(t, "the second AT line applied", func() bool { return s.Metrics().PeerUpdates.Load() == 2 })
+	if n := s.Metrics().Cut[cutIdle].Load(); n != 1 {
+		t.Errorf("%d connections closed by idle_timeout, want the silent one only", n)
 	}
 }
 

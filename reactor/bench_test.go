@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,4 +177,47 @@ func BenchmarkOnLoop(b *testing.B) {
 			b.Fatal("OnLoop true off the loop")
 		}
 	}
+}
+
+// BenchmarkAccept measures the accept path: bursts of 1,000 connections made at once, from 4
+// goroutines, each timed until the loop has made every one (ConnectionMade), then closed.
+// conns/s is the rate at which a burst reaches the loop.
+func BenchmarkAccept(b *testing.B) {
+	const burst, dialers = 1000, 4
+	var made atomic.Int64
+	l := startLoop(b, Options{}, func() Protocol {
+		return &funcProto{made: func(*Transport) { made.Add(1) }}
+	})
+	addr := l.Addrs()[0].String()
+	b.ReportAllocs()
+	total := time.Duration(0)
+	for b.Loop() {
+		made.Store(0)
+		conns := make([]net.Conn, burst)
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for d := range dialers {
+			wg.Go(func() {
+				for i := d; i < burst; i += dialers {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					conns[i] = c
+				}
+			})
+		}
+		wg.Wait()
+		for made.Load() < burst {
+			time.Sleep(50 * time.Microsecond)
+		}
+		total += time.Since(t0)
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*burst)/total.Seconds(), "conns/s")
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Dial connects to addr ("host:port") and serves the connection on this loop with a Protocol
@@ -47,29 +45,17 @@ func (l *Loop) dial(addr string, f ProtocolFactory, timeout time.Duration) error
 	if err != nil {
 		return err
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		_ = nc.Close()
-		return ErrClosed
-	}
-	l.enrolls.Add(1)
-	l.mu.Unlock()
-	tag := &dialTag{factory: f, addr: addr}
-	ch, err := l.el.Enroll(gnet.NewContext(context.Background(), tag), nc)
+	tag := &enrollTag{factory: f, outbound: true}
+	ch, err := l.enroll(nc, tag)
 	if err != nil {
-		tag.arrived(l)
-		_ = nc.Close()
 		return err
 	}
 	// Never wait for this on the loop: gnet's worker needs the loop to run OnOpen. The loop
-	// stays up until OnOpen has run (see gnetgaps.go, gap 6), so the answer comes, unless gnet
-	// stopped on its own.
+	// stays up until the connection has arrived (see gnetgaps.go, gap 5), so the answer comes,
+	// unless gnet stopped on its own.
 	select {
 	case r := <-ch:
-		if r.Err != nil {
-			tag.arrived(l) // gnet failed before queueing the connection: no OnOpen
-		}
+		tag.arrived(l) // if OnOpen did not run (gnet failed to queue the connection)
 		return r.Err
 	case <-l.exited:
 		return ErrClosed

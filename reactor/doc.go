@@ -50,6 +50,9 @@
 // loop has polled its sockets again, so a callback that keeps rescheduling itself cannot
 // starve I/O. CallSoon is FIFO; CallSoonThreadsafe keeps the order of each calling goroutine;
 // timers run in deadline order (ties in scheduling order) and never before their deadline.
+// CallAtPassEnd runs a callback at the end of the running pass, once its callbacks have run
+// (redis's beforeSleep): the place to gather what several callbacks produced, one write for
+// several replies.
 //
 // Stopping is passes too. The first pass after Stop tears down: the thread-safe queue closes
 // (what it holds still runs), pending timers are dropped, and every transport is aborted, so
@@ -129,27 +132,48 @@
 // at once, one short-lived goroutine writes the rest and closes. That is the only goroutine a
 // connection ever gets.
 //
+// # Accepting
+//
+// Start binds the listeners given to Listen itself, and one goroutine per listener accepts
+// connections and hands each to the loop (gnet's EventLoop.Enroll), where it gets its Protocol
+// as any connection does. gnet's own acceptor would end the engine at the first accept that
+// fails with EMFILE (gnetgaps.go, gap 4); here a failed accept (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM, ...) is counted (AcceptErrors), logged, and retried after a pause, as net/http's
+// Server.Serve does: 5 ms, doubling up to 1 s, none again once an accept succeeds. The
+// connections that come meanwhile wait in the kernel's backlog, or are refused by the kernel
+// when it is full, and the loop serves again as soon as descriptors are free. (A connection
+// accepted with the last descriptor, for which gnet's hand-over finds none to duplicate, is
+// closed, and the acceptor pauses the same way.) At most 128
+// connections of a listener are on their way to the loop at once; beyond that the acceptor
+// waits, and the rest stay in the backlog. The pause costs nothing but the wait; the hand-off
+// costs a descriptor duplicate, a trip through Go's poller and two goroutine switches per
+// connection, which left a burst of 1,000 connects as fast as before (BenchmarkAccept: the
+// connecting side is the bound).
+//
 // # Executor
 //
 // Go and GoWith run blocking work as asyncio's run_in_executor does on its default
 // ThreadPoolExecutor: at most Options.Workers jobs at once (default min(32, GOMAXPROCS+4), as
 // asyncio's), on worker goroutines started on demand and kept for the next job, while the
-// others wait in a FIFO queue that the loop owns, at no goroutine each. A job cancelled while
-// queued never runs; a job whose GoWith deadline passes while it is queued completes with
-// ErrDeadline at that deadline; a running job's ctx is cancelled with its Future or when the
-// loop stops. Stop fails the queued jobs with ErrClosed, waits for the running ones and drops
-// their results. Handing a worker its next job takes a loop pass (the queue is the loop's),
-// about a microsecond more per job than goroutines that wait on a semaphore, when all workers
-// are busy. See executor.go.
+// others wait in a queue that the loop owns, at no goroutine each. The queue is fair across
+// keys (JobOptions.Key, a connection say): a FIFO per key, and the keys take turns, so one
+// key's thousand queued jobs delay another key's next job by one job, not a thousand. It is
+// bounded by Options.MaxQueued: a job beyond it fails at once with ErrBusy. A job cancelled
+// while queued never runs; a GoWith deadline is kept from submission to completion: the
+// Future completes with ErrDeadline at the deadline if the job has not returned (a queued job
+// never runs, a running one has its ctx cancelled and its result dropped). Stop fails the
+// queued jobs with ErrClosed, waits for the running ones and drops their results. Handing a
+// worker its next job takes a loop pass (the queue is the loop's), about a microsecond more
+// per job than goroutines that wait on a semaphore, when all workers are busy. See
+// executor.go.
 //
 // # What gnet lacks
 //
 // gnetgaps.go gathers the workarounds for what gnet v2.9.7 does not offer, one section each
 // saying what is missing and what it costs: a wake-up that waits for the next poll (the waker),
-// a drain callback (drain polling), half-close (the writer on a duplicated descriptor),
-// closing a listener of a running engine (through /proc/self/fd), the bound address of a
-// listener, abandoning a connection handed to Enroll, and the size of the kernel's send queue
-// (SIOCOUTQ).
+// a drain callback (drain polling), half-close (the writer on a duplicated descriptor), an
+// acceptor that outlives a failed accept (the loop accepts itself), abandoning a connection
+// handed to Enroll, and the size of the kernel's send queue (SIOCOUTQ).
 //
 // # Example
 //
@@ -178,18 +202,15 @@
 // that asked to keep writing (EOFReceived true) is not kept open. asyncio would go on flushing.
 // (Handing those bytes to the half-close writer is not possible: gnet offers no way to read or
 // clear its output buffer, and it writes what it can of it itself after OnClose.)
-// CloseListeners works on Linux only (it finds gnet's listening descriptor in /proc/self/fd,
-// since gnet v2.9.7 cannot close a listener of a running engine). A lingering Close keeps the
+// Start needs Linux: it finds the descriptor of gnet's own listener in /proc/self/fd, to put a
+// descriptor that is never readable in its place (gnetgaps.go, gap 4). A lingering Close keeps the
 // socket (not the Transport) for up to Options.LingerTimeout after ConnectionLost, or, during
 // Shutdown, until its peer has every byte. Shutdown waits for the kernel's send queues on
 // Linux (SIOCOUTQ); a half-closed transport's writer (EOFReceived true) closes its socket once
 // it has handed the kernel the last byte, and the kernel goes on sending it on its own (no
 // input is left to make it reset).
-// A connection made by Dial that gnet is handing to the loop when Stop comes is still opened
-// (and closed at once) before the loop exits, since gnet's goroutine waits for that. A
-// connection gnet accepts before the loop is ready (while Start has not returned, a window of
-// microseconds between binding the port and the first pass) is closed at once, with no
-// Protocol: before its first pass the loop could not run the connection's ConnectionLost.
-// When gnet ends the loop on its own (an accept or poll failure), the loop stops as after Stop,
-// its last passes running on the loop goroutine as gnet closes the connections.
+// A connection (accepted, or made by Dial) that gnet is handing to the loop when Stop comes is
+// still opened (and closed at once) before the loop exits, since gnet's goroutine waits for
+// that. When gnet ends the loop on its own (a poll failure), the loop stops as after Stop, its
+// last passes running on the loop goroutine as gnet closes the connections.
 package reactor

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"time"
@@ -21,31 +22,45 @@ import (
 //     loop once per job, to post its completion (CallSoonThreadsafe); the loop hands it the next
 //     job over a channel of one slot that the worker has emptied before it posts, so the loop
 //     never blocks.
-//   - A queued job whose Future is cancelled never runs; it stays in the queue, dead, until it
-//     reaches the front or the queue is compacted (so Cancel is O(1), amortised).
-//   - A job's deadline (JobOptions.Deadline) is a loop timer while the job is queued: if it
-//     fires first, the Future completes with ErrDeadline at the deadline, however long the
-//     queue, and the job never runs. A job that starts in time runs with the deadline on its ctx.
+//   - The queue is fair across keys (JobOptions.Key: a connection, say): one FIFO per key, and
+//     a ring of the keys that have jobs waiting; a free worker takes the first job of the key
+//     at the front of the ring, and that key goes to the back. So a key that queued a thousand
+//     jobs delays another key's next job by one job at most, not a thousand. Push and pop are
+//     O(1) (a map lookup by key).
+//   - The queue is bounded by Options.MaxQueued: a job that would wait beyond it fails at
+//     once with ErrBusy, so a caller can answer "busy" rather than hold what it cannot serve.
+//   - A queued job whose Future is cancelled never runs; it stays in its key's FIFO, dead,
+//     until it reaches the front or the FIFO is compacted (so Cancel is O(1), amortised).
+//   - A job's deadline (JobOptions.Deadline) is a loop timer from submission to completion: if
+//     it fires while the job is queued, the Future completes with ErrDeadline and the job never
+//     runs; if it fires while the job runs, the Future completes with ErrDeadline, the job's
+//     ctx (which carries the deadline too) is cancelled, and its result, when it comes, is
+//     dropped. So a Future with a deadline is done by its deadline plus the loop's lag, however
+//     long the queue and whatever the job does; its worker is busy until the job returns.
 //   - Stop fails the queued jobs with ErrClosed (their callbacks run while the loop drains),
 //     cancels the ctx of running ones and waits for them; their results are dropped (their
 //     Futures stay pending, as asyncio's do when the loop stops).
-//
-// The queue is FIFO. Fair ordering across clients would fit behind jobQueue's push and pop: a
-// FIFO per key (a connection, say) and a ring of the keys that have jobs, pop taking from the
-// next key in turn; the deadline timers and the lazy deletion would stay as they are.
 
 // JobOptions tune one job of GoWith. The zero value is Go's: no deadline.
 type JobOptions struct {
 	// Deadline, if not zero, is when the job's result is due, on the loop's clock (Loop.Time).
-	// A job still waiting for a worker at its deadline never runs: its Future completes then
-	// with ErrDeadline. A job that starts in time gets a ctx with the time left until the
-	// deadline (the same instant when the loop runs on the real clock).
+	// The Future completes by then: with ErrDeadline if the job has not returned (a job still
+	// waiting for a worker never runs). A job that starts in time gets a ctx with the time
+	// left until the deadline (the same instant when the loop runs on the real clock).
 	Deadline time.Time
+	// Key is the job's turn in the queue: jobs of one key wait in order, and keys take turns
+	// (see the executor's doc in executor.go). The zero key is a key like any other.
+	Key uint64
 }
 
-// ErrDeadline is the error of a Future made by GoWith whose deadline passed before a worker
-// was free to run its job (the job never ran). It wraps context.DeadlineExceeded.
-var ErrDeadline = fmt.Errorf("reactor: deadline passed while the job waited for a worker: %w", context.DeadlineExceeded)
+// ErrDeadline is the error of a Future made by GoWith whose deadline passed before its job
+// returned: the job never ran (it waited for a worker), or it was still running (its ctx is
+// cancelled and its result dropped). It wraps context.DeadlineExceeded.
+var ErrDeadline = fmt.Errorf("reactor: deadline passed before the job was done: %w", context.DeadlineExceeded)
+
+// ErrBusy is the error of a Future made by Go or GoWith whose job would have waited for a
+// worker behind Options.MaxQueued others: it never runs, and the Future is done at once.
+var ErrBusy = errors.New("reactor: executor busy: the queue is full")
 
 // defaultWorkers is Options.Workers when not set: asyncio's default for its executor,
 // min(32, CPUs + 4), for jobs that mostly wait (I/O) yet should not swamp the cores.
@@ -71,8 +86,9 @@ const (
 // reads after the hand-over.
 type jobState struct {
 	phase    uint8
+	key      uint64
 	deadline time.Time
-	timer    *Handle // the deadline, while queued
+	timer    *Handle // the deadline, until the job is done
 	ctx      context.Context
 	cancel   context.CancelFunc // while running
 }
@@ -97,7 +113,7 @@ type worker struct {
 // Loop only.
 func (e *executor) submit(l *Loop, j job, o JobOptions) {
 	js := j.state()
-	js.deadline = o.Deadline
+	js.deadline, js.key = o.Deadline, o.Key
 	switch {
 	case js.phase == jobFinished:
 		// Cancelled before the loop started and submitted it.
@@ -111,20 +127,31 @@ func (e *executor) submit(l *Loop, j job, o JobOptions) {
 		w := e.idle[len(e.idle)-1]
 		e.idle[len(e.idle)-1] = nil
 		e.idle = e.idle[:len(e.idle)-1]
+		e.armDeadline(l, j)
 		e.start(l, w, j)
 		w.next <- j
 	case e.workers < l.opts.Workers && l.track(&l.workWG):
 		e.workers++
 		w := &worker{l: l, next: make(chan job, 1)}
 		w.doneFn = w.done
+		e.armDeadline(l, j)
 		e.start(l, w, j)
 		go w.work(j)
+	case l.opts.MaxQueued > 0 && e.queue.len() >= l.opts.MaxQueued:
+		js.phase = jobFinished
+		j.fail(ErrBusy)
 	default:
 		js.phase = jobQueued
 		e.queue.push(j)
-		if !js.deadline.IsZero() {
-			js.timer = l.CallAt(js.deadline, func() { e.expire(j) })
-		}
+		e.armDeadline(l, j)
+	}
+}
+
+// armDeadline sets j's deadline timer, if it has a deadline. Loop only.
+func (e *executor) armDeadline(l *Loop, j job) {
+	js := j.state()
+	if !js.deadline.IsZero() {
+		js.timer = l.CallAt(js.deadline, func() { e.expire(j) })
 	}
 }
 
@@ -132,10 +159,6 @@ func (e *executor) submit(l *Loop, j job, o JobOptions) {
 // caller then hands j to w's goroutine. Loop only.
 func (e *executor) start(l *Loop, w *worker, j job) {
 	js := j.state()
-	if js.timer != nil {
-		js.timer.Cancel()
-		js.timer = nil
-	}
 	if js.deadline.IsZero() {
 		js.ctx, js.cancel = context.WithCancel(l.rootCtx)
 	} else {
@@ -175,6 +198,8 @@ func (w *worker) done() {
 	js := j.state()
 	js.cancel()
 	js.ctx, js.cancel = nil, nil
+	js.timer.Cancel()
+	js.timer = nil
 	js.phase = jobFinished
 	j.finish()
 	if e.stopped {
@@ -188,15 +213,18 @@ func (w *worker) done() {
 	e.idle = append(e.idle, w)
 }
 
-// expire fails a job whose deadline passed while it was queued. Loop only.
+// expire fails a job whose deadline passed before it was done: a queued one never runs, a
+// running one has its ctx cancelled (abandon) and its result dropped. Loop only.
 func (e *executor) expire(j job) {
 	js := j.state()
-	if js.phase != jobQueued {
-		return
-	}
 	js.timer = nil
-	e.queue.kill(js)
-	j.fail(ErrDeadline)
+	switch js.phase {
+	case jobQueued:
+		e.queue.kill(js)
+		j.fail(ErrDeadline)
+	case jobRunning:
+		j.fail(ErrDeadline)
+	}
 }
 
 // abandon is called when a job's Future completes other than with the job's result (Cancel,
@@ -211,7 +239,7 @@ func (e *executor) abandon(js *jobState) {
 		}
 		e.queue.kill(js)
 	case jobRunning:
-		js.cancel()
+		js.cancel() // the timer stays: done cancels it
 	case jobNone:
 		js.phase = jobFinished // not submitted yet (Go before Start): it never will be
 	}
@@ -234,62 +262,140 @@ func (e *executor) stop() {
 	e.idle = nil
 }
 
-// jobQueue is the executor's FIFO of jobs waiting for a worker. Loop only. A job that finished
-// while queued (cancelled, expired) stays in it, dead, until it reaches the front or the dead
-// outnumber the live and the queue is compacted (O(live)); the space before the front is
-// reclaimed the same way, so the queue holds at most about twice its live jobs.
+// jobQueue is the executor's queue of jobs waiting for a worker: one FIFO per key and a ring
+// of the keys that have jobs, served in turn (see the top of this file). Loop only.
+//
+// A job that finished while queued (cancelled, expired) stays in its key's FIFO, dead, until
+// it reaches the front or the dead outnumber the live and the FIFO is compacted (O(live)); the
+// space before a FIFO's front and the ring's are reclaimed the same way, so the queue holds at
+// most about twice its live jobs, plus a FIFO per key that has some.
 type jobQueue struct {
+	keys  map[uint64]*keyFIFO
+	ring  []*keyFIFO // ring[rhead:]: the keys whose turn comes, in order
+	rhead int
+	live  int // queued jobs, in all FIFOs
+	spare *keyFIFO
+}
+
+// keyFIFO is the jobs of one key, in order; items[head:] are held, dead of them finished.
+type keyFIFO struct {
+	key   uint64
 	items []job
-	head  int // items[:head] are gone
-	dead  int // finished jobs in items[head:]
+	head  int
+	dead  int
 }
 
-// push appends j. Loop only.
+func (f *keyFIFO) held() int { return len(f.items) - f.head }
+
+// push appends j to its key's FIFO; a key that had no job joins the ring at the back. Loop
+// only.
 func (q *jobQueue) push(j job) {
-	if q.head > 64 && q.head >= len(q.items)/2 {
-		q.compact()
+	js := j.state()
+	f := q.keys[js.key]
+	if f == nil {
+		if q.keys == nil {
+			q.keys = make(map[uint64]*keyFIFO)
+		}
+		f = q.spare
+		q.spare = nil
+		if f == nil {
+			f = &keyFIFO{}
+		}
+		f.key = js.key
+		q.keys[js.key] = f
+		q.ringPush(f)
 	}
-	q.items = append(q.items, j)
+	if f.head > 64 && f.head >= len(f.items)/2 {
+		f.compact()
+	}
+	f.items = append(f.items, j)
+	q.live++
 }
 
-// pop removes and returns the first live job, or nil. Loop only.
+// pop removes and returns the first live job of the key whose turn it is, or nil; that key
+// goes to the back of the ring if it has more. Loop only.
 func (q *jobQueue) pop() job {
-	for q.head < len(q.items) {
-		j := q.items[q.head]
-		q.items[q.head] = nil
-		q.head++
-		if j.state().phase == jobQueued {
+	for q.rhead < len(q.ring) {
+		f := q.ring[q.rhead]
+		q.ring[q.rhead] = nil
+		q.rhead++
+		var j job
+		for f.head < len(f.items) && j == nil {
+			j = f.items[f.head]
+			f.items[f.head] = nil
+			f.head++
+			if j.state().phase != jobQueued {
+				j = nil
+				f.dead--
+			}
+		}
+		if f.held() > f.dead {
+			q.ringPush(f)
+		} else {
+			q.drop(f)
+		}
+		if j != nil {
+			q.live--
 			return j
 		}
-		q.dead--
 	}
-	if cap(q.items) > 4096 {
-		q.items = nil // let a burst's backlog go
-	}
-	q.items, q.head, q.dead = q.items[:0], 0, 0
+	q.ring, q.rhead = q.ring[:0], 0
 	return nil
 }
 
-// kill marks a queued job finished; it stays in items until pop or compact drops it. Loop only.
+// ringPush puts f at the back of the ring, compacting the space before the front first.
+func (q *jobQueue) ringPush(f *keyFIFO) {
+	if q.rhead > 64 && q.rhead >= len(q.ring)/2 {
+		n := copy(q.ring, q.ring[q.rhead:])
+		clear(q.ring[n:])
+		q.ring, q.rhead = q.ring[:n], 0
+	}
+	q.ring = append(q.ring, f)
+}
+
+// drop forgets f, whose jobs are all gone (it is out of the ring), keeping one for reuse.
+func (q *jobQueue) drop(f *keyFIFO) {
+	delete(q.keys, f.key)
+	clear(f.items)
+	f.items, f.head, f.dead = f.items[:0], 0, 0
+	if cap(f.items) > 4096 {
+		f.items = nil // let a burst's backlog go
+	}
+	q.spare = f
+}
+
+// kill marks a queued job finished; it stays in its FIFO until pop or compact drops it. Loop
+// only.
 func (q *jobQueue) kill(js *jobState) {
 	js.phase = jobFinished
-	q.dead++
-	if q.dead > 64 && q.dead > q.len() {
-		q.compact()
+	q.live--
+	f := q.keys[js.key]
+	f.dead++
+	if f.dead > 64 && f.dead > f.held()-f.dead {
+		f.compact()
 	}
 }
 
 // len returns the number of live jobs. Loop only.
-func (q *jobQueue) len() int { return len(q.items) - q.head - q.dead }
+func (q *jobQueue) len() int { return q.live }
+
+// held returns the entries the queue holds, dead ones included. Loop only; O(keys).
+func (q *jobQueue) held() int {
+	n := 0
+	for _, f := range q.keys {
+		n += f.held()
+	}
+	return n
+}
 
 // compact drops the dead jobs and the space before the front. Loop only.
-func (q *jobQueue) compact() {
-	live := q.items[:0]
-	for _, j := range q.items[q.head:] {
+func (f *keyFIFO) compact() {
+	live := f.items[:0]
+	for _, j := range f.items[f.head:] {
 		if j.state().phase == jobQueued {
 			live = append(live, j)
 		}
 	}
-	clear(q.items[len(live):])
-	q.items, q.head, q.dead = live, 0, 0
+	clear(f.items[len(live):])
+	f.items, f.head, f.dead = live, 0, 0
 }

@@ -198,6 +198,115 @@ func TestExecutorDeadlineOnCtx(t *testing.T) {
 	}
 }
 
+// A job still running at its deadline: its Future completes then with ErrDeadline, its ctx
+// is cancelled, and the result it returns later is dropped.
+func TestExecutorDeadlineWhileRunning(t *testing.T) {
+	clock := NewFakeClock(time.Unix(1e9, 0))
+	l := startLoop(t, Options{Workers: 1, Debug: true, Clock: clock})
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	cancelled := make(chan bool, 1)
+	deadline := clock.Now().Add(time.Second)
+	f, ch := submit(t, l, JobOptions{Deadline: deadline}, func(ctx context.Context) (int, error) {
+		started <- struct{}{}
+		<-release // a job that ignores its deadline
+		cancelled <- ctx.Err() != nil
+		return 7, nil
+	})
+	<-started
+	clock.Advance(time.Second - time.Nanosecond)
+	onLoop(t, l, func() {})
+	onLoop(t, l, func() {
+		if f.Done() {
+			t.Error("the running job's Future completed before its deadline")
+		}
+	})
+	clock.Advance(time.Nanosecond)
+	if r := await(t, ch); !errors.Is(r.err, ErrDeadline) {
+		t.Fatalf("running job at its deadline: %+v, want ErrDeadline", r)
+	}
+	close(release)
+	if !testutil.Recv(t, cancelled, "the job to return") {
+		t.Error("the job's ctx was not cancelled at the deadline")
+	}
+	// The worker is free again; the late result is not the Future's.
+	_, next := submit(t, l, JobOptions{}, func(context.Context) (int, error) { return 8, nil })
+	if r := await(t, next); r.v != 8 || r.err != nil {
+		t.Errorf("the next job: %+v", r)
+	}
+	onLoop(t, l, func() {
+		if v, err := f.Result(); v != 0 || !errors.Is(err, ErrDeadline) {
+			t.Errorf("the expired Future now holds %d, %v", v, err)
+		}
+	})
+}
+
+// Keys take turns: behind one key's hundred queued jobs, another key's job is the next to
+// run, and the first key's jobs keep their order.
+func TestExecutorFairAcrossKeys(t *testing.T) {
+	l, release, _ := busyLoop(t, Options{})
+	var order []int // loop only
+	record := func(v int) func(context.Context) (int, error) {
+		return func(context.Context) (int, error) { return v, nil }
+	}
+	done := make(chan struct{})
+	onLoop(t, l, func() {
+		add := func(key uint64, v int) {
+			GoWith(l, JobOptions{Key: key}, record(v)).AddDoneCallback(func(f *Future[int]) {
+				v, _ := f.Result()
+				order = append(order, v)
+				if len(order) == 103 {
+					close(done)
+				}
+			})
+		}
+		for i := range 100 {
+			add(1, i)
+		}
+		add(2, 1000)
+		add(3, 2000)
+		add(2, 1001)
+	})
+	release()
+	testutil.Recv(t, done, "every job")
+	onLoop(t, l, func() {
+		want := []int{0, 1000, 2000, 1, 1001, 2}
+		for i, v := range want {
+			if order[i] != v {
+				t.Fatalf("order %v..., want %v...", order[:len(want)], want)
+			}
+		}
+		for i := 3; i < 100; i++ {
+			if order[i+3] != i {
+				t.Fatalf("key 1's jobs out of order: %v", order)
+			}
+		}
+	})
+}
+
+// Past MaxQueued jobs waiting, a job fails at once with ErrBusy and never runs; once the queue
+// has room, jobs queue again.
+func TestExecutorBusy(t *testing.T) {
+	l, release, _ := busyLoop(t, Options{MaxQueued: 2})
+	var ran atomic.Int32
+	job := func(context.Context) (int, error) { ran.Add(1); return 1, nil }
+	_, a := submit(t, l, JobOptions{}, job)
+	_, b := submit(t, l, JobOptions{Key: 1}, job)
+	_, busy := submit(t, l, JobOptions{Key: 2}, job)
+	if r := await(t, busy); !errors.Is(r.err, ErrBusy) {
+		t.Fatalf("third job past MaxQueued 2: %+v, want ErrBusy", r)
+	}
+	release()
+	for _, ch := range []chan result{a, b} {
+		if r := await(t, ch); r.err != nil {
+			t.Errorf("queued job: %+v", r)
+		}
+	}
+	if n := ran.Load(); n != 2 {
+		t.Errorf("%d jobs ran, want the 2 queued", n)
+	}
+}
+
 // Stop fails the queued jobs with ErrClosed (their callbacks run), cancels the running job's
 // ctx and waits for it to return.
 func TestExecutorStop(t *testing.T) {
@@ -261,7 +370,7 @@ func TestExecutorQueueCompacts(t *testing.T) {
 		for range 10000 {
 			Go(l, func(context.Context) (int, error) { return 0, nil }).Cancel()
 		}
-		if n := len(l.exec.queue.items) - l.exec.queue.head; n > 200 {
+		if n := l.exec.queue.held(); n > 200 {
 			t.Errorf("queue holds %d entries for 1 live job after 10000 cancelled", n)
 		}
 		if l.exec.queue.len() != 1 || keep.Done() {

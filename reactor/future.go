@@ -145,6 +145,8 @@ func (f *Future[T]) finish() {
 }
 
 func (f *Future[T]) fail(err error) {
-	f.fn = nil
+	if f.job.phase != jobRunning {
+		f.fn = nil // a running job's worker reads it: finish clears it
+	}
 	f.SetResult(f.val, err)
 }

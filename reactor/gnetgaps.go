@@ -177,7 +177,7 @@ func (l *Loop) closeWakerLocked() {
 // O(watched)), and while the list is not empty a runtime timer wakes the loop to check it
 // again, after 1 ms, backing off to 32 ms while no buffer shrinks. While the loop shuts down,
 // lingering and draining transports whose peer is short of bytes are watched too, on the
-// kernel's send queue (gap 7). The timer keeps real time
+// kernel's send queue (gap 6). The timer keeps real time
 // whatever Options.Clock says: a drain is the network's doing, not a deadline's.
 // ---------------------------------------------------------------------------------------------
 
@@ -492,19 +492,35 @@ func (w *detachedWriter) run() error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Gap 4: no way to close a listener of a running engine.
+// Gap 4: the acceptor ends the engine when accept fails.
 //
-// gnet closes its listeners only when the engine stops. CloseListeners swaps an inert listening
-// socket (an unnamed Unix socket nobody connects to) in under gnet's descriptor with dup3: the
-// kernel then closes the real socket, which also leaves gnet's poller, and gnet closes the
-// stand-in when it stops. gnet does not say which descriptor is its listener, so the loop
-// finds it in /proc/self/fd (Linux only; elsewhere CloseListeners fails and the listeners stay
-// open). Cost: one directory read of the process's descriptors per listener, once.
+// gnet's acceptor (acceptor_unix.go, accept0) retries accept on EINTR, ECONNRESET and
+// ECONNABORTED only: any other error, EMFILE above all (the process is out of descriptors, as
+// a burst of connections over the limit makes it), returns ErrAcceptSocket, which ends the
+// acceptor's goroutine and with it the engine. A server must outlive that. So the loop owns its
+// listeners and accepts on them itself (listeners.go): a failed accept is counted and retried
+// after a pause, and each accepted connection goes to gnet's loop through EventLoop.Enroll, as
+// Dial's do (gap 5). gnet still wants one listener of its own (Engine.Validate refuses an
+// engine without, and Engine.Register and Stop validate): it gets 127.0.0.1:0, and OnBoot,
+// before gnet's acceptor polls it, puts a descriptor that is never readable (an eventfd that is
+// never written) in its place with dup3, so that gnet's acceptor never calls accept at all; gnet
+// closes the stand-in when it stops. gnet does not say which descriptor is its listener, so the
+// loop finds it in /proc/self/fd (Linux only). Cost: one directory read of the process's
+// descriptors at Start, and the accept path of listeners.go (a dup, Go's poller and two
+// goroutine hand-offs per connection more than gnet's own).
+//
+// A patched copy of gnet's acceptor (a replace of the whole module) would keep gnet's path but
+// fork gnet; accepting here keeps gnet as it is, and gives the listeners a real Close
+// (CloseListeners) and their bound addresses for free.
 // ---------------------------------------------------------------------------------------------
 
-// closeListener swaps an inert listening socket in for gnet's listener s.
-func (l *Loop) closeListener(s *listenSpec) error {
-	d, err := l.eng.DupListener("tcp", s.address)
+// gnetListenAddr is the listener gnet gets, never accepted on (see gap 4).
+const gnetListenAddr = "tcp4://127.0.0.1:0"
+
+// silenceGnetListener puts a descriptor that is never readable in place of gnet's listener, so
+// that gnet's acceptor never accepts. It runs in OnBoot, before the acceptor polls.
+func silenceGnetListener(eng gnet.Engine) error {
+	d, err := eng.DupListener("tcp", "127.0.0.1:0") // gnet files tcp4 under "tcp"
 	if err != nil {
 		return err
 	}
@@ -513,20 +529,12 @@ func (l *Loop) closeListener(s *listenSpec) error {
 	if err != nil {
 		return err
 	}
-	// The stand-in must answer accept with EAGAIN, as an idle listener does: gnet's acceptor
-	// may be about to call accept on this descriptor, and any other error stops the engine.
-	inert, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(inert)
-	if err := unix.Bind(inert, &unix.SockaddrUnix{}); err != nil { // autobind: an unnamed abstract address
-		return err
-	}
-	if err := unix.Listen(inert, 1); err != nil {
-		return err
-	}
-	return unix.Dup3(inert, fd, unix.O_CLOEXEC)
+	defer unix.Close(efd)
+	return unix.Dup3(efd, fd, unix.O_CLOEXEC)
 }
 
 // sameSocketFD returns the one descriptor other than d that refers to d's socket.
@@ -561,49 +569,50 @@ func sameSocketFD(d int) (int, error) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Gap 5: no bound address.
+// Gap 5: Enroll cannot be abandoned.
 //
-// gnet reports a listener's configured address (port 0 stays 0), both for the listener and as
-// the LocalAddr of the connections it accepts, and finds a listener again (DupListener) by that
-// address text. OnBoot asks the kernel (getsockname on a duplicate from DupListener) for the
-// bound address, and OnOpen asks it for an accepted connection's local address, to tell which
-// listener took it. Listen makes the texts of two port-0 listeners on one host differ ("0",
-// "00", ...).
+// EventLoop.Enroll hands a connection (accepted, or dialled by Dial) to the loop through gnet's
+// worker goroutine, which waits until the loop has opened it, and would wait for ever on a loop
+// that stopped first. Loop.enrolls counts the connections on their way: a stopping loop runs on
+// (closing each in OnOpen) until the last has arrived, and its arrival wakes the loop. A
+// connection counts as arrived in its OnOpen, or when the one who enrolled it reads gnet's
+// answer (an error, or the rare registration that fails after gnet's answer is sent, when
+// OnOpen never runs).
 // ---------------------------------------------------------------------------------------------
 
-// sockAddr returns the local TCP address of socket fd, or nil.
-func sockAddr(fd int) *net.TCPAddr {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return nil
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-	}
-	return nil
+// enrollTag marks a connection handed to gnet by the loop's acceptors or by Dial.
+type enrollTag struct {
+	factory  ProtocolFactory
+	outbound bool        // made by Dial
+	done     atomic.Bool // arrived: counted off Loop.enrolls
 }
 
-// ---------------------------------------------------------------------------------------------
-// Gap 6: Enroll cannot be abandoned.
-//
-// EventLoop.Enroll hands a dialled connection to the loop through gnet's worker goroutine,
-// which waits until the loop has opened it, and would wait for ever on a loop that stopped
-// first. Loop.enrolls counts the connections on their way: a stopping loop runs on (closing
-// each in OnOpen) until the last has arrived, and its arrival wakes the loop.
-// ---------------------------------------------------------------------------------------------
-
-// dialTag marks a connection enrolled by Dial.
-type dialTag struct {
-	factory ProtocolFactory
-	addr    string
-	done    atomic.Bool // arrived: counted off Loop.enrolls
+// enroll hands nc to the loop as tag's connection, counted in Loop.enrolls until it arrives.
+// Once the loop is closing it closes nc and returns ErrClosed. Any goroutine but the loop;
+// gnet's answer must not be awaited on the loop either.
+func (l *Loop) enroll(nc net.Conn, tag *enrollTag) (<-chan gnet.RegisteredResult, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = nc.Close()
+		return nil, ErrClosed
+	}
+	l.enrolls.Add(1)
+	l.mu.Unlock()
+	ch, err := l.el.Enroll(gnet.NewContext(context.Background(), tag), nc)
+	if err != nil {
+		tag.arrived(l)
+		_ = nc.Close()
+		if errors.Is(err, gerrors.ErrEngineInShutdown) {
+			err = ErrClosed
+		}
+		return nil, err
+	}
+	return ch, nil
 }
 
 // arrived takes t's connection off the loop's count of those in flight, once.
-func (t *dialTag) arrived(l *Loop) {
+func (t *enrollTag) arrived(l *Loop) {
 	if t.done.CompareAndSwap(false, true) {
 		l.enrolls.Add(-1)
 		if l.stopReq.Load() {
@@ -613,7 +622,7 @@ func (t *dialTag) arrived(l *Loop) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Gap 7: no send-queue size.
+// Gap 6: no send-queue size.
 //
 // gnet reports the bytes it holds for a connection (OutboundBuffered) but not those the kernel
 // holds, and a graceful stop must not close a socket before the peer has them: with input

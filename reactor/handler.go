@@ -8,40 +8,25 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // handler adapts gnet's callbacks to the loop.
 type handler struct {
 	gnet.BuiltinEventEngine
-	l        *Loop
-	bootErr  chan error
-	eng      gnet.Engine
-	ticked   bool
-	internal *net.TCPAddr // the internal listener, when the user has none
+	l       *Loop
+	bootErr chan error
+	eng     gnet.Engine
+	ticked  bool
 }
 
-// OnBoot runs on gnet's Run goroutine before the loop exists: learn the bound addresses (see
-// gnetgaps.go, gap 5).
+// OnBoot runs on gnet's Run goroutine before the loop exists: silence gnet's own listener
+// before its acceptor polls it (see gnetgaps.go, gap 4).
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.eng = eng
 	h.l.eng = eng
-	for _, s := range h.l.listens {
-		fd, err := eng.DupListener("tcp", s.address) // gnet files tcp4 and tcp6 under "tcp"
-
-		if err != nil {
-			h.bootErr <- fmt.Errorf("reactor: listener %s: %w", s.proto, err)
-			return gnet.Shutdown
-		}
-		s.addr = sockAddr(fd)
-		_ = unix.Close(fd)
-		if s.addr == nil {
-			h.bootErr <- fmt.Errorf("reactor: listener %s: cannot read its bound address", s.proto)
-			return gnet.Shutdown
-		}
-		if s.factory == nil {
-			h.internal = s.addr
-		}
+	if err := silenceGnetListener(eng); err != nil {
+		h.bootErr <- fmt.Errorf("reactor: start: %w", err)
+		return gnet.Shutdown
 	}
 	return gnet.None
 }
@@ -63,23 +48,19 @@ func (h *handler) OnTick() (time.Duration, gnet.Action) {
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l := h.l
 	var f ProtocolFactory
-	var local net.Addr
 	outbound := false
 	switch tag := c.Context().(type) {
 	case *wakerTag:
 		l.wakerOpened(c)
 		return nil, gnet.None
-	case *dialTag:
+	case *enrollTag:
 		tag.arrived(l)
 		f = tag.factory
-		outbound = true
-	default:
-		// gnet reports the listener's configured address (port 0 stays 0) as LocalAddr.
-		local = sockAddr(c.Fd())
-		f = l.factoryFor(local)
+		outbound = tag.outbound
 	}
-	// Before the waker opens no pass can run, so there is no transport: a connection gnet
-	// accepts in that moment (Start has not returned yet) is closed at once.
+	// Connections come only once the waker has opened (the acceptors and Dial wait for the
+	// loop to start), so a pass can run their ConnectionLost; one without a tag (gnet's own
+	// listener accepts nothing) or one that arrives at a stopping loop is closed at once.
 	if f == nil || l.stopping || l.wakeConn == nil {
 		return nil, gnet.Close
 	}
@@ -93,9 +74,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		outbound: outbound,
 		dfd:      -1,
 	}
-	if local != nil {
-		t.local = local
-	} else if a := c.LocalAddr(); a != nil {
+	if a := c.LocalAddr(); a != nil {
 		t.local = copyAddr(a)
 	}
 	if a := c.RemoteAddr(); a != nil {
@@ -139,26 +118,6 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 		l.wakerClosed(err)
 	}
 	return gnet.None
-}
-
-func (l *Loop) factoryFor(local net.Addr) ProtocolFactory {
-	la, ok := local.(*net.TCPAddr)
-	if !ok {
-		return nil
-	}
-	var wild ProtocolFactory
-	for _, s := range l.listens {
-		if s.addr == nil || s.addr.Port != la.Port {
-			continue
-		}
-		if s.addr.IP.Equal(la.IP) {
-			return s.factory
-		}
-		if s.addr.IP.IsUnspecified() && wild == nil {
-			wild = s.factory
-		}
-	}
-	return wild
 }
 
 func copyAddr(a net.Addr) net.Addr {

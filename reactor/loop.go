@@ -34,6 +34,7 @@ type Options struct {
 	Debug         bool          // slow-callback warnings and wrong-goroutine panics
 	SlowCallback  time.Duration // debug threshold, default 100ms
 	Workers       int           // executor (Go) jobs running at once; default min(32, GOMAXPROCS+4)
+	MaxQueued     int           // executor jobs waiting for a worker at most (then ErrBusy); 0: no bound
 	ReadBufferCap int           // gnet read buffer; default 64 KiB
 
 	// HalfCloseWriteTimeout bounds how long the writer of a half-closed transport waits for
@@ -59,11 +60,12 @@ type Options struct {
 type ProtocolFactory func() Protocol
 
 type listenSpec struct {
-	proto   string // "tcp://127.0.0.1:0" as given to gnet
-	network string // "tcp"
-	address string // "127.0.0.1:0"
-	factory ProtocolFactory
-	addr    *net.TCPAddr // bound address, after Start
+	network   string // "tcp", "tcp4" or "tcp6"
+	address   string // "127.0.0.1:0"
+	factory   ProtocolFactory
+	ln        *net.TCPListener // bound by Start
+	addr      *net.TCPAddr     // bound address, after Start
+	closeOnce sync.Once
 }
 
 // Loop is a single-goroutine event loop on one gnet engine with one event loop. All protocol
@@ -104,25 +106,25 @@ type Loop struct {
 	shutReq  atomic.Bool
 	wakeConn gnet.Conn // loop only; nil until the loop is ready
 	passTask gnet.Runnable
-	inPass   bool // loop only: a pass is running
+	inPass   bool     // loop only: a pass is running
+	passEnd  []func() // loop only: CallAtPassEnd's callbacks for the running pass
 
 	// Loop-owned.
-	ready           []readyItem
-	readySpare      []readyItem
-	timers          timerHeap
-	nCancelled      int
-	timer           Timer
-	timerAt         time.Time
-	timerSeq        uint64
-	timerSpent      atomic.Bool
-	conns           map[uint64]*Transport
-	nextID          uint64
-	cur             *Transport  // transport whose gnet callback is running
-	shutting        bool        // the graceful stop (Shutdown) began
-	stopping        bool        // the stop's teardown ran
-	stopPasses      int         // passes run since the teardown
-	eng             gnet.Engine // set in OnBoot
-	listenersClosed bool        // CloseListeners ran
+	ready      []readyItem
+	readySpare []readyItem
+	timers     timerHeap
+	nCancelled int
+	timer      Timer
+	timerAt    time.Time
+	timerSeq   uint64
+	timerSpent atomic.Bool
+	conns      map[uint64]*Transport
+	nextID     uint64
+	cur        *Transport  // transport whose gnet callback is running
+	shutting   bool        // the graceful stop (Shutdown) began
+	stopping   bool        // the stop's teardown ran
+	stopPasses int         // passes run since the teardown
+	eng        gnet.Engine // set in OnBoot
 
 	// Drain polling (gnetgaps.go): transports waiting for their write buffer to drain.
 	watch      map[*Transport]struct{}
@@ -131,16 +133,18 @@ type Loop struct {
 	watchDue   atomic.Bool
 	watchDelay time.Duration
 
-	// enrolls counts connections handed to gnet by Dial whose OnOpen has not run: the loop
-	// does not exit while one is in flight, since gnet's goroutine waits for it. Increments
-	// happen under mu and only while !closed.
-	enrolls atomic.Int64
-	exited  chan struct{} // closed when gnet's Run has returned
+	// enrolls counts connections handed to gnet by the acceptors and Dial whose OnOpen has
+	// not run: the loop does not exit while one is in flight, since gnet's goroutine waits for
+	// it. Increments happen under mu and only while !closed.
+	enrolls      atomic.Int64
+	exited       chan struct{} // closed when gnet's Run has returned
+	acceptErrors atomic.Uint64
 
-	exec    executor
-	workWG  sync.WaitGroup
-	dialWG  sync.WaitGroup
-	writeWG sync.WaitGroup
+	exec     executor
+	workWG   sync.WaitGroup
+	dialWG   sync.WaitGroup
+	writeWG  sync.WaitGroup
+	acceptWG sync.WaitGroup
 
 	detached  map[*Transport]struct{}
 	lingering map[*Transport]struct{} // lingering and draining: lost, but their sockets open
@@ -205,8 +209,9 @@ func New(opts Options) *Loop {
 }
 
 // Listen registers a TCP listener served by this loop; each accepted connection gets a Protocol
-// from f. addr is "host:port" (port 0 picks a free port; see Addrs) or gnet's "tcp4://host:port"
-// form. Call before Start or Run, from the goroutine that will call Start.
+// from f. addr is "host:port" (port 0 picks a free port; see Addrs) or the "tcp4://host:port"
+// form (tcp, tcp4 or tcp6). The port is bound by Start. Call before Start or Run, from the
+// goroutine that will call Start.
 func (l *Loop) Listen(addr string, f ProtocolFactory) error {
 	if l.state.Load() != stateNew {
 		return ErrRunning
@@ -214,36 +219,20 @@ func (l *Loop) Listen(addr string, f ProtocolFactory) error {
 	if f == nil {
 		return errors.New("reactor: nil ProtocolFactory")
 	}
-	proto := addr
-	if !strings.Contains(addr, "://") {
-		proto = "tcp://" + addr
+	network, address, ok := strings.Cut(addr, "://")
+	if !ok {
+		network, address = "tcp", addr
 	}
-	network, address, ok := strings.Cut(proto, "://")
-	if !ok || !strings.HasPrefix(network, "tcp") {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
 		return fmt.Errorf("reactor: listen %q: only tcp addresses are supported", addr)
 	}
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(address); err != nil {
 		return fmt.Errorf("reactor: listen %q: %w", addr, err)
 	}
-	// gnet finds a listener again (DupListener) by its address text, so two listeners on port 0
-	// of one host must differ in it: "0", "00", ... all mean port 0.
-	for l.hasListen(address) && strings.Trim(port, "0") == "" {
-		port += "0"
-		address = net.JoinHostPort(host, port)
-		proto = network + "://" + address
-	}
-	l.listens = append(l.listens, &listenSpec{proto: proto, network: network, address: address, factory: f})
+	l.listens = append(l.listens, &listenSpec{network: network, address: address, factory: f})
 	return nil
-}
-
-func (l *Loop) hasListen(address string) bool {
-	for _, s := range l.listens {
-		if s.address == address {
-			return true
-		}
-	}
-	return false
 }
 
 // Addrs returns the bound listen addresses, in Listen order. It is meaningful after Start has
@@ -256,17 +245,14 @@ func (l *Loop) Addrs() []net.Addr {
 	}
 	out := make([]net.Addr, 0, len(l.listens))
 	for _, s := range l.listens {
-		if s.factory == nil {
-			continue // internal listener
-		}
 		out = append(out, s.addr)
 	}
 	return out
 }
 
-// Start starts the loop on a new goroutine and returns once it is serving: listeners bound and
-// the loop ready to run callbacks. It returns the bind error if a listener cannot be bound.
-// Call it once, from any goroutine but the loop.
+// Start binds the listeners and starts the loop on a new goroutine; it returns once the loop
+// is serving: listeners bound, the loop ready to run callbacks and accepting. It returns the
+// bind error if a listener cannot be bound. Call it once, from any goroutine but the loop.
 func (l *Loop) Start() error {
 	l.startMu.Lock()
 	if !l.state.CompareAndSwap(stateNew, stateRunning) {
@@ -274,24 +260,22 @@ func (l *Loop) Start() error {
 		return ErrRunning
 	}
 	l.startMu.Unlock()
-	if len(l.listens) == 0 {
-		// gnet needs one listener for Engine.Register and Stop; this one accepts nothing useful
-		// (connections to it are closed at once).
-		l.listens = append(l.listens, &listenSpec{proto: "tcp4://127.0.0.1:0", network: "tcp4", address: "127.0.0.1:0"})
-	}
-	addrs := make([]string, len(l.listens))
-	for i, s := range l.listens {
-		addrs[i] = s.proto
+	if err := l.bind(); err != nil {
+		l.state.Store(stateStopped)
+		l.stopOne.Do(func() { close(l.stopCh) })
+		l.cancel()
+		close(l.done)
+		return err
 	}
 	bootErr := make(chan error, 1)
 	h := &handler{l: l, bootErr: bootErr}
 	go func() {
-		err := gnet.Rotate(h, addrs,
+		// gnet gets a listener of its own that never accepts (gnetgaps.go, gap 4).
+		err := gnet.Run(h, gnetListenAddr,
 			gnet.WithNumEventLoop(1),
 			gnet.WithLoadBalancing(gnet.LeastConnections),
 			gnet.WithReuseAddr(true),
 			gnet.WithTicker(true),
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithReadBufferCap(l.opts.ReadBufferCap),
 			gnet.WithLogger(gnetLogger{l.log}),
 		)
@@ -299,6 +283,7 @@ func (l *Loop) Start() error {
 	}()
 	select {
 	case <-l.started:
+		l.startAcceptors()
 		return nil
 	case err := <-bootErr:
 		<-l.done
@@ -455,6 +440,21 @@ func (l *Loop) CallSoonFunc(fn func()) {
 	l.wakeOnLoop()
 }
 
+// CallAtPassEnd schedules fn to run at the end of the running pass, once the callbacks the
+// pass began with have run, before the loop polls its sockets again: as redis's beforeSleep,
+// for work that gathers what several callbacks of one pass produced (one write for several
+// replies made ready). Called outside a pass (in an I/O callback such as DataReceived), it is
+// CallSoonFunc. It allocates nothing once its queue has grown to its working size. Loop only
+// (Debug mode panics otherwise).
+func (l *Loop) CallAtPassEnd(fn func()) {
+	l.checkLoop("CallAtPassEnd")
+	if !l.inPass {
+		l.CallSoonFunc(fn)
+		return
+	}
+	l.passEnd = append(l.passEnd, fn)
+}
+
 // CallSoonThreadsafe schedules fn to run on the loop; calls made by one goroutine run in the
 // order made. It is the only way in from another goroutine; it may also be called on the loop.
 // It returns ErrClosed once the loop is stopping, and then fn never runs.
@@ -569,6 +569,11 @@ func (l *Loop) pass() gnet.Action {
 		batch[i] = readyItem{}
 	}
 	l.readySpare = batch[:0]
+	for i := 0; i < len(l.passEnd); i++ { // grows while it runs: those run too
+		l.run("callback", l.passEnd[i])
+		l.passEnd[i] = nil
+	}
+	l.passEnd = l.passEnd[:0]
 
 	if len(l.watch) > 0 || l.watchArmed {
 		l.pollDrains()
@@ -613,6 +618,7 @@ func (l *Loop) teardown() {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
+	_ = l.closeListeners() // the acceptors end
 	for _, t := range l.conns {
 		t.abortOnLoop(nil)
 	}
@@ -702,6 +708,8 @@ func (l *Loop) finish(err error) {
 		l.timer.Stop()
 	}
 	l.stopDrainPoll()
+	_ = l.closeListeners()
+	l.acceptWG.Wait()
 	l.dialWG.Wait()
 	l.workWG.Wait()
 	l.writeWG.Wait()

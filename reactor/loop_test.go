@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -490,7 +491,7 @@ func TestStopFromIOAfterCallSoon(t *testing.T) {
 	}
 }
 
-// TestEngineEndsOnItsOwn: when gnet ends the loop without Stop (as an accept failure does), the
+// TestEngineEndsOnItsOwn: when gnet ends the loop without Stop (as a poll failure would), the
 // stop still runs in passes on the loop goroutine: ConnectionLost once, on the loop, and what it
 // schedules runs too; pending timers never fire; Done closes.
 func TestEngineEndsOnItsOwn(t *testing.T) {
@@ -533,4 +534,31 @@ func TestEngineEndsOnItsOwn(t *testing.T) {
 	if err := testutil.Recv(t, stopped, "gnet's Stop to return"); err != nil {
 		t.Errorf("gnet's Stop: %v", err)
 	}
+}
+
+// CallAtPassEnd runs its callbacks once the callbacks the pass began with have run, in the
+// same pass (before what they scheduled with CallSoon), in the order given; outside a pass it
+// is CallSoonFunc.
+func TestCallAtPassEnd(t *testing.T) {
+	l := startLoop(t, Options{Debug: true})
+	var got []string
+	done := make(chan struct{})
+	onLoop(t, l, func() {
+		l.CallSoonFunc(func() {
+			l.CallAtPassEnd(func() {
+				got = append(got, "end1")
+				l.CallAtPassEnd(func() { got = append(got, "end3") })
+			})
+			l.CallSoonFunc(func() { got = append(got, "next pass"); close(done) })
+			l.CallAtPassEnd(func() { got = append(got, "end2") })
+		})
+		l.CallSoonFunc(func() { got = append(got, "same pass") })
+	})
+	testutil.Recv(t, done, "the next pass")
+	onLoop(t, l, func() {
+		want := "same pass end1 end2 end3 next pass"
+		if s := strings.Join(got, " "); s != want {
+			t.Errorf("order %q, want %q", s, want)
+		}
+	})
 }

@@ -84,6 +84,23 @@ class Invalid(Exception):
     """A line that is not a valid command; the reply is "? line"."""
 
 
+# As herd.MaxClientIDLen.
+MAX_CLIENT_ID = 256
+
+
+def check_client_id(field):
+    """Raise Invalid unless field is a client ID as herd.ValidClientID says: 1 to 256 bytes of
+    UTF-8 without control characters (Unicode's category Cc: C0, DEL and C1)."""
+    if not 0 < len(field) <= MAX_CLIENT_ID:
+        raise Invalid("bad client id")
+    try:
+        text = field.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("bad client id") from None
+    if any(ch < "\x20" or "\x7f" <= ch < "\xa0" for ch in text):
+        raise Invalid("bad client id")
+
+
 def parse_location(field):
     """Return (lat_text, lng_text) of an ISO 6709 field, or raise Invalid."""
     m = LOCATION_RE.fullmatch(field)
@@ -327,6 +344,7 @@ class Server:
         if len(fields) != 4:
             raise Invalid("IAMAT wants 3 fields")
         _, client, location, ctime = fields
+        check_client_id(client)
         parse_location(location)
         t = parse_time(ctime)
         if self.float_skew:
@@ -347,6 +365,7 @@ class Server:
         _, _, skew, client, location, ctime = fields
         if not SKEW_RE.fullmatch(skew):
             raise Invalid("bad skew")
+        check_client_id(client)
         parse_location(location)
         t = parse_time(ctime)
         # Stored and flooded as received but for the white space around it, as the Go
@@ -392,6 +411,7 @@ class Server:
         if len(fields) != 4:
             raise Invalid("WHATSAT wants 3 fields")
         _, client, radius, bound = fields
+        check_client_id(client)
         if not RADIUS_RE.fullmatch(radius) or not BOUND_RE.fullmatch(bound):
             raise Invalid("bad radius or bound")
         km = Decimal(radius.decode())

@@ -90,7 +90,8 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   workers = 0              # Places calls at once per server; 0: 1024 for google and
                            # google-v1 (remote calls only wait), the cores for offline; calls
                            # beyond it wait their turn, at most timeout after their WHATSAT
-  max_conns = 0            # HTTP connections to the API; 0: as many as workers
+  max_conns = 0            # HTTP connections to the API, per process; 0: workers for each
+                           # server; lowered to fit the open file limit
   dataset = ""             # offline: a GeoJSON file of your own places; features that are
                            # not named Points are skipped and counted in each server's log
   [log]
@@ -108,10 +109,13 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   max_line = 4096          # bytes in an IAMAT/WHATSAT line, without its newline (AT: +128)
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
   max_pending = 256        # WHATSATs of one client waiting on Places
+  max_waiting = 16384      # WHATSATs waiting on Places in a server; past it: UNKNOWN_ERROR busy
   max_clients = 16384      # connections per server; a neighbour's host may go one past it per
                            # neighbour (on loopback every local connection is); lowered to fit
                            # the open file limit
-  idle_timeout = "0s"      # close clients quiet this long and owed nothing; 0: off (links exempt)
+  idle_timeout = "5m"      # close clients quiet this long and owed nothing; 0: off
+  line_timeout = "30s"     # a line must end this long after its first byte, else "? " and
+                           # close; 0: off (a connection that sent AT lines is exempt from both)
   max_link_unsent = 8388608 # unsent bytes on a link before it is closed and redialled
                            # (at least 131072 + max_line + 129: room for a resync chunk)
   dial_timeout = "1s"      # a dial to a neighbour, its hello included
@@ -280,9 +284,7 @@ func runHerd(ctx context.Context, cfg *herd.Config, grace time.Duration, hup <-c
 		announce(stdout, s, bound.Server(s.Name()).Peers)
 	}
 	admins.print(stdout)
-	for _, s := range h.Servers() {
-		capped(stdout, cfg, s)
-	}
+	lowered(stdout, cfg, h.FileBudget())
 	hello(stdout, bound, h.Servers()[0].Provider(), h.Servers()[0].Addr().String())
 	started(h.Servers())
 	failed := waitStop(ctx, h.Servers(), stdout)
@@ -316,11 +318,25 @@ func reopenLogs(h *herd.Herd, hup <-chan os.Signal, done <-chan struct{}, finish
 	}
 }
 
-// capped says when a server takes fewer clients than max_clients (the open file limit).
-func capped(stdout io.Writer, cfg *herd.Config, s *herd.Server) {
-	if n := s.MaxClients(); n < cfg.Limits.MaxClients {
-		fmt.Fprintf(stdout, "herd: %s: max_clients lowered from %d to %d to fit the open file limit\n", s.Name(), cfg.Limits.MaxClients, n)
+// lowered says, in one line for the process, when the open file limit cannot hold what the
+// config allows: max_clients for each server, or places.max_conns (see herd.FileBudget).
+func lowered(stdout io.Writer, cfg *herd.Config, b herd.FileBudget) {
+	if !b.Lowered {
+		return
 	}
+	var what []string
+	if b.MaxClients < cfg.Limits.MaxClients {
+		what = append(what, fmt.Sprintf("max_clients lowered from %d to %d per server", cfg.Limits.MaxClients, b.MaxClients))
+	}
+	want := cfg.Places.MaxConns
+	if want == 0 {
+		want = cfg.Places.Workers * b.Servers
+	}
+	if b.PlacesConns < want && b.PlacesConns > 0 {
+		what = append(what, fmt.Sprintf("places.max_conns lowered from %d to %d", want, b.PlacesConns))
+	}
+	fmt.Fprintf(stdout, "herd: %s to fit the open file limit (%d for %d servers; raise it with ulimit -n)\n",
+		strings.Join(what, ", "), b.Limit, b.Servers)
 }
 
 // started is called once the servers accept connections (tests use it).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -338,45 +339,100 @@ func TestRunPortTaken(t *testing.T) {
 	}
 }
 
-// TestFileLimitNoSilentStop: under a small open file limit (soft = hard, so it cannot be
-// raised) a burst of more connections than descriptors never leaves the process running
-// without accepting: max_clients is lowered to fit, and the server either answers again once
-// the burst is gone or, if gnet's acceptor failed anyway, the process exits 1 naming it.
-func TestFileLimitNoSilentStop(t *testing.T) {
+// TestFileLimitBurst is the regression test for a connection burst that ended the process:
+// under a small open file limit (soft = hard, so it cannot be raised) idle clients fill
+// max_clients, and a burst of connections comes on top, more than there are descriptors. gnet's
+// acceptor stopped the engine at EMFILE; now the accept backs off, so the process stays up,
+// the idle clients are still served, and new clients are served once the burst is gone.
+func TestFileLimitBurst(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildHerd(t)
-	p := serving(t, startCmd(t, dir, "sh", "-c", `ulimit -n 60 && exec "$0" "$@"`, bin, "serve", "-config", testConfig(t, dir), "Alpha"))
-	if !strings.Contains(p.Stdout.String(), "Alpha: max_clients lowered from 16384 to ") {
-		t.Errorf("no word of the lowered max_clients in %q", p.Stdout.String())
+	p := serving(t, startCmd(t, dir, "sh", "-c", `ulimit -n 256 && exec "$0" "$@"`, bin, "serve", "-config", testConfig(t, dir), "Alpha"))
+	m := regexp.MustCompile(`max_clients lowered from 16384 to (\d+) per server to fit the open file limit \(256 for 1 servers`).FindStringSubmatch(p.Stdout.String())
+	if m == nil {
+		t.Fatalf("no word of the lowered max_clients in %q", p.Stdout.String())
 	}
+	maxClients, _ := strconv.Atoi(m[1])
 	addr := addrs(p.Stdout.String())["Alpha"]
-	var conns []net.Conn
-	for range 100 {
+	alive := func() {
+		t.Helper()
+		if p.Exited() {
+			t.Fatalf("the process exited; stdout %q stderr %q", p.Stdout.String(), p.Stderr.String())
+		}
+	}
+	iamat := func(c net.Conn, id string) bool {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "IAMAT "+id+" +1.5-2.5 1700000000\n"); err != nil {
+			return false
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && strings.HasPrefix(line, "AT Alpha ")
+	}
+	var idle []net.Conn
+	for i := range maxClients + 1 { // on loopback a neighbour's room (one) comes on top
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-		conns = append(conns, c)
+		defer c.Close()
+		if !iamat(c, "idle"+strconv.Itoa(i)) {
+			t.Fatalf("idle client %d not served", i)
+		}
+		idle = append(idle, c)
 	}
-	for _, c := range conns {
+	var burst []net.Conn
+	for range 1000 {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			break // the backlog is full: the kernel refuses, as it should
+		}
+		burst = append(burst, c)
+	}
+	if len(burst) <= 256 {
+		t.Fatalf("only %d connections of the burst were made, not past the limit", len(burst))
+	}
+	// Every connection of the burst is over max_clients: the server accepts it (at once, or
+	// after backing off while it is out of descriptors) and closes it.
+	for i, c := range burst {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+			alive()
+			t.Fatalf("connection %d of the burst not closed by the server: %v", i, err)
+		}
+	}
+	alive()
+	if !iamat(idle[0], "idle0") {
+		t.Fatal("an idle client is not served after the burst")
+	}
+	for _, c := range burst {
 		c.Close()
 	}
-	testutil.WaitFor(t, "an answer, or an exit that says why", func() bool {
-		if p.Exited() {
-			return true
-		}
-		got, _ := testutil.TryExchange(addr, "IAMAT phone +1.5-2.5 1700000000\n")
-		return strings.HasPrefix(got, "AT Alpha ")
-	})
-	if p.Exited() {
-		if code := p.Wait(t); code != 1 || !strings.Contains(p.Stderr.String(), "herd: Alpha stopped: ") {
-			t.Errorf("exit %d, stderr %q", code, p.Stderr.String())
-		}
-		return
+	for _, c := range idle[:10] {
+		c.Close()
 	}
+	testutil.WaitFor(t, "a new client served", func() bool {
+		alive()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		return iamat(c, "new")
+	})
+	alive()
 	if code := p.Stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, p.Stderr.String())
 	}
+	logs, err := os.ReadFile(filepath.Join(dir, "logs", "Alpha.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := strings.Count(string(logs), "why=\"over max_clients\"")
+	if refused < len(burst)/2 {
+		t.Errorf("the log shows %d connections refused over max_clients, want most of the %d of the burst", refused, len(burst))
+	}
+	t.Logf("%d idle clients, a burst of %d: %d refused over max_clients, %d accept failures backed off",
+		len(idle), len(burst), refused, strings.Count(string(logs), "accept failed; retrying"))
 }
 
 // TestServerStoppedExits: a server whose loop ends while no signal came makes run return at

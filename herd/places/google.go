@@ -2,6 +2,7 @@ package places
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -205,19 +206,49 @@ func (u *upstream) do(ctx context.Context, req *fasthttp.Request, resp *fasthttp
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
 		return fmt.Errorf("%w after %s", ErrTimeout, timeout.Round(time.Millisecond))
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		return fmt.Errorf("%w: no free connection to %s within %s", ErrTransport, hostOf(u.base), timeout)
+		return &publicError{
+			err:    fmt.Errorf("%w: no free connection to %s within %s", ErrTransport, hostOf(u.base), timeout),
+			public: fmt.Sprintf("%s: every connection to the Places API busy for %s", ErrTransport, timeout),
+		}
 	case errors.Is(err, errStale), errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF):
 		return &publicError{
 			err:    fmt.Errorf("%w: %s", ErrTransport, u.scrub(err.Error())),
 			public: closedText,
 		}
 	default:
-		return fmt.Errorf("%w: %s", ErrTransport, u.scrub(err.Error()))
+		return &publicError{
+			err:    fmt.Errorf("%w: %s", ErrTransport, u.scrub(err.Error())),
+			public: ErrTransport.Error() + ": " + transportReason(err),
+		}
 	}
 }
 
+// transportReason says why a connection to the API failed, for a client: the system's
+// reason ("connection refused"), a name that does not resolve, a TLS failure; never the
+// host, address or port, which fasthttp's and net's errors name.
+func transportReason(err error) string {
+	var dns *net.DNSError
+	var errno syscall.Errno
+	var tlsErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.ErrBodyTooLarge.Error()
+	case errors.As(err, &dns):
+		if dns.IsNotFound {
+			return "the Places API's name does not resolve"
+		}
+		return "the Places API's name could not be resolved"
+	case errors.As(err, &tlsErr), errors.As(err, &recErr):
+		return "TLS handshake with the Places API failed"
+	case errors.As(err, &errno):
+		return errno.Error()
+	}
+	return "the connection to the Places API failed"
+}
+
 // publicError is an error whose text for the client, in the UNKNOWN_ERROR body, is shorter
-// than its text for the log.
+// than its text for the log, and names no host or address.
 type publicError struct {
 	err    error
 	public string

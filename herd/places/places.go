@@ -12,6 +12,9 @@
 //
 // Providers are called off the event loop, from any goroutine, concurrently. They never fail
 // without a body: on failure they return the UNKNOWN_ERROR body of the spec and an error for logs.
+// The body's error_message is for a client: it says what failed (a timeout, "connection
+// refused", an HTTP status) but never names the API's host, address or port, which the error
+// for the log may hold.
 // The Google providers make one call per request, except that a request that failed on a reused
 // keep-alive connection the API had closed, before any byte of an answer, is sent again once on
 // another connection (as any HTTP client does). They never alter Google's legacy body; the API

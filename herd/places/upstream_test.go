@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/herd/places/fake"
@@ -160,5 +163,68 @@ func TestConnectionClosedBeforeAnswer(t *testing.T) {
 			f.Reset()
 			check("reused connection", 2)
 		})
+	}
+}
+
+// TestErrorBodiesNameNoAddress is the regression test for UNKNOWN_ERROR bodies that showed a
+// client the Places API's host and port (fasthttp's errors name them: "error when dialing
+// 127.0.0.1:1: dial tcp4 127.0.0.1:1: connect: connection refused"). For every failure that
+// makes one, the error_message names no host, address or port; the error for the log still
+// does where it helps.
+func TestErrorBodiesNameNoAddress(t *testing.T) {
+	resetter := testutil.Listen(t) // accepts and resets every connection
+	testutil.Serve(t, resetter, func(c net.Conn) {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	_, hang := fake.StartTest(t, fake.Options{Hang: true})
+	slowFake, slow := fake.StartTest(t, fake.Options{Delay: 2 * time.Second})
+	_, http500 := fake.StartTest(t, fake.Options{HTTPStatus: 500})
+	_, malformed := fake.StartTest(t, fake.Options{Malformed: true})
+	_, drop := fake.StartTest(t, fake.Options{Drop: true})
+	refused := testutil.FreeAddr(t) // nothing listens there
+	_, refusedPort, _ := net.SplitHostPort(refused)
+	tests := []struct {
+		name     string
+		url      string
+		maxConns int
+		busy     bool // a call holds the only connection
+	}{
+		{"refused", "http://" + refused, 0, false},
+		{"refused by name", "http://localhost:" + refusedPort, 0, false},
+		{"reset", "http://" + resetter.Addr().String(), 0, false},
+		{"timeout", hang, 0, false},
+		{"no free connection", slow, 1, true},
+		{"HTTP 500", http500, 0, false},
+		{"malformed", malformed, 0, false},
+		{"dropped", drop, 0, false},
+	}
+	for _, provider := range []string{Google, GoogleV1} {
+		for _, tt := range tests {
+			t.Run(provider+" "+tt.name, func(t *testing.T) {
+				p := newProvider(t, Config{Provider: provider, URL: tt.url, Timeout: 300 * time.Millisecond, MaxConns: tt.maxConns})
+				if tt.busy {
+					n := slowFake.Count()
+					go p.Nearby(context.Background(), ucla)
+					testutil.WaitFor(t, "the first call at the API", func() bool { return slowFake.Count() > n })
+				}
+				body, err := p.Nearby(context.Background(), ucla)
+				if err == nil {
+					t.Fatalf("no error; body %s", body)
+				}
+				status, msg := errorBody(t, body)
+				if status != "UNKNOWN_ERROR" || msg == "" {
+					t.Fatalf("status %q, error_message %q", status, msg)
+				}
+				u, _ := url.Parse(tt.url)
+				host, port, _ := net.SplitHostPort(u.Host)
+				for _, leak := range []string{u.Host, host, ":" + port, "127.0.0.1", "localhost", "dial", "tcp"} {
+					if strings.Contains(msg, leak) {
+						t.Errorf("error_message %q shows %q (the log's error: %v)", msg, leak, err)
+					}
+				}
+				t.Logf("error_message %q; for the log: %v", msg, err)
+			})
+		}
 	}
 }

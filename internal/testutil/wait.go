@@ -11,20 +11,29 @@ import (
 const Patience = 20 * time.Second
 
 // WaitFor polls cond until it returns true, failing t with "timed out waiting for what" once
-// Patience has passed. It polls quickly at first (a millisecond) and backs off to every 20 ms,
-// so that a cheap condition is seen at once and a costly one (a round trip to a server) does
-// not load the machine. Call it from the test's goroutine.
+// Patience has passed (see Eventually). Call it from the test's goroutine.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
+	if !Eventually(cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// Eventually polls cond until it returns true and reports whether it did before Patience
+// passed. It polls quickly at first (a millisecond) and backs off to every 20 ms, so that a
+// cheap condition is seen at once and a costly one (a round trip to a server) does not load
+// the machine. Any goroutine.
+func Eventually(cond func() bool) bool {
 	deadline := time.Now().Add(Patience)
 	pause := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)
 	}
+	return true
 }
 
 // Recv receives a value from ch, failing t with "timed out waiting for what" if none comes

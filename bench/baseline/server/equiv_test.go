@@ -131,6 +131,11 @@ func TestSameAnswersAsReactor(t *testing.T) {
 		{"lower case", clientHost, "iamat x +1+1 1\n", true, nil},
 		{"too few fields", clientHost, "IAMAT x +1+1\n", true, nil},
 		{"latitude range", clientHost, "IAMAT x +90.000001+0 1\n", true, nil},
+		{"client ID with NUL", clientHost, "IAMAT ki\x00wi +1+1 1\n", true, nil},
+		{"client ID with an escape", clientHost, "WHATSAT \x1b[2Jkiwi 10 1\n", true, nil},
+		{"client ID not UTF-8", clientHost, "IAMAT ki\xffwi +1+1 1\n", true, nil},
+		{"client ID in UTF-8", clientHost, "IAMAT Zürich +1+1 1\n", true, nil},
+		{"AT with a control in its client ID", neighbourHost, "AT Zed +0.1 ki\x7fwi +1+1 5\n", true, nil},
 		{"WHATSAT", clientHost, "WHATSAT kiwi 10 3\n", true, nil},
 		{"pipelined", clientHost, "WHATSAT kiwi 10 1\nWHATSAT lime 50 20\nIAMAT pipe +2+2 5\nWHATSAT pipe 1 2\n", true, nil},
 		{"WHATSAT unknown client", clientHost, "WHATSAT nobody 10 5\n", true, nil},
@@ -189,10 +194,10 @@ func TestSameAnswersAsReactor(t *testing.T) {
 	if r != b {
 		t.Errorf("floods differ:\nreactor:\n%s\nbaseline:\n%s", r, b)
 	}
-	if n := strings.Count(r, "\n"); n != 16 {
-		t.Errorf("%d lines flooded, want 16:\n%s", n, r)
+	if n := strings.Count(r, "\n"); n != 17 {
+		t.Errorf("%d lines flooded, want 17:\n%s", n, r)
 	}
-	for _, id := range []string{"kiwi", "lime", "soon", maxID, maxID + "x", "pipe", "half",
+	for _, id := range []string{"kiwi", "lime", "soon", maxID, maxID + "x", "pipe", "half", "Zürich", "ki\x00wi", "ki\x7fwi",
 		"tail", "pre", "nb", "fl3", "fl4", "fl5", "fl6", "fl7", strings.Repeat("y", 228-len("AT Zed +0.1  +1+1 5")),
 		"after", "x", "bad", "nobody", "zz-marker"} {
 		r, rok := rs.Record(id)

@@ -345,8 +345,9 @@ func TestCloseAnswersWhatIsOwed(t *testing.T) {
 
 func TestLineLimit(t *testing.T) {
 	addr := startHill(t, "")
-	// A line of exactly max_line (4096) bytes is served; one byte more is not.
-	line := "IAMAT " + strings.Repeat("x", 4096-len("IAMAT  +1+1 1")) + " +1+1 1"
+	// A line of exactly max_line (4096) bytes is served; one byte more is not. (Client IDs
+	// are at most 256 bytes: the location's fraction digits make the length.)
+	line := "IAMAT x +1." + strings.Repeat("0", 4096-len("IAMAT x +1.+1.0 1")) + "+1.0 1"
 	if got := testutil.Exchange(t, addr, line+"\n"); !strings.HasPrefix(got, "AT Hill ") {
 		t.Errorf("line of 4096 bytes: %.40q", got)
 	}
@@ -437,10 +438,11 @@ func TestNonReadingNeighbour(t *testing.T) {
 	addr := h.start("Hill")
 	first := <-accepted
 	defer first.Close()
-	// 12 MB of updates, more than loopback's socket buffers hold.
-	id := strings.Repeat("k", 1000)
+	// 12 MB of updates, more than loopback's socket buffers hold (client IDs of 250 bytes:
+	// the longest are 256).
+	id := strings.Repeat("k", 245)
 	var b strings.Builder
-	for i := range 12000 {
+	for i := range 42000 {
 		fmt.Fprintf(&b, "IAMAT %s%d +1+1 1\n", id, i)
 	}
 	c := testutil.Dial(t, addr).TCP
