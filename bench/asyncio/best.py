@@ -491,6 +491,9 @@ class Server(seed.Server):
 
 
 async def amain(args):
+    if args.float_skew or args.append_name or args.one_line:
+        # They are forms of the seed's design that other Python herds take; this design has none.
+        raise SystemExit("best.py: --float-skew, --append-name and --one-line are server.py's; use server.py")
     cfg = seed.load_config(args.config)
     log_cfg = cfg.get("log", {})
     path = None
