@@ -476,7 +476,9 @@ class Server(seed.Server):
         if self.session is not None:
             await self.session.close()
 
-    def store(self, client, t, line):
+    def store(self, client, t, line, names=()):
+        # names: the servers an appended-name line passed through (server.py --append-name);
+        # this design appends none and floods the bare AT line.
         if not seed.newer(t, line, self.records.get(client)):
             if self.log.on:
                 self.log.rec(f"level=INFO msg=\"not newer, dropped\" line={q(line)}")
