@@ -51,11 +51,20 @@ const (
 )
 
 // LineCounts counts the lines a server's Core decided about, from clients and links alike:
-// In by command (LineCommands) and the "?" replies by reason (InvalidReasons). The loop
-// writes them; any goroutine may read them.
+// In by command (LineCommands) and the "?" replies by reason (InvalidReasons), and the AT
+// lines of plain peers that carried names after their six fields (Extra). The loop writes
+// them; any goroutine may read them.
 type LineCounts struct {
 	In      [len(LineCommands)]atomic.Uint64
 	Invalid [len(InvalidReasons)]atomic.Uint64
+	Extra   atomic.Uint64
+}
+
+// extra counts an AT line with fields after its sixth.
+func (lc *LineCounts) extra() {
+	if lc != nil {
+		lc.Extra.Add(1)
+	}
 }
 
 // line counts a line of kind k (codec.Invalid: by its first field).
@@ -186,6 +195,13 @@ type LinkMetrics struct {
 	Ups          atomic.Uint64 // times it came up (more than once: it reconnected)
 	DialFailures atomic.Uint64 // dials that failed
 	ResyncSent   atomic.Uint64 // records sent in resyncs
+	// Discarded counts a plain peer's lines that were not AT lines (acknowledgements, text
+	// without "\n", lines over the limit), dropped.
+	Discarded atomic.Uint64
+	// SendFailures counts, for a plain-per-message peer, the connections that failed to
+	// carry their line (refused, reset): each takes the link down until a redial succeeds
+	// and its resync makes up for what was lost.
+	SendFailures atomic.Uint64
 }
 
 // Observer takes one measurement. Observe is called on the server's loop, so it must not
