@@ -219,8 +219,8 @@ func Field(line []byte, n int) []byte {
 			return nil
 		}
 		start := i
-		for i < len(line) && !IsSpace(line[i]) {
-			i++
+		for i = fieldEnd(line, i); i < len(line) && line[i] == '\n'; i = fieldEnd(line, i+1) {
+			// A "\n" is part of a field here, not its end.
 		}
 		if k == n {
 			return line[start:i:i]
