@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -276,6 +277,13 @@ func failure(err error) ([]byte, error) {
 
 var _ Indexer = (*google)(nil)
 
+// scanning bounds the bodies scanned at once, by every provider of the process, to one less
+// than the processors Go runs goroutines on (one at least): a body of 20 results takes tens of
+// microseconds to scan, and a thousand answers arriving together would otherwise keep every
+// processor busy, an event loop waiting for one behind them (its IAMATs answered
+// milliseconds late). Calls waiting their turn hold their answer, not a processor.
+var scanning = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
+
 // google is the legacy Nearby Search provider: Google's bytes pass through.
 type google struct {
 	upstream
@@ -332,7 +340,9 @@ func (g *google) answer(resp *fasthttp.Response, ix *codec.PlacesIndex) ([]byte,
 	}
 	body := resp.Body()
 	var err error
+	scanning <- struct{}{}
 	*ix, err = codec.IndexPlaces(body)
+	<-scanning
 	h, ok := headOf(body, ix)
 	if err != nil || !ok {
 		return failure(fmt.Errorf("%w: not JSON (%d bytes)", ErrBadBody, len(body)))
