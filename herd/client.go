@@ -139,7 +139,7 @@ func (c *clientConn) checkDeadlines() {
 		return
 	}
 	s := c.s
-	now := s.loop.Time()
+	now := s.eventNow()
 	var next time.Time
 	if d := s.lim.LineTimeout; d > 0 && !c.lineStart.IsZero() {
 		due := c.lineStart.Add(d)
@@ -204,7 +204,7 @@ func (c *clientConn) DataReceived(data []byte) {
 		return
 	}
 	s := c.s
-	recv := codec.FromTime(s.now()) // the moment these lines were read
+	recv := codec.FromTime(s.recvNow()) // the moment these lines were read
 	c.dec.Feed(data)
 	for !c.stop {
 		line, ok, err := c.dec.Next()
@@ -233,7 +233,7 @@ func (c *clientConn) noteRead(data []byte) {
 		return
 	}
 	s := c.s
-	now := s.loop.Time()
+	now := s.eventNow()
 	c.lastRead = now
 	switch {
 	case c.sentAT:
@@ -258,7 +258,7 @@ func (c *clientConn) EOFReceived() bool {
 		case err != nil:
 			c.act(c.s.core.TooLong(line, c.origin), line)
 		case line != nil:
-			c.handleLine(line, codec.FromTime(c.s.now()))
+			c.handleLine(line, codec.FromTime(c.s.recvNow()))
 		}
 	}
 	c.dec.Reset()

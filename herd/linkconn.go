@@ -138,7 +138,7 @@ func (c *linkConn) DataReceived(data []byte) {
 		return
 	}
 	s := c.s
-	recv := codec.FromTime(s.now())
+	recv := codec.FromTime(s.recvNow())
 	c.dec.Feed(data)
 	for c.state != connDone {
 		line, ok, err := c.dec.Next()
@@ -178,7 +178,7 @@ func (c *linkConn) EOFReceived() bool {
 		case err != nil:
 			c.discard(line, err)
 		case line != nil:
-			c.linkLine(line, codec.FromTime(c.s.now()))
+			c.linkLine(line, codec.FromTime(c.s.recvNow()))
 			c.s.flushLinks()
 		}
 	}

@@ -119,6 +119,9 @@ type Server struct {
 	logw    *LogWriter
 	logInfo bool // log lines in and out (checked once: the level never changes)
 	now     func() time.Time
+	// realClock: no clock was given (WithClock, WithLoopClock), so receive times and the
+	// loop's time are the time each event began (eventNow): one clock read per event.
+	realClock bool
 
 	addr       atomic.Pointer[net.TCPAddr]
 	peerAddr   atomic.Pointer[net.TCPAddr]
@@ -205,6 +208,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	s.linkLineMax = max(cfg.Limits.MaxLine+codec.ATOverhead, 1024)
 	// Validation keeps max_link_unsent at MinLinkUnsent or more, so the mark is at least a chunk.
 	s.linkHigh = min(linkHighMax, cfg.Limits.MaxLinkUnsent-linkChunk-cfg.Limits.MaxLine-codec.ATOverhead-1)
+	s.realClock = s.now == nil && o.clock == nil
 	if s.now == nil && o.clock != nil {
 		s.now = o.clock.Now
 	}
@@ -264,6 +268,25 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 			"servers_in_process", budget.Servers, "max_clients", s.lim.MaxClients, "places_max_conns", budget.PlacesConns)
 	}
 	return s, nil
+}
+
+// eventNow returns the loop's time for what it handles now: with the real clock, the time the
+// event began (reactor.Loop.EventTime), read once however many lines, records and deadlines
+// the event has; with a clock given (WithLoopClock), that clock's time. Loop only.
+func (s *Server) eventNow() time.Time {
+	if s.realClock {
+		return s.loop.EventTime()
+	}
+	return s.loop.Time()
+}
+
+// recvNow returns the receive time of the lines read now: eventNow's with the real clock, else
+// the clock WithClock gave (or WithLoopClock's). Loop only.
+func (s *Server) recvNow() time.Time {
+	if s.realClock {
+		return s.loop.EventTime()
+	}
+	return s.now()
 }
 
 // fitBudget sets max_clients and places.max_conns to what b gives them.
@@ -741,7 +764,7 @@ func (s *Server) apply(m *codec.Message, line []byte, from *link) {
 	}
 	s.metrics.Stored.Add(1)
 	s.metrics.Records.Store(int64(s.table.Len()))
-	s.recent.add(s.loop.Time(), m.Kind == codec.AT, line)
+	s.recent.add(s.eventNow(), m.Kind == codec.AT, line)
 	s.flood(line, from)
 }
 

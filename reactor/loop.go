@@ -428,9 +428,10 @@ func (l *Loop) Time() time.Time { return l.clock.Now() }
 // first call during the event and the same time is returned for the rest of it, as libuv's
 // uv_now, so that code stamping many records in one event (a log, one record per line of a
 // pipelined read) reads the clock once (about 0.1 us a read on a virtual machine). The time
-// may lag by as long as the event has run. Loop only; off the loop (a loop not started) it
-// is the time of the first call.
+// may lag by as long as the event has run. Loop only (Debug mode panics otherwise); on a loop
+// not started (a test driving a protocol by hand) it is the time of the first call.
 func (l *Loop) EventTime() time.Time {
+	l.checkLoop("EventTime")
 	if l.evTimeSeq != l.evSeq || l.evTime.IsZero() {
 		l.evTime = time.Now()
 		l.evTimeSeq = l.evSeq
