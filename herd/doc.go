@@ -56,7 +56,16 @@
 //     one answer serves WHATSATs of any bound, each cut to its own. A body that codec cannot cut
 //     is replaced by an UNKNOWN_ERROR body, except a JSON object without "results" that
 //     carries a "status" (an error body Google may send): it passes through as sent (SPEC §4).
-//     A provider that returns no body at all gets an UNKNOWN_ERROR body too.
+//     A provider that returns no body at all gets an UNKNOWN_ERROR body too. A body is scanned
+//     once: the google provider indexes it in the scan that checks it (places.Indexer; the
+//     server indexes other providers' bodies itself), and every bound is cut from that index
+//     (codec.PlacesIndex), so a shared call serving several bounds costs one scan. The cut for
+//     the first WHATSAT's bound is made off the loop; the loop only copies. The body is given
+//     back (places.Recycle) once cut, unless the cache keeps it.
+//   - Receive time. A line's receive time (the server's side of its skew) is the time the
+//     loop began to handle the read that brought it (reactor.Loop.EventTime): the lines of one
+//     read share it, and one clock read serves them, their deadlines and their log records.
+//     (With a clock given to the server, WithClock or WithLoopClock, that clock's time.)
 //   - Places pool. Calls run on the server loop's executor (reactor.GoWith): at most
 //     places.workers at once, on worker goroutines started on demand and kept; the rest wait
 //     in the loop's queue at no goroutine each. The queue is fair: each connection's calls

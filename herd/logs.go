@@ -383,7 +383,7 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 // JSONHandler) records, but the frequent ones (every line in and out, floods, connections,
 // Places calls) are appended by hand on the loop, without slog and without allocating:
 //
-//	time=2026-11-26T05:29:02.123Z level=INFO msg=in server=Hill conn=12 line="IAMAT kiwi +34.1-118.4 1621464827.9"
+//	time=2026-11-26T05:29:02.123Z level=INFO msg=in server=Hill conn=12 in="WHATSAT kiwi 10 5"
 //
 // Records gather in one buffer, which goes to the LogWriter once it holds logBatchMax bytes,
 // or logFlushDelay after the first record it holds, whichever comes first: at full load one
