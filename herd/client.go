@@ -346,7 +346,7 @@ func (c *clientConn) act(r Result, line []byte) {
 			g.end()
 		}
 	case Ignore:
-		s.log.Debug("ignored line", "conn", c.id, "why", r.Err)
+		s.ignored(line, r.Err, "conn", c.id)
 	case Abort:
 		s.log.Warn("connection aborted", "conn", c.id, "err", r.Err)
 		c.stop, c.closing = true, true

@@ -202,6 +202,11 @@ type Limits struct {
 	// BackoffBase is the first redial delay bound (default 100ms); it doubles up to BackoffCap (default 5s).
 	BackoffBase time.Duration `toml:"backoff_base"`
 	BackoffCap  time.Duration `toml:"backoff_cap"`
+	// MaxClockSkew is how far ahead of the server's clock a client's time may be (default
+	// 1h; 0: any time is taken). An IAMAT past it gets "?"; a neighbour's AT line past it is
+	// dropped and counted. Without it one IAMAT with a far-future time would hold that
+	// client's record on every server for good: no real update would be newer.
+	MaxClockSkew time.Duration `toml:"max_clock_skew"`
 }
 
 // ServerConfig is one server of the herd.
@@ -288,6 +293,9 @@ const (
 	DefaultLineTimeout = 30 * time.Second
 )
 
+// DefaultMaxClockSkew is the default of limits.max_clock_skew.
+const DefaultMaxClockSkew = time.Hour
+
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{
@@ -302,6 +310,7 @@ func DefaultLimits() Limits {
 		DialTimeout:   time.Second,
 		BackoffBase:   100 * time.Millisecond,
 		BackoffCap:    5 * time.Second,
+		MaxClockSkew:  DefaultMaxClockSkew,
 	}
 }
 
@@ -693,6 +702,9 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if l.LineTimeout < 0 {
 		bad(at("limits", "line_timeout"), "limits.line_timeout", "must not be negative, got %v", l.LineTimeout)
+	}
+	if l.MaxClockSkew < 0 {
+		bad(at("limits", "max_clock_skew"), "limits.max_clock_skew", "must not be negative, got %v", l.MaxClockSkew)
 	}
 	if l.BackoffBase > 0 && l.BackoffCap > 0 && l.BackoffCap < l.BackoffBase {
 		bad(at("limits", "backoff_cap"), "limits.backoff_cap", "%v is less than backoff_base %v", l.BackoffCap, l.BackoffBase)

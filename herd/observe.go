@@ -35,6 +35,7 @@ var InvalidReasons = [...]string{
 	"not_neighbour",   // an AT line from a host that is not a neighbour's
 	"line_timeout",    // a line not finished within line_timeout of its first byte
 	"bad_client_id",   // a client ID that is not text of at most 256 bytes (ValidClientID)
+	"clock_skew",      // an IAMAT whose time is more than max_clock_skew ahead of the server's clock
 }
 
 const (
@@ -48,14 +49,24 @@ const (
 	invalidNotNeighbour
 	invalidLineTimeout
 	invalidBadClientID
+	invalidClockSkew
 )
 
 // LineCounts counts the lines a server's Core decided about, from clients and links alike:
-// In by command (LineCommands) and the "?" replies by reason (InvalidReasons). The loop
-// writes them; any goroutine may read them.
+// In by command (LineCommands), the "?" replies by reason (InvalidReasons), and the AT
+// lines from neighbours dropped because their time is more than max_clock_skew ahead of
+// the server's clock (SkewDropped). The loop writes them; any goroutine may read them.
 type LineCounts struct {
-	In      [len(LineCommands)]atomic.Uint64
-	Invalid [len(InvalidReasons)]atomic.Uint64
+	In          [len(LineCommands)]atomic.Uint64
+	Invalid     [len(InvalidReasons)]atomic.Uint64
+	SkewDropped atomic.Uint64
+}
+
+// skewDropped counts an AT line dropped for max_clock_skew.
+func (lc *LineCounts) skewDropped() {
+	if lc != nil {
+		lc.SkewDropped.Add(1)
+	}
 }
 
 // line counts a line of kind k (codec.Invalid: by its first field).
@@ -111,6 +122,8 @@ func invalidReason(line []byte, err error) int {
 		return invalidLineTimeout
 	case errors.Is(err, ErrBadClientID):
 		return invalidBadClientID
+	case errors.Is(err, ErrClockSkew):
+		return invalidClockSkew
 	}
 	switch commandIndex(line) {
 	case 0:

@@ -250,6 +250,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.lg.loop = s.loop
 	}
 	s.core.counts = &s.metrics.Lines
+	s.core.SetMaxClockSkew(s.lim.MaxClockSkew)
 	s.metrics.Links = make([]LinkMetrics, len(sc.Peers))
 	for i, p := range sc.Peers {
 		s.metrics.Links[i].Peer = p
@@ -727,6 +728,18 @@ func (s *Server) apply(m *codec.Message, line []byte, from *link) {
 	s.metrics.Records.Store(int64(s.table.Len()))
 	s.recent.add(s.loop.Time(), m.Kind == codec.AT, line)
 	s.flood(line, from)
+}
+
+// ignored logs a line that Core said to ignore (err says why): at WARN for an AT line whose
+// time is beyond max_clock_skew (a neighbour's clock is wrong, or the line is forged: an
+// operator must hear of it), at DEBUG for the rest. attrs say where it came from. Loop only.
+func (s *Server) ignored(line []byte, err error, attrs ...any) {
+	if errors.Is(err, ErrClockSkew) {
+		s.log.Warn("AT line dropped: time ahead of this server's clock by more than max_clock_skew",
+			append(attrs, "line", string(line), "max_clock_skew", s.lim.MaxClockSkew)...)
+		return
+	}
+	s.log.Debug("ignored line", append(attrs, "line", string(line), "why", err)...)
 }
 
 // SetLinkFault injects fault f into this server's side of its link with its neighbour peer,

@@ -121,6 +121,8 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   dial_timeout = "1s"      # a dial to a neighbour, its hello included
   backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
   backoff_cap = "5s"
+  max_clock_skew = "1h"    # a client time further ahead of the server's clock: "?" for an
+                           # IAMAT, a neighbour's AT line dropped and counted; 0: no check
   [links]
   secret = ""              # authenticate links (HMAC over fresh nonces; at least 16 bytes);
                            # with one, AT lines are taken on authenticated links only

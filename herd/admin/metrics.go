@@ -43,6 +43,10 @@ var families = []family{
 		one(func(m *herd.Metrics) float64 { return float64(m.Stored.Load()) })},
 	{"herd_updates_stale_total", "Updates dropped: not newer than the record held.", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.Stale.Load()) })},
+	{"herd_updates_refused_total", "Updates not stored, by reason: clock_skew (a neighbour's AT line more than limits.max_clock_skew ahead of this server's clock: refused for clock skew).", counter, "reason",
+		func(_ *herd.Server, m *herd.Metrics, emit func(float64, string)) {
+			emit(float64(m.Lines.SkewDropped.Load()), "clock_skew")
+		}},
 	{"herd_updates_flooded_total", "Updates flooded to the neighbours whose links were up.", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.FloodLines.Load()) })},
 	{"herd_places_calls_total", "Places requests made.", counter, "",

@@ -115,6 +115,13 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 	return s, nil
 }
 
+// newCore returns a request core for one connection, with the config's max_clock_skew.
+func (s *Server) newCore() *herd.Core {
+	c := herd.NewCore(s.name)
+	c.SetMaxClockSkew(s.limits.MaxClockSkew)
+	return c
+}
+
 // addPeerHost lets AT lines in from the host of a neighbour's address.
 func (s *Server) addPeerHost(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
@@ -313,7 +320,7 @@ func (c *conn) loop() error {
 		n, rerr := c.c.Read(buf)
 		recv := codec.FromTime(c.s.now()) // the moment these lines were read
 		if c.core == nil {
-			c.core = herd.NewCore(c.s.name) // not before: an idle connection holds none
+			c.core = c.s.newCore() // not before: an idle connection holds none
 		}
 		dec.Feed(buf[:n])
 		for {
