@@ -91,7 +91,9 @@ type Metrics struct {
 	ResyncBytes     atomic.Uint64 // bytes sent by resyncs: digests, summaries and records
 
 	Records        atomic.Int64  // records held now
+	RecordBytes    atomic.Int64  // the bytes they are counted for (Table.Bytes, limits.max_record_bytes)
 	Stale          atomic.Uint64 // updates dropped: not newer than the record held
+	RecordCounts   RecordCounts  // records evicted and expired, updates refused for the TTL or a full table
 	Lines          LineCounts    // lines by command, "?" replies by reason
 	Refused        [len(RefuseReasons)]atomic.Uint64
 	Cut            [len(CutReasons)]atomic.Uint64
@@ -251,6 +253,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	}
 	s.core.counts = &s.metrics.Lines
 	s.core.SetMaxClockSkew(s.lim.MaxClockSkew)
+	s.table.SetLimits(s.tableLimits())
 	s.metrics.Links = make([]LinkMetrics, len(sc.Peers))
 	for i, p := range sc.Peers {
 		s.metrics.Links[i].Peer = p
@@ -264,6 +267,13 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 			"servers_in_process", budget.Servers, "max_clients", s.lim.MaxClients, "places_max_conns", budget.PlacesConns)
 	}
 	return s, nil
+}
+
+// tableLimits returns the record table's limits from the config, counted in the server's
+// metrics.
+func (s *Server) tableLimits() TableLimits {
+	return TableLimits{MaxRecords: s.lim.MaxRecords, MaxBytes: int64(s.lim.MaxRecordBytes), TTL: s.cfg.Records.TTL,
+		Now: s.now, Counts: &s.metrics.RecordCounts}
 }
 
 // fitBudget sets max_clients and places.max_conns to what b gives them.
@@ -283,6 +293,14 @@ func (c *Config) errNoServer(name string) error {
 // less when the process's open file limit cannot hold that many (see the package doc and
 // FileBudget). Any goroutine.
 func (s *Server) MaxClients() int { return s.lim.MaxClients }
+
+// MaxRecords returns the most client records the server holds (limits.max_records). Any
+// goroutine.
+func (s *Server) MaxRecords() int { return s.lim.MaxRecords }
+
+// MaxRecordBytes returns the most bytes the records may be counted for
+// (limits.max_record_bytes, see RecordBytes). Any goroutine.
+func (s *Server) MaxRecordBytes() int64 { return int64(s.lim.MaxRecordBytes) }
 
 // AcceptErrors returns how many times accepting a connection failed (EMFILE and the like:
 // the server paused and accepted again; see reactor.Loop.AcceptErrors). Any goroutine.
@@ -720,14 +738,24 @@ func (s *Server) checkDrained() {
 // (Table.Apply) and floods it to every link but from's (the link it came on; nil for a
 // client's). Loop only.
 func (s *Server) apply(m *codec.Message, line []byte, from *link) {
-	if !s.table.Apply(m, line) {
+	changes := s.table.Changes()
+	changed := s.table.Apply(m, line)
+	if s.table.Changes() != changes { // stored, or something evicted or expired
+		s.noteTable()
+	}
+	if !changed {
 		s.metrics.Stale.Add(1)
 		return
 	}
 	s.metrics.Stored.Add(1)
-	s.metrics.Records.Store(int64(s.table.Len()))
 	s.recent.add(s.loop.Time(), m.Kind == codec.AT, line)
 	s.flood(line, from)
+}
+
+// noteTable updates the metrics of the record table after it changed. Loop only.
+func (s *Server) noteTable() {
+	s.metrics.Records.Store(int64(s.table.Len()))
+	s.metrics.RecordBytes.Store(s.table.Bytes())
 }
 
 // ignored logs a line that Core said to ignore (err says why): at WARN for an AT line whose

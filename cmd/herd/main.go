@@ -123,10 +123,19 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   backoff_cap = "5s"
   max_clock_skew = "1h"    # a client time further ahead of the server's clock: "?" for an
                            # IAMAT, a neighbour's AT line dropped and counted; 0: no check
+  max_records = 1000000    # client records per server; past it a new client's record evicts
+                           # the one with the oldest client time (the same on every server)
+  max_record_bytes = "512MiB" # the records' memory (each counted for its AT line and a quarter
+                           # more, its client ID and 256 bytes: at least the heap it holds);
+                           # past it the oldest are evicted too
   [links]
   secret = ""              # authenticate links (HMAC over fresh nonces; at least 16 bytes);
                            # with one, AT lines are taken on authenticated links only
   secret_file = ""         # or read it from a file; or the HERD_LINK_SECRET environment variable
+  [records]
+  ttl = "0s"               # drop a record whose client time is older than this; 0: keep it
+                           # until a newer one or max_records replaces it. Expired records are
+                           # not taken from neighbours nor resynced, so they do not come back
   [[server]]               # one per server
   name = "Hill"
   addr = "127.0.0.1:12000" # clients; port 0: a free port, printed at start (herd run)

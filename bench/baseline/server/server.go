@@ -106,6 +106,8 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 		ctx:       ctx,
 		cancel:    cancel,
 	}
+	// The same bounds as the reactor server's table; the TTL on the clock SetClock gives.
+	s.table.SetLimits(herd.TableLimits{MaxRecords: cfg.Limits.MaxRecords, MaxBytes: int64(cfg.Limits.MaxRecordBytes), TTL: cfg.Records.TTL, Now: func() time.Time { return s.now() }})
 	for _, p := range s.peers {
 		if err := s.addPeerHost(addrs[p]); err != nil {
 			cancel()
