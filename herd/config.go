@@ -31,6 +31,7 @@ type Config struct {
 	Limits  Limits         `toml:"limits"`
 	Links   LinksConfig    `toml:"links"`
 	Records RecordsConfig  `toml:"records"`
+	Store   StoreConfig    `toml:"store"`
 	Servers []ServerConfig `toml:"server"`
 }
 
@@ -41,6 +42,15 @@ type RecordsConfig struct {
 	// evicts them). An expired record is not stored when a neighbour sends it and is not
 	// sent in a resync, so it does not come back.
 	TTL time.Duration `toml:"ttl"`
+}
+
+// StoreConfig says where servers keep snapshots of their records (off by default).
+type StoreConfig struct {
+	// Path is a folder that holds one snapshot per server, <Name>.snap (default "": no
+	// snapshots). A server loads its snapshot before it listens, writes a new one at most
+	// once a second while records change, and a last one when it stops. A relative path is
+	// resolved against the folder of the config file (LoadConfig).
+	Path string `toml:"path"`
 }
 
 // PlacesConfig selects and configures the Places provider (see package places).
@@ -448,13 +458,17 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// resolvePaths makes the relative paths of c (log.dir, places.dataset) relative to dir.
+// resolvePaths makes the relative paths of c (log.dir, places.dataset, store.path) relative
+// to dir.
 func (c *Config) resolvePaths(dir string) {
 	if d := c.Log.Dir; !c.Log.Off() && !c.Log.Stderr() && !filepath.IsAbs(d) {
 		c.Log.Dir = filepath.Join(dir, d)
 	}
 	if d := c.Places.Dataset; d != "" && !filepath.IsAbs(d) {
 		c.Places.Dataset = filepath.Join(dir, d)
+	}
+	if d := c.Store.Path; d != "" && !filepath.IsAbs(d) {
+		c.Store.Path = filepath.Join(dir, d)
 	}
 }
 

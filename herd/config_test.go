@@ -226,12 +226,13 @@ func TestLoadConfigRelativePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
-	tests := []struct{ src, logDir, dataset string }{
-		{"[places]\ndataset = \"data/places.geojson\"\n[log]\ndir = \"var/logs\"\n" + srv, filepath.Join(conf, "var/logs"), filepath.Join(conf, "data/places.geojson")},
-		{srv, filepath.Join(conf, "logs"), ""}, // the default log.dir too
-		{"[places]\ndataset = \"/srv/p.geojson\"\n[log]\ndir = \"/var/log/herd\"\n" + srv, "/var/log/herd", "/srv/p.geojson"},
-		{"[log]\ndir = \"-\"\n" + srv, "-", ""},
-		{"[log]\ndir = \"off\"\n" + srv, "off", ""},
+	tests := []struct{ src, logDir, dataset, store string }{
+		{"[places]\ndataset = \"data/places.geojson\"\n[log]\ndir = \"var/logs\"\n[store]\npath = \"var/store\"\n" + srv,
+			filepath.Join(conf, "var/logs"), filepath.Join(conf, "data/places.geojson"), filepath.Join(conf, "var/store")},
+		{srv, filepath.Join(conf, "logs"), "", ""}, // the default log.dir too; no store by default
+		{"[places]\ndataset = \"/srv/p.geojson\"\n[log]\ndir = \"/var/log/herd\"\n[store]\npath = \"/var/lib/herd\"\n" + srv, "/var/log/herd", "/srv/p.geojson", "/var/lib/herd"},
+		{"[log]\ndir = \"-\"\n" + srv, "-", "", ""},
+		{"[log]\ndir = \"off\"\n" + srv, "off", "", ""},
 	}
 	t.Chdir(t.TempDir()) // another working directory
 	wd, err := os.Getwd()
@@ -248,8 +249,8 @@ func TestLoadConfigRelativePaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Log.Dir != tt.logDir || c.Places.Dataset != tt.dataset {
-			t.Errorf("%q: log.dir %q dataset %q, want %q %q", tt.src, c.Log.Dir, c.Places.Dataset, tt.logDir, tt.dataset)
+		if c.Log.Dir != tt.logDir || c.Places.Dataset != tt.dataset || c.Store.Path != tt.store {
+			t.Errorf("%q: log.dir %q dataset %q store.path %q, want %q %q %q", tt.src, c.Log.Dir, c.Places.Dataset, c.Store.Path, tt.logDir, tt.dataset, tt.store)
 		}
 	}
 }

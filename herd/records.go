@@ -239,7 +239,9 @@ func (t *Table) Expired(r *Record) bool {
 }
 
 // Expire removes up to max records older than the TTL, oldest first, and returns how many
-// it removed: 0 without a TTL. Each costs O(log n). The Table's goroutine.
+// it removed: 0 without a TTL. Each costs O(log n). A server calls it from a timer, a
+// bounded batch at a time, so that records expire while no update comes and the loop is
+// never held long. The Table's goroutine.
 func (t *Table) Expire(max int) int {
 	if t.lim.TTL <= 0 {
 		return 0

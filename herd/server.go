@@ -90,11 +90,19 @@ type Metrics struct {
 	ResyncRecords   atomic.Uint64 // records sent by resyncs
 	ResyncBytes     atomic.Uint64 // bytes sent by resyncs: digests, summaries and records
 
-	Records        atomic.Int64  // records held now
-	RecordBytes    atomic.Int64  // the bytes they are counted for (Table.Bytes, limits.max_record_bytes)
-	Stale          atomic.Uint64 // updates dropped: not newer than the record held
-	RecordCounts   RecordCounts  // records evicted and expired, updates refused for the TTL or a full table
-	Lines          LineCounts    // lines by command, "?" replies by reason
+	Records      atomic.Int64  // records held now
+	RecordBytes  atomic.Int64  // the bytes they are counted for (Table.Bytes, limits.max_record_bytes)
+	Stale        atomic.Uint64 // updates dropped: not newer than the record held
+	RecordCounts RecordCounts  // records evicted and expired, updates refused for the TTL or a full table
+
+	SnapshotWrites      atomic.Uint64 // snapshots written ([store] path)
+	SnapshotWriteErrors atomic.Uint64 // snapshots that could not be written (the previous one stays)
+	SnapshotLastWrite   atomic.Int64  // when the last snapshot was written (Unix nanoseconds; 0: none yet)
+	SnapshotLoaded      atomic.Int64  // records read from the snapshot at start
+	SnapshotBadLines    atomic.Uint64 // lines of that snapshot that were not whole records (damaged), or were refused
+	SnapshotTruncated   atomic.Bool   // that snapshot had no end line: it was torn
+
+	Lines          LineCounts // lines by command, "?" replies by reason
 	Refused        [len(RefuseReasons)]atomic.Uint64
 	Cut            [len(CutReasons)]atomic.Uint64
 	PlacesErrorsBy [len(PlacesErrorKinds)]atomic.Uint64
@@ -153,7 +161,8 @@ type Server struct {
 	floodPending  bool  // some link has floods gathered
 	core          *Core // what every line means, for clients and links alike
 	keyScratch    []byte
-	recent        recentRing // the last updates stored, for Snapshot
+	recent        recentRing   // the last updates stored, for Snapshot
+	snap          *snapshotter // [store] path set: the snapshots' state; nil: none
 
 	// Fixed at NewServer.
 	secret      []byte // links.secret, or nil
@@ -394,6 +403,12 @@ func (s *Server) listen() error {
 	}
 	// Before the first connection: its origin (isPeerHost) is decided when it is accepted.
 	s.resolveNeighbourHosts(s.cfg)
+	if s.cfg.Store.Path != "" {
+		if err := s.loadSnapshot(); err != nil {
+			return err
+		}
+		s.snap = newSnapshotter(s.cfg.Store.Path, s.name, s.table.Changes())
+	}
 	if err := s.loop.Listen(s.sc.Addr, func() reactor.Protocol { return s.newClient() }); err != nil {
 		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
 	}
@@ -404,6 +419,12 @@ func (s *Server) listen() error {
 		return fmt.Errorf("herd: %s: listen %s and %s (peer_addr): %w", s.name, s.sc.Addr, s.sc.PeerAddr, err)
 	}
 	s.running.Store(true)
+	if s.snap != nil {
+		go s.snapshotWriter()
+	}
+	if s.snap != nil || s.cfg.Records.TTL > 0 {
+		s.loop.CallSoonThreadsafe(s.housekeep)
+	}
 	for i, p := range []*atomic.Pointer[net.TCPAddr]{&s.addr, &s.peerAddr} {
 		if addrs := s.loop.Addrs(); len(addrs) > i {
 			if ta, ok := addrs[i].(*net.TCPAddr); ok {
@@ -596,6 +617,16 @@ func (s *Server) shutdown(ctx context.Context) error {
 	var ue *UnsentError
 	if errors.As(err, &ue) {
 		s.log.Warn("grace period over: replies not delivered", "conns", ue.Conns, "bytes", ue.Bytes, "whatsats", ue.WHATSATs)
+	}
+	select {
+	case <-s.loop.Done():
+		if serr := s.finalSnapshot(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	default:
+		if s.snap != nil && s.running.Load() {
+			s.log.Warn("the event loop has not ended: no last snapshot written")
+		}
 	}
 	if s.logw != nil {
 		s.log.Info("stopped", "log_dropped", s.logw.Dropped())

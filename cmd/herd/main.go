@@ -136,6 +136,10 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   ttl = "0s"               # drop a record whose client time is older than this; 0: keep it
                            # until a newer one or max_records replaces it. Expired records are
                            # not taken from neighbours nor resynced, so they do not come back
+  [store]
+  path = ""                # a folder for snapshots of the records, one <Name>.snap per server:
+                           # loaded at start, written at most once a second while records
+                           # change and at a stop; "" (the default): none
   [[server]]               # one per server
   name = "Hill"
   addr = "127.0.0.1:12000" # clients; port 0: a free port, printed at start (herd run)

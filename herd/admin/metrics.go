@@ -64,6 +64,23 @@ var families = []family{
 		}},
 	{"herd_updates_flooded_total", "Updates flooded to the neighbours whose links were up.", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.FloodLines.Load()) })},
+	{"herd_snapshot_writes_total", "Snapshots of the records written ([store] path).", counter, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotWrites.Load()) })},
+	{"herd_snapshot_write_errors_total", "Snapshots that could not be written (the previous one stays; retried every second).", counter, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotWriteErrors.Load()) })},
+	{"herd_snapshot_last_write_timestamp_seconds", "When the last snapshot was written (Unix time; 0: none yet).", gauge, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotLastWrite.Load()) / 1e9 })},
+	{"herd_snapshot_loaded_records", "Records read from the snapshot at start.", gauge, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotLoaded.Load()) })},
+	{"herd_snapshot_bad_lines", "Lines of the snapshot read at start that were not whole records (damaged) or were refused.", gauge, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotBadLines.Load()) })},
+	{"herd_snapshot_torn", "1 if the snapshot read at start had no end line (a torn file).", gauge, "",
+		one(func(m *herd.Metrics) float64 {
+			if m.SnapshotTruncated.Load() {
+				return 1
+			}
+			return 0
+		})},
 	{"herd_places_calls_total", "Places requests made.", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.PlacesCalls.Load()) })},
 	{"herd_places_coalesced_total", "WHATSATs that joined an identical Places request in flight.", counter, "",
