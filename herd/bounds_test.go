@@ -3,7 +3,9 @@ package herd
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/herd-project/herd/internal/testutil"
 )
@@ -76,5 +78,65 @@ func TestRecordCapUnderFlood(t *testing.T) {
 	})
 	if n := a.Metrics().ResyncRecords.Load() + b.Metrics().ResyncRecords.Load(); n != 0 {
 		t.Errorf("the resync of two tables at their cap sent %d records, want 0: their digests differ", n)
+	}
+}
+
+// TestMaxUnsentTotal: the clients of a server together may leave max_unsent_total reply
+// bytes unsent. Two clients each hold replies behind a WHATSAT waiting for Places, each under
+// max_unsent; when the second takes the total past max_unsent_total, the one with the most
+// unsent bytes, the first, is cut off (aborted), and the second is not: it gets every reply
+// once Places answers.
+func TestMaxUnsentTotal(t *testing.T) {
+	cfg := testConfig(t, "", ServerConfig{Name: "Hill"})
+	cfg.Limits.MaxUnsent = 1 << 20
+	cfg.Limits.MaxUnsentTotal = 1 << 20
+	cfg.Places.Timeout = time.Minute
+	gate := make(chan struct{})
+	var open sync.Once
+	release := func() { open.Do(func() { close(gate) }) }
+	s := startServer(t, cfg, "Hill", hillClock, WithProvider(gateProvider{gate}))
+	t.Cleanup(release) // before the server's stop, which waits for the WHATSATs
+
+	pad := strings.Repeat("p", 140)
+	// held sends a WHATSAT that waits, then n IAMATs of client prefix whose replies (about 200
+	// bytes each) wait behind it, and waits until the server has read them all, or cut the
+	// client off.
+	held := func(prefix string, n int) *testutil.Conn {
+		c := testutil.Dial(t, s.Addr().String())
+		c.Send("IAMAT " + prefix + " +1+1 1621464828\n")
+		c.Line()
+		var b strings.Builder
+		b.WriteString("WHATSAT " + prefix + " 10 1\n")
+		for i := range n {
+			fmt.Fprintf(&b, "IAMAT %s%05d-%s +1+1 1621464828\n", prefix, i, pad)
+		}
+		c.Send(b.String())
+		last := fmt.Sprintf("%s%05d-%s", prefix, n-1, pad)
+		testutil.WaitFor(t, prefix+"'s IAMATs read", func() bool {
+			_, ok := s.Record(last)
+			return ok || s.Metrics().ClientsCut.Load() > 0
+		})
+		return c
+	}
+	a := held("a", 3000) // about 600 KB unsent
+	if n := s.Metrics().ClientsCut.Load(); n != 0 {
+		t.Fatalf("%d clients cut off under the limits", n)
+	}
+	b := held("b", 3000) // as much again: past 1 MiB in all, when b holds less than a
+	testutil.WaitFor(t, "a cut-off", func() bool { return s.Metrics().Cut[cutMaxUnsentTotal].Load() == 1 })
+	if n := s.Metrics().ClientsCut.Load(); n != 1 {
+		t.Errorf("%d clients cut off, want 1", n)
+	}
+	if rest, err := a.ReadRest(); err == nil && rest != "" || err != nil && !testutil.IsReset(err) {
+		t.Errorf("a, cut off, read %.60q, %v", rest, err)
+	}
+	release()
+	if got := b.Reply(); !strings.HasPrefix(got, "AT Hill ") {
+		t.Fatalf("b's WHATSAT reply %.60q", got)
+	}
+	for i := range 3000 {
+		if got, want := b.Line(), fmt.Sprintf(" b%05d-", i); !strings.Contains(got, want) {
+			t.Fatalf("b's reply %d: %.60q", i, got)
+		}
 	}
 }

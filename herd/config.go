@@ -191,6 +191,11 @@ type Limits struct {
 	MaxLine int `toml:"max_line"`
 	// MaxUnsent is the most reply bytes a client may leave unread before it is cut off (default 1 MiB).
 	MaxUnsent int `toml:"max_unsent"`
+	// MaxUnsentTotal is the most reply bytes all the clients of a server together may leave
+	// unread (default 256MiB): past it, the client with the most unsent bytes is cut off
+	// (aborted), then the next, until the total is below it. Without it max_clients x
+	// max_unsent (16 GiB at the defaults) would be the bound.
+	MaxUnsentTotal ByteSize `toml:"max_unsent_total"`
 	// MaxPending is the most requests of one client waiting for their reply (default 256).
 	MaxPending int `toml:"max_pending"`
 	// MaxWaiting is the most WHATSATs waiting for Places in one server, all clients together
@@ -327,6 +332,9 @@ const (
 // DefaultMaxClockSkew is the default of limits.max_clock_skew.
 const DefaultMaxClockSkew = time.Hour
 
+// DefaultMaxUnsentTotal is the default of limits.max_unsent_total.
+const DefaultMaxUnsentTotal = 256 << 20
+
 // Default record table bounds (limits.max_records, limits.max_record_bytes).
 const (
 	DefaultMaxRecords     = 1_000_000
@@ -348,6 +356,7 @@ func DefaultLimits() Limits {
 		BackoffBase:    100 * time.Millisecond,
 		BackoffCap:     5 * time.Second,
 		MaxClockSkew:   DefaultMaxClockSkew,
+		MaxUnsentTotal: DefaultMaxUnsentTotal,
 		MaxRecords:     DefaultMaxRecords,
 		MaxRecordBytes: DefaultMaxRecordBytes,
 	}
@@ -745,6 +754,9 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if l.LineTimeout < 0 {
 		bad(at("limits", "line_timeout"), "limits.line_timeout", "must not be negative, got %v", l.LineTimeout)
+	}
+	if l.MaxUnsentTotal < 1<<20 {
+		bad(at("limits", "max_unsent_total"), "limits.max_unsent_total", "must be at least 1MiB, got %v", l.MaxUnsentTotal)
 	}
 	if l.MaxRecordBytes < 1<<20 {
 		bad(at("limits", "max_record_bytes"), "limits.max_record_bytes", "must be at least 1MiB, got %v", l.MaxRecordBytes)

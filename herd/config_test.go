@@ -104,6 +104,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad limit", "[limits]\nmax_pending = 0\n" + srv, 2, "limits.max_pending: must be positive"},
 		{"clock skew", "[limits]\nmax_clock_skew = \"-1h\"\n" + srv, 2, "limits.max_clock_skew: must not be negative"},
 		{"no records", "[limits]\nmax_records = 0\n" + srv, 2, "limits.max_records: must be positive"},
+		{"unsent total", "[limits]\nmax_unsent_total = \"1KiB\"\n" + srv, 2, "limits.max_unsent_total: must be at least 1MiB"},
 		{"record bytes", "[limits]\nmax_record_bytes = \"64KiB\"\n" + srv, 2, "limits.max_record_bytes: must be at least 1MiB"},
 		{"record bytes unit", "[limits]\nmax_record_bytes = 1000000\n" + srv, 2, "limits.max_record_bytes: 1000000 has no unit"},
 		{"ttl", "[records]\nttl = \"-1m\"\n" + srv, 2, "records.ttl: must not be negative"},

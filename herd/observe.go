@@ -150,13 +150,14 @@ const (
 
 // CutReasons names why a client was cut off or closed by the server (Metrics.Cut), in index
 // order.
-var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout", "line_timeout"}
+var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout", "line_timeout", "max_unsent_total"}
 
 const (
 	cutMaxUnsent = iota
 	cutMaxPending
 	cutIdle
 	cutLineTimeout
+	cutMaxUnsentTotal
 )
 
 // PlacesErrorKinds names the kinds of failed Places calls (Metrics.PlacesErrorsBy), in index

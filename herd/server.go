@@ -156,6 +156,9 @@ type Server struct {
 	busyBody      []byte        // the busy answer's body, made once
 	dirty         []*clientConn // clients with replies made ready in this pass
 	flushDirtyFn  func()        // s.flushDirty, bound once
+	unsentTotal   int           // the clients' unsent reply bytes at their last flush (noteUnsent)
+	unsentCheck   bool          // checkUnsent is due at the end of this pass
+	checkUnsentFn func()        // s.checkUnsent, bound once
 	stopping      bool          // Shutdown began: no more lines are read, clients close once answered
 	linksStopped  bool
 	floodPending  bool  // some link has floods gathered
@@ -223,6 +226,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.now = time.Now
 	}
 	s.flushDirtyFn = s.flushDirty
+	s.checkUnsentFn = s.checkUnsent
 	s.prov = o.provider
 	if s.prov == nil {
 		p, err := NewProvider(cfg.Places)

@@ -108,6 +108,8 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   [limits]
   max_line = 4096          # bytes in an IAMAT/WHATSAT line, without its newline (AT: +128)
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
+  max_unsent_total = "256MiB" # reply bytes all the clients of a server may leave unread;
+                           # past it the client with the most is cut off
   max_pending = 256        # WHATSATs of one client waiting on Places
   max_waiting = 16384      # WHATSATs waiting on Places in a server; past it: UNKNOWN_ERROR busy
   max_clients = 16384      # connections per server; a neighbour's host may go one past it per
