@@ -2,6 +2,7 @@ package herd
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -386,4 +387,63 @@ func TestTableTTL(t *testing.T) {
 		t.Errorf("Len %d after an Apply with every old record expired, want 5 (two fewer, one more)", tab.Len())
 	}
 	checkTable(t, tab)
+}
+
+// fillRecords applies n records to tab: client IDs of 24 bytes and AT lines of 98, like
+// "kiwi0000042.cs.ucla.edu" at "+34.068930-118.445127", or, with long, of max_line (4096)
+// bytes with client IDs of 256 bytes, the most a client can make a server hold.
+func fillRecords(t testing.TB, tab *Table, n int, long bool) {
+	pad := paddedLocation(4096 - 256 - len("AT "+strings.Repeat("H", 64)+" +0.263873386   1621464827.959498503"))
+	for i := range n {
+		var line []byte
+		if long {
+			line = fmt.Appendf(nil, "AT %s +0.263873386 %0256d %s 1621464827.959498503", strings.Repeat("H", 64), i, pad)
+		} else {
+			line = fmt.Appendf(nil, "AT Hill +0.263873386 kiwi%07d.cs.ucla.edu +34.068930-118.445127 1621464827.959498503", i)
+		}
+		m, err := codec.ParseLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab.Apply(&m, line)
+	}
+}
+
+// TestRecordBytesBoundsHeap: what RecordBytes counts for a record is at least the heap it
+// holds, for the usual short records and for the longest a client can make, so that
+// max_record_bytes bounds the table's memory.
+func TestRecordBytesBoundsHeap(t *testing.T) {
+	for _, long := range []bool{false, true} {
+		n := 50_000
+		if long {
+			n = 5_000
+		}
+		before := heapInUse()
+		tab := NewTable()
+		fillRecords(t, tab, n, long)
+		held := float64(int64(heapInUse())-int64(before)) / float64(n)
+		counted := float64(tab.Bytes()) / float64(n)
+		t.Logf("long %v: %.0f bytes held and %.0f counted per record", long, held, counted)
+		if held > counted {
+			t.Errorf("long %v: a record holds %.0f bytes of heap, more than the %.0f RecordBytes counts", long, held, counted)
+		}
+		runtime.KeepAlive(tab)
+	}
+}
+
+// BenchmarkRecordMemory reports the heap a record holds, after a collection, with 10,000,
+// 100,000 and a million records held (go test -run '^$' -bench RecordMemory -benchtime 1x).
+func BenchmarkRecordMemory(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				before := heapInUse()
+				tab := NewTable()
+				fillRecords(b, tab, n, false)
+				b.ReportMetric(float64(int64(heapInUse())-int64(before))/float64(n), "heap-B/record")
+				b.ReportMetric(float64(tab.Bytes())/float64(n), "counted-B/record")
+				runtime.KeepAlive(tab)
+			}
+		})
+	}
 }
