@@ -1,6 +1,7 @@
 package herd
 
 import (
+	"container/heap"
 	"sync/atomic"
 	"time"
 
@@ -99,8 +100,8 @@ type RecordCounts struct {
 type Table struct {
 	m       map[string]*Record
 	buckets []bucket
-	heap    []*Record // by age: heap[0] is the oldest record
-	bytes   int64     // the records' RecordBytes, summed
+	heap    ageHeap // by age: heap[0] is the oldest record
+	bytes   int64   // the records' RecordBytes, summed
 	lim     TableLimits
 	changes uint64 // records stored or removed, ever
 }
@@ -211,19 +212,17 @@ func (t *Table) Apply(m *codec.Message, line []byte) (changed bool) {
 	r.Line = r.buf
 	r.Time = m.Time
 	r.LatF, r.LngF = m.Lat, m.Lng
-	r.Client = codec.Field(r.Line, 3) // the client ID of an AT line
-	loc := codec.Field(r.Line, 4)     // the location: its latitude, then its longitude
+	var loc []byte
+	r.Client, loc = clientLocation(r.Line)
 	nl := len(m.LatText)
 	r.Lat, r.Lng = loc[:nl:nl], loc[nl:]
 	h := xxhash.Sum64(r.Line)
 	t.buckets[r.bucket].sum += h - r.Hash // r.Hash is 0 for a new record
 	r.Hash = h
 	if r.hidx < 0 {
-		r.hidx = int32(len(t.heap))
-		t.heap = append(t.heap, r)
-		t.up(int(r.hidx))
+		heap.Push(&t.heap, r)
 	} else {
-		t.down(int(r.hidx)) // newer: it can only move away from the oldest
+		heap.Fix(&t.heap, int(r.hidx))
 	}
 	t.changes++
 	return true
@@ -231,6 +230,24 @@ func (t *Table) Apply(m *codec.Message, line []byte) (changed bool) {
 
 // cutoff returns the oldest client time the TTL lets the table hold.
 func (t *Table) cutoff() codec.Time { return codec.FromTime(t.lim.Now().Add(-t.lim.TTL)) }
+
+// clientLocation returns the client ID and the location of an AT line (its fields 3 and
+// 4, split as codec.Field splits them), in one pass over the line. They alias line, with
+// their capacity cut at their end.
+func clientLocation(line []byte) (client, loc []byte) {
+	i := 0
+	for k := 0; k <= 4; k++ {
+		for i < len(line) && codec.IsSpace(line[i]) {
+			i++
+		}
+		start := i
+		for i < len(line) && !codec.IsSpace(line[i]) {
+			i++
+		}
+		client, loc = loc, line[start:i:i]
+	}
+	return client, loc
+}
 
 // Expired reports whether r is older than the table's TTL (false without one). The
 // Table's goroutine.
@@ -270,7 +287,7 @@ func (t *Table) oldestBut(r *Record) *Record {
 		return nil
 	case h[0] != r:
 		return h[0]
-	case len(h) == 2 || t.older(1, 2):
+	case len(h) == 2 || h.Less(1, 2):
 		return h[1]
 	}
 	return h[2]
@@ -286,59 +303,40 @@ func (t *Table) remove(r *Record) {
 	b.recs[r.bidx], last.bidx = last, r.bidx
 	b.recs[len(b.recs)-1] = nil
 	b.recs = b.recs[:len(b.recs)-1]
-	i, end := int(r.hidx), len(t.heap)-1
-	if i != end {
-		t.swap(i, end)
-	}
-	t.heap[end] = nil
-	t.heap = t.heap[:end]
-	if i != end {
-		t.down(i)
-		t.up(i)
-	}
+	heap.Remove(&t.heap, int(r.hidx))
 	r.hidx = -1
 	t.changes++
 }
 
-// older reports whether heap entry i is older than entry j: the order of codec.Newer.
-func (t *Table) older(i, j int) bool {
-	a, b := t.heap[i], t.heap[j]
-	return codec.Newer(b.Time, b.Line, a.Time, a.Line)
+// ageHeap is a Table's records as a min-heap by age (container/heap): the oldest first, in
+// the order of codec.Newer. Each record knows its index (hidx), so that a record replaced
+// or removed is found in O(1) and moved in O(log n).
+type ageHeap []*Record
+
+func (h ageHeap) Len() int { return len(h) }
+
+// Less reports whether record i is older than record j.
+func (h ageHeap) Less(i, j int) bool {
+	return codec.Newer(h[j].Time, h[j].Line, h[i].Time, h[i].Line)
 }
 
-func (t *Table) swap(i, j int) {
-	h := t.heap
+func (h ageHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].hidx, h[j].hidx = int32(i), int32(j)
 }
 
-func (t *Table) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !t.older(i, p) {
-			return
-		}
-		t.swap(i, p)
-		i = p
-	}
+func (h *ageHeap) Push(x any) {
+	r := x.(*Record)
+	r.hidx = int32(len(*h))
+	*h = append(*h, r)
 }
 
-func (t *Table) down(i int) {
-	n := len(t.heap)
-	for {
-		c := 2*i + 1
-		if c >= n {
-			return
-		}
-		if c+1 < n && t.older(c+1, c) {
-			c++
-		}
-		if !t.older(c, i) {
-			return
-		}
-		t.swap(i, c)
-		i = c
-	}
+func (h *ageHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return r
 }
 
 // Get returns the record of client, or nil (also for a record older than the TTL, which

@@ -229,7 +229,7 @@ func checkTable(t testing.TB, tab *Table) {
 		t.Fatalf("%d records in buckets, %d in the heap, Len %d", n, len(tab.heap), tab.Len())
 	}
 	for i, r := range tab.heap {
-		if int(r.hidx) != i || i > 0 && tab.older(i, (i-1)/2) {
+		if int(r.hidx) != i || i > 0 && tab.heap.Less(i, (i-1)/2) {
 			t.Fatalf("heap entry %d (%q) out of order", i, r.Line)
 		}
 	}

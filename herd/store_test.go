@@ -12,20 +12,6 @@ import (
 	"github.com/herd-project/herd/internal/testutil"
 )
 
-// storeHerd is the default five-server herd on free ports with snapshots in dir.
-func storeHerd(t *testing.T, dir string) *Config {
-	t.Helper()
-	cfg := DefaultConfig()
-	for i := range cfg.Servers {
-		cfg.Servers[i].Addr, cfg.Servers[i].PeerAddr = "127.0.0.1:0", "127.0.0.1:0"
-	}
-	cfg.Log.Dir = "off"
-	cfg.Limits.BackoffBase = 10 * time.Millisecond
-	cfg.Limits.BackoffCap = 100 * time.Millisecond
-	cfg.Store.Path = dir
-	return cfg
-}
-
 // alone starts server name of cfg by itself (its neighbours are down, so what it holds is
 // what it loaded), and stops it when the test ends.
 func alone(t *testing.T, cfg *Config, name string) *Server {
@@ -46,7 +32,9 @@ func alone(t *testing.T, cfg *Config, name string) *Server {
 // alone, holds them all before any neighbour could resync it.
 func TestCleanStopLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	h := startHerd(t, storeHerd(t, dir))
+	cfg := defaultHerdConfig()
+	cfg.Store.Path = dir
+	h := startHerd(t, cfg)
 	var want []string
 	for i := range 200 {
 		s := h.Servers()[i%5]
