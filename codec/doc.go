@@ -14,7 +14,9 @@
 // ending), and gives the same lines and errors however the stream was cut. A too-long line is answered with
 // "? " and its first TooLongEcho (64) bytes. A herd server's Decoder lets AT lines be
 // ATOverhead (128) bytes longer (Decoder.AT, LineLimit), since a neighbour's AT line
-// carries a client's IAMAT of up to the limit.
+// carries a client's IAMAT of up to the limit. A too-long line ends the stream's framing,
+// as its connection is to be closed, unless the user drops that line alone
+// (Decoder.SkipLine), as a herd server does with what a plain peer sends.
 //
 // White space is IsSpace's: space, \t, \r, \v and \f (SPEC §2). Field picks one field of
 // a line, and AppendFields writes a line's canonical form, its fields joined by single
@@ -31,6 +33,10 @@
 //   - a bound is digits only (no sign; leading zeros allowed), 1 <= bound <= 20;
 //   - an AT line's skew may be any decimal with an optional sign, so peers of other
 //     implementations interoperate, while this package always writes "+S.FFFFFFFFF";
+//   - servers of the seed's design print the skew as a Python float ("+1.1e-05") and some
+//     append names to their AT lines: ParseLineIn's Python dialect takes both, and
+//     AppendATLine writes the record without the names. ParseLine (the Strict dialect)
+//     takes neither, so a server chooses whom it allows them from;
 //   - ranges (latitude, longitude, radius) are checked exactly on the text, so
 //     "+90.0000000000000000001" is out of range even though it rounds to 90.
 //   - with Decoder.AT, a line's first field decides its limit; bytes held before the first

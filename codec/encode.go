@@ -24,6 +24,23 @@ func AppendAT(dst []byte, server string, recv Time, m *Message) []byte {
 	return append(dst, '\n')
 }
 
+// AppendATLine appends the AT line m (a Message of Kind AT) in canonical form, without a
+// "\n": "AT <server> <skew> <client> <location> <time>", its six fields byte for byte and
+// joined by single spaces, whatever white space the sender used; fields after the sixth
+// (Message.Extra, in the Python dialect) are left out. For a line of six fields this is
+// AppendFields of the line. dst must not overlap the line m was parsed from. It does not
+// allocate when dst has room and is safe to call from any goroutine.
+func AppendATLine(dst []byte, m *Message) []byte {
+	dst = append(dst, "AT "...)
+	for i, f := range [...][]byte{m.Server, m.Skew, m.Client, m.Location, m.TimeText} {
+		if i > 0 {
+			dst = append(dst, ' ')
+		}
+		dst = append(dst, f...)
+	}
+	return dst
+}
+
 // AppendSkew appends recv - sent exactly to the nanosecond, always signed and always with
 // 9 fraction digits: "+0.263873386", "-12.000000001", "+0.000000000". Both times must have
 // |Sec| < 4e18 (every time ParseTime returns, and every time.Time within years of now).

@@ -124,6 +124,7 @@ func TestZeroAllocs(t *testing.T) {
 	line := []byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503")
 	bad := []byte("WHATSAT kiwi.cs.ucla.edu 51 5")
 	at := []byte("AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503")
+	pyAT := []byte("AT Jaquez +1.1e-05 c_Jaquez +34.068930-118.445127 1796033264.634695053 Jaquez Hill")
 	dst := make([]byte, 0, 256)
 	recv := Time{1621464828, 223371889}
 	n := testing.AllocsPerRun(100, func() {
@@ -138,6 +139,11 @@ func TestZeroAllocs(t *testing.T) {
 		if _, err := ParseLine(at); err != nil {
 			t.Fatal(err)
 		}
+		m, err = ParseLineIn(pyAT, Python)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst = AppendATLine(dst[:0], &m)
 		dst = AppendRadiusMetres(dst[:0], []byte("0.0015"))
 		dst = AppendInvalid(dst[:0], bad)
 	})

@@ -115,7 +115,8 @@ func firstFieldAT(b []byte) (at, open bool) {
 // herd server, whose neighbours' AT lines arrive on the same connections as clients'
 // lines. Past the limit, Next returns ErrLineTooLong with the echo for the reply, the
 // first TooLongEcho bytes of the line; the error is sticky, as the connection is to be
-// closed. The lines and errors are the same however the stream was cut.
+// closed, unless SkipLine drops that line and goes on. The lines and errors are the same
+// however the stream was cut.
 //
 // A Decoder is not safe for concurrent use: one goroutine owns it. Its zero value is ready
 // to use, with the DefaultMaxLine limit and AT off.
@@ -130,8 +131,11 @@ type Decoder struct {
 	owned   bool   // buf is held
 	off     int    // first byte of buf not yet returned
 	scanned int    // bytes from off known to hold no "\n"
-	err     error  // sticky ErrLineTooLong
+	err     error  // sticky ErrLineTooLong, until SkipLine
 	echo    []byte // the too-long line's echo, owned
+	after   []byte // with err: what followed the too-long line's "\n" in buf, for SkipLine
+	ended   bool   // with err: buf held that "\n" (after is valid)
+	skip    bool   // SkipLine: input is dropped up to the next "\n"
 }
 
 // maxHeld is the capacity of held kept once it is empty: a connection that once sent a
@@ -153,8 +157,17 @@ func (d *Decoder) max() int {
 // Feed adds p, the next chunk of the stream. It keeps p without copying it until Next
 // reports no line (ok false, err nil), when it copies what p holds of a line not ended yet:
 // the caller must not change p before then, and may reuse it after. Lines returned by
-// Next before this call become invalid. After ErrLineTooLong, Feed drops its input.
+// Next before this call become invalid. After ErrLineTooLong, Feed drops its input, and
+// after SkipLine what comes before the skipped line's "\n".
 func (d *Decoder) Feed(p []byte) {
+	if d.skip {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return
+		}
+		d.skip = false
+		p = p[i+1:]
+	}
 	if d.err != nil || len(p) == 0 {
 		return
 	}
@@ -247,9 +260,34 @@ func (d *Decoder) lineLimit(line []byte, max int) int {
 func (d *Decoder) tooLong(rest []byte, max int) ([]byte, bool, error) {
 	d.err = ErrLineTooLong
 	d.echo = append([]byte(nil), echo(rest, max)...)
+	d.after, d.ended = nil, false
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		d.after, d.ended = rest[i+1:], true
+	}
 	d.release()
-	d.held = nil
+	d.held = nil // after may alias it
 	return d.echo, false, d.err
+}
+
+// SkipLine drops the line that Next or Final reported with ErrLineTooLong, through its
+// "\n", and framing goes on after it: for a peer whose lines are discarded rather than
+// answered, to which a line over the limit costs that line alone. Until the "\n" arrives,
+// Feed drops what it is given, holding nothing. The lines after it are the same however
+// the stream was cut. Call it right after the error, before the next Feed; it does nothing
+// when there is no error.
+func (d *Decoder) SkipLine() {
+	if d.err == nil {
+		return
+	}
+	after, ended := d.after, d.ended
+	d.err, d.echo, d.after, d.ended = nil, nil, nil, false
+	if !ended {
+		d.skip = true
+		return
+	}
+	// after aliases the chunk fed, or the held buffer tooLong let go of: framed in place,
+	// it is copied by keep as any chunk is.
+	d.buf, d.owned, d.off, d.scanned = after, false, 0, 0
 }
 
 // Final is for the end of the stream (the peer half-closed): it returns the unterminated
@@ -266,6 +304,7 @@ func (d *Decoder) Final() ([]byte, error) {
 	rest := d.buf[d.off:]
 	d.buf, d.owned, d.off, d.scanned = nil, false, 0, 0
 	d.held = d.held[:0]
+	d.skip = false
 	if len(rest) == 0 {
 		return nil, nil
 	}
@@ -295,5 +334,5 @@ func (d *Decoder) Pending() []byte {
 func (d *Decoder) Reset() {
 	d.release()
 	d.held = nil
-	d.err, d.echo = nil, nil
+	d.err, d.echo, d.after, d.ended, d.skip = nil, nil, nil, false, false
 }

@@ -187,9 +187,20 @@ func modelFrame(stream string, max int) frame { return modelFrameAT(stream, max,
 // has not fully arrived (only white space, maybe then "A" or "AT"); at EOF the tail is judged
 // as a line.
 func modelFrameAT(stream string, max int, at bool) frame {
+	return modelFrameSkip(stream, max, at, false)
+}
+
+// modelFrameSkip is modelFrameAT, and with skip the rule of a Decoder whose user calls
+// SkipLine after each ErrLineTooLong: a too-long line is an entry "!" and the error in
+// Lines, and framing goes on after its "\n"; a too-long tail is the last entry.
+func modelFrameSkip(stream string, max int, at, skip bool) frame {
 	var f frame
 	tooLong := func(line string) frame {
 		f.Err = fmt.Sprintf("%v: %q", ErrLineTooLong, line[:min(len(line), TooLongEcho, max+1)])
+		if skip {
+			f.Lines = append(f.Lines, "!"+f.Err)
+			f.Err = ""
+		}
 		return f
 	}
 	white := func(r rune) bool { return strings.ContainsRune(" \t\r\v\f", r) }
@@ -207,8 +218,8 @@ func modelFrameAT(stream string, max int, at bool) frame {
 		raw := stream[:i]
 		if line := strings.TrimSuffix(raw, "\r"); len(line) <= lineLimit(line) {
 			f.Lines = append(f.Lines, line)
-		} else {
-			return tooLong(raw)
+		} else if f = tooLong(raw); !skip {
+			return f
 		}
 		stream = stream[i+1:]
 	}
@@ -235,16 +246,24 @@ type frame struct {
 	Err   string
 }
 
-func decodeChunks(chunks [][]byte, max int) frame { return decodeWith(&Decoder{Max: max}, chunks) }
+func decodeChunks(chunks [][]byte, max int) frame {
+	return decodeWith(&Decoder{Max: max}, chunks, false)
+}
 
 // decodeWith frames chunks with d, scribbling over each chunk once d has returned its lines:
-// d must have copied what it keeps of it.
-func decodeWith(d *Decoder, chunks [][]byte) frame {
+// d must have copied what it keeps of it. With skip, it calls SkipLine after each error
+// and goes on, as modelFrameSkip.
+func decodeWith(d *Decoder, chunks [][]byte, skip bool) frame {
 	var f frame
 	for _, c := range chunks {
 		d.Feed(c)
 		for {
 			line, ok, err := d.Next()
+			if err != nil && skip {
+				f.Lines = append(f.Lines, fmt.Sprintf("!%v: %q", err, line))
+				d.SkipLine()
+				continue
+			}
 			if err != nil {
 				f.Err = fmt.Sprintf("%v: %q", err, line)
 				return f
@@ -259,6 +278,10 @@ func decodeWith(d *Decoder, chunks [][]byte) frame {
 		}
 	}
 	tail, err := d.Final()
+	if err != nil && skip {
+		f.Lines = append(f.Lines, fmt.Sprintf("!%v: %q", err, tail))
+		return f
+	}
 	if err != nil {
 		f.Err = fmt.Sprintf("%v: %q", err, tail)
 		return f
@@ -380,7 +403,7 @@ func TestEverySplitAT(t *testing.T) {
 			for _, c := range chunks {
 				cs = append(cs, []byte(c))
 			}
-			return decodeWith(&Decoder{Max: max, AT: true}, cs)
+			return decodeWith(&Decoder{Max: max, AT: true}, cs, false)
 		}
 		for i := 0; i <= len(s); i++ {
 			for j := i; j <= len(s); j++ {
@@ -389,6 +412,40 @@ func TestEverySplitAT(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestEverySplitSkip checks SkipLine: with it called after each ErrLineTooLong, every cut
+// into three of every stream gives modelFrameSkip's lines, too-long lines and tail, with
+// AT set and not.
+func TestEverySplitSkip(t *testing.T) {
+	const max = 32
+	streams := append([]string(nil), splitStreams...)
+	for _, c := range atStreams {
+		streams = append(streams, c.stream)
+	}
+	long := strings.Repeat("L", 40)
+	streams = append(streams,
+		long+"\n"+long+"\nok\n"+long,                          // two in a row, then a line, then a long tail
+		long+long+long+"\r\nAT x\n\n",                         // longer than three windows
+		"a\n"+long+"\r\r\nb\r\n"+strings.Repeat("c", 33)+"\r", // "\r" endings around them
+	)
+	for _, s := range streams {
+		for _, at := range []bool{false, true} {
+			want := modelFrameSkip(s, max, at, true)
+			for i := 0; i <= len(s); i++ {
+				for j := i; j <= len(s); j++ {
+					cs := [][]byte{[]byte(s[:i]), []byte(s[i:j]), []byte(s[j:])}
+					if got := decodeWith(&Decoder{Max: max, AT: at}, cs, true); !reflect.DeepEqual(got, want) {
+						t.Fatalf("stream %q (AT %v) cut at %d,%d: %+v, want %+v", s, at, i, j, got, want)
+					}
+				}
+			}
+		}
+	}
+	// Spot-check the model: the lines after a skipped one are there.
+	if f := modelFrameSkip(streams[len(streams)-3], max, false, true); len(f.Lines) != 4 || f.Lines[2] != "ok" || f.Tail != "" {
+		t.Fatalf("model: %+v", f)
 	}
 }
 

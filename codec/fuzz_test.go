@@ -26,13 +26,26 @@ var seedLines = []string{
 
 // FuzzParseLine checks that ParseLine never panics, that an AT line written for a parsed
 // IAMAT or AT parses back to the same record with the exact skew, and that a canonical AT
-// line is reproduced byte for byte.
+// line is reproduced byte for byte; and that the Python dialect takes every line the
+// strict one does, alike, and makes records (AppendATLine) that it parses back alike.
 func FuzzParseLine(f *testing.F) {
 	for _, s := range seedLines {
 		f.Add([]byte(s), int64(1621464828), uint32(223371889))
 	}
+	f.Add([]byte("AT Jaquez +1.1e-05 c +34.068930-118.445127 1796033264.634695053 Jaquez Hill"), int64(0), uint32(0))
 	f.Fuzz(func(t *testing.T, line []byte, sec int64, nsec uint32) {
+		py, pyErr := ParseLineIn(line, Python)
+		if pyErr == nil && py.Kind == AT {
+			rec := AppendATLine(nil, &py)
+			again, err := ParseLineIn(rec, Python)
+			if err != nil || again.Extra || !bytes.Equal(AppendATLine(nil, &again), rec) || again.Time != py.Time {
+				t.Fatalf("Python record %q of %q parses as %+v, %v", rec, line, again, err)
+			}
+		}
 		m, err := ParseLine(line)
+		if err == nil && (pyErr != nil || py.Kind != m.Kind || py.Extra || py.Time != m.Time || !bytes.Equal(py.Client, m.Client)) {
+			t.Fatalf("%q: strict %+v; Python %+v, %v", line, m, py, pyErr)
+		}
 		if err != nil {
 			if m.Kind != Invalid || !errors.Is(err, ErrInvalid) {
 				t.Fatalf("ParseLine(%q) = %v, %v", line, m.Kind, err)
@@ -95,8 +108,8 @@ func FuzzParseLine(f *testing.F) {
 }
 
 // FuzzDecoder checks the framing rule and split invariance: the stream in one piece
-// and cut at fuzzed offsets gives the lines, tail and errors of modelFrameAT from a
-// Decoder with AT set or not.
+// and cut at fuzzed offsets gives the lines, tail and errors of modelFrameSkip from a
+// Decoder with AT set or not, whose user calls SkipLine after a too-long line or not.
 func FuzzDecoder(f *testing.F) {
 	for _, s := range splitStreams {
 		f.Add([]byte(s), []byte{3, 17, 1}, uint8(32), false)
@@ -107,8 +120,9 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte(seedLines[0]+"\n"+seedLines[3]+"\r\n"+seedLines[1]), []byte{60, 2}, uint8(200), false)
 	f.Fuzz(func(t *testing.T, stream, cuts []byte, max8 uint8, at bool) {
 		max := int(max8) + 1
-		want := modelFrameAT(string(stream), max, at)
-		decode := func(chunks [][]byte) frame { return decodeWith(&Decoder{Max: max, AT: at}, chunks) }
+		skip := max8%2 == 1 // half the runs skip too-long lines and go on (SkipLine)
+		want := modelFrameSkip(string(stream), max, at, skip)
+		decode := func(chunks [][]byte) frame { return decodeWith(&Decoder{Max: max, AT: at}, chunks, skip) }
 		if got := decode([][]byte{bytes.Clone(stream)}); !reflect.DeepEqual(got, want) {
 			t.Fatalf("Decoder (AT %v) on %q: %+v, model %+v", at, stream, got, want)
 		}

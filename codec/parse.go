@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"time"
@@ -92,6 +93,25 @@ var (
 	errRadiusMax  = &ParseError{"radius must be at most 50 km"}
 	errBound      = &ParseError{"bad bound (want an integer 1 to 20)"}
 	errSkew       = &ParseError{"bad time difference (want a signed decimal)"}
+	errPySkew     = &ParseError{"bad time difference (want a decimal or a Python float like +1.1e-05)"}
+)
+
+// Dialect says which forms of an AT line ParseLineIn accepts. IAMAT and WHATSAT lines are
+// the same in every dialect.
+type Dialect uint8
+
+const (
+	// Strict is this project's own protocol, ParseLine's: an AT line has exactly six
+	// fields, and its time difference is a decimal [+-]?D+(.D+)?.
+	Strict Dialect = iota
+	// Python is what servers of the seed's design send (package herd calls them plain
+	// peers). The time difference may be written in any form Python prints a float in,
+	// [+-]?D+(.D+)?([eE][+-]?D+)? ("+1.1e-05", "0.5", "-3.0", "1e-05",
+	// "+0.001401662826538086"); and an AT line may carry fields after its sixth (the
+	// names some Python herds append, of the server that flooded it or of every server
+	// it passed through, to stop loops), which are checked for nothing, left out of the
+	// record (AppendATLine) and reported by Message.Extra.
+	Python
 )
 
 // Message is a parsed line. Every []byte field aliases the line given to ParseLine, so it
@@ -110,6 +130,9 @@ type Message struct {
 	Radius   []byte  // WHATSAT: kilometres, as sent
 	RadiusKm float64 // WHATSAT
 	Bound    int     // WHATSAT
+	// Extra is set for an AT line parsed in the Python dialect that had fields after its
+	// sixth; they are in no field of the Message.
+	Extra bool
 }
 
 // spaces marks the field separators of SPEC §2: space, \t, \r, \v, \f.
@@ -226,7 +249,11 @@ func AppendFields(dst, line []byte) []byte {
 //
 // The returned error is a *ParseError wrapping ErrInvalid. ParseLine does not allocate.
 // It is safe to call from any goroutine.
-func ParseLine(line []byte) (Message, error) {
+func ParseLine(line []byte) (Message, error) { return ParseLineIn(line, Strict) }
+
+// ParseLineIn is ParseLine in dialect d, which decides the forms of an AT line it
+// accepts (see Dialect). It does not allocate and is safe to call from any goroutine.
+func ParseLineIn(line []byte, d Dialect) (Message, error) {
 	var f [maxFields][]byte
 	n, err := fields(line, &f)
 	if err != nil {
@@ -243,7 +270,10 @@ func ParseLine(line []byte) (Message, error) {
 	case "WHATSAT":
 		m.Kind, err = WHATSAT, parseWHATSAT(args, &m)
 	case "AT":
-		m.Kind, err = AT, parseAT(args, &m)
+		m.Kind, err = AT, parseAT(args, n, d, &m)
+		if err == nil && n > maxFields && bytes.IndexByte(line, '\n') >= 0 {
+			err = errNewline // fields stopped splitting at the extra fields
+		}
 	default:
 		return Message{}, errCommand
 	}
@@ -275,17 +305,50 @@ func parseWHATSAT(f [][]byte, m *Message) (err error) {
 	return err
 }
 
-// parseAT parses the fields after AT: server skew client location time.
-func parseAT(f [][]byte, m *Message) error {
-	if len(f) != 5 {
+// parseAT parses the fields after AT: server skew client location time, and in the Python
+// dialect any fields after them (n is the line's field count from fields, f the first
+// fields after AT).
+func parseAT(f [][]byte, n int, d Dialect, m *Message) error {
+	switch {
+	case n == 6:
+	case n > 6 && d == Python:
+		m.Extra = true
+		f = f[:5]
+	default:
 		return errFields
 	}
 	m.Server = f[0]
-	if !isDecimal(f[1], true) {
+	switch {
+	case d == Strict && !isDecimal(f[1], true):
 		return errSkew
+	case d == Python && !isPyFloat(f[1]):
+		return errPySkew
 	}
 	m.Skew = f[1]
 	return parseUpdate(f[2:], m)
+}
+
+// isPyFloat reports whether b is a finite float as Python prints one, with an optional
+// sign: [+-]?D+(.D+)?([eE][+-]?D+)?. Python's repr never writes "5." or ".5".
+func isPyFloat(b []byte) bool {
+	e := len(b)
+	for i, c := range b {
+		if c == 'e' || c == 'E' {
+			e = i
+			break
+		}
+	}
+	if !isDecimal(b[:e], true) {
+		return false
+	}
+	if e == len(b) {
+		return true
+	}
+	exp := b[e+1:]
+	if len(exp) > 0 && (exp[0] == '+' || exp[0] == '-') {
+		exp = exp[1:]
+	}
+	return len(exp) > 0 && digits(exp, 0) == len(exp)
 }
 
 // parseUpdate fills m's Client, location and Time from the fields "client location time"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -287,5 +288,64 @@ func TestAppendFields(t *testing.T) {
 	dst := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() { dst = AppendFields(dst[:0], line) }); n != 0 {
 		t.Errorf("AppendFields into a slice with room: %v allocations", n)
+	}
+}
+
+// TestParseLinePython checks the Python dialect: AT time differences in every form Python
+// prints a float in, and fields after the sixth, which the record (AppendATLine) leaves
+// out; what it still refuses; and that the strict dialect refuses both.
+func TestParseLinePython(t *testing.T) {
+	for _, c := range []struct {
+		line, skew, record string
+		extra              bool
+	}{
+		{"AT Hill +1.1e-05 c +1+1 1", "+1.1e-05", "", false},
+		{"AT Hill 0.5 c +1+1 1", "0.5", "", false},
+		{"AT Hill +0.001401662826538086 c +1+1 1", "+0.001401662826538086", "", false},
+		{"AT Hill -3.0 c +1+1 1", "-3.0", "", false},
+		{"AT Hill 1e-05 c +1+1 1", "1e-05", "", false},
+		{"AT Hill +1.0000001796033264e+16 c +1+1 1", "+1.0000001796033264e+16", "", false},
+		{"AT Hill 2E5 c +1+1 1", "2E5", "", false},
+		{"AT Jaquez +0.001401662826538086 c_Jaquez +34.068930-118.445127 1796033264.634695053 Jaquez",
+			"+0.001401662826538086", "AT Jaquez +0.001401662826538086 c_Jaquez +34.068930-118.445127 1796033264.634695053", true},
+		{"AT\tJaquez  +0.5 c +1+1 1 Jaquez Hill\tSmith ", "+0.5", "AT Jaquez +0.5 c +1+1 1", true},
+	} {
+		// The strict dialect takes the decimals, and neither exponents nor extra fields.
+		decimal := !c.extra && !strings.ContainsAny(c.skew, "eE")
+		if _, err := ParseLine([]byte(c.line)); (err == nil) != decimal || err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseLine(%q) = %v; want an error: %v", c.line, err, !decimal)
+		}
+		m, err := ParseLineIn([]byte(c.line), Python)
+		if err != nil || m.Kind != AT || string(m.Skew) != c.skew || m.Extra != c.extra || string(m.Client) == "" {
+			t.Errorf("ParseLineIn(%q, Python) = %+v, %v; want skew %q, extra %v", c.line, m, err, c.skew, c.extra)
+			continue
+		}
+		want := c.record
+		if want == "" {
+			want = c.line
+		}
+		if got := string(AppendATLine(nil, &m)); got != want {
+			t.Errorf("AppendATLine(%q) = %q, want %q", c.line, got, want)
+		}
+	}
+	for _, line := range []string{
+		"AT Hill 1. c +1+1 1", "AT Hill .5 c +1+1 1", "AT Hill 1e c +1+1 1", "AT Hill 1e+ c +1+1 1",
+		"AT Hill inf c +1+1 1", "AT Hill nan c +1+1 1", "AT Hill 0x1p3 c +1+1 1", "AT Hill ++1 c +1+1 1",
+		"AT Hill 1.5e-05e3 c +1+1 1", "AT Hill 1_000 c +1+1 1",
+		"AT Hill +0.5 c +1+1", "AT Hill +0.5 c +1+1 1x Jaquez", "AT Hill +0.5 c +91+1 1 Jaquez",
+		"AT Hill +0.5 c +1+1 1 a b c\nd",
+		"IAMAT c +1+1 1 extra", "WHATSAT c 10 5 extra", "IAMAT c +1+1 1e5",
+	} {
+		if m, err := ParseLineIn([]byte(line), Python); err == nil {
+			t.Errorf("ParseLineIn(%q, Python) = %+v, want an error", line, m)
+		}
+	}
+	// Strict lines mean the same in both dialects.
+	for _, s := range seedLines {
+		a, errA := ParseLine([]byte(s))
+		b, errB := ParseLineIn([]byte(s), Python)
+		if errA != nil && errB == nil || errA == nil && (errB != nil || a.Kind != b.Kind || string(a.Skew) != string(b.Skew) || b.Extra) {
+			t.Errorf("%q: strict %v, %v; Python %v, %v", s, a.Kind, errA, b.Kind, errB)
+		}
 	}
 }

@@ -35,7 +35,7 @@ type clientConn struct {
 	t transport
 
 	id      uint64
-	origin  Origin        // FromClient or FromNeighbourHost, known at accept
+	origin  Origin        // FromClient, FromNeighbourHost or FromPlainHost, known at accept
 	dec     codec.Decoder // frames the lines read
 	out     []byte        // replies gathered during one event, written at its end in one write
 	q       []*slot       // replies waiting behind a WHATSAT; q[head:] are live
@@ -115,7 +115,7 @@ func (c *clientConn) firstBytes() {
 // neighbour's host, while there are fewer than max_clients plus one per neighbour. Loop only.
 func (c *clientConn) neighbourRoom() bool {
 	s := c.s
-	return len(s.clients) < s.lim.MaxClients+len(s.links) && c.origin == FromNeighbourHost
+	return len(s.clients) < s.lim.MaxClients+len(s.links) && c.origin.neighbour()
 }
 
 // armAt makes the deadline check run at when, unless it runs sooner already. Loop only.

@@ -262,9 +262,11 @@ type ServerConfig struct {
 	// is added to the other.
 	Peers []string `toml:"peers"`
 	// Link is how neighbours link to this server: LinkHerd ("herd", the default) on its
-	// peer port with a hello and a digest resync, or LinkPlain ("plain"): a server that
-	// speaks only AT lines on its client port (the Python prototype), dialled at Addr and
-	// sent bare AT lines and, when the link comes up, every record.
+	// peer port with a hello and a digest resync; or, for a server that speaks only AT lines
+	// on its client port (the Python prototype, a plain peer), LinkPlain ("plain"): dialled
+	// at Addr and sent bare AT lines over one connection and, when it comes up, every
+	// record; or LinkPlainPerMessage ("plain-per-message"): each line on a connection of
+	// its own, for servers that read one line from a connection and close it.
 	Link string `toml:"link"`
 	// AdminAddr is the host:port of the server's admin listener (metrics, health, status, a
 	// status page and pprof, served by package herd/admin); "" (the default) turns it off.
@@ -274,12 +276,18 @@ type ServerConfig struct {
 
 // Link modes (ServerConfig.Link).
 const (
-	LinkHerd  = "herd"
-	LinkPlain = "plain"
+	LinkHerd            = "herd"
+	LinkPlain           = "plain"
+	LinkPlainPerMessage = "plain-per-message"
 )
 
-// Plain reports whether the server is a plain one (Link "plain").
-func (s *ServerConfig) Plain() bool { return s.Link == LinkPlain }
+// Plain reports whether the server is a plain peer, one of another implementation (Link
+// "plain" or "plain-per-message"). Any goroutine.
+func (s *ServerConfig) Plain() bool { return s.Link == LinkPlain || s.Link == LinkPlainPerMessage }
+
+// PerMessage reports whether the server is a plain peer sent each line on a connection of
+// its own (Link "plain-per-message"). Any goroutine.
+func (s *ServerConfig) PerMessage() bool { return s.Link == LinkPlainPerMessage }
 
 // LinksConfig configures the links between the servers of the herd.
 type LinksConfig struct {
@@ -804,19 +812,19 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 		switch s.Link {
 		case "":
 			c.Servers[i].Link = LinkHerd
-		case LinkHerd, LinkPlain:
+		case LinkHerd, LinkPlain, LinkPlainPerMessage:
 		default:
-			bad(at("server", idx, "link"), key+".link", "unknown link mode %q (want herd or plain)", s.Link)
+			bad(at("server", idx, "link"), key+".link", "unknown link mode %q (want herd, plain or plain-per-message)", s.Link)
 		}
-		if s.Link == LinkPlain && c.Links.Secret != "" {
+		if s.Plain() && c.Links.Secret != "" {
 			bad(at("server", idx, "link"), key+".link",
-				"server %q is plain and cannot authenticate; with links.secret set, AT lines are taken only on authenticated links", s.Name)
+				"server %q is a plain peer (link = %q) and cannot authenticate; with links.secret set, AT lines are taken only on authenticated links: remove the secret or the plain peer", s.Name, s.Link)
 		}
 		if s.PeerAddr != "" {
 			if err := checkAddr(s.PeerAddr); err != nil {
 				bad(at("server", idx, "peer_addr"), key+".peer_addr", "%v", err)
 			}
-		} else if s.Link != LinkPlain && checkAddr(s.Addr) == nil {
+		} else if !s.Plain() && checkAddr(s.Addr) == nil {
 			pa, err := defaultPeerAddr(s.Addr)
 			if err != nil {
 				bad(at("server", idx, "addr"), key+".peer_addr", "%v", err)

@@ -143,9 +143,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"clash on all interfaces", srv + "[[server]]\nname = \"B\"\naddr = \"0.0.0.0:1\"\npeer_addr = \"127.0.0.1:7\"\n", 6,
 			"server[1].addr: 0.0.0.0:1 is also the listening address of server[0].addr"},
 		{"clash of one server's two", srv + "peer_addr = \"127.0.0.1:1\"\n", 4, "server[0].peer_addr: 127.0.0.1:1 is also the listening address of server[0].addr"},
-		{"link mode", srv + "link = \"fancy\"\n", 4, "server[0].link: unknown link mode \"fancy\" (want herd or plain)"},
+		{"link mode", srv + "link = \"fancy\"\n", 4, "server[0].link: unknown link mode \"fancy\" (want herd, plain or plain-per-message)"},
 		{"plain with a secret", "[links]\nsecret = \"" + testSecret + "\"\n" + srv + "[[server]]\nname = \"P\"\naddr = \"127.0.0.1:2\"\nlink = \"plain\"\n", 9,
-			"server[1].link: server \"P\" is plain and cannot authenticate"},
+			"server[1].link: server \"P\" is a plain peer (link = \"plain\") and cannot authenticate"},
+		{"plain per message with a secret", "[links]\nsecret = \"" + testSecret + "\"\n" + srv + "[[server]]\nname = \"P\"\naddr = \"127.0.0.1:2\"\nlink = \"plain-per-message\"\n", 9,
+			"server[1].link: server \"P\" is a plain peer (link = \"plain-per-message\") and cannot authenticate; with links.secret set, AT lines are taken only on authenticated links: remove the secret or the plain peer"},
 		{"short secret", "[links]\nsecret = \"hunter2\"\n" + srv, 2, "links.secret: a secret must be at least 16 bytes, got 7"},
 		{"secret twice", "[links]\nsecret = \"" + testSecret + "\"\nsecret_file = \"s\"\n" + srv, 3, "links.secret_file: set links.secret or links.secret_file, not both"},
 		{"secret file", "[links]\nsecret_file = \"/nonexistent/secret\"\n" + srv, 2, "links.secret_file: open /nonexistent/secret: no such file or directory"},
@@ -353,15 +355,25 @@ peer_addr = "hill.example:7000"
 name = "P"
 addr = "127.0.0.1:12003"
 link = "plain"
+[[server]]
+name = "Q"
+addr = "127.0.0.1:12004"
+link = "plain-per-message"
+peers = ["A"]
 `), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []struct{ name, peer, link string }{
-		{"A", "10.0.0.1:22000", LinkHerd}, {"B", "127.0.0.1:0", LinkHerd}, {"C", "hill.example:7000", LinkHerd}, {"P", "", LinkPlain},
+		{"A", "10.0.0.1:22000", LinkHerd}, {"B", "127.0.0.1:0", LinkHerd}, {"C", "hill.example:7000", LinkHerd},
+		{"P", "", LinkPlain}, {"Q", "", LinkPlainPerMessage},
 	} {
-		if s := c.Server(w.name); s.PeerAddr != w.peer || s.Link != w.link {
+		s := c.Server(w.name)
+		if s.PeerAddr != w.peer || s.Link != w.link {
 			t.Errorf("%s: peer_addr %q link %q, want %q %q", w.name, s.PeerAddr, s.Link, w.peer, w.link)
+		}
+		if s.Plain() != (w.link != LinkHerd) || s.PerMessage() != (w.link == LinkPlainPerMessage) {
+			t.Errorf("%s (link %q): Plain %v, PerMessage %v", w.name, s.Link, s.Plain(), s.PerMessage())
 		}
 	}
 	if c.Links.Secret != "" {

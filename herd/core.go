@@ -26,14 +26,34 @@ const (
 	// done (the hello and the resync's lines are the link's own, and never reach Core): AT
 	// lines are applied; other lines are ignored, and a line over the limit aborts the link.
 	FromLink
+	// FromPlainHost is FromNeighbourHost from the host of a plain peer (a server of the
+	// seed's design, ServerConfig.Plain): its AT lines are read in codec's Python dialect
+	// (a float time difference, names after the six fields). A host shared by a plain
+	// peer and another neighbour is the plain peer's.
+	FromPlainHost
+	// FromPlainLink is a connection this server dialled to a plain peer: AT lines, in the
+	// Python dialect, are applied; anything else, a line over the limit included, is
+	// ignored, to be discarded and counted: never a reason to drop the link.
+	FromPlainLink
 )
 
 // answers reports whether a connection of origin o gets replies (a "?" for a line it may
 // not send, among them).
-func (o Origin) answers() bool { return o != FromLink }
+func (o Origin) answers() bool { return o != FromLink && o != FromPlainLink }
 
 // takesAT reports whether AT lines from o are applied.
 func (o Origin) takesAT() bool { return o != FromClient }
+
+// neighbour reports whether o is a connection on the client port from a neighbour's host.
+func (o Origin) neighbour() bool { return o == FromNeighbourHost || o == FromPlainHost }
+
+// dialect returns the dialect AT lines from o are parsed in.
+func (o Origin) dialect() codec.Dialect {
+	if o == FromPlainHost || o == FromPlainLink {
+		return codec.Python
+	}
+	return codec.Strict
+}
 
 // Action is what a front end does after Core has decided about a line.
 type Action uint8
@@ -62,8 +82,8 @@ type Result struct {
 	// next call.
 	Reply []byte
 	// Line is, for Store, the AT line to store and flood (without "\n"): the reply to an
-	// IAMAT, or a neighbour's AT line in canonical form (codec.AppendFields). It is valid
-	// until the Core's next call.
+	// IAMAT, or a neighbour's AT line in canonical form (codec.AppendATLine: six fields,
+	// a plain peer's names after them left out). It is valid until the Core's next call.
 	Line []byte
 	// Msg is, for Store and AskPlaces, the line parsed. It aliases the line and the Core,
 	// and is valid while both are.
@@ -134,7 +154,8 @@ func (c *Core) ahead(t, recv codec.Time) bool {
 //   - a valid IAMAT from a client port: Store, with the AT reply (the skew is recv minus
 //     the client's time), which is also the line to store;
 //   - a valid WHATSAT from a client port: AskPlaces;
-//   - a valid AT line from a neighbour's host or a link: Store, in canonical form, no reply;
+//   - a valid AT line from a neighbour's host or a link: Store, in canonical form, no reply
+//     (from a plain peer's, in codec's Python dialect, without the names it may append);
 //   - anything else from a client port: Close, with "? " and the line;
 //   - anything else on a link: Ignore.
 //
@@ -147,7 +168,7 @@ func (c *Core) ahead(t, recv codec.Time) bool {
 // buffer has grown to the longest reply. The goroutine that uses the Core.
 func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 	var err error
-	c.msg, err = codec.ParseLine(line)
+	c.msg, err = codec.ParseLineIn(line, from.dialect())
 	c.counts.line(c.msg.Kind, line)
 	if err != nil {
 		return c.refuse(line, from, err)
@@ -165,7 +186,10 @@ func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 			c.counts.skewDropped()
 			return Result{Action: Ignore, Err: ErrClockSkew}
 		}
-		c.buf = codec.AppendFields(c.buf[:0], line)
+		if m.Extra {
+			c.counts.extra()
+		}
+		c.buf = codec.AppendATLine(c.buf[:0], m)
 		return Result{Action: Store, Line: c.buf, Msg: m}
 	case !from.answers():
 		return Result{Action: Ignore, Err: ErrNotAT}
@@ -180,10 +204,14 @@ func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 
 // TooLong decides about a line over the limit, of which echo is the start that
 // codec.Decoder returned with codec.ErrLineTooLong: from a client port, Close with "? " and
-// echo; on a link, Abort. The goroutine that uses the Core.
+// echo; on a link, Abort; on a plain peer's, Ignore (the front end skips the line,
+// codec.Decoder.SkipLine). The goroutine that uses the Core.
 func (c *Core) TooLong(echo []byte, from Origin) Result {
 	c.counts.line(codec.Invalid, echo)
-	if !from.answers() {
+	switch {
+	case from == FromPlainLink:
+		return Result{Action: Ignore, Err: codec.ErrLineTooLong}
+	case !from.answers():
 		return Result{Action: Abort, Err: codec.ErrLineTooLong}
 	}
 	c.counts.invalid(echo, codec.ErrLineTooLong)

@@ -18,8 +18,11 @@ func TestCoreHandle(t *testing.T) {
 		whatsat = "WHATSAT kiwi 10 5"
 		at      = "AT Zed +0.000000001 kiwi +1+1 5"
 		oddAT   = " AT\tZed  +0.000000001 \vkiwi\t+1+1 5 \r"
+		pyAT    = "AT Jaquez +1.1e-05 kiwi +1+1 5"
+		named   = "AT Jaquez +0.001401662826538086 kiwi +1+1 5 Jaquez Singleton"
+		record  = "AT Jaquez +0.001401662826538086 kiwi +1+1 5"
 	)
-	all := []Origin{FromClient, FromNeighbourHost, FromLink}
+	all := []Origin{FromClient, FromNeighbourHost, FromLink, FromPlainHost, FromPlainLink}
 	type want struct {
 		action Action
 		reply  string // "" for none
@@ -34,6 +37,8 @@ func TestCoreHandle(t *testing.T) {
 			FromClient:        {Store, reply + "\n", reply, nil},
 			FromNeighbourHost: {Store, reply + "\n", reply, nil},
 			FromLink:          {Ignore, "", "", ErrNotAT},
+			FromPlainHost:     {Store, reply + "\n", reply, nil},
+			FromPlainLink:     {Ignore, "", "", ErrNotAT},
 		}},
 		{"\t IAMAT  kiwi +34.068930-118.445127\v1621464827.959498503 ", map[Origin]want{
 			FromClient: {Store, reply + "\n", reply, nil}, // the reply is canonical too
@@ -47,6 +52,27 @@ func TestCoreHandle(t *testing.T) {
 			FromClient:        {Close, "? " + at + "\n", "", ErrNotNeighbour},
 			FromNeighbourHost: {Store, "", at, nil},
 			FromLink:          {Store, "", at, nil},
+			FromPlainHost:     {Store, "", at, nil},
+			FromPlainLink:     {Store, "", at, nil},
+		}},
+		// A Python float skew, and names after the six fields: a plain peer's alone.
+		{pyAT, map[Origin]want{
+			FromClient:        {Close, "? " + pyAT + "\n", "", codec.ErrInvalid},
+			FromNeighbourHost: {Close, "? " + pyAT + "\n", "", codec.ErrInvalid},
+			FromLink:          {Ignore, "", "", codec.ErrInvalid},
+			FromPlainHost:     {Store, "", pyAT, nil},
+			FromPlainLink:     {Store, "", pyAT, nil},
+		}},
+		{named, map[Origin]want{
+			FromClient:        {Close, "? " + named + "\n", "", codec.ErrInvalid},
+			FromNeighbourHost: {Close, "? " + named + "\n", "", codec.ErrInvalid},
+			FromLink:          {Ignore, "", "", codec.ErrInvalid},
+			FromPlainHost:     {Store, "", record, nil},
+			FromPlainLink:     {Store, "", record, nil},
+		}},
+		{"OK", map[Origin]want{
+			FromPlainHost: {Close, "? OK\n", "", codec.ErrInvalid},
+			FromPlainLink: {Ignore, "", "", codec.ErrInvalid},
 		}},
 		{oddAT, map[Origin]want{
 			FromClient:        {Close, "? " + oddAT + "\n", "", ErrNotNeighbour},
@@ -170,6 +196,9 @@ func TestCoreTooLongAndUnknownClient(t *testing.T) {
 	}
 	if r := core.TooLong(echo, FromLink); r.Action != Abort || r.Reply != nil || r.Err != codec.ErrLineTooLong {
 		t.Errorf("TooLong on a link = %v %q %v", r.Action, r.Reply, r.Err)
+	}
+	if r := core.TooLong(echo, FromPlainLink); r.Action != Ignore || r.Reply != nil || r.Err != codec.ErrLineTooLong {
+		t.Errorf("TooLong on a plain peer's link = %v %q %v", r.Action, r.Reply, r.Err)
 	}
 	line := []byte("WHATSAT nobody 10 5")
 	if r := core.UnknownClient(line, FromNeighbourHost); r.Action != Close || string(r.Reply) != "? WHATSAT nobody 10 5\n" || r.Err != ErrUnknownClient {

@@ -334,11 +334,55 @@
 // Without a secret the hello carries no proof, and AT lines are also accepted on the client
 // port from a neighbour's host (SPEC §5), so that herds mixed with plain servers work.
 //
-// Plain servers. A server marked link = "plain" in the config is one of another
-// implementation (the Python prototype): it has no peer port and speaks no hello. It is
-// dialled at its client address, sent bare AT lines, and sent every record when the link
-// comes up (it cannot take a digest); its AT lines come on this server's client port from
-// its host. A plain server cannot authenticate, so a config with a secret cannot have one.
+// Plain peers. A server marked link = "plain" or "plain-per-message" in the config is one
+// of another implementation, of the seed's design (the Python prototype): it has no peer
+// port and speaks no hello. It is dialled at its client address, sent bare AT lines in
+// this project's form (six fields, whatever it sent), and sent every record when the link
+// comes up (it cannot take a digest). Its own AT lines come on this server's client port
+// from its host, on one connection per message or a persistent one, as it pleases, or on
+// the connection this server dialled. From a plain peer, and from it alone:
+//
+//   - the time difference may be in any form Python prints a float in ("+1.1e-05", "0.5",
+//     "-3.0", "1e-05", "+0.001401662826538086": codec.Python); the stored line keeps it as
+//     sent, so WHATSAT answers with the originating server's bytes (in canonical white
+//     space);
+//   - names after the six fields (some Python herds append their own, or those of every
+//     server a line passed through, to stop loops) are accepted and dropped: the record
+//     is the six fields, applied and flooded by the usual rules, and the line is counted
+//     (LineCounts.Extra, herd_plain_extra_fields_total). From any other neighbour such a
+//     line is still refused: "?" on the client port, ignored on a link;
+//   - whatever else it sends on a connection this server dialled (acknowledgements, text
+//     with no newline, more than the line limit without one) is discarded and counted
+//     (LinkMetrics.Discarded, herd_link_discarded_lines_total); a line over the limit is
+//     skipped to its newline (codec.Decoder.SkipLine). None of it ever drops the link.
+//
+// Which connections on the client port are a plain peer's is decided by their host: a host
+// where a plain peer listens (its addr) is read in the Python dialect, even if another
+// neighbour shares it (on a loopback herd, every local connection). Those connections are
+// also clients: their IAMATs and WHATSATs are answered, and anything invalid gets "?".
+//
+// One connection per message. A server of the seed's design often reads one line from a
+// connection and closes it, as its prototype opens a connection for each flood: over a
+// persistent link it keeps the first line, and every flood sent while the link is
+// redialled is lost. A peer marked link = "plain-per-message" is sent each line on a
+// connection of its own, with at most 8 open or being dialled at once, the rest queued in
+// order (msgTransport: the queue is the link's unsent bytes, so it is bounded by
+// max_link_unsent and paces the resync as a socket's buffer does). Each connection writes
+// its line, shuts its write side, reads and discards what the peer answers until the peer
+// closes or 500 ms have passed, and closes; the loop never waits on any of them. The link
+// is up once a first connection is made; a connection that fails (refused, reset, timed
+// out) is counted (LinkMetrics.SendFailures) and takes the link down, so that the usual
+// backoff applies to the redial and its resync sends every record again, making up for
+// the line lost and for a peer that restarted empty. That resync costs a connection per
+// record: eight at a time, a table of 10,000 clients takes about as many round trips to the
+// peer as 1,250 one after the other. When this server stops, lines still queued for
+// connections not yet made are dropped (the peer gets every record again when the server
+// is back).
+//
+// A plain peer cannot authenticate. With links.secret set, AT lines are taken on
+// authenticated links only, so a config with both a secret and a plain peer is an error
+// that names the peer and the conflict, rather than a herd that silently ignores the plain
+// peer's updates or takes AT lines from anyone on its host.
 //
 // # Logs
 //

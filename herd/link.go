@@ -28,9 +28,10 @@ const maxPendingHellos = 64
 // (c), dialled by either side, and this side's dialling (backoff, faults). Floods go out on
 // c; lines from the neighbour come in on it. All fields are loop-owned.
 type link struct {
-	s     *Server
-	name  string
-	plain bool // the neighbour speaks bare AT lines on its client port (ServerConfig.Link "plain")
+	s          *Server
+	name       string
+	plain      bool // the neighbour speaks bare AT lines on its client port (ServerConfig.Plain)
+	perMessage bool // and takes one line per connection (ServerConfig.PerMessage): see msgTransport
 
 	addr  string       // where to dial: the neighbour's peer_addr (its addr if plain)
 	hosts []string     // the hosts of its addr and peer_addr (names or IPs): its host for AT lines
@@ -81,7 +82,7 @@ func (f LinkFault) String() string {
 
 // dial connects to the neighbour unless the link is up, a dial is under way, or the link is
 // cut or stopped. A host name is resolved first, off the loop, with dial_timeout; what it
-// resolves to becomes the neighbour's host (isPeerHost).
+// resolves to becomes the neighbour's host (originOf).
 func (l *link) dial() {
 	s := l.s
 	if l.stopped || l.dialing || l.c != nil || l.fault == LinkCut || s.stopping {
@@ -121,7 +122,12 @@ func (l *link) dial() {
 // connect dials addrs (IPs and ports) in turn for dial number gen, until one connects.
 func (l *link) connect(gen int, addrs []string) {
 	s := l.s
-	s.loop.Dial(addrs[0], func() reactor.Protocol { return s.newLinkConn(l, gen) }, s.lim.DialTimeout, func(err error) {
+	proto := func() reactor.Protocol { return s.newLinkConn(l, gen) }
+	if l.perMessage {
+		addr := addrs[0]
+		proto = func() reactor.Protocol { return newProbe(l, gen, addr) }
+	}
+	s.loop.Dial(addrs[0], proto, s.lim.DialTimeout, func(err error) {
 		switch {
 		case gen != l.gen:
 		case len(addrs) > 1:

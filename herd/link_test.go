@@ -12,6 +12,7 @@ import (
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/internal/testutil"
+	"github.com/herd-project/herd/reactor"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +54,7 @@ func linkEnds(t testing.TB, s *Server, peer string) (local, remote string) {
 	t.Helper()
 	onLoop(t, s, func() {
 		if c := s.linkByName[peer].c; c != nil {
-			local, remote = addrString(c.t.LocalAddr()), addrString(c.t.RemoteAddr())
+			local, remote = addrString(c.t.(*reactor.Transport).LocalAddr()), addrString(c.t.RemoteAddr())
 		}
 	})
 	return local, remote

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/herd-project/herd/codec"
 	"github.com/herd-project/herd/reactor"
@@ -34,7 +35,7 @@ const (
 type linkConn struct {
 	s         *Server
 	l         *link // the link: from the dial, or from the neighbour's HELLO
-	t         *reactor.Transport
+	t         linkTransport
 	outbound  bool
 	gen       int // the dial it belongs to (outbound)
 	state     connState
@@ -65,9 +66,26 @@ func (c *linkConn) dialler() string {
 	return c.l.name
 }
 
+// linkTransport is what a link connection needs of its transport: a *reactor.Transport, or
+// for a plain-per-message peer a *msgTransport, which sends each line on a connection of
+// its own. Loop only.
+type linkTransport interface {
+	Write(p []byte)
+	Close()
+	Abort()
+	WriteBufferSize() int
+	SetWriteBufferLimits(high, low int)
+	RemoteAddr() net.Addr
+	ID() uint64
+}
+
 // ConnectionMade implements reactor.Protocol: a dialled connection says its HELLO, an
 // accepted one waits for the neighbour's, both within dial_timeout.
-func (c *linkConn) ConnectionMade(t *reactor.Transport) {
+func (c *linkConn) ConnectionMade(t *reactor.Transport) { c.made(t) }
+
+// made is ConnectionMade for a transport of either kind. A plain peer's connection is
+// offered to its link at once: it has no hello.
+func (c *linkConn) made(t linkTransport) {
 	s := c.s
 	c.t = t
 	c.dec = codec.Decoder{Max: s.linkLineMax}
@@ -124,6 +142,11 @@ func (c *linkConn) DataReceived(data []byte) {
 	c.dec.Feed(data)
 	for c.state != connDone {
 		line, ok, err := c.dec.Next()
+		if err != nil && c.state == connUp && c.l.plain {
+			c.discard(line, err) // a plain peer's text: that line alone is dropped
+			c.dec.SkipLine()
+			continue
+		}
 		if err != nil {
 			c.fail(fmt.Errorf("herd: line over %d bytes from the neighbour", s.linkLineMax))
 			break
@@ -146,8 +169,29 @@ func (c *linkConn) DataReceived(data []byte) {
 	s.flushLinks()
 }
 
-// EOFReceived implements reactor.Protocol: a link ends with its connection.
-func (c *linkConn) EOFReceived() bool { return false }
+// EOFReceived implements reactor.Protocol: a link ends with its connection. A plain peer's
+// last line without "\n" is still a line.
+func (c *linkConn) EOFReceived() bool {
+	if c.state == connUp && c.l.plain {
+		line, err := c.dec.Final()
+		switch {
+		case err != nil:
+			c.discard(line, err)
+		case line != nil:
+			c.linkLine(line, codec.FromTime(c.s.now()))
+			c.s.flushLinks()
+		}
+	}
+	return false
+}
+
+// discard drops a plain peer's line that is not an AT line (an acknowledgement, text
+// without "\n", a line over the limit) and counts it: a plain peer's chatter never ends its
+// link. line is the line, or the start of one over the limit.
+func (c *linkConn) discard(line []byte, why error) {
+	c.l.m.Discarded.Add(1)
+	c.s.log.Debug("link: discarded line from a plain peer", "peer", c.l.name, "line", string(line), "why", why)
+}
 
 // ConnectionLost implements reactor.Protocol.
 func (c *linkConn) ConnectionLost(err error) {
@@ -354,9 +398,20 @@ func (c *linkConn) ready() {
 }
 
 // linkLine handles one line of an up link: resync lines here, AT lines (and anything else)
-// through the core.
+// through the core. A plain peer's lines all go to the core, and what it ignores is
+// discarded.
 func (c *linkConn) linkLine(line []byte, recv codec.Time) {
 	s, l := c.s, c.l
+	if l.plain {
+		switch r := s.core.Handle(line, recv, FromPlainLink); r.Action {
+		case Store:
+			s.metrics.PeerUpdates.Add(1)
+			s.apply(r.Msg, r.Line, l)
+		default:
+			c.discard(line, r.Err)
+		}
+		return
+	}
 	switch string(codec.Field(line, 0)) {
 	case "DIGEST", "HAVE", "DONE":
 		if err := c.resyncLine(line); err != nil {

@@ -53,13 +53,22 @@ const (
 )
 
 // LineCounts counts the lines a server's Core decided about, from clients and links alike:
-// In by command (LineCommands), the "?" replies by reason (InvalidReasons), and the AT
-// lines from neighbours dropped because their time is more than max_clock_skew ahead of
-// the server's clock (SkewDropped). The loop writes them; any goroutine may read them.
+// In by command (LineCommands), the "?" replies by reason (InvalidReasons), the AT lines of
+// plain peers that carried names after their six fields (Extra), and the AT lines from
+// neighbours dropped because their time is more than max_clock_skew ahead of the server's
+// clock (SkewDropped). The loop writes them; any goroutine may read them.
 type LineCounts struct {
 	In          [len(LineCommands)]atomic.Uint64
 	Invalid     [len(InvalidReasons)]atomic.Uint64
+	Extra       atomic.Uint64
 	SkewDropped atomic.Uint64
+}
+
+// extra counts an AT line with fields after its sixth.
+func (lc *LineCounts) extra() {
+	if lc != nil {
+		lc.Extra.Add(1)
+	}
 }
 
 // skewDropped counts an AT line dropped for max_clock_skew.
@@ -200,6 +209,13 @@ type LinkMetrics struct {
 	Ups          atomic.Uint64 // times it came up (more than once: it reconnected)
 	DialFailures atomic.Uint64 // dials that failed
 	ResyncSent   atomic.Uint64 // records sent in resyncs
+	// Discarded counts a plain peer's lines that were not AT lines (acknowledgements, text
+	// without "\n", lines over the limit), dropped.
+	Discarded atomic.Uint64
+	// SendFailures counts, for a plain-per-message peer, the connections that failed to
+	// carry their line (refused, reset): each takes the link down until a redial succeeds
+	// and its resync makes up for what was lost.
+	SendFailures atomic.Uint64
 }
 
 // Observer takes one measurement. Observe is called on the server's loop, so it must not

@@ -148,8 +148,8 @@ type Server struct {
 	linkByName    map[string]*link
 	linkConns     map[*linkConn]struct{} // every link connection open, in use or in its hello
 	pendingHellos int                    // accepted link connections whose hello is not done
-	peerIPs       map[netip.Addr]bool
-	peerLocal     bool // a neighbour listens on an unspecified address: loopback counts as its host
+	peerIPs       map[netip.Addr]Origin  // the neighbours' hosts: FromPlainHost where a plain peer is, else FromNeighbourHost
+	peerLocal     Origin                 // for loopback, if a neighbour listens on an unspecified address (FromClient: none)
 	inflight      map[string]*placesCall
 	waiting       int           // WHATSATs waiting for Places, all clients (limits.max_waiting)
 	busy          bool          // answering busy since waiting reached max_waiting (logged once)
@@ -208,7 +208,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		core:       NewCore(name),
 		clients:    make(map[uint64]*clientConn),
 		inflight:   make(map[string]*placesCall),
-		peerIPs:    make(map[netip.Addr]bool),
+		peerIPs:    make(map[netip.Addr]Origin),
 		linkByName: make(map[string]*link),
 		linkConns:  make(map[*linkConn]struct{}),
 		instance:   newInstance(),
@@ -270,7 +270,8 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 	s.metrics.Links = make([]LinkMetrics, len(sc.Peers))
 	for i, p := range sc.Peers {
 		s.metrics.Links[i].Peer = p
-		l := &link{s: s, name: p, plain: cfg.Server(p).Plain(), m: &s.metrics.Links[i]}
+		pc := cfg.Server(p)
+		l := &link{s: s, name: p, plain: pc.Plain(), perMessage: pc.PerMessage(), m: &s.metrics.Links[i]}
 		s.links = append(s.links, l)
 		s.linkByName[p] = l
 	}
@@ -405,7 +406,7 @@ func (s *Server) listen() error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("herd: server already started")
 	}
-	// Before the first connection: its origin (isPeerHost) is decided when it is accepted.
+	// Before the first connection: its origin (originOf) is decided when it is accepted.
 	s.resolveNeighbourHosts(s.cfg)
 	if s.cfg.Store.Path != "" {
 		if err := s.loadSnapshot(); err != nil {
@@ -470,15 +471,23 @@ func (s *Server) resolveNeighbourHosts(cfg *Config) {
 	s.rebuildPeerHosts()
 }
 
-// rebuildPeerHosts gathers the neighbours' hosts for isPeerHost. Loop only, once it runs.
+// rebuildPeerHosts gathers the neighbours' hosts for originOf: a host where a plain peer
+// is gives FromPlainHost, whatever other neighbours share it (max: the origins sort
+// FromClient < FromNeighbourHost < FromPlainHost). Loop only, once it runs.
 func (s *Server) rebuildPeerHosts() {
 	clear(s.peerIPs)
-	s.peerLocal = false
+	s.peerLocal = FromClient
 	for _, l := range s.links {
-		for _, ip := range l.ips {
-			s.peerIPs[ip] = true
+		o := FromNeighbourHost
+		if l.plain {
+			o = FromPlainHost
 		}
-		s.peerLocal = s.peerLocal || l.local
+		for _, ip := range l.ips {
+			s.peerIPs[ip] = max(s.peerIPs[ip], o)
+		}
+		if l.local {
+			s.peerLocal = max(s.peerLocal, o)
+		}
 	}
 }
 
@@ -513,33 +522,33 @@ func (s *Server) startLinks(cfg *Config) error {
 	})
 }
 
-// originOf returns the origin of a connection accepted on the client port from addr:
-// FromNeighbourHost from a neighbour's host when the herd has no secret, else FromClient
-// (with a secret, AT lines come on authenticated links only). Loop only.
+// originOf returns the origin of a connection accepted on the client port from addr, when
+// the herd has no secret: FromPlainHost from a plain peer's host, FromNeighbourHost from
+// another neighbour's, else FromClient; with a secret, FromClient (AT lines come on
+// authenticated links only). Loop only.
 func (s *Server) originOf(addr net.Addr) Origin {
-	if s.secret == nil && s.isPeerHost(addr) {
-		return FromNeighbourHost
+	if s.secret != nil {
+		return FromClient
 	}
-	return FromClient
-}
-
-// isPeerHost reports whether addr's IP is the host of a neighbour. Loop only.
-func (s *Server) isPeerHost(addr net.Addr) bool {
 	var ip netip.Addr
 	switch a := addr.(type) {
 	case *net.TCPAddr: // what transports have: no parsing, no allocation
 		ip, _ = netip.AddrFromSlice(a.IP)
 	case nil:
-		return false
+		return FromClient
 	default:
 		ap, err := netip.ParseAddrPort(addr.String())
 		if err != nil {
-			return false
+			return FromClient
 		}
 		ip = ap.Addr()
 	}
 	ip = ip.Unmap()
-	return s.peerIPs[ip] || (s.peerLocal && ip.IsLoopback())
+	o := s.peerIPs[ip] // FromClient (0) if none
+	if ip.IsLoopback() {
+		o = max(o, s.peerLocal)
+	}
+	return o
 }
 
 // Record returns the AT line the server holds for client, as it stands on the loop now.
@@ -720,8 +729,15 @@ func (s *Server) owedOnLoop(cause error) *UnsentError {
 		ue.WHATSATs += c.waiting
 	}
 	for _, l := range s.links {
-		if l.c != nil && len(l.out) > 0 {
-			owed[l.c.t.ID()] += len(l.out)
+		if l.c == nil {
+			continue
+		}
+		n := len(l.out)
+		if mt, ok := l.c.t.(*msgTransport); ok {
+			n += mt.WriteBufferSize() // not in the loop's count: lines queued for connections to come
+		}
+		if n > 0 {
+			owed[l.c.t.ID()] += n
 		}
 	}
 	ue.Conns = len(owed)

@@ -3,13 +3,20 @@
 # Debian's Python with aiohttp and uvloop (the asyncio baseline), Chromium (the status
 # page test, headless; without it that test is skipped, except as root in CI),
 # systemd-analyze and logrotate (the deploy/ tests check the unit and the logrotate snippet
-# with them; without them those checks are skipped), and lsof (the grading flow's test kills
-# a server as the course's grader does, kill $(lsof -ti:PORT)). Safe to run again.
+# with them; without them those checks are skipped), lsof (the grading flow's test kills
+# a server as the course's grader does, kill $(lsof -ti:PORT)), and iproute2's ip (the
+# multi-host tests put each server in a network namespace of its own). Safe to run again.
+# With the argument "bench" (scripts/bench.sh passes it) also valgrind, whose callgrind the
+# benchmark harness counts instructions per request with.
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = bench ] && ! command -v valgrind >/dev/null 2>&1; then
+  need+=(valgrind)
+fi
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v lsof >/dev/null 2>&1 || need+=(lsof)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 if [ -x /usr/bin/python3 ]; then
   /usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1 || need+=(python3-aiohttp)
   /usr/bin/python3 -c 'import uvloop' >/dev/null 2>&1 || need+=(python3-uvloop)

@@ -18,6 +18,12 @@ echo "== go vet"
 go vet ./...
 
 echo "== go test -race"
+# The multi-host tests run each server in a network namespace of its own: they need root.
+if [ "$(id -u)" -eq 0 ]; then
+  export HERD_NETNS=1
+else
+  echo "not root: the network namespace tests (internal/netns, cmd/herd TestNetns*) will skip"
+fi
 go test -race -count=1 -timeout 20m ./...
 
 echo "== deploy/ (a module of its own, so that k8s.io/api stays out of the main go.mod)"

@@ -33,15 +33,25 @@ func needPython(t *testing.T, modules ...string) {
 // listens. The process is killed when the test ends if it still runs.
 func startPython(t *testing.T, config, name string, extra ...string) *testutil.Process {
 	t.Helper()
-	args := append([]string{"server.py", "--config", config}, extra...)
+	return startScript(t, "server.py", config, name, extra...)
+}
+
+// designs are the Python servers: the seed's design and the best asyncio design.
+var designs = []string{"server.py", "best.py"}
+
+// startScript runs script (server.py or best.py) for the named server of the config and
+// returns once it listens. The process is killed when the test ends if it still runs.
+func startScript(t *testing.T, script, config, name string, extra ...string) *testutil.Process {
+	t.Helper()
+	args := append([]string{script, "--config", config}, extra...)
 	p := testutil.Start(t, exec.Command(python, append(args, name)...))
 	ready := name + " listening on "
-	testutil.WaitFor(t, "server.py "+name+" to listen", func() bool {
+	testutil.WaitFor(t, script+" "+name+" to listen", func() bool {
 		out := p.Stdout.String()
 		return strings.HasPrefix(out, ready) || strings.Contains(out, "\n"+ready) || p.Exited()
 	})
 	if p.Exited() {
-		t.Fatalf("server.py %s exited before listening (port taken?): %s", name, p.Stderr.String())
+		t.Fatalf("%s %s exited before listening (port taken?): %s", script, name, p.Stderr.String())
 	}
 	return p
 }

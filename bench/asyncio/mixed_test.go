@@ -62,7 +62,8 @@ func startBaseline(t *testing.T, path, name string) (stop func()) {
 }
 
 // TestMixedHerd runs a chain Hill (Go) - Jaquez (Python) - Smith (Go) - Singleton (Python),
-// once with the reactor servers of package herd and once with the goroutine baseline, and
+// with the reactor servers of package herd and with the goroutine baseline, each with the
+// Python servers of either design (server.py, best.py), and
 // checks that updates cross between the two implementations both ways, relayed by either,
 // that concurrent updates converge by the newer rule, and that a Go server's resync brings a
 // restarted Python server up to date.
@@ -77,69 +78,71 @@ func TestMixedHerd(t *testing.T) {
 		{"baseline", startBaseline},
 	} {
 		t.Run(impl.name, func(t *testing.T) {
-			hill, jaquez, smith, singleton := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
-			cfg := testutil.Config{
-				PlacesURL: base, PlacesTimeout: "2s",
-				Limits: "backoff_base = \"20ms\"\nbackoff_cap = \"200ms\"",
-				Nodes: []testutil.Node{
-					{Name: "Hill", Addr: hill, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Jaquez"}},
-					{Name: "Jaquez", Addr: jaquez, Plain: true, Peers: []string{"Smith"}},
-					{Name: "Smith", Addr: smith, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Singleton"}},
-					{Name: "Singleton", Addr: singleton, Plain: true},
-				},
-			}
-			path := cfg.Write(t)
-			jaq := startPython(t, path, "Jaquez")
-			startPython(t, path, "Singleton")
-			impl.start(t, path, "Hill")
-			impl.start(t, path, "Smith")
-			all := []string{hill, jaquez, smith, singleton}
+			eachDesign(t, func(t *testing.T, script string) {
+				hill, jaquez, smith, singleton := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
+				cfg := testutil.Config{
+					PlacesURL: base, PlacesTimeout: "2s",
+					Limits: "backoff_base = \"20ms\"\nbackoff_cap = \"200ms\"",
+					Nodes: []testutil.Node{
+						{Name: "Hill", Addr: hill, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Jaquez"}},
+						{Name: "Jaquez", Addr: jaquez, Plain: true, Peers: []string{"Smith"}},
+						{Name: "Smith", Addr: smith, PeerAddr: testutil.FreeAddr(t), Peers: []string{"Singleton"}},
+						{Name: "Singleton", Addr: singleton, Plain: true},
+					},
+				}
+				path := cfg.Write(t)
+				jaq := startScript(t, script, path, "Jaquez")
+				startScript(t, script, path, "Singleton")
+				impl.start(t, path, "Hill")
+				impl.start(t, path, "Smith")
+				all := []string{hill, jaquez, smith, singleton}
 
-			// Go -> Python -> Go -> Python.
-			at := strings.TrimSuffix(testutil.Exchange(t, hill, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
-			if !strings.HasPrefix(at, "AT Hill ") {
-				t.Fatalf("Hill answered %q", at)
-			}
-			for _, a := range all {
-				testutil.WaitFor(t, "Hill's update at "+a, func() bool { return testutil.Knows(a, "kiwi", at) })
-			}
-			// Python -> Go -> Python -> Go, replacing the record (a newer time).
-			at2 := strings.TrimSuffix(testutil.Exchange(t, singleton, "IAMAT kiwi +1-1 1621464827.959498504\n"), "\n")
-			for _, a := range all {
-				testutil.WaitFor(t, "Singleton's update at "+a, func() bool { return testutil.Knows(a, "kiwi", at2) })
-			}
-			// The Go server answers a WHATSAT for the client with Google's bytes.
-			got := testutil.Exchange(t, hill, "WHATSAT kiwi 10 1\n")
-			if !strings.HasPrefix(got, at2+"\n{\n   \"html_attributions\" : [],") || !strings.HasSuffix(got, "}\n\n") {
-				t.Errorf("Hill's WHATSAT reply: %q", got)
-			}
+				// Go -> Python -> Go -> Python.
+				at := strings.TrimSuffix(testutil.Exchange(t, hill, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
+				if !strings.HasPrefix(at, "AT Hill ") {
+					t.Fatalf("Hill answered %q", at)
+				}
+				for _, a := range all {
+					testutil.WaitFor(t, "Hill's update at "+a, func() bool { return testutil.Knows(a, "kiwi", at) })
+				}
+				// Python -> Go -> Python -> Go, replacing the record (a newer time).
+				at2 := strings.TrimSuffix(testutil.Exchange(t, singleton, "IAMAT kiwi +1-1 1621464827.959498504\n"), "\n")
+				for _, a := range all {
+					testutil.WaitFor(t, "Singleton's update at "+a, func() bool { return testutil.Knows(a, "kiwi", at2) })
+				}
+				// The Go server answers a WHATSAT for the client with Google's bytes.
+				got := testutil.Exchange(t, hill, "WHATSAT kiwi 10 1\n")
+				if !strings.HasPrefix(got, at2+"\n{\n   \"html_attributions\" : [],") || !strings.HasSuffix(got, "}\n\n") {
+					t.Errorf("Hill's WHATSAT reply: %q", got)
+				}
 
-			// Updates at both ends with the same client time: every server converges on the
-			// record with the larger AT line, Singleton's.
-			var wg sync.WaitGroup
-			var race [2]string
-			for i, a := range []string{hill, singleton} {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					out, _ := testutil.TryExchange(a, "IAMAT race +2+2 1700000000.5\n")
-					race[i] = strings.TrimSuffix(out, "\n")
-				}()
-			}
-			wg.Wait()
-			if !strings.HasPrefix(race[0], "AT Hill ") || !strings.HasPrefix(race[1], "AT Singleton ") {
-				t.Fatalf("replies %q", race)
-			}
-			for _, a := range all {
-				testutil.WaitFor(t, "convergence at "+a, func() bool { return testutil.Knows(a, "race", race[1]) })
-			}
+				// Updates at both ends with the same client time: every server converges on the
+				// record with the larger AT line, Singleton's.
+				var wg sync.WaitGroup
+				var race [2]string
+				for i, a := range []string{hill, singleton} {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						out, _ := testutil.TryExchange(a, "IAMAT race +2+2 1700000000.5\n")
+						race[i] = strings.TrimSuffix(out, "\n")
+					}()
+				}
+				wg.Wait()
+				if !strings.HasPrefix(race[0], "AT Hill ") || !strings.HasPrefix(race[1], "AT Singleton ") {
+					t.Fatalf("replies %q", race)
+				}
+				for _, a := range all {
+					testutil.WaitFor(t, "convergence at "+a, func() bool { return testutil.Knows(a, "race", race[1]) })
+				}
 
-			// A Python server that restarts learns what it missed from Hill's resync.
-			jaq.Stop(t, syscall.SIGTERM)
-			at3 := strings.TrimSuffix(testutil.Exchange(t, hill, "IAMAT missed +3+3 5\n"), "\n")
-			startPython(t, path, "Jaquez")
-			testutil.WaitFor(t, "Hill's resync to the restarted Jaquez", func() bool {
-				return testutil.Knows(jaquez, "missed", at3) && testutil.Knows(jaquez, "kiwi", at2) && testutil.Knows(jaquez, "race", race[1])
+				// A Python server that restarts learns what it missed from Hill's resync.
+				jaq.Stop(t, syscall.SIGTERM)
+				at3 := strings.TrimSuffix(testutil.Exchange(t, hill, "IAMAT missed +3+3 5\n"), "\n")
+				startScript(t, script, path, "Jaquez")
+				testutil.WaitFor(t, "Hill's resync to the restarted Jaquez", func() bool {
+					return testutil.Knows(jaquez, "missed", at3) && testutil.Knows(jaquez, "kiwi", at2) && testutil.Knows(jaquez, "race", race[1])
+				})
 			})
 		})
 	}

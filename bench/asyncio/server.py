@@ -17,10 +17,23 @@ exactly (integer nanoseconds, never float) and breaks ties by the whole AT line,
 servers, so it can share a herd with them. It accepts AT lines on any connection from a
 neighbour's host, so the Go servers' persistent links (with their resync) work into it.
 
+Three flags make it behave as other servers of the seed's design do, for the tests of mixed
+herds (the Go servers call such neighbours plain peers):
+
+- --float-skew prints the time difference as the prototype did, a Python float with a sign
+  when positive ("+0.001401662826538086", "+1.1e-05", "-3.0"), not an exact decimal;
+- --append-name appends its name to the AT lines it floods, after the six fields, as some
+  herds do to stop loops, and takes such lines from its neighbours: it stores the six fields,
+  floods the line with its own name added after the others', and not to the servers named;
+- --one-line reads one line from each connection, answers it, and closes the connection
+  (a Go neighbour must then send it each line on a connection of its own:
+  link = "plain-per-message").
+
 Places provider "offline" is not implemented here: WHATSAT then answers with a Google-shaped
 ZERO_RESULTS body. "google-v1" is treated as "google" (the legacy endpoint).
 
-    /usr/bin/python3 bench/asyncio/server.py [--config herd.toml] [--uvloop] [--no-log] NAME
+    /usr/bin/python3 bench/asyncio/server.py [--config herd.toml] [--uvloop] [--no-log]
+        [--float-skew] [--append-name] [--one-line] NAME
 
 Python 3.11 (tomllib), aiohttp; uvloop for --uvloop.
 """
@@ -54,7 +67,8 @@ LINE_LIMIT_KEYS = ("max_line", "line", "line_length", "max_line_bytes", "line_by
 
 LOCATION_RE = re.compile(rb"([+-][0-9]{1,2}(?:\.[0-9]+)?)([+-][0-9]{1,3}(?:\.[0-9]+)?)")
 TIME_RE = re.compile(rb"([+-]?)([0-9]+)(?:\.([0-9]{1,9}))?")
-SKEW_RE = re.compile(rb"[+-]?[0-9]+(?:\.[0-9]+)?")
+# A decimal, or a float as Python prints one (a neighbour with --float-skew).
+SKEW_RE = re.compile(rb"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 RADIUS_RE = re.compile(rb"[0-9]+(?:\.[0-9]+)?")
 BOUND_RE = re.compile(rb"[0-9]+")
 
@@ -116,6 +130,12 @@ def format_skew(ns):
     sign = "-" if ns < 0 else "+"
     sec, frac = divmod(abs(ns), 1_000_000_000)
     return f"{sign}{sec}.{frac:09d}".encode()
+
+
+def format_float_skew(diff):
+    """Format a difference in seconds as the seed's prototype did: str() of a float, with
+    "+" before a positive one ("+1.1e-05", "+0.5", "-3.0", "0.0")."""
+    return (("+" if diff > 0 else "") + str(diff)).encode()
 
 
 def newer(t, line, old):
@@ -192,7 +212,7 @@ def split_addr(addr):
 
 
 class Server:
-    def __init__(self, name, cfg, log):
+    def __init__(self, name, cfg, log, float_skew=False, append_name=False, one_line=False):
         servers = {s["name"]: s for s in cfg.get("server", [])}
         if name not in servers:
             raise SystemExit(f"server.py: no server named {name!r} in the config")
@@ -223,6 +243,9 @@ class Server:
                 self.max_line = int(limits[k])
                 break
         self.log = log
+        self.float_skew = float_skew
+        self.append_name = append_name
+        self.one_line = one_line
         self.records = {}  # client id (bytes) -> (time ns, AT line without "\n")
         self.tasks = set()
         self.session = None
@@ -277,6 +300,8 @@ class Server:
                     break
                 if not await self.handle_line(strip_line(raw), peer_host, writer):
                     break
+                if self.one_line:
+                    break
         except (ConnectionError, OSError) as e:
             self.log.info("connection from %s lost: %s", peer, e)
         finally:
@@ -322,13 +347,19 @@ class Server:
         check_client_id(client)
         parse_location(location)
         t = parse_time(ctime)
-        line = b" ".join(
-            (b"AT", self.name_b, format_skew(recv - t), client, location, ctime)
-        )
+        if self.float_skew:
+            skew = format_float_skew(recv / 1e9 - float(ctime))
+        else:
+            skew = format_skew(recv - t)
+        line = b" ".join((b"AT", self.name_b, skew, client, location, ctime))
         self.store(client, t, line)
         return line + b"\n"
 
     def at(self, fields, line):
+        names = []
+        if self.append_name and len(fields) > 6:
+            names, fields = fields[6:], fields[:6]
+            line = b" ".join(fields)
         if len(fields) != 6:
             raise Invalid("AT wants 5 fields")
         _, _, skew, client, location, ctime = fields
@@ -339,15 +370,22 @@ class Server:
         t = parse_time(ctime)
         # Stored and flooded as received but for the white space around it, as the Go
         # servers do, so ties break the same way everywhere.
-        self.store(client, t, line.strip())
+        self.store(client, t, line.strip(), names)
 
-    def store(self, client, t, line):
+    def store(self, client, t, line, names=()):
         if not newer(t, line, self.records.get(client)):
             self.log.info("not newer, dropped: %r", line)
             return
         self.records[client] = (t, line)
+        data = line
+        if self.append_name:
+            # The names of the servers the line passed through, this one last: a server
+            # named there has had it.
+            names = [*names, self.name_b]
+            data = b" ".join((line, *names))
         for peer, addr in self.neighbours:
-            self.spawn(self.flood(peer, addr, line + b"\n"))
+            if peer.encode() not in names:
+                self.spawn(self.flood(peer, addr, data + b"\n"))
 
     async def flood(self, peer, addr, data):
         # The seed's design: one new connection per flooded message.
@@ -431,7 +469,12 @@ async def amain(args):
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-    server = Server(args.name, cfg, log)
+    await serve(Server(args.name, cfg, log, float_skew=args.float_skew,
+                       append_name=args.append_name, one_line=args.one_line))
+
+
+async def serve(server):
+    """Start server (best.py's too), serve until SIGINT or SIGTERM, then close it."""
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -442,10 +485,21 @@ async def amain(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description="proxy herd server (Python asyncio baseline)")
+    run(amain, "proxy herd server (Python asyncio baseline)")
+
+
+def run(amain, description):
+    """Parse the command line (best.py's too) and run amain(args) on asyncio or uvloop."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", help="herd TOML config (default: the five-server herd)")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop")
     p.add_argument("--no-log", action="store_true", help="do not write a log file")
+    p.add_argument("--float-skew", action="store_true",
+                   help="print the time difference as a Python float, as the seed's prototype")
+    p.add_argument("--append-name", action="store_true",
+                   help="append this server's name to the AT lines it floods, and take such lines")
+    p.add_argument("--one-line", action="store_true",
+                   help="read one line from each connection, answer it and close the connection")
     p.add_argument("name", help="the server to run")
     args = p.parse_args()
     if args.uvloop:

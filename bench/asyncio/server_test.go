@@ -9,17 +9,29 @@ import (
 	"github.com/herd-project/herd/internal/testutil"
 )
 
-// onePython starts one Python server "A" with no neighbours and returns its address.
-func onePython(t *testing.T, cfg testutil.Config, extra ...string) string {
+// oneScript starts one Python server "A" of script (server.py or best.py) with no neighbours
+// and returns its address.
+func oneScript(t *testing.T, script string, cfg testutil.Config, extra ...string) string {
 	t.Helper()
 	needPython(t)
 	addr := testutil.FreeAddr(t)
 	cfg.Nodes = []testutil.Node{{Name: "A", Addr: addr}}
-	startPython(t, cfg.Write(t), "A", extra...)
+	startScript(t, script, cfg.Write(t), "A", extra...)
 	return addr
 }
 
+// eachDesign runs test once for each Python design, as a subtest named after its script.
+func eachDesign(t *testing.T, test func(t *testing.T, script string)) {
+	for _, d := range designs {
+		t.Run(d, func(t *testing.T) { test(t, d) })
+	}
+}
+
 func TestIAMATReply(t *testing.T) {
+	eachDesign(t, testIAMATReply)
+}
+
+func testIAMATReply(t *testing.T, script string) {
 	for _, loop := range []string{"asyncio", "uvloop"} {
 		t.Run(loop, func(t *testing.T) {
 			var extra []string
@@ -27,7 +39,7 @@ func TestIAMATReply(t *testing.T) {
 				needPython(t, "uvloop")
 				extra = []string{"--uvloop"}
 			}
-			addr := onePython(t, testutil.Config{}, extra...)
+			addr := oneScript(t, script, testutil.Config{}, extra...)
 			for _, c := range []struct {
 				name  string
 				ctime func(now time.Time) string
@@ -50,7 +62,11 @@ func TestIAMATReply(t *testing.T) {
 }
 
 func TestInvalid(t *testing.T) {
-	addr := onePython(t, testutil.Config{Limits: "max_line = 100"})
+	eachDesign(t, testInvalid)
+}
+
+func testInvalid(t *testing.T, script string) {
+	addr := oneScript(t, script, testutil.Config{Limits: "max_line = 100"})
 	testutil.Exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
 	long := "IAMAT " + strings.Repeat("x", 200)
 	for _, c := range []struct{ in, want string }{
@@ -96,7 +112,11 @@ func TestInvalid(t *testing.T) {
 }
 
 func TestPipelinedHalfClose(t *testing.T) {
-	addr := onePython(t, testutil.Config{})
+	eachDesign(t, testPipelinedHalfClose)
+}
+
+func testPipelinedHalfClose(t *testing.T, script string) {
+	addr := oneScript(t, script, testutil.Config{})
 	// Several commands on one connection, white space runs and a CRLF, and a last line
 	// without "\n" before the half-close: every reply comes back, in order.
 	in := "IAMAT a +1+1 100\r\n  IAMAT\tb  +2+2   200 \nWHATSAT a 1 1\nIAMAT c +3+3 300"
@@ -124,6 +144,10 @@ func TestPipelinedHalfClose(t *testing.T) {
 // TestNewerRule feeds AT lines straight in (every loopback connection may carry AT lines)
 // and checks the record kept: larger time first, compared exactly, then the larger line.
 func TestNewerRule(t *testing.T) {
+	eachDesign(t, testNewerRule)
+}
+
+func testNewerRule(t *testing.T, script string) {
 	needPython(t)
 	// AT lines are accepted from a neighbour's host: give A a neighbour on loopback, one
 	// that is not running (A's floods to it fail, which is fine).
@@ -132,13 +156,17 @@ func TestNewerRule(t *testing.T) {
 		{Name: "A", Addr: addr, Peers: []string{"B"}},
 		{Name: "B", Addr: testutil.FreeAddr(t)},
 	}}
-	startPython(t, cfg.Write(t), "A")
+	startScript(t, script, cfg.Write(t), "A")
 	testutil.CheckNewerRule(t, addr)
 }
 
 // TestFlooding runs a chain A - B - C of Python servers and checks that updates made at either
 // end reach the other, and that an older update does not replace a newer one.
 func TestFlooding(t *testing.T) {
+	eachDesign(t, testFlooding)
+}
+
+func testFlooding(t *testing.T, script string) {
 	needPython(t)
 	a, b, c := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfg := testutil.Config{Nodes: []testutil.Node{
@@ -148,7 +176,7 @@ func TestFlooding(t *testing.T) {
 	}}
 	path := cfg.Write(t)
 	for _, n := range cfg.Nodes {
-		startPython(t, path, n.Name)
+		startScript(t, script, path, n.Name)
 	}
 	at := strings.TrimSuffix(testutil.Exchange(t, a, "IAMAT kiwi +34.068930-118.445127 1000.5\n"), "\n")
 	testutil.WaitFor(t, "A's update at C", func() bool { return testutil.Knows(c, "kiwi", at) })

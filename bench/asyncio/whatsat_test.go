@@ -13,9 +13,13 @@ import (
 )
 
 func TestWhatsat(t *testing.T) {
+	eachDesign(t, testWhatsat)
+}
+
+func testWhatsat(t *testing.T, script string) {
 	needPython(t)
 	f, base := fake.StartTest(t, fake.Options{})
-	addr := onePython(t, testutil.Config{PlacesURL: base, PlacesTimeout: "2s"})
+	addr := oneScript(t, script, testutil.Config{PlacesURL: base, PlacesTimeout: "2s"})
 	at := strings.TrimSuffix(testutil.Exchange(t, addr, "IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n"), "\n")
 
 	for _, bound := range []int{1, 5, 20} {

@@ -8,6 +8,9 @@
 //
 // With no config it runs the default five-server herd with the offline Places provider. It
 // prints "NAME listening on ADDR" for each server, and stops gracefully on SIGINT or SIGTERM.
+// A server with an admin_addr in the config serves there /metrics: the Go runtime's and the
+// process's metrics (Prometheus), not the herd's, so that the benchmark harness reads the
+// baseline's allocations as it reads the reactor's.
 //
 // The server itself is package server (bench/baseline/server).
 package main
@@ -17,11 +20,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/herd-project/herd/bench/baseline/server"
 	"github.com/herd-project/herd/herd"
 	"github.com/herd-project/herd/internal/cli"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -37,6 +43,19 @@ var errUsage = errors.New("baseline: usage: baseline [run|serve] [-config FILE] 
 
 // started is called by run once every server listens (tests use it to find the addresses).
 var started func([]*server.Server)
+
+// serveMetrics serves the process's Go runtime metrics on addr until stop is called.
+func serveMetrics(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: admin listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	return func() { _ = hs.Close() }, nil
+}
 
 // run parses args, starts the servers and serves until ctx is done, then closes them.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -122,6 +141,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return cfg.Server(peer).Addr
 		})
 		fmt.Fprintf(stdout, "%s listening on %s\n", s.Name(), s.Addr())
+	}
+	for _, name := range names {
+		if addr := cfg.Server(name).AdminAddr; addr != "" {
+			stop, err := serveMetrics(addr)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 	}
 	for _, s := range servers {
 		s.Start()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +74,40 @@ func TestRun(t *testing.T) {
 	testutil.WriteFile(t, dir, "herd.toml", "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\nbogus = 1\n")
 	if err := run(context.Background(), []string{"-config", path}, io.Discard, io.Discard); !herd.IsConfigError(err) {
 		t.Errorf("run with a bad config = %v, want a config error", err)
+	}
+}
+
+// TestAdminMetrics checks that a server with an admin_addr serves the Go runtime's metrics
+// there, as the benchmark harness reads them.
+func TestAdminMetrics(t *testing.T) {
+	dir := t.TempDir()
+	admin := testutil.FreeAddr(t)
+	path := testutil.WriteFile(t, dir, "herd.toml", fmt.Sprintf("[log]\ndir = \"off\"\n\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\nadmin_addr = %q\n", admin))
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan []*server.Server, 1)
+	started = func(s []*server.Server) { got <- s }
+	defer func() { started = nil }()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "-config", path, "A"}, io.Discard, io.Discard) }()
+	select {
+	case <-got:
+	case err := <-done:
+		t.Fatalf("run = %v before starting", err)
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("\ngo_memstats_mallocs_total ")) {
+		t.Errorf("/metrics: %s, no go_memstats_mallocs_total in %.300q", resp.Status, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run = %v", err)
+	}
+	if _, err := http.Get("http://" + admin + "/metrics"); err == nil {
+		t.Error("the admin listener still serves after the stop")
 	}
 }

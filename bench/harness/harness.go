@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-project/herd/bench/internal/result"
 )
 
@@ -33,6 +34,7 @@ type harness struct {
 	commands []command // one example of each distinct command, for the report
 	seen     map[string]bool
 	configs  map[string]string // topology kind -> example config
+	wrote    map[string]bool   // chart files written, by name
 }
 
 // measurement is one run of one scenario on one implementation.
@@ -51,6 +53,24 @@ type measurement struct {
 	// cores: what it has beyond the servers, the fake Places and the load generator was used
 	// by other processes, which the figures of the run then share the cores with.
 	MachineCPU float64
+
+	// How cost grows: the group's size (records, or servers in a chain), the growth of the
+	// server's VmRSS and live heap per record preloaded, and a restarted server's resync:
+	// from its listening to its resync done, the resync's own took, the records it received.
+	Size          int     `json:",omitempty"`
+	RSSPerRecord  float64 `json:",omitempty"`
+	HeapPerRecord float64 `json:",omitempty"`
+	ResyncS       float64 `json:",omitempty"`
+	ResyncTookS   float64 `json:",omitempty"`
+	Received      int     `json:",omitempty"`
+
+	// Allocations per request (p1): a Go server's heap objects and bytes allocated per
+	// request, from its runtime's counters; any server's VmRSS growth per request.
+	AllocsPerReq     float64 `json:",omitempty"`
+	AllocBytesPerReq float64 `json:",omitempty"`
+	HasAllocs        bool    `json:",omitempty"`
+	RSSPerReq        float64 `json:",omitempty"`
+	HasRSSPerReq     bool    `json:",omitempty"`
 }
 
 type command struct {
@@ -196,7 +216,7 @@ func (h *harness) startServers(ctx context.Context, scenario, impl string, tp *t
 	if impl == implRedis {
 		return h.startRedis(ctx, scenario, tp, tag)
 	}
-	if impl != implHerdNoLg {
+	if impl != implHerdNoLg && !tp.noLog {
 		tp.logDir = filepath.Join(h.o.work, tag+"-logs")
 	} else {
 		tp.logDir = "off"
@@ -318,10 +338,12 @@ func exchange(addr, req string, multi bool) (string, error) {
 	}
 }
 
-// loadgen runs the load generator with args (plus -json -quiet) and decodes its result.
+// loadgen runs the load generator with args (plus -json -quiet -hdr-out) and decodes its
+// result, with the histograms it wrote.
 func (h *harness) loadgen(ctx context.Context, scenario, what string, args ...string) (*result.Result, error) {
+	hdr := filepath.Join(h.o.work, h.tag("hdr")+".hdr")
 	argv := append([]string{h.t.bin["loadgen"]}, args...)
-	argv = append(argv, "-json", "-quiet")
+	argv = append(argv, "-json", "-quiet", "-hdr-out", hdr)
 	h.note(scenario, what, argv)
 	out, err := runCmdSplit(ctx, h.o.work, 10*time.Minute, argv...)
 	if err != nil {
@@ -331,7 +353,32 @@ func (h *harness) loadgen(ctx context.Context, scenario, what string, args ...st
 	if err := json.Unmarshal([]byte(out.stdout), &r); err != nil {
 		return nil, fmt.Errorf("loadgen output: %v: %q", err, firstLine(out.stdout))
 	}
+	if r.Hists, err = readHists(hdr); err != nil {
+		return nil, err
+	}
+	_ = os.Remove(hdr)
 	return &r, nil
+}
+
+// readHists reads the histograms of an HdrHistogram log by tag.
+func readHists(path string) (map[string]*hdrhistogram.Histogram, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("harness: loadgen's histograms: %w", err)
+	}
+	defer f.Close()
+	hs := map[string]*hdrhistogram.Histogram{}
+	lr := hdrhistogram.NewHistogramLogReader(f)
+	for {
+		h, err := lr.NextIntervalHistogram()
+		if err != nil {
+			return nil, fmt.Errorf("harness: loadgen's histograms in %s: %w", path, err)
+		}
+		if h == nil {
+			return hs, nil
+		}
+		hs[h.Tag()] = h
+	}
 }
 
 type split struct{ stdout, stderr string }

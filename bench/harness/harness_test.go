@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-project/herd/bench/internal/result"
 	"github.com/herd-project/herd/internal/testutil"
 )
@@ -143,13 +147,54 @@ func synthetic() *harness {
 		add("idle10k", implBaseline, run, &result.Result{RSSPerConn: 10000})
 	}
 	h.ms = append(h.ms, measurement{Scenario: "herd5", Impl: implAsyncio, Run: 1, Err: "not available: no python"})
+	for run := 1; run <= 3; run++ {
+		f := float64(run)
+		// herd5: the reactor 6x the best asyncio + uvloop design, 1.5x in run 3.
+		add("herd5", implHerd, run, res(30e3, 900))
+		best := 5e3
+		if run == 3 {
+			best = 20e3
+		}
+		add("herd5", implUvBest, run, res(best, 9000))
+		for _, n := range []int{10000, 100000, 1000000} {
+			h.ms = append(h.ms, measurement{Scenario: groupRecords + sizeName(n), Impl: implHerdNoLg, Run: run, Size: n,
+				Res: res(500e3-float64(n)/10, 1000), RSSPerRecord: 200 + f, HeapPerRecord: 150})
+			h.ms = append(h.ms, measurement{Scenario: groupResync + sizeName(n), Impl: implHerd, Run: run, Size: n,
+				ResyncS: float64(n) / 1e6, ResyncTookS: float64(n) / 2e6, Received: n})
+		}
+		for _, n := range []int{2, 5, 9} {
+			h.ms = append(h.ms, measurement{Scenario: groupChain + strconv.Itoa(n), Impl: implHerd, Run: run, Size: n,
+				Res: withHist(res(0, 100*float64(n)+f), int64(n)*100e3)})
+		}
+		add("p1", implBaseline, run, withHist(res(50e3, 2000), 2e6))
+		m := measurement{Scenario: "whatsat", Impl: implUvBest, Run: run, Res: res(1000, 50e3), ServerCPU: 0.5}
+		h.ms = append(h.ms, m)
+	}
+	h.ms = append(h.ms, measurement{Scenario: groupResync + "1m", Impl: implHerd, Run: 4, Err: "preload: too slow"})
+	for i := range h.ms {
+		m := &h.ms[i]
+		if m.Scenario == "p1" && m.Impl == implHerd {
+			m.Res = withHist(m.Res, 1e6)
+			m.AllocsPerReq, m.AllocBytesPerReq, m.HasAllocs = 0.25, 12, true
+		}
+	}
 	return h
+}
+
+// withHist gives r a latency histogram of 1,000 values from 1 us to about top ns.
+func withHist(r *result.Result, top int64) *result.Result {
+	hist := hdrhistogram.New(1000, 100e9, 3)
+	for i := int64(1); i <= 1000; i++ {
+		_ = hist.RecordValue(1000 + top*i*i/1e6)
+	}
+	r.Hists = map[string]*hdrhistogram.Histogram{"latency": hist}
+	return r
 }
 
 func TestTargets(t *testing.T) {
 	h := synthetic()
 	got := map[string]string{}
-	for _, tg := range h.targets(nil, "not available: no benchmark") {
+	for _, tg := range h.targets(extras{allocErr: "not available: no benchmark"}) {
 		got[tg.ID+" "+tg.What] = tg.Verdict + " " + tg.Measured
 	}
 	check := func(key, want string) {
@@ -171,6 +216,8 @@ func TestTargets(t *testing.T) {
 	check("4a herd reactor (log on)", "pass 502 us")
 	check("4b herd reactor (log on)", "n/a")
 	check("6", "n/a not available: no benchmark")
+	check("3b herd reactor (log on) vs Python asyncio + uvloop (best design)", "pass 6.00x (1.50-6.00)")
+	check("3b herd reactor (log off)", "n/a")
 }
 
 func TestMarkdownKeepsHandWritten(t *testing.T) {
@@ -179,11 +226,12 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 	h.o.repo = dir
 	h.o.out = "BENCHMARKS.md"
 	h.o.charts = filepath.Join(dir, "charts")
-	old := "# old\n" + handBegin + "\n\nWords written by hand.\n\n" + handEnd + "\nold tail\n"
+	old := "# old\n" + handBegin + "\n\nWords written by hand.\n\n" + handEnd + "\nold tail\n" +
+		asyncioBegin + "\nWhat the seed report got right.\n" + asyncioEnd + "\n"
 	testutil.WriteFile(t, dir, "BENCHMARKS.md", old)
 	h.stderr, h.stdout = io.Discard, io.Discard
 	h.t.repo = dir
-	if err := h.writeReport(context.Background(), nil, ""); err != nil {
+	if err := h.writeReport(context.Background(), extras{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
@@ -192,16 +240,45 @@ func TestMarkdownKeepsHandWritten(t *testing.T) {
 	}
 	md := string(b)
 	for _, want := range []string{"Words written by hand.", "## Targets", "| 1a |", "## Where the reactor is not faster",
-		"did 0.90x", "goroutine baseline"} {
+		"did 0.90x", "goroutine baseline",
+		asyncioBegin + "\n\nWhat the seed report got right.\n\n" + asyncioEnd,
+		"## Figures for \"The asyncio report, revisited\"",
+		"| herd reactor (log on) | 2,000 B | 0.25 | 12.0 B |",
+		"whisker spans the minimum to the maximum over the runs",
+		"#### Resync time of a restarted server, by records the herd holds (`resync`)",
+		"herd reactor (log on), 1,000,000: 1 of its runs failed (preload: too slow).",
+		"| goroutine baseline | 10,000 | n/a: not measured |",
+		"| herd reactor (log off) | 100,000 | 202 (201-203) bytes | 150 (150-150) bytes | 490,000 (490,000-490,000) |",
+		"| herd reactor (log on) | 10,000 | 10 ms (10 ms-10 ms) | 5.00 ms | 10,000 |",
+		"| herd reactor (log on) | 9 | ",
+		"![p1 latency by percentile](" + filepath.ToSlash(filepath.Join(dir, "charts", "p1-latency.png")) + ")",
+		"![Propagation p99 along a chain at 1,000 updates/s](" + filepath.ToSlash(filepath.Join(dir, "charts", "chain.png")) + ")",
+	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
+	// Every chart written is linked from the text, and every chart linked was written.
+	ents, err := os.ReadDir(filepath.Join(dir, "charts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !strings.Contains(md, "/charts/"+e.Name()+")") {
+			t.Errorf("chart %s is not linked from the report", e.Name())
+		}
+	}
+	for _, want := range []string{"p16.png", "p1.png", "p1-latency.png", "idle10k.png", "herd5.png", "records-memory.png",
+		"records-heap.png", "records-rate.png", "resync.png", "chain.png", "chain-latency.png"} {
+		if _, err := os.Stat(filepath.Join(dir, "charts", want)); err != nil {
+			t.Errorf("chart not written: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "charts", "p16-latency.png")); err == nil {
+		t.Error("a latency chart was written for p16, whose runs have no histogram")
+	}
 	if strings.Contains(md, "old tail") {
 		t.Error("report kept text outside the hand-written section")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "charts", "p16.png")); err != nil {
-		t.Errorf("chart not written: %v", err)
 	}
 }
 
@@ -243,6 +320,87 @@ func TestFreePortBelowEphemeralRange(t *testing.T) {
 			t.Errorf("port %d handed out twice", p)
 		}
 		seen[p] = true
+	}
+}
+
+func TestParsePorts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want portRange
+		ok   bool
+	}{
+		{"20000-29999", portRange{20000, 29999}, true},
+		{" 40000 - 40099 ", portRange{40000, 40099}, true},
+		{"20000", portRange{}, false},
+		{"20000-", portRange{}, false},
+		{"a-b", portRange{}, false},
+		{"30000-20000", portRange{}, false},
+		{"0-200", portRange{}, false},
+		{"65500-65536", portRange{}, false},
+		{"20000-20010", portRange{}, false}, // too few
+	} {
+		got, err := parsePorts(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parsePorts(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if _, err := parseFlags([]string{"-ports", "1-2"}, io.Discard); err == nil {
+		t.Error("-ports 1-2 accepted")
+	}
+	o, err := parseFlags([]string{"-ports", "21000-21999"}, io.Discard)
+	if err != nil || o.ports == nil || *o.ports != (portRange{21000, 21999}) {
+		t.Errorf("-ports 21000-21999: %+v, %v", o, err)
+	}
+}
+
+// withPorts makes freePort use r for the rest of the test.
+func withPorts(t *testing.T, r portRange) {
+	portMu.Lock()
+	old := ports
+	portMu.Unlock()
+	setPorts(r)
+	t.Cleanup(func() {
+		portMu.Lock()
+		ports, nextPort = old, 0
+		portMu.Unlock()
+	})
+}
+
+// TestPortRange checks that every port of a run comes from -ports: the ones freePort hands
+// out, and so each server's client and peer port in a topology's config, and that a range
+// with no free port left is a clear error.
+func TestPortRange(t *testing.T) {
+	r := portRange{24100, 24199}
+	withPorts(t, r)
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < r.lo || p > r.hi || seen[p] {
+			t.Fatalf("port %d: outside %v or handed out twice", p, r)
+		}
+		seen[p] = true
+	}
+	tp, err := newTopology("five")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range tp.servers {
+		for _, p := range []int{s.port, s.peerPort} {
+			if p < r.lo || p > r.hi {
+				t.Errorf("server %s has port %d, outside %v", s.name, p, r)
+			}
+		}
+	}
+
+	// A range whose every port is taken.
+	ln := testutil.Listen(t)
+	p := ln.Addr().(*net.TCPAddr).Port
+	withPorts(t, portRange{p, p})
+	if got, err := freePort(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("no free port in %d-%d", p, p)) {
+		t.Errorf("freePort with its one port taken = %d, %v; want an error naming the range", got, err)
 	}
 }
 
@@ -317,5 +475,155 @@ func TestParseStatBusy(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && math.Abs(got-tc.want) > 1e-9) {
 			t.Errorf("parseStatBusy(%q) = %v, %v; want %v, ok %v", tc.stat, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestParseResync(t *testing.T) {
+	log := `time=2026-11-30T10:00:00.100Z level=INFO msg=listening server=Jaquez addr=127.0.0.1:1 peer_addr=127.0.0.1:2
+time=2026-11-30T10:00:00.105Z level=INFO msg="link up" server=Jaquez peer=Hill remote=127.0.0.1:3 dialled_by=Jaquez records=0
+time=2026-11-30T10:00:00.350Z level=INFO msg="resync done" server=Jaquez peer=Hill sent=0 received=100000 bytes=9000000 took=244.5ms
+`
+	rt, err := parseResync(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.total != 250*time.Millisecond || rt.took != 244500*time.Microsecond || rt.received != 100000 {
+		t.Errorf("parseResync = %+v, want 250ms, 244.5ms, 100000", rt)
+	}
+	if _, err := parseResync(strings.NewReader("time=2026-11-30T10:00:00.100Z level=INFO msg=listening\n")); err == nil {
+		t.Error("a log with no resync done parsed")
+	}
+	f := logFields(`time=x level=INFO msg="a \"quoted\" one" in="IAMAT a b c" n=3`)
+	if f["msg"] != `a "quoted" one` || f["in"] != "IAMAT a b c" || f["n"] != "3" || f["level"] != "INFO" {
+		t.Errorf("logFields = %q", f)
+	}
+}
+
+func TestMetricValue(t *testing.T) {
+	text := `# HELP go_memstats_mallocs_total Total number of heap objects allocated.
+# TYPE go_memstats_mallocs_total counter
+go_memstats_mallocs_total{server="Hill"} 1.234e+06
+go_memstats_mallocs_total_other 5
+herd_records{server="Hill"} 42
+go_memstats_alloc_bytes_total 7
+`
+	for _, tc := range []struct {
+		name string
+		want float64
+		ok   bool
+	}{
+		{"go_memstats_mallocs_total", 1.234e6, true},
+		{"herd_records", 42, true},
+		{"go_memstats_alloc_bytes_total", 7, true},
+		{"go_memstats", 0, false},
+		{"nothing", 0, false},
+	} {
+		if v, ok := metricValue(text, tc.name); v != tc.want || ok != tc.ok {
+			t.Errorf("metricValue(%s) = %v, %v; want %v, %v", tc.name, v, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestParseCallgrindTotals(t *testing.T) {
+	out := "version: 1\ncreator: callgrind-3.19.0\ndesc: Trigger: dump 1000\nevents: Ir\nfn=(1) main\n0 5\nsummary: 16615088\ntotals: 16615088\n"
+	if v, err := parseCallgrindTotals(strings.NewReader(out)); err != nil || v != 16615088 {
+		t.Errorf("parseCallgrindTotals = %v, %v", v, err)
+	}
+	if v, err := parseCallgrindTotals(strings.NewReader("events: Ir\nsummary: 12\n")); err != nil || v != 12 {
+		t.Errorf("summary only: %v, %v", v, err)
+	}
+	for _, bad := range []string{"events: Ir\n", "totals: many\n"} {
+		if _, err := parseCallgrindTotals(strings.NewReader(bad)); err == nil {
+			t.Errorf("parseCallgrindTotals(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestChainTopology(t *testing.T) {
+	tp, err := newTopology("chain5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.probe, tp.probeOf = "127.0.0.1:1", "S5"
+	if len(tp.servers) != 5 {
+		t.Fatalf("%d servers", len(tp.servers))
+	}
+	cfg := tp.toml()
+	for _, want := range []string{"name = \"S1\"", "peers = [\"S2\"]", "peers = [\"S5\"]", "name = \"S5\"", "peers = [\"Probe\"]"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("chain config lacks %q:\n%s", want, cfg)
+		}
+	}
+	if strings.Contains(cfg, "admin_addr") {
+		t.Error("admin listeners without takeAdminPorts")
+	}
+	if err := tp.takeAdminPorts(implHerd); err != nil || !strings.Contains(tp.toml(), "admin_addr = \"127.0.0.1:") {
+		t.Errorf("takeAdminPorts: %v", err)
+	}
+	for _, bad := range []string{"chain1", "chain65", "chainx"} {
+		if _, err := newTopology(bad); err == nil {
+			t.Errorf("newTopology(%q) succeeded", bad)
+		}
+	}
+	if _, err := parseFlags([]string{"-only", "records,chain5,instructions"}, io.Discard); err != nil {
+		t.Errorf("-only with a group, a size and instructions: %v", err)
+	}
+}
+
+func TestWantLog(t *testing.T) {
+	for _, tc := range []struct {
+		vs   []float64
+		want bool
+	}{
+		{[]float64{1, 2, 19}, false},
+		{[]float64{1, 20}, true},
+		{[]float64{0.5, 4000}, true},
+		{[]float64{0, 4000}, false}, // a log axis cannot show 0
+	} {
+		if got := wantLog(tc.vs); got != tc.want {
+			t.Errorf("wantLog(%v) = %v", tc.vs, got)
+		}
+	}
+	ts := percentileTicks{}.Ticks(0, 3)
+	var labels []string
+	for _, tk := range ts {
+		labels = append(labels, tk.Label)
+	}
+	if strings.Join(labels, " ") != "0% 90% 99% 99.9%" {
+		t.Errorf("percentile ticks %q", labels)
+	}
+}
+
+func TestInstructionTable(t *testing.T) {
+	h := synthetic()
+	x := extras{instrRan: true, instr: []instrLine{
+		{Impl: implHerdNoLg, Kind: "iamat", PerReq: summarizeVals([]float64{7021, 6971, 7241})},
+		{Impl: implHerdNoLg, Kind: "whatsat", PerReq: summarizeVals([]float64{1.4e6})},
+		{Impl: implBaseline, Kind: "iamat", Err: "callgrind_control -z: exit status 1"},
+	}}
+	var b strings.Builder
+	h.instructionTable(&b, x.instr, "")
+	for _, want := range []string{
+		"| herd reactor (log off) | 7,021 (6,971-7,241) | 1,400,000 |",
+		"| goroutine baseline | n/a: callgrind_control -z: exit status 1 | n/a: not measured |",
+		"1000 and 11000 for IAMAT, 100 and 600 for WHATSAT",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("instruction table lacks %q:\n%s", want, b.String())
+		}
+	}
+	var tg target
+	for _, tt := range h.targets(x) {
+		if tt.ID == "7" {
+			tg = tt
+		}
+	}
+	if tg.Measured != "herd, no log IAMAT: 7,021; herd, no log WHATSAT: 1,400,000" {
+		t.Errorf("target 7: %+v", tg)
+	}
+	b.Reset()
+	h.instructionTable(&b, nil, "not available: valgrind not found")
+	if !strings.Contains(b.String(), "not available: valgrind not found") {
+		t.Errorf("a missing valgrind is not said:\n%s", b.String())
 	}
 }

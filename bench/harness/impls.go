@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,20 +15,27 @@ import (
 
 // Implementations a scenario can run.
 const (
-	implHerd     = "herd"       // the reactor server, logging on
-	implHerdNoLg = "herd-nolog" // the reactor server, logging off
-	implBaseline = "baseline"   // goroutine per connection
-	implAsyncio  = "asyncio"    // Python asyncio, after the seed's design
-	implUvloop   = "uvloop"     // the same on uvloop
-	implRedis    = "redis"      // inline SET, the reference single-threaded reactor
+	implHerd     = "herd"         // the reactor server, logging on
+	implHerdNoLg = "herd-nolog"   // the reactor server, logging off
+	implBaseline = "baseline"     // goroutine per connection
+	implAsyncio  = "asyncio"      // Python asyncio, after the seed's design
+	implUvloop   = "uvloop"       // the same on uvloop
+	implBest     = "asyncio-best" // Python asyncio, the best design (bench/asyncio/best.py)
+	implUvBest   = "uvloop-best"  // the same on uvloop
+	implRedis    = "redis"        // inline SET, the reference single-threaded reactor
 )
+
+// pythonImpls are the Python servers: both designs, each on asyncio and on uvloop.
+var pythonImpls = []string{implAsyncio, implUvloop, implBest, implUvBest}
 
 var implLabels = map[string]string{
 	implHerd:     "herd reactor (log on)",
 	implHerdNoLg: "herd reactor (log off)",
 	implBaseline: "goroutine baseline",
-	implAsyncio:  "Python asyncio",
-	implUvloop:   "Python asyncio + uvloop",
+	implAsyncio:  "Python asyncio (seed's design)",
+	implUvloop:   "Python asyncio + uvloop (seed's design)",
+	implBest:     "Python asyncio (best design)",
+	implUvBest:   "Python asyncio + uvloop (best design)",
 	implRedis:    "Redis (inline SET)",
 }
 
@@ -37,7 +46,8 @@ type tools struct {
 	bin     map[string]string // herd, baseline, fakeplaces, loadgen -> path
 	missing map[string]string // implementation or tool -> reason it is not available
 	python  string
-	script  string
+	script  string // the seed's design
+	best    string // the best asyncio design
 	redis   string
 }
 
@@ -117,10 +127,20 @@ func prepare(ctx context.Context, repo, work string, prebuilt map[string]string,
 			t.missing[implAsyncio] = t.python + " cannot import aiohttp: " + firstLine(out)
 		}
 	}
+	t.best = filepath.Join(repo, "bench", "asyncio", "best.py")
 	if r, ok := t.missing[implAsyncio]; ok {
 		t.missing[implUvloop] = r
 	} else if out, err := runCmd(ctx, repo, 30*time.Second, t.python, "-c", "import uvloop"); err != nil {
 		t.missing[implUvloop] = t.python + " cannot import uvloop: " + firstLine(out)
+	}
+	switch {
+	case t.missing[implAsyncio] != "":
+		t.missing[implBest] = t.missing[implAsyncio]
+	case !exists(t.best):
+		t.missing[implBest] = "no bench/asyncio/best.py"
+	}
+	if r := cmp.Or(t.missing[implBest], t.missing[implUvloop]); r != "" {
+		t.missing[implUvBest] = r
 	}
 	if p, err := exec.LookPath("redis-server"); err != nil {
 		t.missing[implRedis] = "redis-server not found in PATH"
@@ -153,10 +173,19 @@ type server struct {
 	name     string
 	port     int
 	peerPort int // the herd's peer port (peer_addr); 0: the default, port + 10000
+	admin    int // the admin listener's port (admin_addr); 0: none
 	peers    []string
 }
 
 func (s server) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// adminAddr is the server's admin listener, or "" if it has none.
+func (s server) adminAddr() string {
+	if s.admin == 0 {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", s.admin)
+}
 
 // takePorts gives s fresh client and peer ports.
 func (s *server) takePorts() (err error) {
@@ -176,13 +205,43 @@ type topology struct {
 	placesURL string // "" for the offline provider
 	placesMax int    // [places] max_conns when > 0
 	logDir    string // "off" or a directory
+	noLog     bool   // the servers log nothing, whatever the implementation
 }
 
-// newTopology gives the named topology fresh ports: "single" (Hill alone) or "five" (the
-// default herd of SPEC §1).
+// takeAdminPorts gives every server an admin listener if impl is a Go server (the reactor's
+// serves its metrics and status, the baseline's the Go runtime's metrics only; the others
+// have none).
+func (tp *topology) takeAdminPorts(impl string) (err error) {
+	if impl != implHerd && impl != implHerdNoLg && impl != implBaseline {
+		return nil
+	}
+	for i := range tp.servers {
+		if tp.servers[i].admin, err = freePort(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newTopology gives the named topology fresh ports: "single" (Hill alone), "five" (the
+// default herd of SPEC §1) or "chainN" (S1 - S2 - ... - SN, N from 2 to 64).
 func newTopology(kind string) (*topology, error) {
 	var ss []server
+	if n, err := strconv.Atoi(strings.TrimPrefix(kind, "chain")); err == nil && strings.HasPrefix(kind, "chain") {
+		if n < 2 || n > 64 {
+			return nil, fmt.Errorf("harness: topology %q: a chain has 2 to 64 servers", kind)
+		}
+		for i := 1; i <= n; i++ {
+			s := server{name: fmt.Sprintf("S%d", i)}
+			if i < n {
+				s.peers = []string{fmt.Sprintf("S%d", i+1)}
+			}
+			ss = append(ss, s)
+		}
+		kind = "chain"
+	}
 	switch kind {
+	case "chain":
 	case "single":
 		ss = []server{{name: "Hill"}}
 	case "five":
@@ -227,6 +286,9 @@ func (tp *topology) toml() string {
 		fmt.Fprintf(&b, "\n[[server]]\nname = %q\naddr = %q\n", s.name, s.addr())
 		if s.peerPort > 0 {
 			fmt.Fprintf(&b, "peer_addr = \"127.0.0.1:%d\"\n", s.peerPort)
+		}
+		if s.admin > 0 {
+			fmt.Fprintf(&b, "admin_addr = %q\n", s.adminAddr())
 		}
 		fmt.Fprintf(&b, "peers = [%s]\n", quoteList(peers))
 	}
@@ -289,6 +351,10 @@ func (t *tools) argv(impl, config, name string) []string {
 		return []string{t.python, t.script, "--config", config, name}
 	case implUvloop:
 		return []string{t.python, t.script, "--config", config, "--uvloop", name}
+	case implBest:
+		return []string{t.python, t.best, "--config", config, name}
+	case implUvBest:
+		return []string{t.python, t.best, "--config", config, "--uvloop", name}
 	}
 	return nil
 }

@@ -1,10 +1,14 @@
 // Command harness runs every benchmark scenario against every server implementation, each in
 // processes of its own, and regenerates BENCHMARKS.md (with PNG charts) from the results: the
 // reactor server (cmd/herd, logging on and off), the goroutine-per-connection baseline
-// (bench/baseline), the Python asyncio baseline (bench/asyncio, plain and uvloop) and Redis
-// (inline SET) as the reference single-threaded reactor, all driven by bench/loadgen. A Go
-// server's five-server herd is one process (herd run, baseline run; -herd-procs: one per
-// server), a Python herd one process per server.
+// (bench/baseline), the Python asyncio baselines (bench/asyncio: the seed's design, server.py,
+// and the best asyncio design, best.py, each plain and on uvloop) and Redis (inline SET) as the
+// reference single-threaded reactor, all driven by bench/loadgen. A Go server's five-server
+// herd is one process (herd run, baseline run; -herd-procs: one per server), a Python herd one
+// process per server. Besides the scenarios it measures how cost grows (memory per record and
+// the IAMAT rate by records held, a restarted server's resync time, propagation along chains)
+// and counts the instructions per request under valgrind's callgrind. Every port it or its
+// servers listen on comes from -ports.
 //
 //	go run ./bench/harness            the full run (about 10 minutes on two cores), writes BENCHMARKS.md
 //	go run ./bench/harness -smoke     seconds: start everything, check the replies, write nothing
@@ -42,10 +46,13 @@ type options struct {
 	keep     bool
 	verbose  bool
 	allocs   bool
+	// instructions counts instructions per request under callgrind (valgrind).
+	instructions bool
 	// herdProcs runs every server of a multi-server herd as its own process for the Go
 	// servers too (by default each Go herd is one process, as herd run and baseline run are).
 	herdProcs bool
 	bins      map[string]string // prebuilt binaries by name, instead of go build
+	ports     *portRange        // -ports; nil: the default range
 }
 
 const usageText = `harness runs every benchmark scenario against every server implementation and
@@ -62,11 +69,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := cli.FlagSet("harness", stderr, func(w io.Writer) {
 		_, _ = io.WriteString(w, usageText)
 		for _, s := range scenarios {
-			fmt.Fprintf(w, "  %-10s %s\n", s.id, s.title)
+			if s.group == "" {
+				fmt.Fprintf(w, "  %-12s %s\n", s.id, s.title)
+			}
+		}
+		_, _ = io.WriteString(w, "\nHow cost grows (-only takes a group, or one of its sizes):\n")
+		for _, g := range groups {
+			var ids []string
+			for _, s := range scenarios {
+				if s.group == g.id {
+					ids = append(ids, s.id)
+				}
+			}
+			fmt.Fprintf(w, "  %-12s %s: %s\n", g.id, g.title, strings.Join(ids, ", "))
 		}
 		fmt.Fprintf(w, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
 	})
-	var only, impls, bins string
+	var only, impls, bins, ports string
 	fs.BoolVar(&o.smoke, "smoke", false, "only start every implementation and check its replies (seconds); write no report")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each scenario for each implementation (the report gives the median and min-max)")
 	fs.DurationVar(&o.duration, "d", 3*time.Second, "measured time of each run")
@@ -79,14 +98,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.work, "work", "", "work directory for binaries, configs and logs (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (server logs, configs)")
 	fs.BoolVar(&o.verbose, "v", false, "log every command")
-	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/")
+	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/ (-only allocs: this alone)")
+	fs.BoolVar(&o.instructions, "instructions", true, "count the instructions per IAMAT and per WHATSAT of each Go server under valgrind's callgrind (-only instructions: this alone)")
 	fs.BoolVar(&o.herdProcs, "herd-procs", false, "run each server of a multi-server herd as its own process for the Go servers too (herd serve NAME, baseline serve NAME), as Python's always are; default: one process per herd (herd run, baseline run)")
 	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces, inproc)")
+	fs.StringVar(&ports, "ports", "", "take every port the harness and its servers listen on from this `range` LO-HI (e.g. 20000-29999; default: 10000 up to the kernel's ephemeral range)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("harness: unexpected argument %q", fs.Arg(0))
+	}
+	if ports != "" {
+		r, err := parsePorts(ports)
+		if err != nil {
+			return nil, err
+		}
+		o.ports = &r
 	}
 	if o.runs < 1 || o.duration <= 0 || o.warmup < 0 {
 		return nil, errors.New("harness: -runs must be at least 1 and -d positive")
@@ -107,7 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.only = set(only)
 	o.impls = set(impls)
 	for id := range o.only {
-		if scenarioByID(id) == nil {
+		if scenarioByID(id) == nil && growthSizes[id] == nil && id != "allocs" && id != "instructions" {
 			return nil, fmt.Errorf("harness: unknown scenario %q", id)
 		}
 	}
@@ -129,7 +157,7 @@ func set(list string) map[string]bool {
 	return m
 }
 
-var allImpls = []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop, implRedis}
+var allImpls = []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop, implBest, implUvBest, implRedis}
 
 // findRepo walks up from dir to the directory holding go.mod.
 func findRepo(dir string) (string, error) {
@@ -168,8 +196,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			defer os.RemoveAll(o.work)
 		}
 	}
+	// The servers inherit the limit: a Python server or Redis holding 10,000 connections
+	// needs more than the usual 1,024 descriptors. (Go raises its own soft limit, but puts the
+	// old one back for the processes it starts, unless the program sets it itself.)
+	if err := raiseFileLimit(); err != nil {
+		fmt.Fprintf(stderr, "harness: raising the open-file limit: %v\n", err)
+	}
 	h := &harness{o: o, stdout: stdout, stderr: stderr, started: time.Now()}
 	h.logf("work directory %s", o.work)
+	if o.ports != nil {
+		setPorts(*o.ports)
+		if low := ephemeralLow(); o.ports.hi >= low {
+			h.logf("warning: -ports %s reaches into the kernel's ephemeral range (from %d): an outgoing connection may hold a port a server is about to bind", o.ports, low)
+		}
+	}
 	h.t = prepare(ctx, o.repo, o.work, o.bins, h.logf)
 	if r, ok := h.t.missing["loadgen"]; ok {
 		return fmt.Errorf("harness: the load generator is not available: %s", r)

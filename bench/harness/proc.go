@@ -120,19 +120,63 @@ func (p *proc) tail() string {
 	return s
 }
 
-// Listen ports are taken below the kernel's ephemeral range, so that the outgoing
-// connections of a run (10,000 clients, links) can never hold a port a server is about to bind.
+// portRange is the range every port the harness listens on, or has a server listen on, comes
+// from: lo to hi, both included.
+type portRange struct{ lo, hi int }
+
+func (r portRange) String() string { return fmt.Sprintf("%d-%d", r.lo, r.hi) }
+
+// parsePorts reads a -ports value, "LO-HI".
+func parsePorts(s string) (portRange, error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case !ok || err1 != nil || err2 != nil:
+		return portRange{}, fmt.Errorf("harness: -ports %q: want LO-HI, such as 20000-29999", s)
+	case lo < 1 || hi > 65535 || lo > hi:
+		return portRange{}, fmt.Errorf("harness: -ports %q: want 1 <= LO <= HI <= 65535", s)
+	case hi-lo+1 < minPorts:
+		return portRange{}, fmt.Errorf("harness: -ports %q: %d ports, want at least %d (a run's herds hold about 25 at once)", s, hi-lo+1, minPorts)
+	}
+	return portRange{lo, hi}, nil
+}
+
+// minPorts is the smallest range -ports takes: a chain of nine servers with peer ports, admin
+// listeners and a probe, beside ports not yet released by the run before.
+const minPorts = 100
+
+// defaultPorts is the range without -ports: from 10000 to below the kernel's ephemeral range,
+// so that the outgoing connections of a run (10,000 clients, links) can never hold a port a
+// server is about to bind; nil when that leaves fewer than 1,000 ports (the kernel then picks).
+func defaultPorts() *portRange {
+	lo, hi := 10000, ephemeralLow()-1
+	if hi-lo+1 < 1000 {
+		return nil
+	}
+	return &portRange{lo, hi}
+}
+
 var (
 	portMu   sync.Mutex
+	ports    = defaultPorts() // set by run from -ports before any port is taken
 	nextPort int
 )
 
-// freePort returns a loopback port that was free a moment ago, below the ephemeral range.
+// setPorts makes freePort take its ports from r. Any goroutine, before the first freePort.
+func setPorts(r portRange) {
+	portMu.Lock()
+	defer portMu.Unlock()
+	ports, nextPort = &r, 0
+}
+
+// freePort returns a loopback port of the range that was free a moment ago. Ports are handed
+// out in turn from a random start, so that one run's servers do not get the ports the last
+// run's are still releasing.
 func freePort() (int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
-	lo, hi := 10000, ephemeralLow()
-	if hi-lo < 1000 {
+	if ports == nil {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, err
@@ -140,12 +184,13 @@ func freePort() (int, error) {
 		defer ln.Close()
 		return ln.Addr().(*net.TCPAddr).Port, nil
 	}
-	if nextPort < lo || nextPort >= hi {
-		nextPort = lo + rand.IntN(hi-lo)
+	lo, hi := ports.lo, ports.hi
+	if nextPort < lo || nextPort > hi {
+		nextPort = lo + rand.IntN(hi-lo+1)
 	}
-	for range hi - lo {
+	for range hi - lo + 1 {
 		p := nextPort
-		if nextPort++; nextPort >= hi {
+		if nextPort++; nextPort > hi {
 			nextPort = lo
 		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
@@ -154,7 +199,7 @@ func freePort() (int, error) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("harness: no free port in %d-%d", lo, hi-1)
+	return 0, fmt.Errorf("harness: no free port in %s", ports)
 }
 
 // ephemeralLow returns the first port of the kernel's ephemeral range (32768 if unknown).
@@ -172,6 +217,16 @@ func ephemeralLow() int {
 		return 32768
 	}
 	return n
+}
+
+// raiseFileLimit raises this process's soft open-file limit to its hard limit.
+func raiseFileLimit() error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return err
+	}
+	rl.Cur = rl.Max
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 }
 
 // runCmd runs a command to completion and returns its combined output.

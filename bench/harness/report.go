@@ -1,20 +1,38 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
-// Markers around the part of BENCHMARKS.md written by hand; a regenerated report keeps it.
+// Markers around the parts of BENCHMARKS.md written by hand; a regenerated report keeps them.
 const (
 	handBegin = "<!-- BEGIN HAND-WRITTEN: kept as is when the harness regenerates this file -->"
 	handEnd   = "<!-- END HAND-WRITTEN -->"
+	// The section "The asyncio report, revisited".
+	asyncioBegin = "<!-- BEGIN HAND-WRITTEN asyncio: kept as is when the harness regenerates this file -->"
+	asyncioEnd   = "<!-- END HAND-WRITTEN asyncio -->"
 )
+
+const asyncioDefault = `_To be written after the final run: the seed report's claims about asyncio (section 8,
+"Performance Implications", and its recommendation), read against the figures above._`
+
+// handWritten returns the text between begin and end in old, or def if old has none.
+func handWritten(old, begin, end, def string) string {
+	if _, rest, ok := strings.Cut(old, begin); ok {
+		if body, _, ok := strings.Cut(rest, end); ok {
+			return strings.TrimSpace(body)
+		}
+	}
+	return def
+}
 
 const handDefault = `_To be written after the final run: what the numbers mean, which results are limited by the
 load generator or the two shared cores rather than by the servers, and what would change them._`
@@ -110,7 +128,8 @@ func shorten(s string, n int) string {
 }
 
 // targets computes the report's goals from the measurements.
-func (h *harness) targets(allocs []allocLine, allocErr string) []target {
+func (h *harness) targets(x extras) []target {
+	allocs, allocErr := x.allocs, x.allocErr
 	var ts []target
 	ratioTarget := func(id, what, goal, scen, a, b string, f metric, ok func(float64) bool) {
 		r := h.ratio(scen, a, b, f)
@@ -154,11 +173,14 @@ func (h *harness) targets(allocs []allocLine, allocErr string) []target {
 		ratioTarget("3", implLabels[im]+" vs Python asyncio, five-server herd (throughput)", ">= 50x", "herd5", im, implAsyncio, mThroughput, ge(50))
 	}
 	r := h.ratio("herd5", implHerd, implUvloop, mThroughput)
-	t := target{ID: "3", What: "herd reactor (log on) vs Python asyncio + uvloop, five-server herd", Goal: "for information", Measured: fmtRatio(r), Verdict: "info"}
+	t := target{ID: "3", What: "herd reactor (log on) vs " + implLabels[implUvloop] + ", five-server herd", Goal: "for information", Measured: fmtRatio(r), Verdict: "info"}
 	if !r.ok() {
 		t.Measured = h.why("herd5", implUvloop)
 	}
 	ts = append(ts, t)
+	for _, im := range []string{implHerd, implHerdNoLg} {
+		ratioTarget("3b", implLabels[im]+" vs "+implLabels[implUvBest]+", five-server herd (throughput)", ">= 5x", "herd5", im, implUvBest, mThroughput, ge(5))
+	}
 	for _, im := range []string{implHerd, implHerdNoLg} {
 		absTarget("4a", implLabels[im]+": propagation p99 at 1,000 updates/s", "<= 1 ms", "prop1k", im, mP99, fmtUs, le(1000))
 	}
@@ -188,20 +210,31 @@ func (h *harness) targets(allocs []allocLine, allocErr string) []target {
 		at.Measured = strings.Join(parts, "; ")
 	}
 	ts = append(ts, at)
+	if x.instrRan {
+		it := target{ID: "7", What: "instructions per IAMAT and per WHATSAT, end to end (callgrind)", Goal: "report", Verdict: "info"}
+		var parts []string
+		for _, l := range x.instr {
+			if l.Err == "" && l.PerReq.ok() && (l.Impl == implHerdNoLg || l.Impl == implHerd) {
+				parts = append(parts, fmt.Sprintf("%s %s: %s", shortLabels[l.Impl], strings.ToUpper(l.Kind), num(l.PerReq.Med)))
+			}
+		}
+		it.Measured = strings.Join(parts, "; ")
+		if x.instrErr != "" || len(parts) == 0 {
+			it.Measured, it.Verdict = shorten(cmp.Or(x.instrErr, "not measured"), 160), "n/a"
+		}
+		ts = append(ts, it)
+	}
 	return ts
 }
 
 // refs says what each throughput scenario's ratio column compares against.
-var refs = map[string]string{"p16": implRedis, "p1": implRedis, "c10k": implBaseline, "herd5": implAsyncio, "idle10k": implBaseline}
+var refs = map[string]string{"p16": implRedis, "p1": implRedis, "c10k": implBaseline, "herd5": implUvBest, "idle10k": implBaseline}
 
 func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 	impls := sc.impls
 	fmt.Fprintf(b, "### %s (`%s`)\n\n", sc.title, sc.id)
 	if sc.note != "" {
 		b.WriteString(sc.note + "\n\n")
-	}
-	if sc.id != "idle10k" && sc.id != "prop1k" && sc.id != "prop10k" {
-		fmt.Fprintf(b, "![%s](%s)\n\n", sc.id, h.chartRel(sc.id))
 	}
 	ref := refs[sc.id]
 	switch sc.metric {
@@ -236,7 +269,7 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 		}
 		side := sc.id == "whatsat"
 		if side {
-			extra = " IAMAT p99 alongside | fake Places CPU |"
+			extra = " IAMAT p99 alongside | fake Places CPU | server CPU per reply |"
 		}
 		cols := 9 + strings.Count(extra, "|")
 		fmt.Fprintf(b, "| implementation | replies/s (median, min-max) | p50 | p99 | p99.9 | errors | server CPU | loadgen CPU | other CPU |%s\n", extra)
@@ -252,7 +285,8 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 				100*h.stat(sc.id, im, mServerCPU).Med, 100*h.stat(sc.id, im, mCPU).Med, fmtPct(h.stat(sc.id, im, mOtherCPU)))
 			switch {
 			case side:
-				fmt.Fprintf(b, " %s | %.0f%% |", fmtUs(h.stat(sc.id, im, mSideP99)), 100*h.stat(sc.id, im, mPlacesCPU).Med)
+				fmt.Fprintf(b, " %s | %.0f%% | %s |", fmtUs(h.stat(sc.id, im, mSideP99)), 100*h.stat(sc.id, im, mPlacesCPU).Med,
+					us(h.stat(sc.id, im, mCPUPerReply).Med))
 			case ref != "" && im == ref:
 				b.WriteString(" 1x |")
 			case ref != "":
@@ -267,6 +301,7 @@ func (h *harness) scenarioTable(b *strings.Builder, sc *scenario) {
 		}
 	}
 	b.WriteString("\n")
+	h.scenarioCharts(b, sc)
 }
 
 func sumVals(vs []float64) float64 {
@@ -285,8 +320,24 @@ func (h *harness) repoPath(p string) string {
 	return filepath.Join(h.o.repo, p)
 }
 
-func (h *harness) chartRel(id string) string {
-	return filepath.ToSlash(filepath.Join(h.o.charts, id+".png"))
+// chartPath is a chart file's path as the report links it.
+func (h *harness) chartPath(file string) string {
+	return filepath.ToSlash(filepath.Join(h.o.charts, file))
+}
+
+// scenarioCharts links a scenario's charts that were written.
+func (h *harness) scenarioCharts(b *strings.Builder, sc *scenario) {
+	bars, lat := chartFiles(sc.id)
+	var links []string
+	if h.wrote[bars] {
+		links = append(links, fmt.Sprintf("![%s](%s)", sc.id, h.chartPath(bars)))
+	}
+	if h.wrote[lat] {
+		links = append(links, fmt.Sprintf("![%s %s by percentile](%s)", sc.id, sc.latencyName(), h.chartPath(lat)))
+	}
+	if len(links) > 0 {
+		b.WriteString(strings.Join(links, "\n") + "\n\n")
+	}
 }
 
 // slower lists, from the numbers, every comparison where the reactor was not ahead.
@@ -367,16 +418,13 @@ func (h *harness) cores() int {
 }
 
 // writeReport regenerates BENCHMARKS.md and the charts.
-func (h *harness) writeReport(ctx context.Context, allocs []allocLine, allocErr string) error {
+func (h *harness) writeReport(ctx context.Context, x extras) error {
 	env := collectEnv(ctx, h.t)
 	path := h.repoPath(h.o.out)
-	hand := handDefault
+	hand := [2]string{handDefault, asyncioDefault}
 	if old, err := os.ReadFile(path); err == nil {
-		if _, rest, ok := strings.Cut(string(old), handBegin); ok {
-			if body, _, ok := strings.Cut(rest, handEnd); ok {
-				hand = strings.TrimSpace(body)
-			}
-		}
+		hand[0] = handWritten(string(old), handBegin, handEnd, handDefault)
+		hand[1] = handWritten(string(old), asyncioBegin, asyncioEnd, asyncioDefault)
 	}
 	chartDir := h.repoPath(h.o.charts)
 	if err := os.MkdirAll(chartDir, 0o755); err != nil {
@@ -385,22 +433,23 @@ func (h *harness) writeReport(ctx context.Context, allocs []allocLine, allocErr 
 	if err := h.charts(chartDir); err != nil {
 		h.logf("charts: %v", err)
 	}
-	md := h.markdown(env, allocs, allocErr, hand)
+	md := h.markdown(env, x, hand)
 	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		return err
 	}
 	h.logf("wrote %s and charts in %s", path, chartDir)
-	for _, t := range h.targets(allocs, allocErr) {
+	for _, t := range h.targets(x) {
 		fmt.Fprintf(h.stdout, "%-3s %-5s %-10s %s: %s\n", t.ID, t.Verdict, t.Goal, t.What, t.Measured)
 	}
 	return nil
 }
 
-func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand string) string {
+func (h *harness) markdown(env environment, x extras, hand [2]string) string {
+	allocs, allocErr := x.allocs, x.allocErr
 	var b strings.Builder
 	b.WriteString("# Benchmarks\n\n")
 	fmt.Fprintf(&b, "Generated by `go run ./bench/harness` (`bash scripts/bench.sh`) on %s from one run on one machine; "+
-		"every figure below comes from that run. Do not edit by hand, except the section marked as hand-written, which "+
+		"every figure below comes from that run. Do not edit by hand, except the two sections marked as hand-written, which "+
 		"the harness keeps. Each scenario ran %d times for each implementation (runs interleaved across the "+
 		"implementations), each run %v of measurement after %v of warm-up, with fresh server processes; tables give the "+
 		"median and the min-max over the runs, and ratios are medians of the per-run ratios of runs made back to back.\n\n",
@@ -439,7 +488,7 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 	}
 
 	b.WriteString("## Targets\n\n| # | what | goal | measured (median, min-max) | |\n| --- | --- | --- | --- | --- |\n")
-	for _, t := range h.targets(allocs, allocErr) {
+	for _, t := range h.targets(x) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", t.ID, t.What, t.Goal, t.Measured, t.Verdict)
 	}
 	if busy := h.foreignLoad(); len(busy) > 0 {
@@ -453,15 +502,19 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 		"time of the server processes (all of them for a herd) and \"loadgen CPU\" the load generator's own, each over the " +
 		"run's wall time: 100% is one core of the " + fmt.Sprint(env.Cores) + "; \"other CPU\" is what the rest of the machine " +
 		"used meanwhile (user and system time of /proc/stat minus those), which should be near 0% on an idle machine.\n\n")
+	b.WriteString("Charts. Under each table, a bar chart of its main figure: each bar is the median over the runs, labelled with " +
+		"its value, and its whisker spans the minimum to the maximum over the runs. Beside it, the latency by percentile, " +
+		"as HdrHistogram plots it: latency against percentile on an axis of 1/(1-p), so that 90%, 99%, 99.9% and 99.99% " +
+		"are evenly spaced and the tail is as wide as the body; each line is one implementation, from the histograms of all " +
+		"its runs merged (the load generator's `-hdr-out`), and ends at its maximum. A value axis is logarithmic (its label " +
+		"says so) wherever the values on it span a factor of " + strconv.Itoa(logSpan) + " or more.\n\n")
 	for _, sc := range scenarios {
-		if len(h.o.only) > 0 && !h.o.only[sc.id] {
+		if !h.selected(sc) || sc.group != "" {
 			continue
 		}
 		h.scenarioTable(&b, sc)
-		if sc.metric == "p99" {
-			fmt.Fprintf(&b, "![%s](%s)\n\n", sc.id, h.chartRel(sc.id))
-		}
 	}
+	h.growthTables(&b)
 	b.WriteString("### Allocations per IAMAT\n\n")
 	fmt.Fprintf(&b, "`%s`\n\n", allocsCommand)
 	switch {
@@ -477,6 +530,9 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 		b.WriteString("```\n\n")
 	}
 
+	if x.instrRan {
+		h.instructionTable(&b, x.instr, x.instrErr)
+	}
 	b.WriteString("## Where the reactor is not faster\n\n")
 	b.WriteString("Generated from the numbers above.\n\n")
 	sl := h.slower()
@@ -493,7 +549,11 @@ func (h *harness) markdown(env environment, allocs []allocLine, allocErr, hand s
 	}
 	b.WriteString("\n## Reading the numbers (hand-written)\n\n_The text between the two markers below is written by hand; " +
 		"the harness keeps it as is when it regenerates this file. Everything else is generated._\n\n")
-	b.WriteString(handBegin + "\n\n" + hand + "\n\n" + handEnd + "\n\n")
+	b.WriteString(handBegin + "\n\n" + hand[0] + "\n\n" + handEnd + "\n\n")
+	h.asyncioFigures(&b)
+	b.WriteString("## The asyncio report, revisited (hand-written)\n\n_The text between the two markers below is written by " +
+		"hand, from the figures of the section above; the harness keeps it as is._\n\n")
+	b.WriteString(asyncioBegin + "\n\n" + hand[1] + "\n\n" + asyncioEnd + "\n\n")
 
 	b.WriteString("## How it was run\n\n")
 	b.WriteString("```sh\nbash scripts/bench.sh        # = go run ./bench/harness: builds, runs everything, rewrites this file and bench/charts/\n```\n\n")

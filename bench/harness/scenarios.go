@@ -18,7 +18,9 @@ type scenario struct {
 	id     string
 	title  string
 	impls  []string
-	metric string // what the charts and ratios compare: "throughput", "p99" or "rss"
+	metric string // what the charts and ratios compare: "throughput", "p99" or "rss"; "" in a group
+	group  string // how cost grows: the group (records, resync, chain) this scenario is a size of
+	size   int    // in a group: records held, or servers in the chain
 	note   string // what the scenario asks, in the report under its title
 	run    func(ctx context.Context, h *harness, sc *scenario, impl string, tag string) measurement
 }
@@ -41,27 +43,37 @@ const (
 
 var goServers = []string{implHerd, implHerdNoLg, implBaseline}
 
+// everyServer is every herd server implementation: the Go servers and both Python designs.
+var everyServer = append(append([]string(nil), goServers...), pythonImpls...)
+
 var scenarios = []*scenario{
 	{id: "p16", title: "IAMAT, one server, 64 connections, 16 pipelined", metric: "throughput",
 		impls: []string{implHerd, implHerdNoLg, implBaseline, implRedis}, run: single(64, pipelineDepth)},
 	{id: "p1", title: "IAMAT, one server, 64 connections, no pipelining", metric: "throughput",
-		impls: []string{implHerd, implHerdNoLg, implBaseline, implRedis}, run: single(64, 1)},
+		impls: append(append([]string(nil), everyServer...), implRedis), run: single(64, 1), note: p1Note},
 	{id: "c10k", title: "IAMAT, one server, 10,000 connections", metric: "throughput",
 		impls: goServers, run: single(manyConns, 1)},
 	{id: "idle10k", title: "10,000 idle connections: server memory per connection", metric: "rss",
-		impls: []string{implHerd, implBaseline}, run: idle},
+		impls: append(append([]string(nil), everyServer...), implRedis), run: idle},
 	{id: "herd5", title: "IAMAT at Hill of the five-server herd (flooding), 64 connections", metric: "throughput",
-		impls: []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop}, run: herd5},
+		impls: everyServer, run: herd5},
 	{id: "prop1k", title: "Propagation Hill -> Campbell at 1,000 updates/s", metric: "p99",
-		impls: []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop}, run: propagation(1000, 1)},
+		impls: everyServer, run: propagation(1000, 1)},
 	{id: "prop10k", title: "Propagation Hill -> Campbell at 10,000 updates/s", metric: "p99",
 		impls: goServers, run: propagation(10000, 4)},
 	{id: "whatsat", title: "WHATSAT, 1,000 clients, Places answering in 50 ms, with IAMAT load alongside", metric: "throughput",
-		impls: goServers, run: whatsat, note: "1,000 connections, each with one WHATSAT outstanding (closed loop), over 10,000 distinct " +
+		impls: everyServer, run: whatsat, note: "1,000 connections, each with one WHATSAT outstanding (closed loop), over 10,000 distinct " +
 			"client ids, each at its own location: no two requests in flight are identical, so none is shared and every " +
 			"WHATSAT is a real call to the fake Places (`bench/fakeplaces`, 50 ms per answer, Google's body cut to the bound " +
 			"of 5). Each server may keep 1,000 connections to it. Alongside, 16 other connections send 2,000 IAMAT/s open " +
 			"loop; their p99 is the \"IAMAT p99 alongside\" column. At 50 ms per answer, 1,000 connections allow 20,000 replies/s."},
+}
+
+func init() { scenarios = append(scenarios, growthScenarios()...) }
+
+// selected reports whether -only asks for sc (by its id or its group's).
+func (h *harness) selected(sc *scenario) bool {
+	return len(h.o.only) == 0 || h.o.only[sc.id] || (sc.group != "" && h.o.only[sc.group])
 }
 
 func scenarioByID(id string) *scenario {
@@ -111,14 +123,31 @@ func (h *harness) deploy(ctx context.Context, sc *scenario, impl, tag, kind stri
 	return tp, d, nil
 }
 
+const p1Note = "Besides the rates, each server's allocations per request are measured here: for the Go servers the " +
+	"growth of `go_memstats_mallocs_total` and `go_memstats_alloc_bytes_total` (the Go runtime's counts, on the " +
+	"server's admin listener) over the load generator's run, less what one scrape itself allocates (two scrapes back " +
+	"to back before the run), divided by every request of the run, warm-up included; for the others, which have no " +
+	"such counter, the growth of the server's VmRSS over the run per request (what stays allocated, not what was " +
+	"allocated and freed). See the figures for \"The asyncio report, revisited\"."
+
 // single measures closed-loop IAMAT (Redis: inline SET) on one server with no neighbours.
+// Without pipelining it also measures the server's allocations per request (see p1Note).
 func single(conns, depth int) func(context.Context, *harness, *scenario, string, string) measurement {
 	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-		tp, d, err := h.deploy(ctx, sc, impl, tag, "single", nil)
+		tp, d, err := h.deploy(ctx, sc, impl, tag, "single", func(tp *topology) error {
+			if depth > 1 {
+				return nil
+			}
+			return tp.takeAdminPorts(impl)
+		})
 		if err != nil {
 			return fail(sc, impl, err)
 		}
 		defer d.stop()
+		allocs := func(*measurement) {}
+		if depth == 1 && impl != implRedis {
+			allocs = h.allocations(ctx, d, tp.servers[0].adminAddr())
+		}
 		args := []string{"-addr", tp.servers[0].addr(), "-c", strconv.Itoa(conns), "-P", strconv.Itoa(depth)}
 		what := "loadgen"
 		if impl == implRedis {
@@ -131,6 +160,7 @@ func single(conns, depth int) func(context.Context, *harness, *scenario, string,
 		res, err := h.loadgen(ctx, sc.id, what, append(args, h.window()...)...)
 		m := finish(sc, impl, d, res, err)
 		done(&m)
+		allocs(&m)
 		return m
 	}
 }
@@ -149,7 +179,10 @@ func idle(ctx context.Context, h *harness, sc *scenario, impl, tag string) measu
 	}
 	defer d.stop()
 	res, err := h.loadgen(ctx, sc.id, "loadgen", "-scenario", "idle", "-addr", tp.servers[0].addr(),
-		"-c", strconv.Itoa(manyConns), "-pid", strconv.Itoa(d.procs[0].pid()), "-settle", "2s")
+		"-c", strconv.Itoa(manyConns), "-pid", strconv.Itoa(d.procs[0].pid()), "-settle", "2s",
+		// A Python server takes its 10,000 connections through a listen backlog of 100: the
+		// dials that overflow it are retried by the kernel after 1, 3, 7 s...
+		"-timeout", "5m")
 	return finish(sc, impl, d, res, err)
 }
 
@@ -174,23 +207,29 @@ func herd5(ctx context.Context, h *harness, sc *scenario, impl, tag string) meas
 // propagation times updates from Hill until Campbell floods them to the probe.
 func propagation(rate, conns int) func(context.Context, *harness, *scenario, string, string) measurement {
 	return func(ctx context.Context, h *harness, sc *scenario, impl, tag string) measurement {
-		tp, d, err := h.deploy(ctx, sc, impl, tag, "five", func(tp *topology) error {
-			port, err := freePort()
-			tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), "Campbell"
-			return err
-		})
-		if err != nil {
-			return fail(sc, impl, err)
-		}
-		defer d.stop()
-		done := d.meter()
-		res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "propagation",
-			"-addr", tp.servers[0].addr(), "-listen", tp.probe, "-rate", strconv.Itoa(rate), "-c", strconv.Itoa(conns)},
-			h.window()...)...)
-		m := finish(sc, impl, d, res, err)
-		done(&m)
-		return m
+		return h.propagate(ctx, sc, impl, tag, "five", rate, conns)
 	}
+}
+
+// propagate times updates, rate a second over conns connections, from the first server of
+// a topology of kind until its last server floods them to the probe, its neighbour.
+func (h *harness) propagate(ctx context.Context, sc *scenario, impl, tag, kind string, rate, conns int) measurement {
+	tp, d, err := h.deploy(ctx, sc, impl, tag, kind, func(tp *topology) error {
+		port, err := freePort()
+		tp.probe, tp.probeOf = fmt.Sprintf("127.0.0.1:%d", port), tp.servers[len(tp.servers)-1].name
+		return err
+	})
+	if err != nil {
+		return fail(sc, impl, err)
+	}
+	defer d.stop()
+	done := d.meter()
+	res, err := h.loadgen(ctx, sc.id, "loadgen", append([]string{"-scenario", "propagation",
+		"-addr", tp.servers[0].addr(), "-listen", tp.probe, "-rate", strconv.Itoa(rate), "-c", strconv.Itoa(conns)},
+		h.window()...)...)
+	m := finish(sc, impl, d, res, err)
+	done(&m)
+	return m
 }
 
 // whatsat drives WHATSAT on 1,000 connections against a Places API that answers in 50 ms,
@@ -253,7 +292,7 @@ func (h *harness) full(ctx context.Context) error {
 		}
 	}
 	for _, sc := range scenarios {
-		if len(h.o.only) > 0 && !h.o.only[sc.id] {
+		if !h.selected(sc) {
 			continue
 		}
 		var impls []string
@@ -287,15 +326,31 @@ func (h *harness) full(ctx context.Context) error {
 			h.logf("raw results in %s", path)
 		}
 	}
-	var allocs []allocLine
-	var allocErr string
+	var x extras
 	if h.o.allocs && (len(h.o.only) == 0 || h.o.only["allocs"]) {
-		allocs, allocErr = h.measureAllocs(ctx)
-		if allocErr != "" {
-			h.logf("allocations: %s", allocErr)
+		x.allocs, x.allocErr = h.measureAllocs(ctx)
+		if x.allocErr != "" {
+			h.logf("allocations: %s", x.allocErr)
 		}
 	}
-	return h.writeReport(ctx, allocs, allocErr)
+	if h.o.instructions && (len(h.o.only) == 0 || h.o.only["instructions"]) {
+		x.instr, x.instrErr = h.measureInstructions(ctx)
+		if x.instrErr != "" {
+			h.logf("instructions: %s", x.instrErr)
+		}
+		x.instrRan = true
+	}
+	return h.writeReport(ctx, x)
+}
+
+// extras are the measurements made apart from the scenarios: the herd package's allocation
+// benchmarks and the instruction counts.
+type extras struct {
+	allocs   []allocLine
+	allocErr string
+	instr    []instrLine
+	instrErr string
+	instrRan bool
 }
 
 // brief is a one-line summary of a measurement for the progress log.
@@ -303,15 +358,22 @@ func (m measurement) brief() string {
 	if m.Err != "" {
 		return "FAILED: " + m.Err
 	}
+	if m.Res == nil {
+		return fmt.Sprintf("resync of %s records: %.1f ms from listening (%.1f ms as logged), %d received",
+			num(float64(m.Size)), m.ResyncS*1e3, m.ResyncTookS*1e3, m.Received)
+	}
 	r := m.Res
 	s := ""
+	if m.RSSPerRecord != 0 {
+		s = fmt.Sprintf("%.0f bytes/record (VmRSS), %.0f (heap); ", m.RSSPerRecord, m.HeapPerRecord)
+	}
 	switch r.Scenario {
 	case "idle":
-		s = fmt.Sprintf("%.0f bytes/conn", r.RSSPerConn)
+		s += fmt.Sprintf("%.0f bytes/conn", r.RSSPerConn)
 	case "propagation":
-		s = fmt.Sprintf("p50 %.0fus p99 %.0fus lost %d", r.Latency.P50, r.Latency.P99, r.Lost)
+		s += fmt.Sprintf("p50 %.0fus p99 %.0fus lost %d", r.Latency.P50, r.Latency.P99, r.Lost)
 	default:
-		s = fmt.Sprintf("%.0f/s p50 %.0fus p99 %.0fus", r.Throughput, r.Latency.P50, r.Latency.P99)
+		s += fmt.Sprintf("%.0f/s p50 %.0fus p99 %.0fus", r.Throughput, r.Latency.P50, r.Latency.P99)
 	}
 	if m.Side != nil {
 		s += fmt.Sprintf("; IAMAT alongside p99 %.0fus", m.Side.Latency.P99)

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-project/herd/bench/internal/result"
 	"github.com/herd-project/herd/internal/testutil"
 )
@@ -104,6 +106,13 @@ func TestClosedLoopCounts(t *testing.T) {
 			if r.Requests != 3000 || r.Replies != 3000 || r.Checked != 3000 {
 				t.Errorf("requests %d replies %d checked %d, want 3000 each", r.Requests, r.Replies, r.Checked)
 			}
+			all := uint64(3000)
+			if tc.scenario == "whatsat" || tc.scenario == "mixed" {
+				all += 50 // an IAMAT for each client id first
+			}
+			if r.RequestsAll != all {
+				t.Errorf("requests in all %d, want %d", r.RequestsAll, all)
+			}
 			if r.Latency.Count != 3000 {
 				t.Errorf("histogram holds %d values, want 3000", r.Latency.Count)
 			}
@@ -134,7 +143,7 @@ func TestOpenLoopRate(t *testing.T) {
 	s := startLineServer(t, nil)
 	r := runJSON(t, "-addr", s.addr(), "-c", "4", "-rate", "2000", "-d", "500ms")
 	// The schedule is exact: 2000/s for 0.5 s is 1000 requests, whatever the machine's speed.
-	if r.Requests != 1000 || r.Replies != 1000 || r.Errors != 0 {
+	if r.Requests != 1000 || r.RequestsAll != 1000 || r.Replies != 1000 || r.Errors != 0 {
 		t.Fatalf("requests %d replies %d errors %d %v", r.Requests, r.Replies, r.Errors, r.ErrorSamples)
 	}
 }
@@ -391,6 +400,14 @@ func TestPropagationEndToEnd(t *testing.T) {
 	if res.Latency.Count != 300 || res.ReplyLatency == nil || res.ReplyLatency.Count != 300 {
 		t.Errorf("latency counts %d / %v", res.Latency.Count, res.ReplyLatency)
 	}
+	path := filepath.Join(t.TempDir(), "prop.hdr")
+	if err := writeHdrLog(path, time.Now(), r.hists); err != nil {
+		t.Fatal(err)
+	}
+	hs := readHdrLog(t, path)
+	if len(hs) != 2 || hs[0].Tag() != "latency" || hs[1].Tag() != "reply" || summarize(hs[0]) != res.Latency || summarize(hs[1]) != *res.ReplyLatency {
+		t.Errorf("-hdr-out of a propagation run: %d histograms, want latency and reply as in the result", len(hs))
+	}
 }
 
 func TestIdleReadsRSS(t *testing.T) {
@@ -467,5 +484,114 @@ func BenchmarkScan(b *testing.B) {
 			n, _, _ := sc.scan(p, kindIAMAT)
 			p = p[n:]
 		}
+	}
+}
+
+// readHdrLog reads every histogram of an HdrHistogram log.
+func readHdrLog(t *testing.T, path string) []*hdrhistogram.Histogram {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lr := hdrhistogram.NewHistogramLogReader(f)
+	var hs []*hdrhistogram.Histogram
+	for {
+		h, err := lr.NextIntervalHistogram()
+		if err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		if h == nil {
+			return hs
+		}
+		hs = append(hs, h)
+	}
+}
+
+// TestHdrOutRoundTrip writes a run's histogram with -hdr-out and reads it back with
+// HdrHistogram's log reader: the same count and percentiles as the JSON result.
+func TestHdrOutRoundTrip(t *testing.T) {
+	s := startLineServer(t, nil)
+	path := filepath.Join(t.TempDir(), "run.hdr")
+	r := runJSON(t, "-addr", s.addr(), "-c", "2", "-P", "8", "-n", "2000", "-d", "1m", "-hdr-out", path)
+	hs := readHdrLog(t, path)
+	if len(hs) != 1 {
+		t.Fatalf("%d histograms in the log, want 1", len(hs))
+	}
+	h := hs[0]
+	if h.Tag() != "latency" || h.TotalCount() != 2000 || h.TotalCount() != r.Latency.Count {
+		t.Fatalf("histogram tag %q count %d; want latency and %d", h.Tag(), h.TotalCount(), r.Latency.Count)
+	}
+	if got := summarize(h); got != r.Latency {
+		t.Errorf("percentiles read back %+v, want %+v", got, r.Latency)
+	}
+	if h.StartTimeMs() <= 0 || h.EndTimeMs() < h.StartTimeMs() {
+		t.Errorf("interval %d..%d ms", h.StartTimeMs(), h.EndTimeMs())
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(b), "#[Histogram log format version 1.3]") || !strings.Contains(string(b), "Tag=latency,") {
+		t.Errorf("not HdrHistogram's log format:\n%s", b)
+	}
+	if err := run(context.Background(), []string{"-addr", s.addr(), "-n", "1", "-hdr-out", filepath.Join(t.TempDir(), "no", "such", "dir")}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-hdr-out") {
+		t.Errorf("an -hdr-out that cannot be written: %v", err)
+	}
+}
+
+// TestProgressCountsMeasuredOnly runs a WHATSAT load, which first sends an IAMAT for every
+// client id, with a warm-up: the progress bar's count is the measured replies alone.
+func TestProgressCountsMeasuredOnly(t *testing.T) {
+	s := startLineServer(t, nil)
+	o, err := parseFlags([]string{"-scenario", "whatsat", "-addr", s.addr(), "-c", "2", "-clients", "500",
+		"-warmup", "100ms", "-d", "300ms", "-quiet"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(context.Background(), o, io.Discard)
+	res, err := r.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Replies == 0 || r.st.progress.Load() != res.Replies {
+		t.Errorf("progress counted %d replies, the run measured %d", r.st.progress.Load(), res.Replies)
+	}
+}
+
+func TestLiveProgress(t *testing.T) {
+	st := newStats(2)
+	lv := live{st: st}
+	t0 := time.Unix(1000, 0)
+	if _, _, _, ok := lv.sample(t0); ok {
+		t.Error("a first sample gave figures")
+	}
+	// 1,000 replies in 0.5 s: 990 at 100 us, 10 at 5 ms.
+	for i := range 1000 {
+		sh := st.shard(i)
+		v := int64(100e3)
+		if i%100 == 0 {
+			v = 5e6
+		}
+		sh.hist.RecordValue(v)
+	}
+	st.progress.Add(1000)
+	n, rate, p99, ok := lv.sample(t0.Add(500 * time.Millisecond))
+	if !ok || n != 1000 || rate != 0 {
+		t.Errorf("after 0.5 s: %d replies, rate %v, ok %v; want 1000, no rate yet", n, rate, ok)
+	}
+	n, rate, p99, _ = lv.sample(t0.Add(time.Second))
+	if n != 1000 || rate != 1000 || p99 < 99*time.Microsecond || p99 > 101*time.Microsecond {
+		t.Errorf("after 1 s: %d replies, %v/s, p99 %v; want 1000, 1000/s, 100us", n, rate, p99)
+	}
+	// The next second: 10 replies, all slow. The p99 is theirs alone.
+	for range 10 {
+		st.shard(0).hist.RecordValue(5e6)
+	}
+	st.progress.Add(10)
+	n, rate, p99, _ = lv.sample(t0.Add(2 * time.Second))
+	if n != 1010 || rate != 10 || p99 < 4990*time.Microsecond || p99 > 5010*time.Microsecond {
+		t.Errorf("after 2 s: %d replies, %v/s, p99 %v; want 1010, 10/s, 5ms", n, rate, p99)
+	}
+	if got := progressText("iamat", 1010, 10, 5*time.Millisecond); got != "iamat 1010 replies 10/s p99 5ms" {
+		t.Errorf("progressText = %q", got)
 	}
 }

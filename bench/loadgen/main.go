@@ -8,6 +8,9 @@
 // intended send time, so a stalled server cannot hide its stall (no coordinated omission).
 //
 // Scenarios: iamat, whatsat, mixed, propagation, idle, raw. Run `loadgen -h` for the flags.
+// -hdr-out writes the run's latency histograms in HdrHistogram's log format, for tools that
+// plot them (the benchmark harness does). On a terminal a progress bar shows the replies
+// measured so far, their rate and their p99 over the last second.
 package main
 
 import (
@@ -23,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-project/herd/bench/internal/result"
 	"github.com/herd-project/herd/internal/cli"
 	"github.com/schollz/progressbar/v3"
@@ -71,6 +75,7 @@ type options struct {
 	shards   int
 	readBuf  int
 	cpuProf  string
+	hdrOut   string
 }
 
 const usageText = `loadgen drives a herd server, or any server answering one line per line, and reports
@@ -130,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.shards, "shards", 0, "statistics shards (0: 4 per CPU)")
 	fs.IntVar(&o.readBuf, "readbuf", 0, "read buffer per connection in bytes (0: 128 per pipelined request within 512..4096; 16 KiB with WHATSAT)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write the load generator's CPU profile to this `file`")
+	fs.StringVar(&o.hdrOut, "hdr-out", "", "write the run's latency histograms (nanoseconds) to this `file` in HdrHistogram's log format, tagged latency (propagation: latency and reply)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -234,6 +240,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.hdrOut != "" {
+		if err := writeHdrLog(o.hdrOut, wall0, r.hists); err != nil {
+			return err
+		}
+	}
 	u1, s1 := cpuTime()
 	res.WallS = time.Since(wall0).Seconds()
 	res.CPU.UserS = (u1 - u0).Seconds()
@@ -254,7 +265,9 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// progressBar shows progress on stderr until the returned function is called.
+// progressBar shows progress on stderr until the returned function is called: the time gone,
+// and, once measuring has begun, the replies measured so far (never the warm-up's or those
+// that prime a WHATSAT load), their rate and their p99 over the last second.
 func (r *runner) progressBar(stderr io.Writer) func() {
 	total := r.o.warmup + r.o.duration
 	bar := progressbar.NewOptions64(total.Milliseconds(),
@@ -270,22 +283,92 @@ func (r *runner) progressBar(stderr io.Writer) func() {
 		defer close(finished)
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
+		lv := live{st: r.st}
+		desc := r.o.scenario
 		for {
 			select {
 			case <-done:
 				_ = bar.Finish()
 				return
-			case <-t.C:
-				el := time.Since(r.startWall)
-				if r.startWall.IsZero() || el < 0 {
+			case now := <-t.C:
+				if !r.startSet.Load() {
 					continue
 				}
-				bar.Describe(fmt.Sprintf("%s %d replies", r.o.scenario, r.st.progress.Load()))
+				el := now.Sub(r.startWall)
+				if el < r.o.warmup {
+					desc = r.o.scenario + " warm-up"
+				} else if n, rate, p99, ok := lv.sample(now); ok {
+					desc = progressText(r.o.scenario, n, rate, p99)
+				}
+				bar.Describe(desc)
 				_ = bar.Set64(min(el.Milliseconds(), total.Milliseconds()))
 			}
 		}
 	}()
 	return func() { close(done); <-finished; fmt.Fprintln(stderr) }
+}
+
+// progressText is the progress bar's description once measuring has begun.
+func progressText(scenario string, replies uint64, rate float64, p99 time.Duration) string {
+	s := fmt.Sprintf("%s %d replies %.0f/s", scenario, replies, rate)
+	if p99 > 0 {
+		s += " p99 " + p99.Round(time.Microsecond).String()
+	}
+	return s
+}
+
+// live follows the measured replies for the progress bar.
+type live struct {
+	st      *stats
+	at      time.Time
+	n       uint64
+	prev    []int64 // the merged histogram's counts at the last interval
+	rate    float64
+	p99     time.Duration
+	rateAt  time.Time
+	rateN   uint64
+	started bool
+}
+
+// sample returns the replies measured so far, and their rate and p99 over about the last
+// second; ok is false until there is a first interval. The p99 is that of the replies
+// recorded since the last interval of at least a second, from the shards' histograms.
+func (l *live) sample(now time.Time) (n uint64, rate float64, p99 time.Duration, ok bool) {
+	n = l.st.progress.Load()
+	if !l.started {
+		l.started, l.rateAt, l.rateN = true, now, n
+		l.prev = l.st.counts()
+		return n, 0, 0, false
+	}
+	if el := now.Sub(l.rateAt); el >= time.Second {
+		l.rate = float64(n-l.rateN) / el.Seconds()
+		cur := l.st.counts()
+		l.p99 = time.Duration(p99Since(l.prev, cur))
+		l.prev, l.rateAt, l.rateN = cur, now, n
+	}
+	return n, l.rate, l.p99, l.rate > 0 || n > 0
+}
+
+// p99Since returns the p99 (in the histogram's unit) of what was recorded between two
+// exports of the same histogram's counts, or 0 if nothing was.
+func p99Since(prev, cur []int64) int64 {
+	diff := make([]int64, len(cur))
+	some := false
+	for i := range cur {
+		if d := cur[i]; i < len(prev) {
+			diff[i] = d - prev[i]
+		} else {
+			diff[i] = d
+		}
+		some = some || diff[i] > 0
+	}
+	if !some {
+		return 0
+	}
+	h := newHist()
+	s := h.Export()
+	s.Counts = diff
+	return hdrhistogram.Import(s).ValueAtQuantile(99)
 }
 
 func printText(w io.Writer, r *result.Result) {

@@ -111,7 +111,8 @@ func (r *runner) open(w *worker) {
 		for r.ctx.Err() == nil {
 			now := r.clk.now()
 			// Requests meant for the window are sent even when the last wake-up came late.
-			_, err := s.step(min(now, r.end-1))
+			n, err := s.step(min(now, r.end-1))
+			r.st.all.Add(uint64(n))
 			if err == nil && (now >= r.end || (s.p.limit > 0 && s.p.sent >= s.p.limit)) {
 				break
 			}

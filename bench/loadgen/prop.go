@@ -211,6 +211,10 @@ func (r *runner) propagation() (*result.Result, error) {
 	res.ReplyLatency = &reply
 	pr.mu.Lock()
 	res.Latency = summarize(pr.hist)
+	prop := pr.hist.Clone()
+	r.stamp(prop, "latency")
+	r.hists[0].SetTag("reply")
+	r.hists = append([]*hdrhistogram.Histogram{prop}, r.hists...)
 	res.Sent = sent
 	res.Received = pr.received
 	res.Duplicates = pr.dups

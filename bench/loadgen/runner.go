@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-project/herd/bench/internal/result"
 )
 
@@ -31,6 +32,8 @@ type runner struct {
 	sched     schedule
 	startSet  atomic.Bool
 	probeLn   net.Listener // propagation: a listener made by the caller (tests); nil: -listen
+	// hists are the run's histograms for -hdr-out, tagged, once the run is over.
+	hists []*hdrhistogram.Histogram
 }
 
 func newRunner(ctx context.Context, o *options, stderr io.Writer) *runner {
@@ -177,17 +180,20 @@ func (r *runner) load() (*result.Result, error) {
 // result assembles the run's figures.
 func (r *runner) result() *result.Result {
 	h, replies, sent, checked, kinds := r.st.merged()
+	r.stamp(h, "latency")
+	r.hists = []*hdrhistogram.Histogram{h}
 	res := &result.Result{
-		Scenario: r.o.scenario,
-		Targets:  r.o.addrs,
-		Conns:    r.o.conns,
-		Rate:     r.o.rate,
-		Seconds:  r.o.duration.Seconds(),
-		WarmupS:  r.o.warmup.Seconds(),
-		Requests: sent,
-		Replies:  replies,
-		Checked:  checked,
-		Latency:  summarize(h),
+		Scenario:    r.o.scenario,
+		Targets:     r.o.addrs,
+		Conns:       r.o.conns,
+		Rate:        r.o.rate,
+		Seconds:     r.o.duration.Seconds(),
+		WarmupS:     r.o.warmup.Seconds(),
+		Requests:    sent,
+		RequestsAll: r.st.all.Load(),
+		Replies:     replies,
+		Checked:     checked,
+		Latency:     summarize(h),
 	}
 	if r.o.rate == 0 {
 		res.Pipeline = r.o.pipeline
@@ -214,6 +220,14 @@ func (r *runner) result() *result.Result {
 	return res
 }
 
+// stamp tags h and gives it the measured window as its interval.
+func (r *runner) stamp(h *hdrhistogram.Histogram, tag string) {
+	h.SetTag(tag)
+	start := r.startWall.Add(r.measure)
+	h.SetStartTimeMs(start.UnixMilli())
+	h.SetEndTimeMs(start.Add(r.o.duration).UnixMilli())
+}
+
 // setupAll sends one IAMAT for every client id each connection will ask about, so that every
 // WHATSAT names a client the server knows.
 func (r *runner) setupAll(ws []*worker) error { return eachWorker(ws, 256, r.setup) }
@@ -231,6 +245,7 @@ func (r *runner) setup(w *worker) error {
 			w.ends = append(w.ends, len(w.wbuf))
 		}
 		ks = ks[n:]
+		r.st.all.Add(uint64(n))
 		if _, err := w.conn.Write(w.wbuf); err != nil {
 			return fmt.Errorf("loadgen: setup: %w", err)
 		}
@@ -273,6 +288,7 @@ func (r *runner) closed(w *worker) {
 			w.ends = append(w.ends, len(w.wbuf))
 		}
 		t0 := time.Now()
+		r.st.all.Add(uint64(batch))
 		if _, err := w.conn.Write(w.wbuf); err != nil {
 			r.connError(w, err)
 			continue
@@ -356,10 +372,10 @@ func (r *runner) readReplies(w *worker, t0 time.Time, record bool) error {
 				done++
 				kc[k]++
 			}
-			r.st.progress.Add(uint64(done))
 			if record && done > 0 {
 				el := now.Sub(r.startWall)
 				if el >= r.measure && el <= r.end {
+					r.st.progress.Add(uint64(done))
 					sh.mu.Lock()
 					_ = sh.hist.RecordValues(now.Sub(t0).Nanoseconds(), int64(done))
 					sh.replies += uint64(done)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,7 +30,8 @@ type shard struct {
 // stats is shared by every connection of a run.
 type stats struct {
 	shards   []shard
-	progress atomic.Uint64 // replies so far, warm-up included, for the progress bar
+	progress atomic.Uint64 // replies measured so far (the window's), for the progress bar
+	all      atomic.Uint64 // requests sent in the whole run
 
 	emu     sync.Mutex
 	errs    map[string]uint64
@@ -74,6 +77,45 @@ func (s *stats) merged() (h *hdrhistogram.Histogram, replies, sent, checked uint
 		sh.mu.Unlock()
 	}
 	return
+}
+
+// counts returns the counts of every shard's histogram merged, for the progress bar.
+func (s *stats) counts() []int64 {
+	h, _, _, _, _ := s.merged()
+	return h.Export().Counts
+}
+
+// writeHdrLog writes hists to path in HdrHistogram's log format (version 1.3, values in
+// nanoseconds), each with its tag and its interval's start and end, after a start time of
+// start.
+func writeHdrLog(path string, start time.Time, hists []*hdrhistogram.Histogram) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("loadgen: -hdr-out: %w", err)
+	}
+	lw := hdrhistogram.NewHistogramLogWriter(f)
+	err = lw.OutputLogFormatVersion()
+	if err == nil {
+		err = lw.OutputComment("loadgen latency histograms, values in nanoseconds")
+	}
+	if err == nil {
+		err = lw.OutputStartTime(start.UnixMilli())
+	}
+	if err == nil {
+		err = lw.OutputLegend()
+	}
+	for _, h := range hists {
+		if err == nil {
+			err = lw.OutputIntervalHistogram(h)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("loadgen: -hdr-out: %w", err)
+	}
+	return nil
 }
 
 // summarize converts a histogram of nanoseconds into microsecond percentiles.

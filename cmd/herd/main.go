@@ -148,7 +148,8 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   peer_addr = ""           # links from neighbours; default: addr's port + 10000 (22000)
   peers = ["Jaquez", "Smith"] # links are symmetric: naming one side is enough
   link = "herd"            # "plain": a server of another implementation (the Python
-                           # prototype), sent bare AT lines on its addr
+                           # prototype), sent bare AT lines on its addr; "plain-per-message":
+                           # one that reads one line per connection, sent one per connection
   admin_addr = ""          # e.g. "127.0.0.1:13000": /metrics, /healthz, /readyz, /status,
                            # a live status page at /, /debug/pprof/; "" turns it off
 

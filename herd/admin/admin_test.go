@@ -85,6 +85,9 @@ func TestMetricsDuringLoad(t *testing.T) {
 			{"herd_clients_connected", nil, float64(clients)}, // Jaquez's link is on the peer port
 			{"herd_invalid_total", []string{"reason", "unknown_client"}, 0},
 			{"herd_link_up", []string{"peer", "Jaquez"}, 1},
+			{"herd_link_discarded_lines_total", []string{"peer", "Jaquez"}, 0}, // not a plain peer
+			{"herd_link_send_failures_total", []string{"peer", "Jaquez"}, 0},
+			{"herd_plain_extra_fields_total", nil, 0},
 		} {
 			if got := value(t, m, c.name, c.labels...); got != c.want {
 				t.Errorf("after phase %d: %s%v = %v, want %v", p, c.name, c.labels, got, c.want)

@@ -108,6 +108,12 @@ var families = []family{
 		perLink(func(l *herd.LinkMetrics) float64 { return float64(l.DialFailures.Load()) })},
 	{"herd_link_resync_sent_total", "Records sent to the neighbour in resyncs.", counter, "peer",
 		perLink(func(l *herd.LinkMetrics) float64 { return float64(l.ResyncSent.Load()) })},
+	{"herd_link_discarded_lines_total", "Lines a plain peer sent that were not AT lines (acknowledgements, text without a newline, lines over the limit), discarded.", counter, "peer",
+		perLink(func(l *herd.LinkMetrics) float64 { return float64(l.Discarded.Load()) })},
+	{"herd_link_send_failures_total", "Connections to a plain-per-message peer that failed to carry their line; each takes the link down until a redial resyncs it.", counter, "peer",
+		perLink(func(l *herd.LinkMetrics) float64 { return float64(l.SendFailures.Load()) })},
+	{"herd_plain_extra_fields_total", "AT lines from plain peers that carried names after their six fields, stored without them.", counter, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.Lines.Extra.Load()) })},
 }
 
 const (

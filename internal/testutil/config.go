@@ -19,6 +19,9 @@ type Node struct {
 	// Plain marks a server of another implementation (the Python baseline): package herd's
 	// servers link with it by bare AT lines on its Addr.
 	Plain bool
+	// Link, when set, is the server's link mode (link = ...), "plain-per-message" say; it
+	// overrides Plain.
+	Link  string
 	Peers []string
 	// Admin gives the server an admin listener on 127.0.0.1:0.
 	Admin bool
@@ -72,7 +75,10 @@ func (c Config) TOML() string {
 		if n.PeerAddr != "" {
 			fmt.Fprintf(&b, "peer_addr = %q\n", n.PeerAddr)
 		}
-		if n.Plain {
+		switch {
+		case n.Link != "":
+			fmt.Fprintf(&b, "link = %q\n", n.Link)
+		case n.Plain:
 			b.WriteString("link = \"plain\"\n")
 		}
 		if n.Admin {

@@ -40,6 +40,12 @@ func TryExchangeFrom(local net.IP, addr, input string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return TryExchangeOn(c, input)
+}
+
+// TryExchangeOn is TryExchange on a TCP connection the caller made (from a network namespace,
+// say), which it closes. Any goroutine may call it.
+func TryExchangeOn(c net.Conn, input string) (string, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(Patience))
 	if _, err := io.WriteString(c, input); err != nil {

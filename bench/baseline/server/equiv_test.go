@@ -166,7 +166,8 @@ func TestSameAnswersAsReactor(t *testing.T) {
 		{"AT of max_line+128 bytes", neighbourHost, longAT + "\n", false, nil},
 		{"AT one byte longer", neighbourHost, longAT + "5\n", true, nil},
 		{"AT after much white space", neighbourHost, strings.Repeat(" ", 110) + "AT Zed +0.1 fl6 +1+1 5\n", false, nil},
-		{"AT with a float skew", neighbourHost, "AT Py +1.1e-05 fl5 +1+1 5\n", true, nil},
+		{"AT with a float skew (Peer is a plain peer)", neighbourHost, "AT Py +1.1e-05 fl5 +1+1 5\n", false, nil},
+		{"AT with a name appended", neighbourHost, "AT Py +0.5 fl8 +1+1 5 Py\n", false, nil},
 		{"AT at half-close", neighbourHost, "AT Zed +0.1 fl7 +1+1 5", false, nil},
 		{"IAMAT from a neighbour's host", neighbourHost, "IAMAT nb +1+1 1\n", true, nil},
 		{"WHATSAT from a neighbour's host", neighbourHost, "WHATSAT fl4 5 1\n", true, nil},
@@ -192,16 +193,19 @@ func TestSameAnswersAsReactor(t *testing.T) {
 		}
 	}
 
+	if r, _ := rs.Record("fl8"); r != "AT Py +0.5 fl8 +1+1 5" {
+		t.Errorf("a plain peer's line with a name appended is stored as %q, want its six fields", r)
+	}
 	// The floods: every stored record, in the order stored, the marker last.
 	r, b := floods(t, reactorSink, "zz-marker"), floods(t, baselineSink, "zz-marker")
 	if r != b {
 		t.Errorf("floods differ:\nreactor:\n%s\nbaseline:\n%s", r, b)
 	}
-	if n := strings.Count(r, "\n"); n != 17 {
-		t.Errorf("%d lines flooded, want 17:\n%s", n, r)
+	if n := strings.Count(r, "\n"); n != 19 {
+		t.Errorf("%d lines flooded, want 19:\n%s", n, r)
 	}
 	for _, id := range []string{"kiwi", "lime", "soon", maxID, maxID + "x", "pipe", "half", "Zürich", "ki\x00wi", "ki\x7fwi",
-		"tail", "pre", "nb", "fl3", "fl4", "fl5", "fl6", "fl7", strings.Repeat("y", 228-len("AT Zed +0.1  +1+1 5")),
+		"tail", "pre", "nb", "fl3", "fl4", "fl5", "fl6", "fl7", "fl8", strings.Repeat("y", 228-len("AT Zed +0.1  +1+1 5")),
 		"after", "x", "bad", "nobody", "zed", "zz-marker"} {
 		r, rok := rs.Record(id)
 		b, bok := bs.Record(id)

@@ -60,9 +60,9 @@ type Server struct {
 	table *herd.Table
 
 	ln        net.Listener
-	peers     []string                 // neighbour names
-	peerAddr  func(name string) string // the address to dial for a neighbour
-	peerHosts map[netip.Addr]bool      // AT lines are accepted from these hosts
+	peers     []string                   // neighbour names
+	peerAddr  func(name string) string   // the address to dial for a neighbour
+	peerHosts map[netip.Addr]herd.Origin // AT lines are accepted from these hosts (a plain peer's: in its dialect)
 	links     []*link
 	clients   atomic.Int64
 	writeWait time.Duration // see defaultWriteTimeout; tests shorten it
@@ -99,7 +99,7 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 		table:     herd.NewTable(),
 		peers:     append([]string(nil), me.Peers...),
 		peerAddr:  func(n string) string { return addrs[n] },
-		peerHosts: map[netip.Addr]bool{},
+		peerHosts: map[netip.Addr]herd.Origin{},
 		conns:     map[net.Conn]struct{}{},
 		writeWait: defaultWriteTimeout,
 		now:       time.Now,
@@ -109,7 +109,11 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 	// The same bounds as the reactor server's table; the TTL on the clock SetClock gives.
 	s.table.SetLimits(herd.TableLimits{MaxRecords: cfg.Limits.MaxRecords, MaxBytes: int64(cfg.Limits.MaxRecordBytes), TTL: cfg.Records.TTL, Now: func() time.Time { return s.now() }})
 	for _, p := range s.peers {
-		if err := s.addPeerHost(addrs[p]); err != nil {
+		o := herd.FromNeighbourHost
+		if cfg.Server(p).Plain() {
+			o = herd.FromPlainHost
+		}
+		if err := s.addPeerHost(addrs[p], o); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -124,22 +128,24 @@ func (s *Server) newCore() *herd.Core {
 	return c
 }
 
-// addPeerHost lets AT lines in from the host of a neighbour's address.
-func (s *Server) addPeerHost(addr string) error {
+// addPeerHost lets AT lines in from the host of a neighbour's address, as origin o:
+// herd.FromPlainHost for a plain peer's, which wins over another neighbour's on one host, as
+// in package herd.
+func (s *Server) addPeerHost(addr string, o herd.Origin) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("server: neighbour address %q: %w", addr, err)
 	}
+	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
-		s.peerHosts[ip.Unmap()] = true
-		return nil
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
-	if err != nil {
+		ips = []netip.Addr{ip}
+	} else if ips, err = net.DefaultResolver.LookupNetIP(context.Background(), "ip", host); err != nil {
 		return fmt.Errorf("server: neighbour host %q: %w", host, err)
 	}
 	for _, ip := range ips {
-		s.peerHosts[ip.Unmap()] = true
+		if s.peerHosts[ip.Unmap()] != herd.FromPlainHost {
+			s.peerHosts[ip.Unmap()] = o
+		}
 	}
 	return nil
 }
@@ -299,8 +305,10 @@ func (s *Server) serve(nc net.Conn) {
 		s.clients.Add(-1)
 	}()
 	c := &conn{s: s, c: nc, origin: herd.FromClient, remote: nc.RemoteAddr().String()}
-	if ap, err := netip.ParseAddrPort(c.remote); err == nil && s.peerHosts[ap.Addr().Unmap()] {
-		c.origin = herd.FromNeighbourHost
+	if ap, err := netip.ParseAddrPort(c.remote); err == nil {
+		if o, ok := s.peerHosts[ap.Addr().Unmap()]; ok {
+			c.origin = o
+		}
 	}
 	s.log.Info("connection", "remote", c.remote)
 	err := c.loop()

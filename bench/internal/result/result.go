@@ -5,6 +5,8 @@
 // every type is an empty result.
 package result
 
+import "github.com/HdrHistogram/hdrhistogram-go"
+
 // Result is one run of the load generator. Fields that do not apply to a scenario are zero
 // and omitted from the JSON.
 type Result struct {
@@ -17,7 +19,11 @@ type Result struct {
 	Seconds  float64 `json:"seconds"`        // the measured window, after the warm-up
 	WarmupS  float64 `json:"warmup_seconds"` // excluded from every figure
 	Requests uint64  `json:"requests"`       // sent during the window
-	Replies  uint64  `json:"replies"`        // complete replies received during the window
+	// RequestsAll counts every request sent in the run: the warm-up's, the window's, those
+	// that prime a WHATSAT load and those after the window. A server's counters read before
+	// and after the run are divided by it.
+	RequestsAll uint64 `json:"requests_all"`
+	Replies     uint64 `json:"replies"` // complete replies received during the window
 	// Throughput is Replies / Seconds.
 	Throughput float64 `json:"throughput"`
 	// Kinds counts replies by request kind ("iamat", "whatsat", "raw").
@@ -46,6 +52,10 @@ type Result struct {
 	RSSPerConn float64 `json:"rss_per_conn_bytes,omitempty"`
 
 	CPU CPU `json:"cpu"`
+	// Hists are the run's latency histograms (nanoseconds) by tag ("latency"; "reply" for
+	// propagation), as the harness reads them back from loadgen's -hdr-out file. They are not
+	// part of the JSON.
+	Hists map[string]*hdrhistogram.Histogram `json:"-"`
 	// WallS is the whole run's wall time in seconds: connecting, setup, warm-up, the window
 	// and the wait for stragglers.
 	WallS float64 `json:"wall_seconds"`
