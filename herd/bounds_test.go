@@ -98,8 +98,8 @@ func TestMaxUnsentTotal(t *testing.T) {
 	t.Cleanup(release) // before the server's stop, which waits for the WHATSATs
 
 	pad := strings.Repeat("p", 140)
-	// held sends a WHATSAT that waits, then n IAMATs of client prefix whose replies (about 200
-	// bytes each) wait behind it, and waits until the server has read them all, or cut the
+	// held sends a WHATSAT that waits, then n IAMATs of client prefix whose replies (185 bytes
+	// each) wait behind it, and waits until the server has read them all, or cut the
 	// client off.
 	held := func(prefix string, n int) *testutil.Conn {
 		c := testutil.Dial(t, s.Addr().String())
@@ -118,11 +118,12 @@ func TestMaxUnsentTotal(t *testing.T) {
 		})
 		return c
 	}
-	a := held("a", 3000) // about 600 KB unsent
+	a := held("a", 3400) // replies of 185 bytes: 629 KB unsent
 	if n := s.Metrics().ClientsCut.Load(); n != 0 {
 		t.Fatalf("%d clients cut off under the limits", n)
 	}
-	b := held("b", 3000) // as much again: past 1 MiB in all, when b holds less than a
+	// 536 KB: past 1 MiB in all, and less than a however much of it one read takes.
+	b := held("b", 2900)
 	testutil.WaitFor(t, "a cut-off", func() bool { return s.Metrics().Cut[cutMaxUnsentTotal].Load() == 1 })
 	if n := s.Metrics().ClientsCut.Load(); n != 1 {
 		t.Errorf("%d clients cut off, want 1", n)
@@ -134,7 +135,7 @@ func TestMaxUnsentTotal(t *testing.T) {
 	if got := b.Reply(); !strings.HasPrefix(got, "AT Hill ") {
 		t.Fatalf("b's WHATSAT reply %.60q", got)
 	}
-	for i := range 3000 {
+	for i := range 2900 {
 		if got, want := b.Line(), fmt.Sprintf(" b%05d-", i); !strings.Contains(got, want) {
 			t.Fatalf("b's reply %d: %.60q", i, got)
 		}

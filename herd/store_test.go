@@ -273,3 +273,44 @@ func TestTTLExpiredStayGone(t *testing.T) {
 		t.Errorf("WHATSAT for an expired client: %q", got)
 	}
 }
+
+// TestSnapshotWriteFails: a snapshot that cannot be written is counted and logged once, the
+// previous one stays, and the next second's try writes it once the disk takes it again.
+func TestSnapshotWriteFails(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, "", ServerConfig{Name: "A"})
+	cfg.Store.Path = dir
+	clock := newFakeClock()
+	var log testutil.SyncBuffer
+	s := startServer(t, cfg, "A", WithLoopClock(clock), WithLogOutput(&log))
+	first := iamat(t, s, "first", "+1+1", "5")
+	clock.Advance(snapshotInterval)
+	testutil.WaitFor(t, "the first snapshot", func() bool { return s.Metrics().SnapshotWrites.Load() == 1 })
+
+	// A folder where the temporary file goes: the file cannot be created.
+	blocker := filepath.Join(dir, "A.snap.tmp")
+	if err := os.Mkdir(blocker, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	second := iamat(t, s, "second", "+1+1", "6")
+	for range 3 {
+		clock.Advance(snapshotInterval)
+		n := s.Metrics().SnapshotWriteErrors.Load()
+		testutil.WaitFor(t, "a failed snapshot", func() bool { return s.Metrics().SnapshotWriteErrors.Load() > n })
+	}
+	if n := strings.Count(log.String(), "snapshot not written"); n != 1 {
+		t.Errorf("%d WARN lines for three failed snapshots, want 1", n)
+	}
+	b, _ := os.ReadFile(snapshotPath(dir, "A"))
+	if !bytes.Contains(b, []byte(first)) || bytes.Contains(b, []byte(second)) {
+		t.Errorf("the snapshot at its name is not the first one: %q", b)
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(snapshotInterval)
+	testutil.WaitFor(t, "the snapshot written again", func() bool {
+		b, _ := os.ReadFile(snapshotPath(dir, "A"))
+		return bytes.Contains(b, []byte(second)) && s.Metrics().SnapshotWrites.Load() == 2
+	})
+}
