@@ -428,7 +428,7 @@ func (c *linkConn) linkLine(line []byte, recv codec.Time) {
 		s.metrics.PeerUpdates.Add(1)
 		s.apply(r.Msg, r.Line, l)
 	case Ignore:
-		s.log.Debug("link: ignored line from peer", "peer", l.name, "line", string(line), "why", r.Err)
+		s.ignored(line, r.Err, "peer", l.name)
 	default:
 		// A link carries no replies: anything that would answer ends it.
 		c.fail(r.Err)
