@@ -14,7 +14,8 @@ percentiles from the send to the cut body, errors, and its own CPU time (getrusa
         [-timeout 5s] [-body FILE]
 
 Debian's Python 3 with aiohttp; uvloop for -uvloop. Durations are Go's, of one unit
-(500ms, 3s, 1m).
+(500ms, 3s, 1m). server.py's newline squeeze is left out: json.dumps(indent=3) writes no
+blank line, so it would change nothing.
 """
 
 import argparse

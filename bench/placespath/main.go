@@ -10,6 +10,15 @@
 // client.py (aiohttp, on asyncio or uvloop) and client.mjs (Node.js's http module) beside it
 // walk the same path the way their runtimes do, take the same flags and print the same JSON;
 // the benchmark harness runs all of them (go run ./bench/harness -only placespath).
+//
+// What the three share, so that their figures compare: a closed loop of -c requests, each
+// runtime's client allowed -c keep-alive connections (aiohttp's default of 100 and the
+// herd's places.DefaultMaxConns of 64 would otherwise cap the rate below what -c asks); the
+// window's replies alone are counted, with the latency from a request's send to its cut
+// body, and percentiles by nearest rank over them; the CPU per request is the process's
+// user and system time over the window alone, divided by its replies, so that an
+// interpreter's start-up and the warm-up are no request's cost. Errors are counted by kind
+// (timeout, transport, http, bad body).
 package main
 
 import (
