@@ -160,7 +160,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 				t.replies++
 				t.latencies = append(t.latencies, float64(took.Nanoseconds())/1e3)
-				t.last = append(t.last[:0], cut...)
+				// Kept without a copy, as Python and Node keep a reference: the next cut
+				// goes into the buffer the last one held.
+				t.last, cut = cut, t.last
 			}
 		}()
 	}
