@@ -84,6 +84,7 @@ type Metrics struct {
 	LinkUps         atomic.Uint64 // times a link came up
 	LinkConns       atomic.Int64  // link connections open now: in use, or in their hello
 	LinkRefusals    atomic.Uint64 // link hellos refused, by this server or by a neighbour
+	LinkHelloHolds  atomic.Uint64 // neighbours' hellos held while our own dial to them, which both keep, was under way
 	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
 	FloodLines      atomic.Uint64 // updates flooded (queued on every other link that is up), not counting resyncs
 	ResyncsDone     atomic.Uint64 // resyncs finished (both sides done)

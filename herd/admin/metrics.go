@@ -91,6 +91,8 @@ var families = []family{
 		one(func(m *herd.Metrics) float64 { return float64(m.Waiting.Load()) })},
 	{"herd_places_errors_total", "Places requests that failed, by kind (busy: answered at once past limits.max_waiting).", counter, "kind",
 		each(herd.PlacesErrorKinds[:], func(m *herd.Metrics, i int) uint64 { return m.PlacesErrorsBy[i].Load() })},
+	{"herd_link_hellos_held_total", "Neighbours' link hellos held unanswered while this server's own dial to them, the connection both keep, was under way.", counter, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.LinkHelloHolds.Load()) })},
 	{"herd_links_overflowed_total", "Links closed because a neighbour did not read (max_link_unsent).", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.LinkOverflows.Load()) })},
 	{"herd_log_dropped_total", "Log records dropped because the log's disk could not keep up.", counter, "",
