@@ -42,6 +42,7 @@ type clientConn struct {
 	q       []*slot       // replies waiting behind a WHATSAT; q[head:] are live
 	head    int
 	qBytes  int // bytes held in q
+	unsent  int // unsent reply bytes at the last flush, counted in Server.unsentTotal
 	waiting int // WHATSATs waiting on Places
 
 	inLine   []byte // the line being handled, not logged yet (logged with its reply)
@@ -283,6 +284,7 @@ func (c *clientConn) ConnectionLost(err error) {
 	c.timer = nil
 	s := c.s
 	delete(s.clients, c.id)
+	s.noteUnsent(c, 0)
 	s.metrics.ClientsOpen.Add(-1)
 	switch {
 	case !c.sent && err != nil:
@@ -347,7 +349,7 @@ func (c *clientConn) act(r Result, line []byte) {
 			g.end()
 		}
 	case Ignore:
-		s.log.Debug("ignored line", "conn", c.id, "why", r.Err)
+		s.ignored(line, r.Err, "conn", c.id)
 	case Abort:
 		s.log.Warn("connection aborted", "conn", c.id, "err", r.Err)
 		c.stop, c.closing = true, true
@@ -503,23 +505,68 @@ func (c *clientConn) flushOut() {
 			c.out = nil
 		}
 	}
-	if unsent := c.t.WriteBufferSize() + c.qBytes; unsent > c.s.lim.MaxUnsent {
+	unsent := c.t.WriteBufferSize() + c.qBytes
+	if unsent > c.s.lim.MaxUnsent {
 		c.cutOff("max_unsent reply bytes not read", cutMaxUnsent)
 		return
 	}
+	c.s.noteUnsent(c, unsent)
 	c.maybeFinish()
+}
+
+// noteUnsent records that client c has unsent reply bytes (its transport's buffer and the
+// replies queued behind a WHATSAT), in the server's total; past max_unsent_total the
+// total is checked at the end of the loop's pass (checkUnsent). O(1). Loop only.
+func (s *Server) noteUnsent(c *clientConn, unsent int) {
+	s.unsentTotal += unsent - c.unsent
+	c.unsent = unsent
+	if s.unsentTotal > int(s.lim.MaxUnsentTotal) && !s.unsentCheck {
+		s.unsentCheck = true
+		s.loop.CallAtPassEnd(s.checkUnsentFn)
+	}
+}
+
+// checkUnsent enforces max_unsent_total. The total noteUnsent keeps counts each client's
+// bytes as they were at its last flush, and a transport's buffer drains without telling
+// it, so the total can only be too high: it is counted again, exactly, from every client
+// (O(clients), a few microseconds a thousand, and at most once a pass). While it is past
+// the limit, the client with the most unsent bytes is cut off (aborted): the one that
+// reads least, which a limit per client would cut first too. Loop only.
+func (s *Server) checkUnsent() {
+	s.unsentCheck = false
+	total := 0
+	for _, c := range s.clients {
+		if c.unsent != 0 || !c.closing { // a client cut off is out of the count
+			c.unsent = c.t.WriteBufferSize() + c.qBytes
+			total += c.unsent
+		}
+	}
+	s.unsentTotal = total
+	for s.unsentTotal > int(s.lim.MaxUnsentTotal) {
+		var worst *clientConn
+		for _, c := range s.clients {
+			if !c.closing && (worst == nil || c.unsent > worst.unsent) {
+				worst = c
+			}
+		}
+		if worst == nil {
+			return
+		}
+		worst.cutOff("max_unsent_total reply bytes not read, the most of any client", cutMaxUnsentTotal)
+	}
 }
 
 // cutOff drops a client that exceeds a limit (reason: a CutReasons index). For max_pending
 // (the client reads, it just asks too much at once) the replies already made in order are
-// written first and the connection is closed once they are out; for max_unsent (it does not
-// read) it is aborted.
+// written first and the connection is closed once they are out; for max_unsent and
+// max_unsent_total (it does not read) it is aborted.
 func (c *clientConn) cutOff(why string, reason int) {
 	if c.closing || c.lost {
 		return
 	}
 	s := c.s
 	c.stop, c.closing = true, true
+	s.noteUnsent(c, 0) // aborted, or closing with what it has: left out of the total
 	s.metrics.ClientsCut.Add(1)
 	s.metrics.Cut[reason].Add(1)
 	flush := reason == cutMaxPending

@@ -30,7 +30,27 @@ type Config struct {
 	Log     LogConfig      `toml:"log"`
 	Limits  Limits         `toml:"limits"`
 	Links   LinksConfig    `toml:"links"`
+	Records RecordsConfig  `toml:"records"`
+	Store   StoreConfig    `toml:"store"`
 	Servers []ServerConfig `toml:"server"`
+}
+
+// RecordsConfig says how long a server keeps its client records.
+type RecordsConfig struct {
+	// TTL drops a record whose client time is older than this, on the server's clock
+	// (default 0: records are kept until a newer one replaces them, or limits.max_records
+	// evicts them). An expired record is not stored when a neighbour sends it and is not
+	// sent in a resync, so it does not come back.
+	TTL time.Duration `toml:"ttl"`
+}
+
+// StoreConfig says where servers keep snapshots of their records (off by default).
+type StoreConfig struct {
+	// Path is a folder that holds one snapshot per server, <Name>.snap (default "": no
+	// snapshots). A server loads its snapshot before it listens, writes a new one at most
+	// once a second while records change, and a last one when it stops. A relative path is
+	// resolved against the folder of the config file (LoadConfig).
+	Path string `toml:"path"`
 }
 
 // PlacesConfig selects and configures the Places provider (see package places).
@@ -171,6 +191,11 @@ type Limits struct {
 	MaxLine int `toml:"max_line"`
 	// MaxUnsent is the most reply bytes a client may leave unread before it is cut off (default 1 MiB).
 	MaxUnsent int `toml:"max_unsent"`
+	// MaxUnsentTotal is the most reply bytes all the clients of a server together may leave
+	// unread (default 256MiB): past it, the client with the most unsent bytes is cut off
+	// (aborted), then the next, until the total is below it. Without it max_clients x
+	// max_unsent (16 GiB at the defaults) would be the bound.
+	MaxUnsentTotal ByteSize `toml:"max_unsent_total"`
 	// MaxPending is the most requests of one client waiting for their reply (default 256).
 	MaxPending int `toml:"max_pending"`
 	// MaxWaiting is the most WHATSATs waiting for Places in one server, all clients together
@@ -202,6 +227,22 @@ type Limits struct {
 	// BackoffBase is the first redial delay bound (default 100ms); it doubles up to BackoffCap (default 5s).
 	BackoffBase time.Duration `toml:"backoff_base"`
 	BackoffCap  time.Duration `toml:"backoff_cap"`
+	// MaxClockSkew is how far ahead of the server's clock a client's time may be (default
+	// 1h; 0: any time is taken). An IAMAT past it gets "?"; a neighbour's AT line past it is
+	// dropped and counted. Without it one IAMAT with a far-future time would hold that
+	// client's record on every server for good: no real update would be newer.
+	MaxClockSkew time.Duration `toml:"max_clock_skew"`
+	// MaxRecords is the most client records a server holds (default 1,000,000). A record of
+	// a new client past it evicts the record with the oldest client time (the record that
+	// every server holding the same records agrees is oldest); a new client's record older
+	// than every record held is not stored.
+	MaxRecords int `toml:"max_records"`
+	// MaxRecordBytes bounds the memory the records take (default 512MiB), each counted for
+	// its AT line and a quarter more, its client ID and RecordOverhead (RecordBytes: at
+	// least the heap it holds). Past it the oldest records are evicted, as past
+	// max_records. A million records of 100-byte lines take about 400 MB; lines of max_line
+	// bytes, which no real client sends, would take 5 KiB each without this bound.
+	MaxRecordBytes ByteSize `toml:"max_record_bytes"`
 }
 
 // ServerConfig is one server of the herd.
@@ -296,20 +337,36 @@ const (
 	DefaultLineTimeout = 30 * time.Second
 )
 
+// DefaultMaxClockSkew is the default of limits.max_clock_skew.
+const DefaultMaxClockSkew = time.Hour
+
+// DefaultMaxUnsentTotal is the default of limits.max_unsent_total.
+const DefaultMaxUnsentTotal = 256 << 20
+
+// Default record table bounds (limits.max_records, limits.max_record_bytes).
+const (
+	DefaultMaxRecords     = 1_000_000
+	DefaultMaxRecordBytes = 512 << 20
+)
+
 // DefaultLimits returns the default limits.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxLine:       4096,
-		MaxUnsent:     1 << 20,
-		MaxPending:    256,
-		MaxWaiting:    16384,
-		MaxClients:    16384,
-		IdleTimeout:   DefaultIdleTimeout,
-		LineTimeout:   DefaultLineTimeout,
-		MaxLinkUnsent: 8 << 20,
-		DialTimeout:   time.Second,
-		BackoffBase:   100 * time.Millisecond,
-		BackoffCap:    5 * time.Second,
+		MaxLine:        4096,
+		MaxUnsent:      1 << 20,
+		MaxPending:     256,
+		MaxWaiting:     16384,
+		MaxClients:     16384,
+		IdleTimeout:    DefaultIdleTimeout,
+		LineTimeout:    DefaultLineTimeout,
+		MaxLinkUnsent:  8 << 20,
+		DialTimeout:    time.Second,
+		BackoffBase:    100 * time.Millisecond,
+		BackoffCap:     5 * time.Second,
+		MaxClockSkew:   DefaultMaxClockSkew,
+		MaxUnsentTotal: DefaultMaxUnsentTotal,
+		MaxRecords:     DefaultMaxRecords,
+		MaxRecordBytes: DefaultMaxRecordBytes,
 	}
 }
 
@@ -418,13 +475,17 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// resolvePaths makes the relative paths of c (log.dir, places.dataset) relative to dir.
+// resolvePaths makes the relative paths of c (log.dir, places.dataset, store.path) relative
+// to dir.
 func (c *Config) resolvePaths(dir string) {
 	if d := c.Log.Dir; !c.Log.Off() && !c.Log.Stderr() && !filepath.IsAbs(d) {
 		c.Log.Dir = filepath.Join(dir, d)
 	}
 	if d := c.Places.Dataset; d != "" && !filepath.IsAbs(d) {
 		c.Places.Dataset = filepath.Join(dir, d)
+	}
+	if d := c.Store.Path; d != "" && !filepath.IsAbs(d) {
+		c.Store.Path = filepath.Join(dir, d)
 	}
 }
 
@@ -681,7 +742,7 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	positive := []struct {
 		key string
 		v   int
-	}{{"max_unsent", l.MaxUnsent}, {"max_pending", l.MaxPending}, {"max_waiting", l.MaxWaiting}, {"max_clients", l.MaxClients}, {"max_link_unsent", l.MaxLinkUnsent}}
+	}{{"max_unsent", l.MaxUnsent}, {"max_pending", l.MaxPending}, {"max_waiting", l.MaxWaiting}, {"max_clients", l.MaxClients}, {"max_link_unsent", l.MaxLinkUnsent}, {"max_records", l.MaxRecords}}
 	for _, p := range positive {
 		if p.v <= 0 {
 			bad(at("limits", p.key), "limits."+p.key, "must be positive, got %d", p.v)
@@ -701,6 +762,18 @@ func (c *Config) validate(file string, loc *keyLocator) error {
 	}
 	if l.LineTimeout < 0 {
 		bad(at("limits", "line_timeout"), "limits.line_timeout", "must not be negative, got %v", l.LineTimeout)
+	}
+	if l.MaxUnsentTotal < 1<<20 {
+		bad(at("limits", "max_unsent_total"), "limits.max_unsent_total", "must be at least 1MiB, got %v", l.MaxUnsentTotal)
+	}
+	if l.MaxRecordBytes < 1<<20 {
+		bad(at("limits", "max_record_bytes"), "limits.max_record_bytes", "must be at least 1MiB, got %v", l.MaxRecordBytes)
+	}
+	if l.MaxClockSkew < 0 {
+		bad(at("limits", "max_clock_skew"), "limits.max_clock_skew", "must not be negative, got %v", l.MaxClockSkew)
+	}
+	if c.Records.TTL < 0 {
+		bad(at("records", "ttl"), "records.ttl", "must not be negative, got %v", c.Records.TTL)
 	}
 	if l.BackoffBase > 0 && l.BackoffCap > 0 && l.BackoffCap < l.BackoffBase {
 		bad(at("limits", "backoff_cap"), "limits.backoff_cap", "%v is less than backoff_base %v", l.BackoffCap, l.BackoffBase)

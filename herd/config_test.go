@@ -102,6 +102,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"idle timeout", "[limits]\nidle_timeout = \"-1s\"\n" + srv, 2, "limits.idle_timeout: must not be negative"},
 		{"line timeout", "[limits]\nline_timeout = \"-1s\"\n" + srv, 2, "limits.line_timeout: must not be negative"},
 		{"bad limit", "[limits]\nmax_pending = 0\n" + srv, 2, "limits.max_pending: must be positive"},
+		{"clock skew", "[limits]\nmax_clock_skew = \"-1h\"\n" + srv, 2, "limits.max_clock_skew: must not be negative"},
+		{"no records", "[limits]\nmax_records = 0\n" + srv, 2, "limits.max_records: must be positive"},
+		{"unsent total", "[limits]\nmax_unsent_total = \"1KiB\"\n" + srv, 2, "limits.max_unsent_total: must be at least 1MiB"},
+		{"record bytes", "[limits]\nmax_record_bytes = \"64KiB\"\n" + srv, 2, "limits.max_record_bytes: must be at least 1MiB"},
+		{"record bytes unit", "[limits]\nmax_record_bytes = 1000000\n" + srv, 2, "limits.max_record_bytes: 1000000 has no unit"},
+		{"ttl", "[records]\nttl = \"-1m\"\n" + srv, 2, "records.ttl: must not be negative"},
 		{"line limit", "[limits]\nmax_line = 10\n" + srv, 2, "limits.max_line"},
 		{"backoff order", "[limits]\nbackoff_base = \"1s\"\nbackoff_cap = \"10ms\"\n" + srv, 3, "less than backoff_base"},
 		{"provider", "[places]\nprovider = \"bing\"\n" + srv, 2, "unknown provider \"bing\""},
@@ -223,12 +229,13 @@ func TestLoadConfigRelativePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
-	tests := []struct{ src, logDir, dataset string }{
-		{"[places]\ndataset = \"data/places.geojson\"\n[log]\ndir = \"var/logs\"\n" + srv, filepath.Join(conf, "var/logs"), filepath.Join(conf, "data/places.geojson")},
-		{srv, filepath.Join(conf, "logs"), ""}, // the default log.dir too
-		{"[places]\ndataset = \"/srv/p.geojson\"\n[log]\ndir = \"/var/log/herd\"\n" + srv, "/var/log/herd", "/srv/p.geojson"},
-		{"[log]\ndir = \"-\"\n" + srv, "-", ""},
-		{"[log]\ndir = \"off\"\n" + srv, "off", ""},
+	tests := []struct{ src, logDir, dataset, store string }{
+		{"[places]\ndataset = \"data/places.geojson\"\n[log]\ndir = \"var/logs\"\n[store]\npath = \"var/store\"\n" + srv,
+			filepath.Join(conf, "var/logs"), filepath.Join(conf, "data/places.geojson"), filepath.Join(conf, "var/store")},
+		{srv, filepath.Join(conf, "logs"), "", ""}, // the default log.dir too; no store by default
+		{"[places]\ndataset = \"/srv/p.geojson\"\n[log]\ndir = \"/var/log/herd\"\n[store]\npath = \"/var/lib/herd\"\n" + srv, "/var/log/herd", "/srv/p.geojson", "/var/lib/herd"},
+		{"[log]\ndir = \"-\"\n" + srv, "-", "", ""},
+		{"[log]\ndir = \"off\"\n" + srv, "off", "", ""},
 	}
 	t.Chdir(t.TempDir()) // another working directory
 	wd, err := os.Getwd()
@@ -245,8 +252,8 @@ func TestLoadConfigRelativePaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Log.Dir != tt.logDir || c.Places.Dataset != tt.dataset {
-			t.Errorf("%q: log.dir %q dataset %q, want %q %q", tt.src, c.Log.Dir, c.Places.Dataset, tt.logDir, tt.dataset)
+		if c.Log.Dir != tt.logDir || c.Places.Dataset != tt.dataset || c.Store.Path != tt.store {
+			t.Errorf("%q: log.dir %q dataset %q store.path %q, want %q %q %q", tt.src, c.Log.Dir, c.Places.Dataset, c.Store.Path, tt.logDir, tt.dataset, tt.store)
 		}
 	}
 }

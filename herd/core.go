@@ -3,6 +3,7 @@ package herd
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 	"unicode/utf8"
 
 	"github.com/herd-project/herd/codec"
@@ -104,6 +105,9 @@ var (
 	ErrLineTimeout = errors.New("herd: line not finished within line_timeout")
 	// ErrBadClientID refuses a line whose client ID ValidClientID rejects.
 	ErrBadClientID = errors.New("herd: client ID is not text of at most 256 bytes without control characters")
+	// ErrClockSkew refuses an IAMAT, and drops a neighbour's AT line, whose time is more
+	// than max_clock_skew ahead of the server's clock.
+	ErrClockSkew = errors.New("herd: time more than max_clock_skew ahead of this server's clock")
 )
 
 // Core is the protocol of one server without its I/O: it decides what a line means, makes
@@ -116,15 +120,34 @@ var (
 // A Core holds the buffers its results alias: one goroutine uses it at a time (the reactor
 // server's loop, or one connection's goroutine in the baseline). Use NewCore.
 type Core struct {
-	name   string
-	msg    codec.Message
-	buf    []byte      // the reply, or a neighbour's AT line in canonical form
-	counts *LineCounts // a server's Metrics.Lines; nil: not counted
+	name    string
+	maxSkew time.Duration // max_clock_skew; 0: any future time is taken
+	msg     codec.Message
+	buf     []byte      // the reply, or a neighbour's AT line in canonical form
+	counts  *LineCounts // a server's Metrics.Lines; nil: not counted
 }
 
 // NewCore returns the Core of the server called name (a valid field of at most
-// codec.MaxNameLen bytes, as the config checks). Any goroutine.
-func NewCore(name string) *Core { return &Core{name: name} }
+// codec.MaxNameLen bytes, as the config checks), refusing times more than
+// DefaultMaxClockSkew ahead of the receive time (see SetMaxClockSkew). Any goroutine.
+func NewCore(name string) *Core { return &Core{name: name, maxSkew: DefaultMaxClockSkew} }
+
+// SetMaxClockSkew makes the Core refuse times more than d ahead of a line's receive time
+// (limits.max_clock_skew; 0: none). The goroutine that uses the Core.
+func (c *Core) SetMaxClockSkew(d time.Duration) { c.maxSkew = d }
+
+// ahead reports whether t is more than maxSkew after recv. Times are below 1e18 s
+// (codec.MaxTimeDigits) and a Duration below 1e10 s, so the sum cannot overflow.
+func (c *Core) ahead(t, recv codec.Time) bool {
+	if c.maxSkew <= 0 {
+		return false
+	}
+	limit := codec.Time{Sec: recv.Sec + int64(c.maxSkew/time.Second), Nsec: recv.Nsec + int32(c.maxSkew%time.Second)}
+	if limit.Nsec >= 1e9 {
+		limit.Sec, limit.Nsec = limit.Sec+1, limit.Nsec-1e9
+	}
+	return t.Compare(limit) > 0
+}
 
 // Handle decides about line (without its "\n"), received at recv from a connection of
 // origin from:
@@ -137,7 +160,10 @@ func NewCore(name string) *Core { return &Core{name: name} }
 //   - anything else from a client port: Close, with "? " and the line;
 //   - anything else on a link: Ignore.
 //
-// A line is valid only if its client ID is (ValidClientID).
+// A line is valid only if its client ID is (ValidClientID), and an IAMAT or AT line only if
+// its time is at most max_clock_skew ahead of recv: past it an IAMAT is answered with "?"
+// (ErrClockSkew) and a neighbour's AT line is ignored and counted (LineCounts.SkewDropped),
+// so that one far-future time cannot hold a client's record for good.
 //
 // The results alias line and the Core (see Result). Handle does not allocate once its
 // buffer has grown to the longest reply. The goroutine that uses the Core.
@@ -157,6 +183,10 @@ func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 		if !from.takesAT() {
 			return c.refuse(line, from, ErrNotNeighbour)
 		}
+		if c.ahead(m.Time, recv) {
+			c.counts.skewDropped()
+			return Result{Action: Ignore, Err: ErrClockSkew}
+		}
 		if m.Extra {
 			c.counts.extra()
 		}
@@ -166,6 +196,8 @@ func (c *Core) Handle(line []byte, recv codec.Time, from Origin) Result {
 		return Result{Action: Ignore, Err: ErrNotAT}
 	case m.Kind == codec.WHATSAT:
 		return Result{Action: AskPlaces, Msg: m}
+	case c.ahead(m.Time, recv):
+		return c.refuse(line, from, ErrClockSkew)
 	}
 	c.buf = codec.AppendAT(c.buf[:0], c.name, recv, m)
 	return Result{Action: Store, Reply: c.buf, Line: c.buf[:len(c.buf)-1], Msg: m}

@@ -110,6 +110,30 @@ func TestCoreHandle(t *testing.T) {
 		{"IAMAT " + strings.Repeat("x", MaxClientIDLen+1) + " +1+1 5", map[Origin]want{
 			FromClient: {Close, "? IAMAT " + strings.Repeat("x", MaxClientIDLen+1) + " +1+1 5\n", "", ErrBadClientID},
 		}},
+		// A time more than max_clock_skew (1h) ahead of the server's clock: "?" for an
+		// IAMAT, dropped from a neighbour; an hour ahead exactly, or any past time, is taken.
+		{"IAMAT zed +00+000 999999999999999999", map[Origin]want{
+			FromClient:        {Close, "? IAMAT zed +00+000 999999999999999999\n", "", ErrClockSkew},
+			FromNeighbourHost: {Close, "? IAMAT zed +00+000 999999999999999999\n", "", ErrClockSkew},
+			FromLink:          {Ignore, "", "", ErrNotAT},
+		}},
+		{"IAMAT zed +1+1 1621468428.223371890", map[Origin]want{
+			FromClient: {Close, "? IAMAT zed +1+1 1621468428.223371890\n", "", ErrClockSkew},
+		}},
+		{"IAMAT zed +1+1 1621468428.223371889", map[Origin]want{
+			FromClient: {Store, "AT Hill -3600.000000000 zed +1+1 1621468428.223371889\n", "AT Hill -3600.000000000 zed +1+1 1621468428.223371889", nil},
+		}},
+		{"IAMAT zed +1+1 -999999999999999999", map[Origin]want{
+			FromClient: {Store, "AT Hill +1000000001621464827.223371889 zed +1+1 -999999999999999999\n", "AT Hill +1000000001621464827.223371889 zed +1+1 -999999999999999999", nil},
+		}},
+		{"AT Zed +0.1 zed +1+1 999999999999999999", map[Origin]want{
+			FromClient:        {Close, "? AT Zed +0.1 zed +1+1 999999999999999999\n", "", ErrNotNeighbour},
+			FromNeighbourHost: {Ignore, "", "", ErrClockSkew},
+			FromLink:          {Ignore, "", "", ErrClockSkew},
+		}},
+		{"AT Zed +0.1 zed +1+1 1621468428.223371889", map[Origin]want{
+			FromLink: {Store, "", "AT Zed +0.1 zed +1+1 1621468428.223371889", nil},
+		}},
 		{"IAMAT Zürich·北京 +1+1 5", map[Origin]want{
 			FromClient: {Store, "AT Hill +1621464823.223371889 Zürich·北京 +1+1 5\n", "AT Hill +1621464823.223371889 Zürich·北京 +1+1 5", nil},
 		}},

@@ -27,6 +27,45 @@
 //   - Records. Table.Apply is the only place where "newer wins" is decided (codec.Newer): client
 //     IAMATs, neighbours' AT lines and resyncs all go through it, and only what it reports as
 //     changed is flooded. The reply to an IAMAT always describes that IAMAT, stored or not.
+//   - Clock skew. A client time more than limits.max_clock_skew (default 1h) ahead of the
+//     receiving server's clock is refused (Core, for every front end): an IAMAT gets "?"
+//     (counted as clock_skew), a neighbour's AT line is dropped, counted
+//     (herd_updates_refused_total{reason="clock_skew"}) and logged at WARN, never stored or
+//     flooded. Without it one IAMAT with a far-future time held that client's record on every
+//     server for good, every real update being older, and a resync carried it back to a
+//     restarted server. Past times stay valid: a phone that was offline reports late. An hour
+//     covers any clock a phone keeps by the network; 0 turns the check off.
+//   - Record bounds. limits.max_records (default 1,000,000) and limits.max_record_bytes
+//     (default 512MiB; each record counted by RecordBytes, at least the heap it holds: about
+//     390 bytes for a record of a 98-byte line, 370 held) bound the table. Past either, the
+//     record with the oldest client time is evicted (at equal times the one codec.Newer ranks
+//     lower): the rule every server applies alike, so servers that hold the same records
+//     evict the same ones, and an evicted record leaves its bucket's digest, so an in-sync
+//     resync still sends nothing. A record that would itself be the oldest is not stored
+//     (herd_updates_refused_total{reason="table_full"}): otherwise it would evict itself.
+//     Each update costs O(log n) more (a binary heap by client time; about 20 steps at a
+//     million), nothing is scanned. Servers with different bounds disagree on what the
+//     smaller one evicted: each resync sends those records again and the smaller one drops
+//     them again; give the servers of a herd the same bounds.
+//   - TTL. records.ttl (off by default) drops records whose client time is older than it,
+//     on the server's clock: they are not stored when they come (an IAMAT still gets its AT
+//     reply, as for any update not stored), not answered (a WHATSAT gets "?"), not sent in a
+//     resync and not written in a snapshot, so they do not come back; they leave the table
+//     within a second (a loop timer expires 4,096 a pass, oldest first).
+//   - Snapshots ([store] path, off by default): see store.go for the file. A server loads its
+//     snapshot before it listens (each record checked as a neighbour's AT line is, so the
+//     skew, the TTL and the bounds apply), writes one at most once a second while records
+//     change, off the loop (the loop copies whole digest buckets into two 256 KiB buffers in
+//     turn, which the server's snapshot goroutine checksums and writes: the copy goes no
+//     faster than the disk), and a last one once its loop has ended at a stop. A snapshot is
+//     written to <Name>.snap.tmp, fsynced, renamed and the folder fsynced. A SIGKILL loses
+//     what changed in the last second and while the last snapshot was being written; a clean
+//     stop loses nothing. A damaged record (checksum) or a torn end is reported at WARN and
+//     in the metrics (herd_snapshot_bad_lines, herd_snapshot_torn); the server starts with
+//     what it read and the resync of its links gives back the rest. A write that fails is
+//     logged once, counted and retried every second; the previous snapshot stays. Cost: the
+//     copy and the write of every record each second while records change (a million
+//     records, about 100 MB: a few tens of milliseconds of the loop's time in 256 KiB pieces).
 //   - AT lines from neighbours are stored and flooded in canonical form: their six fields
 //     joined by single spaces, whatever white space the sender used (SPEC §2), so every WHATSAT
 //     reply carries a canonical AT line and "newer" compares canonical lines.
@@ -122,7 +161,13 @@
 //   - Half-close. After a client half-closes, a last line without "\n" is still a line; the
 //     connection stays open until every reply owed is written, then the server closes it.
 //   - Limits. A client whose unread reply bytes (the transport's buffer plus the replies queued
-//     behind a WHATSAT) pass max_unsent is cut off: aborted, with a log line saying why. One
+//     behind a WHATSAT) pass max_unsent is cut off: aborted, with a log line saying why. All
+//     the clients of a server together may leave max_unsent_total (default 256MiB) unread:
+//     past it the client with the most unsent bytes is cut off, then the next, until the sum
+//     is below it (the sum kept at each flush can only be too high, since buffers drain
+//     unseen, so it is counted again exactly, at most once a loop pass, before anyone is cut).
+//     Cutting the worst reader was chosen over making new replies wait: a wait would hold
+//     every client's replies for the one that does not read, and what waits is memory too. One
 //     that has more than max_pending WHATSATs waiting is cut off too, but it reads: the
 //     replies already made, in order, are written first and the connection is closed once
 //     they are out (the WHATSATs still waiting are dropped). A connection over max_clients is accepted
@@ -131,8 +176,8 @@
 //     keep a plain neighbour's connections out (links are on the peer port, see Links). On a loopback herd every local connection is from a
 //     neighbour's host, so there any connection may use that room. Memory per client is
 //     therefore bounded by max_line + max_unsent plus the WHATSATs it may have waiting (at
-//     most max_pending, and max_waiting for the server). The README's table of limits and its
-//     "Memory" section add them up.
+//     most max_pending, and max_waiting for the server). The README's "Guarantees and limits"
+//     adds them up.
 //   - Replies made ready by Places completions are written at the end of the loop's pass
 //     (reactor.Loop.CallAtPassEnd, as redis writes its clients' output in beforeSleep): the
 //     completions of one pass for one client leave in one write.
@@ -171,10 +216,9 @@
 //     (reactor.Loop.AcceptErrors counts it): the server never stops for it, and serves again
 //     once descriptors are free.
 //   - Shutdown (SIGINT/SIGTERM in cmd/herd) stops taking clients and links: the listeners
-//     (client and peer ports) are closed (reactor.Loop.CloseListeners), so new connections
-//     are refused; where the reactor cannot
-//     do that (not Linux) they are accepted and closed at once (an end of stream, not a reset)
-//     until the loop stops. No more redials, and no more lines read: what clients send after
+//     (client and peer ports) are closed (reactor.Loop.CloseListeners: the reactor binds and
+//     accepts on its own listeners, so this works everywhere), and new connections are
+//     refused. No more redials, and no more lines read: what clients send after
 //     the stop began is discarded unanswered, so the stop has an end (a request half read is
 //     dropped too). Clients owed nothing are closed; the others are closed after their last
 //     reply (a WHATSAT waiting on Places included). Once no client is left the links are

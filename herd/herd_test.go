@@ -15,9 +15,9 @@ import (
 	"github.com/herd-project/herd/internal/testutil"
 )
 
-// startDefaultHerd starts the default five-server herd of SPEC §1 on 127.0.0.1:0.
-func startDefaultHerd(t *testing.T) *Herd {
-	t.Helper()
+// defaultHerdConfig is the default five-server herd of SPEC §1 on 127.0.0.1:0, with no logs
+// and quick redials.
+func defaultHerdConfig() *Config {
 	cfg := DefaultConfig()
 	for i := range cfg.Servers {
 		cfg.Servers[i].Addr, cfg.Servers[i].PeerAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -25,7 +25,13 @@ func startDefaultHerd(t *testing.T) *Herd {
 	cfg.Log.Dir = "off"
 	cfg.Limits.BackoffBase = 10 * time.Millisecond
 	cfg.Limits.BackoffCap = 100 * time.Millisecond
-	return startHerd(t, cfg)
+	return cfg
+}
+
+// startDefaultHerd starts the default five-server herd of SPEC §1 on 127.0.0.1:0.
+func startDefaultHerd(t *testing.T) *Herd {
+	t.Helper()
+	return startHerd(t, defaultHerdConfig())
 }
 
 // floodBatch sends c one write of 100 IAMATs of about 1 KB, for clients numbered from n, reads

@@ -40,6 +40,7 @@ type link struct {
 
 	c       *linkConn // the connection in use: the link is up while it is set
 	dialing bool      // a dial (resolution, connect or hello) is under way
+	parked  *linkConn // an accepted connection whose hello waits for our dial (park)
 	gen     int       // bumped at every dial, at stop and at a cut: stale dials close themselves
 	stopped bool
 	upAt    time.Time
@@ -145,6 +146,7 @@ func (l *link) dialFailed(err error) {
 	l.dialing = false
 	l.failed++
 	l.m.DialFailures.Add(1)
+	l.unpark(true)
 	if l.failed == 1 {
 		s.log.Warn("link dial failed", "peer", l.name, "addr", l.addr, "err", err)
 	} else {
@@ -194,12 +196,48 @@ func (l *link) offer(c *linkConn) {
 	l.adopt(c)
 }
 
+// park holds an accepted connection whose neighbour dialled while we were dialling it, and
+// whose hello we would answer only to close it: of two connections dialled at once both sides
+// keep the one dialled by the lower name (offer), ours. Its HELLO waits unanswered until our
+// dial ends: closed if ours comes up, answered (and kept) if ours fails, so that a dial that
+// cannot get through never costs the link. Without it both connections would come up, each
+// starting a resync, and the neighbour's would be closed with its resync half sent.
+func (l *link) park(c *linkConn) {
+	if p := l.parked; p != nil {
+		p.dropDuplicate()
+	}
+	c.state = connParked
+	l.parked = c
+	l.s.metrics.LinkHelloHolds.Add(1)
+}
+
+// unpark settles the parked connection, if any, as our dial ends: answered if answer (our
+// dial failed) and the link can still take it, closed otherwise.
+func (l *link) unpark(answer bool) {
+	c, s := l.parked, l.s
+	if c == nil {
+		return
+	}
+	l.parked = nil
+	if c.state != connParked {
+		return
+	}
+	if answer && l.c == nil && !l.stopped && !s.stopping && l.fault != LinkCut {
+		c.state = connHello
+		c.answer()
+		return
+	}
+	s.log.Info("duplicate link closed", "peer", l.name, "kept", "dialled by "+s.name)
+	c.dropDuplicate()
+}
+
 // adopt makes c the link's connection: the link is up (or stays up, on a new connection),
 // its backoff is dropped, and a resync starts on c.
 func (l *link) adopt(c *linkConn) {
 	s := l.s
 	old := l.c
 	l.c = c
+	l.unpark(false)
 	c.state = connUp
 	l.timer.Cancel()
 	l.timer = nil
@@ -243,6 +281,7 @@ func (l *link) stop() {
 	l.stopped = true
 	l.gen++
 	l.dialing = false
+	l.unpark(false)
 	l.timer.Cancel()
 	l.timer = nil
 	if c := l.c; c != nil {
@@ -298,6 +337,7 @@ func (l *link) setFault(f LinkFault) {
 		l.timer = nil
 		l.gen++ // a dial under way closes its connection when it comes
 		l.dialing = false
+		l.unpark(false)
 		if l.c != nil {
 			l.abort(nil)
 		}

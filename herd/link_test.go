@@ -91,11 +91,12 @@ func TestSimultaneousDialsKeepOneLink(t *testing.T) {
 // TestDuplicateLinkRule: of two connections between the same two processes, both sides keep
 // the one dialled by the server whose name sorts lower, whichever finished its hello first.
 // The neighbour (A, before M, or Z, after it) is played by the test: it answers M's dial and
-// dials M itself.
+// dials M itself. Z's dial made while M's own is under way is not answered at all (link.park):
+// M closes it once its own dial is up, or answers and keeps it if its own dial fails.
 func TestDuplicateLinkRule(t *testing.T) {
 	for _, tc := range []struct {
 		peer, first string
-	}{{"A", "dialled by M"}, {"A", "dialled by A"}, {"Z", "dialled by M"}, {"Z", "dialled by Z"}} {
+	}{{"A", "dialled by M"}, {"A", "dialled by A"}, {"Z", "dialled by M"}, {"Z", "dialled by Z"}, {"Z", "dialled by Z, M's dial fails"}} {
 		t.Run(tc.peer+" first "+tc.first, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -113,22 +114,42 @@ func TestDuplicateLinkRule(t *testing.T) {
 				in = dialAsPeer(t, s.PeerAddr(), helloLine(tc.peer, "M"))
 				parseHelloCopy(t, in.line()) // M's answer
 			}
-			if tc.first == "dialled by M" {
-				answerOut()
-				testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
-				dialIn()
-			} else {
-				dialIn()
-				testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
-				answerOut()
-			}
 			kept, dropped := out, in
+			switch {
+			case tc.first == "dialled by M":
+				answerOut()
+				testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+				dialIn()
+			case tc.peer < "M":
+				dialIn()
+				testutil.WaitFor(t, "the link", func() bool { return s.Metrics().LinksUp.Load() == 1 })
+				answerOut()
+			default:
+				// M's dial is the one both keep, and it is under way: M holds Z's hello.
+				in = dialAsPeer(t, s.PeerAddr(), helloLine(tc.peer, "M"))
+				testutil.WaitFor(t, "M to hold Z's hello", func() bool { return s.Metrics().LinkHelloHolds.Load() == 1 })
+				if tc.first == "dialled by Z" {
+					answerOut()
+					break
+				}
+				out.c.Close() // M's dial fails: Z's connection is answered and kept
+				parseHelloCopy(t, in.line())
+				kept, dropped = in, nil
+			}
 			if tc.peer < "M" {
 				kept, dropped = in, out
+			} else if tc.first == "dialled by M" || tc.first == "dialled by Z" {
+				dropped = in
 			}
-			dropped.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if rest, err := io.ReadAll(dropped.r); err != nil && !testutil.IsReset(err) {
-				t.Fatalf("the dropped connection: %v after %q", err, rest)
+			if dropped != nil {
+				dropped.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				rest, err := io.ReadAll(dropped.r)
+				if err != nil && !testutil.IsReset(err) {
+					t.Fatalf("the dropped connection: %v after %q", err, rest)
+				}
+				if tc.first == "dialled by Z" && len(rest) > 0 {
+					t.Errorf("M answered the hello it held with %q", rest)
+				}
 			}
 			testutil.WaitFor(t, "one link connection", func() bool { return s.Metrics().LinkConns.Load() == 1 })
 			kept.until("DIGEST") // M's resync on the connection it kept...
@@ -139,6 +160,9 @@ func TestDuplicateLinkRule(t *testing.T) {
 			testutil.WaitFor(t, "the resync", func() bool { return s.Metrics().ResyncsDone.Load() == 1 })
 			if n := s.Metrics().LinksUp.Load(); n != 1 {
 				t.Errorf("%d links up", n)
+			}
+			if n := s.Metrics().LinkUps.Load(); n != 1 {
+				t.Errorf("the link came up %d times, want once", n)
 			}
 		})
 	}

@@ -17,7 +17,9 @@ import (
 // connState is where a link connection is in its life:
 //
 //	dialled:  connHello (our HELLO sent, waiting for theirs) -> connUp
-//	accepted: connHello (waiting for their HELLO) [-> connAuth (ours sent, waiting for AUTH)] -> connUp
+//	accepted: connHello (waiting for their HELLO) [-> connParked (ours withheld while our own
+//	          dial, which would be kept, is under way: link.park)] [-> connAuth (ours sent,
+//	          waiting for AUTH)] -> connUp
 //	any -> connDone (refused, dropped, replaced or closing: input is ignored)
 //
 // A plain link's connection is up as soon as it is made.
@@ -26,6 +28,7 @@ type connState uint8
 const (
 	connHello connState = iota
 	connAuth
+	connParked
 	connUp
 	connDone
 )
@@ -126,7 +129,7 @@ func (c *linkConn) made(t linkTransport) {
 // helloTimeout ends a connection whose hello did not finish within dial_timeout.
 func (c *linkConn) helloTimeout() {
 	c.timer = nil
-	if c.state == connHello || c.state == connAuth {
+	if c.state == connHello || c.state == connAuth || c.state == connParked {
 		c.fail(fmt.Errorf("herd: no hello within %v", c.s.lim.DialTimeout))
 	}
 }
@@ -159,6 +162,8 @@ func (c *linkConn) DataReceived(data []byte) {
 			c.hello(line)
 		case connAuth:
 			c.auth(line)
+		case connParked:
+			c.fail(errors.New("herd: a line before our HELLO"))
 		case connUp:
 			c.linkLine(line, recv)
 		}
@@ -210,6 +215,13 @@ func (c *linkConn) ConnectionLost(err error) {
 	case l == nil:
 	case l.c == c:
 		l.down(err)
+	case l.parked == c:
+		l.parked = nil
+	case c.outbound && c.gen == l.gen && l.dialing && c.state != connDone && l.c != nil:
+		// The neighbour closed our dial during the hello because the link is up on its
+		// own (it parked ours: link.park): a duplicate, not a failure.
+		l.dialing = false
+		s.log.Debug("duplicate link closed by the neighbour", "peer", l.name)
 	case c.outbound && c.gen == l.gen && l.dialing && c.state != connDone:
 		if err == nil {
 			err = errors.New("herd: closed during the hello")
@@ -281,6 +293,7 @@ func (c *linkConn) refuse(peer string, why string) {
 		c.l.dialing = false
 		c.l.failed++
 		c.l.m.DialFailures.Add(1)
+		c.l.unpark(true)
 		c.l.redialLater()
 	}
 }
@@ -329,15 +342,28 @@ func (c *linkConn) hello(line []byte) {
 	}
 	c.l = l
 	c.peerInst = string(h.Instance)
+	c.peerNonce = append(c.peerNonce[:0], h.Nonce...)
+	if l.c == nil && l.dialing && s.name < l.name {
+		// Both sides are dialling, and ours is the connection both will keep (offer):
+		// answering this one would start a resync on a connection about to be closed.
+		l.park(c)
+		return
+	}
+	c.answer()
+}
+
+// answer sends our HELLO in answer to an accepted connection's, whose dialler's instance and
+// nonce c holds; with a secret, the dialler's AUTH comes next.
+func (c *linkConn) answer() {
+	s, l := c.s, c.l
 	c.nonce = newNonce()
-	ans := codec.Hello{Version: codec.LinkVersion, From: []byte(s.name), To: h.From, Instance: s.instance, Nonce: c.nonce}
+	ans := codec.Hello{Version: codec.LinkVersion, From: []byte(s.name), To: []byte(l.name), Instance: s.instance, Nonce: c.nonce}
 	if s.secret != nil {
-		ans.Proof = s.proof("accept", l.name, s.name, h.Instance, s.instance, h.Nonce, c.nonce)
+		ans.Proof = s.proof("accept", l.name, s.name, []byte(c.peerInst), s.instance, c.peerNonce, c.nonce)
 	}
 	c.t.Write(codec.AppendHello(nil, &ans))
 	if s.secret != nil {
 		c.state = connAuth
-		c.peerNonce = append([]byte(nil), h.Nonce...)
 		return
 	}
 	c.ready()
@@ -428,7 +454,7 @@ func (c *linkConn) linkLine(line []byte, recv codec.Time) {
 		s.metrics.PeerUpdates.Add(1)
 		s.apply(r.Msg, r.Line, l)
 	case Ignore:
-		s.log.Debug("link: ignored line from peer", "peer", l.name, "line", string(line), "why", r.Err)
+		s.ignored(line, r.Err, "peer", l.name)
 	default:
 		// A link carries no replies: anything that would answer ends it.
 		c.fail(r.Err)

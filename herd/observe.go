@@ -35,6 +35,7 @@ var InvalidReasons = [...]string{
 	"not_neighbour",   // an AT line from a host that is not a neighbour's
 	"line_timeout",    // a line not finished within line_timeout of its first byte
 	"bad_client_id",   // a client ID that is not text of at most 256 bytes (ValidClientID)
+	"clock_skew",      // an IAMAT whose time is more than max_clock_skew ahead of the server's clock
 }
 
 const (
@@ -48,22 +49,32 @@ const (
 	invalidNotNeighbour
 	invalidLineTimeout
 	invalidBadClientID
+	invalidClockSkew
 )
 
 // LineCounts counts the lines a server's Core decided about, from clients and links alike:
-// In by command (LineCommands) and the "?" replies by reason (InvalidReasons), and the AT
-// lines of plain peers that carried names after their six fields (Extra). The loop writes
-// them; any goroutine may read them.
+// In by command (LineCommands), the "?" replies by reason (InvalidReasons), the AT lines of
+// plain peers that carried names after their six fields (Extra), and the AT lines from
+// neighbours dropped because their time is more than max_clock_skew ahead of the server's
+// clock (SkewDropped). The loop writes them; any goroutine may read them.
 type LineCounts struct {
-	In      [len(LineCommands)]atomic.Uint64
-	Invalid [len(InvalidReasons)]atomic.Uint64
-	Extra   atomic.Uint64
+	In          [len(LineCommands)]atomic.Uint64
+	Invalid     [len(InvalidReasons)]atomic.Uint64
+	Extra       atomic.Uint64
+	SkewDropped atomic.Uint64
 }
 
 // extra counts an AT line with fields after its sixth.
 func (lc *LineCounts) extra() {
 	if lc != nil {
 		lc.Extra.Add(1)
+	}
+}
+
+// skewDropped counts an AT line dropped for max_clock_skew.
+func (lc *LineCounts) skewDropped() {
+	if lc != nil {
+		lc.SkewDropped.Add(1)
 	}
 }
 
@@ -120,6 +131,8 @@ func invalidReason(line []byte, err error) int {
 		return invalidLineTimeout
 	case errors.Is(err, ErrBadClientID):
 		return invalidBadClientID
+	case errors.Is(err, ErrClockSkew):
+		return invalidClockSkew
 	}
 	switch commandIndex(line) {
 	case 0:
@@ -146,13 +159,14 @@ const (
 
 // CutReasons names why a client was cut off or closed by the server (Metrics.Cut), in index
 // order.
-var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout", "line_timeout"}
+var CutReasons = [...]string{"max_unsent", "max_pending", "idle_timeout", "line_timeout", "max_unsent_total"}
 
 const (
 	cutMaxUnsent = iota
 	cutMaxPending
 	cutIdle
 	cutLineTimeout
+	cutMaxUnsentTotal
 )
 
 // PlacesErrorKinds names the kinds of failed Places calls (Metrics.PlacesErrorsBy), in index

@@ -30,6 +30,7 @@ func TestLineCounts(t *testing.T) {
 		"AT Jaquez +0.1 kiwi +1+1 1621464828", // not_neighbour: Hill has no neighbours
 		"AT Jaquez +0.1 kiwi",                 // bad_at
 		"IAMAT k\x1biwi +1+1 1",               // bad_client_id
+		"IAMAT k +1+1 1721464828",             // clock_skew: years ahead of Hill's clock
 	}
 	for _, l := range invalid {
 		c := testutil.Dial(t, s.Addr().String())
@@ -39,7 +40,7 @@ func TestLineCounts(t *testing.T) {
 		}
 	}
 	m := s.Metrics()
-	wantIn := map[string]uint64{"IAMAT": 4, "WHATSAT": 2, "AT": 2, "other": 3}
+	wantIn := map[string]uint64{"IAMAT": 5, "WHATSAT": 2, "AT": 2, "other": 3}
 	for i, cmd := range LineCommands {
 		if got := m.Lines.In[i].Load(); got != wantIn[cmd] {
 			t.Errorf("lines %s = %d, want %d", cmd, got, wantIn[cmd])

@@ -51,6 +51,8 @@ type resync struct {
 	sumAt, sumRec     int
 	whole             []int32 // buckets to send whole (theirs is empty)
 	wholeAt, wholeRec int
+	cur               []*Record // a copy of the bucket being sent whole
+	curTaken          bool      // cur holds bucket whole[wholeAt]
 	answer            []*Record // records they lack or hold older, found from their summaries
 
 	expect     map[int32]bool // buckets whose summaries they still owe
@@ -134,13 +136,19 @@ func (c *linkConn) step() bool {
 	case rs.sumAt < len(rs.sums):
 		l.out = rs.appendHave(l.out, s.table, s.linkLineMax)
 	case rs.wholeAt < len(rs.whole):
-		recs := s.table.Bucket(int(rs.whole[rs.wholeAt]))
-		if rs.wholeRec < len(recs) {
-			l.out = c.appendRecord(l.out, recs[rs.wholeRec])
+		if !rs.curTaken {
+			// A copy: a record that leaves the table meanwhile moves another within the
+			// bucket, which an index into the live bucket would then skip.
+			rs.cur = append(rs.cur[:0], s.table.Bucket(int(rs.whole[rs.wholeAt]))...)
+			rs.curTaken = true
+		}
+		if rs.wholeRec < len(rs.cur) {
+			l.out = c.appendRecord(l.out, rs.cur[rs.wholeRec])
 			rs.wholeRec++
 		}
-		if rs.wholeRec >= len(recs) {
-			rs.wholeAt, rs.wholeRec = rs.wholeAt+1, 0
+		if rs.wholeRec >= len(rs.cur) {
+			clear(rs.cur)
+			rs.wholeAt, rs.wholeRec, rs.curTaken = rs.wholeAt+1, 0, false
 		}
 	case len(rs.answer) > 0:
 		l.out = c.appendRecord(l.out, rs.answer[0])
@@ -183,8 +191,13 @@ func (c *linkConn) resyncDone() {
 		"took", s.loop.Time().Sub(rs.start))
 }
 
-// appendRecord appends a record's AT line as part of the resync.
+// appendRecord appends a record's AT line as part of the resync, unless it has left the
+// table (evicted or expired since the resync found it) or is older than records.ttl: an
+// expired record is never sent, so it cannot come back.
 func (c *linkConn) appendRecord(dst []byte, r *Record) []byte {
+	if !r.Live() || c.s.table.Expired(r) {
+		return dst
+	}
 	c.rs.sent++
 	c.s.metrics.ResyncRecords.Add(1)
 	c.l.m.ResyncSent.Add(1)

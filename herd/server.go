@@ -84,15 +84,26 @@ type Metrics struct {
 	LinkUps         atomic.Uint64 // times a link came up
 	LinkConns       atomic.Int64  // link connections open now: in use, or in their hello
 	LinkRefusals    atomic.Uint64 // link hellos refused, by this server or by a neighbour
+	LinkHelloHolds  atomic.Uint64 // neighbours' hellos held while our own dial to them, which both keep, was under way
 	LinkOverflows   atomic.Uint64 // links closed for exceeding max_link_unsent
 	FloodLines      atomic.Uint64 // updates flooded (queued on every other link that is up), not counting resyncs
 	ResyncsDone     atomic.Uint64 // resyncs finished (both sides done)
 	ResyncRecords   atomic.Uint64 // records sent by resyncs
 	ResyncBytes     atomic.Uint64 // bytes sent by resyncs: digests, summaries and records
 
-	Records        atomic.Int64  // records held now
-	Stale          atomic.Uint64 // updates dropped: not newer than the record held
-	Lines          LineCounts    // lines by command, "?" replies by reason
+	Records      atomic.Int64  // records held now
+	RecordBytes  atomic.Int64  // the bytes they are counted for (Table.Bytes, limits.max_record_bytes)
+	Stale        atomic.Uint64 // updates dropped: not newer than the record held
+	RecordCounts RecordCounts  // records evicted and expired, updates refused for the TTL or a full table
+
+	SnapshotWrites      atomic.Uint64 // snapshots written ([store] path)
+	SnapshotWriteErrors atomic.Uint64 // snapshots that could not be written (the previous one stays)
+	SnapshotLastWrite   atomic.Int64  // when the last snapshot was written (Unix nanoseconds; 0: none yet)
+	SnapshotLoaded      atomic.Int64  // records read from the snapshot at start
+	SnapshotBadLines    atomic.Uint64 // lines of that snapshot that were not whole records (damaged), or were refused
+	SnapshotTruncated   atomic.Bool   // that snapshot had no end line: it was torn
+
+	Lines          LineCounts // lines by command, "?" replies by reason
 	Refused        [len(RefuseReasons)]atomic.Uint64
 	Cut            [len(CutReasons)]atomic.Uint64
 	PlacesErrorsBy [len(PlacesErrorKinds)]atomic.Uint64
@@ -149,12 +160,16 @@ type Server struct {
 	busyBody      []byte        // the busy answer's body, made once
 	dirty         []*clientConn // clients with replies made ready in this pass
 	flushDirtyFn  func()        // s.flushDirty, bound once
+	unsentTotal   int           // the clients' unsent reply bytes at their last flush (noteUnsent)
+	unsentCheck   bool          // checkUnsent is due at the end of this pass
+	checkUnsentFn func()        // s.checkUnsent, bound once
 	stopping      bool          // Shutdown began: no more lines are read, clients close once answered
 	linksStopped  bool
 	floodPending  bool  // some link has floods gathered
 	core          *Core // what every line means, for clients and links alike
 	keyScratch    []byte
-	recent        recentRing // the last updates stored, for Snapshot
+	recent        recentRing   // the last updates stored, for Snapshot
+	snap          *snapshotter // [store] path set: the snapshots' state; nil: none
 
 	// Fixed at NewServer.
 	secret      []byte // links.secret, or nil
@@ -216,6 +231,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.now = time.Now
 	}
 	s.flushDirtyFn = s.flushDirty
+	s.checkUnsentFn = s.checkUnsent
 	s.prov = o.provider
 	if s.prov == nil {
 		p, err := NewProvider(cfg.Places)
@@ -254,6 +270,8 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.lg.loop = s.loop
 	}
 	s.core.counts = &s.metrics.Lines
+	s.core.SetMaxClockSkew(s.lim.MaxClockSkew)
+	s.table.SetLimits(s.tableLimits())
 	s.metrics.Links = make([]LinkMetrics, len(sc.Peers))
 	for i, p := range sc.Peers {
 		s.metrics.Links[i].Peer = p
@@ -289,6 +307,13 @@ func (s *Server) recvNow() time.Time {
 	return s.now()
 }
 
+// tableLimits returns the record table's limits from the config, counted in the server's
+// metrics.
+func (s *Server) tableLimits() TableLimits {
+	return TableLimits{MaxRecords: s.lim.MaxRecords, MaxBytes: int64(s.lim.MaxRecordBytes), TTL: s.cfg.Records.TTL,
+		Now: s.now, Counts: &s.metrics.RecordCounts}
+}
+
 // fitBudget sets max_clients and places.max_conns to what b gives them.
 func (c *Config) fitBudget(b FileBudget) {
 	c.Limits.MaxClients = min(c.Limits.MaxClients, b.MaxClients)
@@ -306,6 +331,14 @@ func (c *Config) errNoServer(name string) error {
 // less when the process's open file limit cannot hold that many (see the package doc and
 // FileBudget). Any goroutine.
 func (s *Server) MaxClients() int { return s.lim.MaxClients }
+
+// MaxRecords returns the most client records the server holds (limits.max_records). Any
+// goroutine.
+func (s *Server) MaxRecords() int { return s.lim.MaxRecords }
+
+// MaxRecordBytes returns the most bytes the records may be counted for
+// (limits.max_record_bytes, see RecordBytes). Any goroutine.
+func (s *Server) MaxRecordBytes() int64 { return int64(s.lim.MaxRecordBytes) }
 
 // AcceptErrors returns how many times accepting a connection failed (EMFILE and the like:
 // the server paused and accepted again; see reactor.Loop.AcceptErrors). Any goroutine.
@@ -399,6 +432,12 @@ func (s *Server) listen() error {
 	}
 	// Before the first connection: its origin (originOf) is decided when it is accepted.
 	s.resolveNeighbourHosts(s.cfg)
+	if s.cfg.Store.Path != "" {
+		if err := s.loadSnapshot(); err != nil {
+			return err
+		}
+		s.snap = newSnapshotter(s.cfg.Store.Path, s.name, s.table.Changes())
+	}
 	if err := s.loop.Listen(s.sc.Addr, func() reactor.Protocol { return s.newClient() }); err != nil {
 		return fmt.Errorf("herd: %s: listen %s: %w", s.name, s.sc.Addr, err)
 	}
@@ -409,6 +448,12 @@ func (s *Server) listen() error {
 		return fmt.Errorf("herd: %s: listen %s and %s (peer_addr): %w", s.name, s.sc.Addr, s.sc.PeerAddr, err)
 	}
 	s.running.Store(true)
+	if s.snap != nil {
+		go s.snapshotWriter()
+	}
+	if s.snap != nil || s.cfg.Records.TTL > 0 {
+		s.loop.CallSoonThreadsafe(s.housekeep)
+	}
 	for i, p := range []*atomic.Pointer[net.TCPAddr]{&s.addr, &s.peerAddr} {
 		if addrs := s.loop.Addrs(); len(addrs) > i {
 			if ta, ok := addrs[i].(*net.TCPAddr); ok {
@@ -610,6 +655,16 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if errors.As(err, &ue) {
 		s.log.Warn("grace period over: replies not delivered", "conns", ue.Conns, "bytes", ue.Bytes, "whatsats", ue.WHATSATs)
 	}
+	select {
+	case <-s.loop.Done():
+		if serr := s.finalSnapshot(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	default:
+		if s.snap != nil && s.running.Load() {
+			s.log.Warn("the event loop has not ended: no last snapshot written")
+		}
+	}
 	if s.logw != nil {
 		s.log.Info("stopped", "log_dropped", s.logw.Dropped())
 		if cerr := s.logw.Close(); cerr != nil && err == nil {
@@ -758,14 +813,36 @@ func (s *Server) checkDrained() {
 // (Table.Apply) and floods it to every link but from's (the link it came on; nil for a
 // client's). Loop only.
 func (s *Server) apply(m *codec.Message, line []byte, from *link) {
-	if !s.table.Apply(m, line) {
+	changes := s.table.Changes()
+	changed := s.table.Apply(m, line)
+	if s.table.Changes() != changes { // stored, or something evicted or expired
+		s.noteTable()
+	}
+	if !changed {
 		s.metrics.Stale.Add(1)
 		return
 	}
 	s.metrics.Stored.Add(1)
-	s.metrics.Records.Store(int64(s.table.Len()))
 	s.recent.add(s.eventNow(), m.Kind == codec.AT, line)
 	s.flood(line, from)
+}
+
+// noteTable updates the metrics of the record table after it changed. Loop only.
+func (s *Server) noteTable() {
+	s.metrics.Records.Store(int64(s.table.Len()))
+	s.metrics.RecordBytes.Store(s.table.Bytes())
+}
+
+// ignored logs a line that Core said to ignore (err says why): at WARN for an AT line whose
+// time is beyond max_clock_skew (a neighbour's clock is wrong, or the line is forged: an
+// operator must hear of it), at DEBUG for the rest. attrs say where it came from. Loop only.
+func (s *Server) ignored(line []byte, err error, attrs ...any) {
+	if errors.Is(err, ErrClockSkew) {
+		s.log.Warn("AT line dropped: time ahead of this server's clock by more than max_clock_skew",
+			append(attrs, "line", string(line), "max_clock_skew", s.lim.MaxClockSkew)...)
+		return
+	}
+	s.log.Debug("ignored line", append(attrs, "line", string(line), "why", err)...)
 }
 
 // SetLinkFault injects fault f into this server's side of its link with its neighbour peer,

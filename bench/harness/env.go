@@ -25,6 +25,7 @@ type environment struct {
 	Python  string
 	Aiohttp string
 	Uvloop  string
+	Node    string
 	Commit  string
 	Load    string
 }
@@ -75,6 +76,10 @@ func collectEnv(ctx context.Context, t *tools) environment {
 		if err == nil {
 			e.Uvloop = firstLine(out)
 		}
+	}
+	if t.node != "" {
+		out, _ := runCmd(ctx, t.repo, time.Minute, t.node, "--version")
+		e.Node = strings.TrimPrefix(firstLine(out), "v")
 	}
 	out, err := runCmd(ctx, t.repo, time.Minute, "git", "rev-parse", "--short", "HEAD")
 	if err == nil {

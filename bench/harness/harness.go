@@ -71,6 +71,10 @@ type measurement struct {
 	HasAllocs        bool    `json:",omitempty"`
 	RSSPerReq        float64 `json:",omitempty"`
 	HasRSSPerReq     bool    `json:",omitempty"`
+
+	// PlacesPerReq is, in placespath, the fake Places' CPU time per request it served, in
+	// microseconds (its CPU over the client's run divided by every request the client sent).
+	PlacesPerReq float64 `json:",omitempty"`
 }
 
 type command struct {

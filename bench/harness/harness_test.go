@@ -627,3 +627,46 @@ func TestInstructionTable(t *testing.T) {
 		t.Errorf("a missing valgrind is not said:\n%s", b.String())
 	}
 }
+
+func TestPlacesPathTable(t *testing.T) {
+	h := synthetic()
+	h.t.missing[rtNode] = "node not found in PATH (Node.js is not installed here)"
+	h.ms = append(h.ms, measurement{Scenario: "placespath", Impl: rtNode, Run: 1, Err: "not available: " + h.t.missing[rtNode]})
+	for run := 1; run <= 3; run++ {
+		r := res(3600+float64(run), 52e3)
+		r.Latency.P50 = 51e3
+		r.CPU.PerRequestUs = 200 + float64(run)
+		h.ms = append(h.ms, measurement{Scenario: "placespath", Impl: rtGo, Run: run, Res: r, PlacesPerReq: 20})
+	}
+	py := res(600, 300e3)
+	py.CPU.PerRequestUs, py.Latency.P50 = 1500, 250e3
+	h.ms = append(h.ms, measurement{Scenario: "placespath", Impl: rtAsyncio, Run: 1, Res: py, PlacesPerReq: 25},
+		measurement{Scenario: "placespath", Impl: rtAsyncio, Run: 2, Err: "client: exit status 1: Traceback"})
+	h.o.work, h.o.repo = "/w", "/repo"
+	h.note("placespath", implLabels[rtGo], []string{"/w/bin/placespath", "-url", "http://127.0.0.1:1", "-d", goSeconds(1500 * time.Millisecond)})
+	md := h.markdown(environment{}, extras{}, [2]string{handDefault, asyncioDefault})
+	figures := strings.Index(md, "## Figures for \"The asyncio report, revisited\"")
+	table := strings.Index(md, "### The Places path alone, by runtime")
+	if figures < 0 || table < figures || strings.Count(md, "### The Places path alone") != 1 {
+		t.Fatalf("the placespath table is not once among the figures for the revisited report (at %d, figures at %d)", table, figures)
+	}
+	for _, want := range []string{
+		"| Go: fasthttp, codec's cut (the herd's own path) | 3,602 (3,601-3,603) | 51 ms | 52 ms | 0 | 202 us (201 us-203 us) | 73% | 20.0 us (20.0 us-20.0 us) |",
+		"| Python: aiohttp on asyncio, json | 600 | 250 ms | 300 ms | 0 | 1.50 ms | 90% | 25.0 us |",
+		"| Node.js: http, JSON | n/a: not available: node not found in PATH (Node.js is not installed here) |",
+		"Python: aiohttp on asyncio, json: 1 of its runs failed (client: exit status 1: Traceback).",
+		"- Node.js: http, JSON: not available: node not found in PATH",
+		"$WORK/bin/placespath -url http://127.0.0.1:1 -d 1.5s",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md[table:])
+		}
+	}
+	if s := goSeconds(90 * time.Second); s != "90s" {
+		t.Errorf("goSeconds(90s) = %q", s)
+	}
+	o, err := parseFlags([]string{"-only", "placespath", "-impls", "node-http,go-fasthttp"}, io.Discard)
+	if err != nil || !o.only["placespath"] || !o.impls[rtNode] {
+		t.Errorf("-only placespath with two of its runtimes: %v", err)
+	}
+}

@@ -28,6 +28,18 @@ const (
 // pythonImpls are the Python servers: both designs, each on asyncio and on uvloop.
 var pythonImpls = []string{implAsyncio, implUvloop, implBest, implUvBest}
 
+// Runtimes of the Places path alone (placespath): a Nearby Search client in each, no server
+// (bench/placespath).
+const (
+	rtGo      = "go-fasthttp"     // Go: herd/places (fasthttp) and codec's cut
+	rtAsyncio = "aiohttp-asyncio" // Python: aiohttp on asyncio, json.loads and json.dumps
+	rtUvloop  = "aiohttp-uvloop"  // the same on uvloop
+	rtNode    = "node-http"       // Node.js: the http module, JSON.parse and JSON.stringify
+)
+
+// placesRuntimes are the clients the placespath scenario runs, in the report's order.
+var placesRuntimes = []string{rtGo, rtAsyncio, rtUvloop, rtNode}
+
 var implLabels = map[string]string{
 	implHerd:     "herd reactor (log on)",
 	implHerdNoLg: "herd reactor (log off)",
@@ -37,6 +49,10 @@ var implLabels = map[string]string{
 	implBest:     "Python asyncio (best design)",
 	implUvBest:   "Python asyncio + uvloop (best design)",
 	implRedis:    "Redis (inline SET)",
+	rtGo:         "Go: fasthttp, codec's cut (the herd's own path)",
+	rtAsyncio:    "Python: aiohttp on asyncio, json",
+	rtUvloop:     "Python: aiohttp on uvloop, json",
+	rtNode:       "Node.js: http, JSON",
 }
 
 // tools holds the built binaries and what is missing, and why.
@@ -49,6 +65,8 @@ type tools struct {
 	script  string // the seed's design
 	best    string // the best asyncio design
 	redis   string
+	node    string            // the node binary, "" if none
+	imports map[string]string // Python module -> why it cannot be imported ("": it can)
 }
 
 // binaries built with go build: name -> package directory.
@@ -58,6 +76,7 @@ var binaries = []struct{ name, pkg string }{
 	{"baseline", "bench/baseline"},
 	{"fakeplaces", "bench/fakeplaces"},
 	{"inproc", "bench/harness/inproc"},
+	{"placespath", "bench/placespath"},
 }
 
 // prepare builds the binaries into work/bin and checks Python and Redis. Nothing missing is
@@ -123,15 +142,15 @@ func prepare(ctx context.Context, repo, work string, prebuilt map[string]string,
 	case !exists(t.script):
 		t.missing[implAsyncio] = "no bench/asyncio/server.py"
 	default:
-		if out, err := runCmd(ctx, repo, 30*time.Second, t.python, "-c", "import aiohttp"); err != nil {
-			t.missing[implAsyncio] = t.python + " cannot import aiohttp: " + firstLine(out)
+		if r := t.pythonLacks(ctx, "aiohttp"); r != "" {
+			t.missing[implAsyncio] = r
 		}
 	}
 	t.best = filepath.Join(repo, "bench", "asyncio", "best.py")
 	if r, ok := t.missing[implAsyncio]; ok {
 		t.missing[implUvloop] = r
-	} else if out, err := runCmd(ctx, repo, 30*time.Second, t.python, "-c", "import uvloop"); err != nil {
-		t.missing[implUvloop] = t.python + " cannot import uvloop: " + firstLine(out)
+	} else if r := t.pythonLacks(ctx, "uvloop"); r != "" {
+		t.missing[implUvloop] = r
 	}
 	switch {
 	case t.missing[implAsyncio] != "":
@@ -142,12 +161,78 @@ func prepare(ctx context.Context, repo, work string, prebuilt map[string]string,
 	if r := cmp.Or(t.missing[implBest], t.missing[implUvloop]); r != "" {
 		t.missing[implUvBest] = r
 	}
+	t.placesClients(ctx)
 	if p, err := exec.LookPath("redis-server"); err != nil {
 		t.missing[implRedis] = "redis-server not found in PATH"
 	} else {
 		t.redis = p
 	}
 	return t
+}
+
+// placesClients finds what each placespath runtime needs, and says why one is missing.
+func (t *tools) placesClients(ctx context.Context) {
+	if r, ok := t.missing["placespath"]; ok {
+		t.missing[rtGo] = r
+	}
+	py := filepath.Join(t.repo, "bench", "placespath", "client.py")
+	switch {
+	case !exists(t.python):
+		t.missing[rtAsyncio] = t.python + " not found"
+	case !exists(py):
+		t.missing[rtAsyncio] = "no bench/placespath/client.py"
+	default:
+		if r := t.pythonLacks(ctx, "aiohttp"); r != "" {
+			t.missing[rtAsyncio] = r
+		}
+	}
+	if r, ok := t.missing[rtAsyncio]; ok {
+		t.missing[rtUvloop] = r
+	} else if r := t.pythonLacks(ctx, "uvloop"); r != "" {
+		t.missing[rtUvloop] = r
+	}
+	p, err := exec.LookPath("node")
+	switch {
+	case err != nil:
+		t.missing[rtNode] = "node not found in PATH (Node.js is not installed here)"
+	case !exists(filepath.Join(t.repo, "bench", "placespath", "client.mjs")):
+		t.missing[rtNode] = "no bench/placespath/client.mjs"
+	default:
+		t.node = p
+	}
+}
+
+// pythonLacks says why t.python cannot import module, or "" if it can; the answer is kept.
+func (t *tools) pythonLacks(ctx context.Context, module string) string {
+	if r, ok := t.imports[module]; ok {
+		return r
+	}
+	r := ""
+	if out, err := runCmd(ctx, t.repo, 30*time.Second, t.python, "-c", "import "+module); err != nil {
+		r = t.python + " cannot import " + module + ": " + firstLine(out)
+	}
+	if t.imports == nil {
+		t.imports = map[string]string{}
+	}
+	t.imports[module] = r
+	return r
+}
+
+// clientArgv returns the command that runs the Nearby Search client of a placespath runtime,
+// before its flags.
+func (t *tools) clientArgv(rt string) []string {
+	dir := filepath.Join(t.repo, "bench", "placespath")
+	switch rt {
+	case rtGo:
+		return []string{t.bin["placespath"]}
+	case rtAsyncio:
+		return []string{t.python, filepath.Join(dir, "client.py")}
+	case rtUvloop:
+		return []string{t.python, filepath.Join(dir, "client.py"), "-uvloop"}
+	case rtNode:
+		return []string{t.node, filepath.Join(dir, "client.mjs")}
+	}
+	return nil
 }
 
 func hasGoFiles(dir string) bool {

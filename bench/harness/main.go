@@ -7,14 +7,18 @@
 // herd is one process (herd run, baseline run; -herd-procs: one per server), a Python herd one
 // process per server. Besides the scenarios it measures how cost grows (memory per record and
 // the IAMAT rate by records held, a restarted server's resync time, propagation along chains)
-// and counts the instructions per request under valgrind's callgrind. Every port it or its
-// servers listen on comes from -ports.
+// and counts the instructions per request under valgrind's callgrind. The placespath scenario
+// runs no server: it measures a WHATSAT's Places call and the cut of its body alone, in a
+// client of each runtime (bench/placespath: Go, Python's aiohttp on asyncio and uvloop,
+// Node.js), for the figures of "The asyncio report, revisited". Every port it or its servers
+// listen on comes from -ports.
 //
 //	go run ./bench/harness            the full run (about 10 minutes on two cores), writes BENCHMARKS.md
 //	go run ./bench/harness -smoke     seconds: start everything, check the replies, write nothing
 //
 // An implementation that is missing or does not build is reported as not available, with the
-// reason; the other results are still measured.
+// reason (Node.js, say, which scripts/deps.sh does not install); the other results are still
+// measured.
 package main
 
 import (
@@ -83,7 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			}
 			fmt.Fprintf(w, "  %-12s %s: %s\n", g.id, g.title, strings.Join(ids, ", "))
 		}
-		fmt.Fprintf(w, "\nImplementations (-impls): %s\n\nFlags:\n", strings.Join(allImpls, ", "))
+		fmt.Fprintf(w, "\nImplementations (-impls): %s\nand placespath's clients: %s\n\nFlags:\n", strings.Join(allImpls, ", "),
+			strings.Join(placesRuntimes, ", "))
 	})
 	var only, impls, bins, ports string
 	fs.BoolVar(&o.smoke, "smoke", false, "only start every implementation and check its replies (seconds); write no report")
@@ -101,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.allocs, "allocs", true, "measure allocations per IAMAT with go test -bench BenchmarkIAMAT ./herd/ (-only allocs: this alone)")
 	fs.BoolVar(&o.instructions, "instructions", true, "count the instructions per IAMAT and per WHATSAT of each Go server under valgrind's callgrind (-only instructions: this alone)")
 	fs.BoolVar(&o.herdProcs, "herd-procs", false, "run each server of a multi-server herd as its own process for the Go servers too (herd serve NAME, baseline serve NAME), as Python's always are; default: one process per herd (herd run, baseline run)")
-	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces, inproc)")
+	fs.StringVar(&bins, "bin", "", "use prebuilt binaries instead of building them: `name=path,...` (names: loadgen, herd, baseline, fakeplaces, inproc, placespath)")
 	fs.StringVar(&ports, "ports", "", "take every port the harness and its servers listen on from this `range` LO-HI (e.g. 20000-29999; default: 10000 up to the kernel's ephemeral range)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -159,6 +164,9 @@ func set(list string) map[string]bool {
 
 var allImpls = []string{implHerd, implHerdNoLg, implBaseline, implAsyncio, implUvloop, implBest, implUvBest, implRedis}
 
+// everyImpl is every name -impls takes: the servers, then placespath's clients.
+var everyImpl = append(append([]string(nil), allImpls...), placesRuntimes...)
+
 // findRepo walks up from dir to the directory holding go.mod.
 func findRepo(dir string) (string, error) {
 	for {
@@ -214,7 +222,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if r, ok := h.t.missing["loadgen"]; ok {
 		return fmt.Errorf("harness: the load generator is not available: %s", r)
 	}
-	for _, im := range allImpls {
+	for _, im := range everyImpl {
 		if r, ok := h.t.missing[im]; ok {
 			h.logf("%s not available: %s", im, r)
 		}

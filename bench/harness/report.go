@@ -473,12 +473,13 @@ func (h *harness) markdown(env environment, x extras, hand [2]string) string {
 	row("Python", env.Python)
 	row("aiohttp", env.Aiohttp)
 	row("uvloop", env.Uvloop)
+	row("Node.js", env.Node)
 	row("commit", env.Commit)
 	b.WriteString("\nEverything (servers, load generator, fake Places) shares the same cores over loopback, so ratios between " +
 		"implementations measured in the same run carry the conclusions, not absolute rates.\n\n")
 
 	var unavailable []string
-	for _, im := range allImpls {
+	for _, im := range everyImpl {
 		if r, ok := h.t.missing[im]; ok {
 			unavailable = append(unavailable, fmt.Sprintf("- %s: not available: %s", implLabels[im], r))
 		}
@@ -509,7 +510,7 @@ func (h *harness) markdown(env environment, x extras, hand [2]string) string {
 		"its runs merged (the load generator's `-hdr-out`), and ends at its maximum. A value axis is logarithmic (its label " +
 		"says so) wherever the values on it span a factor of " + strconv.Itoa(logSpan) + " or more.\n\n")
 	for _, sc := range scenarios {
-		if !h.selected(sc) || sc.group != "" {
+		if !h.selected(sc) || sc.group != "" || sc.revisit {
 			continue
 		}
 		h.scenarioTable(&b, sc)

@@ -52,7 +52,8 @@ func (h *harness) asyncioFigures(b *strings.Builder) {
 		"is the growth of its resident memory instead, which counts what stays allocated, not what is allocated and " +
 		"freed. Server CPU per reply is the servers' CPU time over the run divided by the replies' rate; for WHATSAT it " +
 		"is the cost of the Places path in each runtime (the HTTP client, the JSON, the cut to the bound), the fake " +
-		"Places' own CPU apart.\n\n")
+		"Places' own CPU apart. The table after this one measures that path alone, with no server around it, in Go, " +
+		"Python (aiohttp on asyncio and on uvloop) and Node.js (`placespath`).\n\n")
 	heads := []string{"implementation"}
 	for _, c := range revisitColumns {
 		heads = append(heads, c.head)
@@ -76,4 +77,7 @@ func (h *harness) asyncioFigures(b *strings.Builder) {
 	}
 	b.WriteString("\nAn empty cell: the scenario did not run for that implementation in this run, or has no such figure " +
 		"for it (see the scenario's own table for why).\n\n")
+	if h.selected(placesPathScenario) {
+		h.placesPathTable(b, placesPathScenario)
+	}
 }

@@ -21,8 +21,11 @@ type scenario struct {
 	metric string // what the charts and ratios compare: "throughput", "p99" or "rss"; "" in a group
 	group  string // how cost grows: the group (records, resync, chain) this scenario is a size of
 	size   int    // in a group: records held, or servers in the chain
-	note   string // what the scenario asks, in the report under its title
-	run    func(ctx context.Context, h *harness, sc *scenario, impl string, tag string) measurement
+	// revisit puts the scenario's table among the figures for "The asyncio report,
+	// revisited" instead of under Results (placespath: clients, not servers).
+	revisit bool
+	note    string // what the scenario asks, in the report under its title
+	run     func(ctx context.Context, h *harness, sc *scenario, impl string, tag string) measurement
 }
 
 // Fixed parameters of the scenarios.
@@ -69,7 +72,7 @@ var scenarios = []*scenario{
 			"loop; their p99 is the \"IAMAT p99 alongside\" column. At 50 ms per answer, 1,000 connections allow 20,000 replies/s."},
 }
 
-func init() { scenarios = append(scenarios, growthScenarios()...) }
+func init() { scenarios = append(append(scenarios, placesPathScenario), growthScenarios()...) }
 
 // selected reports whether -only asks for sc (by its id or its group's).
 func (h *harness) selected(sc *scenario) bool {
@@ -372,6 +375,9 @@ func (m measurement) brief() string {
 		s += fmt.Sprintf("%.0f bytes/conn", r.RSSPerConn)
 	case "propagation":
 		s += fmt.Sprintf("p50 %.0fus p99 %.0fus lost %d", r.Latency.P50, r.Latency.P99, r.Lost)
+	case "placespath":
+		s += fmt.Sprintf("%.0f/s p50 %.0fus p99 %.0fus, client CPU %.0fus a request, fake Places %.0fus", r.Throughput,
+			r.Latency.P50, r.Latency.P99, r.CPU.PerRequestUs, m.PlacesPerReq)
 	default:
 		s += fmt.Sprintf("%.0f/s p50 %.0fus p99 %.0fus", r.Throughput, r.Latency.P50, r.Latency.P99)
 	}

@@ -108,6 +108,8 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   [limits]
   max_line = 4096          # bytes in an IAMAT/WHATSAT line, without its newline (AT: +128)
   max_unsent = 1048576     # reply bytes a client may leave unread before it is cut off
+  max_unsent_total = "256MiB" # reply bytes all the clients of a server may leave unread;
+                           # past it the client with the most is cut off
   max_pending = 256        # WHATSATs of one client waiting on Places
   max_waiting = 16384      # WHATSATs waiting on Places in a server; past it: UNKNOWN_ERROR busy
   max_clients = 16384      # connections per server; a neighbour's host may go one past it per
@@ -121,10 +123,25 @@ Config (all keys optional but [[server]]; defaults shown). Durations and sizes n
   dial_timeout = "1s"      # a dial to a neighbour, its hello included
   backoff_base = "100ms"   # redial delays: full jitter up to base*2^n, capped at backoff_cap
   backoff_cap = "5s"
+  max_clock_skew = "1h"    # a client time further ahead of the server's clock: "?" for an
+                           # IAMAT, a neighbour's AT line dropped and counted; 0: no check
+  max_records = 1000000    # client records per server; past it a new client's record evicts
+                           # the one with the oldest client time (the same on every server)
+  max_record_bytes = "512MiB" # the records' memory (each counted for its AT line and a quarter
+                           # more, its client ID and 256 bytes: at least the heap it holds);
+                           # past it the oldest are evicted too
   [links]
   secret = ""              # authenticate links (HMAC over fresh nonces; at least 16 bytes);
                            # with one, AT lines are taken on authenticated links only
   secret_file = ""         # or read it from a file; or the HERD_LINK_SECRET environment variable
+  [records]
+  ttl = "0s"               # drop a record whose client time is older than this; 0: keep it
+                           # until a newer one or max_records replaces it. Expired records are
+                           # not taken from neighbours nor resynced, so they do not come back
+  [store]
+  path = ""                # a folder for snapshots of the records, one <Name>.snap per server:
+                           # loaded at start, written at most once a second while records
+                           # change and at a stop; "" (the default): none
   [[server]]               # one per server
   name = "Hill"
   addr = "127.0.0.1:12000" # clients; port 0: a free port, printed at start (herd run)

@@ -30,13 +30,19 @@ type Options struct {
 	ErrorLog *log.Logger
 }
 
-// Timeouts of the listener: a request's header must arrive within readHeaderTimeout (a slow
-// client cannot hold a connection open for free); snapshotTimeout bounds the wait for the
-// loop's answer in /status; a loop that has not answered a lag probe for stuckAfter makes
-// /readyz answer 503.
+// Bounds of the listener: at most maxConns connections at once (more wait in the kernel's
+// backlog until one closes), so that it never takes more than the descriptors the file
+// budget reserves for it (herd.FileBudget: 16); a request's header must arrive within
+// readHeaderTimeout, and its body too within readTimeout (a slow client cannot hold a
+// connection open for free); a connection idle for idleTimeout between requests is closed,
+// so that idle connections hold the limit for half a minute at most (a Prometheus scrape
+// every 15 s keeps its own). snapshotTimeout bounds the wait for the loop's answer in
+// /status; a loop that has not answered a lag probe for stuckAfter makes /readyz answer 503.
 const (
+	maxConns          = 12
 	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
+	readTimeout       = 10 * time.Second
+	idleTimeout       = 30 * time.Second
 	maxHeaderBytes    = 64 << 10
 	snapshotTimeout   = 2 * time.Second
 	stuckAfter        = 3 * time.Second
@@ -105,6 +111,7 @@ func New(s *herd.Server, o Options) *Admin {
 	a.hs = &http.Server{
 		Handler:           a.mux,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          o.ErrorLog,
@@ -130,11 +137,60 @@ func (a *Admin) Listen(addr string) error {
 		a.addr.Store(ta)
 	}
 	go func() {
-		if err := a.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.hs.Serve(limitListener(ln, maxConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.logf("admin: %s: %v", a.s.Name(), err)
 		}
 	}()
 	return nil
+}
+
+// limitListener returns a listener that holds at most n of ln's connections open at once:
+// Accept waits for one to close before it accepts the next, so the connections past n wait
+// in the kernel's backlog rather than take descriptors. (golang.org/x/net/netutil has the
+// same, but would bring a module for these lines.)
+func limitListener(ln net.Listener, n int) net.Listener {
+	return &limited{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limited struct {
+	net.Listener
+	sem      chan struct{}
+	done     chan struct{} // closed by Close: an Accept waiting for room returns
+	closeOne sync.Once
+}
+
+// Accept takes a slot, then a connection, which gives the slot back when it is closed.
+func (l *limited) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+// Close closes the listener and wakes an Accept waiting for room.
+func (l *limited) Close() error {
+	l.closeOne.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+// Close closes the connection and gives its slot back, once.
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // logf logs to ErrorLog, or to the standard logger.

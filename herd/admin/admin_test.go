@@ -3,9 +3,12 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -291,5 +294,49 @@ func TestReadyzDuringStop(t *testing.T) {
 	}
 	if code, body := get(t, base+"/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "stopped") {
 		t.Errorf("/healthz after the stop: %d %q, want 503 stopped", code, body)
+	}
+}
+
+// TestConnectionLimit: the admin listener holds at most maxConns connections at once, so
+// idle connections cannot take the descriptors the server's budget reserves for it: one
+// more waits, unanswered, until one of them closes, and is then served. The slots come
+// back as connections close.
+func TestConnectionLimit(t *testing.T) {
+	h := startHerd(t, pair(t))
+	a, _ := startAdmin(t, h.Server("Hill"))
+	idle := make([]net.Conn, maxConns)
+	for i := range idle {
+		c, err := net.Dial("tcp", a.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle[i] = c
+	}
+	extra, err := net.Dial("tcp", a.Addr().String()) // the kernel takes it, the listener does not
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	if _, err := io.WriteString(extra, "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	extra.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if b, err := io.ReadAll(extra); len(b) > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection past the limit was served: %q, %v", b, err)
+	}
+	idle[0].Close()
+	extra.SetReadDeadline(time.Now().Add(testutil.Patience))
+	b, err := io.ReadAll(extra)
+	if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200 ") {
+		t.Fatalf("once a slot was free: %q, %v", b, err)
+	}
+	for _, c := range idle[1:] {
+		c.Close()
+	}
+	for range 2 * maxConns { // every slot came back
+		if code, _ := get(t, "http://"+a.Addr().String()+"/healthz"); code != 200 {
+			t.Fatalf("healthz %d", code)
+		}
 	}
 }

@@ -45,6 +45,9 @@
 //     textContent only.
 //   - No authentication and no TLS: the listener is off unless admin_addr is set, and is
 //     meant for loopback or a private network; pprof and /status tell much about the process.
-//   - Bounded: request headers must arrive within 10 s and fit in 64 KiB; idle connections
-//     are closed after 2 minutes. Only GET and HEAD are served (405 otherwise).
+//   - Bounded: at most 12 connections at once (more wait in the kernel's backlog until one
+//     closes), within the 16 descriptors the server's file budget reserves for its admin
+//     listener; a request must arrive within 10 s (headers in 64 KiB); idle connections are
+//     closed after 30 s. Only GET and HEAD are served (405 otherwise). Responses have no
+//     write deadline, so that a CPU profile of 30 s can be taken.
 package admin

@@ -43,8 +43,44 @@ var families = []family{
 		one(func(m *herd.Metrics) float64 { return float64(m.Stored.Load()) })},
 	{"herd_updates_stale_total", "Updates dropped: not newer than the record held.", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.Stale.Load()) })},
+	{"herd_records_max", "The most client records the server holds (limits.max_records).", gauge, "",
+		func(s *herd.Server, _ *herd.Metrics, emit func(float64, string)) { emit(float64(s.MaxRecords()), "") }},
+	{"herd_record_bytes", "Bytes the records held are counted for (at least the heap they hold).", gauge, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.RecordBytes.Load()) })},
+	{"herd_record_bytes_max", "The most bytes the records may be counted for (limits.max_record_bytes).", gauge, "",
+		func(s *herd.Server, _ *herd.Metrics, emit func(float64, string)) {
+			emit(float64(s.MaxRecordBytes()), "")
+		}},
+	{"herd_records_removed_total", "Records removed by reason: evicted (the oldest, for a new client past limits.max_records), expired (older than records.ttl).", counter, "reason",
+		func(_ *herd.Server, m *herd.Metrics, emit func(float64, string)) {
+			emit(float64(m.RecordCounts.Evicted.Load()), "evicted")
+			emit(float64(m.RecordCounts.Expired.Load()), "expired")
+		}},
+	{"herd_updates_refused_total", "Updates not stored, by reason: clock_skew (a neighbour's AT line more than limits.max_clock_skew ahead of this server's clock: refused for clock skew), expired (older than records.ttl), table_full (a new client older than every record held at limits.max_records).", counter, "reason",
+		func(_ *herd.Server, m *herd.Metrics, emit func(float64, string)) {
+			emit(float64(m.Lines.SkewDropped.Load()), "clock_skew")
+			emit(float64(m.RecordCounts.TooOld.Load()), "expired")
+			emit(float64(m.RecordCounts.TableFull.Load()), "table_full")
+		}},
 	{"herd_updates_flooded_total", "Updates flooded to the neighbours whose links were up.", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.FloodLines.Load()) })},
+	{"herd_snapshot_writes_total", "Snapshots of the records written ([store] path).", counter, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotWrites.Load()) })},
+	{"herd_snapshot_write_errors_total", "Snapshots that could not be written (the previous one stays; retried every second).", counter, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotWriteErrors.Load()) })},
+	{"herd_snapshot_last_write_timestamp_seconds", "When the last snapshot was written (Unix time; 0: none yet).", gauge, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotLastWrite.Load()) / 1e9 })},
+	{"herd_snapshot_loaded_records", "Records read from the snapshot at start.", gauge, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotLoaded.Load()) })},
+	{"herd_snapshot_bad_lines", "Lines of the snapshot read at start that were not whole records (damaged) or were refused.", gauge, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.SnapshotBadLines.Load()) })},
+	{"herd_snapshot_torn", "1 if the snapshot read at start had no end line (a torn file).", gauge, "",
+		one(func(m *herd.Metrics) float64 {
+			if m.SnapshotTruncated.Load() {
+				return 1
+			}
+			return 0
+		})},
 	{"herd_places_calls_total", "Places requests made.", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.PlacesCalls.Load()) })},
 	{"herd_places_coalesced_total", "WHATSATs that joined an identical Places request in flight.", counter, "",
@@ -55,6 +91,8 @@ var families = []family{
 		one(func(m *herd.Metrics) float64 { return float64(m.Waiting.Load()) })},
 	{"herd_places_errors_total", "Places requests that failed, by kind (busy: answered at once past limits.max_waiting).", counter, "kind",
 		each(herd.PlacesErrorKinds[:], func(m *herd.Metrics, i int) uint64 { return m.PlacesErrorsBy[i].Load() })},
+	{"herd_link_hellos_held_total", "Neighbours' link hellos held unanswered while this server's own dial to them, the connection both keep, was under way.", counter, "",
+		one(func(m *herd.Metrics) float64 { return float64(m.LinkHelloHolds.Load()) })},
 	{"herd_links_overflowed_total", "Links closed because a neighbour did not read (max_link_unsent).", counter, "",
 		one(func(m *herd.Metrics) float64 { return float64(m.LinkOverflows.Load()) })},
 	{"herd_log_dropped_total", "Log records dropped because the log's disk could not keep up.", counter, "",

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,17 +140,69 @@ func Accepted(t testing.TB, ln net.Listener) <-chan net.Conn {
 
 // FreeAddr returns a loopback address whose port was free a moment ago, for a server that
 // must be told its address before it starts, or for a dial that must be refused. The port is
-// closed again at once, so another process could take it in between: a small race that a
-// test on a busy machine may lose (the server then fails to start, and the test says so).
+// closed again at once, so it is taken below the kernel's ephemeral range (ports 10000 up to
+// ip_local_port_range's first): there no outgoing connection of this or another process, a
+// herd server dialling its neighbours included, can be given it in between. Ports are handed
+// out in turn from a random start, each one once per process, so that two servers of one test
+// never share one and packages tested side by side rarely meet. Any goroutine may call it.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
+}
+
+var (
+	portMu   sync.Mutex
+	nextPort int // 0 until the first FreeAddr
+)
+
+func freeAddr() (string, error) {
+	portMu.Lock()
+	defer portMu.Unlock()
+	lo, hi := 10000, ephemeralLow()-1
+	if hi-lo < 1000 { // an unusual ephemeral range: let the kernel choose
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		defer ln.Close()
+		return ln.Addr().String(), nil
+	}
+	if nextPort == 0 {
+		nextPort = lo + rand.IntN(hi-lo+1)
+	}
+	for range hi - lo + 1 {
+		p := nextPort
+		if nextPort++; nextPort > hi {
+			nextPort = lo
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(p)
+		if ln, err := net.Listen("tcp4", addr); err == nil {
+			ln.Close()
+			return addr, nil
+		}
+	}
+	return "", errors.New("testutil: no free loopback port below the ephemeral range")
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range (32768 if unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // Refused reports whether a connection to addr is refused: nothing listens there any more.

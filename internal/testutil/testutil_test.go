@@ -3,7 +3,9 @@ package testutil_test
 import (
 	"bufio"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -122,4 +124,34 @@ func TestRecv(t *testing.T) {
 	}
 	n := 0
 	testutil.WaitFor(t, "three polls", func() bool { n++; return n == 3 })
+}
+
+// TestFreeAddrBelowEphemeralRange checks that FreeAddr hands out distinct ports that no
+// outgoing connection can be given: below the kernel's ephemeral range.
+func TestFreeAddrBelowEphemeralRange(t *testing.T) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	below := low-10000 >= 1000 // otherwise FreeAddr lets the kernel choose
+	seen := map[string]bool{}
+	for range 50 {
+		addr := testutil.FreeAddr(t)
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := strconv.Atoi(port)
+		if below && (p < 10000 || p >= low) {
+			t.Errorf("FreeAddr gave %s, outside 10000-%d", addr, low-1)
+		}
+		if seen[addr] {
+			t.Errorf("FreeAddr gave %s twice", addr)
+		}
+		seen[addr] = true
+	}
 }

@@ -124,6 +124,9 @@ func TestSameAnswersAsReactor(t *testing.T) {
 		{"IAMAT older", clientHost, "IAMAT kiwi +34.068930-118.445127 1621464827.9\n", true, nil},
 		{"IAMAT odd white space", clientHost, " \tIAMAT  lime\v+1-1 1621464800 \r\n", true, nil},
 		{"IAMAT in the future", clientHost, "IAMAT soon +1+1 1621464900.5\n", true, nil},
+		{"IAMAT past max_clock_skew", clientHost, "IAMAT zed +00+000 999999999999999999\n", true, nil},
+		{"IAMAT just past max_clock_skew", clientHost, "IAMAT zed +1+1 1621468428.223371890\n", true, nil},
+		{"AT past max_clock_skew", neighbourHost, "AT Zed +0.1 zed +1+1 1621468428.223371890\n", false, nil},
 		{"IAMAT of max_line bytes", clientHost, "IAMAT " + maxID + " +1+1 1\n", true, nil},
 		{"IAMAT of max_line+1 bytes", clientHost, "IAMAT " + maxID + "x +1+1 1\nIAMAT after +1+1 1\n", true, nil},
 		{"bad location", clientHost, "IAMAT bad 34.068930-118.445127 1\n", true, nil},
@@ -203,7 +206,7 @@ func TestSameAnswersAsReactor(t *testing.T) {
 	}
 	for _, id := range []string{"kiwi", "lime", "soon", maxID, maxID + "x", "pipe", "half", "Zürich", "ki\x00wi", "ki\x7fwi",
 		"tail", "pre", "nb", "fl3", "fl4", "fl5", "fl6", "fl7", "fl8", strings.Repeat("y", 228-len("AT Zed +0.1  +1+1 5")),
-		"after", "x", "bad", "nobody", "zz-marker"} {
+		"after", "x", "bad", "nobody", "zed", "zz-marker"} {
 		r, rok := rs.Record(id)
 		b, bok := bs.Record(id)
 		if r != b || rok != bok {

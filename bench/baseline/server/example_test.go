@@ -42,7 +42,7 @@ addr = "127.0.0.1:0"
 		panic(err)
 	}
 	defer c.Close()
-	fmt.Fprint(c, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 9999999999\nHELLO\n")
+	fmt.Fprint(c, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\nHELLO\n")
 	reply, _ := io.ReadAll(c)
 	// The skew changes with the clock: show the fields around it.
 	var at, name, skew, client, loc, t, invalid, line string
@@ -50,6 +50,6 @@ addr = "127.0.0.1:0"
 	fmt.Println(at, name, skew[:1], client, loc, t)
 	fmt.Println(invalid, line)
 	// Output:
-	// AT Hill - kiwi.cs.ucla.edu +34.068930-118.445127 9999999999
+	// AT Hill + kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503
 	// ? HELLO
 }

@@ -170,7 +170,7 @@ loop:
 // core says to drop it (a line over the limit).
 func (l *link) read(c net.Conn) {
 	s := l.s
-	core := herd.NewCore(s.name)
+	core := s.newCore()
 	dec := codec.Decoder{Max: s.limits.MaxLine, AT: true}
 	buf := make([]byte, readSize)
 	for {

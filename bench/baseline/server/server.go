@@ -106,6 +106,8 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 		ctx:       ctx,
 		cancel:    cancel,
 	}
+	// The same bounds as the reactor server's table; the TTL on the clock SetClock gives.
+	s.table.SetLimits(herd.TableLimits{MaxRecords: cfg.Limits.MaxRecords, MaxBytes: int64(cfg.Limits.MaxRecordBytes), TTL: cfg.Records.TTL, Now: func() time.Time { return s.now() }})
 	for _, p := range s.peers {
 		o := herd.FromNeighbourHost
 		if cfg.Server(p).Plain() {
@@ -117,6 +119,13 @@ func New(cfg *herd.Config, name string, prov places.Provider, log *slog.Logger) 
 		}
 	}
 	return s, nil
+}
+
+// newCore returns a request core for one connection, with the config's max_clock_skew.
+func (s *Server) newCore() *herd.Core {
+	c := herd.NewCore(s.name)
+	c.SetMaxClockSkew(s.limits.MaxClockSkew)
+	return c
 }
 
 // addPeerHost lets AT lines in from the host of a neighbour's address, as origin o:
@@ -321,7 +330,7 @@ func (c *conn) loop() error {
 		n, rerr := c.c.Read(buf)
 		recv := codec.FromTime(c.s.now()) // the moment these lines were read
 		if c.core == nil {
-			c.core = herd.NewCore(c.s.name) // not before: an idle connection holds none
+			c.core = c.s.newCore() // not before: an idle connection holds none
 		}
 		dec.Feed(buf[:n])
 		for {

@@ -1,5 +1,6 @@
 // Package result is the JSON shape of one load generator run (`loadgen -json`), shared by the
-// load generator that writes it and the harness that reads it.
+// load generator that writes it and the harness that reads it. The Places path clients
+// (bench/placespath, in Go, Python and Node.js) print the same shape.
 //
 // Times are in microseconds (float64) unless a field's name says otherwise. The zero value of
 // every type is an empty result.
@@ -76,6 +77,8 @@ type Summary struct {
 type CPU struct {
 	UserS   float64 `json:"user_s"`
 	SystemS float64 `json:"system_s"`
-	// PerRequestUs is (user+system) / requests sent, in microseconds.
+	// PerRequestUs is (user+system) / requests sent, in microseconds. The Places path
+	// clients (bench/placespath) give it over the measured window alone, per reply in it:
+	// an interpreter's start-up and the warm-up are not a request's cost.
 	PerRequestUs float64 `json:"per_request_us"`
 }
