@@ -222,8 +222,9 @@
 //     the stop began is discarded unanswered, so the stop has an end (a request half read is
 //     dropped too). Clients owed nothing are closed; the others are closed after their last
 //     reply (a WHATSAT waiting on Places included). Once no client is left the links are
-//     flushed and closed (and link connections still in their hello aborted). The loop runs on (reactor.Loop.Shutdown) until every connection is
-//     closed and its peer has taken every byte, slow readers included: a client that sent
+//     flushed and closed (and link connections still in their hello aborted). The loop runs
+//     on (reactor.Loop.Shutdown) until every connection is closed and its peer has taken
+//     every byte, slow readers included: a client that sent
 //     more than the server read gets the end of stream after its last reply, and its socket is
 //     drained, never reset, while it reads. When the grace period (Shutdown's context; herd
 //     -grace, default 10s) ends first, what is left is dropped and the log says so at WARN
@@ -291,7 +292,11 @@
 // match) the connection dialled by the server whose name sorts lower (byte-wise) is kept,
 // and the other closed; both sides apply the rule, so they keep the same one whichever
 // finished first. Of two dialled by the same side, the newer is kept. A connection from
-// another instance of the neighbour (it restarted) replaces the old one at once.
+// another instance of the neighbour (it restarted) replaces the old one at once. The side
+// whose dial will be kept does not even answer the other's HELLO while its own dial is under
+// way (link.park): it closes that connection once its own is up, or answers it if its own
+// dial fails, so that simultaneous dials (a healed partition, two servers started together)
+// bring up one connection and start one resync, not two with one of them cut halfway.
 //
 // Instant relink. A server dials every neighbour as soon as it listens. After a failure
 // it redials with exponential backoff and full jitter: the n-th retry waits a random time

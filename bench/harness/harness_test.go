@@ -18,6 +18,8 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-project/herd/bench/internal/result"
 	"github.com/herd-project/herd/internal/testutil"
+
+	"github.com/herd-project/herd/internal/ephemeral"
 )
 
 // TestSmoke builds every implementation, starts each one and checks its replies
@@ -306,7 +308,7 @@ func TestFlags(t *testing.T) {
 }
 
 func TestFreePortBelowEphemeralRange(t *testing.T) {
-	low := ephemeralLow()
+	low := ephemeral.Low()
 	seen := map[int]bool{}
 	for range 20 {
 		p, err := freePort()

@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/herd-project/herd/internal/cli"
+
+	"github.com/herd-project/herd/internal/ephemeral"
 )
 
 func main() { cli.Main(run, cli.Options{}) }
@@ -214,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	h.logf("work directory %s", o.work)
 	if o.ports != nil {
 		setPorts(*o.ports)
-		if low := ephemeralLow(); o.ports.hi >= low {
+		if low := ephemeral.Low(); o.ports.hi >= low {
 			h.logf("warning: -ports %s reaches into the kernel's ephemeral range (from %d): an outgoing connection may hold a port a server is about to bind", o.ports, low)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/herd-project/herd/internal/ephemeral"
 )
 
 // proc is one started server process. Its stdout and stderr go to a log file in the work dir.
@@ -150,7 +152,7 @@ const minPorts = 100
 // so that the outgoing connections of a run (10,000 clients, links) can never hold a port a
 // server is about to bind; nil when that leaves fewer than 1,000 ports (the kernel then picks).
 func defaultPorts() *portRange {
-	lo, hi := 10000, ephemeralLow()-1
+	lo, hi := 10000, ephemeral.Low()-1
 	if hi-lo+1 < 1000 {
 		return nil
 	}
@@ -200,23 +202,6 @@ func freePort() (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("harness: no free port in %s", ports)
-}
-
-// ephemeralLow returns the first port of the kernel's ephemeral range (32768 if unknown).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 1 {
-		return 32768
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil {
-		return 32768
-	}
-	return n
 }
 
 // raiseFileLimit raises this process's soft open-file limit to its hard limit.

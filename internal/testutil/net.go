@@ -7,13 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-project/herd/internal/ephemeral"
 )
 
 // Exchange sends input on a new connection to addr, half-closes it, and returns everything
@@ -162,7 +163,7 @@ var (
 func freeAddr() (string, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
-	lo, hi := 10000, ephemeralLow()-1
+	lo, hi := 10000, ephemeral.Low()-1
 	if hi-lo < 1000 { // an unusual ephemeral range: let the kernel choose
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
@@ -186,23 +187,6 @@ func freeAddr() (string, error) {
 		}
 	}
 	return "", errors.New("testutil: no free loopback port below the ephemeral range")
-}
-
-// ephemeralLow returns the first port of the kernel's ephemeral range (32768 if unknown).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 1 {
-		return 32768
-	}
-	n, err := strconv.Atoi(f[0])
-	if err != nil {
-		return 32768
-	}
-	return n
 }
 
 // Refused reports whether a connection to addr is refused: nothing listens there any more.
