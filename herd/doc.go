@@ -222,7 +222,11 @@
 //     the stop began is discarded unanswered, so the stop has an end (a request half read is
 //     dropped too). Clients owed nothing are closed; the others are closed after their last
 //     reply (a WHATSAT waiting on Places included). Once no client is left the links are
-//     flushed and closed (and link connections still in their hello aborted). The loop runs
+//     flushed and kept open for 100 ms (linkSettle), still reading and relaying, so that
+//     servers stopped together pass on the floods in flight between them and each last
+//     snapshot holds every update; then their write sides are shut, and each is closed when
+//     the neighbour closes too, or 100 ms later (link connections still in their hello are
+//     aborted at once). The loop runs
 //     on (reactor.Loop.Shutdown) until every connection is closed and its peer has taken
 //     every byte, slow readers included: a client that sent
 //     more than the server read gets the end of stream after its last reply, and its socket is

@@ -276,7 +276,10 @@ func (l *link) down(err error) {
 	l.redialLater()
 }
 
-// stop ends the link for good: no more dials; an up link is closed once its output is written.
+// stop ends the link for good: no more dials. An up link's write side is shut once its
+// output is written (reactor.Transport.WriteEOF), and the neighbour's lines are still read
+// and applied (not flooded) until it closes too, so that a flood it sent as we stopped is
+// not lost; a plain peer's link, which has no end of its own, is closed.
 func (l *link) stop() {
 	l.stopped = true
 	l.gen++
@@ -286,10 +289,16 @@ func (l *link) stop() {
 	l.timer = nil
 	if c := l.c; c != nil {
 		l.flush()
-		if l.c == c {
-			c.state = connDone
-			c.t.Close()
+		if l.c != c {
+			return
 		}
+		if t, ok := c.t.(*reactor.Transport); ok && !l.plain {
+			c.rs = nil
+			t.WriteEOF()
+			return
+		}
+		c.state = connDone
+		c.t.Close()
 	}
 }
 

@@ -790,23 +790,71 @@ func (s *Server) beginStop() {
 	s.checkDrained()
 }
 
-// checkDrained moves the stop on: once no client is left, the links are flushed and closed
-// (each once its output is written). Loop only.
+// linkSettle is how long a stopping server's links stay open, reading and relaying, once its
+// clients are gone. Servers stopped together (a whole herd, say) still have floods in flight
+// between them; for that long each takes them and passes them on, so that every server's last
+// snapshot holds every update acknowledged before the stop. A server that stops alone loses
+// nothing by closing earlier (its neighbours have its floods, and the resync makes up the
+// rest at its restart): the wait only costs its stop that much time.
+const linkSettle = 100 * time.Millisecond
+
+// checkDrained moves the stop on: once no client is left, the links are flushed, kept
+// reading and relaying for linkSettle, then shut (closeLinks). Link connections still in
+// their hello are aborted at once. Loop only.
 func (s *Server) checkDrained() {
 	if !s.stopping || s.linksStopped || len(s.clients) > 0 {
 		return
 	}
 	s.linksStopped = true
 	s.flushLinks()
-	for _, l := range s.links {
-		l.stop()
-	}
 	for c := range s.linkConns {
-		if c.state != connDone {
+		if c.state != connUp {
 			c.state = connDone
 			c.t.Abort() // in its hello: nothing to finish
 		}
 	}
+	up := false
+	for _, l := range s.links {
+		up = up || l.c != nil
+	}
+	if !up {
+		s.closeLinks()
+		return
+	}
+	// Real time, not the loop's clock: a test's fake clock must not hold a stop forever.
+	time.AfterFunc(linkSettle, func() {
+		_ = s.loop.CallSoonThreadsafe(s.closeLinks) // ErrClosed: the stop has ended, nothing to close
+	})
+}
+
+// closeLinks ends every link as the stop's last step (link.stop): no more dials, and each
+// connection's write side is shut once its output is written, while what the neighbour still
+// sends is taken until it closes too, or for linkSettle more at most (a neighbour that does
+// not answer the end of a link must not hold the stop). Loop only.
+func (s *Server) closeLinks() {
+	s.flushLinks()
+	for _, l := range s.links {
+		l.stop()
+	}
+	for c := range s.linkConns {
+		if c.state != connUp && c.state != connDone {
+			c.state = connDone
+			c.t.Abort() // in its hello: nothing to finish
+		}
+	}
+	if len(s.linkConns) == 0 {
+		return
+	}
+	time.AfterFunc(linkSettle, func() {
+		_ = s.loop.CallSoonThreadsafe(func() {
+			for c := range s.linkConns {
+				if c.state != connDone {
+					c.state = connDone
+					c.t.Close()
+				}
+			}
+		})
+	})
 }
 
 // apply stores the record of m with its AT line if it is newer than the one held
@@ -887,7 +935,7 @@ func (s *Server) SetLinkFault(peer string, f LinkFault) error {
 func (s *Server) flood(line []byte, from *link) {
 	queued := false
 	for _, l := range s.links {
-		if l.c != nil && l != from {
+		if l.c != nil && l != from && !l.stopped {
 			l.out = append(l.out, line...)
 			l.out = append(l.out, '\n')
 			queued = true
