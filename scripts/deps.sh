@@ -5,7 +5,9 @@
 # systemd-analyze and logrotate (the deploy/ tests check the unit and the logrotate snippet
 # with them; without them those checks are skipped), lsof (the grading flow's test kills
 # a server as the course's grader does, kill $(lsof -ti:PORT)), and iproute2's ip (the
-# multi-host tests put each server in a network namespace of its own). Safe to run again.
+# multi-host tests put each server in a network namespace of its own), and Node.js (the
+# Places-path client in bench/placespath; without it, as a user other than root, that client's
+# test is skipped). Safe to run again.
 # With the argument "bench" (scripts/bench.sh passes it) also valgrind, whose callgrind the
 # benchmark harness counts instructions per request with.
 set -euo pipefail
@@ -29,6 +31,14 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     need+=(chromium fonts-dejavu-core)
   else
     echo "deps: no chromium: the status page test will be skipped (install Debian's chromium to run it)" >&2
+  fi
+fi
+
+if ! command -v node >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    need+=(nodejs)
+  else
+    echo "deps: no node: the Node.js Places-path client's test will be skipped (install Debian's nodejs)" >&2
   fi
 fi
 
