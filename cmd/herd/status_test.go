@@ -73,9 +73,9 @@ addr = "127.0.0.1:4"
 	}
 	rows := statusRows(t, out.String())
 	for name, want := range map[string]string{
-		"Alpha": `^Alpha\s+\d+s\s+\d+\s+0\s+1/1\s+\d+\.\d\s+0\s*$`,
-		"Beta":  `^Beta\s+\d+s\s+\d+\s+0\s+1/1\s+\d+\.\d\s+0\s*$`,
-		"Gamma": `^Gamma\s+\d+s\s+0\s+0\s+0/0\s+\d+\.\d\s+0\s*$`,
+		"Alpha": `^Alpha\s+(?:\d+h)?(?:\d+m)?\d+s\s+\d+\s+0\s+1/1\s+\d+\.\d\s+0\s*$`,
+		"Beta":  `^Beta\s+(?:\d+h)?(?:\d+m)?\d+s\s+\d+\s+0\s+1/1\s+\d+\.\d\s+0\s*$`,
+		"Gamma": `^Gamma\s+(?:\d+h)?(?:\d+m)?\d+s\s+0\s+0\s+0/0\s+\d+\.\d\s+0\s*$`,
 		"Delta": `^Delta\s+-\s+-\s+-\s+-\s+-\s+-\s+no admin_addr$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(rows[name]) {
