@@ -34,11 +34,17 @@ type Options struct {
 // package has printed the usage), otherwise after printing the error on stderr with the status
 // o.ExitCode gives. Call it from main only.
 func Main(run Run, o Options) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx := sigCtx
 	if o.HardStop {
+		// run sees the stop only once the signals' default action is back, so that a second
+		// signal sent as soon as run shows it is stopping ends the process.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(context.Background())
 		go func() {
-			<-ctx.Done()
-			stop() // the signals' default action again: a second one ends the process
+			<-sigCtx.Done()
+			stop()
+			cancel()
 		}()
 	}
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
