@@ -836,12 +836,8 @@ func (s *Server) closeLinks() {
 	for _, l := range s.links {
 		l.stop()
 	}
-	for c := range s.linkConns {
-		if c.state != connUp && c.state != connDone {
-			c.state = connDone
-			c.t.Abort() // in its hello: nothing to finish
-		}
-	}
+	// No connection is in its hello now: checkDrained aborted those, and a stopping server
+	// neither dials nor keeps what it accepts (linkConn.made).
 	if len(s.linkConns) == 0 {
 		return
 	}
