@@ -195,7 +195,9 @@ func (c *linkConn) EOFReceived() bool {
 // link. line is the line, or the start of one over the limit.
 func (c *linkConn) discard(line []byte, why error) {
 	c.l.m.Discarded.Add(1)
-	c.s.log.Debug("link: discarded line from a plain peer", "peer", c.l.name, "line", string(line), "why", why)
+	if c.s.logDebug {
+		c.s.log.Debug("link: discarded line from a plain peer", "peer", c.l.name, "line", string(line), "why", why)
+	}
 }
 
 // ConnectionLost implements reactor.Protocol.

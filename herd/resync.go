@@ -1,6 +1,7 @@
 package herd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -318,7 +319,7 @@ func (rs *resync) digestLine(rest []byte) error {
 			break
 		}
 		n++
-		i := indexByte(f, '=')
+		i := bytes.IndexByte(f, '=')
 		b, err1 := strconv.ParseUint(string(f[:max(i, 0)]), 10, 16)
 		d, err2 := strconv.ParseUint(string(f[i+1:]), 16, 64)
 		if i < 0 || err1 != nil || err2 != nil || b >= DigestBuckets {
@@ -395,13 +396,4 @@ func nextField(b []byte) (field, rest []byte) {
 		j++
 	}
 	return b[i:j], b[j:]
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }

@@ -122,14 +122,15 @@ type Server struct {
 	lim  Limits
 	opts options
 
-	loop    *reactor.Loop
-	prov    places.Provider
-	cache   *places.Cache // nil: off
-	log     *slog.Logger  // rare events (through lg's buffer on the loop)
-	lg      *serverLog    // frequent records, appended by hand on the loop; nil when off
-	logw    *LogWriter
-	logInfo bool // log lines in and out (checked once: the level never changes)
-	now     func() time.Time
+	loop     *reactor.Loop
+	prov     places.Provider
+	cache    *places.Cache // nil: off
+	log      *slog.Logger  // rare events (through lg's buffer on the loop)
+	lg       *serverLog    // frequent records, appended by hand on the loop; nil when off
+	logw     *LogWriter
+	logInfo  bool // log lines in and out (checked once: the level never changes)
+	logDebug bool // log ignored and discarded lines (checked once, as logInfo)
+	now      func() time.Time
 	// realClock: no clock was given (WithClock, WithLoopClock), so receive times and the
 	// loop's time are the time each event began (eventNow): one clock read per event.
 	realClock bool
@@ -256,6 +257,7 @@ func NewServer(cfg *Config, name string, opts ...Option) (*Server, error) {
 		s.log = newSlog(logSink{s.lg}, lc).With("server", name)
 	}
 	s.logInfo = s.log.Enabled(context.Background(), slog.LevelInfo)
+	s.logDebug = s.log.Enabled(context.Background(), slog.LevelDebug)
 	if d, ok := places.Dataset(s.prov); ok && d.File != "" {
 		s.log.Info("places dataset loaded", "file", d.File, "places", d.Places, "skipped", d.Skipped(),
 			"unnamed", d.Unnamed, "not_point", d.NotPoint, "invalid", d.Invalid)
@@ -886,7 +888,9 @@ func (s *Server) ignored(line []byte, err error, attrs ...any) {
 			append(attrs, "line", string(line), "max_clock_skew", s.lim.MaxClockSkew)...)
 		return
 	}
-	s.log.Debug("ignored line", append(attrs, "line", string(line), "why", err)...)
+	if s.logDebug { // not otherwise: the line's copy and the attributes would be made for nothing
+		s.log.Debug("ignored line", append(attrs, "line", string(line), "why", err)...)
+	}
 }
 
 // SetLinkFault injects fault f into this server's side of its link with its neighbour peer,
@@ -896,12 +900,7 @@ func (s *Server) ignored(line []byte, err error, attrs ...any) {
 // returns once the loop has applied it. Any goroutine but the loop, before Start or while
 // the server runs (not while Start runs).
 func (s *Server) SetLinkFault(peer string, f LinkFault) error {
-	var l *link
-	for _, x := range s.links {
-		if x.name == peer {
-			l = x
-		}
-	}
+	l := s.linkByName[peer] // built by NewServer, never changed: any goroutine may read it
 	if l == nil {
 		return fmt.Errorf("herd: %s: no link to %q", s.name, peer)
 	}
