@@ -637,7 +637,7 @@ func parseBound(b []byte) (int, error) {
 			return 0, errBound
 		}
 		v = v*10 + int(c-'0')
-		if v > 20 {
+		if v > MaxBound {
 			return 0, errBound
 		}
 	}

@@ -379,15 +379,6 @@ func (q *jobQueue) kill(js *jobState) {
 // len returns the number of live jobs. Loop only.
 func (q *jobQueue) len() int { return q.live }
 
-// held returns the entries the queue holds, dead ones included. Loop only; O(keys).
-func (q *jobQueue) held() int {
-	n := 0
-	for _, f := range q.keys {
-		n += f.held()
-	}
-	return n
-}
-
 // compact drops the dead jobs and the space before the front. Loop only.
 func (f *keyFIFO) compact() {
 	live := f.items[:0]

@@ -431,3 +431,12 @@ func BenchmarkGo(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/job")
 }
+
+// held returns the entries the queue holds, dead ones included. Loop only; O(keys).
+func (q *jobQueue) held() int {
+	n := 0
+	for _, f := range q.keys {
+		n += f.held()
+	}
+	return n
+}
