@@ -357,15 +357,9 @@ func TestParsePorts(t *testing.T) {
 
 // withPorts makes freePort use r for the rest of the test.
 func withPorts(t *testing.T, r portRange) {
-	portMu.Lock()
-	old := ports
-	portMu.Unlock()
+	old := ports.Load()
 	setPorts(r)
-	t.Cleanup(func() {
-		portMu.Lock()
-		ports, nextPort = old, 0
-		portMu.Unlock()
-	})
+	t.Cleanup(func() { ports.Store(old) })
 }
 
 // TestPortRange checks that every port of a run comes from -ports: the ones freePort hands

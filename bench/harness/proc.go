@@ -5,13 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -148,60 +147,25 @@ func parsePorts(s string) (portRange, error) {
 // listeners and a probe, beside ports not yet released by the run before.
 const minPorts = 100
 
-// defaultPorts is the range without -ports: from 10000 to below the kernel's ephemeral range,
-// so that the outgoing connections of a run (10,000 clients, links) can never hold a port a
-// server is about to bind; nil when that leaves fewer than 1,000 ports (the kernel then picks).
-func defaultPorts() *portRange {
-	lo, hi := 10000, ephemeral.Low()-1
-	if hi-lo+1 < 1000 {
-		return nil
-	}
-	return &portRange{lo, hi}
-}
+// ports is where freePort takes its ports from: without -ports, from 10000 to below the
+// kernel's ephemeral range, so that the outgoing connections of a run (10,000 clients, links)
+// can never hold a port a server is about to bind (the kernel picks when that range is small).
+var ports atomic.Pointer[ephemeral.Ports]
 
-var (
-	portMu   sync.Mutex
-	ports    = defaultPorts() // set by run from -ports before any port is taken
-	nextPort int
-)
+func init() { ports.Store(ephemeral.Below()) }
 
 // setPorts makes freePort take its ports from r. Any goroutine, before the first freePort.
-func setPorts(r portRange) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	ports, nextPort = &r, 0
-}
+func setPorts(r portRange) { ports.Store(ephemeral.NewPorts(r.lo, r.hi)) }
 
-// freePort returns a loopback port of the range that was free a moment ago. Ports are handed
-// out in turn from a random start, so that one run's servers do not get the ports the last
+// freePort returns a loopback port of the range that was free a moment ago, in turn from a
+// random start (ephemeral.Ports), so that one run's servers do not get the ports the last
 // run's are still releasing.
 func freePort() (int, error) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	if ports == nil {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port, nil
+	p, err := ports.Load().Next()
+	if err != nil {
+		return 0, fmt.Errorf("harness: %w", err)
 	}
-	lo, hi := ports.lo, ports.hi
-	if nextPort < lo || nextPort > hi {
-		nextPort = lo + rand.IntN(hi-lo+1)
-	}
-	for range hi - lo + 1 {
-		p := nextPort
-		if nextPort++; nextPort > hi {
-			nextPort = lo
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err == nil {
-			ln.Close()
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("harness: no free port in %s", ports)
+	return p, nil
 }
 
 // raiseFileLimit raises this process's soft open-file limit to its hard limit.

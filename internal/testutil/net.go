@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -155,38 +155,15 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
-var (
-	portMu   sync.Mutex
-	nextPort int // 0 until the first FreeAddr
-)
+// ports is where FreeAddr takes its ports from.
+var ports = ephemeral.Below()
 
 func freeAddr() (string, error) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	lo, hi := 10000, ephemeral.Low()-1
-	if hi-lo < 1000 { // an unusual ephemeral range: let the kernel choose
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		defer ln.Close()
-		return ln.Addr().String(), nil
+	p, err := ports.Next()
+	if err != nil {
+		return "", fmt.Errorf("testutil: %w", err)
 	}
-	if nextPort == 0 {
-		nextPort = lo + rand.IntN(hi-lo+1)
-	}
-	for range hi - lo + 1 {
-		p := nextPort
-		if nextPort++; nextPort > hi {
-			nextPort = lo
-		}
-		addr := "127.0.0.1:" + strconv.Itoa(p)
-		if ln, err := net.Listen("tcp4", addr); err == nil {
-			ln.Close()
-			return addr, nil
-		}
-	}
-	return "", errors.New("testutil: no free loopback port below the ephemeral range")
+	return "127.0.0.1:" + strconv.Itoa(p), nil
 }
 
 // Refused reports whether a connection to addr is refused: nothing listens there any more.
