@@ -121,7 +121,23 @@ func (w *styled) object(o Object) {
 	w.buf = append(w.buf, '}')
 }
 
-func cmpKey(a, b Member) int { return strings.Compare(a.Key, b.Key) }
+// cmpKey orders members by key, byte-wise, as a JSON reader sees the keys: bytes that are not
+// UTF-8 read as U+FFFD (encoding/json and Python do so), so that keys which read alike keep
+// their order and the last of them still wins for such a reader.
+func cmpKey(a, b Member) int { return strings.Compare(readKey(a.Key), readKey(b.Key)) }
+
+// readKey returns k with each byte that is not UTF-8 replaced by U+FFFD; k itself, without
+// a copy, when it is valid (every key in practice).
+func readKey(k string) string {
+	if utf8.ValidString(k) {
+		return k
+	}
+	var b strings.Builder
+	for _, r := range k { // ranging a string yields U+FFFD for each byte that is not UTF-8
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // nonEmptyContainer reports whether v is an array or object with elements.
 func nonEmptyContainer(v any) bool {
