@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -300,6 +301,7 @@ func (l *Loop) checkLinger(t *Transport) (progress bool) {
 	}
 	delete(l.watch, t)
 	if t.state == stDraining {
+		t.releaseEnrolled() // gap 7
 		_ = l.el.Close(t.c) // synchronous: OnClose runs inside
 	}
 	return true
@@ -586,6 +588,10 @@ type enrollTag struct {
 	factory  ProtocolFactory
 	outbound bool        // made by Dial
 	done     atomic.Bool // arrived: counted off Loop.enrolls
+
+	// answer is gnet's answer channel, stored by enroll once Enroll returns: gnet closes it
+	// after its worker has closed its own descriptor of the socket (gap 7).
+	answer atomic.Pointer[<-chan gnet.RegisteredResult]
 }
 
 // enroll hands nc to the loop as tag's connection, counted in Loop.enrolls until it arrives.
@@ -609,6 +615,7 @@ func (l *Loop) enroll(nc net.Conn, tag *enrollTag) (<-chan gnet.RegisteredResult
 		}
 		return nil, err
 	}
+	tag.answer.Store(&ch)
 	return ch, nil
 }
 
@@ -642,4 +649,37 @@ func sendQueued(fd int) int {
 		return 0
 	}
 	return n
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gap 7: Enroll's worker holds the socket for a moment after OnOpen.
+//
+// EventLoop.Enroll gives the loop a duplicate of the connection's descriptor; gnet's worker
+// closes the original only after the loop has run OnOpen, once the scheduler gets round to it.
+// Until then, gnet's close of its duplicate closes nothing: the socket stays open, unread, and
+// when the worker closes the original with input queued the kernel sends the reset a
+// lingering close exists to avoid. A connection closed within moments of its arrival (an
+// invalid first line, say) could end its linger in that window. So before ending a linger the
+// loop waits for the worker to let go (releaseEnrolled): gnet closes its answer channel right
+// after the original descriptor, and the worker has nothing left that can block, so the wait
+// is one goroutine switch at worst and none once the channel is closed, as it is for all but
+// the youngest connections. Waiting is safe outside OnOpen only (the worker waits for the
+// loop to finish OnOpen), and lingers end in passes and OnTraffic.
+// ---------------------------------------------------------------------------------------------
+
+// releaseEnrolled returns once gnet's enrolling worker has closed its own descriptor of t's
+// socket, so that closing t's closes the socket. Loop only, never in OnOpen.
+func (t *Transport) releaseEnrolled() {
+	tag := t.tag
+	if tag == nil {
+		return
+	}
+	t.tag = nil
+	p := tag.answer.Load()
+	for p == nil { // enroll stores it as soon as Enroll returns: a few instructions away
+		runtime.Gosched()
+		p = tag.answer.Load()
+	}
+	for range *p { // the answer, if its reader has not taken it; then the close
+	}
 }

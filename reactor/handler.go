@@ -50,12 +50,14 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l.evSeq++
 	var f ProtocolFactory
 	outbound := false
+	var enrolled *enrollTag
 	switch tag := c.Context().(type) {
 	case *wakerTag:
 		l.wakerOpened(c)
 		return nil, gnet.None
 	case *enrollTag:
 		tag.arrived(l)
+		enrolled = tag
 		f = tag.factory
 		outbound = tag.outbound
 	}
@@ -73,6 +75,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		high:     defaultHigh,
 		low:      defaultLow,
 		outbound: outbound,
+		tag:      enrolled,
 		dfd:      -1,
 	}
 	if a := c.LocalAddr(); a != nil {

@@ -112,6 +112,7 @@ type Transport struct {
 	lastSize int // write buffer size at the last drain check
 	lostErr  error
 	outbound bool
+	tag      *enrollTag // until gnet's worker is known to have let go of the socket (gap 7)
 	local    net.Addr
 	remote   net.Addr
 
@@ -320,6 +321,7 @@ func (t *Transport) endLinger() {
 func (t *Transport) lingerEnds() (closeNow bool) {
 	l := t.l
 	if !l.shutting || sendQueued(t.c.Fd()) == 0 {
+		t.releaseEnrolled()
 		return true
 	}
 	t.state = stDraining
