@@ -173,7 +173,8 @@
 // saying what is missing and what it costs: a wake-up that waits for the next poll (the waker),
 // a drain callback (drain polling), half-close (the writer on a duplicated descriptor), an
 // acceptor that outlives a failed accept (the loop accepts itself), abandoning a connection
-// handed to Enroll, and the size of the kernel's send queue (SIOCOUTQ).
+// handed to Enroll, the size of the kernel's send queue (SIOCOUTQ), and a close that closes
+// even while Enroll's worker still holds its own descriptor of the socket.
 //
 // # Example
 //
