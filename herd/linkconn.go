@@ -434,7 +434,9 @@ func (c *linkConn) linkLine(line []byte, recv codec.Time) {
 		switch r := s.core.Handle(line, recv, FromPlainLink); r.Action {
 		case Store:
 			s.metrics.PeerUpdates.Add(1)
-			s.apply(r.Msg, r.Line, l)
+			if a := s.apply(r.Msg, r.Line, l); s.logInfo {
+				s.linkIn(l, line, a)
+			}
 		default:
 			c.discard(line, r.Err)
 		}
@@ -454,7 +456,9 @@ func (c *linkConn) linkLine(line []byte, recv codec.Time) {
 	switch r.Action {
 	case Store:
 		s.metrics.PeerUpdates.Add(1)
-		s.apply(r.Msg, r.Line, l)
+		if a := s.apply(r.Msg, r.Line, l); s.logInfo {
+			s.linkIn(l, line, a)
+		}
 	case Ignore:
 		s.ignored(line, r.Err, "peer", l.name)
 	default:

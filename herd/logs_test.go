@@ -454,3 +454,41 @@ func TestProbeConnectionLogsNoInfo(t *testing.T) {
 		})
 	}
 }
+
+// TestServerLogsEveryLinkLine: at INFO every AT line a neighbour sends on its link has a
+// record, with the neighbour's name and what came of it: an update stored and passed on, and a
+// duplicate that changed nothing. The flood it causes is in that record, not in one more.
+func TestServerLogsEveryLinkLine(t *testing.T) {
+	lnB, lnC := testutil.Listen(t), testutil.Listen(t)
+	connsB, _ := fakeNeighbour(t, "B", lnB)
+	connsC, _ := fakeNeighbour(t, "C", lnC)
+	var dst testutil.SyncBuffer
+	cfg := testConfig(t, "", ServerConfig{Name: "A", Peers: []string{"B", "C"}},
+		ServerConfig{Name: "B", PeerAddr: lnB.Addr().String()}, ServerConfig{Name: "C", PeerAddr: lnC.Addr().String()})
+	a := startServer(t, cfg, "A", WithLogOutput(&dst), WithClock(fixedClock(1_700_000_000, 0)))
+	b := testutil.Recv(t, connsB, "A's link to B")
+	c := testutil.Recv(t, connsC, "A's link to C")
+	testutil.WaitFor(t, "the links up", func() bool { return a.Metrics().LinksUp.Load() == 2 })
+	const line = "AT B +0.000000000 f +1+1 1699999999"
+	b.send(line + "\n" + line + "\n")
+	if _, got := c.until("AT "); got != line {
+		t.Fatalf("C got %q, want %q", got, line)
+	}
+	testutil.WaitFor(t, "the duplicate", func() bool { return a.Metrics().Stale.Load() == 1 })
+	testutil.Stop(t, a.Shutdown)
+
+	log := dst.String()
+	in := `msg=in server=A peer=B in="` + regexp.QuoteMeta(line) + `" result=`
+	want := []string{in + `flooded\n`, in + `stale\n`}
+	rest := log
+	for _, w := range want {
+		loc := regexp.MustCompile(w).FindStringIndex(rest)
+		if loc == nil {
+			t.Fatalf("no record %q in order in log:\n%s", w, log)
+		}
+		rest = rest[loc[1]:]
+	}
+	if strings.Contains(log, "msg=flood") {
+		t.Errorf("a neighbour's update is logged twice, as a flood too:\n%s", log)
+	}
+}

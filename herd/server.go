@@ -855,10 +855,21 @@ func (s *Server) closeLinks() {
 	})
 }
 
+// applied is what came of an update (Server.apply).
+type applied uint8
+
+const (
+	stale   applied = iota // not newer than the record held: dropped
+	stored                 // stored, and no link was up to take it
+	flooded                // stored and queued on every link up but the one it came on
+)
+
+var appliedText = [...]string{stale: "stale", stored: "stored", flooded: "flooded"}
+
 // apply stores the record of m with its AT line if it is newer than the one held
 // (Table.Apply) and floods it to every link but from's (the link it came on; nil for a
-// client's). Loop only.
-func (s *Server) apply(m *codec.Message, line []byte, from *link) {
+// client's), and says which it did. Loop only.
+func (s *Server) apply(m *codec.Message, line []byte, from *link) applied {
 	changes := s.table.Changes()
 	changed := s.table.Apply(m, line)
 	if s.table.Changes() != changes { // stored, or something evicted or expired
@@ -866,11 +877,25 @@ func (s *Server) apply(m *codec.Message, line []byte, from *link) {
 	}
 	if !changed {
 		s.metrics.Stale.Add(1)
-		return
+		return stale
 	}
 	s.metrics.Stored.Add(1)
 	s.recent.add(s.eventNow(), m.Kind == codec.AT, line)
-	s.flood(line, from)
+	if !s.flood(line, from) {
+		return stored
+	}
+	return flooded
+}
+
+// linkIn logs an AT line a neighbour sent on link l, with what came of it: the one record of
+// a line in whose flood is not logged apart (Server.flood). Loop only, at INFO.
+func (s *Server) linkIn(l *link, line []byte, r applied) {
+	g := s.lg
+	g.begin(slog.LevelInfo, "in")
+	g.str("peer", l.name)
+	g.line("in", line)
+	g.str("result", appliedText[r])
+	g.end()
 }
 
 // noteTable updates the metrics of the record table after it changed. Loop only.
@@ -926,8 +951,9 @@ func (s *Server) SetLinkFault(peer string, f LinkFault) error {
 // flood queues an AT line (without "\n") on every link that is up but from (nil: none), to
 // be written by flushLinks at the end of the read that caused it: before the reply to the
 // client, so that a client that has its reply finds its update at the neighbours whenever
-// the links are up. Loop only.
-func (s *Server) flood(line []byte, from *link) {
+// the links are up. It reports whether a link took it. A client's update flooded is logged
+// here; a neighbour's is logged with the line that brought it (linkIn). Loop only.
+func (s *Server) flood(line []byte, from *link) bool {
 	queued := false
 	for _, l := range s.links {
 		if l.c != nil && l != from && !l.stopped {
@@ -937,16 +963,17 @@ func (s *Server) flood(line []byte, from *link) {
 		}
 	}
 	if !queued {
-		return
+		return false
 	}
 	s.floodPending = true
 	s.metrics.FloodLines.Add(1)
-	if s.logInfo {
+	if s.logInfo && from == nil {
 		g := s.lg
 		g.begin(slog.LevelInfo, "flood")
 		g.line("line", line)
 		g.end()
 	}
+	return true
 }
 
 // flushLinks writes each link's gathered floods in one write. Every front end calls it at
