@@ -223,7 +223,16 @@ func (c *clientConn) DataReceived(data []byte) {
 	} else if c.timer != nil || s.lim.LineTimeout > 0 {
 		c.noteRead(data)
 	}
-	c.flushOut()
+	switch {
+	case c.dirty: // queued for the end of the pass, its earlier replies with it
+	case s.floodPending:
+		// The floods of this round's reads wait for its end, and the replies with them, so
+		// that each link gets one write per round, not one per client read (flushDirty).
+		c.dirty = true
+		s.flushAtPassEnd(c)
+	default:
+		c.flushOut()
+	}
 }
 
 // noteRead notes when data arrived, for the deadlines: the last read, and the start of a

@@ -69,14 +69,15 @@
 //   - AT lines from neighbours are stored and flooded in canonical form: their six fields
 //     joined by single spaces, whatever white space the sender used (SPEC §2), so every WHATSAT
 //     reply carries a canonical AT line and "newer" compares canonical lines.
-//   - Links: see Links below. Their floods are gathered per link during one read (of a client
-//     or of another link) and written in one write per link at its end, before the client
-//     replies of that read (clientConn.flushOut calls Server.flushLinks first): a client that
-//     has read its AT reply finds its update at every neighbour whose link is up, since the
-//     flood was in the neighbour's socket before the reply was in the client's. (It is
-//     certain on one host; across a network the two take different paths, and a link whose
-//     write buffer is not empty holds the flood back.) This costs the gathering across
-//     connections that one flush per loop pass gave: one write per link per read. An update
+//   - Links: see Links below. The floods of a loop round's client reads are gathered per link
+//     and written at the round's end (the pass after the round's I/O, Server.flushAtPassEnd),
+//     in one write per link, and the replies of the reads that flooded wait for them:
+//     clientConn.flushOut calls Server.flushLinks first. So a client that has read its AT
+//     reply finds its update at every neighbour whose link is up, since the flood was in the
+//     neighbour's socket before the reply was in the client's. (It is certain on one host;
+//     across a network the two take different paths, and a link whose write buffer is not
+//     empty holds the flood back.) A read that floods nothing is answered at once. A link's
+//     read relays what it applied at its end, in one write per other link. An update
 //     is not flooded back on the link it came from. A link whose unsent bytes pass
 //     max_link_unsent is aborted and redialled, and the resync of its next connection
 //     repairs what was dropped; it counts as down at once: its resync stops and no more
