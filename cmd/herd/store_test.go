@@ -83,8 +83,11 @@ func TestProcessKillLosesAtMostASecond(t *testing.T) {
 		total += len(a)
 	}
 	t.Logf("%d updates acknowledged in 2-3 s, %d lost at the kill, the oldest acknowledged %v before it", total, lost, oldest)
-	if oldest > 2*time.Second {
-		t.Errorf("an update acknowledged %v before the kill was lost: snapshots are at most a second apart", oldest)
+	// A snapshot begins at most a second after a change; what it misses is what changed
+	// while it was written (a table of 20 records: milliseconds, fsync included, but a busy
+	// machine may take longer to run the writer).
+	if oldest > 1500*time.Millisecond {
+		t.Errorf("an update acknowledged %v before the kill was lost: snapshots begin at most a second apart", oldest)
 	}
 	if total < 500 {
 		t.Errorf("only %d updates in 2 s or more", total)
